@@ -1,0 +1,1 @@
+//! Host system interface: the only crate allowed `unsafe`.
