@@ -1,1 +1,13 @@
-//! Host system interface: the only crate allowed `unsafe`.
+//! Host system interface: raw host syscalls, ptrace, seccomp, the memory file
+//! and the stub processes. This is the only crate in moat allowed `unsafe`;
+//! everything it exports is safe and bounds-checked.
+
+pub mod memfile;
+pub mod ptrace;
+pub mod seccomp;
+pub mod stub;
+pub mod sys;
+
+pub use memfile::MemoryFile;
+pub use ptrace::{Regs, Tracee, StopReason};
+pub use stub::{StubFactory, STUB_BASE, APP_TOP};

@@ -1,0 +1,212 @@
+//! The memory file: one memfd holding every page of app memory, mapped once
+//! into the Sentry (its own view) and into stubs as MAP_SHARED windows.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Size of a page on x86-64.
+pub const PAGE: u64 = 4096;
+
+/// The memory file and the Sentry's mapping of all of it.
+#[derive(Debug)]
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: usize,
+    size: u64,
+}
+
+// SAFETY: the mapping is shared memory accessed only through bounds-checked byte copies;
+// no references into it are ever handed out, so sharing between threads is sound.
+unsafe impl Send for MemoryFile {}
+// SAFETY: as above.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    /// Creates a sparse memory file of `size` bytes (rounded to pages) and maps it.
+    pub fn new(size: u64) -> io::Result<MemoryFile> {
+        let size = size.div_ceil(PAGE) * PAGE;
+        // SAFETY: the name is a valid NUL-terminated string.
+        let raw = unsafe { libc::memfd_create(c"moat-memory".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: memfd_create returned a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: fd is a valid memfd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh shared mapping of the whole file at an address the kernel picks.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(MemoryFile { fd, base: p as usize, size })
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The memfd, for mapping windows into stubs.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn check(&self, off: u64, len: usize) -> io::Result<usize> {
+        match off.checked_add(len as u64) {
+            Some(end) if end <= self.size => Ok(self.base + off as usize),
+            _ => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `off` out of the file.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        let src = self.check(off, buf.len())?;
+        // SAFETY: [src, src+len) lies inside our live mapping (checked above); buf is a distinct
+        // Rust allocation. App processes may write the same pages concurrently; we copy bytes
+        // and never create references into the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the file at `off`.
+    pub fn write(&self, off: u64, data: &[u8]) -> io::Result<()> {
+        let dst = self.check(off, data.len())?;
+        // SAFETY: as in `read`, with the direction reversed.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    /// Fills `len` bytes at `off` with zeros without allocating (holes read as zero).
+    pub fn zero(&self, off: u64, len: u64) -> io::Result<()> {
+        self.check(off, len as usize)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: fallocate on our own memfd within its size.
+        let r = unsafe {
+            libc::fallocate(
+                self.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src` to `dst` (non-overlapping ranges), skipping holes so that
+    /// sparse ranges stay sparse.
+    pub fn copy(&self, src: u64, dst: u64, len: u64) -> io::Result<()> {
+        self.check(src, len as usize)?;
+        self.check(dst, len as usize)?;
+        let end = src + len;
+        let mut pos = src;
+        while pos < end {
+            let data = match self.seek(pos, libc::SEEK_DATA)? {
+                Some(d) if d < end => d,
+                _ => break,
+            };
+            let hole = self.seek(data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
+            let n = (hole - data) as usize;
+            // SAFETY: both ranges were bounds-checked against the mapping and do not overlap
+            // (the allocator hands out disjoint ranges); raw byte copy, no references formed.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (self.base + data as usize) as *const u8,
+                    (self.base + (dst + (data - src)) as usize) as *mut u8,
+                    n,
+                )
+            };
+            pos = hole;
+        }
+        Ok(())
+    }
+
+    fn seek(&self, off: u64, whence: i32) -> io::Result<Option<u64>> {
+        // SAFETY: lseek on our own fd.
+        let r = unsafe { libc::lseek(self.fd.as_raw_fd(), off as libc::off_t, whence) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        Ok(Some(r as u64))
+    }
+
+    /// Bytes of the file actually backed by memory (for accounting and /proc/meminfo).
+    pub fn resident_bytes(&self) -> u64 {
+        // SAFETY: stat is plain data, fstat writes it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is valid, st is writable.
+        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } < 0 {
+            return 0;
+        }
+        st.st_blocks as u64 * 512
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: base/size describe the mapping made in `new`, no longer used.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.size as usize) };
+    }
+}
+
+impl MemoryFile {
+    fn atomic_u32(&self, off: u64) -> io::Result<&std::sync::atomic::AtomicU32> {
+        if off % 4 != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let p = self.check(off, 4)?;
+        // SAFETY: p is 4-aligned (base is page-aligned, off is 4-aligned) and lies inside our
+        // mapping, which lives as long as &self; AtomicU32 tolerates concurrent access from
+        // other processes sharing the page.
+        Ok(unsafe { &*(p as *const std::sync::atomic::AtomicU32) })
+    }
+
+    /// Atomically loads the u32 at `off` (a word shared with a stub).
+    pub fn load_u32(&self, off: u64) -> io::Result<u32> {
+        Ok(self.atomic_u32(off)?.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Atomically stores the u32 at `off`.
+    pub fn store_u32(&self, off: u64, v: u32) -> io::Result<()> {
+        self.atomic_u32(off)?.store(v, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Shared (cross-process) FUTEX_WAIT on the word at `off` while it equals `expected`,
+    /// for at most `timeout_ms`.
+    pub fn futex_wait(&self, off: u64, expected: u32, timeout_ms: u64) -> io::Result<()> {
+        let a = self.atomic_u32(off)?;
+        let ts = libc::timespec { tv_sec: (timeout_ms / 1000) as i64, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as i64 };
+        // SAFETY: a points to a live 4-byte word; ts is a valid timespec.
+        unsafe { libc::syscall(libc::SYS_futex, a as *const _ as usize, libc::FUTEX_WAIT, expected, &ts as *const _, 0, 0) };
+        Ok(())
+    }
+
+    /// Shared FUTEX_WAKE of every waiter on the word at `off`.
+    pub fn futex_wake(&self, off: u64) -> io::Result<()> {
+        let a = self.atomic_u32(off)?;
+        // SAFETY: a points to a live 4-byte word.
+        unsafe { libc::syscall(libc::SYS_futex, a as *const _ as usize, libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! ptrace of stub threads: attach, run until the next syscall or signal
+//! (PTRACE_SYSEMU), registers, and syscalls injected at the stub's own
+//! `syscall` instruction.
+
+use std::io;
+
+/// The general-purpose registers of an app thread (the kernel's `user_regs_struct`).
+pub type Regs = libc::user_regs_struct;
+
+/// Why a traced stub thread stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The app executed `syscall`; it was not run (SYSEMU).
+    Syscall,
+    /// A host signal arrived for the stub: a fault from app code (SIGSEGV, SIGBUS, SIGFPE,
+    /// SIGILL, SIGTRAP) or a kick from the Sentry. Carries signo, si_code and si_addr.
+    Signal { signo: i32, code: i32, addr: u64 },
+    /// The stub thread is gone (killed, or exited); carries the raw wait status.
+    Gone(i32),
+}
+
+/// A stub thread traced by the calling Sentry thread. Every method must be called from
+/// the host thread that attached it (ptrace's rule); the type is deliberately !Send.
+#[derive(Debug)]
+pub struct Tracee {
+    pid: i32,
+    tid: i32,
+    inject_ip: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
+    // SAFETY: every caller passes a request whose addr/data are either integers or pointers to
+    // live, correctly sized buffers owned by the caller for the duration of the call.
+    let r = unsafe { libc::ptrace(req, tid, addr, data) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
+fn wait(tid: i32) -> io::Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if r >= 0 {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+impl Tracee {
+    /// Seizes the parked stub thread `tid` of process `pid` and stops it.
+    pub(crate) fn seize(pid: i32, tid: i32, inject_ip: u64) -> io::Result<Tracee> {
+        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
+        ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)?;
+        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
+        let t = Tracee { pid, tid, inject_ip, _not_send: std::marker::PhantomData };
+        loop {
+            let st = wait(tid)?;
+            if libc::WIFSTOPPED(st) && (st >> 16) == libc::PTRACE_EVENT_STOP {
+                break;
+            }
+            if !libc::WIFSTOPPED(st) {
+                return Err(io::Error::other(format!("stub {tid} died while being attached (status {st:#x})")));
+            }
+            // A signal-delivery stop before the interrupt: suppress it and wait again.
+            ptrace(libc::PTRACE_CONT, tid, 0, 0)?;
+        }
+        Ok(t)
+    }
+
+    /// Host process id of the stub.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Host thread id of the stub thread.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// Reads the general-purpose registers.
+    pub fn get_regs(&self) -> io::Result<Regs> {
+        // SAFETY: user_regs_struct is plain data.
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        ptrace(libc::PTRACE_GETREGS, self.tid, 0, &mut regs as *mut Regs as usize)?;
+        Ok(regs)
+    }
+
+    /// Writes the general-purpose registers.
+    pub fn set_regs(&self, regs: &Regs) -> io::Result<()> {
+        ptrace(libc::PTRACE_SETREGS, self.tid, 0, regs as *const Regs as usize)?;
+        Ok(())
+    }
+
+    /// Reads the legacy FXSAVE area (x87/SSE state).
+    pub fn get_fpregs(&self) -> io::Result<[u8; 512]> {
+        let mut buf = [0u8; 512];
+        ptrace(libc::PTRACE_GETFPREGS, self.tid, 0, buf.as_mut_ptr() as usize)?;
+        Ok(buf)
+    }
+
+    /// Writes the legacy FXSAVE area.
+    pub fn set_fpregs(&self, buf: &[u8; 512]) -> io::Result<()> {
+        ptrace(libc::PTRACE_SETFPREGS, self.tid, 0, buf.as_ptr() as usize)?;
+        Ok(())
+    }
+
+    /// Runs app code with `regs` until the next syscall or signal.
+    pub fn run(&self, regs: &mut Regs) -> io::Result<StopReason> {
+        // orig_rax = -1: the host kernel must never apply its own syscall-restart logic to
+        // app registers (the Sentry does restarts itself).
+        let mut r = *regs;
+        r.orig_rax = u64::MAX;
+        self.set_regs(&r)?;
+        ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0)?;
+        loop {
+            let st = wait(self.tid)?;
+            if !libc::WIFSTOPPED(st) {
+                return Ok(StopReason::Gone(st));
+            }
+            let sig = libc::WSTOPSIG(st);
+            if sig == (libc::SIGTRAP | 0x80) {
+                *regs = self.get_regs()?;
+                return Ok(StopReason::Syscall);
+            }
+            if (st >> 16) != 0 {
+                // A ptrace event stop (e.g. an interrupt); just go on.
+                ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0)?;
+                continue;
+            }
+            // SAFETY: siginfo_t is plain data.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            ptrace(libc::PTRACE_GETSIGINFO, self.tid, 0, &mut info as *mut _ as usize)?;
+            *regs = self.get_regs()?;
+            // SAFETY: si_addr is valid to read for any siginfo (it is a union field of plain data).
+            let addr = unsafe { info.si_addr() } as u64;
+            return Ok(StopReason::Signal { signo: sig, code: info.si_code, addr });
+        }
+    }
+
+    /// Runs one host syscall inside the stub (at its `syscall; int3` pair) and returns its
+    /// raw result (negative errno on failure). The app's registers are preserved.
+    pub fn inject(&self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        let saved = self.get_regs()?;
+        let mut r = saved;
+        r.rip = self.inject_ip;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        self.set_regs(&r)?;
+        ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
+        let result = loop {
+            let st = wait(self.tid)?;
+            if !libc::WIFSTOPPED(st) {
+                return Err(io::Error::other(format!("stub {} died in injected syscall {nr} (status {st:#x})", self.tid)));
+            }
+            let sig = libc::WSTOPSIG(st);
+            if sig == libc::SIGTRAP && (st >> 16) == 0 {
+                break self.get_regs()?.rax as i64;
+            }
+            // Something else (a kick) arrived first: suppress it and let the syscall finish.
+            ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
+        };
+        self.set_regs(&saved)?;
+        Ok(result)
+    }
+
+    /// Kills the stub process and reaps the traced thread.
+    pub fn kill(&self) {
+        let _ = crate::sys::kill(self.pid, libc::SIGKILL);
+        loop {
+            match wait(self.tid) {
+                Ok(st) if libc::WIFSTOPPED(st) => {
+                    let _ = ptrace(libc::PTRACE_CONT, self.tid, 0, 0);
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+impl Drop for Tracee {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

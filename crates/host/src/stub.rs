@@ -1,0 +1,360 @@
+//! Stub processes: the host processes app code runs in. A clean *source stub*
+//! (its address space holds only the stub pages) clones new stubs on request.
+
+use std::io;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::memfile::{MemoryFile, PAGE};
+use crate::ptrace::Tracee;
+use crate::seccomp::{self, Rule};
+
+/// Where the stub's code page is mapped in every stub; its data page follows.
+pub const STUB_BASE: u64 = 0x7fff_fff0_0000;
+/// The first address app mappings may not use (the stub pages start here).
+pub const APP_TOP: u64 = STUB_BASE;
+const DATA: u64 = STUB_BASE + PAGE;
+
+// Data page layout (offsets), shared by the source stub and the Sentry.
+const REQ: u64 = 0;
+const DONE: u64 = 4;
+const RESP: u64 = 8;
+const ZERO_MASK: u64 = 16;
+const FPROG: u64 = 24;
+const SA_IGN: u64 = 64;
+const FILTER: u64 = 256;
+
+std::arch::global_asm!(
+    ".pushsection .text.moat_stub_boot,\"ax\",@progbits",
+    ".globl moat_stub_bootstrap",
+    "moat_stub_bootstrap:",
+    // In the freshly forked child of the Sentry: map the stub pages from the memory file
+    // at STUB_BASE and jump there. Uses no stack. rdi=memfd, rsi=code offset, rdx=data offset.
+    "mov r12, rdi",
+    "mov r13, rsi",
+    "mov r14, rdx",
+    "mov eax, 9",
+    "mov rdi, 0x7ffffff00000",
+    "mov esi, 4096",
+    "mov edx, 5",
+    "mov r10d, 0x11",
+    "mov r8, r12",
+    "mov r9, r13",
+    "syscall",
+    "cmp rax, rdi",
+    "jne .Lmoat_boot_fail",
+    "mov eax, 9",
+    "mov rdi, 0x7ffffff01000",
+    "mov esi, 4096",
+    "mov edx, 3",
+    "mov r10d, 0x11",
+    "mov r8, r12",
+    "mov r9, r14",
+    "syscall",
+    "cmp rax, rdi",
+    "jne .Lmoat_boot_fail",
+    "mov rdi, r12",
+    "mov rax, 0x7ffffff00000",
+    "jmp rax",
+    ".Lmoat_boot_fail:",
+    "mov edi, 121",
+    "mov eax, 231",
+    "syscall",
+    "ud2",
+    // The stub page itself: copied into the memory file, so position-independent.
+    ".p2align 12",
+    ".globl moat_stub_code_start",
+    "moat_stub_code_start:",
+    "mov r15, rdi",
+    "mov rbx, 0x7ffffff01000",
+    // Drop everything but the stub pages.
+    "mov eax, 11",
+    "xor edi, edi",
+    "mov rsi, 0x7ffffff00000",
+    "syscall",
+    "mov eax, 11",
+    "mov rdi, 0x7ffffff02000",
+    "mov rsi, 0xfd000",
+    "syscall",
+    // Close every fd but the memory file.
+    "test r15, r15",
+    "jz .Lmoat_cr2",
+    "mov eax, 436",
+    "xor edi, edi",
+    "lea rsi, [r15 - 1]",
+    "xor edx, edx",
+    "syscall",
+    ".Lmoat_cr2:",
+    "mov eax, 436",
+    "lea rdi, [r15 + 1]",
+    "mov esi, 0xffffffff",
+    "xor edx, edx",
+    "syscall",
+    // Empty signal mask; ignore SIGCHLD so cloned stubs are reaped by the kernel.
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rbx + 16]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    "mov eax, 13",
+    "mov edi, 17",
+    "lea rsi, [rbx + 64]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    // Die with the Sentry; no new privileges; then the allow-list.
+    "mov eax, 157",
+    "mov edi, 1",
+    "mov esi, 9",
+    "syscall",
+    "mov eax, 157",
+    "mov edi, 38",
+    "mov esi, 1",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "syscall",
+    "mov eax, 317",
+    "mov edi, 1",
+    "xor esi, esi",
+    "lea rdx, [rbx + 24]",
+    "syscall",
+    "test rax, rax",
+    "jnz .Lmoat_stub_die",
+    // Ready: bump DONE and wake the Sentry.
+    "lock inc dword ptr [rbx + 4]",
+    "mov eax, 202",
+    "lea rdi, [rbx + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    // Serve clone requests: wait for REQ != 0, fork, publish the pid in RESP.
+    ".Lmoat_serve:",
+    "mov eax, dword ptr [rbx]",
+    "test eax, eax",
+    "jnz .Lmoat_clone",
+    "mov eax, 202",
+    "mov rdi, rbx",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "syscall",
+    "jmp .Lmoat_serve",
+    ".Lmoat_clone:",
+    "mov eax, 56",
+    "mov edi, 17",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "syscall",
+    "test rax, rax",
+    "jz .Lmoat_child",
+    "mov dword ptr [rbx + 8], eax",
+    "mov dword ptr [rbx], 0",
+    "lock inc dword ptr [rbx + 4]",
+    "mov eax, 202",
+    "lea rdi, [rbx + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp .Lmoat_serve",
+    // A new stub: die with the source stub, drop the shared data page, park until seized.
+    ".Lmoat_child:",
+    "mov eax, 157",
+    "mov edi, 1",
+    "mov esi, 9",
+    "syscall",
+    "mov eax, 11",
+    "mov rdi, rbx",
+    "mov esi, 4096",
+    "syscall",
+    ".Lmoat_park:",
+    "mov eax, 202",
+    "lea rdi, [rip + moat_stub_park_word]",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "syscall",
+    "jmp .Lmoat_park",
+    ".Lmoat_stub_die:",
+    "mov edi, 122",
+    "mov eax, 231",
+    "syscall",
+    ".globl moat_stub_inject",
+    "moat_stub_inject:",
+    "syscall",
+    "int3",
+    ".p2align 3",
+    "moat_stub_park_word:",
+    ".long 0",
+    ".globl moat_stub_code_end",
+    "moat_stub_code_end:",
+    ".popsection",
+);
+
+extern "C" {
+    static moat_stub_code_start: u8;
+    static moat_stub_code_end: u8;
+    static moat_stub_inject: u8;
+    fn moat_stub_bootstrap(memfd: i64, code_off: u64, data_off: u64) -> !;
+    // glibc (2.35+) exports where it registered the calling thread's rseq area.
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+const RSEQ_SIG: u64 = 0x5305_3053;
+
+/// Unregisters the calling thread's rseq area. A forked child inherits the registration,
+/// and the kernel would fault the stub once the area is unmapped. Runs in the forked child:
+/// raw syscalls only.
+fn unregister_rseq() {
+    let mut fs_base: u64 = 0;
+    // SAFETY: ARCH_GET_FS writes one u64 through a valid pointer.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs_base as *mut u64) };
+    // SAFETY: plain reads of glibc's exported constants.
+    let (off, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return;
+    }
+    let area = fs_base.wrapping_add(off as u64);
+    for len in [size as u64, 32] {
+        // SAFETY: unregistering names the registered area; the kernel validates and stops
+        // touching it. A wrong length just fails with EINVAL.
+        let r = unsafe { libc::syscall(libc::SYS_rseq, area, len, 1u64, RSEQ_SIG) };
+        if r == 0 {
+            return;
+        }
+    }
+}
+
+/// The syscalls a stub may make natively. App syscalls never get here (ptrace SYSEMU
+/// intercepts them first); these are the Sentry's injected ones and the stub's own.
+pub const STUB_RULES: &[Rule] = &[
+    Rule { nr: abi::sysno::MMAP, why: "Sentry maps memory-file windows into the app's address space" },
+    Rule { nr: abi::sysno::MUNMAP, why: "Sentry unmaps app memory; a new stub drops the shared data page" },
+    Rule { nr: abi::sysno::MPROTECT, why: "Sentry changes protections of app mappings" },
+    Rule { nr: abi::sysno::FUTEX, why: "source stub waits for clone requests; new stubs park" },
+    Rule { nr: abi::sysno::CLONE, why: "source stub forks new stubs" },
+    Rule { nr: abi::sysno::PRCTL, why: "a new stub sets PR_SET_PDEATHSIG" },
+    Rule { nr: abi::sysno::EXIT, why: "stub thread exit" },
+    Rule { nr: abi::sysno::EXIT_GROUP, why: "stub exit" },
+];
+
+fn stub_code() -> &'static [u8] {
+    // SAFETY: both symbols are labels in the same section of our own global_asm block, start
+    // before end; the bytes between them are the assembled, immutable stub code.
+    let start = std::ptr::addr_of!(moat_stub_code_start);
+    let end = std::ptr::addr_of!(moat_stub_code_end);
+    unsafe { std::slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+fn inject_offset() -> u64 {
+    std::ptr::addr_of!(moat_stub_inject) as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+}
+
+/// The source stub and the lock that serialises clone requests to it.
+#[derive(Debug)]
+pub struct StubFactory {
+    source_pid: i32,
+    data_off: u64,
+    lock: Mutex<()>,
+}
+
+impl StubFactory {
+    /// Writes the stub pages into the memory file at `code_off`/`data_off` (page-aligned,
+    /// reserved by the caller) and starts the source stub. Call from a thread that lives as
+    /// long as the sandbox: the source stub dies with it.
+    pub fn new(mem: &MemoryFile, code_off: u64, data_off: u64) -> io::Result<StubFactory> {
+        let code = stub_code();
+        if code.len() as u64 > PAGE {
+            return Err(io::Error::other("stub code exceeds one page"));
+        }
+        mem.write(code_off, code)?;
+        let filter = seccomp::compile_allow_list(STUB_RULES);
+        if FILTER + filter.len() as u64 > PAGE {
+            return Err(io::Error::other("stub seccomp filter exceeds the data page"));
+        }
+        mem.write(data_off + FILTER, &filter)?;
+        let mut fprog = [0u8; 16];
+        fprog[0..2].copy_from_slice(&((filter.len() / 8) as u16).to_ne_bytes());
+        fprog[8..16].copy_from_slice(&(DATA + FILTER).to_ne_bytes());
+        mem.write(data_off + FPROG, &fprog)?;
+        mem.write(data_off + ZERO_MASK, &[0u8; 8])?;
+        let mut sa = [0u8; 32];
+        sa[0..8].copy_from_slice(&(libc::SIG_IGN as u64).to_ne_bytes());
+        mem.write(data_off + SA_IGN, &sa)?;
+        mem.store_u32(data_off + REQ, 0)?;
+        mem.store_u32(data_off + DONE, 0)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&mem.fd());
+        // SAFETY: a raw fork. The child runs only moat_stub_bootstrap (no allocation, no locks,
+        // no stack use) which replaces its whole address space; the parent just gets a pid.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as u64, 0u64, 0u64, 0u64, 0u64) };
+        if pid == 0 {
+            unregister_rseq();
+            // SAFETY: in the child; see above. Never returns.
+            unsafe { moat_stub_bootstrap(fd as i64, code_off, data_off) };
+        }
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let f = StubFactory { source_pid: pid as i32, data_off, lock: Mutex::new(()) };
+        f.wait_done(mem, 0)?;
+        Ok(f)
+    }
+
+    fn wait_done(&self, mem: &MemoryFile, seen: u32) -> io::Result<u32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = mem.load_u32(self.data_off + DONE)?;
+            if now != seen {
+                return Ok(now);
+            }
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            let r = unsafe { libc::waitpid(self.source_pid, &mut status, libc::WNOHANG) };
+            if r == self.source_pid {
+                return Err(io::Error::other(format!("source stub exited (status {status:#x})")));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("source stub does not answer"));
+            }
+            mem.futex_wait(self.data_off + DONE, seen, 100)?;
+        }
+    }
+
+    /// Clones a new stub from the source stub and seizes it for the calling thread, which
+    /// becomes its tracer.
+    pub fn new_stub(&self, mem: &MemoryFile) -> io::Result<Tracee> {
+        let pid = {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = mem.load_u32(self.data_off + DONE)?;
+            mem.store_u32(self.data_off + REQ, 1)?;
+            mem.futex_wake(self.data_off + REQ)?;
+            self.wait_done(mem, seen)?;
+            mem.load_u32(self.data_off + RESP)? as i32
+        };
+        if pid <= 0 {
+            return Err(io::Error::from_raw_os_error(-pid));
+        }
+        let t = Tracee::seize(pid, pid, STUB_BASE + inject_offset())?;
+        // The child unmaps the data page itself, but it may have been stopped before it did.
+        t.inject(abi::sysno::MUNMAP as i64, [DATA, PAGE, 0, 0, 0, 0])?;
+        Ok(t)
+    }
+
+    /// Host pid of the source stub.
+    pub fn source_pid(&self) -> i32 {
+        self.source_pid
+    }
+}
+
+impl Drop for StubFactory {
+    fn drop(&mut self) {
+        let _ = crate::sys::kill(self.source_pid, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer; reaps our own child.
+        unsafe { libc::waitpid(self.source_pid, &mut status, 0) };
+    }
+}

@@ -1,0 +1,126 @@
+//! Thin safe wrappers over the few host syscalls the Sentry and Gofer make
+//! directly (I/O on host-backed fds, clocks, randomness, processes).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+fn check(ret: libc::c_long) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// read(2) on a host fd.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid writable slice of buf.len() bytes for the call's duration.
+    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    check(r as libc::c_long)
+}
+
+/// write(2) on a host fd.
+pub fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: data is a valid readable slice of data.len() bytes for the call's duration.
+    let r = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+    check(r as libc::c_long)
+}
+
+/// poll(2) on one host fd; returns the revents (0 on timeout).
+pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<i16> {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    // SAFETY: p is a valid pollfd array of length 1.
+    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(p.revents)
+}
+
+/// ioctl(2) with a pointer to a buffer, for the terminal requests a host tty serves
+/// (TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP). `buf` must be at least as large
+/// as the request's argument structure; the caller picks sizes from the ABI.
+pub fn ioctl_buf(fd: BorrowedFd<'_>, request: u64, buf: &mut [u8]) -> io::Result<i32> {
+    let need = match request as libc::c_ulong {
+        libc::TCGETS | libc::TCSETS | libc::TCSETSW | libc::TCSETSF => std::mem::size_of::<libc::termios>(),
+        libc::TIOCGWINSZ | libc::TIOCSWINSZ => std::mem::size_of::<libc::winsize>(),
+        libc::TIOCGPGRP | libc::TIOCSPGRP => 4,
+        _ => return Err(io::Error::from_raw_os_error(libc::ENOTTY)),
+    };
+    if buf.len() < need {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: request is one of the whitelisted requests above whose argument is a pointer to
+    // a structure of at most `need` bytes, and buf holds at least that many writable bytes.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::c_ulong, buf.as_mut_ptr()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Fills `buf` from the host's getrandom(2).
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of buf.
+        let r = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        done += check(r as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// clock_gettime(2) for the clocks the Sentry bases its own on; (seconds, nanoseconds).
+pub fn clock_gettime(clock: libc::clockid_t) -> io::Result<(i64, i64)> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to be written.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    check(r as libc::c_long)?;
+    Ok((ts.tv_sec, ts.tv_nsec))
+}
+
+/// CPU time of the calling host thread (ns), for the app thread it runs.
+pub fn thread_cpu_ns() -> u64 {
+    clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID).map(|(s, n)| s as u64 * 1_000_000_000 + n as u64).unwrap_or(0)
+}
+
+/// Sends host signal `sig` to host thread `tid` of process `pid`.
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: tgkill takes plain integers.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+    check(r).map(|_| ())
+}
+
+/// Sends host signal `sig` to process `pid`.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    let r = unsafe { libc::kill(pid, sig) };
+    check(r as libc::c_long).map(|_| ())
+}
+
+/// The calling host thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Closes a raw fd the caller owns and will not use again.
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller owns fd and drops every other handle to it.
+    unsafe { libc::close(fd) };
+}
+
+/// The host's uname, for the few fields moat reports as its own (machine).
+pub fn host_machine() -> String {
+    // SAFETY: utsname is plain data; zeroed is a valid initial value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid utsname to be written.
+    unsafe { libc::uname(&mut u) };
+    let bytes: Vec<u8> = u.machine.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
