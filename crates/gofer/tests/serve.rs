@@ -1,0 +1,507 @@
+//! End-to-end tests of `gofer::serve`: a temporary host tree served over a
+//! socketpair and driven with `p9::Client`, including escape attempts.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::thread::{self, JoinHandle};
+
+use p9::{getattr, setattr, Client, Fid, SetAttr, QID_TYPE_DIR, QID_TYPE_FILE, QID_TYPE_SYMLINK};
+
+const EPERM: i32 = 1;
+const ENOENT: i32 = 2;
+const EINVAL: i32 = 22;
+const EROFS: i32 = 30;
+const ELOOP: i32 = 40;
+
+const O_RDONLY: u32 = 0;
+const O_WRONLY: u32 = 1;
+const O_RDWR: u32 = 2;
+const O_CREAT: u32 = 0o100;
+const O_EXCL: u32 = 0o200;
+const O_TRUNC: u32 = 0o1000;
+const O_PATH: u32 = 0o10000000;
+
+struct Session {
+    client: Client,
+    root: Fid,
+    server: JoinHandle<Result<(), gofer::GoferError>>,
+}
+
+impl Session {
+    fn start(dir: &Path, read_only: bool) -> Session {
+        let (a, b) = UnixStream::pair().unwrap();
+        let root = dir.to_owned();
+        let server = thread::spawn(move || gofer::serve(b, &root, read_only));
+        let client = Client::new(a, 8192).unwrap();
+        let (root, qid) = client.attach("").unwrap();
+        assert_eq!(qid.ty, QID_TYPE_DIR);
+        Session {
+            client,
+            root,
+            server,
+        }
+    }
+
+    fn walk(&self, path: &[&str]) -> Result<Fid, p9::Error> {
+        let names: Vec<&[u8]> = path.iter().map(|n| n.as_bytes()).collect();
+        self.client.walk(self.root, &names).map(|(fid, _)| fid)
+    }
+
+    fn read_all(&self, fid: Fid) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 5000];
+        loop {
+            let n = self.client.read(fid, out.len() as u64, &mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                return out;
+            }
+        }
+    }
+
+    fn list(&self, path: &[&str], count: u32) -> Vec<String> {
+        let dir = self.walk(path).unwrap();
+        self.client.lopen(dir, O_RDONLY).unwrap();
+        let mut names = Vec::new();
+        let mut offset = 0;
+        loop {
+            let entries = self.client.readdir(dir, offset, count).unwrap();
+            let Some(last) = entries.last() else { break };
+            offset = last.offset;
+            names.extend(
+                entries
+                    .iter()
+                    .map(|e| String::from_utf8(e.name.clone()).unwrap()),
+            );
+        }
+        self.client.clunk(dir).unwrap();
+        names.sort();
+        names
+    }
+
+    fn finish(self) {
+        drop(self.client);
+        self.server.join().unwrap().unwrap();
+    }
+}
+
+/// hello.txt, big.bin, sub/nested.txt, sub/deeper/, and hostile symlinks.
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    fs::write(p.join("hello.txt"), b"hello gofer\n").unwrap();
+    fs::write(
+        p.join("big.bin"),
+        (0..50_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    fs::create_dir_all(p.join("sub/deeper")).unwrap();
+    fs::write(p.join("sub/nested.txt"), b"nested\n").unwrap();
+    symlink("/etc/passwd", p.join("passwd_link")).unwrap();
+    symlink("hello.txt", p.join("rel_link")).unwrap();
+    symlink("sub", p.join("dir_link")).unwrap();
+    symlink("..", p.join("up")).unwrap();
+    symlink("/", p.join("slash")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn walk_getattr_read_and_list() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+
+    let hello = s.walk(&["hello.txt"]).unwrap();
+    let attr = s.client.getattr(hello, getattr::ALL).unwrap();
+    let meta = fs::symlink_metadata(dir.path().join("hello.txt")).unwrap();
+    assert_eq!(attr.size, 12);
+    assert_eq!(attr.mode, meta.mode());
+    assert_eq!(attr.qid.path, meta.ino());
+    assert_eq!(attr.qid.ty, QID_TYPE_FILE);
+    assert_eq!(
+        (attr.uid, attr.gid, attr.nlink),
+        (meta.uid(), meta.gid(), 1)
+    );
+    assert_eq!(attr.mtime_sec as i64, meta.mtime());
+    assert_eq!(attr.valid & getattr::BASIC, getattr::BASIC);
+    s.client.lopen(hello, O_RDONLY).unwrap();
+    assert_eq!(s.read_all(hello), b"hello gofer\n");
+
+    // A read larger than msize comes back whole, split by the client.
+    let big = s.walk(&["big.bin"]).unwrap();
+    s.client.lopen(big, O_RDONLY).unwrap();
+    let mut buf = vec![0u8; 60_000];
+    assert_eq!(s.client.read(big, 0, &mut buf).unwrap(), 50_000);
+    assert_eq!(buf[..50_000], fs::read(dir.path().join("big.bin")).unwrap());
+
+    // Multi-name walks return one qid per name.
+    let (nested, qids) = s.client.walk(s.root, &[b"sub", b"nested.txt"]).unwrap();
+    assert_eq!(qids.len(), 2);
+    assert_eq!(qids[0].ty, QID_TYPE_DIR);
+    s.client.lopen(nested, O_RDONLY).unwrap();
+    assert_eq!(s.read_all(nested), b"nested\n");
+    assert_eq!(s.walk(&["sub", "missing"]).unwrap_err().errno(), ENOENT);
+    assert_eq!(s.walk(&["missing"]).unwrap_err().errno(), ENOENT);
+
+    let mut expected = vec![
+        "big.bin",
+        "dir_link",
+        "fifo",
+        "hello.txt",
+        "passwd_link",
+        "rel_link",
+        "slash",
+        "sub",
+        "up",
+    ];
+    expected.sort();
+    assert_eq!(s.list(&[], 8000), expected);
+    assert_eq!(s.list(&["sub"], 8000), vec!["deeper", "nested.txt"]);
+
+    // Directories: reading data and opening for write are refused.
+    let sub = s.walk(&["sub"]).unwrap();
+    assert!(s.client.lopen(sub, O_RDWR).is_err());
+    s.client.lopen(sub, O_RDONLY).unwrap();
+    assert!(s.client.read(sub, 0, &mut buf).is_err());
+
+    let statfs = s.client.statfs(s.root).unwrap();
+    assert!(statfs.bsize > 0);
+    s.finish();
+}
+
+#[test]
+fn readdir_offsets_resume_across_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected: Vec<String> = (0..300)
+        .map(|i| format!("file-with-a-longish-name-{i:04}"))
+        .collect();
+    for name in &expected {
+        fs::write(dir.path().join(name), b"").unwrap();
+    }
+    expected.sort();
+    let s = Session::start(dir.path(), true);
+    // Small counts force many Treaddir calls resuming from returned offsets.
+    assert_eq!(s.list(&[], 200), expected);
+    assert_eq!(s.list(&[], 7000), expected);
+    // A count too small for any entry returns nothing rather than failing.
+    let root = s.walk(&[]).unwrap();
+    s.client.lopen(root, O_RDONLY).unwrap();
+    assert!(s.client.readdir(root, 0, 10).unwrap().is_empty());
+    s.finish();
+}
+
+#[test]
+fn host_symlinks_are_nodes_never_followed() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+
+    let (link, qids) = s.client.walk(s.root, &[b"passwd_link"]).unwrap();
+    assert_eq!(qids[0].ty, QID_TYPE_SYMLINK);
+    assert_eq!(s.client.readlink(link).unwrap(), b"/etc/passwd");
+    let attr = s.client.getattr(link, getattr::ALL).unwrap();
+    assert_eq!(
+        attr.mode & 0o170000,
+        0o120000,
+        "getattr must describe the link itself"
+    );
+    let err = s.client.lopen(link, O_RDONLY).unwrap_err();
+    assert_eq!(err.errno(), ELOOP);
+    assert!(s.client.read(link, 0, &mut [0u8; 64]).is_err());
+    assert!(s.client.lopen(link, O_PATH).is_err());
+
+    // A symlink is never walked through, whether to a directory inside the
+    // tree, to "..", or to "/".
+    for path in [
+        ["dir_link", "nested.txt"],
+        ["up", "etc"],
+        ["slash", "etc"],
+        ["rel_link", "x"],
+    ] {
+        assert!(s.walk(&path).is_err(), "{path:?}");
+    }
+    // Readlink on anything else is EINVAL.
+    let hello = s.walk(&["hello.txt"]).unwrap();
+    assert_eq!(s.client.readlink(hello).unwrap_err().errno(), EINVAL);
+
+    // FIFOs are served as metadata only.
+    let fifo = s.walk(&["fifo"]).unwrap();
+    assert_eq!(
+        s.client.getattr(fifo, getattr::MODE).unwrap().mode & 0o170000,
+        0o010000
+    );
+    assert_eq!(s.client.lopen(fifo, O_RDONLY).unwrap_err().errno(), EPERM);
+    s.finish();
+}
+
+#[test]
+fn a_file_swapped_for_a_symlink_is_not_opened() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+    let victim = s.walk(&["hello.txt"]).unwrap();
+    // The host (not the client) swaps the walked file for a symlink out.
+    fs::remove_file(dir.path().join("hello.txt")).unwrap();
+    symlink("/etc/passwd", dir.path().join("hello.txt")).unwrap();
+    assert!(s.client.lopen(victim, O_RDONLY).is_err());
+    // Swapped for a different regular file: also refused (stale).
+    let other = s.walk(&["sub", "nested.txt"]).unwrap();
+    fs::remove_file(dir.path().join("sub/nested.txt")).unwrap();
+    fs::write(dir.path().join("sub/nested.txt"), b"impostor").unwrap();
+    assert!(s.client.lopen(other, O_RDONLY).is_err());
+    s.finish();
+}
+
+#[test]
+fn names_must_be_single_components() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+    for name in ["..", ".", "", "sub/nested.txt", "a/b", "/etc", "../etc"] {
+        let err = s.walk(&[name]).unwrap_err();
+        assert_eq!(err.errno(), EINVAL, "{name:?}");
+    }
+    let err = s.client.walk(s.root, &[b"hel\0lo"]).unwrap_err();
+    assert_eq!(err.errno(), EINVAL);
+    // The same rule guards every name-taking request.
+    assert_eq!(
+        s.client.mkdir(s.root, b"..", 0o755, 0).unwrap_err().errno(),
+        EINVAL
+    );
+    assert_eq!(
+        s.client
+            .unlinkat(s.root, b"sub/nested.txt", 0)
+            .unwrap_err()
+            .errno(),
+        EINVAL
+    );
+    assert_eq!(
+        s.client
+            .lcreate(s.root, b"../escape", O_RDWR | O_CREAT, 0o644, 0)
+            .unwrap_err()
+            .errno(),
+        EINVAL
+    );
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    s.finish();
+}
+
+#[test]
+fn read_only_refuses_every_change() {
+    let dir = tree();
+    let s = Session::start(dir.path(), true);
+    let file = s.walk(&["hello.txt"]).unwrap();
+    for flags in [O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC] {
+        let clone = s.walk(&["hello.txt"]).unwrap();
+        assert_eq!(
+            s.client.lopen(clone, flags).unwrap_err().errno(),
+            EROFS,
+            "{flags:o}"
+        );
+    }
+    let sub = s.walk(&["sub"]).unwrap();
+    assert_eq!(
+        s.client
+            .lcreate(sub, b"new", O_RDWR | O_CREAT, 0o644, 0)
+            .unwrap_err()
+            .errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client.mkdir(s.root, b"d", 0o755, 0).unwrap_err().errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client.symlink(s.root, b"l", b"x", 0).unwrap_err().errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client
+            .mknod(s.root, b"p", 0o010644, 0, 0, 0)
+            .unwrap_err()
+            .errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client.link(s.root, file, b"h2").unwrap_err().errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client
+            .unlinkat(s.root, b"hello.txt", 0)
+            .unwrap_err()
+            .errno(),
+        EROFS
+    );
+    assert_eq!(
+        s.client
+            .renameat(s.root, b"hello.txt", s.root, b"moved")
+            .unwrap_err()
+            .errno(),
+        EROFS
+    );
+    let chmod = SetAttr {
+        valid: setattr::MODE,
+        mode: 0o600,
+        ..SetAttr::default()
+    };
+    assert_eq!(s.client.setattr(file, &chmod).unwrap_err().errno(), EROFS);
+    let gone = s.walk(&["hello.txt"]).unwrap();
+    assert_eq!(s.client.remove(gone).unwrap_err().errno(), EROFS);
+    // Reading still works, and nothing changed.
+    s.client.lopen(file, O_RDONLY).unwrap();
+    assert_eq!(s.read_all(file), b"hello gofer\n");
+    assert_eq!(
+        fs::read(dir.path().join("hello.txt")).unwrap(),
+        b"hello gofer\n"
+    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 9);
+    s.finish();
+}
+
+#[test]
+fn read_write_changes_reach_the_host() {
+    let dir = tree();
+    let p = dir.path();
+    let s = Session::start(p, false);
+
+    // Create, write, read back.
+    let sub = s.walk(&["sub"]).unwrap();
+    let (qid, _) = s
+        .client
+        .lcreate(sub, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0)
+        .unwrap();
+    assert_eq!(qid.ty, QID_TYPE_FILE);
+    let payload: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    assert_eq!(s.client.write(sub, 0, &payload).unwrap(), payload.len());
+    assert_eq!(fs::read(p.join("sub/new.txt")).unwrap(), payload);
+    assert_eq!(
+        fs::metadata(p.join("sub/new.txt")).unwrap().mode() & 0o777,
+        0o640
+    );
+    s.client.fsync(sub, false).unwrap();
+    let again = s.walk(&["sub"]).unwrap();
+    let err = s
+        .client
+        .lcreate(again, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0)
+        .unwrap_err();
+    assert_eq!(err.errno(), 17);
+    // lcreate must not follow a symlink planted under the name.
+    let root2 = s.walk(&[]).unwrap();
+    assert_eq!(
+        s.client
+            .lcreate(root2, b"passwd_link", O_WRONLY | O_CREAT, 0o644, 0)
+            .unwrap_err()
+            .errno(),
+        ELOOP
+    );
+
+    // Truncate via setattr, then mode and times.
+    let file = s.walk(&["sub", "new.txt"]).unwrap();
+    let trunc = SetAttr {
+        valid: setattr::SIZE,
+        size: 10,
+        ..SetAttr::default()
+    };
+    s.client.setattr(file, &trunc).unwrap();
+    assert_eq!(fs::metadata(p.join("sub/new.txt")).unwrap().len(), 10);
+    let chmod = SetAttr {
+        valid: setattr::MODE,
+        mode: 0o600,
+        ..SetAttr::default()
+    };
+    s.client.setattr(file, &chmod).unwrap();
+    assert_eq!(
+        fs::metadata(p.join("sub/new.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    let times = SetAttr {
+        valid: setattr::ATIME | setattr::ATIME_SET | setattr::MTIME | setattr::MTIME_SET,
+        atime_sec: 1_000_000,
+        mtime_sec: 2_000_000,
+        mtime_nsec: 5,
+        ..SetAttr::default()
+    };
+    s.client.setattr(file, &times).unwrap();
+    let meta = fs::metadata(p.join("sub/new.txt")).unwrap();
+    assert_eq!(
+        (meta.atime(), meta.mtime(), meta.mtime_nsec()),
+        (1_000_000, 2_000_000, 5)
+    );
+    let chown = SetAttr {
+        valid: setattr::UID | setattr::GID,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        ..SetAttr::default()
+    };
+    s.client.setattr(file, &chown).unwrap();
+    // chmod on a symlink node changes nothing on the target.
+    let link = s.walk(&["passwd_link"]).unwrap();
+    assert!(s.client.setattr(link, &chmod).is_err());
+
+    // Directories, symlinks, FIFOs, hard links.
+    s.client.mkdir(s.root, b"made", 0o750, 0).unwrap();
+    assert!(p.join("made").is_dir());
+    s.client
+        .symlink(s.root, b"made_link", b"../../anywhere", 0)
+        .unwrap();
+    assert_eq!(
+        fs::read_link(p.join("made_link")).unwrap(),
+        Path::new("../../anywhere")
+    );
+    s.client.mknod(s.root, b"pipe", 0o010600, 0, 0, 0).unwrap();
+    assert_eq!(
+        s.client
+            .mknod(s.root, b"null", 0o020666, 1, 3, 0)
+            .unwrap_err()
+            .errno(),
+        EPERM
+    );
+    assert!(!p.join("null").exists());
+    let hello = s.walk(&["hello.txt"]).unwrap();
+    s.client.link(s.root, hello, b"hello2.txt").unwrap();
+    assert_eq!(fs::metadata(p.join("hello.txt")).unwrap().nlink(), 2);
+
+    // Rename: a fid walked before the rename still opens the file after.
+    // (`sub` became the created file's fid, so walk to the directory afresh.)
+    let sub_dir = s.walk(&["sub"]).unwrap();
+    s.client
+        .renameat(s.root, b"hello.txt", sub_dir, b"moved.txt")
+        .unwrap();
+    assert!(p.join("sub/moved.txt").exists());
+    s.client.lopen(hello, O_RDONLY).unwrap();
+    assert_eq!(s.read_all(hello), b"hello gofer\n");
+
+    // Unlink and remove.
+    s.client.unlinkat(s.root, b"hello2.txt", 0).unwrap();
+    s.client
+        .unlinkat(s.root, b"made", p9::AT_REMOVEDIR)
+        .unwrap();
+    assert!(!p.join("made").exists());
+    let pipe = s.walk(&["pipe"]).unwrap();
+    s.client.remove(pipe).unwrap();
+    assert!(!p.join("pipe").exists());
+    assert!(
+        s.client.remove(s.root).is_err(),
+        "the root cannot be removed"
+    );
+    s.finish();
+}
+
+#[test]
+fn missing_root_is_a_clear_error() {
+    let (_a, b) = UnixStream::pair().unwrap();
+    let err = gofer::serve(b, Path::new("/nonexistent/moat-root"), true).unwrap_err();
+    assert!(matches!(err, gofer::GoferError::OpenRoot { .. }));
+    assert!(err.to_string().contains("/nonexistent/moat-root"));
+}
