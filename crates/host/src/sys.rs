@@ -46,7 +46,8 @@ pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<
 /// as the request's argument structure; the caller picks sizes from the ABI.
 pub fn ioctl_buf(fd: BorrowedFd<'_>, request: u64, buf: &mut [u8]) -> io::Result<i32> {
     let need = match request as libc::c_ulong {
-        libc::TCGETS | libc::TCSETS | libc::TCSETSW | libc::TCSETSF => std::mem::size_of::<libc::termios>(),
+        // The kernel's struct termios (36 bytes), not glibc's larger one.
+        libc::TCGETS | libc::TCSETS | libc::TCSETSW | libc::TCSETSF => 36,
         libc::TIOCGWINSZ | libc::TIOCSWINSZ => std::mem::size_of::<libc::winsize>(),
         libc::TIOCGPGRP | libc::TIOCSPGRP => 4,
         _ => return Err(io::Error::from_raw_os_error(libc::ENOTTY)),
@@ -123,4 +124,29 @@ pub fn host_machine() -> String {
     unsafe { libc::uname(&mut u) };
     let bytes: Vec<u8> = u.machine.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The host's auxiliary-vector value for `key` (AT_HWCAP etc.), 0 if absent.
+pub fn auxval(key: u64) -> u64 {
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    unsafe { libc::getauxval(key as libc::c_ulong) as u64 }
+}
+
+/// Takes ownership of an fd inherited from the parent process (e.g. `moat gofer --fd 3`),
+/// after checking that it is open. The caller must not use the number afterwards.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open (checked above) and, by this function's contract, owned by the
+    // caller alone from now on.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Sets or clears FD_CLOEXEC, so an fd can be inherited by a child we spawn.
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_SETFD on a borrowed (open) fd.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
+    check(r as libc::c_long).map(|_| ())
 }

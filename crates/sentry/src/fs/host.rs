@@ -1,0 +1,91 @@
+//! Host-backed files: moat's own stdin/stdout/stderr handed to the app. The
+//! Sentry reads and writes the host fd it was given; it opens nothing itself.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use abi::Errno;
+
+use crate::vfs::{FileOps, IoctlArgRef, OpenFile, PollMask, Stat};
+use crate::SysResult;
+
+/// One host fd.
+#[derive(Debug)]
+pub struct HostFile {
+    fd: OwnedFd,
+    tty: bool,
+}
+
+impl HostFile {
+    pub fn new(fd: OwnedFd) -> Arc<HostFile> {
+        let mut buf = [0u8; 64];
+        let tty = host::sys::ioctl_buf(fd.as_fd(), TCGETS, &mut buf).is_ok();
+        Arc::new(HostFile { fd, tty })
+    }
+}
+
+const TCGETS: u64 = 0x5401;
+const TIOCGPGRP: u64 = 0x540f;
+const TIOCSPGRP: u64 = 0x5410;
+
+fn io_err(e: std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(5))
+}
+
+impl FileOps for HostFile {
+    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        // Sleep in poll with a short timeout so a signal to the app is noticed.
+        let r = host::sys::poll_one(self.fd.as_fd(), 1, 50).map_err(io_err)?;
+        if r == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        host::sys::read(self.fd.as_fd(), buf).map_err(io_err)
+    }
+
+    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+        let r = host::sys::poll_one(self.fd.as_fd(), 4, 50).map_err(io_err)?;
+        if r == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        host::sys::write(self.fd.as_fd(), data).map_err(io_err)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn poll(&self) -> PollMask {
+        let r = host::sys::poll_one(self.fd.as_fd(), 1 | 4, 0).unwrap_or(0);
+        PollMask::from_bits_truncate(r as u16)
+    }
+
+    fn ioctl(&self, _f: &OpenFile, req: u64, arg: &mut IoctlArgRef) -> SysResult<u64> {
+        if !self.tty {
+            return Err(Errno::ENOTTY);
+        }
+        match req {
+            // The app's process groups live in the Sentry; the host's mean nothing to it.
+            TIOCGPGRP => {
+                arg.buf = crate::kernel::task::current().0.to_ne_bytes().to_vec();
+                arg.write_back = true;
+                Ok(0)
+            }
+            TIOCSPGRP => Ok(0),
+            _ => {
+                let mut buf = arg.buf.clone();
+                let r = host::sys::ioctl_buf(self.fd.as_fd(), req, &mut buf).map_err(io_err)?;
+                arg.buf = buf;
+                Ok(r as u64)
+            }
+        }
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        let mode = if self.tty { 0o020620 } else { 0o010600 };
+        Ok(Stat { dev: 0xd, ino: 1, mode, nlink: 1, blksize: 4096, rdev: if self.tty { 0x8800 } else { 0 }, ..Default::default() })
+    }
+
+    fn is_tty(&self) -> bool {
+        self.tty
+    }
+}

@@ -1,0 +1,11 @@
+//! Filesystems and file-like objects: tmpfs, devfs, procfs, the Gofer-backed
+//! root, the overlay that keeps it read-only, pipes and host-backed stdio.
+
+pub mod dev;
+pub mod gofer;
+pub mod host;
+pub mod overlay;
+pub mod pipe;
+// pub mod proc;
+pub mod simple;
+pub mod tmpfs;

@@ -1,0 +1,188 @@
+//! Pipes and FIFOs: a bounded byte queue with reader and writer counts;
+//! readers see EOF when the last writer goes, writers EPIPE with no reader.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use abi::Errno;
+
+use crate::kernel::wait::WaitQueue;
+use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::SysResult;
+
+const CAPACITY: usize = 65536;
+const PIPE_BUF: usize = 4096;
+static NEXT_INO: AtomicU64 = AtomicU64::new(0x1000_0000);
+
+#[derive(Debug, Default)]
+struct State {
+    data: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+}
+
+/// The shared buffer behind both ends.
+#[derive(Debug)]
+pub struct Pipe {
+    state: Mutex<State>,
+    wq: WaitQueue,
+    pub ino: u64,
+}
+
+impl Pipe {
+    pub fn new() -> Arc<Pipe> {
+        Arc::new(Pipe { state: Mutex::new(State::default()), wq: WaitQueue::default(), ino: NEXT_INO.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// The two ends of a new pipe: (read end, write end).
+    pub fn pair() -> (Arc<dyn FileOps>, Arc<dyn FileOps>) {
+        let p = Pipe::new();
+        (p.end(false), p.end(true))
+    }
+
+    fn end(self: &Arc<Self>, write: bool) -> Arc<dyn FileOps> {
+        {
+            let mut s = self.state.lock().unwrap();
+            if write {
+                s.writers += 1;
+            } else {
+                s.readers += 1;
+            }
+        }
+        self.wq.notify_all();
+        Arc::new(PipeEnd { pipe: self.clone(), write })
+    }
+
+    /// Opens a named FIFO by access mode (O_RDWR counts as both ends).
+    pub fn open_fifo(self: &Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
+        match flags & 3 {
+            0 => Ok(self.end(false)),
+            1 => Ok(self.end(true)),
+            _ => {
+                let r = self.end(false);
+                let w = self.end(true);
+                Ok(Arc::new(PipeRdwr { r, w }))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PipeEnd {
+    pipe: Arc<Pipe>,
+    write: bool,
+}
+
+impl FileOps for PipeEnd {
+    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        if self.write {
+            return Err(Errno::EBADF);
+        }
+        let mut s = self.pipe.state.lock().unwrap();
+        if s.data.is_empty() {
+            if s.writers == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            return Err(Errno::EAGAIN);
+        }
+        let n = buf.len().min(s.data.len());
+        for (i, b) in s.data.drain(..n).enumerate() {
+            buf[i] = b;
+        }
+        drop(s);
+        self.pipe.wq.notify_all();
+        Ok(n)
+    }
+
+    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+        if !self.write {
+            return Err(Errno::EBADF);
+        }
+        let mut s = self.pipe.state.lock().unwrap();
+        if s.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        let room = CAPACITY - s.data.len();
+        if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
+            return Err(Errno::EAGAIN);
+        }
+        let n = data.len().min(room);
+        s.data.extend(&data[..n]);
+        drop(s);
+        self.pipe.wq.notify_all();
+        Ok(n)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn poll(&self) -> PollMask {
+        let s = self.pipe.state.lock().unwrap();
+        let mut m = PollMask::empty();
+        if self.write {
+            if s.readers == 0 {
+                m |= PollMask::ERR;
+            } else if CAPACITY - s.data.len() >= PIPE_BUF {
+                m |= PollMask::OUT;
+            }
+        } else {
+            if !s.data.is_empty() {
+                m |= PollMask::IN;
+            }
+            if s.writers == 0 {
+                m |= PollMask::HUP;
+            }
+        }
+        m
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.pipe.wq)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat { dev: 0xc, ino: self.pipe.ino, mode: 0o010600, nlink: 1, blksize: 4096, ..Default::default() })
+    }
+
+    fn release(&self, _f: &OpenFile) {
+        let mut s = self.pipe.state.lock().unwrap();
+        if self.write {
+            s.writers -= 1;
+        } else {
+            s.readers -= 1;
+        }
+        drop(s);
+        self.pipe.wq.notify_all();
+    }
+}
+
+/// A FIFO opened O_RDWR: both ends in one description.
+#[derive(Debug)]
+struct PipeRdwr {
+    r: Arc<dyn FileOps>,
+    w: Arc<dyn FileOps>,
+}
+
+impl FileOps for PipeRdwr {
+    fn read(&self, f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+        self.r.read(f, buf, off)
+    }
+    fn write(&self, f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
+        self.w.write(f, data, off)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn poll(&self) -> PollMask {
+        (self.r.poll() & PollMask::IN) | (self.w.poll() & PollMask::OUT)
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        self.r.wait_queue()
+    }
+    fn release(&self, f: &OpenFile) {
+        self.r.release(f);
+        self.w.release(f);
+    }
+}

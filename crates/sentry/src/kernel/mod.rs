@@ -1,0 +1,86 @@
+//! The kernel proper: the process table and PID namespace, tasks and thread
+//! groups, signals, waiting, and boot.
+//!
+//! Lock order (outer first): `Kernel::pids` → `ThreadGroup::state` →
+//! `ThreadGroup::sig` → `Task::sig`; `mm`, `fds` and `fs` are leaf locks.
+
+pub mod boot;
+pub mod signal;
+pub mod task;
+pub mod wait;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use host::MemoryFile;
+
+use crate::mm::RangeAllocator;
+use crate::platform::Platform;
+use crate::vfs::Vfs;
+
+pub use task::{CurrentTask, Task, ThreadGroup};
+
+/// The sandbox-wide kernel state.
+#[derive(Debug)]
+pub struct Kernel {
+    pub platform: Box<dyn Platform>,
+    pub mem: Arc<MemoryFile>,
+    pub alloc: Arc<RangeAllocator>,
+    pub vfs: Arc<Vfs>,
+    pub pids: Mutex<PidTable>,
+    pub boot_time: Instant,
+    pub strace: bool,
+    pub hostname: Mutex<Vec<u8>>,
+    /// Unimplemented syscalls seen, by number, with their count.
+    pub unimplemented: Mutex<BTreeMap<u64, u64>>,
+    /// Set when init exits: its wait status.
+    pub init_exit: Mutex<Option<i32>>,
+    pub init_exit_cv: std::sync::Condvar,
+}
+
+/// The sandbox's PID namespace: pid 1 is the first process.
+#[derive(Debug, Default)]
+pub struct PidTable {
+    next: i32,
+    pub tasks: BTreeMap<i32, Arc<Task>>,
+    pub groups: BTreeMap<i32, Arc<ThreadGroup>>,
+}
+
+impl PidTable {
+    pub fn alloc(&mut self) -> i32 {
+        loop {
+            self.next = if self.next >= 4_194_303 { 2 } else { self.next + 1 };
+            if !self.tasks.contains_key(&self.next) && !self.groups.contains_key(&self.next) {
+                return self.next;
+            }
+        }
+    }
+}
+
+impl Kernel {
+    /// Records and (once per number) logs an unimplemented syscall.
+    pub fn note_unimplemented(&self, nr: u64) {
+        let mut m = self.unimplemented.lock().unwrap();
+        let c = m.entry(nr).or_insert(0);
+        *c += 1;
+        if *c == 1 {
+            let name = abi::sysno::name(nr).unwrap_or("unknown");
+            eprintln!("moat: unimplemented syscall {name} ({nr}); returning ENOSYS");
+            tracing::warn!(nr, name, "unimplemented syscall");
+        }
+    }
+
+    pub fn group(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
+        self.pids.lock().unwrap().groups.get(&pid).cloned()
+    }
+
+    pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
+        self.pids.lock().unwrap().tasks.get(&tid).cloned()
+    }
+
+    /// Seconds since boot, for /proc/uptime and sysinfo.
+    pub fn uptime(&self) -> f64 {
+        self.boot_time.elapsed().as_secs_f64()
+    }
+}

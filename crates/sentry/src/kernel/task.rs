@@ -1,0 +1,639 @@
+//! Tasks (app threads) and thread groups (processes): the run loop that
+//! switches into app code and handles what comes back, signal delivery,
+//! fork, exit, and waiting for children.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use abi::Errno;
+
+use super::signal::{self, AltStack, DefaultAction, PendingSignals, SigAction, SigInfo};
+use super::wait::{WaitQueue, Waiter};
+use super::Kernel;
+use crate::mm::{MapOp, MemoryManager};
+use crate::platform::{Context, Event, Kicker, Regs};
+use crate::vfs::{Dentry, FdTable};
+use crate::SysResult;
+
+/// User and group ids (all root unless the spec says otherwise).
+#[derive(Debug, Clone, Default)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Root, working directory and umask.
+#[derive(Debug, Clone)]
+pub struct FsContext {
+    pub root: Arc<Dentry>,
+    pub cwd: Arc<Dentry>,
+    pub umask: u32,
+}
+
+/// Process-tree and lifecycle state of a thread group.
+#[derive(Debug, Default)]
+pub struct ProcState {
+    pub parent: Option<Weak<ThreadGroup>>,
+    pub children: Vec<Arc<ThreadGroup>>,
+    pub threads: Vec<Arc<Task>>,
+    /// Set when the group is exiting: the wait status it will report.
+    pub exiting: Option<i32>,
+    /// The wait status, once every thread has exited.
+    pub zombie: Option<i32>,
+    pub pgid: i32,
+    pub sid: i32,
+    /// A vfork parent sleeps until this is set (exec or exit).
+    pub vfork_released: bool,
+    /// User and system CPU time of reaped children (ns).
+    pub children_cpu_ns: u64,
+}
+
+/// Process-wide signal state.
+#[derive(Debug)]
+pub struct SigState {
+    pub actions: [SigAction; 64],
+    pub pending: PendingSignals,
+}
+
+/// A process.
+#[derive(Debug)]
+pub struct ThreadGroup {
+    pub pid: i32,
+    pub state: Mutex<ProcState>,
+    /// Woken when a child changes state (exits).
+    pub child_wait: WaitQueue,
+    /// Woken when a vforked child execs or exits.
+    pub vfork_wait: WaitQueue,
+    pub sig: Mutex<SigState>,
+    pub mm: Mutex<MemoryManager>,
+    pub fds: Mutex<FdTable>,
+    pub fs: Mutex<FsContext>,
+    pub creds: Mutex<Creds>,
+    pub comm: Mutex<Vec<u8>>,
+    pub exe: Mutex<Vec<u8>>,
+    pub start: Instant,
+}
+
+/// Per-thread signal state.
+#[derive(Debug, Default)]
+pub struct TaskSig {
+    pub mask: u64,
+    pub pending: PendingSignals,
+    pub altstack: AltStack,
+    /// Mask to restore after a signal interrupts rt_sigsuspend/ppoll/pselect.
+    pub saved_mask: Option<u64>,
+}
+
+/// An app thread.
+#[derive(Debug)]
+pub struct Task {
+    pub tid: i32,
+    pub tg: Arc<ThreadGroup>,
+    pub sig: Mutex<TaskSig>,
+    pub waiter: Arc<Waiter>,
+    kicker: Mutex<Option<Arc<dyn Kicker>>>,
+    pub clear_child_tid: Mutex<u64>,
+    pub cpu_ns: AtomicU64,
+}
+
+/// Wait status helpers.
+pub fn exited(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+pub fn signaled(sig: i32, core: bool) -> i32 {
+    sig | if core { 0x80 } else { 0 }
+}
+
+impl ThreadGroup {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pid: i32,
+        parent: Option<Weak<ThreadGroup>>,
+        mm: MemoryManager,
+        fds: FdTable,
+        fs: FsContext,
+        creds: Creds,
+        actions: [SigAction; 64],
+        pgid: i32,
+        sid: i32,
+        comm: Vec<u8>,
+        exe: Vec<u8>,
+    ) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup {
+            pid,
+            state: Mutex::new(ProcState { parent, pgid, sid, ..Default::default() }),
+            child_wait: WaitQueue::default(),
+            vfork_wait: WaitQueue::default(),
+            sig: Mutex::new(SigState { actions, pending: PendingSignals::default() }),
+            mm: Mutex::new(mm),
+            fds: Mutex::new(fds),
+            fs: Mutex::new(fs),
+            creds: Mutex::new(creds),
+            comm: Mutex::new(comm),
+            exe: Mutex::new(exe),
+            start: Instant::now(),
+        })
+    }
+
+    pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
+        self.state.lock().unwrap().parent.as_ref().and_then(|p| p.upgrade())
+    }
+
+    pub fn ppid(&self) -> i32 {
+        self.parent().map(|p| p.pid).unwrap_or(0)
+    }
+
+    pub fn threads(&self) -> Vec<Arc<Task>> {
+        self.state.lock().unwrap().threads.clone()
+    }
+
+    /// Starts a group exit with wait status `status` (the first one wins).
+    pub fn begin_exit(&self, status: i32) {
+        let threads = {
+            let mut st = self.state.lock().unwrap();
+            if st.exiting.is_none() {
+                st.exiting = Some(status);
+            }
+            st.threads.clone()
+        };
+        for t in threads {
+            t.interrupt();
+        }
+    }
+
+    pub fn exiting(&self) -> bool {
+        self.state.lock().unwrap().exiting.is_some()
+    }
+}
+
+impl Task {
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, mask: u64) -> Arc<Task> {
+        Arc::new(Task {
+            tid,
+            tg,
+            sig: Mutex::new(TaskSig { mask, ..Default::default() }),
+            waiter: Waiter::new(),
+            kicker: Mutex::new(None),
+            clear_child_tid: Mutex::new(0),
+            cpu_ns: AtomicU64::new(0),
+        })
+    }
+
+    /// Wakes the task from a Sentry sleep and out of app code.
+    pub fn interrupt(&self) {
+        self.waiter.notify();
+        if let Some(k) = self.kicker.lock().unwrap().as_ref() {
+            k.kick();
+        }
+    }
+
+    /// Whether a signal the task would act on (or an exit) is pending.
+    pub fn interrupted(&self) -> bool {
+        if self.tg.exiting() {
+            return true;
+        }
+        let ts = self.sig.lock().unwrap();
+        let gs = self.tg.sig.lock().unwrap();
+        let pending = (ts.pending.set() | gs.pending.set()) & !(ts.mask & !signal::UNBLOCKABLE);
+        pending != 0
+    }
+}
+
+/// Sends a signal to a process: queued process-wide, one thread woken.
+pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
+    let sig = info.signo;
+    if sig == signal::SIGKILL {
+        tg.begin_exit(signaled(sig, false));
+        return;
+    }
+    let threads = tg.threads();
+    {
+        let mut gs = tg.sig.lock().unwrap();
+        let act = gs.actions[(sig - 1) as usize];
+        let blocked_everywhere = !threads.is_empty() && threads.iter().all(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
+        if is_ignored(&act, sig) && !blocked_everywhere {
+            return;
+        }
+        gs.pending.push(info);
+    }
+    let target = threads.iter().find(|t| t.sig.lock().unwrap().mask & signal::bit(sig) == 0).or(threads.first());
+    if let Some(t) = target {
+        t.interrupt();
+    }
+}
+
+/// Sends a signal to one thread.
+pub fn send_to_task(t: &Arc<Task>, info: SigInfo) {
+    let sig = info.signo;
+    if sig == signal::SIGKILL {
+        t.tg.begin_exit(signaled(sig, false));
+        return;
+    }
+    {
+        let act = t.tg.sig.lock().unwrap().actions[(sig - 1) as usize];
+        let mut ts = t.sig.lock().unwrap();
+        if is_ignored(&act, sig) && ts.mask & signal::bit(sig) == 0 {
+            return;
+        }
+        ts.pending.push(info);
+    }
+    t.interrupt();
+}
+
+fn is_ignored(act: &SigAction, sig: i32) -> bool {
+    act.handler == signal::SIG_IGN
+        || (act.handler == signal::SIG_DFL
+            && matches!(signal::default_action(sig), DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop))
+}
+
+/// The state a Sentry host thread holds while it runs one app thread.
+#[derive(Debug)]
+pub struct CurrentTask {
+    pub k: Arc<Kernel>,
+    pub task: Arc<Task>,
+    pub ctx: Box<dyn Context>,
+    pub regs: Regs,
+    /// A restart code from the last syscall, resolved at signal delivery.
+    pub restart: Option<Errno>,
+}
+
+impl CurrentTask {
+    pub fn tg(&self) -> &Arc<ThreadGroup> {
+        &self.task.tg
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.task.tg.pid
+    }
+
+    /// Copies app memory into `buf`.
+    pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
+        self.tg().mm.lock().unwrap().read(addr, buf)
+    }
+
+    pub fn read_vec(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_mem(addr, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> SysResult<()> {
+        self.tg().mm.lock().unwrap().write(addr, data)
+    }
+
+    pub fn read_u64(&self, addr: u64) -> SysResult<u64> {
+        self.tg().mm.lock().unwrap().read_u64(addr)
+    }
+
+    pub fn read_u32(&self, addr: u64) -> SysResult<u32> {
+        let mut b = [0u8; 4];
+        self.read_mem(addr, &mut b)?;
+        Ok(u32::from_ne_bytes(b))
+    }
+
+    pub fn read_cstr(&self, addr: u64) -> SysResult<Vec<u8>> {
+        if addr == 0 {
+            return Err(Errno::EFAULT);
+        }
+        self.tg().mm.lock().unwrap().read_cstr(addr, crate::vfs::PATH_MAX)
+    }
+
+    /// Applies host-mapping changes; if the stub cannot follow, the process is killed.
+    pub fn apply(&mut self, ops: &[MapOp]) -> SysResult<()> {
+        if let Err(e) = self.ctx.apply(ops) {
+            tracing::error!(pid = self.pid(), "stub mapping failed: {e}");
+            self.tg().begin_exit(signaled(signal::SIGKILL, false));
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Sleeps until `ready` stops returning EAGAIN, a signal arrives (ERESTARTSYS) or the
+    /// deadline passes (ETIMEDOUT). `queues` are where the wake-up will come from.
+    pub fn block_on<T>(
+        &self,
+        queues: &[&WaitQueue],
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> SysResult<T>,
+    ) -> SysResult<T> {
+        let w = &self.task.waiter;
+        let result = loop {
+            for q in queues {
+                q.add(w);
+            }
+            w.reset();
+            match ready() {
+                Err(Errno::EAGAIN) => {}
+                r => break r,
+            }
+            if self.task.interrupted() {
+                break Err(Errno::ERESTARTSYS);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break Err(Errno::ETIMEDOUT);
+            }
+            w.wait(deadline);
+        };
+        for q in queues {
+            q.remove(w);
+        }
+        result
+    }
+
+    /// Runs the app thread until it exits. Consumes the host thread's attention.
+    pub fn run(mut self) {
+        set_current(self.pid(), self.task.tid);
+        *self.task.kicker.lock().unwrap() = Some(self.ctx.kicker());
+        loop {
+            if self.tg().exiting() {
+                break;
+            }
+            self.deliver_signals();
+            if self.tg().exiting() {
+                break;
+            }
+            let t0 = host::sys::thread_cpu_ns();
+            let ev = self.ctx.switch(&mut self.regs);
+            self.task.cpu_ns.fetch_add(host::sys::thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+            match ev {
+                Event::Syscall => crate::syscalls::handle(&mut self),
+                Event::Fault { signo, code, addr } => {
+                    let info = SigInfo { signo, code, addr, ..Default::default() };
+                    self.force_signal(info);
+                }
+                Event::Interrupted => {}
+                Event::Gone => self.tg().begin_exit(signaled(signal::SIGKILL, false)),
+            }
+        }
+        *self.task.kicker.lock().unwrap() = None;
+        let CurrentTask { k, task, ctx, .. } = self;
+        drop(ctx);
+        exit_thread(&k, &task);
+    }
+
+    /// A synchronous signal caused by the app's own instruction: it cannot be blocked or
+    /// ignored; if it is, the process dies of it (as Linux does).
+    pub fn force_signal(&mut self, info: SigInfo) {
+        let sig = info.signo;
+        let blocked_or_ignored = {
+            let act = self.tg().sig.lock().unwrap().actions[(sig - 1) as usize];
+            let mask = self.task.sig.lock().unwrap().mask;
+            act.handler == signal::SIG_IGN || mask & signal::bit(sig) != 0
+        };
+        if blocked_or_ignored {
+            self.tg().begin_exit(signaled(sig, true));
+            return;
+        }
+        self.task.sig.lock().unwrap().pending.push(info);
+    }
+
+    fn restart_syscall(&mut self) {
+        self.regs.rip -= 2;
+        self.regs.rax = self.regs.orig_rax;
+    }
+
+    /// Delivers pending signals: default actions, or handler frames on the app stack.
+    fn deliver_signals(&mut self) {
+        loop {
+            let info = {
+                let mut ts = self.task.sig.lock().unwrap();
+                let mask = ts.mask;
+                match ts.pending.take(mask) {
+                    Some(i) => Some(i),
+                    None => self.tg().sig.lock().unwrap().pending.take(mask),
+                }
+            };
+            let Some(info) = info else { break };
+            let sig = info.signo;
+            let act = self.tg().sig.lock().unwrap().actions[(sig - 1) as usize];
+            if act.handler == signal::SIG_IGN {
+                continue;
+            }
+            if act.handler == signal::SIG_DFL {
+                match signal::default_action(sig) {
+                    DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => continue,
+                    DefaultAction::Terminate => {
+                        self.tg().begin_exit(signaled(sig, false));
+                        return;
+                    }
+                    DefaultAction::CoreDump => {
+                        self.tg().begin_exit(signaled(sig, true));
+                        return;
+                    }
+                }
+            }
+            if let Some(code) = self.restart.take() {
+                match code {
+                    Errno::ERESTARTSYS if act.flags & signal::SA_RESTART != 0 => self.restart_syscall(),
+                    Errno::ERESTARTNOINTR => self.restart_syscall(),
+                    _ => self.regs.rax = (-Errno::EINTR.0) as i64 as u64,
+                }
+            }
+            if let Err(e) = self.setup_frame(&info, &act) {
+                tracing::debug!(sig, "cannot build signal frame: {e:?}");
+                self.tg().begin_exit(signaled(signal::SIGSEGV, true));
+                return;
+            }
+        }
+        if let Some(code) = self.restart.take() {
+            match code {
+                Errno::ERESTARTSYS | Errno::ERESTARTNOINTR | Errno::ERESTARTNOHAND | Errno::ERESTART_RESTARTBLOCK => {
+                    self.restart_syscall()
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn setup_frame(&mut self, info: &SigInfo, act: &SigAction) -> SysResult<()> {
+        let (old_mask, alt) = {
+            let mut ts = self.task.sig.lock().unwrap();
+            (ts.saved_mask.take().unwrap_or(ts.mask), ts.altstack)
+        };
+        let on_alt = act.flags & signal::SA_ONSTACK != 0
+            && alt.flags & signal::SS_DISABLE == 0
+            && alt.size != 0
+            && !(self.regs.rsp > alt.sp && self.regs.rsp <= alt.sp + alt.size);
+        let top = if on_alt { alt.sp + alt.size } else { self.regs.rsp - 128 };
+        let fp = self.ctx.fpstate().map_err(|_| Errno::EFAULT)?;
+        let mut alt_report = alt;
+        if on_alt {
+            alt_report.flags = 0;
+        }
+        let frame = signal::build_frame(top, &self.regs, &fp, old_mask, info, act, &alt_report);
+        self.write_mem(frame.sp, &frame.bytes)?;
+        let (info_addr, uc_addr) = signal::frame_args(frame.sp);
+        self.regs.rsp = frame.sp;
+        self.regs.rip = act.handler;
+        self.regs.rdi = info.signo as u64;
+        self.regs.rsi = info_addr;
+        self.regs.rdx = uc_addr;
+        self.regs.rax = 0;
+        self.regs.eflags &= !(0x100 | 0x400); // clear TF and DF for the handler
+        let mut ts = self.task.sig.lock().unwrap();
+        ts.mask |= act.mask;
+        if act.flags & signal::SA_NODEFER == 0 {
+            ts.mask |= signal::bit(info.signo);
+        }
+        ts.mask &= !signal::UNBLOCKABLE;
+        drop(ts);
+        if act.flags & signal::SA_RESETHAND != 0 {
+            self.tg().sig.lock().unwrap().actions[(info.signo - 1) as usize] = SigAction::default();
+        }
+        Ok(())
+    }
+
+    /// rt_sigreturn: restores the state saved by `setup_frame`.
+    pub fn sigreturn(&mut self) -> SysResult<u64> {
+        let uc_addr = self.regs.rsp;
+        let uc = self.read_vec(uc_addr, signal::UCONTEXT_SIZE)?;
+        let mut regs = self.regs;
+        let (mask, fpstate) = signal::parse_sigreturn(&uc, &mut regs)?;
+        if fpstate != 0 {
+            let mut fp = [0u8; 512];
+            self.read_mem(fpstate, &mut fp)?;
+            // MXCSR reserved bits would make the host's FXRSTOR fault; keep them clear.
+            let mxcsr = u32::from_ne_bytes(fp[24..28].try_into().expect("4 bytes")) & 0xffff;
+            fp[24..28].copy_from_slice(&mxcsr.to_ne_bytes());
+            let _ = self.ctx.set_fpstate(&fp);
+        }
+        self.task.sig.lock().unwrap().mask = mask & !signal::UNBLOCKABLE;
+        self.regs = regs;
+        Ok(regs.rax)
+    }
+}
+
+/// Tears down one app thread; the last one out turns the process into a zombie and
+/// tells the parent.
+pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
+    let tg = task.tg.clone();
+    let last = {
+        let mut pids = k.pids.lock().unwrap();
+        pids.tasks.remove(&task.tid);
+        let mut st = tg.state.lock().unwrap();
+        st.threads.retain(|t| !Arc::ptr_eq(t, task));
+        st.threads.is_empty()
+    };
+    if !last {
+        return;
+    }
+    let status = tg.state.lock().unwrap().exiting.unwrap_or(0);
+    let files = tg.fds.lock().unwrap().clear();
+    drop(files);
+    *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());
+
+    // Orphans go to init.
+    let orphans = std::mem::take(&mut tg.state.lock().unwrap().children);
+    let init = k.group(1).filter(|i| !Arc::ptr_eq(i, &tg));
+    if let Some(init) = &init {
+        for c in &orphans {
+            c.state.lock().unwrap().parent = Some(Arc::downgrade(init));
+        }
+        init.state.lock().unwrap().children.extend(orphans);
+        init.child_wait.notify_all();
+    }
+
+    let parent = {
+        let mut st = tg.state.lock().unwrap();
+        st.zombie = Some(status);
+        st.vfork_released = true;
+        st.parent.as_ref().and_then(|p| p.upgrade())
+    };
+    if let Some(parent) = parent {
+        parent.vfork_wait.notify_all();
+        let act = parent.sig.lock().unwrap().actions[(signal::SIGCHLD - 1) as usize];
+        let autoreap = act.handler == signal::SIG_IGN || act.flags & signal::SA_NOCLDWAIT != 0;
+        if autoreap {
+            let mut pids = k.pids.lock().unwrap();
+            pids.groups.remove(&tg.pid);
+            parent.state.lock().unwrap().children.retain(|c| !Arc::ptr_eq(c, &tg));
+        } else {
+            let (code, st) = if status & 0x7f == 0 {
+                (signal::CLD_EXITED, (status >> 8) & 0xff)
+            } else if status & 0x80 != 0 {
+                (signal::CLD_DUMPED, status & 0x7f)
+            } else {
+                (signal::CLD_KILLED, status & 0x7f)
+            };
+            send_to_group(&parent, SigInfo { signo: signal::SIGCHLD, code, pid: tg.pid, status: st, ..Default::default() });
+        }
+        parent.child_wait.notify_all();
+    }
+    if tg.pid == 1 {
+        *k.init_exit.lock().unwrap() = Some(status);
+        k.init_exit_cv.notify_all();
+    }
+}
+
+/// Which children a wait call asks about.
+#[derive(Debug, Clone, Copy)]
+pub enum WaitTarget {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// Finds (and with `reap`, removes) a zombie child matching `target`. Err(ECHILD) if no
+/// child matches at all, Ok(None) if matching children are all still running.
+pub fn find_zombie(k: &Kernel, tg: &Arc<ThreadGroup>, target: WaitTarget, reap: bool) -> SysResult<Option<(i32, i32, u64)>> {
+    let mut pids = k.pids.lock().unwrap();
+    let mut st = tg.state.lock().unwrap();
+    let mut any = false;
+    let mut found = None;
+    for (i, c) in st.children.iter().enumerate() {
+        let cs = c.state.lock().unwrap();
+        let matches = match target {
+            WaitTarget::Any => true,
+            WaitTarget::Pid(p) => c.pid == p,
+            WaitTarget::Pgid(g) => cs.pgid == g,
+        };
+        if !matches {
+            continue;
+        }
+        any = true;
+        if let Some(status) = cs.zombie {
+            found = Some((i, c.pid, status));
+            break;
+        }
+    }
+    if !any {
+        return Err(Errno::ECHILD);
+    }
+    let Some((i, pid, status)) = found else { return Ok(None) };
+    let cpu = st.children[i].threads_cpu();
+    if reap {
+        st.children.remove(i);
+        st.children_cpu_ns += cpu;
+        pids.groups.remove(&pid);
+    }
+    Ok(Some((pid, status, cpu)))
+}
+
+impl ThreadGroup {
+    /// CPU time of this process's threads and reaped children (ns), for times/getrusage.
+    pub fn threads_cpu(&self) -> u64 {
+        let st = self.state.lock().unwrap();
+        st.threads.iter().map(|t| t.cpu_ns.load(Ordering::Relaxed)).sum::<u64>() + st.children_cpu_ns
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<(i32, i32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Records which app thread this host thread runs (for /proc/self and friends).
+pub fn set_current(pid: i32, tid: i32) {
+    CURRENT.with(|c| c.set((pid, tid)));
+}
+
+/// (pid, tid) of the app thread the calling host thread runs; (0, 0) outside tasks.
+pub fn current() -> (i32, i32) {
+    CURRENT.with(|c| c.get())
+}

@@ -1,0 +1,73 @@
+//! Allocation of memory-file ranges: first fit over a free list, with
+//! coalescing. Ranges are sparse until touched, so reserving is cheap.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use host::memfile::PAGE;
+use host::MemoryFile;
+
+use crate::SysResult;
+
+/// Hands out page-aligned, disjoint ranges of the memory file.
+#[derive(Debug)]
+pub struct RangeAllocator {
+    free: Mutex<BTreeMap<u64, u64>>, // start -> len
+    pub(crate) file: Arc<MemoryFile>,
+}
+
+impl RangeAllocator {
+    /// Manages `[start, file.size())` of `file`.
+    pub fn new(file: Arc<MemoryFile>, start: u64) -> Arc<RangeAllocator> {
+        let mut free = BTreeMap::new();
+        free.insert(start, file.size() - start);
+        Arc::new(RangeAllocator { free: Mutex::new(free), file })
+    }
+
+    /// Allocates `len` bytes (rounded to pages), zero-filled.
+    pub fn alloc(self: &Arc<Self>, len: u64) -> SysResult<Arc<Backing>> {
+        let len = len.max(PAGE).div_ceil(PAGE) * PAGE;
+        let mut free = self.free.lock().unwrap();
+        let (&start, &flen) = free.iter().find(|(_, &l)| l >= len).ok_or(abi::Errno::ENOMEM)?;
+        free.remove(&start);
+        if flen > len {
+            free.insert(start + len, flen - len);
+        }
+        Ok(Arc::new(Backing { off: start, len, alloc: self.clone() }))
+    }
+
+    fn release(&self, off: u64, len: u64) {
+        let _ = self.file.zero(off, len);
+        let mut free = self.free.lock().unwrap();
+        let (mut start, mut len) = (off, len);
+        if let Some((&ps, &pl)) = free.range(..start).next_back() {
+            if ps + pl == start {
+                free.remove(&ps);
+                start = ps;
+                len += pl;
+            }
+        }
+        if let Some(&nl) = free.get(&(start + len)) {
+            free.remove(&(start + len));
+            len += nl;
+        }
+        free.insert(start, len);
+    }
+}
+
+/// A range of the memory file backing one or more mappings; returned to the
+/// allocator (and its pages to the host) when the last user drops it.
+#[derive(Debug)]
+pub struct Backing {
+    /// Offset in the memory file.
+    pub off: u64,
+    /// Length in bytes.
+    pub len: u64,
+    alloc: Arc<RangeAllocator>,
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        self.alloc.release(self.off, self.len);
+    }
+}

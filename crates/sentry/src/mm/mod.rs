@@ -1,0 +1,466 @@
+//! Address spaces: VMAs over memory-file ranges, brk, mmap/munmap/mprotect,
+//! fork copies, and copy-in/copy-out of app memory through the Sentry's view.
+//!
+//! Invariants: VMAs never overlap; each VMA maps `[start, end)` to
+//! `backing.off + offset ..` of the memory file; the stub's host mappings are
+//! kept equal to the VMAs by applying the `MapOp`s every change returns.
+
+pub mod alloc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use abi::Errno;
+use host::memfile::PAGE;
+use host::APP_TOP;
+
+pub use alloc::{Backing, RangeAllocator};
+
+use crate::SysResult;
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+/// The first address app mappings may not use.
+pub const APP_TOP_ADDR: u64 = APP_TOP;
+/// Top of the initial stack (a guard gap below the stub pages).
+pub const STACK_TOP: u64 = APP_TOP - 16 * PAGE;
+/// Size reserved for the main thread's stack.
+pub const STACK_SIZE: u64 = 8 << 20;
+const MMAP_TOP: u64 = STACK_TOP - STACK_SIZE - (1 << 30);
+const MMAP_BOTTOM: u64 = 0x1_0000;
+const HEAP_RESERVE: u64 = 1 << 30;
+
+/// A change the stub's host address space must make to match the VMAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapOp {
+    /// Map `len` bytes at `addr` from memory-file offset `off` with `prot`.
+    Map { addr: u64, len: u64, prot: u32, off: u64 },
+    /// Remove whatever is mapped in `[addr, addr+len)`.
+    Unmap { addr: u64, len: u64 },
+}
+
+/// What a VMA shows in /proc/<pid>/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmaName {
+    Anon,
+    Heap,
+    Stack,
+    File { path: String, dev: u64, ino: u64, offset: u64 },
+}
+
+/// One contiguous mapping.
+#[derive(Debug, Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    pub shared: bool,
+    pub backing: Arc<Backing>,
+    /// Offset of `start` inside `backing`.
+    pub offset: u64,
+    pub name: VmaName,
+}
+
+impl Vma {
+    fn memoff(&self, addr: u64) -> u64 {
+        self.backing.off + self.offset + (addr - self.start)
+    }
+
+    fn map_op(&self) -> MapOp {
+        if self.prot == 0 {
+            MapOp::Unmap { addr: self.start, len: self.end - self.start }
+        } else {
+            MapOp::Map { addr: self.start, len: self.end - self.start, prot: self.prot, off: self.memoff(self.start) }
+        }
+    }
+
+    fn split_at(&self, at: u64) -> (Vma, Vma) {
+        let mut lo = self.clone();
+        let mut hi = self.clone();
+        lo.end = at;
+        hi.start = at;
+        hi.offset = self.offset + (at - self.start);
+        if let VmaName::File { offset, .. } = &mut hi.name {
+            *offset += at - self.start;
+        }
+        (lo, hi)
+    }
+}
+
+/// An app address space.
+#[derive(Debug)]
+pub struct MemoryManager {
+    vmas: BTreeMap<u64, Vma>,
+    alloc: Arc<RangeAllocator>,
+    brk_start: u64,
+    brk: u64,
+    heap: Option<Arc<Backing>>,
+    /// Where argv/envp live, for /proc/<pid>/cmdline and environ.
+    pub arg_range: (u64, u64),
+    pub env_range: (u64, u64),
+    pub auxv: Vec<(u64, u64)>,
+}
+
+pub fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
+pub fn page_down(x: u64) -> u64 {
+    x & !(PAGE - 1)
+}
+
+impl MemoryManager {
+    pub fn new(alloc: Arc<RangeAllocator>) -> MemoryManager {
+        MemoryManager {
+            vmas: BTreeMap::new(),
+            alloc,
+            brk_start: 0,
+            brk: 0,
+            heap: None,
+            arg_range: (0, 0),
+            env_range: (0, 0),
+            auxv: Vec::new(),
+        }
+    }
+
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.values()
+    }
+
+    /// Every host mapping the stub needs to mirror this address space.
+    pub fn all_map_ops(&self) -> Vec<MapOp> {
+        self.vmas.values().filter(|v| v.prot != 0).map(|v| v.map_op()).collect()
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Finds a free gap of `len` bytes, top-down from the mmap area.
+    fn find_gap(&self, len: u64) -> SysResult<u64> {
+        let mut top = MMAP_TOP;
+        for v in self.vmas.range(..MMAP_TOP).rev().map(|(_, v)| v) {
+            if v.end <= top && top - v.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(v.start);
+        }
+        if top >= MMAP_BOTTOM + len {
+            Ok(top - len)
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// Removes `[start, end)` from the VMAs, splitting as needed.
+    fn carve(&mut self, start: u64, end: u64) {
+        let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
+        for k in keys {
+            let v = self.vmas.remove(&k).expect("key from range");
+            if v.start < start {
+                let (lo, _) = v.split_at(start);
+                self.vmas.insert(lo.start, lo);
+            }
+            if v.end > end {
+                let (_, hi) = v.split_at(end);
+                self.vmas.insert(hi.start, hi);
+            }
+        }
+    }
+
+    /// Maps a new region. `addr` is a hint unless `fixed`. With `noreplace`, an overlap fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        shared: bool,
+        fixed: bool,
+        noreplace: bool,
+        backing: Option<(Arc<Backing>, u64)>,
+        name: VmaName,
+    ) -> SysResult<(u64, Vec<MapOp>)> {
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let start = if fixed || noreplace {
+            if addr % PAGE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            if end > APP_TOP || addr < PAGE {
+                return Err(Errno::ENOMEM);
+            }
+            if noreplace && self.overlaps(addr, end) {
+                return Err(Errno::EEXIST);
+            }
+            addr
+        } else {
+            let hint = page_down(addr);
+            match hint.checked_add(len) {
+                Some(end) if hint >= MMAP_BOTTOM && end <= APP_TOP && !self.overlaps(hint, end) => hint,
+                _ => self.find_gap(len)?,
+            }
+        };
+        let end = start + len;
+        let (backing, offset) = match backing {
+            Some(b) => b,
+            None => (self.alloc.alloc(len)?, 0),
+        };
+        let mut ops = Vec::new();
+        if self.overlaps(start, end) {
+            self.carve(start, end);
+            ops.push(MapOp::Unmap { addr: start, len });
+        }
+        let v = Vma { start, end, prot, shared, backing, offset, name };
+        if prot != 0 {
+            ops.push(v.map_op());
+        }
+        self.vmas.insert(start, v);
+        Ok((start, ops))
+    }
+
+    /// Allocates a backing range for a mapping the caller fills before mapping.
+    pub fn alloc_backing(&self, len: u64) -> SysResult<Arc<Backing>> {
+        self.alloc.alloc(len)
+    }
+
+    pub fn unmap(&mut self, addr: u64, len: u64) -> SysResult<Vec<MapOp>> {
+        if addr % PAGE != 0 || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = addr.checked_add(page_up(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
+        self.carve(addr, end);
+        Ok(vec![MapOp::Unmap { addr, len: end - addr }])
+    }
+
+    pub fn protect(&mut self, addr: u64, len: u64, prot: u32) -> SysResult<Vec<MapOp>> {
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = addr.checked_add(page_up(len).ok_or(Errno::ENOMEM)?).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(vec![]);
+        }
+        // Every page in the range must be mapped.
+        let mut cursor = addr;
+        for v in self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(_, v)| v) {
+            if v.start > cursor {
+                return Err(Errno::ENOMEM);
+            }
+            cursor = v.end;
+        }
+        if cursor < end {
+            return Err(Errno::ENOMEM);
+        }
+        let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(&k, _)| k).collect();
+        let mut ops = Vec::new();
+        for k in keys {
+            let mut v = self.vmas.remove(&k).expect("key from range");
+            if v.start < addr {
+                let (lo, hi) = v.split_at(addr);
+                self.vmas.insert(lo.start, lo);
+                v = hi;
+            }
+            if v.end > end {
+                let (lo, hi) = v.split_at(end);
+                self.vmas.insert(hi.start, hi);
+                v = lo;
+            }
+            v.prot = prot;
+            ops.push(if prot == 0 { MapOp::Unmap { addr: v.start, len: v.end - v.start } } else { v.map_op() });
+            self.vmas.insert(v.start, v);
+        }
+        Ok(ops)
+    }
+
+    /// Sets up the heap after exec: brk starts at `start` (page-aligned end of the image).
+    pub fn init_brk(&mut self, start: u64) -> SysResult<()> {
+        self.brk_start = start;
+        self.brk = start;
+        self.heap = Some(self.alloc.alloc(HEAP_RESERVE)?);
+        Ok(())
+    }
+
+    pub fn brk(&mut self, new: u64) -> (u64, Vec<MapOp>) {
+        let Some(heap) = self.heap.clone() else { return (self.brk, vec![]) };
+        if new < self.brk_start || new > self.brk_start + HEAP_RESERVE {
+            return (self.brk, vec![]);
+        }
+        let old_end = page_up(self.brk).unwrap_or(self.brk);
+        let new_end = page_up(new).unwrap_or(new);
+        let mut ops = Vec::new();
+        if new_end > old_end {
+            if self.overlaps(old_end, new_end) {
+                return (self.brk, vec![]);
+            }
+            // Extend the heap VMA (or create it) over the reserved backing.
+            let existing = self.vmas.range(..old_end).next_back().map(|(_, v)| v.clone());
+            match existing {
+                Some(mut v) if v.name == VmaName::Heap && v.end == old_end => {
+                    self.vmas.remove(&v.start);
+                    v.end = new_end;
+                    ops.push(v.map_op());
+                    self.vmas.insert(v.start, v);
+                }
+                _ => {
+                    let v = Vma {
+                        start: old_end,
+                        end: new_end,
+                        prot: PROT_READ | PROT_WRITE,
+                        shared: false,
+                        backing: heap.clone(),
+                        offset: old_end - page_up(self.brk_start).unwrap_or(self.brk_start),
+                        name: VmaName::Heap,
+                    };
+                    ops.push(v.map_op());
+                    self.vmas.insert(v.start, v);
+                }
+            }
+        } else if new_end < old_end {
+            self.carve(new_end, old_end);
+            ops.push(MapOp::Unmap { addr: new_end, len: old_end - new_end });
+            let base = page_up(self.brk_start).unwrap_or(self.brk_start);
+            let _ = self.alloc.file.zero(heap.off + (new_end - base), old_end - new_end);
+        }
+        self.brk = new;
+        (new, ops)
+    }
+
+    /// A copy for fork: private mappings get their own pages, shared ones are shared.
+    pub fn fork(&self) -> SysResult<MemoryManager> {
+        let mut vmas = BTreeMap::new();
+        let mut copied: Vec<(*const Backing, Arc<Backing>)> = Vec::new();
+        let heap = match &self.heap {
+            Some(h) => {
+                let n = self.alloc.alloc(h.len)?;
+                self.alloc.file.copy(h.off, n.off, h.len).map_err(|_| Errno::ENOMEM)?;
+                copied.push((Arc::as_ptr(h), n.clone()));
+                Some(n)
+            }
+            None => None,
+        };
+        for v in self.vmas.values() {
+            let mut nv = v.clone();
+            if !v.shared {
+                let key = Arc::as_ptr(&v.backing);
+                let existing = copied.iter().find(|(k, _)| *k == key).map(|(_, b)| b.clone());
+                nv.backing = match existing {
+                    Some(b) => b,
+                    None => {
+                        let n = self.alloc.alloc(v.backing.len)?;
+                        self.alloc.file.copy(v.backing.off, n.off, v.backing.len).map_err(|_| Errno::ENOMEM)?;
+                        copied.push((key, n.clone()));
+                        n
+                    }
+                };
+            }
+            vmas.insert(nv.start, nv);
+        }
+        Ok(MemoryManager {
+            vmas,
+            alloc: self.alloc.clone(),
+            brk_start: self.brk_start,
+            brk: self.brk,
+            heap,
+            arg_range: self.arg_range,
+            env_range: self.env_range,
+            auxv: self.auxv.clone(),
+        })
+    }
+
+    /// Translates `[addr, addr+len)` into memory-file extents, checking `want` protections.
+    fn extents(&self, addr: u64, len: usize, want: u32) -> SysResult<Vec<(u64, usize)>> {
+        let mut out = Vec::new();
+        let mut cur = addr;
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        while cur < end {
+            let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
+            if v.prot & want != want || v.prot == 0 {
+                return Err(Errno::EFAULT);
+            }
+            let n = (v.end.min(end) - cur) as usize;
+            out.push((v.memoff(cur), n));
+            cur += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Copies app memory at `addr` into `buf` (EFAULT if any byte is unmapped or unreadable).
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
+        let mut done = 0;
+        for (off, n) in self.extents(addr, buf.len(), PROT_READ)? {
+            self.alloc.file.read(off, &mut buf[done..done + n]).map_err(|_| Errno::EFAULT)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into app memory at `addr` (EFAULT if not writable).
+    pub fn write(&self, addr: u64, data: &[u8]) -> SysResult<()> {
+        self.write_checked(addr, data, PROT_WRITE)
+    }
+
+    /// Writes ignoring protections (the loader filling read-only segments, ptrace-like pokes).
+    pub fn write_force(&self, addr: u64, data: &[u8]) -> SysResult<()> {
+        self.write_checked(addr, data, 0)
+    }
+
+    fn write_checked(&self, addr: u64, data: &[u8], want: u32) -> SysResult<()> {
+        let ext = if want == 0 { self.extents_any(addr, data.len())? } else { self.extents(addr, data.len(), want)? };
+        let mut done = 0;
+        for (off, n) in ext {
+            self.alloc.file.write(off, &data[done..done + n]).map_err(|_| Errno::EFAULT)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn extents_any(&self, addr: u64, len: usize) -> SysResult<Vec<(u64, usize)>> {
+        let mut out = Vec::new();
+        let mut cur = addr;
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        while cur < end {
+            let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
+            let n = (v.end.min(end) - cur) as usize;
+            out.push((v.memoff(cur), n));
+            cur += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG past it).
+    pub fn read_cstr(&self, addr: u64, max: usize) -> SysResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut cur = addr;
+        loop {
+            let chunk = (PAGE - cur % PAGE) as usize;
+            let mut buf = vec![0u8; chunk];
+            self.read(cur, &mut buf)?;
+            if let Some(i) = buf.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..i]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+            if out.len() > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            cur += chunk as u64;
+        }
+    }
+
+    pub fn read_u64(&self, addr: u64) -> SysResult<u64> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    /// Total mapped bytes (VmSize).
+    pub fn total_size(&self) -> u64 {
+        self.vmas.values().map(|v| v.end - v.start).sum()
+    }
+}

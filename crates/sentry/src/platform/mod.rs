@@ -1,0 +1,50 @@
+//! The platform seam: how app code runs. Only this module knows that stubs
+//! are ptrace'd host processes; the kernel sees contexts and events.
+
+pub mod ptrace;
+
+use std::io;
+
+pub use host::Regs;
+
+use crate::mm::MapOp;
+
+/// Why app code stopped running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The app made a syscall: number in `orig_rax`, arguments in the registers.
+    Syscall,
+    /// App code faulted (or trapped): deliver `signo` with `code` and `addr` to the app.
+    Fault { signo: i32, code: i32, addr: u64 },
+    /// The Sentry interrupted the app (a signal or exit is pending).
+    Interrupted,
+    /// The host process running the app is gone.
+    Gone,
+}
+
+/// A way for another Sentry thread to make a running context return `Interrupted`.
+pub trait Kicker: Send + Sync + std::fmt::Debug {
+    fn kick(&self);
+}
+
+/// An app thread's execution context bound to its address space.
+pub trait Context: std::fmt::Debug {
+    /// Runs app code with `regs` until the next event.
+    fn switch(&mut self, regs: &mut Regs) -> Event;
+    /// Makes the host address space match the kernel's view.
+    fn apply(&mut self, ops: &[MapOp]) -> io::Result<()>;
+    /// Reads the app's FPU/SSE state (FXSAVE layout).
+    fn fpstate(&self) -> io::Result<[u8; 512]>;
+    /// Restores the app's FPU/SSE state.
+    fn set_fpstate(&mut self, state: &[u8; 512]) -> io::Result<()>;
+    /// Registers as the stub starts them (segment selectors, flags), for a fresh image.
+    fn initial_regs(&self) -> io::Result<Regs>;
+    /// A handle to interrupt this context from another thread.
+    fn kicker(&self) -> std::sync::Arc<dyn Kicker>;
+}
+
+/// A way to make contexts.
+pub trait Platform: Send + Sync + std::fmt::Debug {
+    /// A new context with an empty address space, owned by the calling host thread.
+    fn new_context(&self) -> io::Result<Box<dyn Context>>;
+}

@@ -1,0 +1,134 @@
+//! The ptrace platform: each app process is a stub cloned from the source
+//! stub; `PTRACE_SYSEMU` traps its syscalls; mappings are injected syscalls.
+
+use std::io;
+use std::sync::Arc;
+
+use host::memfile::PAGE;
+use host::{MemoryFile, Regs, StopReason, StubFactory, Tracee};
+
+use super::{Context, Event, Kicker, Platform};
+use crate::mm::MapOp;
+
+/// Memory-file offsets reserved for the stub's code and data pages.
+pub const STUB_CODE_OFF: u64 = 0;
+pub const STUB_DATA_OFF: u64 = PAGE;
+/// The first memory-file offset free for app memory.
+pub const FIRST_FREE_OFF: u64 = 2 * PAGE;
+
+#[derive(Debug)]
+pub struct PtracePlatform {
+    mem: Arc<MemoryFile>,
+    factory: StubFactory,
+}
+
+impl PtracePlatform {
+    pub fn new(mem: Arc<MemoryFile>) -> io::Result<PtracePlatform> {
+        let factory = StubFactory::new(&mem, STUB_CODE_OFF, STUB_DATA_OFF)?;
+        Ok(PtracePlatform { mem, factory })
+    }
+}
+
+impl Platform for PtracePlatform {
+    fn new_context(&self) -> io::Result<Box<dyn Context>> {
+        let tracee = self.factory.new_stub(&self.mem)?;
+        let memfd = self.mem_fd_in_stub();
+        Ok(Box::new(PtraceContext { kicker: Arc::new(StubKicker { pid: tracee.pid(), tid: tracee.tid() }), tracee, memfd }))
+    }
+}
+
+impl PtracePlatform {
+    fn mem_fd_in_stub(&self) -> u64 {
+        // The stub keeps the memory file at the number it had in the Sentry.
+        std::os::fd::AsRawFd::as_raw_fd(&self.mem.fd()) as u64
+    }
+}
+
+#[derive(Debug)]
+struct StubKicker {
+    pid: i32,
+    tid: i32,
+}
+
+impl Kicker for StubKicker {
+    fn kick(&self) {
+        let _ = host::sys::tgkill(self.pid, self.tid, libc_sigstop());
+    }
+}
+
+fn libc_sigstop() -> i32 {
+    19
+}
+
+#[derive(Debug)]
+struct PtraceContext {
+    tracee: Tracee,
+    memfd: u64,
+    kicker: Arc<StubKicker>,
+}
+
+const MAP_SHARED_FIXED: u64 = 0x11;
+
+impl Context for PtraceContext {
+    fn switch(&mut self, regs: &mut Regs) -> Event {
+        match self.tracee.run(regs) {
+            Ok(StopReason::Syscall) => Event::Syscall,
+            Ok(StopReason::Signal { signo, code, addr }) => match signo {
+                4 | 5 | 7 | 8 | 11 => Event::Fault { signo, code, addr },
+                _ => Event::Interrupted,
+            },
+            Ok(StopReason::Gone(_)) | Err(_) => Event::Gone,
+        }
+    }
+
+    fn apply(&mut self, ops: &[MapOp]) -> io::Result<()> {
+        for op in ops {
+            let (nr, args) = match *op {
+                MapOp::Map { addr, len, prot, off } => {
+                    (abi::sysno::MMAP, [addr, len, prot as u64, MAP_SHARED_FIXED, self.memfd, off])
+                }
+                MapOp::Unmap { addr, len } => (abi::sysno::MUNMAP, [addr, len, 0, 0, 0, 0]),
+            };
+            let r = self.tracee.inject(nr as i64, args)?;
+            if r < 0 && r > -4096 {
+                return Err(io::Error::from_raw_os_error(-r as i32));
+            }
+        }
+        Ok(())
+    }
+
+    fn fpstate(&self) -> io::Result<[u8; 512]> {
+        self.tracee.get_fpregs()
+    }
+
+    fn set_fpstate(&mut self, state: &[u8; 512]) -> io::Result<()> {
+        self.tracee.set_fpregs(state)
+    }
+
+    fn initial_regs(&self) -> io::Result<Regs> {
+        let mut r = self.tracee.get_regs()?;
+        r.rax = 0;
+        r.rbx = 0;
+        r.rcx = 0;
+        r.rdx = 0;
+        r.rsi = 0;
+        r.rdi = 0;
+        r.rbp = 0;
+        r.r8 = 0;
+        r.r9 = 0;
+        r.r10 = 0;
+        r.r11 = 0;
+        r.r12 = 0;
+        r.r13 = 0;
+        r.r14 = 0;
+        r.r15 = 0;
+        r.fs_base = 0;
+        r.gs_base = 0;
+        r.eflags = 0x202;
+        Ok(r)
+    }
+
+    fn kicker(&self) -> Arc<dyn Kicker> {
+        self.kicker.clone()
+    }
+}

@@ -1,0 +1,208 @@
+//! The syscall table: raw registers become typed calls here, once. Unknown
+//! numbers go to one place that returns ENOSYS, counts and logs them.
+
+mod fs;
+mod mm;
+mod process;
+mod signal;
+mod time;
+
+use abi::sysno as nr;
+use abi::Errno;
+
+use crate::kernel::CurrentTask;
+use crate::SysResult;
+
+/// Raw syscall arguments.
+pub type Args = [u64; 6];
+
+/// Handles the syscall the current task stopped at and puts the result in rax.
+pub fn handle(t: &mut CurrentTask) {
+    let n = t.regs.orig_rax;
+    let a: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
+    let strace = t.k.strace;
+    let before = if strace { Some(decode_args(t, n, &a)) } else { None };
+    let r = dispatch(t, n, a);
+    if let Some(args) = before {
+        let name = nr::name(n).unwrap_or("unknown");
+        let res = match &r {
+            Ok(v) => format!("{}", *v as i64),
+            Err(e) => format!("-1 {}", e.name()),
+        };
+        eprintln!("[{}] {}({}) = {}", t.task.tid, name, args, res);
+    }
+    match r {
+        Ok(v) => t.regs.rax = v,
+        Err(e) if e.is_restart() => {
+            t.restart = Some(e);
+            t.regs.rax = (-Errno::EINTR.0) as i64 as u64;
+        }
+        Err(e) => t.regs.rax = (-(e.0 as i64)) as u64,
+    }
+}
+
+fn decode_args(t: &CurrentTask, n: u64, a: &Args) -> String {
+    let path_arg = match n {
+        nr::OPEN | nr::STAT | nr::LSTAT | nr::ACCESS | nr::EXECVE | nr::CHDIR | nr::MKDIR | nr::RMDIR | nr::UNLINK
+        | nr::READLINK | nr::CHMOD | nr::CREAT | nr::TRUNCATE | nr::CHOWN | nr::LCHOWN | nr::STATFS => Some(0),
+        nr::OPENAT | nr::NEWFSTATAT | nr::MKDIRAT | nr::UNLINKAT | nr::READLINKAT | nr::FACCESSAT | nr::FACCESSAT2
+        | nr::FCHMODAT | nr::FCHOWNAT | nr::STATX | nr::UTIMENSAT | nr::EXECVEAT | nr::RENAMEAT | nr::RENAMEAT2 => Some(1),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (i, v) in a.iter().enumerate() {
+        if Some(i) == path_arg {
+            match t.read_cstr(*v) {
+                Ok(s) => out.push(format!("{:?}", String::from_utf8_lossy(&s))),
+                Err(_) => out.push(format!("{v:#x}")),
+            }
+        } else if (*v as i64).abs() < 4096 {
+            out.push(format!("{}", *v as i64));
+        } else {
+            out.push(format!("{v:#x}"));
+        }
+    }
+    out.join(", ")
+}
+
+fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
+    let fd = |i: usize| a[i] as i32;
+    match n {
+        // Files and descriptors.
+        nr::READ => fs::sys_read(t, fd(0), a[1], a[2] as usize),
+        nr::WRITE => fs::sys_write(t, fd(0), a[1], a[2] as usize),
+        nr::PREAD64 => fs::sys_pread64(t, fd(0), a[1], a[2] as usize, a[3] as i64),
+        nr::PWRITE64 => fs::sys_pwrite64(t, fd(0), a[1], a[2] as usize, a[3] as i64),
+        nr::READV => fs::sys_readv(t, fd(0), a[1], a[2] as usize),
+        nr::WRITEV => fs::sys_writev(t, fd(0), a[1], a[2] as usize),
+        nr::OPEN => fs::sys_openat(t, fs::AT_FDCWD, a[0], a[1] as u32, a[2] as u32),
+        nr::CREAT => fs::sys_openat(t, fs::AT_FDCWD, a[0], 0o1101, a[1] as u32),
+        nr::OPENAT => fs::sys_openat(t, fd(0), a[1], a[2] as u32, a[3] as u32),
+        nr::CLOSE => fs::sys_close(t, fd(0)),
+        nr::LSEEK => fs::sys_lseek(t, fd(0), a[1] as i64, a[2] as u32),
+        nr::STAT => fs::sys_newfstatat(t, fs::AT_FDCWD, a[0], a[1], 0),
+        nr::LSTAT => fs::sys_newfstatat(t, fs::AT_FDCWD, a[0], a[1], fs::AT_SYMLINK_NOFOLLOW),
+        nr::FSTAT => fs::sys_fstat(t, fd(0), a[1]),
+        nr::NEWFSTATAT => fs::sys_newfstatat(t, fd(0), a[1], a[2], a[3] as u32),
+        nr::STATX => fs::sys_statx(t, fd(0), a[1], a[2] as u32, a[3] as u32, a[4]),
+        nr::GETDENTS64 => fs::sys_getdents64(t, fd(0), a[1], a[2] as usize),
+        nr::READLINK => fs::sys_readlinkat(t, fs::AT_FDCWD, a[0], a[1], a[2] as usize),
+        nr::READLINKAT => fs::sys_readlinkat(t, fd(0), a[1], a[2], a[3] as usize),
+        nr::ACCESS => fs::sys_faccessat(t, fs::AT_FDCWD, a[0], a[1] as u32, 0),
+        nr::FACCESSAT => fs::sys_faccessat(t, fd(0), a[1], a[2] as u32, 0),
+        nr::FACCESSAT2 => fs::sys_faccessat(t, fd(0), a[1], a[2] as u32, a[3] as u32),
+        nr::GETCWD => fs::sys_getcwd(t, a[0], a[1] as usize),
+        nr::CHDIR => fs::sys_chdir(t, a[0]),
+        nr::FCHDIR => fs::sys_fchdir(t, fd(0)),
+        nr::MKDIR => fs::sys_mkdirat(t, fs::AT_FDCWD, a[0], a[1] as u32),
+        nr::MKDIRAT => fs::sys_mkdirat(t, fd(0), a[1], a[2] as u32),
+        nr::MKNOD => fs::sys_mknodat(t, fs::AT_FDCWD, a[0], a[1] as u32, a[2]),
+        nr::MKNODAT => fs::sys_mknodat(t, fd(0), a[1], a[2] as u32, a[3]),
+        nr::RMDIR => fs::sys_unlinkat(t, fs::AT_FDCWD, a[0], fs::AT_REMOVEDIR),
+        nr::UNLINK => fs::sys_unlinkat(t, fs::AT_FDCWD, a[0], 0),
+        nr::UNLINKAT => fs::sys_unlinkat(t, fd(0), a[1], a[2] as u32),
+        nr::RENAME => fs::sys_renameat2(t, fs::AT_FDCWD, a[0], fs::AT_FDCWD, a[1], 0),
+        nr::RENAMEAT => fs::sys_renameat2(t, fd(0), a[1], fd(2), a[3], 0),
+        nr::RENAMEAT2 => fs::sys_renameat2(t, fd(0), a[1], fd(2), a[3], a[4] as u32),
+        nr::LINK => fs::sys_linkat(t, fs::AT_FDCWD, a[0], fs::AT_FDCWD, a[1], 0),
+        nr::LINKAT => fs::sys_linkat(t, fd(0), a[1], fd(2), a[3], a[4] as u32),
+        nr::SYMLINK => fs::sys_symlinkat(t, a[0], fs::AT_FDCWD, a[1]),
+        nr::SYMLINKAT => fs::sys_symlinkat(t, a[0], fd(1), a[2]),
+        nr::CHMOD => fs::sys_fchmodat(t, fs::AT_FDCWD, a[0], a[1] as u32),
+        nr::FCHMODAT => fs::sys_fchmodat(t, fd(0), a[1], a[2] as u32),
+        nr::FCHMOD => fs::sys_fchmod(t, fd(0), a[1] as u32),
+        nr::CHOWN => fs::sys_fchownat(t, fs::AT_FDCWD, a[0], a[1] as u32, a[2] as u32, 0),
+        nr::LCHOWN => fs::sys_fchownat(t, fs::AT_FDCWD, a[0], a[1] as u32, a[2] as u32, fs::AT_SYMLINK_NOFOLLOW),
+        nr::FCHOWNAT => fs::sys_fchownat(t, fd(0), a[1], a[2] as u32, a[3] as u32, a[4] as u32),
+        nr::FCHOWN => fs::sys_fchown(t, fd(0), a[1] as u32, a[2] as u32),
+        nr::TRUNCATE => fs::sys_truncate(t, a[0], a[1] as i64),
+        nr::FTRUNCATE => fs::sys_ftruncate(t, fd(0), a[1] as i64),
+        nr::UTIMENSAT => fs::sys_utimensat(t, fd(0), a[1], a[2], a[3] as u32),
+        nr::UMASK => fs::sys_umask(t, a[0] as u32),
+        nr::DUP => fs::sys_dup(t, fd(0)),
+        nr::DUP2 => fs::sys_dup2(t, fd(0), fd(1)),
+        nr::DUP3 => fs::sys_dup3(t, fd(0), fd(1), a[2] as u32),
+        nr::FCNTL => fs::sys_fcntl(t, fd(0), a[1] as u32, a[2]),
+        nr::PIPE => fs::sys_pipe2(t, a[0], 0),
+        nr::PIPE2 => fs::sys_pipe2(t, a[0], a[1] as u32),
+        nr::IOCTL => fs::sys_ioctl(t, fd(0), a[1] as u32 as u64, a[2]),
+        nr::FSYNC | nr::FDATASYNC => fs::sys_fsync(t, fd(0)),
+        nr::SYNC => Ok(0),
+        nr::STATFS => fs::sys_statfs(t, a[0], a[1]),
+        nr::FSTATFS => fs::sys_fstatfs(t, fd(0), a[1]),
+        nr::POLL => fs::sys_poll(t, a[0], a[1] as usize, a[2] as i32 as i64),
+        nr::FLOCK => fs::sys_flock(t, fd(0)),
+        // Memory.
+        nr::BRK => mm::sys_brk(t, a[0]),
+        nr::MMAP => mm::sys_mmap(t, a[0], a[1], a[2] as u32, a[3] as u32, fd(4), a[5]),
+        nr::MUNMAP => mm::sys_munmap(t, a[0], a[1]),
+        nr::MPROTECT => mm::sys_mprotect(t, a[0], a[1], a[2] as u32),
+        nr::MADVISE => mm::sys_madvise(t, a[0], a[1], a[2] as u32),
+        // Processes.
+        nr::GETPID => Ok(t.pid() as u64),
+        nr::GETTID => Ok(t.task.tid as u64),
+        nr::GETPPID => Ok(t.tg().ppid() as u64),
+        nr::FORK => process::sys_clone(t, 17, 0, 0, 0, 0),
+        nr::VFORK => process::sys_clone(t, 0x4000 | 0x100 | 17, 0, 0, 0, 0),
+        nr::CLONE => process::sys_clone(t, a[0], a[1], a[2], a[3], a[4]),
+        nr::EXECVE => process::sys_execve(t, a[0], a[1], a[2]),
+        nr::EXIT => process::sys_exit(t, a[0] as i32),
+        nr::EXIT_GROUP => process::sys_exit(t, a[0] as i32),
+        nr::WAIT4 => process::sys_wait4(t, a[0] as i32, a[1], a[2] as u32, a[3]),
+        nr::WAITID => process::sys_waitid(t, a[0] as u32, a[1] as i32, a[2], a[3] as u32),
+        nr::SET_TID_ADDRESS => process::sys_set_tid_address(t, a[0]),
+        nr::SET_ROBUST_LIST => Ok(0),
+        nr::ARCH_PRCTL => process::sys_arch_prctl(t, a[0] as u32, a[1]),
+        nr::PRCTL => process::sys_prctl(t, a[0] as u32, a[1]),
+        nr::UNAME => process::sys_uname(t, a[0]),
+        nr::SETHOSTNAME => process::sys_sethostname(t, a[0], a[1] as usize),
+        nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => process::sys_getid(t, n),
+        nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID => process::sys_setid(t, n, a),
+        nr::GETRESUID | nr::GETRESGID => process::sys_getresid(t, n, a),
+        nr::GETGROUPS => process::sys_getgroups(t, a[0] as i32, a[1]),
+        nr::SETGROUPS => process::sys_setgroups(t, a[0] as usize, a[1]),
+        nr::SETPGID => process::sys_setpgid(t, a[0] as i32, a[1] as i32),
+        nr::GETPGID => process::sys_getpgid(t, a[0] as i32),
+        nr::GETPGRP => process::sys_getpgid(t, 0),
+        nr::SETSID => process::sys_setsid(t),
+        nr::GETSID => process::sys_getsid(t, a[0] as i32),
+        nr::GETRLIMIT => process::sys_prlimit64(t, 0, a[0] as u32, 0, a[1]),
+        nr::SETRLIMIT => process::sys_prlimit64(t, 0, a[0] as u32, a[1], 0),
+        nr::PRLIMIT64 => process::sys_prlimit64(t, a[0] as i32, a[1] as u32, a[2], a[3]),
+        nr::GETRUSAGE => process::sys_getrusage(t, a[0] as i32, a[1]),
+        nr::TIMES => process::sys_times(t, a[0]),
+        nr::SYSINFO => process::sys_sysinfo(t, a[0]),
+        nr::GETRANDOM => process::sys_getrandom(t, a[0], a[1] as usize),
+        nr::SCHED_YIELD => Ok(0),
+        nr::SCHED_GETAFFINITY => process::sys_sched_getaffinity(t, a[1] as usize, a[2]),
+        nr::GETCPU => process::sys_getcpu(t, a[0], a[1]),
+        nr::FUTEX => process::sys_futex(t, a[0], a[1] as u32, a[2] as u32, a[3]),
+        // Signals.
+        nr::RT_SIGACTION => signal::sys_rt_sigaction(t, a[0] as i32, a[1], a[2], a[3] as usize),
+        nr::RT_SIGPROCMASK => signal::sys_rt_sigprocmask(t, a[0] as u32, a[1], a[2], a[3] as usize),
+        nr::RT_SIGRETURN => t.sigreturn(),
+        nr::RT_SIGPENDING => signal::sys_rt_sigpending(t, a[0], a[1] as usize),
+        nr::RT_SIGSUSPEND => signal::sys_rt_sigsuspend(t, a[0], a[1] as usize),
+        nr::SIGALTSTACK => signal::sys_sigaltstack(t, a[0], a[1]),
+        nr::KILL => signal::sys_kill(t, a[0] as i32, a[1] as i32),
+        nr::TKILL => signal::sys_tgkill(t, -1, a[0] as i32, a[1] as i32),
+        nr::TGKILL => signal::sys_tgkill(t, a[0] as i32, a[1] as i32, a[2] as i32),
+        nr::PAUSE => signal::sys_pause(t),
+        // Time.
+        nr::CLOCK_GETTIME => time::sys_clock_gettime(t, a[0] as i32, a[1]),
+        nr::CLOCK_GETRES => time::sys_clock_getres(t, a[0] as i32, a[1]),
+        nr::GETTIMEOFDAY => time::sys_gettimeofday(t, a[0]),
+        nr::TIME => time::sys_time(t, a[0]),
+        nr::NANOSLEEP => time::sys_nanosleep(t, a[0], a[1]),
+        nr::CLOCK_NANOSLEEP => time::sys_clock_nanosleep(t, a[0] as i32, a[1] as u32, a[2], a[3]),
+        _ => {
+            t.k.note_unimplemented(n);
+            Err(Errno::ENOSYS)
+        }
+    }
+}
+
+/// Executes the first program of the sandbox (init's image).
+pub fn exec_initial(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
+    process::exec(t, path, argv, envp)
+}

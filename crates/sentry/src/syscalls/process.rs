@@ -1,0 +1,644 @@
+//! Process syscalls: clone/fork/vfork, execve, exit, wait, ids, sessions,
+//! limits, uname, futex and the other per-process knobs.
+
+use std::sync::Arc;
+
+use abi::Errno;
+
+use crate::kernel::signal::{self, SigAction};
+use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitTarget};
+use crate::loader;
+use crate::mm::{MapOp, APP_TOP_ADDR};
+use crate::SysResult;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+
+pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
+    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_FS | CLONE_FILES) != 0 {
+        // Threads and shared fs/fd tables come with issue #3; refuse them loudly.
+        t.k.note_unimplemented(abi::sysno::CLONE);
+        return Err(Errno::EINVAL);
+    }
+    let k = t.k.clone();
+    let parent_tg = t.tg().clone();
+    // vfork and CLONE_VM without threads get a copy: the parent sleeps until the child
+    // execs or exits, so no program can tell, short of writing to the parent's memory.
+    let mm = parent_tg.mm.lock().unwrap().fork()?;
+    let fds = parent_tg.fds.lock().unwrap().clone();
+    let fs = parent_tg.fs.lock().unwrap().clone();
+    let creds = parent_tg.creds.lock().unwrap().clone();
+    let actions = parent_tg.sig.lock().unwrap().actions;
+    let (pgid, sid) = {
+        let st = parent_tg.state.lock().unwrap();
+        (st.pgid, st.sid)
+    };
+    let real_parent = if flags & CLONE_PARENT != 0 { parent_tg.parent().unwrap_or(parent_tg.clone()) } else { parent_tg.clone() };
+    let comm = parent_tg.comm.lock().unwrap().clone();
+    let exe = parent_tg.exe.lock().unwrap().clone();
+    let mask = t.task.sig.lock().unwrap().mask;
+    let (pid, child_tg, child_task) = {
+        let mut pids = k.pids.lock().unwrap();
+        let pid = pids.alloc();
+        let tg = ThreadGroup::new(pid, Some(Arc::downgrade(&real_parent)), mm, fds, fs, creds, actions, pgid, sid, comm, exe);
+        let task = Task::new(pid, tg.clone(), mask);
+        tg.state.lock().unwrap().threads.push(task.clone());
+        pids.groups.insert(pid, tg.clone());
+        pids.tasks.insert(pid, task.clone());
+        (pid, tg, task)
+    };
+    real_parent.state.lock().unwrap().children.push(child_tg.clone());
+    if flags & CLONE_PARENT_SETTID != 0 {
+        t.write_mem(ptid, &pid.to_ne_bytes())?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        child_tg.mm.lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        *child_task.clear_child_tid.lock().unwrap() = ctid;
+    }
+    let mut regs = t.regs;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        regs.fs_base = tls;
+    }
+    let fp = t.ctx.fpstate().ok();
+    spawn(k.clone(), child_task, regs, fp);
+    if flags & CLONE_VFORK != 0 || flags & CLONE_VM != 0 {
+        let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
+            if child_tg.state.lock().unwrap().vfork_released {
+                Ok(())
+            } else {
+                Err(Errno::EAGAIN)
+            }
+        });
+    }
+    Ok(pid as u64)
+}
+
+/// Starts a host thread that builds the child's stub and runs it.
+pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<[u8; 512]>) {
+    let name = format!("task-{}", task.tid);
+    let res = std::thread::Builder::new().name(name).spawn(move || {
+        let ctx = match k.platform.new_context() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot create a stub: {e}");
+                task.tg.begin_exit(task::signaled(signal::SIGKILL, false));
+                return task::exit_thread(&k, &task);
+            }
+        };
+        let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };
+        let ops = cur.tg().mm.lock().unwrap().all_map_ops();
+        if cur.apply(&ops).is_ok() {
+            if let Some(fp) = fp {
+                let _ = cur.ctx.set_fpstate(&fp);
+            }
+        }
+        cur.run();
+    });
+    if let Err(e) = res {
+        tracing::error!("cannot start a task thread: {e}");
+    }
+}
+
+fn read_strv(t: &CurrentTask, mut ptr: u64) -> SysResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if ptr == 0 {
+        return Ok(out);
+    }
+    let mut total = 0;
+    loop {
+        let p = t.read_u64(ptr)?;
+        if p == 0 {
+            return Ok(out);
+        }
+        let s = t.read_cstr(p)?;
+        total += s.len() + 1;
+        if total > (2 << 20) || out.len() > 65536 {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+        ptr += 8;
+    }
+}
+
+pub fn sys_execve(t: &mut CurrentTask, path: u64, argv: u64, envp: u64) -> SysResult<u64> {
+    let path = t.read_cstr(path)?;
+    let argv = read_strv(t, argv)?;
+    let envp = read_strv(t, envp)?;
+    exec(t, &path, argv, envp)?;
+    Ok(0)
+}
+
+/// Replaces the current process image. Past `loader::load`, failure kills the process.
+pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
+    let img = loader::load(t, path, argv, envp)?;
+    let mut ops = vec![MapOp::Unmap { addr: 0x1000, len: APP_TOP_ADDR - 0x1000 }];
+    ops.extend(img.mm.all_map_ops());
+    *t.tg().mm.lock().unwrap() = img.mm;
+    if t.apply(&ops).is_err() {
+        return Err(Errno::EFAULT);
+    }
+    let closed = t.tg().fds.lock().unwrap().close_on_exec();
+    drop(closed);
+    {
+        let mut gs = t.tg().sig.lock().unwrap();
+        for a in gs.actions.iter_mut() {
+            if a.handler != signal::SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+    t.task.sig.lock().unwrap().altstack = Default::default();
+    *t.tg().comm.lock().unwrap() = img.comm;
+    *t.tg().exe.lock().unwrap() = img.exe;
+    let mut regs = t.ctx.initial_regs().map_err(|_| Errno::EFAULT)?;
+    regs.rip = img.entry;
+    regs.rsp = img.sp;
+    t.regs = regs;
+    let _ = t.ctx.set_fpstate(&initial_fpstate());
+    let parent = {
+        let mut st = t.tg().state.lock().unwrap();
+        st.vfork_released = true;
+        st.parent.as_ref().and_then(|p| p.upgrade())
+    };
+    if let Some(p) = parent {
+        p.vfork_wait.notify_all();
+    }
+    Ok(())
+}
+
+/// FXSAVE image of a freshly reset FPU (FCW 0x37f, MXCSR 0x1f80).
+fn initial_fpstate() -> [u8; 512] {
+    let mut fp = [0u8; 512];
+    fp[0..2].copy_from_slice(&0x37fu16.to_ne_bytes());
+    fp[24..28].copy_from_slice(&0x1f80u32.to_ne_bytes());
+    fp[28..32].copy_from_slice(&0xffffu32.to_ne_bytes());
+    fp
+}
+
+pub fn sys_exit(t: &mut CurrentTask, code: i32) -> SysResult<u64> {
+    t.tg().begin_exit(task::exited(code));
+    Ok(0)
+}
+
+fn target(pid: i32, t: &CurrentTask) -> WaitTarget {
+    match pid {
+        -1 => WaitTarget::Any,
+        0 => WaitTarget::Pgid(t.tg().state.lock().unwrap().pgid),
+        p if p > 0 => WaitTarget::Pid(p),
+        p => WaitTarget::Pgid(-p),
+    }
+}
+
+const WNOHANG: u32 = 1;
+const WNOWAIT: u32 = 0x0100_0000;
+
+pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult<u64> {
+    if options & !(WNOHANG | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tg = t.tg().clone();
+    let tgt = target(pid, t);
+    let k = t.k.clone();
+    let r = if options & WNOHANG != 0 {
+        find_zombie(&k, &tg, tgt, true)?
+    } else {
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, true)?.ok_or(Errno::EAGAIN))?)
+    };
+    let Some((cpid, st, cpu)) = r else { return Ok(0) };
+    if status != 0 {
+        t.write_mem(status, &st.to_ne_bytes())?;
+    }
+    if rusage != 0 {
+        t.write_mem(rusage, &rusage_bytes(cpu))?;
+    }
+    Ok(cpid as u64)
+}
+
+pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options: u32) -> SysResult<u64> {
+    let tgt = match idtype {
+        0 => WaitTarget::Any,
+        1 => WaitTarget::Pid(id),
+        2 => WaitTarget::Pgid(if id == 0 { t.tg().state.lock().unwrap().pgid } else { id }),
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & 4 == 0 {
+        // Only WEXITED is supported; stopped/continued children come with job control.
+        return Err(Errno::EINVAL);
+    }
+    let tg = t.tg().clone();
+    let k = t.k.clone();
+    let reap = options & WNOWAIT == 0;
+    let r = if options & WNOHANG != 0 {
+        find_zombie(&k, &tg, tgt, reap)?
+    } else {
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, reap)?.ok_or(Errno::EAGAIN))?)
+    };
+    let mut info = [0u8; 128];
+    if let Some((cpid, st, _)) = r {
+        let (code, val) = if st & 0x7f == 0 {
+            (signal::CLD_EXITED, (st >> 8) & 0xff)
+        } else if st & 0x80 != 0 {
+            (signal::CLD_DUMPED, st & 0x7f)
+        } else {
+            (signal::CLD_KILLED, st & 0x7f)
+        };
+        info = signal::SigInfo { signo: signal::SIGCHLD, code, pid: cpid, status: val, ..Default::default() }.to_bytes();
+    }
+    if infop != 0 {
+        t.write_mem(infop, &info)?;
+    }
+    Ok(0)
+}
+
+fn rusage_bytes(cpu_ns: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 144];
+    let us = cpu_ns / 1000;
+    b[0..8].copy_from_slice(&((us / 1_000_000) as i64).to_ne_bytes());
+    b[8..16].copy_from_slice(&((us % 1_000_000) as i64).to_ne_bytes());
+    b
+}
+
+pub fn sys_set_tid_address(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
+    *t.task.clear_child_tid.lock().unwrap() = addr;
+    Ok(t.task.tid as u64)
+}
+
+pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u64> {
+    const ARCH_SET_GS: u32 = 0x1001;
+    const ARCH_SET_FS: u32 = 0x1002;
+    const ARCH_GET_FS: u32 = 0x1003;
+    const ARCH_GET_GS: u32 = 0x1004;
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if addr >= APP_TOP_ADDR {
+                return Err(Errno::EPERM);
+            }
+            if code == ARCH_SET_FS {
+                t.regs.fs_base = addr;
+            } else {
+                t.regs.gs_base = addr;
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            t.write_mem(addr, &t.regs.fs_base.to_ne_bytes())?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            t.write_mem(addr, &t.regs.gs_base.to_ne_bytes())?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_prctl(t: &mut CurrentTask, op: u32, arg: u64) -> SysResult<u64> {
+    const PR_SET_PDEATHSIG: u32 = 1;
+    const PR_GET_DUMPABLE: u32 = 3;
+    const PR_SET_DUMPABLE: u32 = 4;
+    const PR_SET_NAME: u32 = 15;
+    const PR_GET_NAME: u32 = 16;
+    const PR_SET_NO_NEW_PRIVS: u32 = 38;
+    const PR_GET_NO_NEW_PRIVS: u32 = 39;
+    match op {
+        PR_SET_NAME => {
+            let mut name = t.tg().mm.lock().unwrap().read_cstr(arg, 4096).or_else(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })?;
+            name.truncate(15);
+            *t.tg().comm.lock().unwrap() = name;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut name = t.tg().comm.lock().unwrap().clone();
+            name.resize(16, 0);
+            t.write_mem(arg, &name)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE | PR_SET_PDEATHSIG | PR_SET_NO_NEW_PRIVS => Ok(0),
+        PR_GET_NO_NEW_PRIVS => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_uname(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
+    let mut b = vec![0u8; 65 * 6];
+    let host = t.k.hostname.lock().unwrap().clone();
+    let fields: [&[u8]; 6] =
+        [b"Linux", &host, crate::RELEASE.as_bytes(), crate::VERSION.as_bytes(), b"x86_64", b"(none)"];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(64);
+        b[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
+    }
+    t.write_mem(buf, &b)?;
+    Ok(0)
+}
+
+pub fn sys_sethostname(t: &mut CurrentTask, name: u64, len: usize) -> SysResult<u64> {
+    if len > 64 {
+        return Err(Errno::EINVAL);
+    }
+    let n = t.read_vec(name, len)?;
+    *t.k.hostname.lock().unwrap() = n;
+    Ok(0)
+}
+
+pub fn sys_getid(t: &mut CurrentTask, n: u64) -> SysResult<u64> {
+    let c = t.tg().creds.lock().unwrap();
+    Ok(match n {
+        abi::sysno::GETUID => c.uid,
+        abi::sysno::GETEUID => c.euid,
+        abi::sysno::GETGID => c.gid,
+        _ => c.egid,
+    } as u64)
+}
+
+pub fn sys_setid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
+    let mut c = t.tg().creds.lock().unwrap();
+    let v = |i: usize| a[i] as u32;
+    let set = |cur: &mut u32, new: u32| {
+        if new != u32::MAX {
+            *cur = new;
+        }
+    };
+    // The sandbox's root may become anyone; everyone else may only shuffle its own ids.
+    let privileged = c.euid == 0;
+    let own = |c: &crate::kernel::task::Creds, id: u32, user: bool| {
+        id == u32::MAX || if user { [c.uid, c.euid, c.suid].contains(&id) } else { [c.gid, c.egid, c.sgid].contains(&id) }
+    };
+    match n {
+        abi::sysno::SETUID => {
+            if privileged {
+                c.uid = v(0);
+                c.euid = v(0);
+                c.suid = v(0);
+            } else if own(&c, v(0), true) {
+                c.euid = v(0);
+            } else {
+                return Err(Errno::EPERM);
+            }
+        }
+        abi::sysno::SETGID => {
+            if privileged {
+                c.gid = v(0);
+                c.egid = v(0);
+                c.sgid = v(0);
+            } else if own(&c, v(0), false) {
+                c.egid = v(0);
+            } else {
+                return Err(Errno::EPERM);
+            }
+        }
+        abi::sysno::SETREUID | abi::sysno::SETRESUID => {
+            if !privileged && !(0..3).all(|i| own(&c, v(i), true) || (i == 2 && n == abi::sysno::SETREUID)) {
+                return Err(Errno::EPERM);
+            }
+            set(&mut c.uid, v(0));
+            set(&mut c.euid, v(1));
+            if n == abi::sysno::SETRESUID {
+                set(&mut c.suid, v(2));
+            }
+        }
+        _ => {
+            if !privileged && !(0..3).all(|i| own(&c, v(i), false) || (i == 2 && n == abi::sysno::SETREGID)) {
+                return Err(Errno::EPERM);
+            }
+            set(&mut c.gid, v(0));
+            set(&mut c.egid, v(1));
+            if n == abi::sysno::SETRESGID {
+                set(&mut c.sgid, v(2));
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn sys_getresid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
+    let c = t.tg().creds.lock().unwrap().clone();
+    let ids = if n == abi::sysno::GETRESUID { [c.uid, c.euid, c.suid] } else { [c.gid, c.egid, c.sgid] };
+    for (i, id) in ids.iter().enumerate() {
+        t.write_mem(a[i], &id.to_ne_bytes())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_getgroups(t: &mut CurrentTask, size: i32, list: u64) -> SysResult<u64> {
+    let g = t.tg().creds.lock().unwrap().groups.clone();
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if size == 0 {
+        return Ok(g.len() as u64);
+    }
+    if (size as usize) < g.len() {
+        return Err(Errno::EINVAL);
+    }
+    let b: Vec<u8> = g.iter().flat_map(|x| x.to_ne_bytes()).collect();
+    t.write_mem(list, &b)?;
+    Ok(g.len() as u64)
+}
+
+pub fn sys_setgroups(t: &mut CurrentTask, size: usize, list: u64) -> SysResult<u64> {
+    if size > 65536 {
+        return Err(Errno::EINVAL);
+    }
+    if t.tg().creds.lock().unwrap().euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let b = t.read_vec(list, size * 4)?;
+    let g = b.chunks(4).map(|c| u32::from_ne_bytes(c.try_into().expect("4"))).collect();
+    t.tg().creds.lock().unwrap().groups = g;
+    Ok(0)
+}
+
+pub fn sys_setpgid(t: &mut CurrentTask, pid: i32, pgid: i32) -> SysResult<u64> {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tg = if pid == 0 || pid == t.pid() {
+        t.tg().clone()
+    } else {
+        let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+        if g.ppid() != t.pid() {
+            return Err(Errno::ESRCH);
+        }
+        g
+    };
+    let pgid = if pgid == 0 { tg.pid } else { pgid };
+    let mut st = tg.state.lock().unwrap();
+    if st.sid == tg.pid {
+        return Err(Errno::EPERM);
+    }
+    st.pgid = pgid;
+    Ok(0)
+}
+
+pub fn sys_getpgid(t: &mut CurrentTask, pid: i32) -> SysResult<u64> {
+    let tg = if pid == 0 { t.tg().clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let pgid = tg.state.lock().unwrap().pgid;
+    Ok(pgid as u64)
+}
+
+pub fn sys_setsid(t: &mut CurrentTask) -> SysResult<u64> {
+    let pid = t.pid();
+    let groups: Vec<_> = t.k.pids.lock().unwrap().groups.values().cloned().collect();
+    if groups.iter().any(|g| g.pid != pid && g.state.lock().unwrap().pgid == pid) {
+        return Err(Errno::EPERM);
+    }
+    let mut st = t.tg().state.lock().unwrap();
+    if st.pgid == pid {
+        return Err(Errno::EPERM);
+    }
+    st.pgid = pid;
+    st.sid = pid;
+    Ok(pid as u64)
+}
+
+pub fn sys_getsid(t: &mut CurrentTask, pid: i32) -> SysResult<u64> {
+    let tg = if pid == 0 { t.tg().clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let sid = tg.state.lock().unwrap().sid;
+    Ok(sid as u64)
+}
+
+pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64) -> SysResult<u64> {
+    if pid != 0 && pid != t.pid() {
+        return Err(Errno::EPERM);
+    }
+    const INF: u64 = u64::MAX;
+    let (cur, max) = match res {
+        3 => (crate::mm::STACK_SIZE, INF),                                        // STACK
+        7 => (crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NOFILE as u64), // NOFILE
+        6 => (4096, 4096),                                                        // NPROC
+        0..=15 => (INF, INF),
+        _ => return Err(Errno::EINVAL),
+    };
+    if old != 0 {
+        let mut b = cur.to_ne_bytes().to_vec();
+        b.extend(max.to_ne_bytes());
+        t.write_mem(old, &b)?;
+    }
+    if new != 0 {
+        // Limits are fixed in this release; lowering one is not enforced, so refuse.
+        let b = t.read_vec(new, 16)?;
+        let ncur = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let nmax = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        if ncur > nmax {
+            return Err(Errno::EINVAL);
+        }
+        if (ncur, nmax) != (cur, max) {
+            t.k.note_unimplemented(abi::sysno::PRLIMIT64);
+            return Err(Errno::EPERM);
+        }
+    }
+    Ok(0)
+}
+
+pub fn sys_getrusage(t: &mut CurrentTask, who: i32, buf: u64) -> SysResult<u64> {
+    let cpu = match who {
+        0 => t.tg().threads_cpu(),
+        -1 => t.tg().state.lock().unwrap().children_cpu_ns,
+        1 => t.task.cpu_ns.load(std::sync::atomic::Ordering::Relaxed),
+        _ => return Err(Errno::EINVAL),
+    };
+    t.write_mem(buf, &rusage_bytes(cpu))?;
+    Ok(0)
+}
+
+pub fn sys_times(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
+    let me = t.tg().threads_cpu() / 10_000_000;
+    let ch = t.tg().state.lock().unwrap().children_cpu_ns / 10_000_000;
+    if buf != 0 {
+        let b: Vec<u8> = [me, 0, ch, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        t.write_mem(buf, &b)?;
+    }
+    Ok((t.k.uptime() * 100.0) as u64)
+}
+
+pub fn sys_sysinfo(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
+    let mut b = vec![0u8; 112];
+    let total: u64 = 2 << 30;
+    let used = t.k.mem.resident_bytes();
+    let nprocs = t.k.pids.lock().unwrap().groups.len() as u16;
+    b[0..8].copy_from_slice(&(t.k.uptime() as i64).to_ne_bytes());
+    b[32..40].copy_from_slice(&total.to_ne_bytes());
+    b[40..48].copy_from_slice(&total.saturating_sub(used).to_ne_bytes());
+    b[80..82].copy_from_slice(&nprocs.to_ne_bytes());
+    b[104..108].copy_from_slice(&1u32.to_ne_bytes());
+    t.write_mem(buf, &b)?;
+    Ok(0)
+}
+
+pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
+    let mut b = vec![0u8; len.min(1 << 25)];
+    host::sys::getrandom(&mut b).map_err(|_| Errno::EIO)?;
+    t.write_mem(buf, &b)?;
+    Ok(b.len() as u64)
+}
+
+pub fn sys_sched_getaffinity(t: &mut CurrentTask, len: usize, mask: u64) -> SysResult<u64> {
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let bytes = n.div_ceil(64) * 8;
+    if len < bytes || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = vec![0u8; bytes];
+    for i in 0..n {
+        b[i / 8] |= 1 << (i % 8);
+    }
+    t.write_mem(mask, &b)?;
+    Ok(bytes as u64)
+}
+
+pub fn sys_getcpu(t: &mut CurrentTask, cpu: u64, node: u64) -> SysResult<u64> {
+    if cpu != 0 {
+        t.write_mem(cpu, &0u32.to_ne_bytes())?;
+    }
+    if node != 0 {
+        t.write_mem(node, &0u32.to_ne_bytes())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_futex(t: &mut CurrentTask, addr: u64, op: u32, val: u32, _timeout: u64) -> SysResult<u64> {
+    const FUTEX_WAIT: u32 = 0;
+    const FUTEX_WAKE: u32 = 1;
+    match op & 0x7f {
+        // One thread per process in this release: nobody else can change the word or
+        // be woken, so WAIT only checks the value and WAKE wakes no one.
+        FUTEX_WAIT => {
+            if t.read_u32(addr)? != val {
+                return Err(Errno::EAGAIN);
+            }
+            t.k.note_unimplemented(abi::sysno::FUTEX);
+            Err(Errno::ENOSYS)
+        }
+        FUTEX_WAKE => {
+            t.read_u32(addr)?;
+            Ok(0)
+        }
+        _ => {
+            t.k.note_unimplemented(abi::sysno::FUTEX);
+            Err(Errno::ENOSYS)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Signal syscalls: actions, masks, sending, waiting for a signal.
+
+use abi::Errno;
+
+use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
+use crate::kernel::task::{send_to_group, send_to_task};
+use crate::kernel::CurrentTask;
+use crate::SysResult;
+
+fn valid(sig: i32) -> SysResult<()> {
+    if (1..=signal::NSIG).contains(&sig) {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+pub fn sys_rt_sigaction(t: &mut CurrentTask, sig: i32, act: u64, old: u64, size: usize) -> SysResult<u64> {
+    valid(sig)?;
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let new = if act != 0 {
+        let b: [u8; 32] = t.read_vec(act, 32)?.try_into().map_err(|_| Errno::EFAULT)?;
+        Some(SigAction::from_bytes(&b))
+    } else {
+        None
+    };
+    if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
+        return Err(Errno::EINVAL);
+    }
+    let prev = {
+        let mut gs = t.tg().sig.lock().unwrap();
+        let prev = gs.actions[(sig - 1) as usize];
+        if let Some(mut n) = new {
+            n.mask &= !signal::UNBLOCKABLE;
+            gs.actions[(sig - 1) as usize] = n;
+            // Setting a signal to ignored discards it if pending.
+            if n.handler == signal::SIG_IGN {
+                gs.pending.remove(sig);
+            }
+        }
+        prev
+    };
+    if old != 0 {
+        t.write_mem(old, &prev.to_bytes())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, size: usize) -> SysResult<u64> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let new = if set != 0 { Some(t.read_u64(set)?) } else { None };
+    let prev = {
+        let mut ts = t.task.sig.lock().unwrap();
+        let prev = ts.mask;
+        if let Some(s) = new {
+            ts.mask = match how {
+                0 => prev | s,
+                1 => prev & !s,
+                2 => s,
+                _ => return Err(Errno::EINVAL),
+            } & !signal::UNBLOCKABLE;
+        }
+        prev
+    };
+    if old != 0 {
+        t.write_mem(old, &prev.to_ne_bytes())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_rt_sigpending(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
+    if size > 8 {
+        return Err(Errno::EINVAL);
+    }
+    let p = {
+        let ts = t.task.sig.lock().unwrap();
+        let gs = t.tg().sig.lock().unwrap();
+        (ts.pending.set() | gs.pending.set()) & ts.mask
+    };
+    t.write_mem(set, &p.to_ne_bytes()[..size])?;
+    Ok(0)
+}
+
+pub fn sys_rt_sigsuspend(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = t.read_u64(set)?;
+    {
+        let mut ts = t.task.sig.lock().unwrap();
+        ts.saved_mask = Some(ts.mask);
+        ts.mask = mask & !signal::UNBLOCKABLE;
+    }
+    let _ = t.block_on(&[], None, || Err::<(), _>(Errno::EAGAIN));
+    Err(Errno::ERESTARTNOHAND)
+}
+
+pub fn sys_pause(t: &mut CurrentTask) -> SysResult<u64> {
+    let _ = t.block_on(&[], None, || Err::<(), _>(Errno::EAGAIN));
+    Err(Errno::ERESTARTNOHAND)
+}
+
+pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64> {
+    let cur = t.task.sig.lock().unwrap().altstack;
+    let on = cur.size != 0 && t.regs.rsp > cur.sp && t.regs.rsp <= cur.sp + cur.size;
+    if old != 0 {
+        let mut b = cur.sp.to_ne_bytes().to_vec();
+        let flags = if cur.size == 0 { signal::SS_DISABLE } else if on { signal::SS_ONSTACK } else { 0 };
+        b.extend((flags as u64).to_ne_bytes());
+        b.extend(cur.size.to_ne_bytes());
+        t.write_mem(old, &b)?;
+    }
+    if ss != 0 {
+        if on {
+            return Err(Errno::EPERM);
+        }
+        let b = t.read_vec(ss, 24)?;
+        let sp = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let flags = i32::from_ne_bytes(b[8..12].try_into().expect("4"));
+        let size = u64::from_ne_bytes(b[16..24].try_into().expect("8"));
+        let new = if flags & signal::SS_DISABLE != 0 {
+            AltStack { sp: 0, flags: signal::SS_DISABLE, size: 0 }
+        } else {
+            if flags & !signal::SS_ONSTACK != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if size < 2048 {
+                return Err(Errno::ENOMEM);
+            }
+            AltStack { sp, flags: 0, size }
+        };
+        t.task.sig.lock().unwrap().altstack = new;
+    }
+    Ok(0)
+}
+
+pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
+    if sig != 0 {
+        valid(sig)?;
+    }
+    let me = t.pid();
+    let targets: Vec<_> = {
+        let pids = t.k.pids.lock().unwrap();
+        let live = pids.groups.values().filter(|g| g.state.lock().unwrap().zombie.is_none());
+        match pid {
+            p if p > 0 => pids.groups.get(&p).cloned().into_iter().collect(),
+            0 => {
+                let pg = t.tg().state.lock().unwrap().pgid;
+                live.filter(|g| g.state.lock().unwrap().pgid == pg).cloned().collect()
+            }
+            -1 => live.filter(|g| g.pid != 1 && g.pid != me).cloned().collect(),
+            p => live.filter(|g| g.state.lock().unwrap().pgid == -p).cloned().collect(),
+        }
+    };
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if sig == 0 {
+        return Ok(0);
+    }
+    for g in targets {
+        // Like Linux, init ignores signals it has no handler for (SIGKILL included) when
+        // they come from inside its own namespace.
+        if g.pid == 1 {
+            let act = g.sig.lock().unwrap().actions[(sig - 1) as usize];
+            if act.handler == signal::SIG_DFL || act.handler == signal::SIG_IGN {
+                continue;
+            }
+        }
+        send_to_group(&g, SigInfo::user(sig, me));
+    }
+    Ok(0)
+}
+
+pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResult<u64> {
+    if tid <= 0 || (tgid != -1 && tgid <= 0) {
+        return Err(Errno::EINVAL);
+    }
+    if sig != 0 {
+        valid(sig)?;
+    }
+    let task = t.k.task(tid).ok_or(Errno::ESRCH)?;
+    if tgid != -1 && task.tg.pid != tgid {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        send_to_task(&task, SigInfo { signo: sig, code: signal::SI_TKILL, pid: t.pid(), ..Default::default() });
+    }
+    Ok(0)
+}

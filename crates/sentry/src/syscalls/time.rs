@@ -1,0 +1,96 @@
+//! Time syscalls: clocks and sleeping. Sleeps are interruptible by signals.
+
+use std::time::{Duration, Instant};
+
+use abi::Errno;
+
+use crate::kernel::CurrentTask;
+use crate::SysResult;
+
+fn ts_bytes(sec: i64, nsec: i64) -> Vec<u8> {
+    let mut b = sec.to_ne_bytes().to_vec();
+    b.extend(nsec.to_ne_bytes());
+    b
+}
+
+fn read_ts(t: &CurrentTask, addr: u64) -> SysResult<Duration> {
+    let b = t.read_vec(addr, 16)?;
+    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+    let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(sec as u64, nsec as u32))
+}
+
+fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
+    // REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW, *_COARSE, BOOTTIME.
+    let host = match clock {
+        0 | 1 | 4 | 5 | 6 | 7 => clock,
+        2 | 3 => 3,
+        _ => return Err(Errno::EINVAL),
+    };
+    host::sys::clock_gettime(host).map_err(|_| Errno::EINVAL)
+}
+
+pub fn sys_clock_gettime(t: &mut CurrentTask, clock: i32, tp: u64) -> SysResult<u64> {
+    let (s, n) = clock_now(clock)?;
+    t.write_mem(tp, &ts_bytes(s, n))?;
+    Ok(0)
+}
+
+pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, tp: u64) -> SysResult<u64> {
+    clock_now(clock)?;
+    if tp != 0 {
+        t.write_mem(tp, &ts_bytes(0, 1))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_gettimeofday(t: &mut CurrentTask, tv: u64) -> SysResult<u64> {
+    if tv != 0 {
+        let (s, n) = clock_now(0)?;
+        t.write_mem(tv, &ts_bytes(s, n / 1000))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_time(t: &mut CurrentTask, tloc: u64) -> SysResult<u64> {
+    let (s, _) = clock_now(0)?;
+    if tloc != 0 {
+        t.write_mem(tloc, &s.to_ne_bytes())?;
+    }
+    Ok(s as u64)
+}
+
+fn sleep_until(t: &CurrentTask, deadline: Instant, rem: u64) -> SysResult<u64> {
+    match t.block_on(&[], Some(deadline), || Err::<u64, _>(Errno::EAGAIN)) {
+        Err(Errno::ETIMEDOUT) => Ok(0),
+        Err(Errno::ERESTARTSYS) => {
+            if rem != 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                t.write_mem(rem, &ts_bytes(left.as_secs() as i64, left.subsec_nanos() as i64))?;
+            }
+            Err(Errno::ERESTARTNOHAND)
+        }
+        r => r,
+    }
+}
+
+pub fn sys_nanosleep(t: &mut CurrentTask, req: u64, rem: u64) -> SysResult<u64> {
+    let d = read_ts(t, req)?;
+    sleep_until(t, Instant::now() + d, rem)
+}
+
+pub fn sys_clock_nanosleep(t: &mut CurrentTask, clock: i32, flags: u32, req: u64, rem: u64) -> SysResult<u64> {
+    const TIMER_ABSTIME: u32 = 1;
+    let d = read_ts(t, req)?;
+    let (s, n) = clock_now(clock)?;
+    let deadline = if flags & TIMER_ABSTIME != 0 {
+        let now = Duration::new(s as u64, n as u32);
+        Instant::now() + d.saturating_sub(now)
+    } else {
+        Instant::now() + d
+    };
+    sleep_until(t, deadline, if flags & TIMER_ABSTIME != 0 { 0 } else { rem })
+}

@@ -1,0 +1,119 @@
+//! Open file descriptions: the operations a file supports, its flags and
+//! offset, shared by every fd that refers to it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use abi::Errno;
+
+use super::{DirEntry, Dentry, InodeRef, Stat};
+use crate::kernel::wait::WaitQueue;
+use crate::SysResult;
+
+bitflags::bitflags! {
+    /// poll(2) readiness bits.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct PollMask: u16 {
+        const IN = 0x1;
+        const PRI = 0x2;
+        const OUT = 0x4;
+        const ERR = 0x8;
+        const HUP = 0x10;
+        const NVAL = 0x20;
+    }
+}
+
+/// I/O on an open file. Blocking objects return EAGAIN when not ready and expose the
+/// wait queue to sleep on; the syscall layer does the sleeping.
+pub trait FileOps: Send + Sync + std::fmt::Debug {
+    fn read(&self, _file: &OpenFile, _buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+    fn write(&self, _file: &OpenFile, _data: &[u8], _off: u64) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+    /// Whether the file has a position (regular files, directories): pread/lseek work.
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn ioctl(&self, _file: &OpenFile, _req: u64, _arg: &mut IoctlArg) -> SysResult<u64> {
+        Err(Errno::ENOTTY)
+    }
+    fn poll(&self) -> PollMask {
+        PollMask::IN | PollMask::OUT
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    /// Stat of a file with no inode (pipes, host fds).
+    fn stat(&self) -> SysResult<Stat> {
+        Err(Errno::EINVAL)
+    }
+    /// Called when the last reference to the description goes away.
+    fn release(&self, _file: &OpenFile) {}
+    /// Whether this is a terminal (isatty), for TCGETS answered by the Sentry.
+    fn is_tty(&self) -> bool {
+        false
+    }
+}
+
+/// An ioctl argument buffer the syscall layer copies in and out of app memory.
+#[derive(Debug)]
+pub struct IoctlArg {
+    pub raw: u64,
+    pub buf: Vec<u8>,
+    pub write_back: bool,
+}
+
+/// An open file description.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub ops: Arc<dyn FileOps>,
+    pub dentry: Option<Arc<Dentry>>,
+    pub flags: AtomicU32,
+    pub pos: Mutex<u64>,
+    /// Directory listing taken at the first getdents, consumed by position.
+    pub dir_snapshot: Mutex<Option<Vec<DirEntry>>>,
+}
+
+impl OpenFile {
+    pub fn new(ops: Arc<dyn FileOps>, dentry: Option<Arc<Dentry>>, flags: u32) -> Arc<OpenFile> {
+        Arc::new(OpenFile { ops, dentry, flags: AtomicU32::new(flags), pos: Mutex::new(0), dir_snapshot: Mutex::new(None) })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn inode(&self) -> Option<&InodeRef> {
+        self.dentry.as_ref().map(|d| &d.inode)
+    }
+
+    pub fn stat(&self) -> SysResult<Stat> {
+        match self.inode() {
+            Some(i) => i.stat(),
+            None => self.ops.stat(),
+        }
+    }
+
+    pub fn readable(&self) -> bool {
+        let acc = self.flags() & 3;
+        acc == 0 || acc == 2
+    }
+
+    pub fn writable(&self) -> bool {
+        let acc = self.flags() & 3;
+        acc == 1 || acc == 2
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & 0o4000 != 0
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        let ops = self.ops.clone();
+        ops.release(self);
+    }
+}

@@ -1,0 +1,366 @@
+//! The virtual filesystem: inodes, dentries (path-aware handles), mounts,
+//! path walk with symlinks and `..` resolved here, open files and fd tables.
+//!
+//! Invariants: a `Dentry` knows its parent, so `..` and getcwd never ask a
+//! filesystem; mounts are looked up by the absolute path of the mountpoint;
+//! symlinks are followed at most `MAX_SYMLINKS` times per walk.
+
+pub mod fdtable;
+pub mod file;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use abi::Errno;
+
+pub use fdtable::FdTable;
+pub use file::{FileOps, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
+
+use crate::SysResult;
+
+const MAX_SYMLINKS: u32 = 40;
+pub const NAME_MAX: usize = 255;
+pub const PATH_MAX: usize = 4096;
+
+pub type InodeRef = Arc<dyn Inode>;
+
+/// File types with their `st_mode` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    CharDev,
+    BlockDev,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => 0o100000,
+            FileType::Directory => 0o040000,
+            FileType::Symlink => 0o120000,
+            FileType::CharDev => 0o020000,
+            FileType::BlockDev => 0o060000,
+            FileType::Fifo => 0o010000,
+            FileType::Socket => 0o140000,
+        }
+    }
+
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & 0o170000 {
+            0o040000 => FileType::Directory,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDev,
+            0o060000 => FileType::BlockDev,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            _ => FileType::Regular,
+        }
+    }
+
+    /// The `d_type` of a directory entry.
+    pub fn dtype(self) -> u8 {
+        match self {
+            FileType::Fifo => 1,
+            FileType::CharDev => 2,
+            FileType::Directory => 4,
+            FileType::BlockDev => 6,
+            FileType::Regular => 8,
+            FileType::Symlink => 10,
+            FileType::Socket => 12,
+        }
+    }
+}
+
+/// A point in time as (seconds, nanoseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl Timespec {
+    pub fn now() -> Timespec {
+        let (sec, nsec) = host::sys::clock_gettime(0).unwrap_or((0, 0));
+        Timespec { sec, nsec }
+    }
+}
+
+/// Inode attributes, as stat reports them.
+#[derive(Debug, Clone, Default)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u64,
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl Stat {
+    pub fn file_type(&self) -> FileType {
+        FileType::from_mode(self.mode)
+    }
+}
+
+/// One directory entry (without `.` and `..`).
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub ftype: FileType,
+    pub name: Vec<u8>,
+}
+
+/// What to create in a directory.
+#[derive(Debug, Clone)]
+pub enum NewNode {
+    File { mode: u32 },
+    Dir { mode: u32 },
+    Symlink { target: Vec<u8> },
+    Fifo { mode: u32 },
+}
+
+/// Attribute changes (chmod, chown, truncate, utimes).
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Timespec>,
+    pub mtime: Option<Timespec>,
+}
+
+/// A file-system object. Directory operations default to ENOTDIR, the rest to EPERM/EINVAL.
+pub trait Inode: Send + Sync + Any + std::fmt::Debug {
+    fn stat(&self) -> SysResult<Stat>;
+    fn lookup(&self, _name: &[u8]) -> SysResult<InodeRef> {
+        Err(Errno::ENOTDIR)
+    }
+    fn readdir(&self) -> SysResult<Vec<DirEntry>> {
+        Err(Errno::ENOTDIR)
+    }
+    fn readlink(&self) -> SysResult<Vec<u8>> {
+        Err(Errno::EINVAL)
+    }
+    /// Opens the inode for I/O with the given O_* flags.
+    fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>>;
+    fn create(&self, _name: &[u8], _node: NewNode) -> SysResult<InodeRef> {
+        Err(Errno::ENOTDIR)
+    }
+    fn unlink(&self, _name: &[u8], _dir: bool) -> SysResult<()> {
+        Err(Errno::ENOTDIR)
+    }
+    /// Moves `old` in this directory to `new` in `new_dir` (same filesystem).
+    fn rename(&self, _old: &[u8], _new_dir: &InodeRef, _new: &[u8]) -> SysResult<()> {
+        Err(Errno::EXDEV)
+    }
+    fn link(&self, _name: &[u8], _target: &InodeRef) -> SysResult<()> {
+        Err(Errno::EPERM)
+    }
+    fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
+        Err(Errno::EPERM)
+    }
+    /// For /proc's magic links: the path this link stands for, resolved in the caller's tree.
+    fn as_any(&self) -> &dyn Any;
+    /// Identity of the filesystem, for rename's EXDEV check.
+    fn fs_id(&self) -> u64;
+}
+
+/// A name in the tree: an inode plus how we got there, so `..` and getcwd work.
+#[derive(Debug)]
+pub struct Dentry {
+    pub name: Vec<u8>,
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: InodeRef,
+}
+
+impl Dentry {
+    pub fn root(inode: InodeRef) -> Arc<Dentry> {
+        Arc::new(Dentry { name: Vec::new(), parent: None, inode })
+    }
+
+    /// The absolute path of this dentry.
+    pub fn path(&self) -> Vec<u8> {
+        let mut parts = Vec::new();
+        let mut d = self;
+        while let Some(p) = &d.parent {
+            parts.push(d.name.clone());
+            d = p;
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
+
+/// The mount table: filesystems grafted on absolute paths.
+#[derive(Debug, Default)]
+pub struct Mounts {
+    table: RwLock<HashMap<Vec<u8>, (InodeRef, String, String)>>,
+}
+
+impl Mounts {
+    /// Mounts `root` (of type `fstype`, from `source`) at absolute `path`.
+    pub fn mount(&self, path: &[u8], root: InodeRef, fstype: &str, source: &str) {
+        self.table.write().unwrap().insert(path.to_vec(), (root, fstype.to_string(), source.to_string()));
+    }
+
+    fn at(&self, path: &[u8]) -> Option<InodeRef> {
+        self.table.read().unwrap().get(path).map(|(i, _, _)| i.clone())
+    }
+
+    /// (mountpoint, fstype, source) of every mount, sorted by path.
+    pub fn list(&self) -> Vec<(Vec<u8>, String, String)> {
+        let mut v: Vec<_> = self.table.read().unwrap().iter().map(|(p, (_, t, s))| (p.clone(), t.clone(), s.clone())).collect();
+        v.sort();
+        v
+    }
+}
+
+/// The namespace a task resolves paths in.
+#[derive(Debug)]
+pub struct Vfs {
+    pub root: Arc<Dentry>,
+    pub mounts: Mounts,
+}
+
+/// How a walk treats the final component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    Yes,
+    No,
+}
+
+impl Vfs {
+    pub fn new(root: InodeRef) -> Vfs {
+        Vfs { root: Dentry::root(root), mounts: Mounts::default() }
+    }
+
+    /// Looks up one component under `dir`, crossing into mounts and handling `.`/`..`.
+    pub fn step(&self, root: &Arc<Dentry>, dir: &Arc<Dentry>, name: &[u8]) -> SysResult<Arc<Dentry>> {
+        if name.is_empty() || name == b"." {
+            return Ok(dir.clone());
+        }
+        if name == b".." {
+            if Arc::ptr_eq(dir, root) {
+                return Ok(dir.clone());
+            }
+            return Ok(dir.parent.clone().unwrap_or_else(|| dir.clone()));
+        }
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let st = dir.inode.stat()?;
+        if st.file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut path = dir.path();
+        if path != b"/" {
+            path.push(b'/');
+        } else {
+            path.clear();
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        let inode = match self.mounts.at(&path) {
+            Some(m) => m,
+            None => dir.inode.lookup(name)?,
+        };
+        Ok(Arc::new(Dentry { name: name.to_vec(), parent: Some(dir.clone()), inode }))
+    }
+
+    /// Resolves `path` from `cwd` (or `root` if absolute). Symlinks are followed in every
+    /// component but the last, and in the last too when `follow` is Yes.
+    pub fn walk(&self, root: &Arc<Dentry>, cwd: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+        let mut budget = MAX_SYMLINKS;
+        self.walk_inner(root, cwd, path, follow, &mut budget)
+    }
+
+    fn walk_inner(
+        &self,
+        root: &Arc<Dentry>,
+        cwd: &Arc<Dentry>,
+        path: &[u8],
+        follow: Follow,
+        budget: &mut u32,
+    ) -> SysResult<Arc<Dentry>> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if path.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let mut cur = if path[0] == b'/' { root.clone() } else { cwd.clone() };
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let trailing_slash = path.ends_with(b"/");
+        for (i, comp) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            let next = self.step(root, &cur, comp)?;
+            let st = next.inode.stat()?;
+            if st.file_type() == FileType::Symlink && (!last || follow == Follow::Yes || trailing_slash) {
+                if *budget == 0 {
+                    return Err(Errno::ELOOP);
+                }
+                *budget -= 1;
+                let target = next.inode.readlink()?;
+                cur = self.walk_inner(root, &cur, &target, Follow::Yes, budget)?;
+            } else {
+                cur = next;
+            }
+        }
+        if trailing_slash && cur.inode.stat()?.file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Resolves all but the last component; returns (parent, last name). The name is empty
+    /// for "/" and may be "." or "..".
+    pub fn walk_parent(&self, root: &Arc<Dentry>, cwd: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let trimmed = {
+            let mut p = path;
+            while p.len() > 1 && p.ends_with(b"/") {
+                p = &p[..p.len() - 1];
+            }
+            p
+        };
+        match trimmed.iter().rposition(|&b| b == b'/') {
+            None => Ok((cwd.clone(), trimmed.to_vec())),
+            Some(i) => {
+                let dir = if i == 0 { root.clone() } else { self.walk(root, cwd, &trimmed[..i], Follow::Yes)? };
+                if dir.inode.stat()?.file_type() != FileType::Directory {
+                    return Err(Errno::ENOTDIR);
+                }
+                Ok((dir, trimmed[i + 1..].to_vec()))
+            }
+        }
+    }
+}
+
+/// Filesystem ids for `st_dev` and rename checks.
+pub fn new_fs_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0x20);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
