@@ -243,10 +243,10 @@ pub const STUB_RULES: &[Rule] = &[
 ];
 
 fn stub_code() -> &'static [u8] {
-    // SAFETY: both symbols are labels in the same section of our own global_asm block, start
-    // before end; the bytes between them are the assembled, immutable stub code.
     let start = std::ptr::addr_of!(moat_stub_code_start);
     let end = std::ptr::addr_of!(moat_stub_code_end);
+    // SAFETY: both symbols are labels in the same section of our own global_asm block, start
+    // before end; the bytes between them are the assembled, immutable stub code.
     unsafe { std::slice::from_raw_parts(start, end as usize - start as usize) }
 }
 
