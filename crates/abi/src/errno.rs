@@ -439,4 +439,3 @@ impl fmt::Display for Errno {
 }
 
 impl std::error::Error for Errno {}
-

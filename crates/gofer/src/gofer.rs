@@ -12,11 +12,10 @@ use std::sync::Arc;
 
 use abi::Errno;
 use p9::wire::{
-    Data, Rattach, Rclunk, Rfsync, Rgetlock, Rlcreate, Rlink, Rlock, Rlopen, Rmkdir, Rmknod, Rread,
-    Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink, Runlinkat,
-    Rwalk, Rwrite, Tattach, Tclunk, Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen,
-    Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trename, Trenameat, Tsetattr, Tstatfs,
-    Tsymlink, Tunlinkat, Twalk, Twrite,
+    Data, Rattach, Rclunk, Rfsync, Rgetlock, Rlcreate, Rlink, Rlock, Rlopen, Rmkdir, Rmknod, Rread, Rreaddir,
+    Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink, Runlinkat, Rwalk, Rwrite, Tattach, Tclunk,
+    Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove,
+    Trename, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Twalk, Twrite,
 };
 use p9::{setattr, Attr, DirEntry, Fid, Handler, Qid, AT_REMOVEDIR};
 use rustix::fs::{AtFlags, Mode, OFlags, SeekFrom, Timespec, Timestamps};
@@ -87,18 +86,8 @@ impl Gofer {
     pub fn new(root: OwnedFd, read_only: bool) -> Result<Gofer, Errno> {
         let stx = hostfs::stat(&root)?;
         let (dev, ino) = hostfs::identity(&stx);
-        let root = Node {
-            fd: Arc::new(root),
-            parent: None,
-            kind: Kind::Directory,
-            dev,
-            ino,
-        };
-        Ok(Gofer {
-            root,
-            read_only,
-            fids: HashMap::new(),
-        })
+        let root = Node { fd: Arc::new(root), parent: None, kind: Kind::Directory, dev, ino };
+        Ok(Gofer { root, read_only, fids: HashMap::new() })
     }
 
     fn fid(&self, fid: Fid) -> Result<&FidState, Errno> {
@@ -130,11 +119,7 @@ impl Gofer {
         for state in self.fids.values_mut() {
             if let Some(parent) = &mut state.node.parent {
                 if parent.dir_ino == from_dir_ino && parent.name == from_name {
-                    *parent = Parent {
-                        dir: to.fd.clone(),
-                        dir_ino: to.ino,
-                        name: to_name.to_vec(),
-                    };
+                    *parent = Parent { dir: to.fd.clone(), dir_ino: to.ino, name: to_name.to_vec() };
                 }
             }
         }
@@ -158,12 +143,7 @@ fn reopen_file(node: &Node, flags: OFlags) -> Result<OwnedFd, Errno> {
     let parent = node.parent.as_ref().ok_or(Errno::EPERM)?;
     // O_NONBLOCK keeps a FIFO swapped in under our name from blocking us;
     // the inode check below then refuses it.
-    let fd = hostfs::open_beneath(
-        &parent.dir,
-        &parent.name,
-        flags | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?;
+    let fd = hostfs::open_beneath(&parent.dir, &parent.name, flags | OFlags::NOCTTY | OFlags::NONBLOCK, Mode::empty())?;
     check_same_regular(&fd, node.dev, node.ino)?;
     if !flags.contains(OFlags::NONBLOCK) {
         let status = rustix::fs::fcntl_getfl(&fd).map_err(errno)?;
@@ -206,10 +186,7 @@ fn timespec(set: bool, now: bool, sec: u64, nsec: u64) -> Timespec {
         (true, true) => rustix::fs::UTIME_NOW,
         (true, false) => nsec as _,
     };
-    Timespec {
-        tv_sec: sec as i64,
-        tv_nsec,
-    }
+    Timespec { tv_sec: sec as i64, tv_nsec }
 }
 
 fn dirent_type(file_type: rustix::fs::FileType) -> (u8, u8) {
@@ -231,13 +208,7 @@ impl Handler for Gofer {
     /// Every tree name attaches to the one root this Gofer serves.
     fn attach(&mut self, t: Tattach) -> Result<Rattach, Errno> {
         let qid = hostfs::qid(&hostfs::stat(&self.root.fd)?);
-        self.fids.insert(
-            t.fid,
-            FidState {
-                node: self.root.clone(),
-                open: None,
-            },
-        );
+        self.fids.insert(t.fid, FidState { node: self.root.clone(), open: None });
         Ok(Rattach { qid })
     }
 
@@ -254,18 +225,8 @@ impl Handler for Gofer {
                 let stx = hostfs::stat(&fd)?;
                 qids.push(hostfs::qid(&stx));
                 let (dev, ino) = hostfs::identity(&stx);
-                let parent = Parent {
-                    dir: node.fd.clone(),
-                    dir_ino: node.ino,
-                    name: name.clone(),
-                };
-                Ok(Node {
-                    fd: Arc::new(fd),
-                    parent: Some(parent),
-                    kind: Kind::of(&stx),
-                    dev,
-                    ino,
-                })
+                let parent = Parent { dir: node.fd.clone(), dir_ino: node.ino, name: name.clone() };
+                Ok(Node { fd: Arc::new(fd), parent: Some(parent), kind: Kind::of(&stx), dev, ino })
             };
             match step() {
                 Ok(next) => node = next,
@@ -316,12 +277,7 @@ impl Handler for Gofer {
         }
         let excl = OFlags::from_bits_retain(t.flags) & OFlags::EXCL;
         let flags = client_flags(t.flags) | excl | OFlags::CREATE | OFlags::NOCTTY;
-        let file = hostfs::open_beneath(
-            &dir.fd,
-            &t.name,
-            flags | OFlags::NONBLOCK,
-            mode_bits(t.mode),
-        )?;
+        let file = hostfs::open_beneath(&dir.fd, &t.name, flags | OFlags::NONBLOCK, mode_bits(t.mode))?;
         let path = hostfs::walk_one(&dir.fd, &t.name)?;
         let stx = hostfs::stat(&path)?;
         let (dev, ino) = hostfs::identity(&stx);
@@ -330,29 +286,10 @@ impl Handler for Gofer {
             let status = rustix::fs::fcntl_getfl(&file).map_err(errno)?;
             rustix::fs::fcntl_setfl(&file, status - OFlags::NONBLOCK).map_err(errno)?;
         }
-        let parent = Parent {
-            dir: dir.fd.clone(),
-            dir_ino: dir.ino,
-            name: t.name,
-        };
-        let node = Node {
-            fd: Arc::new(path),
-            parent: Some(parent),
-            kind: Kind::Regular,
-            dev,
-            ino,
-        };
-        self.fids.insert(
-            t.fid,
-            FidState {
-                node,
-                open: Some(Open::File(file)),
-            },
-        );
-        Ok(Rlcreate {
-            qid: hostfs::qid(&stx),
-            iounit: 0,
-        })
+        let parent = Parent { dir: dir.fd.clone(), dir_ino: dir.ino, name: t.name };
+        let node = Node { fd: Arc::new(path), parent: Some(parent), kind: Kind::Regular, dev, ino };
+        self.fids.insert(t.fid, FidState { node, open: Some(Open::File(file)) });
+        Ok(Rlcreate { qid: hostfs::qid(&stx), iounit: 0 })
     }
 
     fn read(&mut self, t: Tread) -> Result<Rread, Errno> {
@@ -400,11 +337,7 @@ impl Handler for Gofer {
             }
             let (dtype, qid_type) = dirent_type(entry.file_type());
             let entry = DirEntry {
-                qid: Qid {
-                    ty: qid_type,
-                    version: 0,
-                    path: entry.ino(),
-                },
+                qid: Qid { ty: qid_type, version: 0, path: entry.ino() },
                 offset: entry.next_entry_cookie(),
                 dtype,
                 name: name.to_vec(),
@@ -424,9 +357,7 @@ impl Handler for Gofer {
             return Err(Errno::EINVAL);
         }
         let target = rustix::fs::readlinkat(&*node.fd, "", Vec::new()).map_err(errno)?;
-        Ok(Rreadlink {
-            target: target.into_bytes(),
-        })
+        Ok(Rreadlink { target: target.into_bytes() })
     }
 
     fn statfs(&mut self, t: Tstatfs) -> Result<Rstatfs, Errno> {
@@ -469,16 +400,13 @@ impl Handler for Gofer {
                 // Linux has no symlink permissions to change.
                 Kind::Symlink => return Err(Errno::EOPNOTSUPP),
                 // `.` names the directory itself and cannot be a symlink.
-                Kind::Directory => {
-                    rustix::fs::chmodat(&*node.fd, ".", mode, AtFlags::empty()).map_err(errno)?
-                }
+                Kind::Directory => rustix::fs::chmodat(&*node.fd, ".", mode, AtFlags::empty()).map_err(errno)?,
                 // fchmodat follows a final symlink, so check the name still
                 // holds this (non-symlink) inode. Requests on a session are
                 // handled one at a time, so the client cannot race this.
                 Kind::Regular | Kind::Special => {
                     let parent = current_parent(node)?;
-                    rustix::fs::chmodat(&parent.dir, &parent.name, mode, AtFlags::empty())
-                        .map_err(errno)?
+                    rustix::fs::chmodat(&parent.dir, &parent.name, mode, AtFlags::empty()).map_err(errno)?
                 }
             }
         }
@@ -487,10 +415,8 @@ impl Handler for Gofer {
             use nix::unistd::{Gid, Uid};
             let uid = (a.valid & setattr::UID != 0).then(|| Uid::from_raw(a.uid));
             let gid = (a.valid & setattr::GID != 0).then(|| Gid::from_raw(a.gid));
-            let flags =
-                nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
-            nix::unistd::fchownat(Some(node.fd.as_raw_fd()), "", uid, gid, flags)
-                .map_err(|e| Errno(e as i32))?;
+            let flags = nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+            nix::unistd::fchownat(Some(node.fd.as_raw_fd()), "", uid, gid, flags).map_err(|e| Errno(e as i32))?;
         }
         if a.valid & setattr::SIZE != 0 {
             match node.kind {
@@ -535,9 +461,7 @@ impl Handler for Gofer {
         check_name(&t.name)?;
         let dir = self.dir(t.dfid)?;
         rustix::fs::mkdirat(&*dir.fd, &t.name, mode_bits(t.mode)).map_err(errno)?;
-        Ok(Rmkdir {
-            qid: qid_at(&dir, &t.name)?,
-        })
+        Ok(Rmkdir { qid: qid_at(&dir, &t.name)? })
     }
 
     /// The target is stored verbatim; the Gofer never follows it.
@@ -546,9 +470,7 @@ impl Handler for Gofer {
         check_name(&t.name)?;
         let dir = self.dir(t.dfid)?;
         rustix::fs::symlinkat(&t.target, &*dir.fd, &t.name).map_err(errno)?;
-        Ok(Rsymlink {
-            qid: qid_at(&dir, &t.name)?,
-        })
+        Ok(Rsymlink { qid: qid_at(&dir, &t.name)? })
     }
 
     /// Only FIFOs: device nodes and sockets are not made on the host.
@@ -561,9 +483,7 @@ impl Handler for Gofer {
             return Err(Errno::EPERM);
         }
         rustix::fs::mknodat(&*dir.fd, &t.name, file_type, mode_bits(t.mode), 0).map_err(errno)?;
-        Ok(Rmknod {
-            qid: qid_at(&dir, &t.name)?,
-        })
+        Ok(Rmknod { qid: qid_at(&dir, &t.name)? })
     }
 
     fn link(&mut self, t: Tlink) -> Result<Rlink, Errno> {
@@ -579,14 +499,7 @@ impl Handler for Gofer {
         let direct = rustix::fs::linkat(&*target.fd, "", &*dir.fd, &t.name, AtFlags::EMPTY_PATH);
         if direct.is_err() {
             let parent = current_parent(&target)?;
-            rustix::fs::linkat(
-                &parent.dir,
-                &parent.name,
-                &*dir.fd,
-                &t.name,
-                AtFlags::empty(),
-            )
-            .map_err(errno)?;
+            rustix::fs::linkat(&parent.dir, &parent.name, &*dir.fd, &t.name, AtFlags::empty()).map_err(errno)?;
         }
         Ok(Rlink {})
     }
@@ -620,11 +533,7 @@ impl Handler for Gofer {
             return Err(Errno::EINVAL);
         }
         let dir = self.dir(t.dfid)?;
-        let flags = if t.flags & AT_REMOVEDIR != 0 {
-            AtFlags::REMOVEDIR
-        } else {
-            AtFlags::empty()
-        };
+        let flags = if t.flags & AT_REMOVEDIR != 0 { AtFlags::REMOVEDIR } else { AtFlags::empty() };
         rustix::fs::unlinkat(&*dir.fd, &t.name, flags).map_err(errno)?;
         Ok(Runlinkat {})
     }
@@ -634,11 +543,7 @@ impl Handler for Gofer {
         let state = self.fids.remove(&t.fid).ok_or(Errno::EBADF)?;
         self.writable()?;
         let parent = current_parent(&state.node)?;
-        let flags = if state.node.kind == Kind::Directory {
-            AtFlags::REMOVEDIR
-        } else {
-            AtFlags::empty()
-        };
+        let flags = if state.node.kind == Kind::Directory { AtFlags::REMOVEDIR } else { AtFlags::empty() };
         rustix::fs::unlinkat(&parent.dir, &parent.name, flags).map_err(errno)?;
         Ok(Rremove {})
     }
@@ -647,9 +552,7 @@ impl Handler for Gofer {
     /// sandbox, so the host is not asked. Always granted.
     fn lock(&mut self, t: Tlock) -> Result<Rlock, Errno> {
         self.fid(t.fid)?;
-        Ok(Rlock {
-            status: p9::lock::SUCCESS,
-        })
+        Ok(Rlock { status: p9::lock::SUCCESS })
     }
 
     /// See `lock`: there is never a conflicting host lock to report.

@@ -5,9 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use abi::Errno;
 use p9::{getattr, Attr, Qid, QID_TYPE_DIR, QID_TYPE_FILE, QID_TYPE_SYMLINK};
-use rustix::fs::{
-    openat2, statx, AtFlags, FileType, Mode, OFlags, ResolveFlags, Statx, StatxFlags,
-};
+use rustix::fs::{openat2, statx, AtFlags, FileType, Mode, OFlags, ResolveFlags, Statx, StatxFlags};
 
 /// Every host lookup stays beneath its starting directory, on its mount,
 /// and never passes through a symlink (magic or not).
@@ -24,8 +22,7 @@ pub fn errno(e: rustix::io::Errno) -> Errno {
 /// Accepts only a single, ordinary path component. `..` is the client's to
 /// resolve; `.` and empty names would alias the directory itself.
 pub fn check_name(name: &[u8]) -> Result<(), Errno> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
-    {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
         return Err(Errno::EINVAL);
     }
     Ok(())
@@ -33,20 +30,8 @@ pub fn check_name(name: &[u8]) -> Result<(), Errno> {
 
 /// Opens `name` in `dir` with `flags`, confined beneath `dir`. The caller
 /// has checked `name` with [`check_name`].
-pub fn open_beneath(
-    dir: impl AsFd,
-    name: &[u8],
-    flags: OFlags,
-    mode: Mode,
-) -> Result<OwnedFd, Errno> {
-    openat2(
-        dir,
-        name,
-        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        mode,
-        RESOLVE,
-    )
-    .map_err(errno)
+pub fn open_beneath(dir: impl AsFd, name: &[u8], flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    openat2(dir, name, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode, RESOLVE).map_err(errno)
 }
 
 /// An `O_PATH` fd for `name` in `dir`: a symlink yields the link itself.
@@ -63,13 +48,7 @@ const STATX_WANTED: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME
 
 /// Attributes of the file an fd (usually `O_PATH`) refers to.
 pub fn stat(fd: impl AsFd) -> Result<Statx, Errno> {
-    statx(
-        fd,
-        "",
-        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
-        STATX_WANTED,
-    )
-    .map_err(errno)
+    statx(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW, STATX_WANTED).map_err(errno)
 }
 
 /// Attributes of `name` in `dir`, not following a final symlink.
@@ -116,11 +95,7 @@ pub fn qid(stx: &Statx) -> Qid {
         Kind::Symlink => QID_TYPE_SYMLINK,
         Kind::Regular | Kind::Special => QID_TYPE_FILE,
     };
-    Qid {
-        ty,
-        version: 0,
-        path: stx.stx_ino,
-    }
+    Qid { ty, version: 0, path: stx.stx_ino }
 }
 
 /// The Rgetattr for `stx`, marking valid what was asked for and is known.

@@ -46,10 +46,7 @@ pub fn serve(stream: UnixStream, root: &Path, read_only: bool) -> Result<(), Gof
         let fd = rustix::fs::open(root, flags, Mode::empty())?;
         Gofer::new(fd, read_only).map_err(|e| io::Error::from_raw_os_error(e.0))
     };
-    let gofer = open_root().map_err(|source| GoferError::OpenRoot {
-        path: root.to_owned(),
-        source,
-    })?;
+    let gofer = open_root().map_err(|source| GoferError::OpenRoot { path: root.to_owned(), source })?;
     p9::serve(stream, gofer)?;
     Ok(())
 }

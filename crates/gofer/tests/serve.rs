@@ -37,11 +37,7 @@ impl Session {
         let client = Client::new(a, 8192).unwrap();
         let (root, qid) = client.attach("").unwrap();
         assert_eq!(qid.ty, QID_TYPE_DIR);
-        Session {
-            client,
-            root,
-            server,
-        }
+        Session { client, root, server }
     }
 
     fn walk(&self, path: &[&str]) -> Result<Fid, p9::Error> {
@@ -70,11 +66,7 @@ impl Session {
             let entries = self.client.readdir(dir, offset, count).unwrap();
             let Some(last) = entries.last() else { break };
             offset = last.offset;
-            names.extend(
-                entries
-                    .iter()
-                    .map(|e| String::from_utf8(e.name.clone()).unwrap()),
-            );
+            names.extend(entries.iter().map(|e| String::from_utf8(e.name.clone()).unwrap()));
         }
         self.client.clunk(dir).unwrap();
         names.sort();
@@ -92,11 +84,7 @@ fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     fs::write(p.join("hello.txt"), b"hello gofer\n").unwrap();
-    fs::write(
-        p.join("big.bin"),
-        (0..50_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
-    )
-    .unwrap();
+    fs::write(p.join("big.bin"), (0..50_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
     fs::create_dir_all(p.join("sub/deeper")).unwrap();
     fs::write(p.join("sub/nested.txt"), b"nested\n").unwrap();
     symlink("/etc/passwd", p.join("passwd_link")).unwrap();
@@ -127,10 +115,7 @@ fn walk_getattr_read_and_list() {
     assert_eq!(attr.mode, meta.mode());
     assert_eq!(attr.qid.path, meta.ino());
     assert_eq!(attr.qid.ty, QID_TYPE_FILE);
-    assert_eq!(
-        (attr.uid, attr.gid, attr.nlink),
-        (meta.uid(), meta.gid(), 1)
-    );
+    assert_eq!((attr.uid, attr.gid, attr.nlink), (meta.uid(), meta.gid(), 1));
     assert_eq!(attr.mtime_sec as i64, meta.mtime());
     assert_eq!(attr.valid & getattr::BASIC, getattr::BASIC);
     s.client.lopen(hello, O_RDONLY).unwrap();
@@ -152,17 +137,8 @@ fn walk_getattr_read_and_list() {
     assert_eq!(s.walk(&["sub", "missing"]).unwrap_err().errno(), ENOENT);
     assert_eq!(s.walk(&["missing"]).unwrap_err().errno(), ENOENT);
 
-    let mut expected = vec![
-        "big.bin",
-        "dir_link",
-        "fifo",
-        "hello.txt",
-        "passwd_link",
-        "rel_link",
-        "slash",
-        "sub",
-        "up",
-    ];
+    let mut expected =
+        vec!["big.bin", "dir_link", "fifo", "hello.txt", "passwd_link", "rel_link", "slash", "sub", "up"];
     expected.sort();
     assert_eq!(s.list(&[], 8000), expected);
     assert_eq!(s.list(&["sub"], 8000), vec!["deeper", "nested.txt"]);
@@ -181,9 +157,7 @@ fn walk_getattr_read_and_list() {
 #[test]
 fn readdir_offsets_resume_across_calls() {
     let dir = tempfile::tempdir().unwrap();
-    let mut expected: Vec<String> = (0..300)
-        .map(|i| format!("file-with-a-longish-name-{i:04}"))
-        .collect();
+    let mut expected: Vec<String> = (0..300).map(|i| format!("file-with-a-longish-name-{i:04}")).collect();
     for name in &expected {
         fs::write(dir.path().join(name), b"").unwrap();
     }
@@ -208,11 +182,7 @@ fn host_symlinks_are_nodes_never_followed() {
     assert_eq!(qids[0].ty, QID_TYPE_SYMLINK);
     assert_eq!(s.client.readlink(link).unwrap(), b"/etc/passwd");
     let attr = s.client.getattr(link, getattr::ALL).unwrap();
-    assert_eq!(
-        attr.mode & 0o170000,
-        0o120000,
-        "getattr must describe the link itself"
-    );
+    assert_eq!(attr.mode & 0o170000, 0o120000, "getattr must describe the link itself");
     let err = s.client.lopen(link, O_RDONLY).unwrap_err();
     assert_eq!(err.errno(), ELOOP);
     assert!(s.client.read(link, 0, &mut [0u8; 64]).is_err());
@@ -220,12 +190,7 @@ fn host_symlinks_are_nodes_never_followed() {
 
     // A symlink is never walked through, whether to a directory inside the
     // tree, to "..", or to "/".
-    for path in [
-        ["dir_link", "nested.txt"],
-        ["up", "etc"],
-        ["slash", "etc"],
-        ["rel_link", "x"],
-    ] {
+    for path in [["dir_link", "nested.txt"], ["up", "etc"], ["slash", "etc"], ["rel_link", "x"]] {
         assert!(s.walk(&path).is_err(), "{path:?}");
     }
     // Readlink on anything else is EINVAL.
@@ -234,10 +199,7 @@ fn host_symlinks_are_nodes_never_followed() {
 
     // FIFOs are served as metadata only.
     let fifo = s.walk(&["fifo"]).unwrap();
-    assert_eq!(
-        s.client.getattr(fifo, getattr::MODE).unwrap().mode & 0o170000,
-        0o010000
-    );
+    assert_eq!(s.client.getattr(fifo, getattr::MODE).unwrap().mode & 0o170000, 0o010000);
     assert_eq!(s.client.lopen(fifo, O_RDONLY).unwrap_err().errno(), EPERM);
     s.finish();
 }
@@ -270,24 +232,9 @@ fn names_must_be_single_components() {
     let err = s.client.walk(s.root, &[b"hel\0lo"]).unwrap_err();
     assert_eq!(err.errno(), EINVAL);
     // The same rule guards every name-taking request.
-    assert_eq!(
-        s.client.mkdir(s.root, b"..", 0o755, 0).unwrap_err().errno(),
-        EINVAL
-    );
-    assert_eq!(
-        s.client
-            .unlinkat(s.root, b"sub/nested.txt", 0)
-            .unwrap_err()
-            .errno(),
-        EINVAL
-    );
-    assert_eq!(
-        s.client
-            .lcreate(s.root, b"../escape", O_RDWR | O_CREAT, 0o644, 0)
-            .unwrap_err()
-            .errno(),
-        EINVAL
-    );
+    assert_eq!(s.client.mkdir(s.root, b"..", 0o755, 0).unwrap_err().errno(), EINVAL);
+    assert_eq!(s.client.unlinkat(s.root, b"sub/nested.txt", 0).unwrap_err().errno(), EINVAL);
+    assert_eq!(s.client.lcreate(s.root, b"../escape", O_RDWR | O_CREAT, 0o644, 0).unwrap_err().errno(), EINVAL);
     assert!(!dir.path().parent().unwrap().join("escape").exists());
     s.finish();
 }
@@ -299,68 +246,24 @@ fn read_only_refuses_every_change() {
     let file = s.walk(&["hello.txt"]).unwrap();
     for flags in [O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC] {
         let clone = s.walk(&["hello.txt"]).unwrap();
-        assert_eq!(
-            s.client.lopen(clone, flags).unwrap_err().errno(),
-            EROFS,
-            "{flags:o}"
-        );
+        assert_eq!(s.client.lopen(clone, flags).unwrap_err().errno(), EROFS, "{flags:o}");
     }
     let sub = s.walk(&["sub"]).unwrap();
-    assert_eq!(
-        s.client
-            .lcreate(sub, b"new", O_RDWR | O_CREAT, 0o644, 0)
-            .unwrap_err()
-            .errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client.mkdir(s.root, b"d", 0o755, 0).unwrap_err().errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client.symlink(s.root, b"l", b"x", 0).unwrap_err().errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client
-            .mknod(s.root, b"p", 0o010644, 0, 0, 0)
-            .unwrap_err()
-            .errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client.link(s.root, file, b"h2").unwrap_err().errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client
-            .unlinkat(s.root, b"hello.txt", 0)
-            .unwrap_err()
-            .errno(),
-        EROFS
-    );
-    assert_eq!(
-        s.client
-            .renameat(s.root, b"hello.txt", s.root, b"moved")
-            .unwrap_err()
-            .errno(),
-        EROFS
-    );
-    let chmod = SetAttr {
-        valid: setattr::MODE,
-        mode: 0o600,
-        ..SetAttr::default()
-    };
+    assert_eq!(s.client.lcreate(sub, b"new", O_RDWR | O_CREAT, 0o644, 0).unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.mkdir(s.root, b"d", 0o755, 0).unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.symlink(s.root, b"l", b"x", 0).unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.mknod(s.root, b"p", 0o010644, 0, 0, 0).unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.link(s.root, file, b"h2").unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.unlinkat(s.root, b"hello.txt", 0).unwrap_err().errno(), EROFS);
+    assert_eq!(s.client.renameat(s.root, b"hello.txt", s.root, b"moved").unwrap_err().errno(), EROFS);
+    let chmod = SetAttr { valid: setattr::MODE, mode: 0o600, ..SetAttr::default() };
     assert_eq!(s.client.setattr(file, &chmod).unwrap_err().errno(), EROFS);
     let gone = s.walk(&["hello.txt"]).unwrap();
     assert_eq!(s.client.remove(gone).unwrap_err().errno(), EROFS);
     // Reading still works, and nothing changed.
     s.client.lopen(file, O_RDONLY).unwrap();
     assert_eq!(s.read_all(file), b"hello gofer\n");
-    assert_eq!(
-        fs::read(dir.path().join("hello.txt")).unwrap(),
-        b"hello gofer\n"
-    );
+    assert_eq!(fs::read(dir.path().join("hello.txt")).unwrap(), b"hello gofer\n");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 9);
     s.finish();
 }
@@ -373,58 +276,28 @@ fn read_write_changes_reach_the_host() {
 
     // Create, write, read back.
     let sub = s.walk(&["sub"]).unwrap();
-    let (qid, _) = s
-        .client
-        .lcreate(sub, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0)
-        .unwrap();
+    let (qid, _) = s.client.lcreate(sub, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0).unwrap();
     assert_eq!(qid.ty, QID_TYPE_FILE);
     let payload: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
     assert_eq!(s.client.write(sub, 0, &payload).unwrap(), payload.len());
     assert_eq!(fs::read(p.join("sub/new.txt")).unwrap(), payload);
-    assert_eq!(
-        fs::metadata(p.join("sub/new.txt")).unwrap().mode() & 0o777,
-        0o640
-    );
+    assert_eq!(fs::metadata(p.join("sub/new.txt")).unwrap().mode() & 0o777, 0o640);
     s.client.fsync(sub, false).unwrap();
     let again = s.walk(&["sub"]).unwrap();
-    let err = s
-        .client
-        .lcreate(again, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0)
-        .unwrap_err();
+    let err = s.client.lcreate(again, b"new.txt", O_RDWR | O_CREAT | O_EXCL, 0o640, 0).unwrap_err();
     assert_eq!(err.errno(), 17);
     // lcreate must not follow a symlink planted under the name.
     let root2 = s.walk(&[]).unwrap();
-    assert_eq!(
-        s.client
-            .lcreate(root2, b"passwd_link", O_WRONLY | O_CREAT, 0o644, 0)
-            .unwrap_err()
-            .errno(),
-        ELOOP
-    );
+    assert_eq!(s.client.lcreate(root2, b"passwd_link", O_WRONLY | O_CREAT, 0o644, 0).unwrap_err().errno(), ELOOP);
 
     // Truncate via setattr, then mode and times.
     let file = s.walk(&["sub", "new.txt"]).unwrap();
-    let trunc = SetAttr {
-        valid: setattr::SIZE,
-        size: 10,
-        ..SetAttr::default()
-    };
+    let trunc = SetAttr { valid: setattr::SIZE, size: 10, ..SetAttr::default() };
     s.client.setattr(file, &trunc).unwrap();
     assert_eq!(fs::metadata(p.join("sub/new.txt")).unwrap().len(), 10);
-    let chmod = SetAttr {
-        valid: setattr::MODE,
-        mode: 0o600,
-        ..SetAttr::default()
-    };
+    let chmod = SetAttr { valid: setattr::MODE, mode: 0o600, ..SetAttr::default() };
     s.client.setattr(file, &chmod).unwrap();
-    assert_eq!(
-        fs::metadata(p.join("sub/new.txt"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777,
-        0o600
-    );
+    assert_eq!(fs::metadata(p.join("sub/new.txt")).unwrap().permissions().mode() & 0o7777, 0o600);
     let times = SetAttr {
         valid: setattr::ATIME | setattr::ATIME_SET | setattr::MTIME | setattr::MTIME_SET,
         atime_sec: 1_000_000,
@@ -434,16 +307,8 @@ fn read_write_changes_reach_the_host() {
     };
     s.client.setattr(file, &times).unwrap();
     let meta = fs::metadata(p.join("sub/new.txt")).unwrap();
-    assert_eq!(
-        (meta.atime(), meta.mtime(), meta.mtime_nsec()),
-        (1_000_000, 2_000_000, 5)
-    );
-    let chown = SetAttr {
-        valid: setattr::UID | setattr::GID,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        ..SetAttr::default()
-    };
+    assert_eq!((meta.atime(), meta.mtime(), meta.mtime_nsec()), (1_000_000, 2_000_000, 5));
+    let chown = SetAttr { valid: setattr::UID | setattr::GID, uid: meta.uid(), gid: meta.gid(), ..SetAttr::default() };
     s.client.setattr(file, &chown).unwrap();
     // chmod on a symlink node changes nothing on the target.
     let link = s.walk(&["passwd_link"]).unwrap();
@@ -452,21 +317,10 @@ fn read_write_changes_reach_the_host() {
     // Directories, symlinks, FIFOs, hard links.
     s.client.mkdir(s.root, b"made", 0o750, 0).unwrap();
     assert!(p.join("made").is_dir());
-    s.client
-        .symlink(s.root, b"made_link", b"../../anywhere", 0)
-        .unwrap();
-    assert_eq!(
-        fs::read_link(p.join("made_link")).unwrap(),
-        Path::new("../../anywhere")
-    );
+    s.client.symlink(s.root, b"made_link", b"../../anywhere", 0).unwrap();
+    assert_eq!(fs::read_link(p.join("made_link")).unwrap(), Path::new("../../anywhere"));
     s.client.mknod(s.root, b"pipe", 0o010600, 0, 0, 0).unwrap();
-    assert_eq!(
-        s.client
-            .mknod(s.root, b"null", 0o020666, 1, 3, 0)
-            .unwrap_err()
-            .errno(),
-        EPERM
-    );
+    assert_eq!(s.client.mknod(s.root, b"null", 0o020666, 1, 3, 0).unwrap_err().errno(), EPERM);
     assert!(!p.join("null").exists());
     let hello = s.walk(&["hello.txt"]).unwrap();
     s.client.link(s.root, hello, b"hello2.txt").unwrap();
@@ -475,26 +329,19 @@ fn read_write_changes_reach_the_host() {
     // Rename: a fid walked before the rename still opens the file after.
     // (`sub` became the created file's fid, so walk to the directory afresh.)
     let sub_dir = s.walk(&["sub"]).unwrap();
-    s.client
-        .renameat(s.root, b"hello.txt", sub_dir, b"moved.txt")
-        .unwrap();
+    s.client.renameat(s.root, b"hello.txt", sub_dir, b"moved.txt").unwrap();
     assert!(p.join("sub/moved.txt").exists());
     s.client.lopen(hello, O_RDONLY).unwrap();
     assert_eq!(s.read_all(hello), b"hello gofer\n");
 
     // Unlink and remove.
     s.client.unlinkat(s.root, b"hello2.txt", 0).unwrap();
-    s.client
-        .unlinkat(s.root, b"made", p9::AT_REMOVEDIR)
-        .unwrap();
+    s.client.unlinkat(s.root, b"made", p9::AT_REMOVEDIR).unwrap();
     assert!(!p.join("made").exists());
     let pipe = s.walk(&["pipe"]).unwrap();
     s.client.remove(pipe).unwrap();
     assert!(!p.join("pipe").exists());
-    assert!(
-        s.client.remove(s.root).is_err(),
-        "the root cannot be removed"
-    );
+    assert!(s.client.remove(s.root).is_err(), "the root cannot be removed");
     s.finish();
 }
 

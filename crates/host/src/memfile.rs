@@ -171,7 +171,7 @@ impl Drop for MemoryFile {
 
 impl MemoryFile {
     fn atomic_u32(&self, off: u64) -> io::Result<&std::sync::atomic::AtomicU32> {
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let p = self.check(off, 4)?;
@@ -196,9 +196,12 @@ impl MemoryFile {
     /// for at most `timeout_ms`.
     pub fn futex_wait(&self, off: u64, expected: u32, timeout_ms: u64) -> io::Result<()> {
         let a = self.atomic_u32(off)?;
-        let ts = libc::timespec { tv_sec: (timeout_ms / 1000) as i64, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as i64 };
+        let ts =
+            libc::timespec { tv_sec: (timeout_ms / 1000) as i64, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as i64 };
         // SAFETY: a points to a live 4-byte word; ts is a valid timespec.
-        unsafe { libc::syscall(libc::SYS_futex, a as *const _ as usize, libc::FUTEX_WAIT, expected, &ts as *const _, 0, 0) };
+        unsafe {
+            libc::syscall(libc::SYS_futex, a as *const _ as usize, libc::FUTEX_WAIT, expected, &ts as *const _, 0, 0)
+        };
         Ok(())
     }
 

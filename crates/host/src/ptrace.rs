@@ -164,7 +164,10 @@ impl Tracee {
         let result = loop {
             let st = wait(self.tid)?;
             if !libc::WIFSTOPPED(st) {
-                return Err(io::Error::other(format!("stub {} died in injected syscall {nr} (status {st:#x})", self.tid)));
+                return Err(io::Error::other(format!(
+                    "stub {} died in injected syscall {nr} (status {st:#x})",
+                    self.tid
+                )));
             }
             let sig = libc::WSTOPSIG(st);
             if sig == libc::SIGTRAP && (st >> 16) == 0 {

@@ -150,3 +150,16 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
     check(r as libc::c_long).map(|_| ())
 }
+
+/// Number of CPUs this process may run on (sched_getaffinity; opens no file).
+pub fn cpu_count() -> usize {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r < 0 {
+        return 1;
+    }
+    // SAFETY: CPU_COUNT only reads the set.
+    (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
+}

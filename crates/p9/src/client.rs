@@ -8,10 +8,10 @@ use std::sync::{Mutex, MutexGuard};
 use crate::error::Error;
 use crate::server::MIN_MSIZE;
 use crate::wire::{
-    check_size, Attr, Data, DirEntry, Rmessage, Rstatfs, SetAttr, Tattach, Tclunk, Tfsync,
-    Tgetattr, Tlcreate, Tlink, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink,
-    Tremove, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite,
-    MAX_WALK_NAMES, NOTAG, READ_REPLY_OVERHEAD, VERSION_9P2000_L, WRITE_REQUEST_OVERHEAD,
+    check_size, Attr, Data, DirEntry, Rmessage, Rstatfs, SetAttr, Tattach, Tclunk, Tfsync, Tgetattr, Tlcreate, Tlink,
+    Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trenameat, Tsetattr, Tstatfs, Tsymlink,
+    Tunlinkat, Tversion, Twalk, Twrite, MAX_WALK_NAMES, NOTAG, READ_REPLY_OVERHEAD, VERSION_9P2000_L,
+    WRITE_REQUEST_OVERHEAD,
 };
 use crate::{Fid, Qid, NOFID};
 
@@ -88,9 +88,7 @@ impl FidAllocator {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves nothing half-updated that the
     // `broken` flag does not already cover.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Sends a request and unwraps the expected reply variant.
@@ -106,21 +104,11 @@ macro_rules! call {
 impl Client {
     /// Negotiates 9P2000.L with at most `msize` bytes per message.
     pub fn new(stream: UnixStream, msize: u32) -> Result<Client, Error> {
-        let mut connection = Connection {
-            stream,
-            broken: false,
-        };
-        let request = Tmessage::Version(Tversion {
-            msize,
-            version: VERSION_9P2000_L.to_vec(),
-        });
+        let mut connection = Connection { stream, broken: false };
+        let request = Tmessage::Version(Tversion { msize, version: VERSION_9P2000_L.to_vec() });
         let reply = connection.exchange(&request.encode(NOTAG)?, NOTAG, msize)?;
         let negotiated = match reply {
-            Rmessage::Version(r)
-                if r.version == VERSION_9P2000_L && (MIN_MSIZE..=msize).contains(&r.msize) =>
-            {
-                r.msize
-            }
+            Rmessage::Version(r) if r.version == VERSION_9P2000_L && (MIN_MSIZE..=msize).contains(&r.msize) => r.msize,
             Rmessage::Version(r) => {
                 return Err(Error::Version {
                     version: String::from_utf8_lossy(&r.version).into_owned(),
@@ -128,18 +116,9 @@ impl Client {
                 })
             }
             Rmessage::Lerror(e) => return Err(Error::Remote(e.ecode as i32)),
-            other => {
-                return Err(Error::UnexpectedReply {
-                    expected: 101,
-                    got: other.message_type(),
-                })
-            }
+            other => return Err(Error::UnexpectedReply { expected: 101, got: other.message_type() }),
         };
-        Ok(Client {
-            connection: Mutex::new(connection),
-            fids: Mutex::new(FidAllocator::default()),
-            msize: negotiated,
-        })
+        Ok(Client { connection: Mutex::new(connection), fids: Mutex::new(FidAllocator::default()), msize: negotiated })
     }
 
     /// The negotiated maximum message size.
@@ -155,10 +134,7 @@ impl Client {
         match reply {
             Rmessage::Lerror(e) => Err(Error::Remote(e.ecode as i32)),
             r if r.message_type() == expected => Ok(r),
-            r => Err(Error::UnexpectedReply {
-                expected,
-                got: r.message_type(),
-            }),
+            r => Err(Error::UnexpectedReply { expected, got: r.message_type() }),
         }
     }
 
@@ -173,13 +149,8 @@ impl Client {
     /// Attaches to the tree `aname`, returning a new fid for its root.
     pub fn attach(&self, aname: &str) -> Result<(Fid, Qid), Error> {
         let fid = self.alloc_fid()?;
-        let request = Tattach {
-            fid,
-            afid: NOFID,
-            uname: Vec::new(),
-            aname: aname.as_bytes().to_vec(),
-            n_uname: NONUNAME,
-        };
+        let request =
+            Tattach { fid, afid: NOFID, uname: Vec::new(), aname: aname.as_bytes().to_vec(), n_uname: NONUNAME };
         match self.rpc(Tmessage::Attach(request)) {
             Ok(Rmessage::Attach(r)) => Ok((fid, r.qid)),
             Ok(_) => {
@@ -205,11 +176,7 @@ impl Client {
             chunks.push(&[]);
         }
         for chunk in chunks {
-            let request = Twalk {
-                fid: from,
-                newfid,
-                names: chunk.iter().map(|n| n.to_vec()).collect(),
-            };
+            let request = Twalk { fid: from, newfid, names: chunk.iter().map(|n| n.to_vec()).collect() };
             let result = match self.rpc(Tmessage::Walk(request)) {
                 Ok(Rmessage::Walk(r)) if r.qids.len() == chunk.len() => Ok(r.qids),
                 Ok(Rmessage::Walk(r)) if r.qids.len() < chunk.len() => Err(Error::Remote(ENOENT)),
@@ -252,21 +219,8 @@ impl Client {
     }
 
     /// Creates `name` in directory `fid` and opens it; `fid` becomes the new file.
-    pub fn lcreate(
-        &self,
-        fid: Fid,
-        name: &[u8],
-        flags: u32,
-        mode: u32,
-        gid: u32,
-    ) -> Result<(Qid, u32), Error> {
-        let request = Tlcreate {
-            fid,
-            name: name.to_vec(),
-            flags,
-            mode,
-            gid,
-        };
+    pub fn lcreate(&self, fid: Fid, name: &[u8], flags: u32, mode: u32, gid: u32) -> Result<(Qid, u32), Error> {
+        let request = Tlcreate { fid, name: name.to_vec(), flags, mode, gid };
         let r = call!(self, Lcreate(request) => Lcreate);
         Ok((r.qid, r.iounit))
     }
@@ -279,11 +233,7 @@ impl Client {
         let mut done = 0;
         while done < buf.len() {
             let want = (buf.len() - done).min(max);
-            let request = Tread {
-                fid,
-                offset: offset.saturating_add(done as u64),
-                count: want as u32,
-            };
+            let request = Tread { fid, offset: offset.saturating_add(done as u64), count: want as u32 };
             let data = call!(self, Read(request) => Read).data.0;
             if data.len() > want {
                 return Err(Error::Protocol("Rread returned more bytes than asked for"));
@@ -304,11 +254,7 @@ impl Client {
         let mut done = 0;
         while done < data.len() {
             let chunk = &data[done..data.len().min(done + max)];
-            let request = Twrite {
-                fid,
-                offset: offset.saturating_add(done as u64),
-                data: Data(chunk.to_vec()),
-            };
+            let request = Twrite { fid, offset: offset.saturating_add(done as u64), data: Data(chunk.to_vec()) };
             let count = call!(self, Write(request) => Write).count as usize;
             if count > chunk.len() {
                 return Err(Error::Protocol("Rwrite claims more bytes than sent"));
@@ -335,44 +281,19 @@ impl Client {
 
     /// Creates directory `name` in `dfid`.
     pub fn mkdir(&self, dfid: Fid, name: &[u8], mode: u32, gid: u32) -> Result<Qid, Error> {
-        let request = Tmkdir {
-            dfid,
-            name: name.to_vec(),
-            mode,
-            gid,
-        };
+        let request = Tmkdir { dfid, name: name.to_vec(), mode, gid };
         Ok(call!(self, Mkdir(request) => Mkdir).qid)
     }
 
     /// Creates symlink `name` -> `target` in `dfid`.
     pub fn symlink(&self, dfid: Fid, name: &[u8], target: &[u8], gid: u32) -> Result<Qid, Error> {
-        let request = Tsymlink {
-            dfid,
-            name: name.to_vec(),
-            target: target.to_vec(),
-            gid,
-        };
+        let request = Tsymlink { dfid, name: name.to_vec(), target: target.to_vec(), gid };
         Ok(call!(self, Symlink(request) => Symlink).qid)
     }
 
     /// Creates a special file `name` in `dfid`.
-    pub fn mknod(
-        &self,
-        dfid: Fid,
-        name: &[u8],
-        mode: u32,
-        major: u32,
-        minor: u32,
-        gid: u32,
-    ) -> Result<Qid, Error> {
-        let request = Tmknod {
-            dfid,
-            name: name.to_vec(),
-            mode,
-            major,
-            minor,
-            gid,
-        };
+    pub fn mknod(&self, dfid: Fid, name: &[u8], mode: u32, major: u32, minor: u32, gid: u32) -> Result<Qid, Error> {
+        let request = Tmknod { dfid, name: name.to_vec(), mode, major, minor, gid };
         Ok(call!(self, Mknod(request) => Mknod).qid)
     }
 
@@ -383,19 +304,8 @@ impl Client {
     }
 
     /// Renames `oldname` in `olddirfid` to `newname` in `newdirfid`.
-    pub fn renameat(
-        &self,
-        olddirfid: Fid,
-        oldname: &[u8],
-        newdirfid: Fid,
-        newname: &[u8],
-    ) -> Result<(), Error> {
-        let request = Trenameat {
-            olddirfid,
-            oldname: oldname.to_vec(),
-            newdirfid,
-            newname: newname.to_vec(),
-        };
+    pub fn renameat(&self, olddirfid: Fid, oldname: &[u8], newdirfid: Fid, newname: &[u8]) -> Result<(), Error> {
+        let request = Trenameat { olddirfid, oldname: oldname.to_vec(), newdirfid, newname: newname.to_vec() };
         call!(self, Renameat(request) => Renameat);
         Ok(())
     }

@@ -16,13 +16,12 @@ use abi::Errno;
 
 use crate::error::Error;
 use crate::wire::{
-    check_size, Attr, Rattach, Rauth, Rclunk, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink,
-    Rlock, Rlopen, Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename,
-    Rrenameat, Rsetattr, Rstatfs, Rsymlink, Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate,
-    Rxattrwalk, Tattach, Tauth, Tclunk, Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen,
-    Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trename, Trenameat, Tsetattr,
-    Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate, Txattrwalk, WireError,
-    HEADER_SIZE, READ_REPLY_OVERHEAD, VERSION_9P2000_L,
+    check_size, Attr, Rattach, Rauth, Rclunk, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink, Rlock, Rlopen,
+    Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink,
+    Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate, Rxattrwalk, Tattach, Tauth, Tclunk, Tfsync, Tgetattr, Tgetlock,
+    Tlcreate, Tlink, Tlock, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trename, Trenameat,
+    Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate, Txattrwalk, WireError, HEADER_SIZE,
+    READ_REPLY_OVERHEAD, VERSION_9P2000_L,
 };
 use crate::{Fid, NOFID};
 
@@ -148,13 +147,7 @@ pub trait Handler {
 /// connection (then returns `Ok`). Returns an error on a transport failure
 /// or a frame whose header cannot be read (size field below 7 bytes).
 pub fn serve(stream: UnixStream, handler: impl Handler) -> Result<(), Error> {
-    Session {
-        handler,
-        msize: MAX_MSIZE,
-        versioned: false,
-        fids: HashSet::new(),
-    }
-    .run(stream)
+    Session { handler, msize: MAX_MSIZE, versioned: false, fids: HashSet::new() }.run(stream)
 }
 
 struct Session<H> {
@@ -167,10 +160,7 @@ struct Session<H> {
 
 /// Whether an I/O error just means the peer has gone.
 fn peer_closed(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    )
+    matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }
 
 /// Fills `buf`; `Ok(false)` if the peer closed the connection first.
@@ -183,9 +173,7 @@ fn read_or_closed(stream: &mut UnixStream, buf: &mut [u8]) -> Result<bool, Error
 }
 
 fn lerror(errno: Errno) -> Rmessage {
-    Rmessage::Lerror(Rlerror {
-        ecode: errno.0 as u32,
-    })
+    Rmessage::Lerror(Rlerror { ecode: errno.0 as u32 })
 }
 
 impl<H: Handler> Session<H> {
@@ -198,11 +186,7 @@ impl<H: Handler> Session<H> {
             let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
             if (size as usize) < HEADER_SIZE {
                 // No header to answer: the stream cannot be trusted further.
-                return Err(WireError::BadSize {
-                    size: u64::from(size),
-                    msize: self.msize,
-                }
-                .into());
+                return Err(WireError::BadSize { size: u64::from(size), msize: self.msize }.into());
             }
             if !read_or_closed(&mut stream, &mut header[4..])? {
                 return Ok(());
@@ -269,20 +253,14 @@ impl<H: Handler> Session<H> {
         }
         if t.version != VERSION_9P2000_L {
             self.versioned = false;
-            return Ok(Rmessage::Version(Rversion {
-                msize: t.msize,
-                version: b"unknown".to_vec(),
-            }));
+            return Ok(Rmessage::Version(Rversion { msize: t.msize, version: b"unknown".to_vec() }));
         }
         if t.msize < MIN_MSIZE {
             return Err(Errno::EINVAL);
         }
         self.msize = t.msize.min(MAX_MSIZE);
         self.versioned = true;
-        Ok(Rmessage::Version(Rversion {
-            msize: self.msize,
-            version: VERSION_9P2000_L.to_vec(),
-        }))
+        Ok(Rmessage::Version(Rversion { msize: self.msize, version: VERSION_9P2000_L.to_vec() }))
     }
 
     fn dispatch(&mut self, request: Tmessage) -> Result<Rmessage, Errno> {

@@ -133,11 +133,7 @@ impl Wire for Qid {
         self.path.encode(out)
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(Qid {
-            ty: u8::decode(r)?,
-            version: u32::decode(r)?,
-            path: u64::decode(r)?,
-        })
+        Ok(Qid { ty: u8::decode(r)?, version: u32::decode(r)?, path: u64::decode(r)? })
     }
 }
 
@@ -420,10 +416,7 @@ pub fn decode_header(frame: &[u8], msize: u32) -> Result<(u8, u16), WireError> {
     let size = u32::decode(&mut r)?;
     check_size(size, msize)?;
     if usize::try_from(size).ok() != Some(frame.len()) {
-        return Err(WireError::SizeMismatch {
-            size,
-            actual: frame.len(),
-        });
+        return Err(WireError::SizeMismatch { size, actual: frame.len() });
     }
     Ok((u8::decode(&mut r)?, u16::decode(&mut r)?))
 }
@@ -431,10 +424,7 @@ pub fn decode_header(frame: &[u8], msize: u32) -> Result<(u8, u16), WireError> {
 /// Checks a frame's size field against the header size and `msize`.
 pub fn check_size(size: u32, msize: u32) -> Result<(), WireError> {
     if (size as usize) < HEADER_SIZE || size > msize {
-        return Err(WireError::BadSize {
-            size: u64::from(size),
-            msize,
-        });
+        return Err(WireError::BadSize { size: u64::from(size), msize });
     }
     Ok(())
 }
@@ -571,52 +561,20 @@ mod tests {
     const MSIZE: u32 = 1 << 16;
 
     fn qid(n: u64) -> Qid {
-        Qid {
-            ty: 0x80,
-            version: 7,
-            path: n,
-        }
+        Qid { ty: 0x80, version: 7, path: n }
     }
 
     fn all_tmessages() -> Vec<Tmessage> {
         let n = || b"name".to_vec();
         vec![
             Tmessage::Statfs(Tstatfs { fid: Fid(1) }),
-            Tmessage::Lopen(Tlopen {
-                fid: Fid(1),
-                flags: 2,
-            }),
-            Tmessage::Lcreate(Tlcreate {
-                fid: Fid(1),
-                name: n(),
-                flags: 0o101,
-                mode: 0o644,
-                gid: 5,
-            }),
-            Tmessage::Symlink(Tsymlink {
-                dfid: Fid(1),
-                name: n(),
-                target: b"/t".to_vec(),
-                gid: 3,
-            }),
-            Tmessage::Mknod(Tmknod {
-                dfid: Fid(1),
-                name: n(),
-                mode: 0o10644,
-                major: 1,
-                minor: 2,
-                gid: 3,
-            }),
-            Tmessage::Rename(Trename {
-                fid: Fid(1),
-                dfid: Fid(2),
-                name: n(),
-            }),
+            Tmessage::Lopen(Tlopen { fid: Fid(1), flags: 2 }),
+            Tmessage::Lcreate(Tlcreate { fid: Fid(1), name: n(), flags: 0o101, mode: 0o644, gid: 5 }),
+            Tmessage::Symlink(Tsymlink { dfid: Fid(1), name: n(), target: b"/t".to_vec(), gid: 3 }),
+            Tmessage::Mknod(Tmknod { dfid: Fid(1), name: n(), mode: 0o10644, major: 1, minor: 2, gid: 3 }),
+            Tmessage::Rename(Trename { fid: Fid(1), dfid: Fid(2), name: n() }),
             Tmessage::Readlink(Treadlink { fid: Fid(1) }),
-            Tmessage::Getattr(Tgetattr {
-                fid: Fid(1),
-                request_mask: 0x3fff,
-            }),
+            Tmessage::Getattr(Tgetattr { fid: Fid(1), request_mask: 0x3fff }),
             Tmessage::Setattr(Tsetattr {
                 fid: Fid(1),
                 attr: SetAttr {
@@ -631,26 +589,10 @@ mod tests {
                     mtime_nsec: 8,
                 },
             }),
-            Tmessage::Xattrwalk(Txattrwalk {
-                fid: Fid(1),
-                newfid: Fid(2),
-                name: n(),
-            }),
-            Tmessage::Xattrcreate(Txattrcreate {
-                fid: Fid(1),
-                name: n(),
-                attr_size: 9,
-                flags: 1,
-            }),
-            Tmessage::Readdir(Treaddir {
-                fid: Fid(1),
-                offset: 99,
-                count: 4096,
-            }),
-            Tmessage::Fsync(Tfsync {
-                fid: Fid(1),
-                datasync: 1,
-            }),
+            Tmessage::Xattrwalk(Txattrwalk { fid: Fid(1), newfid: Fid(2), name: n() }),
+            Tmessage::Xattrcreate(Txattrcreate { fid: Fid(1), name: n(), attr_size: 9, flags: 1 }),
+            Tmessage::Readdir(Treaddir { fid: Fid(1), offset: 99, count: 4096 }),
+            Tmessage::Fsync(Tfsync { fid: Fid(1), datasync: 1 }),
             Tmessage::Lock(Tlock {
                 fid: Fid(1),
                 lock_type: 1,
@@ -660,46 +602,18 @@ mod tests {
                 proc_id: 5,
                 client_id: n(),
             }),
-            Tmessage::Getlock(Tgetlock {
-                fid: Fid(1),
-                lock_type: 1,
-                start: 3,
-                length: 4,
-                proc_id: 5,
-                client_id: n(),
-            }),
-            Tmessage::Link(Tlink {
-                dfid: Fid(1),
-                fid: Fid(2),
-                name: n(),
-            }),
-            Tmessage::Mkdir(Tmkdir {
-                dfid: Fid(1),
-                name: n(),
-                mode: 0o755,
-                gid: 0,
-            }),
+            Tmessage::Getlock(Tgetlock { fid: Fid(1), lock_type: 1, start: 3, length: 4, proc_id: 5, client_id: n() }),
+            Tmessage::Link(Tlink { dfid: Fid(1), fid: Fid(2), name: n() }),
+            Tmessage::Mkdir(Tmkdir { dfid: Fid(1), name: n(), mode: 0o755, gid: 0 }),
             Tmessage::Renameat(Trenameat {
                 olddirfid: Fid(1),
                 oldname: n(),
                 newdirfid: Fid(2),
                 newname: b"x".to_vec(),
             }),
-            Tmessage::Unlinkat(Tunlinkat {
-                dfid: Fid(1),
-                name: n(),
-                flags: 0x200,
-            }),
-            Tmessage::Version(Tversion {
-                msize: 8192,
-                version: VERSION_9P2000_L.to_vec(),
-            }),
-            Tmessage::Auth(Tauth {
-                afid: Fid(1),
-                uname: n(),
-                aname: n(),
-                n_uname: 0,
-            }),
+            Tmessage::Unlinkat(Tunlinkat { dfid: Fid(1), name: n(), flags: 0x200 }),
+            Tmessage::Version(Tversion { msize: 8192, version: VERSION_9P2000_L.to_vec() }),
+            Tmessage::Auth(Tauth { afid: Fid(1), uname: n(), aname: n(), n_uname: 0 }),
             Tmessage::Attach(Tattach {
                 fid: Fid(1),
                 afid: Fid(u32::MAX),
@@ -708,33 +622,16 @@ mod tests {
                 n_uname: 1000,
             }),
             Tmessage::Flush(Tflush { oldtag: 3 }),
-            Tmessage::Walk(Twalk {
-                fid: Fid(1),
-                newfid: Fid(2),
-                names: vec![n(), b"b".to_vec()],
-            }),
-            Tmessage::Read(Tread {
-                fid: Fid(1),
-                offset: 10,
-                count: 100,
-            }),
-            Tmessage::Write(Twrite {
-                fid: Fid(1),
-                offset: 10,
-                data: Data(b"hello".to_vec()),
-            }),
+            Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![n(), b"b".to_vec()] }),
+            Tmessage::Read(Tread { fid: Fid(1), offset: 10, count: 100 }),
+            Tmessage::Write(Twrite { fid: Fid(1), offset: 10, data: Data(b"hello".to_vec()) }),
             Tmessage::Clunk(Tclunk { fid: Fid(1) }),
             Tmessage::Remove(Tremove { fid: Fid(1) }),
         ]
     }
 
     fn all_rmessages() -> Vec<Rmessage> {
-        let entry = |i: u64| DirEntry {
-            qid: qid(i),
-            offset: i + 1,
-            dtype: 4,
-            name: format!("e{i}").into_bytes(),
-        };
+        let entry = |i: u64| DirEntry { qid: qid(i), offset: i + 1, dtype: 4, name: format!("e{i}").into_bytes() };
         vec![
             Rmessage::Lerror(Rlerror { ecode: 2 }),
             Rmessage::Statfs(Rstatfs {
@@ -748,20 +645,12 @@ mod tests {
                 fsid: 8,
                 namelen: 255,
             }),
-            Rmessage::Lopen(Rlopen {
-                qid: qid(1),
-                iounit: 0,
-            }),
-            Rmessage::Lcreate(Rlcreate {
-                qid: qid(2),
-                iounit: 4096,
-            }),
+            Rmessage::Lopen(Rlopen { qid: qid(1), iounit: 0 }),
+            Rmessage::Lcreate(Rlcreate { qid: qid(2), iounit: 4096 }),
             Rmessage::Symlink(Rsymlink { qid: qid(3) }),
             Rmessage::Mknod(Rmknod { qid: qid(4) }),
             Rmessage::Rename(Rrename {}),
-            Rmessage::Readlink(Rreadlink {
-                target: b"../x".to_vec(),
-            }),
+            Rmessage::Readlink(Rreadlink { target: b"../x".to_vec() }),
             Rmessage::Getattr(Attr {
                 valid: 0x7ff,
                 qid: qid(5),
@@ -787,35 +676,20 @@ mod tests {
             Rmessage::Setattr(Rsetattr {}),
             Rmessage::Xattrwalk(Rxattrwalk { size: 12 }),
             Rmessage::Xattrcreate(Rxattrcreate {}),
-            Rmessage::Readdir(Rreaddir {
-                entries: vec![entry(1), entry(2), entry(3)],
-            }),
+            Rmessage::Readdir(Rreaddir { entries: vec![entry(1), entry(2), entry(3)] }),
             Rmessage::Fsync(Rfsync {}),
             Rmessage::Lock(Rlock { status: 0 }),
-            Rmessage::Getlock(Rgetlock {
-                lock_type: 2,
-                start: 0,
-                length: 0,
-                proc_id: 1,
-                client_id: b"c".to_vec(),
-            }),
+            Rmessage::Getlock(Rgetlock { lock_type: 2, start: 0, length: 0, proc_id: 1, client_id: b"c".to_vec() }),
             Rmessage::Link(Rlink {}),
             Rmessage::Mkdir(Rmkdir { qid: qid(6) }),
             Rmessage::Renameat(Rrenameat {}),
             Rmessage::Unlinkat(Runlinkat {}),
-            Rmessage::Version(Rversion {
-                msize: 8192,
-                version: VERSION_9P2000_L.to_vec(),
-            }),
+            Rmessage::Version(Rversion { msize: 8192, version: VERSION_9P2000_L.to_vec() }),
             Rmessage::Auth(Rauth { aqid: qid(7) }),
             Rmessage::Attach(Rattach { qid: qid(8) }),
             Rmessage::Flush(Rflush {}),
-            Rmessage::Walk(Rwalk {
-                qids: vec![qid(9), qid(10)],
-            }),
-            Rmessage::Read(Rread {
-                data: Data(vec![1, 2, 3]),
-            }),
+            Rmessage::Walk(Rwalk { qids: vec![qid(9), qid(10)] }),
+            Rmessage::Read(Rread { data: Data(vec![1, 2, 3]) }),
             Rmessage::Write(Rwrite { count: 3 }),
             Rmessage::Clunk(Rclunk {}),
             Rmessage::Remove(Rremove {}),
@@ -847,16 +721,9 @@ mod tests {
 
     #[test]
     fn known_byte_layout() {
-        let frame = Tmessage::Walk(Twalk {
-            fid: Fid(1),
-            newfid: Fid(2),
-            names: vec![b"ab".to_vec()],
-        })
-        .encode(0x0102)
-        .unwrap();
-        let expected = [
-            21, 0, 0, 0, 110, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2, 0, b'a', b'b',
-        ];
+        let frame =
+            Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![b"ab".to_vec()] }).encode(0x0102).unwrap();
+        let expected = [21, 0, 0, 0, 110, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2, 0, b'a', b'b'];
         assert_eq!(frame, expected);
     }
 
@@ -871,10 +738,7 @@ mod tests {
                     let len = short.len() as u32;
                     short[..4].copy_from_slice(&len.to_le_bytes());
                 }
-                assert!(
-                    Tmessage::decode(&short, MSIZE).is_err(),
-                    "{msg:?} cut at {cut}"
-                );
+                assert!(Tmessage::decode(&short, MSIZE).is_err(), "{msg:?} cut at {cut}");
             }
         }
         for msg in all_rmessages() {
@@ -891,102 +755,53 @@ mod tests {
 
         let mut huge = good.clone();
         huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            Tmessage::decode(&huge, MSIZE),
-            Err(WireError::BadSize { .. })
-        ));
+        assert!(matches!(Tmessage::decode(&huge, MSIZE), Err(WireError::BadSize { .. })));
 
         let mut tiny = good.clone();
         tiny[..4].copy_from_slice(&3u32.to_le_bytes());
-        assert!(matches!(
-            Tmessage::decode(&tiny, MSIZE),
-            Err(WireError::BadSize { .. })
-        ));
+        assert!(matches!(Tmessage::decode(&tiny, MSIZE), Err(WireError::BadSize { .. })));
 
         let mut unknown = good.clone();
         unknown[4] = 250;
-        assert_eq!(
-            Tmessage::decode(&unknown, MSIZE),
-            Err(WireError::UnknownType(250))
-        );
+        assert_eq!(Tmessage::decode(&unknown, MSIZE), Err(WireError::UnknownType(250)));
 
         // An R-message type is unknown to the T decoder.
         let mut reply_type = good.clone();
         reply_type[4] = 121;
-        assert_eq!(
-            Tmessage::decode(&reply_type, MSIZE),
-            Err(WireError::UnknownType(121))
-        );
+        assert_eq!(Tmessage::decode(&reply_type, MSIZE), Err(WireError::UnknownType(121)));
 
         let mut trailing = good.clone();
         trailing.push(0);
         let len = trailing.len() as u32;
         trailing[..4].copy_from_slice(&len.to_le_bytes());
-        assert_eq!(
-            Tmessage::decode(&trailing, MSIZE),
-            Err(WireError::TrailingBytes(1))
-        );
+        assert_eq!(Tmessage::decode(&trailing, MSIZE), Err(WireError::TrailingBytes(1)));
 
         // A frame larger than msize is refused even if well formed.
-        let write = Tmessage::Write(Twrite {
-            fid: Fid(1),
-            offset: 0,
-            data: Data(vec![0; 200]),
-        })
-        .encode(1)
-        .unwrap();
-        assert!(matches!(
-            Tmessage::decode(&write, 100),
-            Err(WireError::BadSize { .. })
-        ));
+        let write = Tmessage::Write(Twrite { fid: Fid(1), offset: 0, data: Data(vec![0; 200]) }).encode(1).unwrap();
+        assert!(matches!(Tmessage::decode(&write, 100), Err(WireError::BadSize { .. })));
 
         // A string whose length runs past the end of the frame.
-        let mut walk = Tmessage::Walk(Twalk {
-            fid: Fid(1),
-            newfid: Fid(2),
-            names: vec![b"ab".to_vec()],
-        })
-        .encode(1)
-        .unwrap();
+        let mut walk =
+            Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![b"ab".to_vec()] }).encode(1).unwrap();
         walk[17..19].copy_from_slice(&0xffffu16.to_le_bytes());
         assert_eq!(Tmessage::decode(&walk, MSIZE), Err(WireError::Truncated));
 
         // Too many walk names.
-        let mut walk = Tmessage::Walk(Twalk {
-            fid: Fid(1),
-            newfid: Fid(2),
-            names: vec![],
-        })
-        .encode(1)
-        .unwrap();
+        let mut walk = Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![] }).encode(1).unwrap();
         walk[15..17].copy_from_slice(&17u16.to_le_bytes());
         walk.extend_from_slice(&[0u8; 34]);
         let len = walk.len() as u32;
         walk[..4].copy_from_slice(&len.to_le_bytes());
-        assert_eq!(
-            Tmessage::decode(&walk, MSIZE),
-            Err(WireError::TooManyWalkElements(17))
-        );
+        assert_eq!(Tmessage::decode(&walk, MSIZE), Err(WireError::TooManyWalkElements(17)));
 
         // A data count far larger than the frame.
-        let mut write = Tmessage::Write(Twrite {
-            fid: Fid(1),
-            offset: 0,
-            data: Data(vec![1]),
-        })
-        .encode(1)
-        .unwrap();
+        let mut write = Tmessage::Write(Twrite { fid: Fid(1), offset: 0, data: Data(vec![1]) }).encode(1).unwrap();
         write[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(Tmessage::decode(&write, MSIZE), Err(WireError::Truncated));
 
         // A readdir count covering half an entry.
         let mut rd = Rmessage::Readdir(Rreaddir {
-            entries: vec![DirEntry {
-                qid: qid(1),
-                offset: 1,
-                dtype: 8,
-                name: b"x".to_vec(),
-            }],
+            entries: vec![DirEntry { qid: qid(1), offset: 1, dtype: 8, name: b"x".to_vec() }],
         })
         .encode(1)
         .unwrap();
@@ -996,28 +811,16 @@ mod tests {
         // Size field disagreeing with the bytes handed over.
         let mut lying = good;
         lying.push(0);
-        assert!(matches!(
-            Tmessage::decode(&lying, MSIZE),
-            Err(WireError::SizeMismatch { .. })
-        ));
+        assert!(matches!(Tmessage::decode(&lying, MSIZE), Err(WireError::SizeMismatch { .. })));
     }
 
     #[test]
     fn encoder_refuses_what_the_wire_cannot_carry() {
         let long = vec![b'a'; 70_000];
-        let msg = Tmessage::Mkdir(Tmkdir {
-            dfid: Fid(1),
-            name: long,
-            mode: 0,
-            gid: 0,
-        });
+        let msg = Tmessage::Mkdir(Tmkdir { dfid: Fid(1), name: long, mode: 0, gid: 0 });
         assert_eq!(msg.encode(1), Err(WireError::StringTooLong(70_000)));
         let names = vec![b"a".to_vec(); 17];
-        let msg = Tmessage::Walk(Twalk {
-            fid: Fid(1),
-            newfid: Fid(2),
-            names,
-        });
+        let msg = Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names });
         assert_eq!(msg.encode(1), Err(WireError::TooManyWalkElements(17)));
     }
 

@@ -8,9 +8,9 @@ use std::thread::{self, JoinHandle};
 
 use abi::Errno;
 use p9::wire::{
-    Data, Rattach, Rclunk, Rlopen, Rmessage, Rmkdir, Rread, Rreaddir, Rreadlink, Runlinkat, Rwalk,
-    Rwrite, Tattach, Tclunk, Tgetattr, Tlopen, Tmessage, Tmkdir, Tread, Treaddir, Treadlink,
-    Tunlinkat, Tversion, Twalk, Twrite, NOTAG, VERSION_9P2000_L,
+    Data, Rattach, Rclunk, Rlopen, Rmessage, Rmkdir, Rread, Rreaddir, Rreadlink, Runlinkat, Rwalk, Rwrite, Tattach,
+    Tclunk, Tgetattr, Tlopen, Tmessage, Tmkdir, Tread, Treaddir, Treadlink, Tunlinkat, Tversion, Twalk, Twrite, NOTAG,
+    VERSION_9P2000_L,
 };
 use p9::{Attr, Client, DirEntry, Error, Fid, Handler, Qid, NOFID, QID_TYPE_DIR, QID_TYPE_SYMLINK};
 
@@ -30,23 +30,12 @@ struct MemFs {
 impl MemFs {
     fn new() -> MemFs {
         let mut nodes = HashMap::new();
-        nodes.insert(
-            1,
-            Node::Dir(vec![
-                (b"hello".to_vec(), 2),
-                (b"sub".to_vec(), 3),
-                (b"link".to_vec(), 5),
-            ]),
-        );
+        nodes.insert(1, Node::Dir(vec![(b"hello".to_vec(), 2), (b"sub".to_vec(), 3), (b"link".to_vec(), 5)]));
         nodes.insert(2, Node::File(b"hello, world\n".to_vec()));
         nodes.insert(3, Node::Dir(vec![(b"big".to_vec(), 4)]));
         nodes.insert(4, Node::File((0..20_000u32).map(|i| i as u8).collect()));
         nodes.insert(5, Node::Symlink(b"hello".to_vec()));
-        MemFs {
-            nodes,
-            fids: HashMap::new(),
-            next_ino: 6,
-        }
+        MemFs { nodes, fids: HashMap::new(), next_ino: 6 }
     }
 
     fn qid(&self, ino: u64) -> Qid {
@@ -55,11 +44,7 @@ impl MemFs {
             Node::Symlink(_) => QID_TYPE_SYMLINK,
             Node::File(_) => 0,
         };
-        Qid {
-            ty,
-            version: 0,
-            path: ino,
-        }
+        Qid { ty, version: 0, path: ino }
     }
 
     fn ino(&self, fid: Fid) -> Result<u64, Errno> {
@@ -106,14 +91,7 @@ impl Handler for MemFs {
             Node::File(d) => (0o100644, d.len() as u64),
             Node::Symlink(s) => (0o120777, s.len() as u64),
         };
-        Ok(Attr {
-            valid: p9::getattr::BASIC,
-            qid: self.qid(ino),
-            mode,
-            size,
-            nlink: 1,
-            ..Attr::default()
-        })
+        Ok(Attr { valid: p9::getattr::BASIC, qid: self.qid(ino), mode, size, nlink: 1, ..Attr::default() })
     }
 
     fn lopen(&mut self, t: Tlopen) -> Result<Rlopen, Errno> {
@@ -121,10 +99,7 @@ impl Handler for MemFs {
         if let Node::Symlink(_) = self.nodes[&ino] {
             return Err(Errno::ELOOP);
         }
-        Ok(Rlopen {
-            qid: self.qid(ino),
-            iounit: 0,
-        })
+        Ok(Rlopen { qid: self.qid(ino), iounit: 0 })
     }
 
     fn read(&mut self, t: Tread) -> Result<Rread, Errno> {
@@ -132,9 +107,7 @@ impl Handler for MemFs {
             Node::File(d) => {
                 let start = (t.offset as usize).min(d.len());
                 let end = start.saturating_add(t.count as usize).min(d.len());
-                Ok(Rread {
-                    data: Data(d[start..end].to_vec()),
-                })
+                Ok(Rread { data: Data(d[start..end].to_vec()) })
             }
             _ => Err(Errno::EISDIR),
         }
@@ -149,9 +122,7 @@ impl Handler for MemFs {
                     d.resize(end, 0);
                 }
                 d[t.offset as usize..end].copy_from_slice(&t.data.0);
-                Ok(Rwrite {
-                    count: t.data.0.len() as u32,
-                })
+                Ok(Rwrite { count: t.data.0.len() as u32 })
             }
             _ => Err(Errno::EISDIR),
         }
@@ -164,12 +135,7 @@ impl Handler for MemFs {
         let mut out = Vec::new();
         let mut used = 0;
         for (i, (name, ino)) in entries.iter().enumerate().skip(t.offset as usize) {
-            let e = DirEntry {
-                qid: self.qid(*ino),
-                offset: i as u64 + 1,
-                dtype: 0,
-                name: name.clone(),
-            };
+            let e = DirEntry { qid: self.qid(*ino), offset: i as u64 + 1, dtype: 0, name: name.clone() };
             used += e.encoded_len();
             if used > t.count as usize {
                 break;
@@ -181,9 +147,7 @@ impl Handler for MemFs {
 
     fn readlink(&mut self, t: Treadlink) -> Result<Rreadlink, Errno> {
         match &self.nodes[&self.ino(t.fid)?] {
-            Node::Symlink(target) => Ok(Rreadlink {
-                target: target.clone(),
-            }),
+            Node::Symlink(target) => Ok(Rreadlink { target: target.clone() }),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -277,25 +241,16 @@ fn client_and_server_agree() {
         offset = entries.last().unwrap().offset;
         names.extend(entries.into_iter().map(|e| e.name));
     }
-    assert_eq!(
-        names,
-        vec![b"hello".to_vec(), b"sub".to_vec(), b"link".to_vec()]
-    );
+    assert_eq!(names, vec![b"hello".to_vec(), b"sub".to_vec(), b"link".to_vec()]);
 
     client.mkdir(root, b"new", 0o755, 0).unwrap();
     client.walk(root, &[b"new"]).unwrap();
     client.unlinkat(root, b"new", 0).unwrap();
     assert_eq!(client.unlinkat(root, b"new", 0).unwrap_err().errno(), 2);
     // Requests the handler does not implement.
-    assert_eq!(
-        client.statfs(root).unwrap_err().errno(),
-        Errno::EOPNOTSUPP.0
-    );
+    assert_eq!(client.statfs(root).unwrap_err().errno(), Errno::EOPNOTSUPP.0);
     // Unknown fids are refused by the server before the handler sees them.
-    assert_eq!(
-        client.getattr(Fid(999), 0).unwrap_err().errno(),
-        Errno::EBADF.0
-    );
+    assert_eq!(client.getattr(Fid(999), 0).unwrap_err().errno(), Errno::EBADF.0);
 
     drop(client);
     server.join().unwrap().unwrap();
@@ -368,13 +323,7 @@ impl Raw {
     }
 
     fn version(&mut self) {
-        let r = self.call(
-            NOTAG,
-            Tmessage::Version(Tversion {
-                msize: 8192,
-                version: VERSION_9P2000_L.to_vec(),
-            }),
-        );
+        let r = self.call(NOTAG, Tmessage::Version(Tversion { msize: 8192, version: VERSION_9P2000_L.to_vec() }));
         assert!(matches!(r, Rmessage::Version(v) if v.msize == 8192));
     }
 }
@@ -389,15 +338,8 @@ fn errno_of(r: Rmessage) -> i32 {
 #[test]
 fn server_refuses_hostile_frames() {
     let mut raw = Raw::new();
-    let attach = |fid| {
-        Tmessage::Attach(Tattach {
-            fid: Fid(fid),
-            afid: NOFID,
-            uname: vec![],
-            aname: vec![],
-            n_uname: 0,
-        })
-    };
+    let attach =
+        |fid| Tmessage::Attach(Tattach { fid: Fid(fid), afid: NOFID, uname: vec![], aname: vec![], n_uname: 0 });
 
     // Nothing but Tversion before Tversion.
     assert_eq!(errno_of(raw.call(1, attach(1))), Errno::EPROTO.0);
@@ -408,11 +350,7 @@ fn server_refuses_hostile_frames() {
     assert_eq!(errno_of(raw.call(2, attach(u32::MAX))), Errno::EINVAL.0);
     // Walking to a newfid in use.
     assert!(matches!(raw.call(3, attach(2)), Rmessage::Attach(_)));
-    let walk = Tmessage::Walk(Twalk {
-        fid: Fid(1),
-        newfid: Fid(2),
-        names: vec![],
-    });
+    let walk = Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![] });
     assert_eq!(errno_of(raw.call(4, walk)), Errno::EINVAL.0);
     // Unknown fid.
     let clunk = Tmessage::Clunk(Tclunk { fid: Fid(77) });
@@ -424,13 +362,8 @@ fn server_refuses_hostile_frames() {
     assert_eq!((tag, errno_of(r)), (9, Errno::EINVAL.0));
 
     // A string length past the end of the frame.
-    let mut frame = Tmessage::Walk(Twalk {
-        fid: Fid(1),
-        newfid: Fid(3),
-        names: vec![b"ab".to_vec()],
-    })
-    .encode(10)
-    .unwrap();
+    let mut frame =
+        Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(3), names: vec![b"ab".to_vec()] }).encode(10).unwrap();
     frame[17..19].copy_from_slice(&500u16.to_le_bytes());
     raw.send(&frame);
     let (tag, r) = raw.recv();
@@ -446,80 +379,26 @@ fn server_refuses_hostile_frames() {
     assert_eq!((tag, errno_of(r)), (11, Errno::EINVAL.0));
 
     // A frame above msize is skipped without being buffered, then refused.
-    let big = Tmessage::Write(Twrite {
-        fid: Fid(1),
-        offset: 0,
-        data: Data(vec![0; 10_000]),
-    })
-    .encode(12)
-    .unwrap();
+    let big = Tmessage::Write(Twrite { fid: Fid(1), offset: 0, data: Data(vec![0; 10_000]) }).encode(12).unwrap();
     raw.send(&big);
     let (tag, r) = raw.recv();
     assert_eq!((tag, errno_of(r)), (12, Errno::EINVAL.0));
 
     // A read count far beyond msize is capped, not allocated.
-    let walked = raw.call(
-        13,
-        Tmessage::Walk(Twalk {
-            fid: Fid(1),
-            newfid: Fid(5),
-            names: vec![b"hello".to_vec()],
-        }),
-    );
+    let walked = raw.call(13, Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(5), names: vec![b"hello".to_vec()] }));
     assert!(matches!(walked, Rmessage::Walk(_)));
-    assert!(matches!(
-        raw.call(
-            14,
-            Tmessage::Lopen(Tlopen {
-                fid: Fid(5),
-                flags: 0
-            })
-        ),
-        Rmessage::Lopen(_)
-    ));
-    let read = raw.call(
-        15,
-        Tmessage::Read(Tread {
-            fid: Fid(5),
-            offset: 0,
-            count: u32::MAX,
-        }),
-    );
+    assert!(matches!(raw.call(14, Tmessage::Lopen(Tlopen { fid: Fid(5), flags: 0 })), Rmessage::Lopen(_)));
+    let read = raw.call(15, Tmessage::Read(Tread { fid: Fid(5), offset: 0, count: u32::MAX }));
     assert!(matches!(read, Rmessage::Read(r) if r.data.0 == b"hello, world\n"));
-    let rd = raw.call(
-        16,
-        Tmessage::Readdir(Treaddir {
-            fid: Fid(1),
-            offset: 0,
-            count: u32::MAX,
-        }),
-    );
+    let rd = raw.call(16, Tmessage::Readdir(Treaddir { fid: Fid(1), offset: 0, count: u32::MAX }));
     assert!(matches!(rd, Rmessage::Readdir(r) if r.entries.len() == 3));
+    assert!(matches!(raw.call(17, Tmessage::Readlink(Treadlink { fid: Fid(5) })), Rmessage::Lerror(_)));
     assert!(matches!(
-        raw.call(17, Tmessage::Readlink(Treadlink { fid: Fid(5) })),
+        raw.call(18, Tmessage::Unlinkat(Tunlinkat { dfid: Fid(1), name: b"x".to_vec(), flags: 0 })),
         Rmessage::Lerror(_)
     ));
     assert!(matches!(
-        raw.call(
-            18,
-            Tmessage::Unlinkat(Tunlinkat {
-                dfid: Fid(1),
-                name: b"x".to_vec(),
-                flags: 0
-            })
-        ),
-        Rmessage::Lerror(_)
-    ));
-    assert!(matches!(
-        raw.call(
-            19,
-            Tmessage::Mkdir(Tmkdir {
-                dfid: Fid(1),
-                name: b"x".to_vec(),
-                mode: 0,
-                gid: 0
-            })
-        ),
+        raw.call(19, Tmessage::Mkdir(Tmkdir { dfid: Fid(1), name: b"x".to_vec(), mode: 0, gid: 0 })),
         Rmessage::Mkdir(_)
     ));
 
@@ -546,21 +425,9 @@ fn truncated_frame_then_close_is_a_clean_end() {
 #[test]
 fn bad_version_is_refused() {
     let mut raw = Raw::new();
-    let r = raw.call(
-        NOTAG,
-        Tmessage::Version(Tversion {
-            msize: 8192,
-            version: b"9P2000.u".to_vec(),
-        }),
-    );
+    let r = raw.call(NOTAG, Tmessage::Version(Tversion { msize: 8192, version: b"9P2000.u".to_vec() }));
     assert!(matches!(r, Rmessage::Version(v) if v.version == b"unknown"));
-    let r = raw.call(
-        NOTAG,
-        Tmessage::Version(Tversion {
-            msize: 100,
-            version: VERSION_9P2000_L.to_vec(),
-        }),
-    );
+    let r = raw.call(NOTAG, Tmessage::Version(Tversion { msize: 100, version: VERSION_9P2000_L.to_vec() }));
     assert_eq!(errno_of(r), Errno::EINVAL.0);
     drop(raw.stream);
     raw.server.join().unwrap().unwrap();
@@ -570,10 +437,7 @@ fn bad_version_is_refused() {
     let fake = thread::spawn(move || {
         let mut req = [0u8; 21];
         b.read_exact(&mut req).unwrap();
-        let reply = Rmessage::Version(p9::wire::Rversion {
-            msize: 8192,
-            version: b"9P2000".to_vec(),
-        });
+        let reply = Rmessage::Version(p9::wire::Rversion { msize: 8192, version: b"9P2000".to_vec() });
         b.write_all(&reply.encode(NOTAG).unwrap()).unwrap();
     });
     assert!(matches!(Client::new(a, 8192), Err(Error::Version { .. })));

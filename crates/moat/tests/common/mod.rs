@@ -23,11 +23,7 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// The environment given to every program under test, natively and under
 /// moat, so that the two runs see the same variables.
-const TEST_ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-    ("HOME", "/root"),
-    ("LC_ALL", "C"),
-];
+const TEST_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/root"), ("LC_ALL", "C")];
 
 /// Host variables passed on to moat itself, for debugging a failing test.
 const FORWARDED_ENV: &[&str] = &["RUST_LOG", "RUST_BACKTRACE"];
@@ -79,9 +75,7 @@ pub fn busybox() -> &'static Path {
                    install Debian's busybox-static (`apt-get install busybox-static`)";
     let image = fs::read(path).unwrap_or_else(|e| panic!("cannot read {BUSYBOX} ({e}); {install}"));
     assert!(
-        fs::metadata(path)
-            .map(|m| m.mode() & 0o111 != 0)
-            .unwrap_or(false),
+        fs::metadata(path).map(|m| m.mode() & 0o111 != 0).unwrap_or(false),
         "{BUSYBOX} is not executable; {install}"
     );
     match elf_has_interpreter(&image) {
@@ -121,18 +115,13 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "moat-test-{label}-{}-{}-{nanos}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir(&path).unwrap_or_else(|e| {
-            panic!("cannot create temporary directory {}: {e}", path.display())
-        });
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("cannot create temporary directory {}: {e}", path.display()));
         set_mode(&path, 0o755);
         TempDir { path }
     }
@@ -146,10 +135,7 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         match fs::symlink_metadata(&self.path) {
             Ok(meta) => remove_tree_on_device(&self.path, meta.dev()),
-            Err(e) => eprintln!(
-                "warning: temporary directory {} vanished: {e}",
-                self.path.display()
-            ),
+            Err(e) => eprintln!("warning: temporary directory {} vanished: {e}", self.path.display()),
         }
     }
 }
@@ -163,10 +149,7 @@ fn remove_tree_on_device(path: &Path, device: u64) {
         Err(e) => return eprintln!("warning: cannot stat {} for removal: {e}", path.display()),
     };
     if meta.dev() != device {
-        return eprintln!(
-            "warning: not removing {}: another file system is mounted there",
-            path.display()
-        );
+        return eprintln!("warning: not removing {}: another file system is mounted there", path.display());
     }
     let result = if meta.is_dir() {
         if let Ok(entries) = fs::read_dir(path) {
@@ -199,35 +182,15 @@ pub struct Rootfs {
 
 /// Files of the rootfs's /etc: (path, contents, mode).
 const ETC_FILES: &[(&str, &str, u32)] = &[
-    (
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        0o644,
-    ),
+    ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644),
     ("etc/group", "root:x:0:\nnogroup:x:65534:\n", 0o644),
-    (
-        "etc/shadow",
-        "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
-        0o600,
-    ),
+    ("etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600),
     ("etc/hostname", "moat-test\n", 0o644),
-    (
-        "etc/hosts",
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n",
-        0o644,
-    ),
+    ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n", 0o644),
     ("etc/shells", "/bin/sh\n/bin/ash\n", 0o644),
     ("etc/issue", "moat first light\n", 0o644),
-    (
-        "etc/profile",
-        "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
-        0o644,
-    ),
-    (
-        "etc/network/interfaces",
-        "auto lo\niface lo inet loopback\n",
-        0o644,
-    ),
+    ("etc/profile", "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n", 0o644),
+    ("etc/network/interfaces", "auto lo\niface lo inet loopback\n", 0o644),
     ("etc/init.d/rcS", "#!/bin/sh\necho rcS\n", 0o755),
 ];
 
@@ -239,28 +202,15 @@ impl Rootfs {
         let busybox = busybox();
         let dir = TempDir::new("rootfs");
         let root = dir.path();
-        for sub in [
-            "bin",
-            "etc",
-            "etc/network",
-            "etc/init.d",
-            "tmp",
-            "proc",
-            "dev",
-            "root",
-            "opt",
-            "usr",
-        ] {
-            fs::create_dir(root.join(sub))
-                .unwrap_or_else(|e| panic!("cannot create {sub} in the rootfs: {e}"));
+        for sub in ["bin", "etc", "etc/network", "etc/init.d", "tmp", "proc", "dev", "root", "opt", "usr"] {
+            fs::create_dir(root.join(sub)).unwrap_or_else(|e| panic!("cannot create {sub} in the rootfs: {e}"));
             set_mode(&root.join(sub), 0o755);
         }
         set_mode(&root.join("tmp"), 0o1777);
         set_mode(&root.join("root"), 0o700);
 
         let copy = root.join("bin/busybox");
-        fs::copy(busybox, &copy)
-            .unwrap_or_else(|e| panic!("cannot copy {BUSYBOX} into the rootfs: {e}"));
+        fs::copy(busybox, &copy).unwrap_or_else(|e| panic!("cannot copy {BUSYBOX} into the rootfs: {e}"));
         set_mode(&copy, 0o755);
         let list = Command::new(busybox)
             .arg("--list")
@@ -272,17 +222,9 @@ impl Rootfs {
             symlink("busybox", root.join("bin").join(applet))
                 .unwrap_or_else(|e| panic!("cannot link applet {applet} in the rootfs: {e}"));
         }
-        assert!(
-            root.join("bin/sh").exists(),
-            "`{BUSYBOX} --list` has no sh applet"
-        );
-        for (link, target) in [
-            ("sbin", "bin"),
-            ("usr/bin", "../bin"),
-            ("usr/sbin", "../bin"),
-        ] {
-            symlink(target, root.join(link))
-                .unwrap_or_else(|e| panic!("cannot link {link} in the rootfs: {e}"));
+        assert!(root.join("bin/sh").exists(), "`{BUSYBOX} --list` has no sh applet");
+        for (link, target) in [("sbin", "bin"), ("usr/bin", "../bin"), ("usr/sbin", "../bin")] {
+            symlink(target, root.join(link)).unwrap_or_else(|e| panic!("cannot link {link} in the rootfs: {e}"));
         }
 
         let rootfs = Rootfs { dir };
@@ -290,8 +232,7 @@ impl Rootfs {
             rootfs.write_file(path, contents.as_bytes(), *mode);
         }
         for (link, target) in [("etc/motd", "issue"), ("etc/mtab", "/proc/self/mounts")] {
-            symlink(target, rootfs.host_path(link))
-                .unwrap_or_else(|e| panic!("cannot link {link} in the rootfs: {e}"));
+            symlink(target, rootfs.host_path(link)).unwrap_or_else(|e| panic!("cannot link {link} in the rootfs: {e}"));
         }
         rootfs
     }
@@ -309,8 +250,7 @@ impl Rootfs {
     /// under a tmpfs), with the given mode.
     pub fn write_file(&self, relative: &str, contents: &[u8], mode: u32) {
         let path = self.host_path(relative);
-        fs::write(&path, contents)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         set_mode(&path, mode);
     }
 
@@ -318,21 +258,12 @@ impl Rootfs {
     /// empty executable, a non-executable file, and a script whose `#!`
     /// interpreter does not exist.
     pub fn add_hostile_files(&self) {
-        fs::create_dir(self.host_path("opt/hostile"))
-            .expect("cannot create opt/hostile in the rootfs");
+        fs::create_dir(self.host_path("opt/hostile")).expect("cannot create opt/hostile in the rootfs");
         let image = fs::read(BUSYBOX).expect("cannot read busybox");
         self.write_file("opt/hostile/truncated", &image[..200], 0o755);
         self.write_file("opt/hostile/empty", b"", 0o755);
-        self.write_file(
-            "opt/hostile/not-executable",
-            b"#!/bin/sh\necho should not run\n",
-            0o644,
-        );
-        self.write_file(
-            "opt/hostile/bad-interpreter",
-            b"#!/nonexistent/interp\necho should not run\n",
-            0o755,
-        );
+        self.write_file("opt/hostile/not-executable", b"#!/bin/sh\necho should not run\n", 0o644);
+        self.write_file("opt/hostile/bad-interpreter", b"#!/nonexistent/interp\necho should not run\n", 0o755);
     }
 }
 
@@ -344,10 +275,7 @@ pub fn moat_binary() -> &'static str {
 /// `moat ARGS...` with the test environment, ready to spawn.
 pub fn moat_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut command = Command::new(moat_binary());
-    command
-        .args(args)
-        .env_clear()
-        .envs(TEST_ENV.iter().copied());
+    command.args(args).env_clear().envs(TEST_ENV.iter().copied());
     for name in FORWARDED_ENV {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -360,10 +288,7 @@ pub fn moat_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 pub fn run_moat<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let what = format!(
         "moat {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
     );
     Running::spawn(moat_command(args), &what, false).finish()
 }
@@ -391,22 +316,12 @@ exec chroot "$root" /bin/sh -c "$2"
 "#;
 
 /// Host tools the native run needs, and the Debian package of each.
-const NATIVE_TOOLS: &[(&str, &str)] = &[
-    ("unshare", "util-linux"),
-    ("mount", "mount"),
-    ("chroot", "coreutils"),
-    ("sh", "dash"),
-];
+const NATIVE_TOOLS: &[(&str, &str)] =
+    &[("unshare", "util-linux"), ("mount", "mount"), ("chroot", "coreutils"), ("sh", "dash")];
 
 fn find_in_path(tool: &str) -> Option<PathBuf> {
-    let path = TEST_ENV
-        .iter()
-        .find(|(k, _)| *k == "PATH")
-        .map(|(_, v)| *v)
-        .unwrap_or_default();
-    path.split(':')
-        .map(|dir| Path::new(dir).join(tool))
-        .find(|p| p.is_file())
+    let path = TEST_ENV.iter().find(|(k, _)| *k == "PATH").map(|(_, v)| *v).unwrap_or_default();
+    path.split(':').map(|dir| Path::new(dir).join(tool)).find(|p| p.is_file())
 }
 
 /// Runs `/bin/sh -c SCRIPT` natively: in new mount and pid namespaces
@@ -415,27 +330,20 @@ fn find_in_path(tool: &str) -> Option<PathBuf> {
 /// Needs root.
 pub fn run_native_script(rootfs: &Rootfs, script: &str) -> Output {
     for (tool, package) in NATIVE_TOOLS {
-        assert!(
-            find_in_path(tool).is_some(),
-            "the native (oracle) run needs `{tool}` on the host: install {package}"
-        );
+        assert!(find_in_path(tool).is_some(), "the native (oracle) run needs `{tool}` on the host: install {package}");
     }
     let mut command = Command::new("unshare");
     command
         .env_clear()
         .envs(TEST_ENV.iter().copied())
         .args(["--mount", "--pid", "--fork"])
-        .arg(format!(
-            "--mount-proc={}",
-            rootfs.host_path("proc").display()
-        ))
+        .arg(format!("--mount-proc={}", rootfs.host_path("proc").display()))
         .args(["--", "sh", "-c", NATIVE_SETUP, "moat-native"])
         .arg(rootfs.path())
         .arg(script);
     let output = Running::spawn(command, &format!("native /bin/sh -c {script:?}"), false).finish();
     assert!(
-        !output.stderr.contains("moat-native: setup failed")
-            && !output.stderr.contains("unshare: "),
+        !output.stderr.contains("moat-native: setup failed") && !output.stderr.contains("unshare: "),
         "the native (oracle) run could not be set up (the tests must run as root)\n{}",
         output.describe()
     );
@@ -470,17 +378,11 @@ impl Running {
     /// for the caller if `with_stdin`, else /dev/null.
     pub fn spawn(mut command: Command, what: &str, with_stdin: bool) -> Running {
         command
-            .stdin(if with_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let stdout = collect(child.stdout.take().expect("stdout is piped"));
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         Running {
@@ -506,10 +408,7 @@ impl Running {
     /// Whether the program has exited (and been reaped).
     pub fn has_exited(&mut self) -> bool {
         if self.status.is_none() {
-            self.status = self
-                .child
-                .try_wait()
-                .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.what));
+            self.status = self.child.try_wait().unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.what));
         }
         self.status.is_some()
     }
@@ -591,11 +490,7 @@ pub fn host_children(parent: u32) -> Vec<(u32, String)> {
         return children;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         // A process may exit while we look; skip it then.
@@ -607,16 +502,10 @@ pub fn host_children(parent: u32) -> Vec<(u32, String)> {
         let Some((_, after_name)) = stat.rsplit_once(')') else {
             continue;
         };
-        let ppid = after_name
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
+        let ppid = after_name.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(parent) {
             let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .trim_end()
-                .to_owned();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_owned();
             children.push((pid, cmdline));
         }
     }
@@ -626,13 +515,6 @@ pub fn host_children(parent: u32) -> Vec<(u32, String)> {
 /// A name no other run (of this or any concurrent test process) will pick.
 pub fn unique_name(label: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{label}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{label}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }

@@ -82,7 +82,15 @@ impl FileOps for HostFile {
 
     fn stat(&self) -> SysResult<Stat> {
         let mode = if self.tty { 0o020620 } else { 0o010600 };
-        Ok(Stat { dev: 0xd, ino: 1, mode, nlink: 1, blksize: 4096, rdev: if self.tty { 0x8800 } else { 0 }, ..Default::default() })
+        Ok(Stat {
+            dev: 0xd,
+            ino: 1,
+            mode,
+            nlink: 1,
+            blksize: 4096,
+            rdev: if self.tty { 0x8800 } else { 0 },
+            ..Default::default()
+        })
     }
 
     fn is_tty(&self) -> bool {

@@ -6,6 +6,6 @@ pub mod gofer;
 pub mod host;
 pub mod overlay;
 pub mod pipe;
-// pub mod proc;
+pub mod proc;
 pub mod simple;
 pub mod tmpfs;

@@ -133,7 +133,8 @@ impl OverlayInode {
         // A non-directory in the upper layer hides whatever the lower layer has.
         let lower = match (&upper, lower) {
             (Some(u), Some(l)) => {
-                let both_dirs = u.stat()?.file_type() == FileType::Directory && l.stat()?.file_type() == FileType::Directory;
+                let both_dirs =
+                    u.stat()?.file_type() == FileType::Directory && l.stat()?.file_type() == FileType::Directory;
                 both_dirs.then_some(l)
             }
             (_, l) => l,

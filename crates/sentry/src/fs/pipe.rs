@@ -32,7 +32,11 @@ pub struct Pipe {
 
 impl Pipe {
     pub fn new() -> Arc<Pipe> {
-        Arc::new(Pipe { state: Mutex::new(State::default()), wq: WaitQueue::default(), ino: NEXT_INO.fetch_add(1, Ordering::Relaxed) })
+        Arc::new(Pipe {
+            state: Mutex::new(State::default()),
+            wq: WaitQueue::default(),
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// The two ends of a new pipe: (read end, write end).

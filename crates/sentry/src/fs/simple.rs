@@ -236,7 +236,9 @@ impl Inode for SimpleDir {
         // rather than failing the whole listing.
         Ok((self.entries)()?
             .into_iter()
-            .filter_map(|(name, inode)| inode.stat().ok().map(|st| DirEntry { ino: st.ino, ftype: st.file_type(), name }))
+            .filter_map(|(name, inode)| {
+                inode.stat().ok().map(|st| DirEntry { ino: st.ino, ftype: st.file_type(), name })
+            })
             .collect())
     }
 
@@ -348,7 +350,8 @@ mod tests {
         let a: InodeRef = SimpleFile::new(fs, 10, 0o444, || Ok(vec![]));
         let b: InodeRef = SimpleSymlink::fixed(fs, 11, b"a");
         let gone: InodeRef = Arc::new(Vanished);
-        let dir = SimpleDir::fixed(fs, 12, 0o555, vec![(b"a".to_vec(), a), (b"b".to_vec(), b), (b"gone".to_vec(), gone)]);
+        let dir =
+            SimpleDir::fixed(fs, 12, 0o555, vec![(b"a".to_vec(), a), (b"b".to_vec(), b), (b"gone".to_vec(), gone)]);
         assert_eq!(dir.lookup(b"a").unwrap().stat().unwrap().ino, 10);
         assert_eq!(dir.lookup(b"c").err(), Some(Errno::ENOENT));
         let names: Vec<(Vec<u8>, u64, FileType)> =

@@ -46,7 +46,11 @@ pub struct TmpfsInode {
 impl TmpfsInode {
     /// A new, empty tmpfs; returns its root directory.
     pub fn new_fs(mode: u32) -> Arc<TmpfsInode> {
-        Self::make(new_fs_id(), FileType::Directory.mode_bits() | (mode & 0o7777), Kind::Dir(Mutex::new(BTreeMap::new())))
+        Self::make(
+            new_fs_id(),
+            FileType::Directory.mode_bits() | (mode & 0o7777),
+            Kind::Dir(Mutex::new(BTreeMap::new())),
+        )
     }
 
     fn make(fs: u64, mode: u32, kind: Kind) -> Arc<TmpfsInode> {
@@ -137,7 +141,11 @@ impl Inode for TmpfsInode {
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
         let d = self.dir()?.lock().unwrap();
         Ok(d.iter()
-            .map(|(n, i)| DirEntry { ino: i.ino, ftype: FileType::from_mode(i.meta.lock().unwrap().mode), name: n.clone() })
+            .map(|(n, i)| DirEntry {
+                ino: i.ino,
+                ftype: FileType::from_mode(i.meta.lock().unwrap().mode),
+                name: n.clone(),
+            })
             .collect())
     }
 
@@ -172,7 +180,9 @@ impl Inode for TmpfsInode {
             return Err(Errno::EEXIST);
         }
         let i = match node {
-            NewNode::File { mode } => Self::make(self.fs, 0o100000 | (mode & 0o7777), Kind::File(Mutex::new(Vec::new()))),
+            NewNode::File { mode } => {
+                Self::make(self.fs, 0o100000 | (mode & 0o7777), Kind::File(Mutex::new(Vec::new())))
+            }
             NewNode::Dir { mode } => {
                 self.meta.lock().unwrap().nlink += 1;
                 Self::make(self.fs, 0o040000 | (mode & 0o7777), Kind::Dir(Mutex::new(BTreeMap::new())))

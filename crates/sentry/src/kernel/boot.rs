@@ -11,10 +11,9 @@ use abi::Errno;
 use host::MemoryFile;
 
 use super::signal::SigAction;
-use super::task::{self, CurrentTask, Creds, FsContext, Task, ThreadGroup};
+use super::task::{self, Creds, CurrentTask, FsContext, Task, ThreadGroup};
 use super::{Kernel, PidTable};
-use crate::fs::{dev, gofer::GoferInode, host::HostFile, overlay::OverlayInode, tmpfs::TmpfsInode};
-//PROCUSE
+use crate::fs::{dev, gofer::GoferInode, host::HostFile, overlay::OverlayInode, proc, tmpfs::TmpfsInode};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
 use crate::vfs::{FdTable, FileOps, Follow, InodeRef, OpenFile, Vfs};
@@ -75,7 +74,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let tty: Option<Arc<dyn FileOps>> = if stdin.is_tty() { Some(stdin.clone()) } else { None };
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), "overlay", "rootfs");
-        //PROC vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
+        vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
         vfs.mounts.mount(b"/dev", dev::new_devfs(tty), "devtmpfs", "dev");
         vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs(0o1777), "tmpfs", "tmpfs");
         Kernel {

@@ -98,7 +98,9 @@ pub fn default_action(sig: i32) -> DefaultAction {
         SIGCHLD | SIGURG | SIGWINCH => DefaultAction::Ignore,
         SIGCONT => DefaultAction::Continue,
         SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
-        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => DefaultAction::CoreDump,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => {
+            DefaultAction::CoreDump
+        }
         _ => DefaultAction::Terminate,
     }
 }
@@ -242,14 +244,23 @@ pub struct Frame {
 }
 
 /// Lays out an rt_sigframe below `stack_top` for a handler.
-pub fn build_frame(stack_top: u64, regs: &Regs, fp: &[u8; 512], old_mask: u64, info: &SigInfo, act: &SigAction, alt: &AltStack) -> Frame {
+pub fn build_frame(
+    stack_top: u64,
+    regs: &Regs,
+    fp: &[u8; 512],
+    old_mask: u64,
+    info: &SigInfo,
+    act: &SigAction,
+    alt: &AltStack,
+) -> Frame {
     // fpstate first (highest), 64-byte aligned, then the frame below it.
-    let fp_addr = (stack_top - 512) & !63;
-    let sp = ((fp_addr - FRAME_SIZE) & !15) - 8;
-    let total = (stack_top - sp) as usize;
+    // Wrapping: a hostile rsp just yields a frame address that fails to copy out (EFAULT).
+    let fp_addr = stack_top.wrapping_sub(512) & !63;
+    let sp = (fp_addr.wrapping_sub(FRAME_SIZE) & !15).wrapping_sub(8);
+    let total = stack_top.wrapping_sub(sp) as usize;
     let mut b = vec![0u8; total];
     let put = |b: &mut Vec<u8>, at: u64, v: &[u8]| {
-        let i = (at - sp) as usize;
+        let i = at.wrapping_sub(sp) as usize;
         b[i..i + v.len()].copy_from_slice(v);
     };
     put(&mut b, sp, &act.restorer.to_ne_bytes());

@@ -217,7 +217,8 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
     {
         let mut gs = tg.sig.lock().unwrap();
         let act = gs.actions[(sig - 1) as usize];
-        let blocked_everywhere = !threads.is_empty() && threads.iter().all(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
+        let blocked_everywhere =
+            !threads.is_empty() && threads.iter().all(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
         if is_ignored(&act, sig) && !blocked_everywhere {
             return;
         }
@@ -250,7 +251,10 @@ pub fn send_to_task(t: &Arc<Task>, info: SigInfo) {
 fn is_ignored(act: &SigAction, sig: i32) -> bool {
     act.handler == signal::SIG_IGN
         || (act.handler == signal::SIG_DFL
-            && matches!(signal::default_action(sig), DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop))
+            && matches!(
+                signal::default_action(sig),
+                DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop
+            ))
 }
 
 /// The state a Sentry host thread holds while it runs one app thread.
@@ -395,7 +399,7 @@ impl CurrentTask {
     }
 
     fn restart_syscall(&mut self) {
-        self.regs.rip -= 2;
+        self.regs.rip = self.regs.rip.wrapping_sub(2);
         self.regs.rax = self.regs.orig_rax;
     }
 
@@ -442,13 +446,9 @@ impl CurrentTask {
                 return;
             }
         }
-        if let Some(code) = self.restart.take() {
-            match code {
-                Errno::ERESTARTSYS | Errno::ERESTARTNOINTR | Errno::ERESTARTNOHAND | Errno::ERESTART_RESTARTBLOCK => {
-                    self.restart_syscall()
-                }
-                _ => {}
-            }
+        // No handler ran: every restart code restarts the syscall transparently.
+        if self.restart.take().is_some() {
+            self.restart_syscall();
         }
     }
 
@@ -460,8 +460,8 @@ impl CurrentTask {
         let on_alt = act.flags & signal::SA_ONSTACK != 0
             && alt.flags & signal::SS_DISABLE == 0
             && alt.size != 0
-            && !(self.regs.rsp > alt.sp && self.regs.rsp <= alt.sp + alt.size);
-        let top = if on_alt { alt.sp + alt.size } else { self.regs.rsp - 128 };
+            && !(self.regs.rsp > alt.sp && self.regs.rsp <= alt.sp.wrapping_add(alt.size));
+        let top = if on_alt { alt.sp.wrapping_add(alt.size) } else { self.regs.rsp.wrapping_sub(128) };
         let fp = self.ctx.fpstate().map_err(|_| Errno::EFAULT)?;
         let mut alt_report = alt;
         if on_alt {
@@ -562,7 +562,10 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
             } else {
                 (signal::CLD_KILLED, status & 0x7f)
             };
-            send_to_group(&parent, SigInfo { signo: signal::SIGCHLD, code, pid: tg.pid, status: st, ..Default::default() });
+            send_to_group(
+                &parent,
+                SigInfo { signo: signal::SIGCHLD, code, pid: tg.pid, status: st, ..Default::default() },
+            );
         }
         parent.child_wait.notify_all();
     }
@@ -582,7 +585,12 @@ pub enum WaitTarget {
 
 /// Finds (and with `reap`, removes) a zombie child matching `target`. Err(ECHILD) if no
 /// child matches at all, Ok(None) if matching children are all still running.
-pub fn find_zombie(k: &Kernel, tg: &Arc<ThreadGroup>, target: WaitTarget, reap: bool) -> SysResult<Option<(i32, i32, u64)>> {
+pub fn find_zombie(
+    k: &Kernel,
+    tg: &Arc<ThreadGroup>,
+    target: WaitTarget,
+    reap: bool,
+) -> SysResult<Option<(i32, i32, u64)>> {
     let mut pids = k.pids.lock().unwrap();
     let mut st = tg.state.lock().unwrap();
     let mut any = false;

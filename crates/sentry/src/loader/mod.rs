@@ -63,7 +63,13 @@ pub fn load(cur: &CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8
     load_depth(cur, path, argv, envp, 0)
 }
 
-fn load_depth(cur: &CurrentTask, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, depth: u32) -> SysResult<Image> {
+fn load_depth(
+    cur: &CurrentTask,
+    path: &[u8],
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    depth: u32,
+) -> SysResult<Image> {
     let f = open_exec(cur, path)?;
     let mut head = [0u8; 256];
     let n = read_at(&f, 0, &mut head)?;
@@ -133,7 +139,8 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
         entry = li.entry;
     }
     mm.init_brk(page_up(main.end).ok_or(Errno::ENOEXEC)?)?;
-    let (sbase, _) = mm.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
+    let (sbase, _) =
+        mm.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
     debug_assert_eq!(sbase, STACK_TOP - STACK_SIZE);
     let exe = f.dentry.path();
     let sp = build_stack(&mut mm, path, &argv, &envp, &main, interp_base)?;
@@ -156,7 +163,10 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
     }
     let phoff = eh.e_phoff(endian);
     let phnum = eh.e_phnum(endian) as u64;
-    if eh.e_phentsize(endian) as usize != std::mem::size_of::<elf::ProgramHeader64<Endianness>>() || phnum == 0 || phnum > 128 {
+    if eh.e_phentsize(endian) as usize != std::mem::size_of::<elf::ProgramHeader64<Endianness>>()
+        || phnum == 0
+        || phnum > 128
+    {
         return Err(Errno::ENOEXEC);
     }
     let phsize = phnum * 56;
@@ -201,7 +211,9 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
     } else {
         0
     };
-    if lo.checked_add(bias).is_none_or(|s| s < 0x1000) || hi.checked_add(bias).is_none_or(|e| e > crate::mm::STACK_TOP - STACK_SIZE) {
+    if lo.checked_add(bias).is_none_or(|s| s < 0x1000)
+        || hi.checked_add(bias).is_none_or(|e| e > crate::mm::STACK_TOP - STACK_SIZE)
+    {
         return Err(Errno::ENOEXEC);
     }
     let backing = mm.alloc_backing(span)?;

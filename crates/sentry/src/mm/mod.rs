@@ -188,7 +188,7 @@ impl MemoryManager {
             return Err(Errno::EINVAL);
         }
         let start = if fixed || noreplace {
-            if addr % PAGE != 0 {
+            if !addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -230,7 +230,7 @@ impl MemoryManager {
     }
 
     pub fn unmap(&mut self, addr: u64, len: u64) -> SysResult<Vec<MapOp>> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(page_up(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
@@ -239,7 +239,7 @@ impl MemoryManager {
     }
 
     pub fn protect(&mut self, addr: u64, len: u64, prot: u32) -> SysResult<Vec<MapOp>> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(page_up(len).ok_or(Errno::ENOMEM)?).ok_or(Errno::ENOMEM)?;

@@ -33,7 +33,11 @@ impl Platform for PtracePlatform {
     fn new_context(&self) -> io::Result<Box<dyn Context>> {
         let tracee = self.factory.new_stub(&self.mem)?;
         let memfd = self.mem_fd_in_stub();
-        Ok(Box::new(PtraceContext { kicker: Arc::new(StubKicker { pid: tracee.pid(), tid: tracee.tid() }), tracee, memfd }))
+        Ok(Box::new(PtraceContext {
+            kicker: Arc::new(StubKicker { pid: tracee.pid(), tid: tracee.tid() }),
+            tracee,
+            memfd,
+        }))
     }
 }
 

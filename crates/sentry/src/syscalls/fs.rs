@@ -280,7 +280,10 @@ fn iovecs(t: &CurrentTask, iov: u64, cnt: usize) -> SysResult<Vec<(u64, usize)>>
     Ok(raw
         .chunks(16)
         .map(|c| {
-            (u64::from_ne_bytes(c[0..8].try_into().expect("8")), u64::from_ne_bytes(c[8..16].try_into().expect("8")) as usize)
+            (
+                u64::from_ne_bytes(c[0..8].try_into().expect("8")),
+                u64::from_ne_bytes(c[8..16].try_into().expect("8")) as usize,
+            )
         })
         .collect())
 }
@@ -549,7 +552,14 @@ pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> S
     Ok(0)
 }
 
-pub fn sys_renameat2(t: &mut CurrentTask, olddirfd: i32, oldpath: u64, newdirfd: i32, newpath: u64, flags: u32) -> SysResult<u64> {
+pub fn sys_renameat2(
+    t: &mut CurrentTask,
+    olddirfd: i32,
+    oldpath: u64,
+    newdirfd: i32,
+    newpath: u64,
+    flags: u32,
+) -> SysResult<u64> {
     const RENAME_NOREPLACE: u32 = 1;
     if flags & !RENAME_NOREPLACE != 0 {
         return Err(Errno::EINVAL);
@@ -569,7 +579,9 @@ pub fn sys_renameat2(t: &mut CurrentTask, olddirfd: i32, oldpath: u64, newdirfd:
     let src_path = src.path();
     let mut dst_path = nd.path();
     dst_path.push(b'/');
-    if src.inode.stat()?.file_type() == FileType::Directory && dst_path.starts_with(&[src_path.as_slice(), b"/"].concat()) {
+    if src.inode.stat()?.file_type() == FileType::Directory
+        && dst_path.starts_with(&[src_path.as_slice(), b"/"].concat())
+    {
         return Err(Errno::EINVAL);
     }
     if od.inode.fs_id() != nd.inode.fs_id() {
@@ -579,7 +591,14 @@ pub fn sys_renameat2(t: &mut CurrentTask, olddirfd: i32, oldpath: u64, newdirfd:
     Ok(0)
 }
 
-pub fn sys_linkat(t: &mut CurrentTask, olddirfd: i32, oldpath: u64, newdirfd: i32, newpath: u64, flags: u32) -> SysResult<u64> {
+pub fn sys_linkat(
+    t: &mut CurrentTask,
+    olddirfd: i32,
+    oldpath: u64,
+    newdirfd: i32,
+    newpath: u64,
+    flags: u32,
+) -> SysResult<u64> {
     let follow = if flags & AT_SYMLINK_FOLLOW != 0 { 0 } else { AT_SYMLINK_NOFOLLOW };
     let src = lookup(t, olddirfd, oldpath, follow | (flags & AT_EMPTY_PATH))?;
     if src.inode.stat()?.file_type() == FileType::Directory {
@@ -870,7 +889,8 @@ pub fn sys_poll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, timeout_ms: i64)
             (fd, ev, if fd >= 0 { t.tg().fds.lock().unwrap().get(fd).ok() } else { None })
         })
         .collect();
-    let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+    let deadline =
+        if timeout_ms >= 0 { Instant::now().checked_add(Duration::from_millis(timeout_ms as u64)) } else { None };
     let files: Vec<Arc<OpenFile>> = entries.iter().filter_map(|e| e.2.clone()).collect();
     let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
     let has_unqueued = files.iter().any(|f| f.ops.wait_queue().is_none());

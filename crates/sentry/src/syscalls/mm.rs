@@ -22,7 +22,7 @@ pub fn sys_brk(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
 }
 
 pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult<u64> {
-    if len == 0 || off % 4096 != 0 || prot & !7 != 0 {
+    if len == 0 || !off.is_multiple_of(4096) || prot & !7 != 0 {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -65,7 +65,8 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     }
     data.truncate(done);
     t.k.mem.write(backing.off, &data).map_err(|_| Errno::ENOMEM)?;
-    let name = VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
+    let name =
+        VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
     let (a, ops) = t.tg().mm.lock().unwrap().map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name)?;
     t.apply(&ops)?;
     Ok(a)
@@ -87,7 +88,7 @@ pub fn sys_mprotect(t: &mut CurrentTask, addr: u64, len: u64, prot: u32) -> SysR
 }
 
 pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> SysResult<u64> {
-    if addr % 4096 != 0 {
+    if !addr.is_multiple_of(4096) {
         return Err(Errno::EINVAL);
     }
     if advice == MADV_DONTNEED {

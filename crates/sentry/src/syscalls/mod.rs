@@ -43,14 +43,40 @@ pub fn handle(t: &mut CurrentTask) {
 
 fn decode_args(t: &CurrentTask, n: u64, a: &Args) -> String {
     let path_arg = match n {
-        nr::OPEN | nr::STAT | nr::LSTAT | nr::ACCESS | nr::EXECVE | nr::CHDIR | nr::MKDIR | nr::RMDIR | nr::UNLINK
-        | nr::READLINK | nr::CHMOD | nr::CREAT | nr::TRUNCATE | nr::CHOWN | nr::LCHOWN | nr::STATFS => Some(0),
-        nr::OPENAT | nr::NEWFSTATAT | nr::MKDIRAT | nr::UNLINKAT | nr::READLINKAT | nr::FACCESSAT | nr::FACCESSAT2
-        | nr::FCHMODAT | nr::FCHOWNAT | nr::STATX | nr::UTIMENSAT | nr::EXECVEAT | nr::RENAMEAT | nr::RENAMEAT2 => Some(1),
+        nr::OPEN
+        | nr::STAT
+        | nr::LSTAT
+        | nr::ACCESS
+        | nr::EXECVE
+        | nr::CHDIR
+        | nr::MKDIR
+        | nr::RMDIR
+        | nr::UNLINK
+        | nr::READLINK
+        | nr::CHMOD
+        | nr::CREAT
+        | nr::TRUNCATE
+        | nr::CHOWN
+        | nr::LCHOWN
+        | nr::STATFS => Some(0),
+        nr::OPENAT
+        | nr::NEWFSTATAT
+        | nr::MKDIRAT
+        | nr::UNLINKAT
+        | nr::READLINKAT
+        | nr::FACCESSAT
+        | nr::FACCESSAT2
+        | nr::FCHMODAT
+        | nr::FCHOWNAT
+        | nr::STATX
+        | nr::UTIMENSAT
+        | nr::EXECVEAT
+        | nr::RENAMEAT
+        | nr::RENAMEAT2 => Some(1),
         _ => None,
     };
     let mut out = Vec::new();
-    for (i, v) in a.iter().enumerate() {
+    for (i, v) in a.iter().enumerate().take(nargs(n)) {
         if Some(i) == path_arg {
             match t.read_cstr(*v) {
                 Ok(s) => out.push(format!("{:?}", String::from_utf8_lossy(&s))),
@@ -63,6 +89,137 @@ fn decode_args(t: &CurrentTask, n: u64, a: &Args) -> String {
         }
     }
     out.join(", ")
+}
+
+/// How many arguments a syscall takes, so --strace shows only those.
+fn nargs(n: u64) -> usize {
+    match n {
+        nr::GETPID
+        | nr::GETTID
+        | nr::GETPPID
+        | nr::FORK
+        | nr::VFORK
+        | nr::GETUID
+        | nr::GETEUID
+        | nr::GETGID
+        | nr::GETEGID
+        | nr::GETPGRP
+        | nr::SETSID
+        | nr::SCHED_YIELD
+        | nr::PAUSE
+        | nr::SYNC
+        | nr::RT_SIGRETURN => 0,
+        nr::CLOSE
+        | nr::BRK
+        | nr::EXIT
+        | nr::EXIT_GROUP
+        | nr::UMASK
+        | nr::CHDIR
+        | nr::FCHDIR
+        | nr::DUP
+        | nr::UNAME
+        | nr::RMDIR
+        | nr::UNLINK
+        | nr::SET_TID_ADDRESS
+        | nr::TIME
+        | nr::SYSINFO
+        | nr::TIMES
+        | nr::PIPE
+        | nr::FSYNC
+        | nr::FDATASYNC
+        | nr::GETPGID
+        | nr::GETSID
+        | nr::SETUID
+        | nr::SETGID => 1,
+        nr::FSTAT
+        | nr::STAT
+        | nr::LSTAT
+        | nr::ACCESS
+        | nr::MKDIR
+        | nr::DUP2
+        | nr::PIPE2
+        | nr::GETCWD
+        | nr::KILL
+        | nr::TKILL
+        | nr::MUNMAP
+        | nr::RENAME
+        | nr::LINK
+        | nr::SYMLINK
+        | nr::CHMOD
+        | nr::FCHMOD
+        | nr::ARCH_PRCTL
+        | nr::CLOCK_GETTIME
+        | nr::CLOCK_GETRES
+        | nr::GETTIMEOFDAY
+        | nr::NANOSLEEP
+        | nr::SETPGID
+        | nr::GETRLIMIT
+        | nr::SETRLIMIT
+        | nr::GETRUSAGE
+        | nr::SIGALTSTACK
+        | nr::RT_SIGSUSPEND
+        | nr::RT_SIGPENDING
+        | nr::TRUNCATE
+        | nr::FTRUNCATE
+        | nr::SET_ROBUST_LIST
+        | nr::GETGROUPS
+        | nr::SETGROUPS
+        | nr::SETREUID
+        | nr::SETREGID
+        | nr::SETHOSTNAME
+        | nr::STATFS
+        | nr::FSTATFS
+        | nr::CREAT
+        | nr::FLOCK => 2,
+        nr::READ
+        | nr::WRITE
+        | nr::OPEN
+        | nr::LSEEK
+        | nr::MPROTECT
+        | nr::IOCTL
+        | nr::READV
+        | nr::WRITEV
+        | nr::FCNTL
+        | nr::EXECVE
+        | nr::READLINK
+        | nr::CHOWN
+        | nr::LCHOWN
+        | nr::FCHOWN
+        | nr::DUP3
+        | nr::MKDIRAT
+        | nr::UNLINKAT
+        | nr::SYMLINKAT
+        | nr::FCHMODAT
+        | nr::FACCESSAT
+        | nr::TGKILL
+        | nr::GETDENTS64
+        | nr::MADVISE
+        | nr::POLL
+        | nr::MKNOD
+        | nr::GETRANDOM
+        | nr::SETRESUID
+        | nr::SETRESGID
+        | nr::GETRESUID
+        | nr::GETRESGID
+        | nr::GETCPU
+        | nr::SCHED_GETAFFINITY => 3,
+        nr::OPENAT
+        | nr::NEWFSTATAT
+        | nr::PREAD64
+        | nr::PWRITE64
+        | nr::RT_SIGACTION
+        | nr::RT_SIGPROCMASK
+        | nr::WAIT4
+        | nr::READLINKAT
+        | nr::RENAMEAT
+        | nr::MKNODAT
+        | nr::UTIMENSAT
+        | nr::CLOCK_NANOSLEEP
+        | nr::PRLIMIT64
+        | nr::FACCESSAT2 => 4,
+        nr::CLONE | nr::FCHOWNAT | nr::LINKAT | nr::RENAMEAT2 | nr::STATX | nr::WAITID | nr::PRCTL => 5,
+        _ => 6,
+    }
 }
 
 fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
@@ -157,7 +314,9 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::UNAME => process::sys_uname(t, a[0]),
         nr::SETHOSTNAME => process::sys_sethostname(t, a[0], a[1] as usize),
         nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => process::sys_getid(t, n),
-        nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID => process::sys_setid(t, n, a),
+        nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID => {
+            process::sys_setid(t, n, a)
+        }
         nr::GETRESUID | nr::GETRESGID => process::sys_getresid(t, n, a),
         nr::GETGROUPS => process::sys_getgroups(t, a[0] as i32, a[1]),
         nr::SETGROUPS => process::sys_setgroups(t, a[0] as usize, a[1]),

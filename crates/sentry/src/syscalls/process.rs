@@ -42,14 +42,27 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         let st = parent_tg.state.lock().unwrap();
         (st.pgid, st.sid)
     };
-    let real_parent = if flags & CLONE_PARENT != 0 { parent_tg.parent().unwrap_or(parent_tg.clone()) } else { parent_tg.clone() };
+    let real_parent =
+        if flags & CLONE_PARENT != 0 { parent_tg.parent().unwrap_or(parent_tg.clone()) } else { parent_tg.clone() };
     let comm = parent_tg.comm.lock().unwrap().clone();
     let exe = parent_tg.exe.lock().unwrap().clone();
     let mask = t.task.sig.lock().unwrap().mask;
     let (pid, child_tg, child_task) = {
         let mut pids = k.pids.lock().unwrap();
         let pid = pids.alloc();
-        let tg = ThreadGroup::new(pid, Some(Arc::downgrade(&real_parent)), mm, fds, fs, creds, actions, pgid, sid, comm, exe);
+        let tg = ThreadGroup::new(
+            pid,
+            Some(Arc::downgrade(&real_parent)),
+            mm,
+            fds,
+            fs,
+            creds,
+            actions,
+            pgid,
+            sid,
+            comm,
+            exe,
+        );
         let task = Task::new(pid, tg.clone(), mask);
         tg.state.lock().unwrap().threads.push(task.clone());
         pids.groups.insert(pid, tg.clone());
@@ -257,7 +270,8 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
         } else {
             (signal::CLD_KILLED, st & 0x7f)
         };
-        info = signal::SigInfo { signo: signal::SIGCHLD, code, pid: cpid, status: val, ..Default::default() }.to_bytes();
+        info =
+            signal::SigInfo { signo: signal::SIGCHLD, code, pid: cpid, status: val, ..Default::default() }.to_bytes();
     }
     if infop != 0 {
         t.write_mem(infop, &info)?;
@@ -384,7 +398,8 @@ pub fn sys_setid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
     // The sandbox's root may become anyone; everyone else may only shuffle its own ids.
     let privileged = c.euid == 0;
     let own = |c: &crate::kernel::task::Creds, id: u32, user: bool| {
-        id == u32::MAX || if user { [c.uid, c.euid, c.suid].contains(&id) } else { [c.gid, c.egid, c.sgid].contains(&id) }
+        id == u32::MAX
+            || if user { [c.uid, c.euid, c.suid].contains(&id) } else { [c.gid, c.egid, c.sgid].contains(&id) }
     };
     match n {
         abi::sysno::SETUID => {
@@ -526,9 +541,9 @@ pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64
     }
     const INF: u64 = u64::MAX;
     let (cur, max) = match res {
-        3 => (crate::mm::STACK_SIZE, INF),                                        // STACK
+        3 => (crate::mm::STACK_SIZE, INF),                                             // STACK
         7 => (crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NOFILE as u64), // NOFILE
-        6 => (4096, 4096),                                                        // NPROC
+        6 => (4096, 4096),                                                             // NPROC
         0..=15 => (INF, INF),
         _ => return Err(Errno::EINVAL),
     };
@@ -596,9 +611,9 @@ pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64
 }
 
 pub fn sys_sched_getaffinity(t: &mut CurrentTask, len: usize, mask: u64) -> SysResult<u64> {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = host::sys::cpu_count();
     let bytes = n.div_ceil(64) * 8;
-    if len < bytes || len % 8 != 0 {
+    if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut b = vec![0u8; bytes];

@@ -109,7 +109,13 @@ pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64>
     let on = cur.size != 0 && t.regs.rsp > cur.sp && t.regs.rsp <= cur.sp + cur.size;
     if old != 0 {
         let mut b = cur.sp.to_ne_bytes().to_vec();
-        let flags = if cur.size == 0 { signal::SS_DISABLE } else if on { signal::SS_ONSTACK } else { 0 };
+        let flags = if cur.size == 0 {
+            signal::SS_DISABLE
+        } else if on {
+            signal::SS_ONSTACK
+        } else {
+            0
+        };
         b.extend((flags as u64).to_ne_bytes());
         b.extend(cur.size.to_ne_bytes());
         t.write_mem(old, &b)?;

@@ -63,11 +63,16 @@ pub fn sys_time(t: &mut CurrentTask, tloc: u64) -> SysResult<u64> {
     Ok(s as u64)
 }
 
-fn sleep_until(t: &CurrentTask, deadline: Instant, rem: u64) -> SysResult<u64> {
-    match t.block_on(&[], Some(deadline), || Err::<u64, _>(Errno::EAGAIN)) {
+/// `now + d`, or None (sleep until interrupted) if that is beyond what Instant can hold.
+fn after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+fn sleep_until(t: &CurrentTask, deadline: Option<Instant>, rem: u64) -> SysResult<u64> {
+    match t.block_on(&[], deadline, || Err::<u64, _>(Errno::EAGAIN)) {
         Err(Errno::ETIMEDOUT) => Ok(0),
         Err(Errno::ERESTARTSYS) => {
-            if rem != 0 {
+            if let (true, Some(deadline)) = (rem != 0, deadline) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 t.write_mem(rem, &ts_bytes(left.as_secs() as i64, left.subsec_nanos() as i64))?;
             }
@@ -79,7 +84,7 @@ fn sleep_until(t: &CurrentTask, deadline: Instant, rem: u64) -> SysResult<u64> {
 
 pub fn sys_nanosleep(t: &mut CurrentTask, req: u64, rem: u64) -> SysResult<u64> {
     let d = read_ts(t, req)?;
-    sleep_until(t, Instant::now() + d, rem)
+    sleep_until(t, after(d), rem)
 }
 
 pub fn sys_clock_nanosleep(t: &mut CurrentTask, clock: i32, flags: u32, req: u64, rem: u64) -> SysResult<u64> {
@@ -88,9 +93,9 @@ pub fn sys_clock_nanosleep(t: &mut CurrentTask, clock: i32, flags: u32, req: u64
     let (s, n) = clock_now(clock)?;
     let deadline = if flags & TIMER_ABSTIME != 0 {
         let now = Duration::new(s as u64, n as u32);
-        Instant::now() + d.saturating_sub(now)
+        after(d.saturating_sub(now))
     } else {
-        Instant::now() + d
+        after(d)
     };
     sleep_until(t, deadline, if flags & TIMER_ABSTIME != 0 { 0 } else { rem })
 }

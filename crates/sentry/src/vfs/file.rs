@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
-use super::{DirEntry, Dentry, InodeRef, Stat};
+use super::{Dentry, DirEntry, InodeRef, Stat};
 use crate::kernel::wait::WaitQueue;
 use crate::SysResult;
 
@@ -78,7 +78,13 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(ops: Arc<dyn FileOps>, dentry: Option<Arc<Dentry>>, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, dentry, flags: AtomicU32::new(flags), pos: Mutex::new(0), dir_snapshot: Mutex::new(None) })
+        Arc::new(OpenFile {
+            ops,
+            dentry,
+            flags: AtomicU32::new(flags),
+            pos: Mutex::new(0),
+            dir_snapshot: Mutex::new(None),
+        })
     }
 
     pub fn flags(&self) -> u32 {

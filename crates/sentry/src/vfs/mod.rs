@@ -172,7 +172,7 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
         Err(Errno::EPERM)
     }
-    /// For /proc's magic links: the path this link stands for, resolved in the caller's tree.
+    /// For downcasting to a concrete filesystem's inode (rename, link, overlay copy-up).
     fn as_any(&self) -> &dyn Any;
     /// Identity of the filesystem, for rename's EXDEV check.
     fn fs_id(&self) -> u64;
@@ -229,7 +229,8 @@ impl Mounts {
 
     /// (mountpoint, fstype, source) of every mount, sorted by path.
     pub fn list(&self) -> Vec<(Vec<u8>, String, String)> {
-        let mut v: Vec<_> = self.table.read().unwrap().iter().map(|(p, (_, t, s))| (p.clone(), t.clone(), s.clone())).collect();
+        let mut v: Vec<_> =
+            self.table.read().unwrap().iter().map(|(p, (_, t, s))| (p.clone(), t.clone(), s.clone())).collect();
         v.sort();
         v
     }
