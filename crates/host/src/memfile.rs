@@ -213,3 +213,17 @@ impl MemoryFile {
         Ok(())
     }
 }
+
+impl MemoryFile {
+    /// Atomic compare-and-swap of the u32 at `off` (futex WAKE_OP on app memory shared with
+    /// running app threads); returns the value found.
+    pub fn cas_u32(&self, off: u64, old: u32, new: u32) -> io::Result<u32> {
+        let a = self.atomic_u32(off)?;
+        Ok(
+            match a.compare_exchange(old, new, std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst)
+            {
+                Ok(v) | Err(v) => v,
+            },
+        )
+    }
+}

@@ -23,6 +23,7 @@ pub enum StopReason {
 /// the host thread that attached it (ptrace's rule); the type is deliberately !Send.
 #[derive(Debug)]
 pub struct Tracee {
+    process: std::sync::Arc<crate::stub::StubProcess>,
     pid: i32,
     tid: i32,
     inject_ip: u64,
@@ -56,11 +57,16 @@ fn wait(tid: i32) -> io::Result<i32> {
 
 impl Tracee {
     /// Seizes the parked stub thread `tid` of process `pid` and stops it.
-    pub(crate) fn seize(pid: i32, tid: i32, inject_ip: u64) -> io::Result<Tracee> {
+    pub(crate) fn seize(
+        process: std::sync::Arc<crate::stub::StubProcess>,
+        tid: i32,
+        inject_ip: u64,
+    ) -> io::Result<Tracee> {
+        let pid = process.pid;
         let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
         ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)?;
         ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
-        let t = Tracee { pid, tid, inject_ip, _not_send: std::marker::PhantomData };
+        let t = Tracee { process, pid, tid, inject_ip, _not_send: std::marker::PhantomData };
         loop {
             let st = wait(tid)?;
             if libc::WIFSTOPPED(st) && (st >> 16) == libc::PTRACE_EVENT_STOP {
@@ -180,9 +186,53 @@ impl Tracee {
         Ok(result)
     }
 
-    /// Kills the stub process and reaps the traced thread.
+    /// Starts a new thread in this stub's process, parked until seized: the seed for a new
+    /// app thread's tracee (to be attached by the host thread that will run it).
+    pub fn spawn_thread(&self) -> io::Result<ThreadSeed> {
+        const FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
+        let saved = self.get_regs()?;
+        let mut r = saved;
+        r.rip = crate::stub::clone_thread_ip();
+        r.rax = libc::SYS_clone as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = FLAGS;
+        r.rsi = 0;
+        r.rdx = 0;
+        r.r10 = 0;
+        r.r8 = 0;
+        self.set_regs(&r)?;
+        ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
+        let tid = loop {
+            let st = wait(self.tid)?;
+            if !libc::WIFSTOPPED(st) {
+                return Err(io::Error::other("stub died while cloning a thread"));
+            }
+            if libc::WSTOPSIG(st) == libc::SIGTRAP && (st >> 16) == 0 {
+                break self.get_regs()?.rax as i64;
+            }
+            ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
+        };
+        self.set_regs(&saved)?;
+        if tid < 0 {
+            return Err(io::Error::from_raw_os_error(-tid as i32));
+        }
+        Ok(ThreadSeed { process: self.process.clone(), tid: tid as i32, inject_ip: self.inject_ip })
+    }
+
+    /// Ends this stub thread (the process lives on while other tracees hold it).
+    fn exit_thread(&self) {
+        // exit never returns, so inject reports the thread gone; reap whatever is left.
+        let _ = self.inject(libc::SYS_exit, [0; 6]);
+        self.reap();
+    }
+
+    /// Kills the whole stub process and reaps the traced thread.
     pub fn kill(&self) {
         let _ = crate::sys::kill(self.pid, libc::SIGKILL);
+        self.reap();
+    }
+
+    fn reap(&self) {
         loop {
             match wait(self.tid) {
                 Ok(st) if libc::WIFSTOPPED(st) => {
@@ -196,6 +246,25 @@ impl Tracee {
 
 impl Drop for Tracee {
     fn drop(&mut self) {
-        self.kill();
+        if std::sync::Arc::strong_count(&self.process) > 1 {
+            self.exit_thread();
+        } else {
+            self.kill();
+        }
+    }
+}
+
+/// A parked stub thread waiting for its tracer.
+#[derive(Debug)]
+pub struct ThreadSeed {
+    process: std::sync::Arc<crate::stub::StubProcess>,
+    tid: i32,
+    inject_ip: u64,
+}
+
+impl ThreadSeed {
+    /// Seizes the thread for the calling host thread, which becomes its tracer.
+    pub fn attach(self) -> io::Result<Tracee> {
+        Tracee::seize(self.process, self.tid, self.inject_ip)
     }
 }

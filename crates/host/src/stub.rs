@@ -186,6 +186,14 @@ std::arch::global_asm!(
     "moat_stub_inject:",
     "syscall",
     "int3",
+    // New app threads: the Sentry injects clone(CLONE_VM|CLONE_THREAD...) here; the child
+    // (rax 0) parks until its own tracer seizes it, the parent traps back.
+    ".globl moat_stub_clone_thread",
+    "moat_stub_clone_thread:",
+    "syscall",
+    "test rax, rax",
+    "jz .Lmoat_park",
+    "int3",
     ".p2align 3",
     "moat_stub_park_word:",
     ".long 0",
@@ -198,6 +206,7 @@ extern "C" {
     static moat_stub_code_start: u8;
     static moat_stub_code_end: u8;
     static moat_stub_inject: u8;
+    static moat_stub_clone_thread: u8;
     fn moat_stub_bootstrap(memfd: i64, code_off: u64, data_off: u64) -> !;
     // glibc (2.35+) exports where it registered the calling thread's rseq area.
     static __rseq_offset: isize;
@@ -252,6 +261,23 @@ fn stub_code() -> &'static [u8] {
 
 fn inject_offset() -> u64 {
     std::ptr::addr_of!(moat_stub_inject) as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+}
+
+/// Where in every stub the clone-thread site lies.
+pub(crate) fn clone_thread_ip() -> u64 {
+    STUB_BASE + std::ptr::addr_of!(moat_stub_clone_thread) as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+}
+
+/// A stub process, shared by the tracees of its threads; killed when the last one goes.
+#[derive(Debug)]
+pub struct StubProcess {
+    pub(crate) pid: i32,
+}
+
+impl Drop for StubProcess {
+    fn drop(&mut self) {
+        let _ = crate::sys::kill(self.pid, libc::SIGKILL);
+    }
 }
 
 /// The source stub and the lock that serialises clone requests to it.
@@ -338,7 +364,7 @@ impl StubFactory {
         if pid <= 0 {
             return Err(io::Error::from_raw_os_error(-pid));
         }
-        let t = Tracee::seize(pid, pid, STUB_BASE + inject_offset())?;
+        let t = Tracee::seize(std::sync::Arc::new(StubProcess { pid }), pid, STUB_BASE + inject_offset())?;
         // The child unmaps the data page itself, but it may have been stopped before it did.
         t.inject(abi::sysno::MUNMAP as i64, [DATA, PAGE, 0, 0, 0, 0])?;
         Ok(t)

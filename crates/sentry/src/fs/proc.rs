@@ -1176,6 +1176,7 @@ mod tests {
                     unimplemented: Mutex::new(BTreeMap::new()),
                     init_exit: Mutex::new(None),
                     init_exit_cv: std::sync::Condvar::new(),
+                    futexes: Default::default(),
                 }
             })
         }

@@ -89,6 +89,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             unimplemented: Mutex::new(BTreeMap::new()),
             init_exit: Mutex::new(None),
             init_exit_cv: std::sync::Condvar::new(),
+            futexes: Default::default(),
         }
     });
 

@@ -5,6 +5,7 @@
 //! `ThreadGroup::sig` → `Task::sig`; `mm`, `fds` and `fs` are leaf locks.
 
 pub mod boot;
+pub mod futex;
 pub mod signal;
 pub mod task;
 pub mod wait;
@@ -37,6 +38,7 @@ pub struct Kernel {
     /// Set when init exits: its wait status.
     pub init_exit: Mutex<Option<i32>>,
     pub init_exit_cv: std::sync::Condvar,
+    pub futexes: futex::Futexes,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

@@ -70,6 +70,8 @@ pub struct ThreadGroup {
     pub child_wait: WaitQueue,
     /// Woken when a vforked child execs or exits.
     pub vfork_wait: WaitQueue,
+    /// Woken when one of this group's threads exits (execve waits for its siblings).
+    pub thread_exit_wait: WaitQueue,
     pub sig: Mutex<SigState>,
     pub mm: Mutex<MemoryManager>,
     pub fds: Mutex<FdTable>,
@@ -100,6 +102,8 @@ pub struct Task {
     kicker: Mutex<Option<Arc<dyn Kicker>>>,
     pub clear_child_tid: Mutex<u64>,
     pub cpu_ns: AtomicU64,
+    /// Set by exit(2) (this thread only) or by a sibling's execve: the thread's exit code.
+    pub thread_exit: Mutex<Option<i32>>,
 }
 
 /// Wait status helpers.
@@ -131,6 +135,7 @@ impl ThreadGroup {
             state: Mutex::new(ProcState { parent, pgid, sid, ..Default::default() }),
             child_wait: WaitQueue::default(),
             vfork_wait: WaitQueue::default(),
+            thread_exit_wait: WaitQueue::default(),
             sig: Mutex::new(SigState { actions, pending: PendingSignals::default() }),
             mm: Mutex::new(mm),
             fds: Mutex::new(fds),
@@ -183,6 +188,7 @@ impl Task {
             kicker: Mutex::new(None),
             clear_child_tid: Mutex::new(0),
             cpu_ns: AtomicU64::new(0),
+            thread_exit: Mutex::new(None),
         })
     }
 
@@ -194,9 +200,14 @@ impl Task {
         }
     }
 
+    /// Whether this thread must leave its run loop (group exit or its own exit).
+    pub fn must_exit(&self) -> bool {
+        self.tg.exiting() || self.thread_exit.lock().unwrap().is_some()
+    }
+
     /// Whether a signal the task would act on (or an exit) is pending.
     pub fn interrupted(&self) -> bool {
-        if self.tg.exiting() {
+        if self.must_exit() {
             return true;
         }
         let ts = self.sig.lock().unwrap();
@@ -356,11 +367,11 @@ impl CurrentTask {
         set_current(self.pid(), self.task.tid);
         *self.task.kicker.lock().unwrap() = Some(self.ctx.kicker());
         loop {
-            if self.tg().exiting() {
+            if self.task.must_exit() {
                 break;
             }
             self.deliver_signals();
-            if self.tg().exiting() {
+            if self.task.must_exit() {
                 break;
             }
             let t0 = host::sys::thread_cpu_ns();
@@ -377,9 +388,29 @@ impl CurrentTask {
             }
         }
         *self.task.kicker.lock().unwrap() = None;
+        self.clear_child_tid();
         let CurrentTask { k, task, ctx, .. } = self;
         drop(ctx);
         exit_thread(&k, &task);
+    }
+
+    /// CLONE_CHILD_CLEARTID / set_tid_address: a thread leaving a shared address space
+    /// zeroes its tid word and wakes one futex waiter there (pthread_join).
+    fn clear_child_tid(&self) {
+        let addr = std::mem::take(&mut *self.task.clear_child_tid.lock().unwrap());
+        if addr == 0 || self.tg().threads().len() <= 1 {
+            return;
+        }
+        let off = {
+            let mm = self.tg().mm.lock().unwrap();
+            if mm.write(addr, &0u32.to_ne_bytes()).is_err() {
+                return;
+            }
+            mm.translate_u32(addr, crate::mm::PROT_READ)
+        };
+        if let Ok(off) = off {
+            self.k.futexes.wake_offset(off);
+        }
     }
 
     /// A synchronous signal caused by the app's own instruction: it cannot be blocked or
@@ -521,10 +552,15 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
         st.threads.retain(|t| !Arc::ptr_eq(t, task));
         st.threads.is_empty()
     };
+    tg.thread_exit_wait.notify_all();
     if !last {
         return;
     }
-    let status = tg.state.lock().unwrap().exiting.unwrap_or(0);
+    let own = task.thread_exit.lock().unwrap().unwrap_or(0);
+    let status = {
+        let mut st = tg.state.lock().unwrap();
+        *st.exiting.get_or_insert(exited(own))
+    };
     let files = tg.fds.lock().unwrap().clear();
     drop(files);
     *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());

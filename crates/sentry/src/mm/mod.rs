@@ -390,6 +390,15 @@ impl MemoryManager {
         Ok(out)
     }
 
+    /// The memory-file offset behind the aligned u32 at `addr` (futex keys): the same for
+    /// every process sharing the page, distinct for private copies.
+    pub fn translate_u32(&self, addr: u64, want: u32) -> SysResult<u64> {
+        if !addr.is_multiple_of(4) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(self.extents(addr, 4, want)?[0].0)
+    }
+
     /// Copies app memory at `addr` into `buf` (EFAULT if any byte is unmapped or unreadable).
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
         let mut done = 0;

@@ -41,6 +41,14 @@ pub trait Context: std::fmt::Debug {
     fn initial_regs(&self) -> io::Result<Regs>;
     /// A handle to interrupt this context from another thread.
     fn kicker(&self) -> std::sync::Arc<dyn Kicker>;
+    /// Prepares a context for a new thread in this address space; the host thread that
+    /// will run it attaches the seed.
+    fn new_thread(&mut self) -> io::Result<Box<dyn ContextSeed>>;
+}
+
+/// A new thread's context, made by its creator and attached by the thread that runs it.
+pub trait ContextSeed: Send + std::fmt::Debug {
+    fn attach(self: Box<Self>) -> io::Result<Box<dyn Context>>;
 }
 
 /// A way to make contexts.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use host::memfile::PAGE;
 use host::{MemoryFile, Regs, StopReason, StubFactory, Tracee};
 
-use super::{Context, Event, Kicker, Platform};
+use super::{Context, ContextSeed, Event, Kicker, Platform};
 use crate::mm::MapOp;
 
 /// Memory-file offsets reserved for the stub's code and data pages.
@@ -73,6 +73,24 @@ struct PtraceContext {
 
 const MAP_SHARED_FIXED: u64 = 0x11;
 
+impl PtraceContext {
+    fn wrap(tracee: Tracee, memfd: u64) -> Box<dyn Context> {
+        Box::new(PtraceContext { kicker: Arc::new(StubKicker { pid: tracee.pid(), tid: tracee.tid() }), tracee, memfd })
+    }
+}
+
+#[derive(Debug)]
+struct PtraceSeed {
+    seed: host::ThreadSeed,
+    memfd: u64,
+}
+
+impl ContextSeed for PtraceSeed {
+    fn attach(self: Box<Self>) -> io::Result<Box<dyn Context>> {
+        Ok(PtraceContext::wrap(self.seed.attach()?, self.memfd))
+    }
+}
+
 impl Context for PtraceContext {
     fn switch(&mut self, regs: &mut Regs) -> Event {
         match self.tracee.run(regs) {
@@ -134,5 +152,9 @@ impl Context for PtraceContext {
 
     fn kicker(&self) -> Arc<dyn Kicker> {
         self.kicker.clone()
+    }
+
+    fn new_thread(&mut self) -> io::Result<Box<dyn ContextSeed>> {
+        Ok(Box::new(PtraceSeed { seed: self.tracee.spawn_thread()?, memfd: self.memfd }))
     }
 }

@@ -304,7 +304,7 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::CLONE => process::sys_clone(t, a[0], a[1], a[2], a[3], a[4]),
         nr::EXECVE => process::sys_execve(t, a[0], a[1], a[2]),
         nr::EXIT => process::sys_exit(t, a[0] as i32),
-        nr::EXIT_GROUP => process::sys_exit(t, a[0] as i32),
+        nr::EXIT_GROUP => process::sys_exit_group(t, a[0] as i32),
         nr::WAIT4 => process::sys_wait4(t, a[0] as i32, a[1], a[2] as u32, a[3]),
         nr::WAITID => process::sys_waitid(t, a[0] as u32, a[1] as i32, a[2], a[3] as u32),
         nr::SET_TID_ADDRESS => process::sys_set_tid_address(t, a[0]),
@@ -335,7 +335,7 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::SCHED_YIELD => Ok(0),
         nr::SCHED_GETAFFINITY => process::sys_sched_getaffinity(t, a[1] as usize, a[2]),
         nr::GETCPU => process::sys_getcpu(t, a[0], a[1]),
-        nr::FUTEX => process::sys_futex(t, a[0], a[1] as u32, a[2] as u32, a[3]),
+        nr::FUTEX => process::sys_futex(t, a),
         // Signals.
         nr::RT_SIGACTION => signal::sys_rt_sigaction(t, a[0] as i32, a[1], a[2], a[3] as usize),
         nr::RT_SIGPROCMASK => signal::sys_rt_sigprocmask(t, a[0] as u32, a[1], a[2], a[3] as usize),

@@ -24,8 +24,11 @@ const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
 
 pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
-    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_FS | CLONE_FILES) != 0 {
-        // Threads and shared fs/fd tables come with issue #3; refuse them loudly.
+    if flags & CLONE_THREAD != 0 {
+        return clone_thread(t, flags, stack, ptid, ctid, tls);
+    }
+    if flags & (CLONE_SIGHAND | CLONE_FS | CLONE_FILES) != 0 {
+        // Processes sharing fs or fd tables without being threads are not supported yet.
         t.k.note_unimplemented(abi::sysno::CLONE);
         return Err(Errno::EINVAL);
     }
@@ -101,6 +104,66 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     Ok(pid as u64)
 }
 
+/// A new thread in the caller's process: a new stub thread in the same stub process.
+fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
+    if flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let seed = t.ctx.new_thread().map_err(|e| {
+        tracing::warn!("cannot create a stub thread: {e}");
+        Errno::EAGAIN
+    })?;
+    let k = t.k.clone();
+    let tg = t.tg().clone();
+    let mask = t.task.sig.lock().unwrap().mask;
+    let task = {
+        let mut pids = k.pids.lock().unwrap();
+        let tid = pids.alloc();
+        let task = Task::new(tid, tg.clone(), mask);
+        tg.state.lock().unwrap().threads.push(task.clone());
+        pids.tasks.insert(tid, task.clone());
+        task
+    };
+    let tid = task.tid;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        t.write_mem(ptid, &tid.to_ne_bytes())?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        t.write_mem(ctid, &tid.to_ne_bytes())?;
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        *task.clear_child_tid.lock().unwrap() = ctid;
+    }
+    let mut regs = t.regs;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        regs.fs_base = tls;
+    }
+    let fp = t.ctx.fpstate().ok();
+    let res = std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || {
+        let ctx = match seed.attach() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot attach a stub thread: {e}");
+                *task.thread_exit.lock().unwrap() = Some(0);
+                return task::exit_thread(&k, &task);
+            }
+        };
+        let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };
+        if let Some(fp) = fp {
+            let _ = cur.ctx.set_fpstate(&fp);
+        }
+        cur.run();
+    });
+    if res.is_err() {
+        return Err(Errno::EAGAIN);
+    }
+    Ok(tid as u64)
+}
+
 /// Starts a host thread that builds the child's stub and runs it.
 pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<[u8; 512]>) {
     let name = format!("task-{}", task.tid);
@@ -159,6 +222,7 @@ pub fn sys_execve(t: &mut CurrentTask, path: u64, argv: u64, envp: u64) -> SysRe
 /// Replaces the current process image. Past `loader::load`, failure kills the process.
 pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
     let img = loader::load(t, path, argv, envp)?;
+    kill_other_threads(t);
     let mut ops = vec![MapOp::Unmap { addr: 0x1000, len: APP_TOP_ADDR - 0x1000 }];
     ops.extend(img.mm.all_map_ops());
     *t.tg().mm.lock().unwrap() = img.mm;
@@ -194,6 +258,28 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
     Ok(())
 }
 
+/// execve's de_thread: every other thread of the process exits before the new image runs.
+fn kill_other_threads(t: &CurrentTask) {
+    let tg = t.tg().clone();
+    let others: Vec<_> = tg.threads().into_iter().filter(|o| !Arc::ptr_eq(o, &t.task)).collect();
+    if others.is_empty() {
+        return;
+    }
+    for o in &others {
+        *o.thread_exit.lock().unwrap() = Some(0);
+        o.interrupt();
+    }
+    // Not interruptible: the exec is past its point of no return.
+    while tg.threads().len() > 1 {
+        tg.thread_exit_wait.add(&t.task.waiter);
+        if tg.threads().len() <= 1 {
+            break;
+        }
+        t.task.waiter.wait(Some(std::time::Instant::now() + std::time::Duration::from_millis(10)));
+    }
+    tg.thread_exit_wait.remove(&t.task.waiter);
+}
+
 /// FXSAVE image of a freshly reset FPU (FCW 0x37f, MXCSR 0x1f80).
 fn initial_fpstate() -> [u8; 512] {
     let mut fp = [0u8; 512];
@@ -203,7 +289,14 @@ fn initial_fpstate() -> [u8; 512] {
     fp
 }
 
+/// exit(2): ends the calling thread only; the last thread out ends the process.
 pub fn sys_exit(t: &mut CurrentTask, code: i32) -> SysResult<u64> {
+    *t.task.thread_exit.lock().unwrap() = Some(code);
+    Ok(0)
+}
+
+/// exit_group(2): ends every thread of the process.
+pub fn sys_exit_group(t: &mut CurrentTask, code: i32) -> SysResult<u64> {
     t.tg().begin_exit(task::exited(code));
     Ok(0)
 }
@@ -634,26 +727,53 @@ pub fn sys_getcpu(t: &mut CurrentTask, cpu: u64, node: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-pub fn sys_futex(t: &mut CurrentTask, addr: u64, op: u32, val: u32, _timeout: u64) -> SysResult<u64> {
+pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
     const FUTEX_WAIT: u32 = 0;
     const FUTEX_WAKE: u32 = 1;
-    match op & 0x7f {
-        // One thread per process in this release: nobody else can change the word or
-        // be woken, so WAIT only checks the value and WAKE wakes no one.
-        FUTEX_WAIT => {
-            if t.read_u32(addr)? != val {
-                return Err(Errno::EAGAIN);
-            }
-            t.k.note_unimplemented(abi::sysno::FUTEX);
-            Err(Errno::ENOSYS)
+    const FUTEX_REQUEUE: u32 = 3;
+    const FUTEX_CMP_REQUEUE: u32 = 4;
+    const FUTEX_WAKE_OP: u32 = 5;
+    const FUTEX_WAIT_BITSET: u32 = 9;
+    const FUTEX_WAKE_BITSET: u32 = 10;
+    const FUTEX_CLOCK_REALTIME: u32 = 256;
+    let (addr, op, val, timeout, addr2, val3) = (a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32);
+    let f = &t.k.futexes;
+    let deadline = |t: &CurrentTask, absolute: bool| -> SysResult<Option<std::time::Instant>> {
+        if timeout == 0 {
+            return Ok(None);
         }
-        FUTEX_WAKE => {
-            t.read_u32(addr)?;
-            Ok(0)
+        let b = t.read_vec(timeout, 16)?;
+        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
         }
+        let d = std::time::Duration::new(sec as u64, nsec as u32);
+        let rel = if absolute {
+            let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+            let (s, n) = host::sys::clock_gettime(clock).map_err(|_| Errno::EINVAL)?;
+            d.saturating_sub(std::time::Duration::new(s as u64, n as u32))
+        } else {
+            d
+        };
+        Ok(std::time::Instant::now().checked_add(rel))
+    };
+    let r = match op & 0x7f {
+        FUTEX_WAIT => f.wait(t, addr, val, u32::MAX, deadline(t, false)?),
+        FUTEX_WAIT_BITSET => f.wait(t, addr, val, val3, deadline(t, true)?),
+        FUTEX_WAKE => f.wake(t, addr, val, u32::MAX),
+        FUTEX_WAKE_BITSET => f.wake(t, addr, val, val3),
+        FUTEX_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, None),
+        FUTEX_CMP_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, Some(val3)),
+        FUTEX_WAKE_OP => f.wake_op(t, addr, val, addr2, timeout as u32, val3),
         _ => {
+            // PI futexes and FUTEX_WAIT_REQUEUE_PI are not implemented yet.
             t.k.note_unimplemented(abi::sysno::FUTEX);
-            Err(Errno::ENOSYS)
+            return Err(Errno::ENOSYS);
         }
+    };
+    match r {
+        Err(Errno::ERESTARTSYS) if timeout != 0 => Err(Errno::EINTR),
+        r => r,
     }
 }

@@ -1,0 +1,102 @@
+//! Differential tests with the host's own programs: each case runs natively and
+//! under `moat do` (host root) and must give the same stdout and exit status.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn moat() -> &'static str {
+    env!("CARGO_BIN_EXE_moat")
+}
+
+/// A scratch directory the sandbox can see (the sandbox's /tmp is its own tmpfs).
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LC_ALL", "C");
+    cmd.output().expect("spawn")
+}
+
+fn differential(args: &[&str]) {
+    let native = run(Command::new(args[0]).args(&args[1..]));
+    let sandboxed = run(Command::new(moat()).arg("do").arg("--").args(args));
+    assert!(native.status.success(), "native run failed: {native:?}");
+    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
+    assert_eq!(
+        (String::from_utf8_lossy(&native.stdout), native.status.code()),
+        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
+        "moat differs from native for {args:?}; moat stderr:\n{}",
+        String::from_utf8_lossy(&sandboxed.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&sandboxed.stderr).contains("panicked"));
+}
+
+#[test]
+fn pthreads_mutex_condvar_join() {
+    let dir = scratch("threads");
+    let bin = dir.join("threads");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probes/threads.c");
+    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(src).status().expect("gcc");
+    assert!(st.success(), "gcc failed");
+    differential(&[bin.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn python_threads_and_condition() {
+    differential(&[
+        "python3",
+        "-c",
+        "import threading\n\
+         cv = threading.Condition(); n = [0]\n\
+         def w():\n    with cv:\n        n[0] += 1; cv.notify_all()\n\
+         ts = [threading.Thread(target=w) for _ in range(8)]\n\
+         [t.start() for t in ts]\n\
+         with cv:\n    cv.wait_for(lambda: n[0] == 8)\n\
+         [t.join() for t in ts]\n\
+         print('threads', n[0])",
+    ]);
+}
+
+#[test]
+fn python_json_re_hashlib() {
+    differential(&[
+        "python3",
+        "-c",
+        "import json, re, hashlib\n\
+         d = json.loads(json.dumps({'a': [1, 2, 3], 'b': 'x' * 10}))\n\
+         print(d, re.findall(r'\\d+', 'a1b22c333'), hashlib.sha256(b'moat').hexdigest())",
+    ]);
+}
+
+#[test]
+fn bash_functions_arrays_heredoc() {
+    differential(&[
+        "bash",
+        "-c",
+        "f() { local -a a=(\"$@\"); echo \"${#a[@]} ${a[1]}\"; }\n\
+         f x y z\n\
+         while read -r l; do echo \"line:$l\"; done <<EOF\none\ntwo\nEOF\n\
+         for i in 3 1 2; do echo $i; done | sort -n | tr '\\n' ' '; echo",
+    ]);
+}
+
+#[test]
+fn coreutils_sort_sha256_tar_roundtrip() {
+    differential(&[
+        "sh",
+        "-c",
+        "w=$(mktemp -d) && cd $w && seq 1 20000 | sort -rn | head -3; \
+         seq 1 100000 > f && sha256sum < f; \
+         mkdir -p d/e && echo hi > d/e/x && tar czf t.tgz d && rm -r d && tar xzf t.tgz && cat d/e/x; \
+         cd / && rm -rf $w",
+    ]);
+}
+
+#[test]
+fn xz_with_threads() {
+    differential(&["sh", "-c", "seq 1 200000 | xz -T2 -c | xz -d | sha256sum"]);
+}
