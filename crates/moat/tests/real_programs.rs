@@ -100,3 +100,44 @@ fn coreutils_sort_sha256_tar_roundtrip() {
 fn xz_with_threads() {
     differential(&["sh", "-c", "seq 1 200000 | xz -T2 -c | xz -d | sha256sum"]);
 }
+
+#[test]
+fn sqlite3_cli_transaction_in_tmp() {
+    // fcntl record locks guard the database file.
+    differential(&[
+        "sh",
+        "-c",
+        "w=$(mktemp -d) && { echo 'create table t(a integer); begin;'; \
+         seq 1 10000 | sed 's/.*/insert into t values(&);/'; echo 'commit;'; \
+         echo 'select count(*), sum(a), max(a) from t;'; } | sqlite3 $w/db; rm -rf $w",
+    ]);
+}
+
+#[test]
+fn python_setitimer_handler_runs() {
+    differential(&[
+        "python3",
+        "-c",
+        "import signal, time\n\
+         hits = []\n\
+         signal.signal(signal.SIGALRM, lambda *a: hits.append(1))\n\
+         signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)\n\
+         while len(hits) < 3: time.sleep(0.01)\n\
+         signal.setitimer(signal.ITIMER_REAL, 0)\n\
+         print('alarms', len(hits), signal.getitimer(signal.ITIMER_REAL))",
+    ]);
+}
+
+#[test]
+fn python_epoll_and_eventfd() {
+    differential(&[
+        "python3",
+        "-c",
+        "import selectors, os, threading, time\n\
+         s = selectors.DefaultSelector(); print(type(s).__name__)\n\
+         r, w = os.pipe(); s.register(r, selectors.EVENT_READ)\n\
+         threading.Thread(target=lambda: (time.sleep(0.05), os.write(w, b'x'))).start()\n\
+         print([k.fd == r for k, _ in s.select(5)])\n\
+         e = os.eventfd(0); os.eventfd_write(e, 3); print(os.eventfd_read(e))",
+    ]);
+}

@@ -2,6 +2,8 @@
 //! root, the overlay that keeps it read-only, pipes and host-backed stdio.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod gofer;
 pub mod host;
 pub mod overlay;

@@ -1177,6 +1177,7 @@ mod tests {
                     init_exit: Mutex::new(None),
                     init_exit_cv: std::sync::Condvar::new(),
                     futexes: Default::default(),
+                    locks: Default::default(),
                 }
             })
         }

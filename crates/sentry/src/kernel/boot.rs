@@ -90,6 +90,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             init_exit: Mutex::new(None),
             init_exit_cv: std::sync::Condvar::new(),
             futexes: Default::default(),
+            locks: Default::default(),
         }
     });
 

@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod futex;
+pub mod itimer;
 pub mod signal;
 pub mod task;
 pub mod wait;
@@ -39,6 +40,7 @@ pub struct Kernel {
     pub init_exit: Mutex<Option<i32>>,
     pub init_exit_cv: std::sync::Condvar,
     pub futexes: futex::Futexes,
+    pub locks: crate::vfs::lock::LockTable,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

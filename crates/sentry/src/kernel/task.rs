@@ -80,6 +80,7 @@ pub struct ThreadGroup {
     pub comm: Mutex<Vec<u8>>,
     pub exe: Mutex<Vec<u8>>,
     pub start: Instant,
+    pub real_timer: Arc<super::itimer::RealTimer>,
 }
 
 /// Per-thread signal state.
@@ -144,6 +145,7 @@ impl ThreadGroup {
             comm: Mutex::new(comm),
             exe: Mutex::new(exe),
             start: Instant::now(),
+            real_timer: Default::default(),
         })
     }
 
@@ -563,6 +565,7 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     };
     let files = tg.fds.lock().unwrap().clear();
     drop(files);
+    k.locks.release(tg.pid, None);
     *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());
 
     // Orphans go to init.

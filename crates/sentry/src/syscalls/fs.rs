@@ -146,8 +146,96 @@ fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
 
 pub fn sys_close(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     let f = t.tg().fds.lock().unwrap().remove(fd)?;
+    release_locks(t, &f);
     drop(f);
     Ok(0)
+}
+
+pub fn sys_close_range(t: &mut CurrentTask, first: u32, last: u32, flags: u32) -> SysResult<u64> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 4;
+    if first > last || flags & !CLOSE_RANGE_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fds: Vec<i32> = t
+        .tg()
+        .fds
+        .lock()
+        .unwrap()
+        .fds()
+        .map(|(fd, _)| fd)
+        .filter(|&fd| fd as u32 >= first && fd as u32 <= last)
+        .collect();
+    for fd in fds {
+        if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            let _ = t.tg().fds.lock().unwrap().set_cloexec(fd, true);
+        } else if let Ok(f) = t.tg().fds.lock().unwrap().remove(fd) {
+            release_locks(t, &f);
+        }
+    }
+    Ok(0)
+}
+
+/// POSIX: closing any fd of a file drops the process's record locks on it.
+fn release_locks(t: &CurrentTask, f: &OpenFile) {
+    if let Some(Ok(st)) = f.inode().map(|i| i.stat()) {
+        t.k.locks.release(t.pid(), Some((st.dev, st.ino)));
+    }
+}
+
+fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult<u64> {
+    use crate::vfs::lock::{RecordLock, F_RDLCK, F_UNLCK, F_WRLCK};
+    const F_GETLK: u32 = 5;
+    const F_SETLKW: u32 = 7;
+    let b = t.read_vec(arg, 32)?;
+    let kind = i16::from_ne_bytes([b[0], b[1]]);
+    let whence = i16::from_ne_bytes([b[2], b[3]]);
+    let start = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    let len = i64::from_ne_bytes(b[16..24].try_into().expect("8"));
+    if ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&kind) {
+        return Err(Errno::EINVAL);
+    }
+    if cmd != F_GETLK && kind != F_UNLCK && ((kind == F_RDLCK && !f.readable()) || (kind == F_WRLCK && !f.writable())) {
+        return Err(Errno::EBADF);
+    }
+    let st = f.stat()?;
+    let base = match whence {
+        0 => 0,
+        1 => *f.pos.lock().unwrap() as i64,
+        2 => st.size as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut s = base.checked_add(start).ok_or(Errno::EOVERFLOW)?;
+    let mut e = if len == 0 { i64::MAX } else { s.checked_add(len).ok_or(Errno::EOVERFLOW)? };
+    if len < 0 {
+        (s, e) = (e, s);
+    }
+    if s < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = if len == 0 { u64::MAX } else { e as u64 };
+    let want = RecordLock { owner: t.pid(), start: s as u64, end, kind };
+    let key = (st.dev, st.ino);
+    if cmd == F_GETLK {
+        let mut out = b.clone();
+        match t.k.locks.conflict(key, &want) {
+            None => out[0..2].copy_from_slice(&F_UNLCK.to_ne_bytes()),
+            Some(l) => {
+                out[0..2].copy_from_slice(&l.kind.to_ne_bytes());
+                out[2..4].copy_from_slice(&0i16.to_ne_bytes());
+                out[8..16].copy_from_slice(&(l.start as i64).to_ne_bytes());
+                let l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
+                out[16..24].copy_from_slice(&l_len.to_ne_bytes());
+                out[24..28].copy_from_slice(&l.owner.to_ne_bytes());
+            }
+        }
+        t.write_mem(arg, &out)?;
+        return Ok(0);
+    }
+    if cmd == F_SETLKW {
+        let k = t.k.clone();
+        return t.block_on(&[&k.locks.released], None, || k.locks.set(key, want)).map(|_| 0);
+    }
+    t.k.locks.set(key, want).map(|_| 0)
 }
 
 /// Runs a possibly blocking file operation, sleeping on the file's wait queue.
@@ -728,6 +816,9 @@ pub fn sys_dup3(t: &mut CurrentTask, old: i32, new: i32, flags: u32) -> SysResul
         let f = fds.get(old)?;
         fds.set(new, f, flags & O_CLOEXEC != 0)?
     };
+    if let Some(r) = &replaced {
+        release_locks(t, r);
+    }
     drop(replaced);
     Ok(new as u64)
 }
@@ -760,7 +851,11 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
             f.flags.store(new, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
-        // Record locks and leases are issue #3's; say so instead of pretending.
+        5..=7 => {
+            drop(fds);
+            sys_record_lock(t, &f, cmd, arg)
+        }
+        // Open-file-description locks, leases and notifications are not implemented.
         _ => Err(Errno::EINVAL),
     }
 }
@@ -944,4 +1039,85 @@ pub fn sys_poll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, timeout_ms: i64)
     entries.clear();
     t.write_mem(fds_ptr, &out)?;
     Ok(r as u64)
+}
+
+pub fn sys_eventfd2(t: &mut CurrentTask, initval: u32, flags: u32) -> SysResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK | crate::fs::eventfd::EFD_SEMAPHORE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = OpenFile::new(crate::fs::eventfd::EventFd::new(initval, flags), None, 2 | (flags & O_NONBLOCK));
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+pub fn sys_epoll_create1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
+    if flags & !O_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = OpenFile::new(crate::fs::epoll::Epoll::new(), None, 2);
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+fn epoll_of(f: &Arc<OpenFile>) -> SysResult<&crate::fs::epoll::Epoll> {
+    let any: &dyn std::any::Any = f.ops.as_any_ops();
+    any.downcast_ref::<crate::fs::epoll::Epoll>().ok_or(Errno::EINVAL)
+}
+
+pub fn sys_epoll_ctl(t: &mut CurrentTask, epfd: i32, op: u32, fd: i32, ev: u64) -> SysResult<u64> {
+    let ep = file(t, epfd)?;
+    let target = file(t, fd)?;
+    if Arc::ptr_eq(&ep, &target) {
+        return Err(Errno::EINVAL);
+    }
+    if target.ops.seekable() && target.inode().is_some() {
+        // Regular files and directories are always ready; Linux refuses them.
+        return Err(Errno::EPERM);
+    }
+    let (events, data) = if op == 2 {
+        (0, 0)
+    } else {
+        let b = t.read_vec(ev, 12)?;
+        (u32::from_ne_bytes(b[0..4].try_into().expect("4")), u64::from_ne_bytes(b[4..12].try_into().expect("8")))
+    };
+    epoll_of(&ep)?.ctl(op, fd, &target, events, data)?;
+    Ok(0)
+}
+
+pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeout_ms: i64) -> SysResult<u64> {
+    if max <= 0 || max > 65536 {
+        return Err(Errno::EINVAL);
+    }
+    let epf = file(t, epfd)?;
+    let ep = epoll_of(&epf)?;
+    let deadline =
+        if timeout_ms >= 0 { Instant::now().checked_add(Duration::from_millis(timeout_ms as u64)) } else { None };
+    let r = loop {
+        let (files, unqueued) = ep.files();
+        let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
+        // Host-backed files have no wait queue: look again every 20 ms.
+        let step = if unqueued { Instant::now().checked_add(Duration::from_millis(20)) } else { None };
+        let until = match (deadline, step) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        match t.block_on(&queues, until, || {
+            let r = ep.ready(max as usize);
+            if r.is_empty() {
+                Err(Errno::EAGAIN)
+            } else {
+                Ok(r)
+            }
+        }) {
+            Err(Errno::ETIMEDOUT) if deadline.is_some_and(|d| Instant::now() >= d) => break Ok(Vec::new()),
+            Err(Errno::ETIMEDOUT) => continue,
+            Err(Errno::ERESTARTSYS) => break Err(Errno::EINTR),
+            r => break r,
+        }
+    }?;
+    let mut out = Vec::with_capacity(r.len() * 12);
+    for (e, d) in &r {
+        out.extend(e.to_ne_bytes());
+        out.extend(d.to_ne_bytes());
+    }
+    t.write_mem(evs, &out)?;
+    Ok(r.len() as u64)
 }

@@ -289,6 +289,16 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::FSTATFS => fs::sys_fstatfs(t, fd(0), a[1]),
         nr::POLL => fs::sys_poll(t, a[0], a[1] as usize, a[2] as i32 as i64),
         nr::FLOCK => fs::sys_flock(t, fd(0)),
+        nr::EVENTFD => fs::sys_eventfd2(t, a[0] as u32, 0),
+        nr::EVENTFD2 => fs::sys_eventfd2(t, a[0] as u32, a[1] as u32),
+        nr::EPOLL_CREATE => match a[0] as i32 {
+            n if n <= 0 => Err(Errno::EINVAL),
+            _ => fs::sys_epoll_create1(t, 0),
+        },
+        nr::EPOLL_CREATE1 => fs::sys_epoll_create1(t, a[0] as u32),
+        nr::EPOLL_CTL => fs::sys_epoll_ctl(t, fd(0), a[1] as u32, fd(2), a[3]),
+        nr::EPOLL_WAIT => fs::sys_epoll_pwait(t, fd(0), a[1], a[2] as i32, a[3] as i32 as i64),
+        nr::EPOLL_PWAIT if a[4] == 0 => fs::sys_epoll_pwait(t, fd(0), a[1], a[2] as i32, a[3] as i32 as i64),
         // Memory.
         nr::BRK => mm::sys_brk(t, a[0]),
         nr::MMAP => mm::sys_mmap(t, a[0], a[1], a[2] as u32, a[3] as u32, fd(4), a[5]),
@@ -353,6 +363,10 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::GETTIMEOFDAY => time::sys_gettimeofday(t, a[0]),
         nr::TIME => time::sys_time(t, a[0]),
         nr::NANOSLEEP => time::sys_nanosleep(t, a[0], a[1]),
+        nr::SETITIMER => time::sys_setitimer(t, a[0] as i32, a[1], a[2]),
+        nr::GETITIMER => time::sys_getitimer(t, a[0] as i32, a[1]),
+        nr::ALARM => time::sys_alarm(t, a[0] as u32),
+        nr::CLOSE_RANGE => fs::sys_close_range(t, a[0] as u32, a[1] as u32, a[2] as u32),
         nr::CLOCK_NANOSLEEP => time::sys_clock_nanosleep(t, a[0] as i32, a[1] as u32, a[2], a[3]),
         _ => {
             t.k.note_unimplemented(n);

@@ -99,3 +99,68 @@ pub fn sys_clock_nanosleep(t: &mut CurrentTask, clock: i32, flags: u32, req: u64
     };
     sleep_until(t, deadline, if flags & TIMER_ABSTIME != 0 { 0 } else { rem })
 }
+
+fn timeval(b: &[u8]) -> SysResult<Duration> {
+    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+    let usec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(sec as u64, usec as u32 * 1000))
+}
+
+fn itimerval_bytes(value: Duration, interval: Duration) -> Vec<u8> {
+    let mut b = Vec::with_capacity(32);
+    for d in [interval, value] {
+        // A running timer never reports zero left: Linux rounds up to one microsecond.
+        let us = if d.is_zero() { 0 } else { d.as_micros().max(1) } as i64;
+        b.extend((us / 1_000_000).to_ne_bytes());
+        b.extend((us % 1_000_000).to_ne_bytes());
+    }
+    b
+}
+
+const ITIMER_REAL: i32 = 0;
+
+fn only_real(t: &CurrentTask, which: i32) -> SysResult<()> {
+    match which {
+        ITIMER_REAL => Ok(()),
+        1 | 2 => {
+            // ITIMER_VIRTUAL and ITIMER_PROF count CPU time; not implemented yet.
+            t.k.note_unimplemented(abi::sysno::SETITIMER);
+            Err(Errno::ENOSYS)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_setitimer(t: &mut CurrentTask, which: i32, new: u64, old: u64) -> SysResult<u64> {
+    only_real(t, which)?;
+    let (value, interval) = if new == 0 {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        let b = t.read_vec(new, 32)?;
+        (timeval(&b[16..32])?, timeval(&b[0..16])?)
+    };
+    let tg = std::sync::Arc::downgrade(t.tg());
+    let (ov, oi) = t.tg().real_timer.set(tg, value, interval);
+    if old != 0 {
+        t.write_mem(old, &itimerval_bytes(ov, oi))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_getitimer(t: &mut CurrentTask, which: i32, cur: u64) -> SysResult<u64> {
+    only_real(t, which)?;
+    let (v, i) = t.tg().real_timer.get();
+    t.write_mem(cur, &itimerval_bytes(v, i))?;
+    Ok(0)
+}
+
+pub fn sys_alarm(t: &mut CurrentTask, secs: u32) -> SysResult<u64> {
+    let tg = std::sync::Arc::downgrade(t.tg());
+    let (old, _) = t.tg().real_timer.set(tg, Duration::from_secs(secs as u64), Duration::ZERO);
+    // alarm reports whole seconds left, rounded to nearest, and never 0 for a live timer.
+    let left = if old.is_zero() { 0 } else { ((old.as_millis() + 500) / 1000).max(1) };
+    Ok(left as u64)
+}

@@ -25,7 +25,7 @@ bitflags::bitflags! {
 
 /// I/O on an open file. Blocking objects return EAGAIN when not ready and expose the
 /// wait queue to sleep on; the syscall layer does the sleeping.
-pub trait FileOps: Send + Sync + std::fmt::Debug {
+pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
     fn read(&self, _file: &OpenFile, _buf: &mut [u8], _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
@@ -54,6 +54,17 @@ pub trait FileOps: Send + Sync + std::fmt::Debug {
     /// Whether this is a terminal (isatty), for TCGETS answered by the Sentry.
     fn is_tty(&self) -> bool {
         false
+    }
+}
+
+/// Downcasting for file kinds with syscalls of their own (epoll_ctl on an epoll fd).
+pub trait AsAnyOps {
+    fn as_any_ops(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAnyOps for T {
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -1,0 +1,89 @@
+//! eventfd: a 64-bit counter readable and writable as a file, for wake-ups
+//! between threads and from event loops.
+
+use std::sync::{Arc, Mutex};
+
+use abi::Errno;
+
+use crate::kernel::wait::WaitQueue;
+use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::SysResult;
+
+pub const EFD_SEMAPHORE: u32 = 1;
+
+#[derive(Debug)]
+pub struct EventFd {
+    count: Mutex<u64>,
+    semaphore: bool,
+    wq: WaitQueue,
+}
+
+impl EventFd {
+    pub fn new(initial: u32, flags: u32) -> Arc<EventFd> {
+        Arc::new(EventFd {
+            count: Mutex::new(initial as u64),
+            semaphore: flags & EFD_SEMAPHORE != 0,
+            wq: WaitQueue::default(),
+        })
+    }
+}
+
+impl FileOps for EventFd {
+    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        if buf.len() < 8 {
+            return Err(Errno::EINVAL);
+        }
+        let mut c = self.count.lock().unwrap();
+        if *c == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        let v = if self.semaphore { 1 } else { *c };
+        *c -= v;
+        drop(c);
+        buf[..8].copy_from_slice(&v.to_ne_bytes());
+        self.wq.notify_all();
+        Ok(8)
+    }
+
+    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+        if data.len() < 8 {
+            return Err(Errno::EINVAL);
+        }
+        let v = u64::from_ne_bytes(data[..8].try_into().expect("8 bytes"));
+        if v == u64::MAX {
+            return Err(Errno::EINVAL);
+        }
+        let mut c = self.count.lock().unwrap();
+        if u64::MAX - 1 - *c < v {
+            return Err(Errno::EAGAIN);
+        }
+        *c += v;
+        drop(c);
+        self.wq.notify_all();
+        Ok(8)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn poll(&self) -> PollMask {
+        let c = *self.count.lock().unwrap();
+        let mut m = PollMask::empty();
+        if c > 0 {
+            m |= PollMask::IN;
+        }
+        if c < u64::MAX - 1 {
+            m |= PollMask::OUT;
+        }
+        m
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat { dev: 0xe, ino: 1, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() })
+    }
+}
