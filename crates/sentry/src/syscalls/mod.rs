@@ -3,6 +3,7 @@
 
 mod fs;
 mod mm;
+mod net;
 mod process;
 mod signal;
 mod time;
@@ -299,6 +300,8 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::EPOLL_CTL => fs::sys_epoll_ctl(t, fd(0), a[1] as u32, fd(2), a[3]),
         nr::EPOLL_WAIT => fs::sys_epoll_pwait(t, fd(0), a[1], a[2] as i32, a[3] as i32 as i64),
         nr::EPOLL_PWAIT if a[4] == 0 => fs::sys_epoll_pwait(t, fd(0), a[1], a[2] as i32, a[3] as i32 as i64),
+        // Sockets (net.rs) begin.
+        // Sockets (net.rs) end.
         // Memory.
         nr::BRK => mm::sys_brk(t, a[0]),
         nr::MMAP => mm::sys_mmap(t, a[0], a[1], a[2] as u32, a[3] as u32, fd(4), a[5]),
