@@ -34,15 +34,18 @@ fn differential(args: &[&str]) {
     assert!(!String::from_utf8_lossy(&sandboxed.stderr).contains("panicked"));
 }
 
+/// Builds tests/probes/NAME.c with the machine's gcc where the sandbox can see it.
+fn probe(name: &str) -> PathBuf {
+    let bin = scratch("probes").join(name);
+    let src = format!("{}/tests/probes/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(&src).status().expect("gcc");
+    assert!(st.success(), "gcc failed on {src}");
+    bin
+}
+
 #[test]
 fn pthreads_mutex_condvar_join() {
-    let dir = scratch("threads");
-    let bin = dir.join("threads");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probes/threads.c");
-    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(src).status().expect("gcc");
-    assert!(st.success(), "gcc failed");
-    differential(&[bin.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_dir_all(dir);
+    differential(&[probe("threads").to_str().expect("utf-8 path")]);
 }
 
 #[test]
@@ -140,4 +143,29 @@ fn python_epoll_and_eventfd() {
          print([k.fd == r for k, _ in s.select(5)])\n\
          e = os.eventfd(0); os.eventfd_write(e, 3); print(os.eventfd_read(e))",
     ]);
+}
+
+#[test]
+fn bash_process_substitution_wait_and_select() {
+    differential(&[
+        "bash",
+        "-c",
+        "diff <(seq 3) <(seq 3) && echo same; cat <(echo procsub)\n\
+         sleep 0.1 & a=$!; (exit 3) & b=$!; wait $a; echo a=$?; wait $b; echo b=$?\n\
+         read -t 0.1 x < <(sleep 1); echo timeout=$?\n\
+         trap 'echo trapped' USR1; kill -USR1 $$; echo end",
+    ]);
+    differential(&[
+        "python3",
+        "-c",
+        "import select, os\n\
+         r, w = os.pipe(); os.write(w, b'x')\n\
+         print(select.select([r], [w], [], 1))\n\
+         p = select.poll(); p.register(r); print(p.poll(10))",
+    ]);
+}
+
+#[test]
+fn mremap_grows_and_moves() {
+    differential(&[probe("mremap").to_str().expect("utf-8 path")]);
 }

@@ -479,9 +479,14 @@ impl CurrentTask {
                 return;
             }
         }
-        // No handler ran: every restart code restarts the syscall transparently.
+        // No handler ran: every restart code restarts the syscall transparently, and a
+        // temporary mask (sigsuspend, ppoll, pselect) is put back.
         if self.restart.take().is_some() {
             self.restart_syscall();
+        }
+        let mut ts = self.task.sig.lock().unwrap();
+        if let Some(m) = ts.saved_mask.take() {
+            ts.mask = m;
         }
     }
 

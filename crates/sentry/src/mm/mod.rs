@@ -224,6 +224,79 @@ impl MemoryManager {
         Ok((start, ops))
     }
 
+    /// mremap: resizes the mapping at `old` (within one VMA), in place when the pages after
+    /// it are free, else (with `may_move`) at a new address; `fixed` forces `new_addr`.
+    pub fn remap(
+        &mut self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<u64>,
+    ) -> SysResult<(u64, Vec<MapOp>)> {
+        if !old.is_multiple_of(PAGE) || new_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+        let v =
+            self.vmas.range(..=old).next_back().map(|(_, v)| v.clone()).filter(|v| v.end > old).ok_or(Errno::EFAULT)?;
+        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
+        if old_end > v.end || old_len == 0 {
+            return Err(Errno::EFAULT);
+        }
+        if fixed.is_none() && new_len <= old_len {
+            let ops = if new_len < old_len { self.unmap(old + new_len, old_len - new_len)? } else { vec![] };
+            return Ok((old, ops));
+        }
+        let own_refs = self.vmas.values().filter(|x| Arc::ptr_eq(&x.backing, &v.backing)).count();
+        // `v` is a clone, so it holds one more reference.
+        if v.shared && Arc::strong_count(&v.backing) > own_refs + 1 {
+            // Another process shares these pages; a new backing would break the sharing.
+            return Err(Errno::ENOMEM);
+        }
+        let grow_in_place = fixed.is_none()
+            && old_end == v.end
+            && old.checked_add(new_len).is_some_and(|e| e <= APP_TOP && !self.overlaps(old_end, e));
+        let target = match fixed {
+            Some(a) => {
+                if !a.is_multiple_of(PAGE) || a.checked_add(new_len).is_none_or(|e| e > APP_TOP) {
+                    return Err(Errno::EINVAL);
+                }
+                a
+            }
+            None if grow_in_place => old,
+            None if may_move => self.find_gap(new_len)?,
+            None => return Err(Errno::ENOMEM),
+        };
+        // Copy the pages into a fresh backing of the new size (holes stay holes).
+        let backing = self.alloc.alloc(new_len)?;
+        self.alloc.file.copy(v.memoff(old), backing.off, old_len.min(new_len)).map_err(|_| Errno::ENOMEM)?;
+        let name = match &v.name {
+            VmaName::File { path, dev, ino, offset } => {
+                VmaName::File { path: path.clone(), dev: *dev, ino: *ino, offset: offset + (old - v.start) }
+            }
+            n => n.clone(),
+        };
+        let mut ops = self.unmap(old, old_len)?;
+        let (addr, more) = self.map(target, new_len, v.prot, v.shared, true, false, Some((backing, 0)), name)?;
+        ops.extend(more);
+        Ok((addr, ops))
+    }
+
+    /// Whether every page of `[addr, addr+len)` is mapped (msync, mincore).
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else { return false };
+        let mut cur = addr;
+        while cur < end {
+            match self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur) {
+                Some(v) => cur = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Allocates a backing range for a mapping the caller fills before mapping.
     pub fn alloc_backing(&self, len: u64) -> SysResult<Arc<Backing>> {
         self.alloc.alloc(len)

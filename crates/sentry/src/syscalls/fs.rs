@@ -100,6 +100,9 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
         return Err(Errno::ENOENT);
     }
     let (root, start) = start_dir(t, dirfd, &path)?;
+    if let Some(f) = open_fd_link(t, &root, &start, &path, flags)? {
+        return install(t, f, flags & O_CLOEXEC != 0);
+    }
     let follow = if flags & (O_NOFOLLOW | O_EXCL) != 0 { Follow::No } else { Follow::Yes };
     let d = match t.k.vfs.walk(&root, &start, &path, follow) {
         Ok(d) => {
@@ -138,6 +141,32 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
     let f = OpenFile::new(ops, Some(d), open_flags & !O_TRUNC);
     install(t, f, flags & O_CLOEXEC != 0)
+}
+
+/// /proc/<pid>/fd/N (and /dev/fd/N, /dev/stdin...) naming a pipe, socket or other file
+/// without a path opens that very file, as Linux's magic links do.
+fn open_fd_link(
+    t: &CurrentTask,
+    root: &Arc<Dentry>,
+    start: &Arc<Dentry>,
+    path: &[u8],
+    flags: u32,
+) -> SysResult<Option<Arc<OpenFile>>> {
+    if flags & (O_NOFOLLOW | O_PATH | O_CREAT) != 0 {
+        return Ok(None);
+    }
+    let Ok(d) = t.k.vfs.walk(root, start, path, Follow::No) else { return Ok(None) };
+    let Some(link) = d.inode.as_any().downcast_ref::<crate::fs::proc::FdLink>() else { return Ok(None) };
+    let f = link.open_file()?;
+    if f.dentry.is_some() {
+        return Ok(None);
+    }
+    let want_write = flags & O_ACCMODE != 0;
+    let want_read = flags & O_ACCMODE != 1;
+    if (want_write && !f.writable()) || (want_read && !f.readable()) {
+        return Err(Errno::EACCES);
+    }
+    Ok(Some(f))
 }
 
 fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
@@ -462,7 +491,18 @@ fn stat_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<Stat
     if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         return file(t, dirfd)?.stat();
     }
-    lookup(t, dirfd, path, flags)?.inode.stat()
+    match lookup(t, dirfd, path, flags) {
+        Ok(d) => d.inode.stat(),
+        // A magic fd link to a pipe or socket has no path to follow; stat the file itself.
+        Err(Errno::ENOENT) if flags & AT_SYMLINK_NOFOLLOW == 0 => {
+            let d = lookup(t, dirfd, path, flags | AT_SYMLINK_NOFOLLOW).map_err(|_| Errno::ENOENT)?;
+            match d.inode.as_any().downcast_ref::<crate::fs::proc::FdLink>() {
+                Some(link) => link.open_file()?.stat(),
+                None => Err(Errno::ENOENT),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn major_minor(dev: u64) -> (u32, u32) {
@@ -971,74 +1011,208 @@ pub fn sys_flock(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     Err(Errno::ENOSYS)
 }
 
-pub fn sys_poll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, timeout_ms: i64) -> SysResult<u64> {
+/// Waits until one of `fds` (fd, requested events) is ready or `deadline`; returns revents.
+fn poll_files(t: &CurrentTask, fds: &[(i32, i16)], deadline: Option<Instant>) -> SysResult<Vec<i16>> {
+    let files: Vec<Option<Arc<OpenFile>>> =
+        fds.iter().map(|(fd, _)| if *fd >= 0 { t.tg().fds.lock().unwrap().get(*fd).ok() } else { None }).collect();
+    let queues: Vec<&WaitQueue> = files.iter().flatten().filter_map(|f| f.ops.wait_queue()).collect();
+    let has_unqueued = files.iter().flatten().any(|f| f.ops.wait_queue().is_none());
+    let check = || -> Vec<i16> {
+        fds.iter()
+            .zip(&files)
+            .map(|((fd, ev), f)| {
+                if *fd < 0 {
+                    return 0;
+                }
+                let m = match f {
+                    Some(f) => f.ops.poll(),
+                    None => PollMask::NVAL,
+                };
+                m.bits() as i16 & (*ev | 0x8 | 0x10 | 0x20)
+            })
+            .collect()
+    };
+    loop {
+        // Host-backed files have no wait queue: look again every 20 ms.
+        let step = if has_unqueued { Instant::now().checked_add(Duration::from_millis(20)) } else { None };
+        let until = match (deadline, step) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        let r = t.block_on(&queues, until, || {
+            let rev = check();
+            if rev.iter().any(|&r| r != 0) {
+                Ok(rev)
+            } else {
+                Err(Errno::EAGAIN)
+            }
+        });
+        match r {
+            Err(Errno::ETIMEDOUT) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(vec![0; fds.len()]),
+            Err(Errno::ETIMEDOUT) => continue,
+            Err(Errno::ERESTARTSYS) => return Err(Errno::ERESTARTNOHAND),
+            r => return r,
+        }
+    }
+}
+
+fn ms_deadline(timeout_ms: i64) -> Option<Instant> {
+    if timeout_ms < 0 {
+        return None;
+    }
+    Instant::now().checked_add(Duration::from_millis(timeout_ms as u64))
+}
+
+/// Reads a timespec timeout (NULL: wait forever) into a deadline.
+fn ts_deadline(t: &CurrentTask, ts: u64) -> SysResult<Option<Instant>> {
+    if ts == 0 {
+        return Ok(None);
+    }
+    let b = t.read_vec(ts, 16)?;
+    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+    let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Instant::now().checked_add(Duration::new(sec as u64, nsec as u32)))
+}
+
+/// Installs a temporary signal mask for ppoll/pselect6; delivery restores the old one.
+fn swap_sigmask(t: &CurrentTask, set: u64, size: u64) -> SysResult<()> {
+    if set == 0 {
+        return Ok(());
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = t.read_u64(set)?;
+    let mut ts = t.task.sig.lock().unwrap();
+    ts.saved_mask = Some(ts.mask);
+    ts.mask = mask & !crate::kernel::signal::UNBLOCKABLE;
+    Ok(())
+}
+
+fn poll_common(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, deadline: Option<Instant>) -> SysResult<u64> {
     if nfds > crate::vfs::fdtable::NOFILE as usize {
         return Err(Errno::EINVAL);
     }
     let raw = t.read_vec(fds_ptr, nfds * 8)?;
-    let mut entries: Vec<(i32, i16, Option<Arc<OpenFile>>)> = raw
+    let fds: Vec<(i32, i16)> = raw
         .chunks(8)
         .map(|c| {
-            let fd = i32::from_ne_bytes(c[0..4].try_into().expect("4"));
-            let ev = i16::from_ne_bytes(c[4..6].try_into().expect("2"));
-            (fd, ev, if fd >= 0 { t.tg().fds.lock().unwrap().get(fd).ok() } else { None })
+            (i32::from_ne_bytes(c[0..4].try_into().expect("4")), i16::from_ne_bytes(c[4..6].try_into().expect("2")))
         })
         .collect();
-    let deadline =
-        if timeout_ms >= 0 { Instant::now().checked_add(Duration::from_millis(timeout_ms as u64)) } else { None };
-    let files: Vec<Arc<OpenFile>> = entries.iter().filter_map(|e| e.2.clone()).collect();
-    let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
-    let has_unqueued = files.iter().any(|f| f.ops.wait_queue().is_none());
-    let mut revents = vec![0i16; entries.len()];
-    let check = |revents: &mut Vec<i16>| -> SysResult<usize> {
-        let mut n = 0;
-        for (i, (fd, ev, f)) in entries.iter().enumerate() {
-            revents[i] = 0;
-            if *fd < 0 {
-                continue;
+    let rev = poll_files(t, &fds, deadline)?;
+    let mut out = raw;
+    for (i, c) in out.chunks_mut(8).enumerate() {
+        c[6..8].copy_from_slice(&rev[i].to_ne_bytes());
+    }
+    t.write_mem(fds_ptr, &out)?;
+    Ok(rev.iter().filter(|&&r| r != 0).count() as u64)
+}
+
+pub fn sys_poll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, timeout_ms: i64) -> SysResult<u64> {
+    poll_common(t, fds_ptr, nfds, ms_deadline(timeout_ms))
+}
+
+pub fn sys_ppoll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, ts: u64, set: u64, size: u64) -> SysResult<u64> {
+    let deadline = ts_deadline(t, ts)?;
+    swap_sigmask(t, set, size)?;
+    let r = poll_common(t, fds_ptr, nfds, deadline);
+    finish_masked(t, r)
+}
+
+/// After a masked wait: keep the temporary mask for the signal frame on EINTR, else restore.
+fn finish_masked(t: &CurrentTask, r: SysResult<u64>) -> SysResult<u64> {
+    if r != Err(Errno::ERESTARTNOHAND) {
+        let mut ts = t.task.sig.lock().unwrap();
+        if let Some(m) = ts.saved_mask.take() {
+            ts.mask = m;
+        }
+    }
+    r
+}
+
+/// select/pselect6 over fd_set bitmaps.
+fn select_common(t: &mut CurrentTask, nfds: i32, sets: [u64; 3], deadline: Option<Instant>) -> SysResult<u64> {
+    if !(0..=crate::vfs::fdtable::NOFILE as i32).contains(&nfds) {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = (nfds as usize).div_ceil(64) * 8;
+    let mut maps = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    for (m, &p) in maps.iter_mut().zip(&sets) {
+        if p != 0 {
+            *m = t.read_vec(p, bytes)?;
+        }
+    }
+    let bit = |m: &Vec<u8>, fd: usize| m[fd / 8] & (1 << (fd % 8)) != 0;
+    let mut fds = Vec::new();
+    for fd in 0..nfds as usize {
+        let mut ev = 0i16;
+        if bit(&maps[0], fd) {
+            ev |= 0x1;
+        }
+        if bit(&maps[1], fd) {
+            ev |= 0x4;
+        }
+        if bit(&maps[2], fd) {
+            ev |= 0x2;
+        }
+        if ev != 0 {
+            if t.tg().fds.lock().unwrap().get(fd as i32).is_err() {
+                return Err(Errno::EBADF);
             }
-            let m = match f {
-                Some(f) => f.ops.poll(),
-                None => PollMask::NVAL,
-            };
-            let bits = m.bits() as i16 & (*ev | 0x8 | 0x10 | 0x20);
-            if bits != 0 {
-                revents[i] = bits;
+            fds.push((fd as i32, ev));
+        }
+    }
+    let rev = poll_files(t, &fds, deadline)?;
+    let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    let mut n = 0;
+    for ((fd, ev), r) in fds.iter().zip(&rev) {
+        let fd = *fd as usize;
+        for (i, mask) in [(0usize, 0x1 | 0x8 | 0x10), (1, 0x4 | 0x8), (2, 0x2)] {
+            let want = [0x1, 0x4, 0x2][i];
+            if ev & want != 0 && r & mask != 0 {
+                out[i][fd / 8] |= 1 << (fd % 8);
                 n += 1;
             }
         }
-        Ok(n)
-    };
-    let r = if has_unqueued {
-        // Host-backed files have no wait queue: poll them in short steps.
-        let step = Some(Instant::now() + Duration::from_millis(20));
-        loop {
-            let n = check(&mut revents)?;
-            if n > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
-                break Ok(n);
-            }
-            match t.block_on(&queues, step.min(deadline).or(step), || Err::<(), _>(Errno::EAGAIN)) {
-                Err(Errno::ERESTARTSYS) => break Err(Errno::ERESTARTNOHAND),
-                _ => continue,
-            }
-        }
-    } else {
-        match t.block_on(&queues, deadline, || match check(&mut revents)? {
-            0 => Err(Errno::EAGAIN),
-            n => Ok(n),
-        }) {
-            Err(Errno::ETIMEDOUT) => Ok(0),
-            Err(Errno::ERESTARTSYS) => Err(Errno::ERESTARTNOHAND),
-            r => r,
-        }
-    }?;
-    let mut out = raw;
-    for (i, c) in out.chunks_mut(8).enumerate() {
-        c[6..8].copy_from_slice(&revents[i].to_ne_bytes());
     }
-    entries.clear();
-    t.write_mem(fds_ptr, &out)?;
-    Ok(r as u64)
+    for (m, &p) in out.iter().zip(&sets) {
+        if p != 0 {
+            t.write_mem(p, m)?;
+        }
+    }
+    Ok(n)
+}
+
+pub fn sys_select(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, tv: u64) -> SysResult<u64> {
+    let deadline = if tv == 0 {
+        None
+    } else {
+        let b = t.read_vec(tv, 16)?;
+        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let usec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        if sec < 0 || !(0..1_000_000).contains(&usec) {
+            return Err(Errno::EINVAL);
+        }
+        Instant::now().checked_add(Duration::new(sec as u64, usec as u32 * 1000))
+    };
+    select_common(t, nfds, [r, w, e], deadline)
+}
+
+pub fn sys_pselect6(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, ts: u64, sig: u64) -> SysResult<u64> {
+    let deadline = ts_deadline(t, ts)?;
+    let (set, size) = if sig != 0 {
+        let b = t.read_vec(sig, 16)?;
+        (u64::from_ne_bytes(b[0..8].try_into().expect("8")), u64::from_ne_bytes(b[8..16].try_into().expect("8")))
+    } else {
+        (0, 0)
+    };
+    swap_sigmask(t, set, size)?;
+    let res = select_common(t, nfds, [r, w, e], deadline);
+    finish_masked(t, res)
 }
 
 pub fn sys_eventfd2(t: &mut CurrentTask, initval: u32, flags: u32) -> SysResult<u64> {

@@ -106,3 +106,51 @@ pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> Sys
     }
     Ok(0)
 }
+
+pub fn sys_mremap(
+    t: &mut CurrentTask,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u32,
+    new_addr: u64,
+) -> SysResult<u64> {
+    const MREMAP_MAYMOVE: u32 = 1;
+    const MREMAP_FIXED: u32 = 2;
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0) {
+        // MREMAP_DONTUNMAP is not supported.
+        return Err(Errno::EINVAL);
+    }
+    let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
+    let (addr, ops) = t.tg().mm.lock().unwrap().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
+    t.apply(&ops)?;
+    Ok(addr)
+}
+
+pub fn sys_msync(t: &mut CurrentTask, addr: u64, len: u64, flags: u32) -> SysResult<u64> {
+    if !addr.is_multiple_of(4096) || flags & !7 != 0 || flags & 5 == 5 {
+        return Err(Errno::EINVAL);
+    }
+    // Private and anonymous mappings have nothing to write back.
+    if !t.tg().mm.lock().unwrap().is_mapped(addr, page_up(len).ok_or(Errno::ENOMEM)?) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}
+
+pub fn sys_mincore(t: &mut CurrentTask, addr: u64, len: u64, vec: u64) -> SysResult<u64> {
+    if !addr.is_multiple_of(4096) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if !t.tg().mm.lock().unwrap().is_mapped(addr, len) {
+        return Err(Errno::ENOMEM);
+    }
+    // Every mapped page is reported resident: the memory file backs them all.
+    let pages = (len / 4096) as usize;
+    if pages > (1 << 24) {
+        return Err(Errno::ENOMEM);
+    }
+    t.write_mem(vec, &vec![1u8; pages])?;
+    Ok(0)
+}
