@@ -169,3 +169,16 @@ fn bash_process_substitution_wait_and_select() {
 fn mremap_grows_and_moves() {
     differential(&[probe("mremap").to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn rlimits_nofile_fsize_as_are_enforced() {
+    differential(&[
+        "bash",
+        "-c",
+        "ulimit -n 20; python3 -c 'import os\ntry:\n    [os.open(\"/dev/null\", 0) for _ in range(30)]\nexcept OSError as e: print(e.errno)'\n\
+         ulimit -n; ulimit -Hn\n\
+         f=$(mktemp); (ulimit -f 1; head -c 5000 /dev/zero > $f) 2>/dev/null; echo fsize=$? size=$(wc -c < $f); rm -f $f\n\
+         ulimit -s\n\
+         (ulimit -v 100000; python3 -c 'x = bytearray(200 * 1024 * 1024)' 2>&1 | tail -1)",
+    ]);
+}

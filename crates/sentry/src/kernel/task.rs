@@ -81,6 +81,30 @@ pub struct ThreadGroup {
     pub exe: Mutex<Vec<u8>>,
     pub start: Instant,
     pub real_timer: Arc<super::itimer::RealTimer>,
+    /// Resource limits as (soft, hard), indexed by RLIMIT_*.
+    pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
+}
+
+pub const RLIMIT_FSIZE: usize = 1;
+pub const RLIMIT_STACK: usize = 3;
+pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIMIT_AS: usize = 9;
+pub const RLIM_NLIMITS: usize = 16;
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// Linux's defaults for a new init process.
+pub fn default_rlimits() -> [(u64, u64); RLIM_NLIMITS] {
+    let mut r = [(RLIM_INFINITY, RLIM_INFINITY); RLIM_NLIMITS];
+    r[RLIMIT_STACK] = (crate::mm::STACK_SIZE, RLIM_INFINITY);
+    r[4] = (0, RLIM_INFINITY); // CORE
+    r[6] = (63_488, 63_488); // NPROC
+    r[RLIMIT_NOFILE] = (crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NR_OPEN as u64);
+    r[8] = (8 << 20, 8 << 20); // MEMLOCK
+    r[13] = (0, 0); // NICE
+    r[14] = (0, 0); // RTPRIO
+    r[11] = (63_488, 63_488); // SIGPENDING
+    r[12] = (819_200, 819_200); // MSGQUEUE
+    r
 }
 
 /// Per-thread signal state.
@@ -146,6 +170,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             start: Instant::now(),
             real_timer: Default::default(),
+            rlimits: Mutex::new(default_rlimits()),
         })
     }
 
@@ -173,6 +198,11 @@ impl ThreadGroup {
         for t in threads {
             t.interrupt();
         }
+    }
+
+    /// (soft, hard) of one resource limit.
+    pub fn rlimit(&self, which: usize) -> (u64, u64) {
+        self.rlimits.lock().unwrap()[which]
     }
 
     pub fn exiting(&self) -> bool {
@@ -425,7 +455,7 @@ impl CurrentTask {
             act.handler == signal::SIG_IGN || mask & signal::bit(sig) != 0
         };
         if blocked_or_ignored {
-            self.tg().begin_exit(signaled(sig, true));
+            self.tg().begin_exit(signaled(sig, false));
             return;
         }
         self.task.sig.lock().unwrap().pending.push(info);
@@ -461,7 +491,8 @@ impl CurrentTask {
                         return;
                     }
                     DefaultAction::CoreDump => {
-                        self.tg().begin_exit(signaled(sig, true));
+                        // moat writes no core files, so the status never claims one.
+                        self.tg().begin_exit(signaled(sig, false));
                         return;
                     }
                 }
@@ -475,7 +506,7 @@ impl CurrentTask {
             }
             if let Err(e) = self.setup_frame(&info, &act) {
                 tracing::debug!(sig, "cannot build signal frame: {e:?}");
-                self.tg().begin_exit(signaled(signal::SIGSEGV, true));
+                self.tg().begin_exit(signaled(signal::SIGSEGV, false));
                 return;
             }
         }

@@ -318,12 +318,16 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
     }
     let r = if f.ops.seekable() {
         match off {
-            Some(o) => blocking(t, f, || f.ops.write(f, data, o)),
+            Some(o) => {
+                let data = clip_to_fsize(t, f, o, data)?;
+                blocking(t, f, || f.ops.write(f, data, o))
+            }
             None => {
                 let mut pos = f.pos.lock().unwrap();
                 if f.flags() & O_APPEND != 0 {
                     *pos = f.stat()?.size;
                 }
+                let data = clip_to_fsize(t, f, *pos, data)?;
                 let n = blocking(t, f, || f.ops.write(f, data, *pos))?;
                 *pos += n as u64;
                 Ok(n)
@@ -352,6 +356,23 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
         send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
     }
     r
+}
+
+/// RLIMIT_FSIZE: a regular file may not grow past the limit. Writing at or beyond it
+/// raises SIGXFSZ and fails with EFBIG; a write crossing it is cut short.
+fn clip_to_fsize<'a>(t: &CurrentTask, f: &OpenFile, off: u64, data: &'a [u8]) -> SysResult<&'a [u8]> {
+    let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_FSIZE).0;
+    if limit == u64::MAX
+        || data.is_empty()
+        || !f.inode().is_some_and(|i| i.stat().is_ok_and(|s| s.file_type() == FileType::Regular))
+    {
+        return Ok(data);
+    }
+    if off >= limit {
+        send_to_task(&t.task, SigInfo::kernel(crate::kernel::signal::SIGXFSZ));
+        return Err(Errno::EFBIG);
+    }
+    Ok(&data[..data.len().min((limit - off) as usize)])
 }
 
 pub fn sys_read(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
@@ -874,7 +895,7 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
     let f = fds.get(fd)?;
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
-            if arg >= crate::vfs::fdtable::NOFILE as u64 {
+            if arg >= fds.limit as u64 {
                 return Err(Errno::EINVAL);
             }
             Ok(fds.add(f, cmd == F_DUPFD_CLOEXEC, arg as i32)? as u64)
@@ -1093,7 +1114,7 @@ fn swap_sigmask(t: &CurrentTask, set: u64, size: u64) -> SysResult<()> {
 }
 
 fn poll_common(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, deadline: Option<Instant>) -> SysResult<u64> {
-    if nfds > crate::vfs::fdtable::NOFILE as usize {
+    if nfds > t.tg().fds.lock().unwrap().limit as usize {
         return Err(Errno::EINVAL);
     }
     let raw = t.read_vec(fds_ptr, nfds * 8)?;
@@ -1136,7 +1157,7 @@ fn finish_masked(t: &CurrentTask, r: SysResult<u64>) -> SysResult<u64> {
 
 /// select/pselect6 over fd_set bitmaps.
 fn select_common(t: &mut CurrentTask, nfds: i32, sets: [u64; 3], deadline: Option<Instant>) -> SysResult<u64> {
-    if !(0..=crate::vfs::fdtable::NOFILE as i32).contains(&nfds) {
+    if !(0..=crate::vfs::fdtable::NR_OPEN as i32).contains(&nfds) {
         return Err(Errno::EINVAL);
     }
     let bytes = (nfds as usize).div_ceil(64) * 8;

@@ -16,7 +16,14 @@ const MAP_FIXED_NOREPLACE: u32 = 0x100000;
 const MADV_DONTNEED: u32 = 4;
 
 pub fn sys_brk(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
-    let (brk, ops) = t.tg().mm.lock().unwrap().brk(addr);
+    let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
+    let mut mm = t.tg().mm.lock().unwrap();
+    let current = mm.brk(0).0;
+    if limit != u64::MAX && addr > current && mm.total_size().saturating_add(addr - current) > limit {
+        return Ok(current);
+    }
+    let (brk, ops) = mm.brk(addr);
+    drop(mm);
     t.apply(&ops)?;
     Ok(brk)
 }
@@ -29,6 +36,10 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     let kind = flags & 3;
     if kind != MAP_SHARED && kind != MAP_PRIVATE {
         return Err(Errno::EINVAL);
+    }
+    let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
+    if limit != u64::MAX && t.tg().mm.lock().unwrap().total_size().saturating_add(len) > limit {
+        return Err(Errno::ENOMEM);
     }
     let fixed = flags & MAP_FIXED != 0;
     let noreplace = flags & MAP_FIXED_NOREPLACE != 0;

@@ -72,6 +72,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         pids.tasks.insert(pid, task.clone());
         (pid, tg, task)
     };
+    *child_tg.rlimits.lock().unwrap() = *parent_tg.rlimits.lock().unwrap();
     real_parent.state.lock().unwrap().children.push(child_tg.clone());
     if flags & CLONE_PARENT_SETTID != 0 {
         t.write_mem(ptid, &pid.to_ne_bytes())?;
@@ -629,34 +630,44 @@ pub fn sys_getsid(t: &mut CurrentTask, pid: i32) -> SysResult<u64> {
 }
 
 pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64) -> SysResult<u64> {
-    if pid != 0 && pid != t.pid() {
-        return Err(Errno::EPERM);
+    let tg = if pid == 0 || pid == t.pid() { t.tg().clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let which = res as usize;
+    if which >= task::RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
     }
-    const INF: u64 = u64::MAX;
-    let (cur, max) = match res {
-        3 => (crate::mm::STACK_SIZE, INF),                                             // STACK
-        7 => (crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NOFILE as u64), // NOFILE
-        6 => (4096, 4096),                                                             // NPROC
-        0..=15 => (INF, INF),
-        _ => return Err(Errno::EINVAL),
-    };
-    if old != 0 {
-        let mut b = cur.to_ne_bytes().to_vec();
-        b.extend(max.to_ne_bytes());
-        t.write_mem(old, &b)?;
-    }
-    if new != 0 {
-        // Limits are fixed in this release; lowering one is not enforced, so refuse.
+    let new = if new != 0 {
         let b = t.read_vec(new, 16)?;
-        let ncur = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let nmax = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
-        if ncur > nmax {
+        let cur = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let max = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        if cur > max {
             return Err(Errno::EINVAL);
         }
-        if (ncur, nmax) != (cur, max) {
-            t.k.note_unimplemented(abi::sysno::PRLIMIT64);
+        if which == task::RLIMIT_NOFILE && max > crate::vfs::fdtable::NR_OPEN as u64 {
             return Err(Errno::EPERM);
         }
+        Some((cur, max))
+    } else {
+        None
+    };
+    let prev = {
+        let mut r = tg.rlimits.lock().unwrap();
+        let prev = r[which];
+        if let Some((cur, max)) = new {
+            // Raising a hard limit needs privilege (the sandbox's root has it).
+            if max > prev.1 && t.tg().creds.lock().unwrap().euid != 0 {
+                return Err(Errno::EPERM);
+            }
+            r[which] = (cur, max);
+        }
+        prev
+    };
+    if let (Some((cur, _)), task::RLIMIT_NOFILE) = (new, which) {
+        tg.fds.lock().unwrap().limit = cur.min(crate::vfs::fdtable::NR_OPEN as u64) as u32;
+    }
+    if old != 0 {
+        let mut b = prev.0.to_ne_bytes().to_vec();
+        b.extend(prev.1.to_ne_bytes());
+        t.write_mem(old, &b)?;
     }
     Ok(0)
 }

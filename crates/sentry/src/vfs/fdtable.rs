@@ -8,12 +8,22 @@ use abi::Errno;
 use super::OpenFile;
 use crate::SysResult;
 
-/// Default RLIMIT_NOFILE.
+/// Default RLIMIT_NOFILE (soft).
 pub const NOFILE: u32 = 1024;
+/// The most fds a table can ever hold (RLIMIT_NOFILE's hard ceiling, as Linux's nr_open).
+pub const NR_OPEN: u32 = 1 << 20;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FdTable {
     fds: BTreeMap<i32, (Arc<OpenFile>, bool)>,
+    /// RLIMIT_NOFILE: fds at or above this cannot be allocated.
+    pub limit: u32,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable { fds: BTreeMap::new(), limit: NOFILE }
+    }
 }
 
 impl FdTable {
@@ -38,7 +48,7 @@ impl FdTable {
             }
             fd += 1;
         }
-        if fd as u32 >= NOFILE {
+        if fd as u32 >= self.limit {
             return Err(Errno::EMFILE);
         }
         self.fds.insert(fd, (file, cloexec));
@@ -47,7 +57,7 @@ impl FdTable {
 
     /// Installs `file` at exactly `fd`, returning what was there.
     pub fn set(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> SysResult<Option<Arc<OpenFile>>> {
-        if fd < 0 || fd as u32 >= NOFILE {
+        if fd < 0 || fd as u32 >= self.limit {
             return Err(Errno::EBADF);
         }
         Ok(self.fds.insert(fd, (file, cloexec)).map(|(f, _)| f))
