@@ -21,8 +21,9 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn differential(args: &[&str]) {
-    let native = run(Command::new(args[0]).args(&args[1..]));
-    let sandboxed = run(Command::new(moat()).arg("do").arg("--").args(args));
+    // coreutils' timeout bounds every run, so a hang fails the test instead of CI.
+    let native = run(Command::new("timeout").arg("60").args(args));
+    let sandboxed = run(Command::new("timeout").args(["60", moat(), "do", "--"]).args(args));
     assert!(native.status.success(), "native run failed: {native:?}");
     assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
     assert_eq!(
@@ -181,4 +182,9 @@ fn rlimits_nofile_fsize_as_are_enforced() {
          ulimit -s\n\
          (ulimit -v 100000; python3 -c 'x = bytearray(200 * 1024 * 1024)' 2>&1 | tail -1)",
     ]);
+}
+
+#[test]
+fn signalfd_timerfd_sigqueue_sigtimedwait() {
+    differential(&[probe("sigfd").to_str().expect("utf-8 path")]);
 }

@@ -9,5 +9,8 @@ pub mod host;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;
+pub mod signalfd;
 pub mod simple;
+pub mod timerfd;
 pub mod tmpfs;
+pub mod unix;

@@ -117,7 +117,11 @@ pub struct SigInfo {
     /// Child exit status (SIGCHLD) or fault address (SIGSEGV...).
     pub status: i32,
     pub addr: u64,
+    /// sigqueue's value (si_value), for SI_QUEUE signals.
+    pub value: u64,
 }
+
+pub const SI_QUEUE: i32 = -1;
 
 impl SigInfo {
     pub fn user(signo: i32, pid: i32) -> SigInfo {
@@ -126,6 +130,20 @@ impl SigInfo {
 
     pub fn kernel(signo: i32) -> SigInfo {
         SigInfo { signo, code: SI_KERNEL, ..Default::default() }
+    }
+
+    /// The 128-byte `signalfd_siginfo` layout.
+    pub fn to_signalfd_bytes(self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&(self.signo as u32).to_ne_bytes());
+        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.code.to_ne_bytes());
+        b[12..16].copy_from_slice(&(self.pid as u32).to_ne_bytes());
+        b[16..20].copy_from_slice(&self.uid.to_ne_bytes());
+        b[48..52].copy_from_slice(&self.status.to_ne_bytes());
+        b[72..80].copy_from_slice(&self.value.to_ne_bytes());
+        b[80..88].copy_from_slice(&self.addr.to_ne_bytes());
+        b
     }
 
     /// The 128-byte `siginfo_t` layout.
@@ -143,6 +161,8 @@ impl SigInfo {
                 b[20..24].copy_from_slice(&self.uid.to_ne_bytes());
                 if self.signo == SIGCHLD {
                     b[24..28].copy_from_slice(&self.status.to_ne_bytes());
+                } else if self.code == SI_QUEUE {
+                    b[24..32].copy_from_slice(&self.value.to_ne_bytes());
                 }
             }
         }
@@ -177,6 +197,12 @@ impl PendingSignals {
         let sig = deliverable.trailing_zeros() as i32 + 1;
         let i = self.queue.iter().position(|s| s.signo == sig)?;
         Some(self.queue.remove(i))
+    }
+
+    /// Takes the lowest-numbered pending signal that is in `set` (sigtimedwait, signalfd),
+    /// whether or not it is blocked.
+    pub fn take_in(&mut self, set: u64) -> Option<SigInfo> {
+        self.take(!set)
     }
 
     pub fn remove(&mut self, sig: i32) {

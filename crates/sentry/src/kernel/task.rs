@@ -232,6 +232,22 @@ impl Task {
         }
     }
 
+    /// Takes a pending signal in `set` for this thread (its own queue first, then the
+    /// process's), blocked or not: sigtimedwait and signalfd.
+    pub fn dequeue_in(&self, set: u64) -> Option<SigInfo> {
+        let mut ts = self.sig.lock().unwrap();
+        match ts.pending.take_in(set) {
+            Some(i) => Some(i),
+            None => self.tg.sig.lock().unwrap().pending.take_in(set),
+        }
+    }
+
+    /// The signals in `set` pending for this thread or its process.
+    pub fn pending_in(&self, set: u64) -> u64 {
+        let ts = self.sig.lock().unwrap();
+        (ts.pending.set() | self.tg.sig.lock().unwrap().pending.set()) & set
+    }
+
     /// Whether this thread must leave its run loop (group exit or its own exit).
     pub fn must_exit(&self) -> bool {
         self.tg.exiting() || self.thread_exit.lock().unwrap().is_some()

@@ -274,13 +274,12 @@ fn blocking<T>(t: &CurrentTask, f: &OpenFile, mut op: impl FnMut() -> SysResult<
     }
     match f.ops.wait_queue() {
         Some(q) => t.block_on(&[q], None, op),
+        // No wait queue (host fds, signalfd): retry on the task's own wake-ups, and at
+        // least every 10 ms.
         None => loop {
-            match op() {
-                Err(Errno::EAGAIN) => {
-                    if t.task.interrupted() {
-                        return Err(Errno::ERESTARTSYS);
-                    }
-                }
+            let step = Instant::now().checked_add(Duration::from_millis(10));
+            match t.block_on(&[], step, &mut op) {
+                Err(Errno::ETIMEDOUT) => continue,
                 r => return r,
             }
         },
@@ -1315,4 +1314,82 @@ pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeo
     }
     t.write_mem(evs, &out)?;
     Ok(r.len() as u64)
+}
+
+pub fn sys_signalfd4(t: &mut CurrentTask, fd: i32, mask: u64, size: usize, flags: u32) -> SysResult<u64> {
+    if size != 8 || flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let set = t.read_u64(mask)? & !crate::kernel::signal::UNBLOCKABLE;
+    if fd != -1 {
+        let f = file(t, fd)?;
+        let sfd = f.ops.as_any_ops().downcast_ref::<crate::fs::signalfd::SignalFd>().ok_or(Errno::EINVAL)?;
+        *sfd.mask.lock().unwrap() = set;
+        return Ok(fd as u64);
+    }
+    let ops = Arc::new(crate::fs::signalfd::SignalFd::new(Arc::downgrade(&t.k), set));
+    install(t, OpenFile::new(ops, None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
+}
+
+pub fn sys_timerfd_create(t: &mut CurrentTask, clock: i32, flags: u32) -> SysResult<u64> {
+    if !matches!(clock, 0 | 1 | 7 | 8 | 9) || flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    install(t, OpenFile::new(crate::fs::timerfd::TimerFd::new(), None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
+}
+
+fn timerfd_of(f: &Arc<OpenFile>) -> SysResult<Arc<crate::fs::timerfd::TimerFd>> {
+    let ops = f.ops.clone();
+    if ops.as_any_ops().downcast_ref::<crate::fs::timerfd::TimerFd>().is_none() {
+        return Err(Errno::EINVAL);
+    }
+    // The concrete type was checked just above, so the downcast cannot fail.
+    let raw: Arc<dyn std::any::Any + Send + Sync> = ops.into_any_arc();
+    raw.downcast::<crate::fs::timerfd::TimerFd>().map_err(|_| Errno::EINVAL)
+}
+
+fn itimerspec(value: Duration, interval: Duration) -> Vec<u8> {
+    let mut b = Vec::with_capacity(32);
+    for d in [interval, value] {
+        b.extend((d.as_secs() as i64).to_ne_bytes());
+        b.extend((d.subsec_nanos() as i64).to_ne_bytes());
+    }
+    b
+}
+
+fn read_timespec_at(b: &[u8]) -> SysResult<Duration> {
+    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+    let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(sec as u64, nsec as u32))
+}
+
+pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, old: u64) -> SysResult<u64> {
+    const TFD_TIMER_ABSTIME: u32 = 1;
+    let tfd = timerfd_of(&file(t, fd)?)?;
+    let b = t.read_vec(new, 32)?;
+    let interval = read_timespec_at(&b[0..16])?;
+    let value = read_timespec_at(&b[16..32])?;
+    let deadline = if value.is_zero() {
+        None
+    } else if flags & TFD_TIMER_ABSTIME != 0 {
+        let (s, n) = host::sys::clock_gettime(1).map_err(|_| Errno::EINVAL)?;
+        Instant::now().checked_add(value.saturating_sub(Duration::new(s as u64, n as u32)))
+    } else {
+        Instant::now().checked_add(value)
+    };
+    let (ov, oi) = tfd.set(deadline, interval);
+    if old != 0 {
+        t.write_mem(old, &itimerspec(ov, oi))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_timerfd_gettime(t: &mut CurrentTask, fd: i32, cur: u64) -> SysResult<u64> {
+    let tfd = timerfd_of(&file(t, fd)?)?;
+    let (v, i) = tfd.get();
+    t.write_mem(cur, &itimerspec(v, i))?;
+    Ok(0)
 }

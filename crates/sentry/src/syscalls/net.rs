@@ -1,1 +1,1019 @@
-//! Socket syscalls (being written).
+//! Socket syscalls: socket, socketpair, bind, listen, accept, connect, the
+//! send and recv families (with SCM_RIGHTS and SCM_CREDENTIALS), shutdown,
+//! names and SOL_SOCKET options. Only AF_UNIX exists so far (fs/unix.rs).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use abi::Errno;
+
+use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Ucred, UnixSocket};
+use crate::kernel::signal::{SigInfo, SIGPIPE};
+use crate::kernel::task::send_to_task;
+use crate::kernel::wait::WaitQueue;
+use crate::kernel::CurrentTask;
+use crate::vfs::fdtable::NOFILE;
+use crate::vfs::{Follow, NewNode, OpenFile};
+use crate::SysResult;
+
+const AF_UNSPEC: u16 = 0;
+const AF_UNIX: i32 = 1;
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
+const AF_NETLINK: i32 = 16;
+/// AF_MAX: families at or above it do not exist.
+const AF_MAX: i32 = 46;
+
+const SOCK_TYPE_MASK: i32 = 0xf;
+/// SOCK_MAX: socket types at or above it do not exist.
+const SOCK_MAX: i32 = 11;
+const SOCK_NONBLOCK: i32 = 0o4000;
+const SOCK_CLOEXEC: i32 = 0o2000000;
+const O_RDWR: u32 = 2;
+const O_NONBLOCK: u32 = 0o4000;
+
+const MSG_OOB: u32 = 0x1;
+const MSG_PEEK: u32 = 0x2;
+const MSG_CTRUNC: u32 = 0x8;
+const MSG_TRUNC: u32 = 0x20;
+const MSG_DONTWAIT: u32 = 0x40;
+const MSG_WAITALL: u32 = 0x100;
+const MSG_NOSIGNAL: u32 = 0x4000;
+const MSG_WAITFORONE: u32 = 0x10000;
+const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+
+const SOL_SOCKET: i32 = 1;
+const SCM_RIGHTS: i32 = 1;
+const SCM_CREDENTIALS: i32 = 2;
+
+const SO_DEBUG: i32 = 1;
+const SO_REUSEADDR: i32 = 2;
+const SO_TYPE: i32 = 3;
+const SO_ERROR: i32 = 4;
+const SO_DONTROUTE: i32 = 5;
+const SO_BROADCAST: i32 = 6;
+const SO_SNDBUF: i32 = 7;
+const SO_RCVBUF: i32 = 8;
+const SO_KEEPALIVE: i32 = 9;
+const SO_OOBINLINE: i32 = 10;
+const SO_NO_CHECK: i32 = 11;
+const SO_PRIORITY: i32 = 12;
+const SO_LINGER: i32 = 13;
+const SO_BSDCOMPAT: i32 = 14;
+const SO_REUSEPORT: i32 = 15;
+const SO_PASSCRED: i32 = 16;
+const SO_PEERCRED: i32 = 17;
+const SO_RCVLOWAT: i32 = 18;
+const SO_SNDLOWAT: i32 = 19;
+const SO_RCVTIMEO_OLD: i32 = 20;
+const SO_SNDTIMEO_OLD: i32 = 21;
+const SO_ACCEPTCONN: i32 = 30;
+const SO_SNDBUFFORCE: i32 = 32;
+const SO_RCVBUFFORCE: i32 = 33;
+const SO_PASSSEC: i32 = 34;
+const SO_PROTOCOL: i32 = 38;
+const SO_DOMAIN: i32 = 39;
+const SO_PEERGROUPS: i32 = 59;
+const SO_RCVTIMEO_NEW: i32 = 66;
+const SO_SNDTIMEO_NEW: i32 = 67;
+
+/// MAX_RW_COUNT: the most one call transfers.
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+const UIO_MAXIOV: usize = 1024;
+/// The largest control buffer sendmsg accepts (Linux's optmem_max is of this order).
+const MAX_CONTROL: usize = 65536;
+const MSGHDR_LEN: usize = 56;
+const MMSGHDR_LEN: u64 = 64;
+const CMSGHDR_LEN: usize = 16;
+
+fn cmsg_align(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+fn i32_at(b: &[u8], off: usize) -> i32 {
+    i32::from_ne_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+
+/// The open file behind `fd` and its socket endpoint (ENOTSOCK for other files).
+fn socket_file(t: &CurrentTask, fd: i32) -> SysResult<(Arc<OpenFile>, Arc<Endpoint>)> {
+    let f = t.tg().fds.lock().unwrap().get(fd)?;
+    let ep = (*f.ops).as_any_ops().downcast_ref::<UnixSocket>().ok_or(Errno::ENOTSOCK)?.ep.clone();
+    Ok((f, ep))
+}
+
+/// Tells sandboxes sharing this process apart in the abstract namespace.
+fn sandbox_id(t: &CurrentTask) -> usize {
+    Arc::as_ptr(&t.k) as usize
+}
+
+/// What SO_PEERCRED shows of the calling task (effective ids, as Linux reports).
+fn task_peer_cred(t: &CurrentTask) -> PeerCred {
+    let c = t.tg().creds.lock().unwrap();
+    PeerCred { ucred: Ucred { pid: t.pid(), uid: c.euid, gid: c.egid }, groups: c.groups.clone() }
+}
+
+/// The credentials a message carries by default (real ids, as Linux's scm does).
+fn task_msg_cred(t: &CurrentTask) -> Ucred {
+    let c = t.tg().creds.lock().unwrap();
+    Ucred { pid: t.pid(), uid: c.uid, gid: c.gid }
+}
+
+fn task_owner(t: &CurrentTask) -> Ucred {
+    let c = t.tg().creds.lock().unwrap();
+    Ucred { pid: t.pid(), uid: c.euid, gid: c.egid }
+}
+
+/// Runs `op` until it stops returning EAGAIN, sleeping on `queues` unless the call is
+/// non-blocking. A socket timeout turns into EAGAIN, and a signal then into EINTR
+/// (a timed socket call is not restarted, as on Linux).
+fn wait<T>(
+    t: &CurrentTask,
+    nonblock: bool,
+    timeout: Option<Duration>,
+    queues: &[&WaitQueue],
+    op: impl FnMut() -> SysResult<T>,
+) -> SysResult<T> {
+    let mut op = op;
+    if nonblock {
+        return op();
+    }
+    let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
+    match t.block_on(queues, deadline, op) {
+        Err(Errno::ETIMEDOUT) => Err(Errno::EAGAIN),
+        Err(Errno::ERESTARTSYS) if timeout.is_some() => Err(Errno::EINTR),
+        r => r,
+    }
+}
+
+fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<i32> {
+    t.tg().fds.lock().unwrap().add(f, cloexec, 0)
+}
+
+fn socket_file_for(ep: Arc<Endpoint>, nonblock: bool) -> Arc<OpenFile> {
+    OpenFile::new(UnixSocket::new(ep), None, O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
+}
+
+/// Validates socket(2)/socketpair(2) arguments: (type, non-blocking, close-on-exec).
+fn socket_args(domain: i32, stype: i32, protocol: i32) -> SysResult<(SockType, bool, bool)> {
+    let flags = stype & !SOCK_TYPE_MASK;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !(0..AF_MAX).contains(&domain) {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if stype & SOCK_TYPE_MASK >= SOCK_MAX {
+        return Err(Errno::EINVAL);
+    }
+    if domain != AF_UNIX {
+        note_unsupported_family(domain);
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if protocol != 0 && protocol != AF_UNIX {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let kind = SockType::from_raw(stype & SOCK_TYPE_MASK)?;
+    Ok((kind, flags & SOCK_NONBLOCK != 0, flags & SOCK_CLOEXEC != 0))
+}
+
+/// Logs, once per family, that a program asked for a family moat lacks.
+fn note_unsupported_family(domain: i32) {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let bit = 1u64 << domain;
+    if SEEN.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+        let name = match domain {
+            AF_INET => "AF_INET",
+            AF_INET6 => "AF_INET6",
+            AF_NETLINK => "AF_NETLINK",
+            _ => "",
+        };
+        tracing::warn!(domain, name, "socket family not supported; returning EAFNOSUPPORT");
+    }
+}
+
+pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -> SysResult<u64> {
+    let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
+    let ep = Endpoint::new(kind, task_owner(t));
+    Ok(install(t, socket_file_for(ep, nonblock), cloexec)? as u64)
+}
+
+pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32, sv: u64) -> SysResult<u64> {
+    let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
+    let (a, b) = Endpoint::pair(kind, &task_peer_cred(t), task_owner(t));
+    let (fa, fb) = (socket_file_for(a, nonblock), socket_file_for(b, nonblock));
+    let (x, y) = {
+        let mut fds = t.tg().fds.lock().unwrap();
+        let x = fds.add(fa, cloexec, 0)?;
+        match fds.add(fb, cloexec, 0) {
+            Ok(y) => (x, y),
+            Err(e) => {
+                let undone = fds.remove(x);
+                drop(fds);
+                drop(undone);
+                return Err(e);
+            }
+        }
+    };
+    let mut out = x.to_ne_bytes().to_vec();
+    out.extend(y.to_ne_bytes());
+    if let Err(e) = t.write_mem(sv, &out) {
+        let undone = {
+            let mut fds = t.tg().fds.lock().unwrap();
+            (fds.remove(x), fds.remove(y))
+        };
+        drop(undone);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// Copies in a socket address of `len` bytes.
+fn read_sockaddr(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
+    // `sizeof(struct sockaddr_storage)` bounds every address.
+    if !(0..=128).contains(&(len as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    t.read_vec(ptr, len as usize)
+}
+
+/// Copies out an address the way Linux's move_addr_to_user does: as much as fits,
+/// and the full length into `*len_ptr`.
+fn write_sockaddr(t: &CurrentTask, ptr: u64, len_ptr: u64, addr: &[u8]) -> SysResult<()> {
+    let ulen = t.read_u32(len_ptr)? as i32;
+    if ulen < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = (ulen as usize).min(addr.len());
+    if n > 0 {
+        t.write_mem(ptr, &addr[..n])?;
+    }
+    t.write_mem(len_ptr, &(addr.len() as u32).to_ne_bytes())
+}
+
+fn sockaddr_of(addr: Option<Address>) -> Vec<u8> {
+    addr.map_or_else(unix::unnamed_sockaddr, |a| a.to_sockaddr())
+}
+
+/// The socket bound to `addr`, which must be of type `kind`.
+fn resolve(t: &CurrentTask, addr: &Address, kind: SockType) -> SysResult<Arc<Endpoint>> {
+    let ep = match addr {
+        Address::Path(path) => {
+            let fs = t.tg().fs.lock().unwrap().clone();
+            let d = t.k.vfs.walk(&fs.root, &fs.cwd, path, Follow::Yes)?;
+            let st = d.inode.stat()?;
+            unix::find_path(st.dev, st.ino).ok_or(Errno::ECONNREFUSED)?
+        }
+        Address::Abstract(name) => unix::find_abstract(sandbox_id(t), name).ok_or(Errno::ECONNREFUSED)?,
+    };
+    if ep.kind != kind {
+        return Err(Errno::EPROTOTYPE);
+    }
+    Ok(ep)
+}
+
+/// Creates the filesystem node of a path-bound socket; its (st_dev, st_ino) names
+/// the socket from then on.
+///
+/// The VFS has no socket node kind yet, so the node is an empty regular file (mode
+/// 0777 & ~umask, like Linux's socket inodes): stat shows S_IFREG, not S_IFSOCK.
+fn make_socket_node(t: &CurrentTask, path: &[u8]) -> SysResult<(u64, u64)> {
+    let fs = t.tg().fs.lock().unwrap().clone();
+    let (dir, name) = t.k.vfs.walk_parent(&fs.root, &fs.cwd, path)?;
+    if name.is_empty() || name == b"." || name == b".." || t.k.vfs.step(&fs.root, &dir, &name).is_ok() {
+        return Err(Errno::EADDRINUSE);
+    }
+    let inode = dir.inode.create(&name, NewNode::File { mode: 0o777 & !fs.umask }).map_err(|e| match e {
+        Errno::EEXIST => Errno::EADDRINUSE,
+        e => e,
+    })?;
+    let st = inode.stat()?;
+    Ok((st.dev, st.ino))
+}
+
+pub fn sys_bind(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    let raw = read_sockaddr(t, addr, len)?;
+    let sandbox = sandbox_id(t);
+    match Address::parse(&raw)? {
+        None => ep.autobind(sandbox, false)?,
+        Some(a) => ep.bind(a, sandbox, |path| make_socket_node(t, path))?,
+    }
+    Ok(0)
+}
+
+pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    ep.listen(backlog, task_peer_cred(t))?;
+    Ok(0)
+}
+
+pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    let raw = read_sockaddr(t, addr, len)?;
+    if ep.kind == SockType::Dgram && raw.len() >= 2 && u16::from_ne_bytes([raw[0], raw[1]]) == AF_UNSPEC {
+        ep.connect_dgram(None)?;
+        return Ok(0);
+    }
+    let target = Address::parse(&raw)?.ok_or(Errno::EINVAL)?;
+    if ep.options().passcred {
+        ep.autobind(sandbox_id(t), true)?;
+    }
+    let target = resolve(t, &target, ep.kind)?;
+    if ep.kind == SockType::Dgram {
+        ep.connect_dgram(Some(&target))?;
+        return Ok(0);
+    }
+    ep.begin_connect()?;
+    let cred = task_peer_cred(t);
+    let timeout = ep.options().sndtimeo;
+    let r = wait(t, f.nonblocking(), timeout, &[&target.wq], || ep.try_connect(&target, &cred));
+    if r.is_err() {
+        ep.abort_connect();
+    }
+    r.map(|_| 0)
+}
+
+pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags: u32) -> SysResult<u64> {
+    if flags as i32 & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (f, ep) = socket_file(t, fd)?;
+    // Fail before taking a connection off the queue that could not be handed out.
+    if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
+        return Err(Errno::EMFILE);
+    }
+    let timeout = ep.options().rcvtimeo;
+    let conn = wait(t, f.nonblocking(), timeout, &[&ep.wq], || ep.accept())?;
+    let peer_addr = conn.peer().and_then(|p| p.address());
+    let file = socket_file_for(conn, flags as i32 & SOCK_NONBLOCK != 0);
+    let newfd = install(t, file, flags as i32 & SOCK_CLOEXEC != 0)?;
+    if addr != 0 {
+        if let Err(e) = write_sockaddr(t, addr, len_ptr, &sockaddr_of(peer_addr)) {
+            let undone = t.tg().fds.lock().unwrap().remove(newfd);
+            drop(undone);
+            return Err(e);
+        }
+    }
+    Ok(newfd as u64)
+}
+
+pub fn sys_shutdown(t: &mut CurrentTask, fd: i32, how: i32) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    match how {
+        0 => ep.shutdown(true, false),
+        1 => ep.shutdown(false, true),
+        2 => ep.shutdown(true, true),
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
+}
+
+pub fn sys_getsockname(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    write_sockaddr(t, addr, len_ptr, &sockaddr_of(ep.address()))?;
+    Ok(0)
+}
+
+pub fn sys_getpeername(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    let peer = ep.peer().ok_or(Errno::ENOTCONN)?;
+    write_sockaddr(t, addr, len_ptr, &sockaddr_of(peer.address()))?;
+    Ok(0)
+}
+
+/// An app buffer list (one buffer for send/recv, an iovec array for the msg calls).
+#[derive(Debug)]
+struct UserBuf {
+    segs: Vec<(u64, usize)>,
+    len: usize,
+}
+
+impl UserBuf {
+    fn flat(addr: u64, len: usize) -> UserBuf {
+        let len = len.min(MAX_RW_COUNT);
+        UserBuf { segs: vec![(addr, len)], len }
+    }
+
+    fn iovec(t: &CurrentTask, ptr: u64, count: usize) -> SysResult<UserBuf> {
+        if count > UIO_MAXIOV {
+            return Err(Errno::EMSGSIZE);
+        }
+        let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
+        let mut segs = Vec::with_capacity(count);
+        let mut len = 0usize;
+        for c in raw.chunks(16) {
+            let base = u64_at(c, 0);
+            let seg = u64_at(c, 8);
+            if (seg as i64) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let take = (seg as usize).min(MAX_RW_COUNT - len);
+            if take > 0 {
+                segs.push((base, take));
+                len += take;
+            }
+        }
+        Ok(UserBuf { segs, len })
+    }
+
+    /// Copies `n` bytes starting at byte `off` of the buffer list out of the app.
+    fn copy_in(&self, t: &CurrentTask, off: usize, n: usize) -> SysResult<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        self.walk(off, n, |addr, len| {
+            let start = out.len();
+            out.resize(start + len, 0);
+            t.read_mem(addr, &mut out[start..])
+        })?;
+        Ok(out)
+    }
+
+    /// Copies `data` into the buffer list at byte `off`.
+    fn copy_out(&self, t: &CurrentTask, off: usize, data: &[u8]) -> SysResult<()> {
+        let mut done = 0;
+        self.walk(off, data.len(), |addr, len| {
+            t.write_mem(addr, &data[done..done + len])?;
+            done += len;
+            Ok(())
+        })
+    }
+
+    /// Calls `f(address, length)` for the pieces of bytes `off..off + n`.
+    fn walk(&self, off: usize, n: usize, mut f: impl FnMut(u64, usize) -> SysResult<()>) -> SysResult<()> {
+        let (mut skip, mut left) = (off, n);
+        for &(base, len) in &self.segs {
+            if left == 0 {
+                break;
+            }
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let take = (len - skip).min(left);
+            f(base + skip as u64, take)?;
+            left -= take;
+            skip = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Ancillary data a sender attached.
+#[derive(Debug, Default)]
+struct Control {
+    rights: Vec<Arc<OpenFile>>,
+    cred: Option<Ucred>,
+}
+
+/// Parses sendmsg's control buffer: SCM_RIGHTS (descriptors, resolved now) and
+/// SCM_CREDENTIALS (checked against the sender's own ids).
+fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
+    let mut ctl = Control::default();
+    if len == 0 {
+        return Ok(ctl);
+    }
+    if len > MAX_CONTROL {
+        return Err(Errno::ENOBUFS);
+    }
+    let buf = t.read_vec(ptr, len)?;
+    let mut off = 0;
+    while off + CMSGHDR_LEN <= len {
+        let cmsg_len = u64_at(&buf, off);
+        if cmsg_len < CMSGHDR_LEN as u64 || cmsg_len > (len - off) as u64 {
+            return Err(Errno::EINVAL);
+        }
+        let cmsg_len = cmsg_len as usize;
+        let (level, kind) = (i32_at(&buf, off + 8), i32_at(&buf, off + 12));
+        let data = &buf[off + CMSGHDR_LEN..off + cmsg_len];
+        if level == SOL_SOCKET {
+            match kind {
+                SCM_RIGHTS => {
+                    let n = data.len() / 4;
+                    if ctl.rights.len() + n > unix::MAX_RIGHTS {
+                        return Err(Errno::EINVAL);
+                    }
+                    let fds = t.tg().fds.lock().unwrap();
+                    for c in data.chunks_exact(4) {
+                        ctl.rights.push(fds.get(i32_at(c, 0))?);
+                    }
+                }
+                SCM_CREDENTIALS => {
+                    if data.len() != 12 {
+                        return Err(Errno::EINVAL);
+                    }
+                    let want = Ucred { pid: i32_at(data, 0), uid: i32_at(data, 4) as u32, gid: i32_at(data, 8) as u32 };
+                    check_creds(t, want)?;
+                    ctl.cred = Some(want);
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        off += cmsg_align(cmsg_len);
+    }
+    Ok(ctl)
+}
+
+/// A sender may claim only its own pid and one of its own ids, unless it is root
+/// (moat's stand-in for CAP_SYS_ADMIN / CAP_SETUID / CAP_SETGID).
+fn check_creds(t: &CurrentTask, want: Ucred) -> SysResult<()> {
+    let c = t.tg().creds.lock().unwrap();
+    let root = c.euid == 0;
+    let pid_ok = want.pid == t.pid() || root;
+    let uid_ok = [c.uid, c.euid, c.suid].contains(&want.uid) || root;
+    let gid_ok = [c.gid, c.egid, c.sgid].contains(&want.gid) || root;
+    if pid_ok && uid_ok && gid_ok {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// The shared body of send, sendto and sendmsg.
+fn send_common(
+    t: &CurrentTask,
+    f: &OpenFile,
+    ep: &Arc<Endpoint>,
+    buf: &UserBuf,
+    to: Option<Vec<u8>>,
+    ctl: Control,
+    flags: u32,
+) -> SysResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+    let opts = ep.options();
+    let cred = ctl.cred.unwrap_or_else(|| task_msg_cred(t));
+    match ep.kind {
+        SockType::Stream => {
+            if to.is_some() {
+                return Err(if ep.is_connected() { Errno::EISCONN } else { Errno::EOPNOTSUPP });
+            }
+            let mut rights = ctl.rights;
+            let mut sent = 0;
+            loop {
+                let mut in_progress = sent > 0;
+                let r = wait(t, nonblock, opts.sndtimeo, &[&ep.wq], || {
+                    let r = ep
+                        .send_stream(buf.len - sent, in_progress, &mut rights, cred, &mut |n| buf.copy_in(t, sent, n));
+                    in_progress = true;
+                    r
+                });
+                match r {
+                    Ok(n) => {
+                        sent += n;
+                        if sent >= buf.len {
+                            return Ok(sent);
+                        }
+                    }
+                    Err(_) if sent > 0 => return Ok(sent),
+                    Err(Errno::EPIPE) => {
+                        if flags & MSG_NOSIGNAL == 0 {
+                            send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
+                        }
+                        return Err(Errno::EPIPE);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        SockType::Dgram | SockType::SeqPacket => {
+            // Seqpacket sockets are connected: an address is ignored, as on Linux.
+            let target = match to {
+                Some(raw) if ep.kind == SockType::Dgram => {
+                    let addr = Address::parse(&raw)?.ok_or(Errno::EINVAL)?;
+                    Some(resolve(t, &addr, ep.kind)?)
+                }
+                _ => None,
+            };
+            if opts.passcred {
+                ep.autobind(sandbox_id(t), true)?;
+            }
+            if buf.len > ep.max_datagram() {
+                return Err(Errno::EMSGSIZE);
+            }
+            let data = buf.copy_in(t, 0, buf.len)?;
+            let dest = target.clone().or_else(|| ep.peer());
+            let mut queues = vec![&ep.wq];
+            if let Some(d) = &dest {
+                queues.push(&d.wq);
+            }
+            wait(t, nonblock, opts.sndtimeo, &queues, || ep.send_datagram(&data, target.as_ref(), &ctl.rights, cred))
+        }
+    }
+}
+
+pub fn sys_sendto(
+    t: &mut CurrentTask,
+    fd: i32,
+    buf: u64,
+    len: usize,
+    flags: u32,
+    addr: u64,
+    addr_len: u32,
+) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    let to = if addr != 0 { Some(read_sockaddr(t, addr, addr_len)?) } else { None };
+    let n = send_common(t, &f, &ep, &UserBuf::flat(buf, len), to, Control::default(), flags)?;
+    Ok(n as u64)
+}
+
+fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flags: u32) -> SysResult<usize> {
+    let hdr = t.read_vec(msg, MSGHDR_LEN)?;
+    let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8) as u32);
+    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize)?;
+    let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40));
+    if ctl_len > i32::MAX as u64 {
+        return Err(Errno::ENOBUFS);
+    }
+    let to = if name != 0 && name_len != 0 { Some(read_sockaddr(t, name, name_len)?) } else { None };
+    let ctl = parse_control(t, ctl_ptr, ctl_len as usize)?;
+    send_common(t, f, ep, &buf, to, ctl, flags)
+}
+
+pub fn sys_sendmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    Ok(sendmsg_one(t, &f, &ep, msg, flags)? as u64)
+}
+
+pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    let mut done = 0u64;
+    for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
+        let entry = vec.wrapping_add(i * MMSGHDR_LEN);
+        match sendmsg_one(t, &f, &ep, entry, flags) {
+            Ok(n) => {
+                t.write_mem(entry + MSGHDR_LEN as u64, &(n as u32).to_ne_bytes())?;
+                done += 1;
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// The shared body of recv, recvfrom and recvmsg: returns the syscall's result and
+/// what arrived.
+fn recv_common(
+    t: &CurrentTask,
+    f: &OpenFile,
+    ep: &Arc<Endpoint>,
+    buf: &UserBuf,
+    flags: u32,
+) -> SysResult<(usize, Received)> {
+    if flags & MSG_OOB != 0 {
+        return Err(if ep.kind == SockType::Stream { Errno::EINVAL } else { Errno::EOPNOTSUPP });
+    }
+    let peek = flags & MSG_PEEK != 0;
+    let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+    let timeout = ep.options().rcvtimeo;
+    if ep.kind != SockType::Stream {
+        let r =
+            wait(t, nonblock, timeout, &[&ep.wq], || ep.recv(buf.len, peek, &mut |off, d| buf.copy_out(t, off, d)))?;
+        let ret = if flags & MSG_TRUNC != 0 { r.msg_len } else { r.copied };
+        return Ok((ret, r));
+    }
+    if buf.len == 0 {
+        return Ok((0, Received::default()));
+    }
+    let waitall = flags & MSG_WAITALL != 0 && !peek;
+    let mut total = Received::default();
+    loop {
+        let base = total.copied;
+        let r = wait(t, nonblock, timeout, &[&ep.wq], || {
+            ep.recv(buf.len - base, peek, &mut |off, d| buf.copy_out(t, base + off, d))
+        });
+        let r = match r {
+            Ok(r) => r,
+            Err(_) if total.copied > 0 => break,
+            Err(e) => return Err(e),
+        };
+        if base == 0 {
+            total.from = r.from;
+            total.cred = r.cred;
+        } else if r.cred != total.cred {
+            break;
+        }
+        total.copied += r.copied;
+        let stop = r.copied == 0 || !r.rights.is_empty();
+        total.rights.extend(r.rights);
+        if !waitall || stop || total.copied >= buf.len {
+            break;
+        }
+    }
+    total.msg_len = total.copied;
+    Ok((total.copied, total))
+}
+
+pub fn sys_recvfrom(
+    t: &mut CurrentTask,
+    fd: i32,
+    buf: u64,
+    len: usize,
+    flags: u32,
+    addr: u64,
+    len_ptr: u64,
+) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    let (n, r) = recv_common(t, &f, &ep, &UserBuf::flat(buf, len), flags)?;
+    let from = r.from.map(|a| a.to_sockaddr()).unwrap_or_default();
+    // Descriptors sent to a plain recv are closed here, with no lock held.
+    drop(r.rights);
+    if addr != 0 {
+        write_sockaddr(t, addr, len_ptr, &from)?;
+    }
+    Ok(n as u64)
+}
+
+/// Appends one control message the way Linux's put_cmsg does: truncated (and
+/// MSG_CTRUNC) when the buffer is short.
+fn put_cmsg(out: &mut Vec<u8>, cap: usize, kind: i32, data: &[u8], ctrunc: &mut bool) {
+    let room = cap - out.len();
+    if room < CMSGHDR_LEN {
+        *ctrunc = true;
+        return;
+    }
+    let full = CMSGHDR_LEN + data.len();
+    let len = full.min(room);
+    if len < full {
+        *ctrunc = true;
+    }
+    let start = out.len();
+    out.extend((len as u64).to_ne_bytes());
+    out.extend(SOL_SOCKET.to_ne_bytes());
+    out.extend(kind.to_ne_bytes());
+    out.extend_from_slice(&data[..len - CMSGHDR_LEN]);
+    out.resize(start + cmsg_align(full).min(room), 0);
+}
+
+/// Builds recvmsg's control data (credentials, then descriptors installed in the
+/// caller's table) and writes it to `ptr`. Returns (bytes used, MSG_CTRUNC).
+fn deliver_control(
+    t: &CurrentTask,
+    ptr: u64,
+    cap: usize,
+    cred: Option<Ucred>,
+    rights: Vec<Arc<OpenFile>>,
+    cloexec: bool,
+) -> SysResult<(usize, bool)> {
+    let mut out = Vec::new();
+    let mut ctrunc = false;
+    if let Some(c) = cred {
+        put_cmsg(&mut out, cap, SCM_CREDENTIALS, &c.to_bytes(), &mut ctrunc);
+    }
+    let mut installed = Vec::new();
+    if !rights.is_empty() {
+        let room = cap - out.len();
+        let fit = if room > CMSGHDR_LEN { (room - CMSGHDR_LEN) / 4 } else { 0 };
+        {
+            let mut fds = t.tg().fds.lock().unwrap();
+            for f in rights.iter().take(fit) {
+                match fds.add(f.clone(), cloexec, 0) {
+                    Ok(fd) => installed.push(fd),
+                    Err(_) => break,
+                }
+            }
+        }
+        if installed.len() < rights.len() {
+            ctrunc = true;
+        }
+        if !installed.is_empty() {
+            let data: Vec<u8> = installed.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
+            put_cmsg(&mut out, cap, SCM_RIGHTS, &data, &mut ctrunc);
+        }
+    }
+    // Descriptors that did not fit are closed here, with no lock held.
+    drop(rights);
+    if !out.is_empty() {
+        if let Err(e) = t.write_mem(ptr, &out) {
+            let undone: Vec<_> = {
+                let mut fds = t.tg().fds.lock().unwrap();
+                installed.iter().filter_map(|&fd| fds.remove(fd).ok()).collect()
+            };
+            drop(undone);
+            return Err(e);
+        }
+    }
+    Ok((out.len(), ctrunc))
+}
+
+fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flags: u32) -> SysResult<usize> {
+    let hdr = t.read_vec(msg, MSGHDR_LEN)?;
+    let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8));
+    if name_len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize)?;
+    let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40).min(MAX_CONTROL as u64) as usize);
+    let (n, r) = recv_common(t, f, ep, &buf, flags)?;
+    let mut out_flags = flags & MSG_CMSG_CLOEXEC;
+    if r.truncated {
+        out_flags |= MSG_TRUNC;
+    }
+    let (used, ctrunc) = deliver_control(t, ctl_ptr, ctl_len, r.cred, r.rights, flags & MSG_CMSG_CLOEXEC != 0)?;
+    if ctrunc {
+        out_flags |= MSG_CTRUNC;
+    }
+    if name != 0 {
+        let from = r.from.map(|a| a.to_sockaddr()).unwrap_or_default();
+        let n = (name_len as usize).min(from.len());
+        if n > 0 {
+            t.write_mem(name, &from[..n])?;
+        }
+        t.write_mem(msg + 8, &(from.len() as u32).to_ne_bytes())?;
+    }
+    t.write_mem(msg + 40, &(used as u64).to_ne_bytes())?;
+    t.write_mem(msg + 48, &out_flags.to_ne_bytes())?;
+    Ok(n)
+}
+
+pub fn sys_recvmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    Ok(recvmsg_one(t, &f, &ep, msg, flags)? as u64)
+}
+
+/// recvmmsg: like Linux, the timeout is checked only between messages.
+pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult<u64> {
+    let (f, ep) = socket_file(t, fd)?;
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let b = t.read_vec(timeout, 16)?;
+        let (sec, nsec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Instant::now().checked_add(Duration::new(sec as u64, nsec as u32))
+    };
+    let mut done = 0u64;
+    for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
+        let entry = vec.wrapping_add(i * MMSGHDR_LEN);
+        let fl = if done > 0 && flags & MSG_WAITFORONE != 0 { flags | MSG_DONTWAIT } else { flags };
+        match recvmsg_one(t, &f, &ep, entry, fl & !MSG_WAITFORONE) {
+            Ok(n) => {
+                t.write_mem(entry + MSGHDR_LEN as u64, &(n as u32).to_ne_bytes())?;
+                done += 1;
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Options that are only stored: booleans report 0 or 1.
+fn stored_option_default(name: i32) -> Option<i32> {
+    match name {
+        SO_DEBUG | SO_REUSEADDR | SO_DONTROUTE | SO_BROADCAST | SO_KEEPALIVE | SO_OOBINLINE | SO_NO_CHECK
+        | SO_REUSEPORT | SO_PASSSEC | SO_PRIORITY | SO_BSDCOMPAT => Some(0),
+        SO_RCVLOWAT => Some(1),
+        _ => None,
+    }
+}
+
+fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
+    let d = d.unwrap_or_default();
+    let mut b = (d.as_secs() as i64).to_ne_bytes().to_vec();
+    b.extend((d.subsec_micros() as i64).to_ne_bytes());
+    b
+}
+
+pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len_ptr: u64) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    if level != SOL_SOCKET {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let len = t.read_u32(len_ptr)? as i32;
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let o = ep.options();
+    let int = |v: i32| v.to_ne_bytes().to_vec();
+    let bytes = match name {
+        SO_TYPE => int(ep.kind.raw()),
+        SO_ERROR => int(ep.take_error().map_or(0, |e| e.0)),
+        SO_DOMAIN => int(AF_UNIX),
+        SO_PROTOCOL => int(0),
+        SO_ACCEPTCONN => int(ep.is_listening() as i32),
+        SO_SNDBUF => int(o.sndbuf as i32),
+        SO_RCVBUF => int(o.rcvbuf as i32),
+        SO_PASSCRED => int(o.passcred as i32),
+        SO_SNDLOWAT => int(1),
+        SO_PEERCRED => ep.peer_cred().map_or(Ucred::NONE, |p| p.ucred).to_bytes().to_vec(),
+        SO_PEERGROUPS => {
+            let groups = ep.peer_cred().ok_or(Errno::ENODATA)?.groups;
+            let want = groups.len() * 4;
+            if (len as usize) < want {
+                t.write_mem(len_ptr, &(want as u32).to_ne_bytes())?;
+                return Err(Errno::ERANGE);
+            }
+            groups.iter().flat_map(|g| g.to_ne_bytes()).collect()
+        }
+        SO_LINGER => {
+            let mut b = int(o.linger.0);
+            b.extend(o.linger.1.to_ne_bytes());
+            b
+        }
+        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => timeval_bytes(o.rcvtimeo),
+        SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(o.sndtimeo),
+        n => match stored_option_default(n) {
+            Some(default) => int(o.stored.get(&n).copied().unwrap_or(default)),
+            None => return Err(Errno::ENOPROTOOPT),
+        },
+    };
+    let n = (len as usize).min(bytes.len());
+    if n > 0 {
+        t.write_mem(val, &bytes[..n])?;
+    }
+    t.write_mem(len_ptr, &(n as u32).to_ne_bytes())?;
+    Ok(0)
+}
+
+/// A timeval socket timeout: zero means none; a negative one returns at once.
+fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Duration>> {
+    if len < 16 {
+        return Err(Errno::EINVAL);
+    }
+    let b = t.read_vec(val, 16)?;
+    let (sec, usec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
+    if !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EDOM);
+    }
+    if sec < 0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    if sec == 0 && usec == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::new(sec as u64, usec as u32 * 1000)))
+}
+
+pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len: u32) -> SysResult<u64> {
+    let (_f, ep) = socket_file(t, fd)?;
+    if level != SOL_SOCKET {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let len = len as i32;
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len as usize;
+    let read_int = || -> SysResult<i32> {
+        if len < 4 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(t.read_u32(val)? as i32)
+    };
+    match name {
+        SO_SNDBUF | SO_SNDBUFFORCE => {
+            let v = read_int()?;
+            ep.update_options(|o| o.set_sndbuf(v));
+        }
+        SO_RCVBUF | SO_RCVBUFFORCE => {
+            let v = read_int()?;
+            ep.update_options(|o| o.set_rcvbuf(v));
+        }
+        SO_PASSCRED => {
+            let v = read_int()?;
+            ep.update_options(|o| o.passcred = v != 0);
+        }
+        SO_LINGER => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            let b = t.read_vec(val, 8)?;
+            let (on, secs) = (i32_at(&b, 0), i32_at(&b, 4));
+            ep.update_options(|o| o.linger = ((on != 0) as i32, secs.max(0)));
+        }
+        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => {
+            let d = read_timeout(t, val, len)?;
+            ep.update_options(|o| o.rcvtimeo = d);
+        }
+        SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => {
+            let d = read_timeout(t, val, len)?;
+            ep.update_options(|o| o.sndtimeo = d);
+        }
+        SO_PRIORITY | SO_RCVLOWAT => {
+            let v = read_int()?.max(0);
+            ep.update_options(|o| {
+                o.stored.insert(name, v);
+            });
+        }
+        n if stored_option_default(n).is_some() => {
+            let v = (read_int()? != 0) as i32;
+            ep.update_options(|o| {
+                o.stored.insert(n, v);
+            });
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    }
+    Ok(0)
+}

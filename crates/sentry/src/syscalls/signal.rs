@@ -173,7 +173,8 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
         // they come from inside its own namespace.
         if g.pid == 1 {
             let act = g.sig.lock().unwrap().actions[(sig - 1) as usize];
-            if act.handler == signal::SIG_DFL || act.handler == signal::SIG_IGN {
+            let blocked = g.threads().iter().any(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
+            if act.handler == signal::SIG_DFL && !blocked {
                 continue;
             }
         }
@@ -196,5 +197,70 @@ pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResu
     if sig != 0 {
         send_to_task(&task, SigInfo { signo: sig, code: signal::SI_TKILL, pid: t.pid(), ..Default::default() });
     }
+    Ok(0)
+}
+
+pub fn sys_rt_sigtimedwait(t: &mut CurrentTask, set: u64, info: u64, timeout: u64, size: usize) -> SysResult<u64> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set = t.read_u64(set)? & !signal::UNBLOCKABLE;
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let b = t.read_vec(timeout, 16)?;
+        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        std::time::Instant::now().checked_add(std::time::Duration::new(sec as u64, nsec as u32))
+    };
+    let task = t.task.clone();
+    let got = match t.block_on(&[], deadline, || task.dequeue_in(set).ok_or(Errno::EAGAIN)) {
+        Ok(i) => i,
+        Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
+        Err(Errno::ERESTARTSYS) => return Err(Errno::EINTR),
+        Err(e) => return Err(e),
+    };
+    if info != 0 {
+        t.write_mem(info, &got.to_bytes())?;
+    }
+    Ok(got.signo as u64)
+}
+
+fn queued_info(t: &CurrentTask, sig: i32, uinfo: u64, target_is_self: bool) -> SysResult<SigInfo> {
+    let b = t.read_vec(uinfo, 128)?;
+    let code = i32::from_ne_bytes(b[8..12].try_into().expect("4"));
+    // Only the kernel may claim SI_USER or kernel codes for another process.
+    if (code >= 0 || code == signal::SI_TKILL) && !target_is_self {
+        return Err(Errno::EPERM);
+    }
+    Ok(SigInfo {
+        signo: sig,
+        code,
+        pid: i32::from_ne_bytes(b[16..20].try_into().expect("4")),
+        uid: u32::from_ne_bytes(b[20..24].try_into().expect("4")),
+        value: u64::from_ne_bytes(b[24..32].try_into().expect("8")),
+        ..Default::default()
+    })
+}
+
+pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) -> SysResult<u64> {
+    valid(sig)?;
+    let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+    let info = queued_info(t, sig, uinfo, pid == t.pid())?;
+    send_to_group(&g, info);
+    Ok(0)
+}
+
+pub fn sys_rt_tgsigqueueinfo(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32, uinfo: u64) -> SysResult<u64> {
+    valid(sig)?;
+    let task = t.k.task(tid).ok_or(Errno::ESRCH)?;
+    if task.tg.pid != tgid {
+        return Err(Errno::ESRCH);
+    }
+    let info = queued_info(t, sig, uinfo, tgid == t.pid())?;
+    send_to_task(&task, info);
     Ok(0)
 }

@@ -60,10 +60,14 @@ pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
 /// Downcasting for file kinds with syscalls of their own (epoll_ctl on an epoll fd).
 pub trait AsAnyOps {
     fn as_any_ops(&self) -> &dyn std::any::Any;
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
-impl<T: std::any::Any> AsAnyOps for T {
+impl<T: std::any::Any + Send + Sync> AsAnyOps for T {
     fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
     }
 }

@@ -1,0 +1,63 @@
+//! signalfd: reading dequeues the reader's pending signals in the fd's mask as
+//! `signalfd_siginfo` records; poll reports readability for the polling thread.
+
+use std::sync::{Mutex, Weak};
+
+use abi::Errno;
+
+use crate::kernel::task::current;
+use crate::kernel::Kernel;
+use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::SysResult;
+
+#[derive(Debug)]
+pub struct SignalFd {
+    pub mask: Mutex<u64>,
+    k: Weak<Kernel>,
+}
+
+impl SignalFd {
+    pub fn new(k: Weak<Kernel>, mask: u64) -> SignalFd {
+        SignalFd { mask: Mutex::new(mask), k }
+    }
+
+    fn me(&self) -> Option<std::sync::Arc<crate::kernel::Task>> {
+        self.k.upgrade()?.task(current().1)
+    }
+}
+
+impl FileOps for SignalFd {
+    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        if buf.len() < 128 {
+            return Err(Errno::EINVAL);
+        }
+        let me = self.me().ok_or(Errno::EINVAL)?;
+        let mask = *self.mask.lock().unwrap();
+        let mut n = 0;
+        while n + 128 <= buf.len() {
+            let Some(info) = me.dequeue_in(mask) else { break };
+            buf[n..n + 128].copy_from_slice(&info.to_signalfd_bytes());
+            n += 128;
+        }
+        if n == 0 {
+            // The reader sleeps on its own waiter, which every signal sent to it wakes.
+            return Err(Errno::EAGAIN);
+        }
+        Ok(n)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn poll(&self) -> PollMask {
+        match self.me() {
+            Some(me) if me.pending_in(*self.mask.lock().unwrap()) != 0 => PollMask::IN,
+            _ => PollMask::empty(),
+        }
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat { dev: 0xe, ino: 3, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() })
+    }
+}
