@@ -188,3 +188,22 @@ fn rlimits_nofile_fsize_as_are_enforced() {
 fn signalfd_timerfd_sigqueue_sigtimedwait() {
     differential(&[probe("sigfd").to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn memfd_flock_xattr_fallocate_copy() {
+    differential(&[
+        "python3",
+        "-c",
+        "import os, fcntl, shutil, tempfile\n\
+         d = tempfile.mkdtemp(); p = d + '/l'\n\
+         fd = os.memfd_create('x'); os.write(fd, b'memfd'); os.lseek(fd, 0, 0)\n\
+         print(os.read(fd, 10), os.readlink(f'/proc/self/fd/{fd}'))\n\
+         f = open(p, 'w'); fcntl.flock(f, fcntl.LOCK_EX); g = open(p)\n\
+         try: fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+         except BlockingIOError: print('locked')\n\
+         f.close(); fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB); print('got it')\n\
+         h = open(p, 'r+'); os.posix_fallocate(h.fileno(), 0, 100); print(os.stat(p).st_size)\n\
+         shutil.copyfile('/etc/hostname', d + '/h'); print(open(d + '/h').read() == open('/etc/hostname').read())\n\
+         shutil.rmtree(d)",
+    ]);
+}

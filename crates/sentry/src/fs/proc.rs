@@ -1178,6 +1178,7 @@ mod tests {
                     init_exit_cv: std::sync::Condvar::new(),
                     futexes: Default::default(),
                     locks: Default::default(),
+                    flocks: Default::default(),
                 }
             })
         }

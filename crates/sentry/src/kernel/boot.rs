@@ -91,6 +91,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             init_exit_cv: std::sync::Condvar::new(),
             futexes: Default::default(),
             locks: Default::default(),
+            flocks: Default::default(),
         }
     });
 

@@ -41,6 +41,8 @@ pub struct Kernel {
     pub init_exit_cv: std::sync::Condvar,
     pub futexes: futex::Futexes,
     pub locks: crate::vfs::lock::LockTable,
+    /// flock(2) locks, apart from POSIX ones as on Linux.
+    pub flocks: crate::vfs::lock::LockTable,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

@@ -616,8 +616,13 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
         *st.exiting.get_or_insert(exited(own))
     };
     let files = tg.fds.lock().unwrap().clear();
+    for f in &files {
+        if Arc::strong_count(f) == 1 {
+            k.flocks.release(crate::vfs::lock::ofd_owner(f), None);
+        }
+    }
     drop(files);
-    k.locks.release(tg.pid, None);
+    k.locks.release(tg.pid as i64, None);
     *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());
 
     // Orphans go to init.

@@ -11,7 +11,9 @@ use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::task::send_to_task;
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::CurrentTask;
-use crate::vfs::{Dentry, FileOps, FileType, Follow, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec};
+use crate::vfs::{
+    Dentry, FileOps, FileType, Follow, Inode, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
+};
 use crate::SysResult;
 
 pub const AT_FDCWD: i32 = -100;
@@ -205,9 +207,13 @@ pub fn sys_close_range(t: &mut CurrentTask, first: u32, last: u32, flags: u32) -
 }
 
 /// POSIX: closing any fd of a file drops the process's record locks on it.
-fn release_locks(t: &CurrentTask, f: &OpenFile) {
+/// flock locks go with the open file description's last reference.
+fn release_locks(t: &CurrentTask, f: &Arc<OpenFile>) {
     if let Some(Ok(st)) = f.inode().map(|i| i.stat()) {
-        t.k.locks.release(t.pid(), Some((st.dev, st.ino)));
+        t.k.locks.release(t.pid() as i64, Some((st.dev, st.ino)));
+        if Arc::strong_count(f) == 1 {
+            t.k.flocks.release(crate::vfs::lock::ofd_owner(f), Some((st.dev, st.ino)));
+        }
     }
 }
 
@@ -242,7 +248,7 @@ fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, arg: u64) -
         return Err(Errno::EINVAL);
     }
     let end = if len == 0 { u64::MAX } else { e as u64 };
-    let want = RecordLock { owner: t.pid(), start: s as u64, end, kind };
+    let want = RecordLock { owner: t.pid() as i64, start: s as u64, end, kind };
     let key = (st.dev, st.ino);
     if cmd == F_GETLK {
         let mut out = b.clone();
@@ -254,7 +260,7 @@ fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, arg: u64) -
                 out[8..16].copy_from_slice(&(l.start as i64).to_ne_bytes());
                 let l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
                 out[16..24].copy_from_slice(&l_len.to_ne_bytes());
-                out[24..28].copy_from_slice(&l.owner.to_ne_bytes());
+                out[24..28].copy_from_slice(&(l.owner as i32).to_ne_bytes());
             }
         }
         t.write_mem(arg, &out)?;
@@ -1025,10 +1031,27 @@ pub fn sys_fstatfs(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-pub fn sys_flock(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
-    file(t, fd)?;
-    t.k.note_unimplemented(abi::sysno::FLOCK);
-    Err(Errno::ENOSYS)
+pub fn sys_flock(t: &mut CurrentTask, fd: i32, op: u32) -> SysResult<u64> {
+    use crate::vfs::lock::{ofd_owner, RecordLock, F_RDLCK, F_UNLCK, F_WRLCK};
+    const LOCK_SH: u32 = 1;
+    const LOCK_EX: u32 = 2;
+    const LOCK_NB: u32 = 4;
+    const LOCK_UN: u32 = 8;
+    let f = file(t, fd)?;
+    let kind = match op & !LOCK_NB {
+        LOCK_SH => F_RDLCK,
+        LOCK_EX => F_WRLCK,
+        LOCK_UN => F_UNLCK,
+        _ => return Err(Errno::EINVAL),
+    };
+    let st = f.stat()?;
+    let key = (st.dev, st.ino);
+    let want = RecordLock { owner: ofd_owner(&f), start: 0, end: u64::MAX, kind };
+    if op & LOCK_NB != 0 || kind == F_UNLCK {
+        return t.k.flocks.set(key, want).map(|_| 0);
+    }
+    let k = t.k.clone();
+    t.block_on(&[&k.flocks.released], None, || k.flocks.set(key, want)).map(|_| 0)
 }
 
 /// Waits until one of `fds` (fd, requested events) is ready or `deadline`; returns revents.
@@ -1392,4 +1415,143 @@ pub fn sys_timerfd_gettime(t: &mut CurrentTask, fd: i32, cur: u64) -> SysResult<
     let (v, i) = tfd.get();
     t.write_mem(cur, &itimerspec(v, i))?;
     Ok(0)
+}
+
+/// getxattr family: no filesystem in the sandbox stores extended attributes yet. Reads
+/// report "no such attribute" for existing files, writes "not supported".
+pub fn sys_xattr(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
+    use abi::sysno as nr;
+    // Check the file exists, so ENOENT/EBADF come first as on Linux.
+    match n {
+        nr::FGETXATTR | nr::FSETXATTR | nr::FLISTXATTR | nr::FREMOVEXATTR => {
+            file(t, a[0] as i32)?;
+        }
+        nr::LGETXATTR | nr::LSETXATTR | nr::LLISTXATTR | nr::LREMOVEXATTR => {
+            lookup(t, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW)?;
+        }
+        _ => {
+            lookup(t, AT_FDCWD, a[0], 0)?;
+        }
+    }
+    match n {
+        nr::LISTXATTR | nr::LLISTXATTR | nr::FLISTXATTR => Ok(0),
+        nr::GETXATTR | nr::LGETXATTR | nr::FGETXATTR | nr::REMOVEXATTR | nr::LREMOVEXATTR | nr::FREMOVEXATTR => {
+            Err(Errno::ENODATA)
+        }
+        _ => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+pub fn sys_fallocate(t: &mut CurrentTask, fd: i32, mode: u32, off: i64, len: i64) -> SysResult<u64> {
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = file(t, fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if mode != 0 {
+        // Punching holes and the other modes are not supported by the Sentry's filesystems.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let end = (off as u64).checked_add(len as u64).ok_or(Errno::EFBIG)?;
+    let inode = f.inode().ok_or(Errno::ESPIPE)?.clone();
+    if inode.stat()?.file_type() != FileType::Regular {
+        return Err(Errno::ENODEV);
+    }
+    if inode.stat()?.size < end {
+        inode.setattr(&SetAttr { size: Some(end), ..Default::default() })?;
+    }
+    Ok(0)
+}
+
+/// Copies between two files through the Sentry (sendfile, copy_file_range).
+fn copy_between(
+    t: &CurrentTask,
+    from: &Arc<OpenFile>,
+    from_off: Option<u64>,
+    to: &Arc<OpenFile>,
+    to_off: Option<u64>,
+    count: usize,
+) -> SysResult<(usize, u64, u64)> {
+    let data = read_into(t, from, count.min(1 << 20), from_off)?;
+    if data.is_empty() {
+        return Ok((0, from_off.unwrap_or(0), to_off.unwrap_or(0)));
+    }
+    let n = write_from(t, to, &data, to_off)?;
+    Ok((n, from_off.unwrap_or(0) + data.len() as u64, to_off.unwrap_or(0) + n as u64))
+}
+
+pub fn sys_sendfile(t: &mut CurrentTask, out_fd: i32, in_fd: i32, offp: u64, count: usize) -> SysResult<u64> {
+    let (inf, outf) = (file(t, in_fd)?, file(t, out_fd)?);
+    let off = if offp != 0 { Some(t.read_u64(offp)?) } else { None };
+    let (n, new_off, _) = copy_between(t, &inf, off, &outf, None, count)?;
+    if offp != 0 {
+        t.write_mem(offp, &new_off.to_ne_bytes())?;
+    }
+    Ok(n as u64)
+}
+
+pub fn sys_copy_file_range(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
+    if a[5] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (inf, outf) = (file(t, a[0] as i32)?, file(t, a[2] as i32)?);
+    for f in [&inf, &outf] {
+        if !f.inode().is_some_and(|i| i.stat().is_ok_and(|s| s.file_type() == FileType::Regular)) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let in_off = if a[1] != 0 { Some(t.read_u64(a[1])?) } else { None };
+    let out_off = if a[3] != 0 { Some(t.read_u64(a[3])?) } else { None };
+    let (n, ni, no) = copy_between(t, &inf, in_off, &outf, out_off, a[4] as usize)?;
+    if a[1] != 0 {
+        t.write_mem(a[1], &ni.to_ne_bytes())?;
+    }
+    if a[3] != 0 {
+        t.write_mem(a[3], &no.to_ne_bytes())?;
+    }
+    Ok(n as u64)
+}
+
+pub fn sys_memfd_create(t: &mut CurrentTask, name: u64, flags: u32) -> SysResult<u64> {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_ALLOW_SEALING: u32 = 2;
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = t.read_cstr(name)?;
+    if name.len() > 249 {
+        return Err(Errno::EINVAL);
+    }
+    // An unlinked tmpfs file: a private tmpfs root holds nothing else.
+    let fs = crate::fs::tmpfs::TmpfsInode::new_fs(0o700);
+    let inode = fs.create(b"memfd", NewNode::File { mode: 0o777 })?;
+    fs.unlink(b"memfd", false)?;
+    let mut dname = b"memfd:".to_vec();
+    dname.extend_from_slice(&name);
+    let d = Arc::new(Dentry { name: dname, parent: None, inode: inode.clone() });
+    let ops = inode.open(2)?;
+    install(t, OpenFile::new(ops, Some(d), 2), flags & MFD_CLOEXEC != 0)
+}
+
+pub fn sys_openat2(t: &mut CurrentTask, dirfd: i32, path: u64, how: u64, size: usize) -> SysResult<u64> {
+    if !(24..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let b = t.read_vec(how, size)?;
+    if b[24..].iter().any(|&x| x != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let flags = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
+    let mode = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
+    let resolve = u64::from_ne_bytes(b[16..24].try_into().expect("8"));
+    if flags > u32::MAX as u64 || mode > 0o7777 || (mode != 0 && flags & (O_CREAT | O_TMPFILE) as u64 == 0) {
+        return Err(Errno::EINVAL);
+    }
+    if resolve != 0 {
+        // RESOLVE_* restrictions are not implemented; refusing beats ignoring them.
+        return Err(Errno::EINVAL);
+    }
+    sys_openat(t, dirfd, path, flags as u32, mode as u32)
 }

@@ -292,7 +292,29 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::PPOLL => fs::sys_ppoll(t, a[0], a[1] as usize, a[2], a[3], a[4]),
         nr::SELECT => fs::sys_select(t, a[0] as i32, a[1], a[2], a[3], a[4]),
         nr::PSELECT6 => fs::sys_pselect6(t, a[0] as i32, a[1], a[2], a[3], a[4], a[5]),
-        nr::FLOCK => fs::sys_flock(t, fd(0)),
+        nr::FLOCK => fs::sys_flock(t, fd(0), a[1] as u32),
+        nr::SETXATTR
+        | nr::LSETXATTR
+        | nr::FSETXATTR
+        | nr::GETXATTR
+        | nr::LGETXATTR
+        | nr::FGETXATTR
+        | nr::LISTXATTR
+        | nr::LLISTXATTR
+        | nr::FLISTXATTR
+        | nr::REMOVEXATTR
+        | nr::LREMOVEXATTR
+        | nr::FREMOVEXATTR => fs::sys_xattr(t, n, a),
+        // File handles would let the app name files outside the path walk; never offered.
+        nr::NAME_TO_HANDLE_AT => Err(Errno::EOPNOTSUPP),
+        nr::OPEN_BY_HANDLE_AT => Err(Errno::EPERM),
+        nr::FALLOCATE => fs::sys_fallocate(t, fd(0), a[1] as u32, a[2] as i64, a[3] as i64),
+        nr::SENDFILE => fs::sys_sendfile(t, fd(0), fd(1), a[2], a[3] as usize),
+        nr::COPY_FILE_RANGE => fs::sys_copy_file_range(t, a),
+        nr::MEMFD_CREATE => fs::sys_memfd_create(t, a[0], a[1] as u32),
+        nr::OPENAT2 => fs::sys_openat2(t, fd(0), a[1], a[2], a[3] as usize),
+        // Advice only: checking the fd is all there is to do.
+        nr::FADVISE64 => fs::sys_fsync(t, fd(0)),
         nr::EVENTFD => fs::sys_eventfd2(t, a[0] as u32, 0),
         nr::EVENTFD2 => fs::sys_eventfd2(t, a[0] as u32, a[1] as u32),
         nr::EPOLL_CREATE => match a[0] as i32 {

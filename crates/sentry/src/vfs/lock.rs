@@ -1,5 +1,5 @@
-//! POSIX record locks (fcntl F_GETLK/F_SETLK/F_SETLKW): byte ranges per file,
-//! owned by processes, released on any close of the file by the owner and at exit.
+//! File locks: POSIX record locks (fcntl F_GETLK/F_SETLK/F_SETLKW), byte ranges
+//! owned by processes; and, in a second table, flock locks owned by open files.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +16,8 @@ pub const F_UNLCK: i16 = 2;
 /// One held lock: `[start, end)` (end u64::MAX for "to EOF and beyond").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLock {
-    pub owner: i32,
+    /// A pid for POSIX locks; an open-file-description id for flock locks.
+    pub owner: i64,
     pub start: u64,
     pub end: u64,
     pub kind: i16,
@@ -86,7 +87,7 @@ impl LockTable {
     }
 
     /// Drops every lock `owner` holds on `key` (a close) or, with None, on any file (exit).
-    pub fn release(&self, owner: i32, key: Option<FileKey>) {
+    pub fn release(&self, owner: i64, key: Option<FileKey>) {
         let mut locks = self.locks.lock().unwrap();
         let mut changed = false;
         for (k, list) in locks.iter_mut() {
@@ -103,6 +104,12 @@ impl LockTable {
             self.released.notify_all();
         }
     }
+}
+
+/// The owner id of flock locks held through `f` (its open file description).
+pub fn ofd_owner(f: &std::sync::Arc<crate::vfs::OpenFile>) -> i64 {
+    // Negative, so it can never equal a pid.
+    -(std::sync::Arc::as_ptr(f) as usize as i64 & i64::MAX) - 1
 }
 
 #[cfg(test)]

@@ -194,6 +194,10 @@ impl Dentry {
 
     /// The absolute path of this dentry.
     pub fn path(&self) -> Vec<u8> {
+        if self.parent.is_none() && !self.name.is_empty() {
+            // A file outside any tree (memfd): Linux shows it as deleted.
+            return [b"/", self.name.as_slice(), b" (deleted)"].concat();
+        }
         let mut parts = Vec::new();
         let mut d = self;
         while let Some(p) = &d.parent {
