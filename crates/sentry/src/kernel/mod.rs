@@ -2,7 +2,8 @@
 //! groups, signals, waiting, and boot.
 //!
 //! Lock order (outer first): `Kernel::pids` → `ThreadGroup::state` →
-//! `ThreadGroup::sig` → `Task::sig`; `mm`, `fds` and `fs` are leaf locks.
+//! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds` and `fs` are leaf locks.
+//! Two groups' `state` locks nest parent before child.
 
 pub mod boot;
 pub mod futex;

@@ -273,17 +273,20 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
         return;
     }
     let threads = tg.threads();
+    // Masks are read before the process's signal lock is taken: the lock order is
+    // Task::sig before ThreadGroup::sig.
+    let masks: Vec<u64> = threads.iter().map(|t| t.sig.lock().unwrap().mask).collect();
+    let blocked_everywhere = !masks.is_empty() && masks.iter().all(|m| m & signal::bit(sig) != 0);
     {
         let mut gs = tg.sig.lock().unwrap();
         let act = gs.actions[(sig - 1) as usize];
-        let blocked_everywhere =
-            !threads.is_empty() && threads.iter().all(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
         if is_ignored(&act, sig) && !blocked_everywhere {
             return;
         }
         gs.pending.push(info);
     }
-    let target = threads.iter().find(|t| t.sig.lock().unwrap().mask & signal::bit(sig) == 0).or(threads.first());
+    let target =
+        threads.iter().zip(&masks).find(|(_, m)| *m & signal::bit(sig) == 0).map(|(t, _)| t).or(threads.first());
     if let Some(t) = target {
         t.interrupt();
     }
