@@ -207,3 +207,8 @@ fn memfd_flock_xattr_fallocate_copy() {
          shutil.rmtree(d)",
     ]);
 }
+
+#[test]
+fn python_pty_openpty_and_fork() {
+    differential(&["python3", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/pty_pair.py")]);
+}

@@ -135,7 +135,7 @@ impl FileOps for DeviceFile {
 }
 
 /// Builds /dev. `tty` is the sandbox's terminal (what /dev/tty opens), if it has one.
-pub fn new_devfs(tty: Option<Arc<dyn FileOps>>) -> InodeRef {
+pub fn new_devfs(tty: Option<Arc<dyn FileOps>>, ptys: Option<Arc<super::pty::PtyRegistry>>) -> InodeRef {
     let fs = new_fs_id();
     let mut entries: Vec<(Vec<u8>, InodeRef)> = Vec::new();
     let mut add = |name: &str, inode: InodeRef| entries.push((name.as_bytes().to_vec(), inode));
@@ -153,7 +153,13 @@ pub fn new_devfs(tty: Option<Arc<dyn FileOps>>) -> InodeRef {
     add("stdin", SimpleSymlink::fixed(fs, next_ino(), b"/proc/self/fd/0"));
     add("stdout", SimpleSymlink::fixed(fs, next_ino(), b"/proc/self/fd/1"));
     add("stderr", SimpleSymlink::fixed(fs, next_ino(), b"/proc/self/fd/2"));
-    add("pts", SimpleDir::fixed(fs, next_ino(), 0o755, Vec::new()));
+    match ptys {
+        Some(reg) => {
+            add("ptmx", reg.ptmx());
+            add("pts", reg.pts());
+        }
+        None => add("pts", SimpleDir::fixed(fs, next_ino(), 0o755, Vec::new())),
+    }
     // TODO(#4): back /dev/shm with tmpfs pages in the memory file. Until then it is an
     // empty directory that refuses new files (EACCES), so shm_open fails cleanly.
     add("shm", SimpleDir::fixed(fs, next_ino(), 0o1777, Vec::new()));
@@ -181,7 +187,7 @@ mod tests {
 
     #[test]
     fn null_zero_full() {
-        let dev = new_devfs(None);
+        let dev = new_devfs(None, None);
         let null = open(&dev, "null");
         assert_eq!(null.ops.read(&null, &mut [1u8; 16], 0), Ok(0));
         assert_eq!(null.ops.write(&null, b"hello", 0), Ok(5));
@@ -202,7 +208,7 @@ mod tests {
 
     #[test]
     fn random_fills_the_buffer() {
-        let dev = new_devfs(None);
+        let dev = new_devfs(None, None);
         for name in ["random", "urandom"] {
             let f = open(&dev, name);
             let mut buf = [0u8; 64];
@@ -215,7 +221,7 @@ mod tests {
 
     #[test]
     fn device_stat() {
-        let dev = new_devfs(None);
+        let dev = new_devfs(None, None);
         let st = dev.lookup(b"urandom").unwrap().stat().unwrap();
         assert_eq!(st.mode, 0o020666);
         assert_eq!((major(st.rdev), minor(st.rdev)), (1, 9));
@@ -226,7 +232,7 @@ mod tests {
 
     #[test]
     fn tty_opens_the_given_terminal() {
-        let dev = new_devfs(None);
+        let dev = new_devfs(None, None);
         assert_eq!(dev.lookup(b"tty").unwrap().open(2).err(), Some(Errno::ENXIO));
 
         #[derive(Debug)]
@@ -236,13 +242,13 @@ mod tests {
                 true
             }
         }
-        let dev = new_devfs(Some(Arc::new(Terminal)));
+        let dev = new_devfs(Some(Arc::new(Terminal)), None);
         assert!(dev.lookup(b"tty").unwrap().open(2).unwrap().is_tty());
     }
 
     #[test]
     fn links_and_dirs() {
-        let dev = new_devfs(None);
+        let dev = new_devfs(None, None);
         assert_eq!(dev.lookup(b"fd").unwrap().readlink().unwrap(), b"/proc/self/fd");
         assert_eq!(dev.lookup(b"stderr").unwrap().readlink().unwrap(), b"/proc/self/fd/2");
         let shm = dev.lookup(b"shm").unwrap();

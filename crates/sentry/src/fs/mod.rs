@@ -9,6 +9,7 @@ pub mod host;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;
+pub mod pty;
 pub mod signalfd;
 pub mod simple;
 pub mod timerfd;

@@ -75,7 +75,12 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), "overlay", "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
-        vfs.mounts.mount(b"/dev", dev::new_devfs(tty), "devtmpfs", "dev");
+        vfs.mounts.mount(
+            b"/dev",
+            dev::new_devfs(tty, Some(crate::fs::pty::PtyRegistry::new(weak.clone()))),
+            "devtmpfs",
+            "dev",
+        );
         vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs(0o1777), "tmpfs", "tmpfs");
         Kernel {
             platform: Box::new(platform),

@@ -994,6 +994,9 @@ pub fn sys_ioctl(t: &mut CurrentTask, fd: i32, req: u64, arg: u64) -> SysResult<
         TIOCGPGRP => (4, false, true),
         TIOCSPGRP => (4, true, false),
         FIONREAD => (4, false, true),
+        0x8004_5430 => (4, false, true), // TIOCGPTN
+        0x4004_5431 => (4, true, false), // TIOCSPTLCK
+        0x5429 => (4, false, true),      // TIOCGSID
         _ => (0, false, false),
     };
     let buf = if copy_in { t.read_vec(arg, size)? } else { vec![0u8; size] };
