@@ -212,3 +212,22 @@ fn memfd_flock_xattr_fallocate_copy() {
 fn python_pty_openpty_and_fork() {
     differential(&["python3", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/pty_pair.py")]);
 }
+
+#[test]
+fn python_process_pool_and_shared_file_mapping() {
+    // multiprocessing's semaphores live in /dev/shm and are mapped MAP_SHARED.
+    differential(&[
+        "python3",
+        "-c",
+        "from concurrent.futures import ProcessPoolExecutor\n\
+         import subprocess, mmap, os, tempfile\n\
+         with ProcessPoolExecutor(2) as ex: print(list(ex.map(abs, [-1, -2, 3])))\n\
+         print(subprocess.run(['echo', 'sub'], capture_output=True, text=True).stdout.strip())\n\
+         d = tempfile.mkdtemp(dir='/dev/shm'); p = d + '/x'\n\
+         fd = os.open(p, os.O_CREAT | os.O_RDWR); os.ftruncate(fd, 4096)\n\
+         m = mmap.mmap(fd, 4096); pid = os.fork()\n\
+         if pid == 0:\n    m[:5] = b'child'; os._exit(0)\n\
+         os.waitpid(pid, 0); print(m[:5], os.pread(fd, 5, 0))\n\
+         os.unlink(p); os.rmdir(d)",
+    ]);
+}

@@ -160,8 +160,7 @@ pub fn new_devfs(tty: Option<Arc<dyn FileOps>>, ptys: Option<Arc<super::pty::Pty
         }
         None => add("pts", SimpleDir::fixed(fs, next_ino(), 0o755, Vec::new())),
     }
-    // TODO(#4): back /dev/shm with tmpfs pages in the memory file. Until then it is an
-    // empty directory that refuses new files (EACCES), so shm_open fails cleanly.
+    // The mountpoint for the tmpfs the kernel mounts at /dev/shm.
     add("shm", SimpleDir::fixed(fs, next_ino(), 0o1777, Vec::new()));
     SimpleDir::fixed(fs, next_ino(), 0o755, entries)
 }

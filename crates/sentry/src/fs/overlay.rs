@@ -299,6 +299,11 @@ impl Inode for OverlayInode {
         self
     }
 
+    fn shared_pages(&self, alloc: &Arc<crate::mm::RangeAllocator>, want: u64) -> SysResult<Arc<crate::mm::Backing>> {
+        // Shared mappings see later writes, so the file must live in the upper layer.
+        self.copy_up()?.shared_pages(alloc, want)
+    }
+
     fn fs_id(&self) -> u64 {
         self.fs
     }

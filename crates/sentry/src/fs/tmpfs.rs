@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 
 use super::pipe::Pipe;
+use crate::mm::{Backing, RangeAllocator};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
 
@@ -25,9 +26,75 @@ struct Meta {
     ctime: Timespec,
 }
 
+/// A regular file's bytes: on the Sentry's heap until the file is mapped MAP_SHARED,
+/// then in the memory file, so that every mapping and read/write see the same pages.
+#[derive(Debug)]
+enum FileData {
+    Heap(Vec<u8>),
+    Mem { backing: Arc<Backing>, size: u64 },
+}
+
+/// Largest tmpfs file.
+const MAX_FILE: u64 = 1 << 34;
+
+impl FileData {
+    fn len(&self) -> u64 {
+        match self {
+            FileData::Heap(v) => v.len() as u64,
+            FileData::Mem { size, .. } => *size,
+        }
+    }
+
+    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let len = self.len();
+        let off = off.min(len);
+        let n = (buf.len() as u64).min(len - off) as usize;
+        match self {
+            FileData::Heap(v) => buf[..n].copy_from_slice(&v[off as usize..off as usize + n]),
+            FileData::Mem { backing, .. } => backing.read(off, &mut buf[..n])?,
+        }
+        Ok(n)
+    }
+
+    fn write(&mut self, off: u64, data: &[u8]) -> SysResult<()> {
+        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        if self.len() < end {
+            self.resize(end)?;
+        }
+        match self {
+            FileData::Heap(v) => v[off as usize..end as usize].copy_from_slice(data),
+            FileData::Mem { backing, .. } => backing.write(off, data)?,
+        }
+        Ok(())
+    }
+
+    fn resize(&mut self, new: u64) -> SysResult<()> {
+        if new > MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        match self {
+            FileData::Heap(v) => v.resize(new as usize, 0),
+            FileData::Mem { backing, size } => {
+                if new > backing.len {
+                    // Mappings keep the pages they have; the file outgrew them.
+                    return Err(Errno::EFBIG);
+                }
+                if new < *size {
+                    backing.zero(new, *size - new)?;
+                }
+                *size = new;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 enum Kind {
-    File(Mutex<Vec<u8>>),
+    File(Mutex<FileData>),
     Dir(Mutex<BTreeMap<Vec<u8>, Arc<TmpfsInode>>>),
     Symlink(Vec<u8>),
     Fifo(Arc<Pipe>),
@@ -94,11 +161,33 @@ impl TmpfsInode {
     pub fn set_data(&self, data: Vec<u8>) -> SysResult<()> {
         match &self.kind {
             Kind::File(d) => {
-                *d.lock().unwrap() = data;
+                *d.lock().unwrap() = FileData::Heap(data);
                 Ok(())
             }
             _ => Err(Errno::EINVAL),
         }
+    }
+
+    /// Moves a regular file's bytes into the memory file (once) and returns the range that
+    /// MAP_SHARED mappings of it use. Room is reserved for growth: a file mapped shared
+    /// cannot later grow past that room (EFBIG).
+    pub fn shared_pages(&self, alloc: &Arc<RangeAllocator>, want: u64) -> SysResult<Arc<Backing>> {
+        let Kind::File(d) = &self.kind else { return Err(Errno::ENODEV) };
+        let mut d = d.lock().unwrap();
+        if let FileData::Mem { backing, .. } = &*d {
+            if backing.len >= want {
+                return Ok(backing.clone());
+            }
+            return Err(Errno::ENOMEM);
+        }
+        let size = d.len();
+        let room = want.max(size).max(1 << 20).checked_mul(2).ok_or(Errno::ENOMEM)?.min(MAX_FILE);
+        let backing = alloc.alloc(room)?;
+        if let FileData::Heap(v) = &*d {
+            backing.write(0, v)?;
+        }
+        *d = FileData::Mem { backing: backing.clone(), size };
+        Ok(backing)
     }
 
     /// Downcasts a generic inode to a tmpfs inode.
@@ -111,7 +200,7 @@ impl Inode for TmpfsInode {
     fn stat(&self) -> SysResult<Stat> {
         let m = self.meta.lock().unwrap();
         let size = match &self.kind {
-            Kind::File(d) => d.lock().unwrap().len() as u64,
+            Kind::File(d) => d.lock().unwrap().len(),
             Kind::Dir(_) => 4096,
             Kind::Symlink(t) => t.len() as u64,
             Kind::Fifo(_) => 0,
@@ -164,7 +253,7 @@ impl Inode for TmpfsInode {
                 if flags & 0o1000 != 0 {
                     if let Kind::File(d) = &self.kind {
                         if flags & 3 != 0 {
-                            d.lock().unwrap().clear();
+                            d.lock().unwrap().resize(0)?;
                             self.touch();
                         }
                     }
@@ -181,7 +270,7 @@ impl Inode for TmpfsInode {
         }
         let i = match node {
             NewNode::File { mode } => {
-                Self::make(self.fs, 0o100000 | (mode & 0o7777), Kind::File(Mutex::new(Vec::new())))
+                Self::make(self.fs, 0o100000 | (mode & 0o7777), Kind::File(Mutex::new(FileData::Heap(Vec::new()))))
             }
             NewNode::Dir { mode } => {
                 self.meta.lock().unwrap().nlink += 1;
@@ -263,7 +352,7 @@ impl Inode for TmpfsInode {
     fn setattr(&self, a: &SetAttr) -> SysResult<()> {
         if let Some(size) = a.size {
             match &self.kind {
-                Kind::File(d) => d.lock().unwrap().resize(size as usize, 0),
+                Kind::File(d) => d.lock().unwrap().resize(size)?,
                 Kind::Dir(_) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
@@ -292,6 +381,10 @@ impl Inode for TmpfsInode {
         self
     }
 
+    fn shared_pages(&self, alloc: &Arc<RangeAllocator>, want: u64) -> SysResult<Arc<Backing>> {
+        TmpfsInode::shared_pages(self, alloc, want)
+    }
+
     fn fs_id(&self) -> u64 {
         self.fs
     }
@@ -305,13 +398,7 @@ struct TmpfsFile {
 impl FileOps for TmpfsFile {
     fn read(&self, _f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
         match &self.inode.kind {
-            Kind::File(d) => {
-                let d = d.lock().unwrap();
-                let off = off.min(d.len() as u64) as usize;
-                let n = buf.len().min(d.len() - off);
-                buf[..n].copy_from_slice(&d[off..off + n]);
-                Ok(n)
-            }
+            Kind::File(d) => d.lock().unwrap().read(off, buf),
             Kind::Dir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
@@ -321,15 +408,8 @@ impl FileOps for TmpfsFile {
         match &self.inode.kind {
             Kind::File(d) => {
                 let mut d = d.lock().unwrap();
-                let off = if f.flags() & 0o2000 != 0 { d.len() } else { off as usize };
-                let end = off.checked_add(data.len()).ok_or(Errno::EFBIG)?;
-                if end > (1 << 34) {
-                    return Err(Errno::EFBIG);
-                }
-                if d.len() < end {
-                    d.resize(end, 0);
-                }
-                d[off..end].copy_from_slice(data);
+                let off = if f.flags() & 0o2000 != 0 { d.len() } else { off };
+                d.write(off, data)?;
                 drop(d);
                 self.inode.touch();
                 Ok(data.len())

@@ -82,6 +82,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             "dev",
         );
         vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs(0o1777), "tmpfs", "tmpfs");
+        vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs(0o1777), "tmpfs", "shm");
         Kernel {
             platform: Box::new(platform),
             mem: mem.clone(),

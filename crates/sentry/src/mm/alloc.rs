@@ -66,6 +66,42 @@ pub struct Backing {
     alloc: Arc<RangeAllocator>,
 }
 
+impl Backing {
+    fn check(&self, off: u64, len: u64) -> SysResult<u64> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(self.off + off),
+            _ => Err(abi::Errno::EFAULT),
+        }
+    }
+
+    /// Reads bytes at `off` within this range.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<()> {
+        let at = self.check(off, buf.len() as u64)?;
+        self.alloc.file.read(at, buf).map_err(|_| abi::Errno::EFAULT)
+    }
+
+    /// Writes bytes at `off` within this range.
+    pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
+        let at = self.check(off, data.len() as u64)?;
+        self.alloc.file.write(at, data).map_err(|_| abi::Errno::EFAULT)
+    }
+
+    /// Zeroes `len` bytes at `off` (returning whole pages to the host).
+    pub fn zero(&self, off: u64, len: u64) -> SysResult<()> {
+        let at = self.check(off, len)?;
+        // Partial pages at the edges are cleared by writing zeros; whole pages are punched.
+        let first = (at + 4095) & !4095;
+        let last = (at + len) & !4095;
+        if first < last {
+            self.alloc.file.write(at, &vec![0u8; (first - at) as usize]).map_err(|_| abi::Errno::EFAULT)?;
+            self.alloc.file.zero(first, last - first).map_err(|_| abi::Errno::EFAULT)?;
+            self.alloc.file.write(last, &vec![0u8; (at + len - last) as usize]).map_err(|_| abi::Errno::EFAULT)
+        } else {
+            self.alloc.file.write(at, &vec![0u8; len as usize]).map_err(|_| abi::Errno::EFAULT)
+        }
+    }
+}
+
 impl Drop for Backing {
     fn drop(&mut self) {
         self.alloc.release(self.off, self.len);

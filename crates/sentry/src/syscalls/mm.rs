@@ -58,10 +58,38 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     if st.file_type() != FileType::Regular {
         return Err(Errno::ENODEV);
     }
-    if shared && prot & 2 != 0 {
-        // Writable shared file mappings need page-cache sharing with the file (issue #3).
-        t.k.note_unimplemented(abi::sysno::MMAP);
-        return Err(Errno::ENODEV);
+    if shared && (prot & 2 != 0 || f.writable()) {
+        // The mapping and the file share pages in the memory file (tmpfs files, and files
+        // copied up into the overlay). A read-only shared mapping of a file that cannot
+        // share (the Gofer's lower layer) gets a private copy below: nobody writes it.
+        let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+        match d.inode.shared_pages(&t.k.alloc, end) {
+            Ok(backing) => {
+                if prot & 2 != 0 && !f.writable() {
+                    return Err(Errno::EACCES);
+                }
+                let name = VmaName::File {
+                    path: String::from_utf8_lossy(&d.path()).into_owned(),
+                    dev: st.dev,
+                    ino: st.ino,
+                    offset: off,
+                };
+                let (a, ops) = t.tg().mm.lock().unwrap().map(
+                    addr,
+                    len,
+                    prot,
+                    true,
+                    fixed,
+                    noreplace,
+                    Some((backing, off)),
+                    name,
+                )?;
+                t.apply(&ops)?;
+                return Ok(a);
+            }
+            Err(e) if prot & 2 != 0 => return Err(e),
+            Err(_) => {}
+        }
     }
     // Private (or read-only shared) mapping: copy the file's bytes into fresh pages.
     let backing = t.tg().mm.lock().unwrap().alloc_backing(len)?;

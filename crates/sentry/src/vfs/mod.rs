@@ -175,6 +175,15 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     }
     /// For downcasting to a concrete filesystem's inode (rename, link, overlay copy-up).
     fn as_any(&self) -> &dyn Any;
+    /// The memory-file pages a MAP_SHARED mapping of this file uses (`want` bytes at
+    /// least). Only files whose data can live in the memory file (tmpfs) have them.
+    fn shared_pages(
+        &self,
+        _alloc: &std::sync::Arc<crate::mm::RangeAllocator>,
+        _want: u64,
+    ) -> SysResult<std::sync::Arc<crate::mm::Backing>> {
+        Err(Errno::ENODEV)
+    }
     /// Identity of the filesystem, for rename's EXDEV check.
     fn fs_id(&self) -> u64;
 }
