@@ -231,3 +231,33 @@ fn python_process_pool_and_shared_file_mapping() {
          os.unlink(p); os.rmdir(d)",
     ]);
 }
+
+#[test]
+fn coreutils_findutils_and_tar_xz() {
+    differential(&[
+        "bash",
+        "-c",
+        "ls -l /usr/share/doc/bash | head -5; find /usr/share/doc -name '*.gz' | wc -l; du -s /usr/share/doc/bash\n\
+         stat -c '%n %s %F %a' /usr/bin/env /etc/hostname /usr/share\n\
+         w=$(mktemp -d); head -c 30000000 /usr/bin/python3.11 > $w/big; sha256sum < $w/big\n\
+         cd $w && mkdir t && cp /etc/hostname t/ && seq 1 5000 > t/s && tar cJf t.txz t && rm -r t \\\n\
+           && tar xJf t.txz && sha256sum t/s && cd / && rm -rf $w",
+    ]);
+}
+
+#[test]
+fn gcc_git_perl() {
+    differential(&[
+        "bash",
+        "-c",
+        "w=$(mktemp -d); cd $w\n\
+         printf 'int f(int);\\nint main(void){return f(3)-9;}\\n' > a.c; printf 'int f(int x){return x*x;}\\n' > b.c\n\
+         gcc -O2 -o p a.c b.c && ./p; echo gcc-rc=$?\n\
+         git init -q r && cd r && git config user.email a@b && git config user.name n\n\
+         echo hi > f && git add f && git commit -qm first && echo more >> f && git diff --stat\n\
+         git commit -qam second && git log --oneline | wc -l\n\
+         cd / && rm -rf $w\n\
+         perl -e 'pipe(R,W); if (fork) { close W; print scalar <R>; wait } else { close R; print W \"from child\\n\"; exit }'\n\
+         echo 'a=1 b=22' | perl -ne 'print join(\",\", /(\\w)=(\\d+)/g), \"\\n\"'",
+    ]);
+}
