@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -334,6 +335,79 @@ static void stream_misc(const char *dir) {
     close(sv[1]);
 }
 
+static void timeouts_mmsg_creds(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    struct timeval tv = { 0, 100000 }; // a whole number of jiffies for any HZ
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct timeval back;
+    socklen_t bl = sizeof back;
+    getsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &back, &bl);
+    printf("SO_RCVTIMEO: %ld.%06ld\n", (long)back.tv_sec, (long)back.tv_usec);
+    char buf[64];
+    ERR("recv times out", recv(sv[1], buf, sizeof buf, 0));
+    tv.tv_usec = 2000000;
+    ERR("SO_RCVTIMEO with usec out of range", setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+
+    struct mmsghdr out[3], in[4];
+    struct iovec oi[3] = { {"a", 1}, {"bb", 2}, {"ccc", 3} }, ii[4];
+    char ib[4][8];
+    memset(out, 0, sizeof out);
+    memset(in, 0, sizeof in);
+    for (int i = 0; i < 3; i++) { out[i].msg_hdr.msg_iov = &oi[i]; out[i].msg_hdr.msg_iovlen = 1; }
+    for (int i = 0; i < 4; i++) {
+        ii[i] = (struct iovec){ ib[i], sizeof ib[i] };
+        in[i].msg_hdr.msg_iov = &ii[i];
+        in[i].msg_hdr.msg_iovlen = 1;
+    }
+    printf("sendmmsg: %d\n", sendmmsg(sv[0], out, 3, 0));
+    int n = recvmmsg(sv[1], in, 4, MSG_WAITFORONE, NULL);
+    printf("recvmmsg: %d lens=%u,%u,%u\n", n, in[0].msg_len, in[1].msg_len, in[2].msg_len);
+
+    // Explicit SCM_CREDENTIALS; the receiver has SO_PASSCRED on.
+    int on = 1;
+    setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    struct ucred me = { getpid(), getuid(), getgid() };
+    char ctl[CMSG_SPACE(sizeof me)];
+    memset(ctl, 0, sizeof ctl);
+    struct iovec iov = { "c", 1 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_CREDENTIALS;
+    c->cmsg_len = CMSG_LEN(sizeof me);
+    memcpy(CMSG_DATA(c), &me, sizeof me);
+    printf("sendmsg SCM_CREDENTIALS: %zd\n", sendmsg(sv[0], &m, 0));
+    c->cmsg_len = CMSG_LEN(sizeof me) - 1;
+    ERR("SCM_CREDENTIALS of the wrong size", sendmsg(sv[0], &m, 0));
+    char rctl[64];
+    struct iovec riov = { buf, sizeof buf };
+    struct msghdr r = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rctl, .msg_controllen = sizeof rctl };
+    ssize_t got = recvmsg(sv[1], &r, 0);
+    c = CMSG_FIRSTHDR(&r);
+    struct ucred who = {0};
+    if (c && c->cmsg_type == SCM_CREDENTIALS) memcpy(&who, CMSG_DATA(c), sizeof who);
+    printf("received creds: n=%zd controllen=%zu mine=%d\n", got, (size_t)r.msg_controllen,
+           who.pid == me.pid && who.uid == me.uid && who.gid == me.gid);
+    close(sv[0]);
+    close(sv[1]);
+
+    // MSG_WAITALL gathers two writes.
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pid_t pid = fork();
+    if (pid == 0) {
+        write(sv[1], "half", 4);
+        usleep(20000);
+        write(sv[1], "+rest", 5);
+        _exit(0);
+    }
+    memset(buf, 0, sizeof buf);
+    printf("MSG_WAITALL: %zd '%s'\n", recv(sv[0], buf, 9, MSG_WAITALL), buf);
+    waitpid(pid, NULL, 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, on_sigpipe);
@@ -343,6 +417,7 @@ int main(int argc, char **argv) {
     seqpacket(dir);
     dgram(dir);
     stream_misc(dir);
+    timeouts_mmsg_creds();
     rmdir(dir);
     return 0;
 }

@@ -9,9 +9,11 @@
 //! Locking: an endpoint's state lock is never held while another endpoint's is
 //! taken; operations that touch two endpoints (send, connect, shutdown, close)
 //! lock them one after the other. Messages, which may own the last reference to
-//! other files, are dropped only with no endpoint lock held. User memory and
-//! fd tables (leaf locks) may be touched under an endpoint's lock.
+//! other files, are dropped only with no endpoint lock held. The name table,
+//! user memory and fd tables are leaf locks, taken (if at all) under one
+//! endpoint's lock.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -214,7 +216,8 @@ struct Message {
     rights: Vec<Arc<OpenFile>>,
     cred: Ucred,
     sender: Weak<Endpoint>,
-    /// Bytes still charged to the sender's `in_flight`.
+    /// What the message still costs its sender's `in_flight`: unread bytes plus
+    /// the per-message overhead.
     charged: usize,
 }
 
@@ -241,6 +244,26 @@ impl Drop for Message {
     fn drop(&mut self) {
         self.uncharge(self.charged);
     }
+}
+
+/// Drops messages queued on a closing socket. Their descriptors may hold the last
+/// reference to other sockets whose queues hold yet others; a chain of any length
+/// can be built, so the drops are done in a loop on this thread instead of
+/// recursively (Linux defers the fput for the same reason).
+fn dispose(msgs: impl IntoIterator<Item = Message>) {
+    thread_local! {
+        static PENDING: RefCell<Vec<Message>> = const { RefCell::new(Vec::new()) };
+        static DRAINING: Cell<bool> = const { Cell::new(false) };
+    }
+    PENDING.with(|p| p.borrow_mut().extend(msgs));
+    if DRAINING.with(|d| d.replace(true)) {
+        // An outer call on this thread is draining; it will get to these.
+        return;
+    }
+    while let Some(m) = PENDING.with(|p| p.borrow_mut().pop()) {
+        drop(m);
+    }
+    DRAINING.with(|d| d.set(false));
 }
 
 /// Where an endpoint stands in its connection's life.
@@ -481,7 +504,7 @@ impl Endpoint {
         }
         let (server, listener_cred) = {
             let mut l = listener.lock();
-            if l.closed {
+            if l.closed || l.shut_rd {
                 return Err(Errno::ECONNREFUSED);
             }
             let l_addr = l.addr.clone();
@@ -507,6 +530,12 @@ impl Endpoint {
         s.conn = Conn::Connected(server);
         s.peer_cred = listener_cred;
         Ok(())
+    }
+
+    /// Whether a connect to this socket could be queued (now or once there is room).
+    pub fn accepts_connections(&self) -> bool {
+        let s = self.lock();
+        !s.closed && !s.shut_rd && matches!(s.conn, Conn::Listening { .. })
     }
 
     /// Takes the oldest pending connection; EAGAIN if there is none.
@@ -674,7 +703,7 @@ impl Endpoint {
             if t.shut_rd {
                 return Err(Errno::EPIPE);
             }
-            if !mutual && t.queue.len() >= MAX_DGRAM_QLEN {
+            if !mutual && !Arc::ptr_eq(&target, self) && t.queue.len() >= MAX_DGRAM_QLEN {
                 return Err(Errno::EAGAIN);
             }
             let charged = data.len() + MSG_OVERHEAD;
@@ -875,7 +904,7 @@ impl Endpoint {
             }
             _ => {}
         }
-        drop(queue);
+        dispose(queue);
         self.wq.notify_all();
     }
 
@@ -919,12 +948,14 @@ impl Endpoint {
         m
     }
 
-    /// FIONREAD: unread stream bytes, or the size of the next datagram.
-    pub fn readable_bytes(&self) -> usize {
+    /// FIONREAD: unread bytes (stream, seqpacket) or the size of the next datagram;
+    /// EINVAL on a listening socket.
+    pub fn readable_bytes(&self) -> SysResult<usize> {
         let s = self.lock();
-        match self.kind {
-            SockType::Stream => s.queue.iter().map(|m| m.unread().len()).sum(),
-            _ => s.queue.front().map_or(0, |m| m.data.len()),
+        match (&s.conn, self.kind) {
+            (Conn::Listening { .. }, _) => Err(Errno::EINVAL),
+            (_, SockType::Dgram) => Ok(s.queue.front().map_or(0, |m| m.data.len())),
+            _ => Ok(s.queue.iter().map(|m| m.unread().len()).sum()),
         }
     }
 }
@@ -1025,7 +1056,7 @@ impl FileOps for UnixSocket {
     fn ioctl(&self, _f: &OpenFile, req: u64, arg: &mut IoctlArg) -> SysResult<u64> {
         match req {
             FIONREAD => {
-                let n = self.ep.readable_bytes().min(i32::MAX as usize) as i32;
+                let n = self.ep.readable_bytes()?.min(i32::MAX as usize) as i32;
                 arg.buf = n.to_ne_bytes().to_vec();
                 Ok(0)
             }
@@ -1195,6 +1226,40 @@ mod tests {
         l.close(false);
         assert_eq!(recv_all(&c, 10).unwrap_err(), Errno::ECONNRESET);
         assert_eq!(recv_all(&c, 10).unwrap().1.copied, 0);
+    }
+
+    #[test]
+    fn closing_a_long_chain_of_sockets_in_flight_does_not_recurse() {
+        // Socket i+1 waits in socket i's queue and nothing else holds it: closing
+        // socket 0 releases the whole chain.
+        let ucred = cred().ucred;
+        let (p0, mut prev_q) = Endpoint::pair(SockType::Stream, &cred(), OWNER);
+        let head = OpenFile::new(UnixSocket::new(p0), None, 2);
+        for _ in 0..100_000 {
+            let (p, q) = Endpoint::pair(SockType::Stream, &cred(), OWNER);
+            let mut rights = vec![OpenFile::new(UnixSocket::new(p), None, 2)];
+            prev_q.send_stream(1, false, &mut rights, ucred, &mut |_| Ok(vec![0])).unwrap();
+            prev_q.close(false);
+            prev_q = q;
+        }
+        prev_q.close(false);
+        drop(head);
+    }
+
+    #[test]
+    fn fionread_counts_per_type() {
+        let (a, b) = Endpoint::pair(SockType::SeqPacket, &cred(), OWNER);
+        send_bytes(&a, b"abc").unwrap();
+        send_bytes(&a, b"de").unwrap();
+        assert_eq!(b.readable_bytes(), Ok(5));
+        let (c, d) = Endpoint::pair(SockType::Dgram, &cred(), OWNER);
+        send_bytes(&c, b"abc").unwrap();
+        send_bytes(&c, b"de").unwrap();
+        assert_eq!(d.readable_bytes(), Ok(3));
+        let l = Endpoint::new(SockType::Stream, OWNER);
+        l.autobind(9, false).unwrap();
+        l.listen(1, cred()).unwrap();
+        assert_eq!(l.readable_bytes(), Err(Errno::EINVAL));
     }
 
     #[test]

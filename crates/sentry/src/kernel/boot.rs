@@ -182,11 +182,27 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     if let Ok(Err((path, errno))) = rx.recv() {
         return Err(BootError::Exec { path: String::from_utf8_lossy(&path).into_owned(), errno });
     }
-    let mut done = k.init_exit.lock().unwrap();
-    while done.is_none() {
-        done = k.init_exit_cv.wait(done).unwrap();
+    let status = {
+        let mut done = k.init_exit.lock().unwrap();
+        while done.is_none() {
+            done = k.init_exit_cv.wait(done).unwrap();
+        }
+        done.expect("checked above")
+    };
+    if k.strace {
+        let counts = k.unimplemented.lock().unwrap();
+        if !counts.is_empty() {
+            let list: Vec<String> = counts
+                .iter()
+                .map(|(nr, n)| match abi::sysno::name(*nr) {
+                    Some(name) => format!("{name}({nr}) x{n}"),
+                    None => format!("{nr} x{n}"),
+                })
+                .collect();
+            super::log_line(format_args!("moat: unimplemented syscalls called: {}", list.join(", ")));
+        }
     }
-    Ok(done.expect("checked above"))
+    Ok(status)
 }
 
 /// Candidate paths for argv[0]: itself if it has a '/', else each $PATH directory.

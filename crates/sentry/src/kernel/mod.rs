@@ -24,6 +24,13 @@ use crate::vfs::Vfs;
 
 pub use task::{CurrentTask, Task, ThreadGroup};
 
+/// Writes one diagnostic line to moat's stderr. Never panics: a closed stderr must not
+/// take the Sentry down (eprintln! would).
+pub fn log_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
 /// The sandbox-wide kernel state.
 #[derive(Debug)]
 pub struct Kernel {
@@ -73,7 +80,7 @@ impl Kernel {
         *c += 1;
         if *c == 1 {
             let name = abi::sysno::name(nr).unwrap_or("unknown");
-            eprintln!("moat: unimplemented syscall {name} ({nr}); returning ENOSYS");
+            log_line(format_args!("moat: unimplemented syscall {name} ({nr}); returning ENOSYS"));
             tracing::warn!(nr, name, "unimplemented syscall");
         }
     }

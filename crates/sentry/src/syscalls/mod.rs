@@ -25,12 +25,12 @@ pub fn handle(t: &mut CurrentTask) {
     let before = if strace { Some(decode_args(t, n, &a)) } else { None };
     let r = dispatch(t, n, a);
     if let Some(args) = before {
-        let name = nr::name(n).unwrap_or("unknown");
+        let name = nr::name(n).map(str::to_string).unwrap_or_else(|| format!("syscall_{n}"));
         let res = match &r {
             Ok(v) => format!("{}", *v as i64),
             Err(e) => format!("-1 {}", e.name()),
         };
-        eprintln!("[{}] {}({}) = {}", t.task.tid, name, args, res);
+        crate::kernel::log_line(format_args!("[{}] {}({}) = {}", t.task.tid, name, args, res));
     }
     match r {
         Ok(v) => t.regs.rax = v,

@@ -136,9 +136,8 @@ fn wait<T>(
     nonblock: bool,
     timeout: Option<Duration>,
     queues: &[&WaitQueue],
-    op: impl FnMut() -> SysResult<T>,
+    mut op: impl FnMut() -> SysResult<T>,
 ) -> SysResult<T> {
-    let mut op = op;
     if nonblock {
         return op();
     }
@@ -154,7 +153,8 @@ fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<i32> {
     t.tg().fds.lock().unwrap().add(f, cloexec, 0)
 }
 
-fn socket_file_for(ep: Arc<Endpoint>, nonblock: bool) -> Arc<OpenFile> {
+/// A new open file description (O_RDWR) for an endpoint.
+fn open_socket(ep: Arc<Endpoint>, nonblock: bool) -> Arc<OpenFile> {
     OpenFile::new(UnixSocket::new(ep), None, O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
 }
 
@@ -199,13 +199,13 @@ fn note_unsupported_family(domain: i32) {
 pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -> SysResult<u64> {
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
     let ep = Endpoint::new(kind, task_owner(t));
-    Ok(install(t, socket_file_for(ep, nonblock), cloexec)? as u64)
+    Ok(install(t, open_socket(ep, nonblock), cloexec)? as u64)
 }
 
 pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32, sv: u64) -> SysResult<u64> {
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
     let (a, b) = Endpoint::pair(kind, &task_peer_cred(t), task_owner(t));
-    let (fa, fb) = (socket_file_for(a, nonblock), socket_file_for(b, nonblock));
+    let (fa, fb) = (open_socket(a, nonblock), open_socket(b, nonblock));
     let (x, y) = {
         let mut fds = t.tg().fds.lock().unwrap();
         let x = fds.add(fa, cloexec, 0)?;
@@ -276,18 +276,26 @@ fn resolve(t: &CurrentTask, addr: &Address, kind: SockType) -> SysResult<Arc<End
     Ok(ep)
 }
 
+/// The directory a socket path would be created in and the new name; EADDRINUSE if
+/// the name exists (Linux checks this before whether the socket is bound already).
+fn socket_node_parent(t: &CurrentTask, path: &[u8]) -> SysResult<(Arc<crate::vfs::Dentry>, Vec<u8>)> {
+    let fs = t.tg().fs.lock().unwrap().clone();
+    let (dir, name) = t.k.vfs.walk_parent(&fs.root, &fs.cwd, path)?;
+    if name.is_empty() || name == b"." || name == b".." || t.k.vfs.step(&fs.root, &dir, &name).is_ok() {
+        return Err(Errno::EADDRINUSE);
+    }
+    Ok((dir, name))
+}
+
 /// Creates the filesystem node of a path-bound socket; its (st_dev, st_ino) names
 /// the socket from then on.
 ///
 /// The VFS has no socket node kind yet, so the node is an empty regular file (mode
 /// 0777 & ~umask, like Linux's socket inodes): stat shows S_IFREG, not S_IFSOCK.
 fn make_socket_node(t: &CurrentTask, path: &[u8]) -> SysResult<(u64, u64)> {
-    let fs = t.tg().fs.lock().unwrap().clone();
-    let (dir, name) = t.k.vfs.walk_parent(&fs.root, &fs.cwd, path)?;
-    if name.is_empty() || name == b"." || name == b".." || t.k.vfs.step(&fs.root, &dir, &name).is_ok() {
-        return Err(Errno::EADDRINUSE);
-    }
-    let inode = dir.inode.create(&name, NewNode::File { mode: 0o777 & !fs.umask }).map_err(|e| match e {
+    let (dir, name) = socket_node_parent(t, path)?;
+    let umask = t.tg().fs.lock().unwrap().umask;
+    let inode = dir.inode.create(&name, NewNode::File { mode: 0o777 & !umask }).map_err(|e| match e {
         Errno::EEXIST => Errno::EADDRINUSE,
         e => e,
     })?;
@@ -301,7 +309,12 @@ pub fn sys_bind(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<
     let sandbox = sandbox_id(t);
     match Address::parse(&raw)? {
         None => ep.autobind(sandbox, false)?,
-        Some(a) => ep.bind(a, sandbox, |path| make_socket_node(t, path))?,
+        Some(a) => {
+            if let Address::Path(path) = &a {
+                socket_node_parent(t, path)?;
+            }
+            ep.bind(a, sandbox, |path| make_socket_node(t, path))?
+        }
     }
     Ok(0)
 }
@@ -328,7 +341,10 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
         ep.connect_dgram(Some(&target))?;
         return Ok(0);
     }
-    ep.begin_connect()?;
+    if let Err(e) = ep.begin_connect() {
+        // Linux looks at the listener before at this socket's own state.
+        return Err(if target.accepts_connections() { e } else { Errno::ECONNREFUSED });
+    }
     let cred = task_peer_cred(t);
     let timeout = ep.options().sndtimeo;
     let r = wait(t, f.nonblocking(), timeout, &[&target.wq], || ep.try_connect(&target, &cred));
@@ -350,7 +366,7 @@ pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags:
     let timeout = ep.options().rcvtimeo;
     let conn = wait(t, f.nonblocking(), timeout, &[&ep.wq], || ep.accept())?;
     let peer_addr = conn.peer().and_then(|p| p.address());
-    let file = socket_file_for(conn, flags as i32 & SOCK_NONBLOCK != 0);
+    let file = open_socket(conn, flags as i32 & SOCK_NONBLOCK != 0);
     let newfd = install(t, file, flags as i32 & SOCK_CLOEXEC != 0)?;
     if addr != 0 {
         if let Err(e) = write_sockaddr(t, addr, len_ptr, &sockaddr_of(peer_addr)) {
@@ -454,7 +470,7 @@ impl UserBuf {
                 continue;
             }
             let take = (len - skip).min(left);
-            f(base + skip as u64, take)?;
+            f(base.wrapping_add(skip as u64), take)?;
             left -= take;
             skip = 0;
         }
@@ -647,7 +663,7 @@ pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
         let entry = vec.wrapping_add(i * MMSGHDR_LEN);
         match sendmsg_one(t, &f, &ep, entry, flags) {
             Ok(n) => {
-                t.write_mem(entry + MSGHDR_LEN as u64, &(n as u32).to_ne_bytes())?;
+                t.write_mem(entry.wrapping_add(MSGHDR_LEN as u64), &(n as u32).to_ne_bytes())?;
                 done += 1;
             }
             Err(e) if done == 0 => return Err(e),
@@ -825,10 +841,10 @@ fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
         if n > 0 {
             t.write_mem(name, &from[..n])?;
         }
-        t.write_mem(msg + 8, &(from.len() as u32).to_ne_bytes())?;
+        t.write_mem(msg.wrapping_add(8), &(from.len() as u32).to_ne_bytes())?;
     }
-    t.write_mem(msg + 40, &(used as u64).to_ne_bytes())?;
-    t.write_mem(msg + 48, &out_flags.to_ne_bytes())?;
+    t.write_mem(msg.wrapping_add(40), &(used as u64).to_ne_bytes())?;
+    t.write_mem(msg.wrapping_add(48), &out_flags.to_ne_bytes())?;
     Ok(n)
 }
 
@@ -856,7 +872,7 @@ pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
         let fl = if done > 0 && flags & MSG_WAITFORONE != 0 { flags | MSG_DONTWAIT } else { flags };
         match recvmsg_one(t, &f, &ep, entry, fl & !MSG_WAITFORONE) {
             Ok(n) => {
-                t.write_mem(entry + MSGHDR_LEN as u64, &(n as u32).to_ne_bytes())?;
+                t.write_mem(entry.wrapping_add(MSGHDR_LEN as u64), &(n as u32).to_ne_bytes())?;
                 done += 1;
             }
             Err(e) if done == 0 => return Err(e),
