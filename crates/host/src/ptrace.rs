@@ -221,6 +221,22 @@ impl Tracee {
 
     /// Ends this stub thread (the process lives on while other tracees hold it).
     fn exit_thread(&self) {
+        if self.tid == self.pid {
+            // The stub's leader thread: while other threads live, its exit leaves a zombie
+            // that wait cannot reap, and PTRACE_O_EXITKILL would SIGKILL the whole process
+            // when this tracer goes. Drop EXITKILL, start the exit, and do not wait.
+            let _ = ptrace(libc::PTRACE_SETOPTIONS, self.tid, 0, libc::PTRACE_O_TRACESYSGOOD as usize);
+            if let Ok(mut r) = self.get_regs() {
+                r.rip = self.inject_ip;
+                r.rax = libc::SYS_exit as u64;
+                r.orig_rax = u64::MAX;
+                r.rdi = 0;
+                if self.set_regs(&r).is_ok() {
+                    let _ = ptrace(libc::PTRACE_CONT, self.tid, 0, 0);
+                }
+            }
+            return;
+        }
         // exit never returns, so inject reports the thread gone; reap whatever is left.
         let _ = self.inject(libc::SYS_exit, [0; 6]);
         self.reap();

@@ -19,8 +19,9 @@ struct Interest {
     file: Weak<OpenFile>,
     events: u32,
     data: u64,
-    /// For EPOLLET: the readiness last reported.
+    /// For EPOLLET: the readiness last reported, and the file's activity count then.
     reported: u16,
+    seen_events: u64,
     disarmed: bool,
 }
 
@@ -46,7 +47,15 @@ impl Epoll {
         match (op, pos) {
             (1, Some(_)) => Err(Errno::EEXIST),
             (1, None) => {
-                l.push(Interest { fd, file: Arc::downgrade(file), events, data, reported: 0, disarmed: false });
+                l.push(Interest {
+                    fd,
+                    file: Arc::downgrade(file),
+                    events,
+                    data,
+                    reported: 0,
+                    seen_events: 0,
+                    disarmed: false,
+                });
                 Ok(())
             }
             (2, Some(p)) => {
@@ -58,6 +67,7 @@ impl Epoll {
                 i.events = events;
                 i.data = data;
                 i.reported = 0;
+                i.seen_events = 0;
                 i.disarmed = false;
                 Ok(())
             }
@@ -82,9 +92,14 @@ impl Epoll {
             let m = f.ops.poll().bits();
             let hit = m & (i.events as u16 | PollMask::ERR.bits() | PollMask::HUP.bits());
             if i.events & EPOLLET != 0 {
+                // Report on newly set bits, or on new activity (a write adding to data the
+                // reader has not drained), as Linux's wake-up driven edge does.
+                let events = f.ops.wait_queue().map(|q| q.events()).unwrap_or(0);
                 let new = hit & !i.reported;
+                let active = events != i.seen_events;
                 i.reported = hit;
-                if new == 0 {
+                i.seen_events = events;
+                if new == 0 && !(active && hit != 0) {
                     continue;
                 }
             }

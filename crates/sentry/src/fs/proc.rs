@@ -236,9 +236,9 @@ impl Subject {
         }
         let threads = tg.threads();
         let task = match self.tid {
-            None => threads.iter().find(|t| t.tid == self.pid).or(threads.first()).cloned(),
+            None => threads.iter().find(|t| t.tid() == self.pid).or(threads.first()).cloned(),
             Some(tid) => {
-                let t = threads.iter().find(|t| t.tid == tid).cloned();
+                let t = threads.iter().find(|t| t.tid() == tid).cloned();
                 // A zombie has no threads left but still shows its main thread.
                 if t.is_none() && !(tid == self.pid && threads.is_empty()) {
                     return Err(Errno::ESRCH);
@@ -340,7 +340,7 @@ impl Subject {
         SimpleDir::new(self.fs.fs_id, self.ino("task"), 0o555, move || {
             let v = s.view()?;
             let tids: Vec<i32> =
-                if v.threads.is_empty() { vec![s.pid] } else { v.threads.iter().map(|t| t.tid).collect() };
+                if v.threads.is_empty() { vec![s.pid] } else { v.threads.iter().map(|t| t.tid()).collect() };
             Ok(tids
                 .into_iter()
                 .map(|tid| entry(&tid.to_string(), s.fs.subject_dir(s.pid, s.tg.clone(), Some(tid))))

@@ -120,7 +120,9 @@ pub struct TaskSig {
 /// An app thread.
 #[derive(Debug)]
 pub struct Task {
-    pub tid: i32,
+    /// The thread id; it changes once, when a non-leader thread execs and takes the
+    /// leader's id (as Linux's de_thread).
+    tid: std::sync::atomic::AtomicI32,
     pub tg: Arc<ThreadGroup>,
     pub sig: Mutex<TaskSig>,
     pub waiter: Arc<Waiter>,
@@ -213,7 +215,7 @@ impl ThreadGroup {
 impl Task {
     pub fn new(tid: i32, tg: Arc<ThreadGroup>, mask: u64) -> Arc<Task> {
         Arc::new(Task {
-            tid,
+            tid: std::sync::atomic::AtomicI32::new(tid),
             tg,
             sig: Mutex::new(TaskSig { mask, ..Default::default() }),
             waiter: Waiter::new(),
@@ -222,6 +224,15 @@ impl Task {
             cpu_ns: AtomicU64::new(0),
             thread_exit: Mutex::new(None),
         })
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// execve from a non-leader thread: this thread becomes the leader, with its id.
+    pub fn become_leader(&self, pid: i32) {
+        self.tid.store(pid, Ordering::Relaxed);
     }
 
     /// Wakes the task from a Sentry sleep and out of app code.
@@ -415,7 +426,7 @@ impl CurrentTask {
 
     /// Runs the app thread until it exits. Consumes the host thread's attention.
     pub fn run(mut self) {
-        set_current(self.pid(), self.task.tid);
+        set_current(self.pid(), self.task.tid());
         *self.task.kicker.lock().unwrap() = Some(self.ctx.kicker());
         loop {
             if self.task.must_exit() {
@@ -604,7 +615,7 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     let tg = task.tg.clone();
     let last = {
         let mut pids = k.pids.lock().unwrap();
-        pids.tasks.remove(&task.tid);
+        pids.tasks.remove(&task.tid());
         let mut st = tg.state.lock().unwrap();
         st.threads.retain(|t| !Arc::ptr_eq(t, task));
         st.threads.is_empty()

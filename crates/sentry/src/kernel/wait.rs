@@ -50,6 +50,8 @@ impl Waiter {
 #[derive(Debug, Default)]
 pub struct WaitQueue {
     waiters: Mutex<Vec<Weak<Waiter>>>,
+    /// Counts notifications: edge-triggered epoll reports a file again after new activity.
+    events: std::sync::atomic::AtomicU64,
 }
 
 impl WaitQueue {
@@ -65,7 +67,13 @@ impl WaitQueue {
         self.waiters.lock().unwrap().retain(|x| !std::ptr::eq(x.as_ptr(), Arc::as_ptr(w)) && x.strong_count() > 0);
     }
 
+    /// How many notifications this queue has seen.
+    pub fn events(&self) -> u64 {
+        self.events.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn notify_all(&self) {
+        self.events.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let ws: Vec<_> = self.waiters.lock().unwrap().iter().filter_map(|w| w.upgrade()).collect();
         for w in ws {
             w.notify();

@@ -68,12 +68,9 @@ impl Vma {
         self.backing.off + self.offset + (addr - self.start)
     }
 
+    /// PROT_NONE ranges are mapped too, so a touch faults with SEGV_ACCERR as on Linux.
     fn map_op(&self) -> MapOp {
-        if self.prot == 0 {
-            MapOp::Unmap { addr: self.start, len: self.end - self.start }
-        } else {
-            MapOp::Map { addr: self.start, len: self.end - self.start, prot: self.prot, off: self.memoff(self.start) }
-        }
+        MapOp::Map { addr: self.start, len: self.end - self.start, prot: self.prot, off: self.memoff(self.start) }
     }
 
     fn split_at(&self, at: u64) -> (Vma, Vma) {
@@ -131,7 +128,7 @@ impl MemoryManager {
 
     /// Every host mapping the stub needs to mirror this address space.
     pub fn all_map_ops(&self) -> Vec<MapOp> {
-        self.vmas.values().filter(|v| v.prot != 0).map(|v| v.map_op()).collect()
+        self.vmas.values().map(|v| v.map_op()).collect()
     }
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
@@ -217,9 +214,7 @@ impl MemoryManager {
             ops.push(MapOp::Unmap { addr: start, len });
         }
         let v = Vma { start, end, prot, shared, backing, offset, name };
-        if prot != 0 {
-            ops.push(v.map_op());
-        }
+        ops.push(v.map_op());
         self.vmas.insert(start, v);
         Ok((start, ops))
     }
@@ -345,7 +340,7 @@ impl MemoryManager {
                 v = lo;
             }
             v.prot = prot;
-            ops.push(if prot == 0 { MapOp::Unmap { addr: v.start, len: v.end - v.start } } else { v.map_op() });
+            ops.push(v.map_op());
             self.vmas.insert(v.start, v);
         }
         Ok(ops)

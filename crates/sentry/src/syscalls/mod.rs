@@ -30,7 +30,7 @@ pub fn handle(t: &mut CurrentTask) {
             Ok(v) => format!("{}", *v as i64),
             Err(e) => format!("-1 {}", e.name()),
         };
-        crate::kernel::log_line(format_args!("[{}] {}({}) = {}", t.task.tid, name, args, res));
+        crate::kernel::log_line(format_args!("[{}] {}({}) = {}", t.task.tid(), name, args, res));
     }
     match r {
         Ok(v) => t.regs.rax = v,
@@ -357,7 +357,7 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::MLOCK | nr::MUNLOCK | nr::MLOCKALL | nr::MUNLOCKALL => Ok(0),
         // Processes.
         nr::GETPID => Ok(t.pid() as u64),
-        nr::GETTID => Ok(t.task.tid as u64),
+        nr::GETTID => Ok(t.task.tid() as u64),
         nr::GETPPID => Ok(t.tg().ppid() as u64),
         nr::FORK => process::sys_clone(t, 17, 0, 0, 0, 0),
         nr::VFORK => process::sys_clone(t, 0x4000 | 0x100 | 17, 0, 0, 0, 0),

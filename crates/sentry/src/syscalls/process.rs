@@ -125,7 +125,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
         pids.tasks.insert(tid, task.clone());
         task
     };
-    let tid = task.tid;
+    let tid = task.tid();
     if flags & CLONE_PARENT_SETTID != 0 {
         t.write_mem(ptid, &tid.to_ne_bytes())?;
     }
@@ -167,7 +167,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
 
 /// Starts a host thread that builds the child's stub and runs it.
 pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<[u8; 512]>) {
-    let name = format!("task-{}", task.tid);
+    let name = format!("task-{}", task.tid());
     let res = std::thread::Builder::new().name(name).spawn(move || {
         let ctx = match k.platform.new_context() {
             Ok(c) => c,
@@ -279,6 +279,14 @@ fn kill_other_threads(t: &CurrentTask) {
         t.task.waiter.wait(Some(std::time::Instant::now() + std::time::Duration::from_millis(10)));
     }
     tg.thread_exit_wait.remove(&t.task.waiter);
+    let pid = tg.pid;
+    if t.task.tid() != pid {
+        let mut pids = t.k.pids.lock().unwrap();
+        pids.tasks.remove(&t.task.tid());
+        t.task.become_leader(pid);
+        pids.tasks.insert(pid, t.task.clone());
+        task::set_current(pid, pid);
+    }
 }
 
 /// FXSAVE image of a freshly reset FPU (FCW 0x37f, MXCSR 0x1f80).
@@ -383,7 +391,7 @@ fn rusage_bytes(cpu_ns: u64) -> Vec<u8> {
 
 pub fn sys_set_tid_address(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
     *t.task.clear_child_tid.lock().unwrap() = addr;
-    Ok(t.task.tid as u64)
+    Ok(t.task.tid() as u64)
 }
 
 pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u64> {

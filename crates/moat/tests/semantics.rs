@@ -1,0 +1,153 @@
+//! Differential tests of edge-case kernel semantics: small C probes under
+//! tests/probes/ run natively and under `moat do` (host root) and must print the
+//! same stdout and exit with the same status.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn moat() -> &'static str {
+    env!("CARGO_BIN_EXE_moat")
+}
+
+/// A scratch directory the sandbox can see (the sandbox's /tmp is its own tmpfs).
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LC_ALL", "C");
+    cmd.output().expect("spawn")
+}
+
+fn differential(args: &[&str]) {
+    // coreutils' timeout bounds every run, so a hang fails the test instead of CI.
+    let native = run(Command::new("timeout").arg("60").args(args));
+    let sandboxed = run(Command::new("timeout").args(["60", moat(), "do", "--"]).args(args));
+    assert!(native.status.success(), "native run failed: {native:?}");
+    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
+    assert_eq!(
+        (String::from_utf8_lossy(&native.stdout), native.status.code()),
+        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
+        "moat differs from native for {args:?}; moat stderr:\n{}",
+        String::from_utf8_lossy(&sandboxed.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&sandboxed.stderr).contains("panicked"));
+}
+
+/// Builds tests/probes/NAME.c with the machine's gcc where the sandbox can see it.
+/// Several tests may build the same probe at once, so each build goes to its own
+/// file and is renamed into place.
+fn probe(name: &str) -> PathBuf {
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let dir = scratch("semantics-probes");
+    let bin = dir.join(name);
+    let tmp = dir.join(format!("{name}.build{}", BUILDS.fetch_add(1, Ordering::Relaxed)));
+    let src = format!("{}/tests/probes/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&tmp).arg(&src).status().expect("gcc");
+    assert!(st.success(), "gcc failed on {src}");
+    std::fs::rename(&tmp, &bin).expect("rename built probe");
+    bin
+}
+
+/// Builds the probe and runs it differentially; `sections` are passed as its
+/// arguments (each probe runs only the named sections, or all with none).
+fn differential_probe(name: &str, sections: &[&str]) {
+    let bin = probe(name);
+    let mut all = vec![bin.to_str().expect("utf-8 path")];
+    all.extend_from_slice(sections);
+    differential(&all);
+}
+
+// 1. Thread-directed and process-directed signal delivery.
+#[test]
+fn pthread_kill_and_process_signal_pick_the_right_thread() {
+    differential_probe("sig_thread_target", &[]);
+}
+
+// 2. SA_RESTART versus EINTR for read, write, wait4 and nanosleep.
+#[test]
+fn sa_restart_restarts_and_plain_handler_gives_eintr() {
+    differential_probe("sa_restart", &[]);
+}
+
+// 3. A SIGSEGV handler on an alternate stack catches a stack overflow.
+#[test]
+fn sigaltstack_catches_stack_overflow() {
+    differential_probe("sigaltstack", &[]);
+}
+
+// 4. Condition-variable broadcast and raw FUTEX_CMP_REQUEUE.
+#[test]
+fn futex_cmp_requeue_and_cond_broadcast() {
+    differential_probe("futex_requeue", &["cond", "requeue"]);
+}
+
+#[test]
+#[ignore = "moat: a FUTEX_*_PRIVATE op matches a waiter that used the shared op on private memory"]
+fn futex_private_op_does_not_match_shared_waiter() {
+    differential_probe("futex_requeue", &["private_shared"]);
+}
+
+// 5. epoll: EPOLLET, EPOLLONESHOT, level-triggered, errors, EPOLLHUP.
+#[test]
+fn epoll_level_oneshot_errors_and_write_edge() {
+    differential_probe("epoll_et", &["lt", "oneshot", "errors", "et_write", "hup"]);
+}
+
+#[test]
+fn epoll_edge_triggered_rereports_on_new_write() {
+    differential_probe("epoll_et", &["et"]);
+}
+
+// 6. SIGSEGV siginfo: si_addr and si_code.
+#[test]
+fn sigsegv_siginfo_addr_and_code() {
+    differential_probe("segv_siginfo", &["maperr", "accerr", "nx"]);
+}
+
+#[test]
+fn sigsegv_prot_none_is_accerr() {
+    differential_probe("segv_siginfo", &["prot_none"]);
+}
+
+// 7. vfork + execve, and posix_spawn.
+#[test]
+fn vfork_then_execve() {
+    differential_probe("vfork_exec", &["exec", "exit", "missing", "spawn"]);
+}
+
+#[test]
+#[ignore = "moat: vfork/CLONE_VM|CLONE_VFORK child does not share the parent's memory"]
+fn vfork_shares_memory_and_suspends_parent() {
+    differential_probe("vfork_exec", &["shared", "suspend", "spawn_enoent"]);
+}
+
+// 8. execve from a thread other than the main one.
+#[test]
+fn execve_from_a_non_main_thread() {
+    let bin = probe("thread_exec");
+    let bin = bin.to_str().expect("utf-8 path");
+    differential(&[bin]);
+    differential(&[bin, "self"]);
+}
+
+// 9. Zombies, SIGCHLD, wait statuses and ECHILD.
+#[test]
+fn zombies_sigchld_and_wait_statuses() {
+    differential_probe("zombie_sigchld", &["exit", "kill", "echild", "ignore"]);
+}
+
+#[test]
+#[ignore = "moat: SIGSTOP does not stop a child; WUNTRACED/WCONTINUED never report (waitid WSTOPPED is EINVAL)"]
+fn waitpid_reports_stopped_and_continued_children() {
+    differential_probe("zombie_sigchld", &["stop"]);
+}
+
+// 10. sigsuspend, pselect and ppoll masks, rt_sigtimedwait timeouts.
+#[test]
+fn sigsuspend_pselect_ppoll_and_sigtimedwait() {
+    differential_probe("sigwait_masks", &[]);
+}
