@@ -141,7 +141,6 @@ fn zombies_sigchld_and_wait_statuses() {
 }
 
 #[test]
-#[ignore = "moat: SIGSTOP does not stop a child; WUNTRACED/WCONTINUED never report (waitid WSTOPPED is EINVAL)"]
 fn waitpid_reports_stopped_and_continued_children() {
     differential_probe("zombie_sigchld", &["stop"]);
 }

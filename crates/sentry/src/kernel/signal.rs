@@ -205,6 +205,11 @@ impl PendingSignals {
         self.take(!set)
     }
 
+    /// Drops pending stop signals (a SIGCONT arrived).
+    pub fn remove_stops(&mut self) {
+        self.queue.retain(|s| default_action(s.signo) != DefaultAction::Stop);
+    }
+
     pub fn remove(&mut self, sig: i32) {
         self.queue.retain(|s| s.signo != sig);
     }

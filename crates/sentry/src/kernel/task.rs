@@ -52,6 +52,12 @@ pub struct ProcState {
     pub vfork_released: bool,
     /// User and system CPU time of reaped children (ns).
     pub children_cpu_ns: u64,
+    /// Job control: stopped by a stop signal, until SIGCONT.
+    pub stopped: bool,
+    /// A stop not yet reported to a WUNTRACED wait: the stopping signal.
+    pub stop_report: Option<i32>,
+    /// A continue not yet reported to a WCONTINUED wait.
+    pub cont_report: bool,
 }
 
 /// Process-wide signal state.
@@ -72,6 +78,8 @@ pub struct ThreadGroup {
     pub vfork_wait: WaitQueue,
     /// Woken when one of this group's threads exits (execve waits for its siblings).
     pub thread_exit_wait: WaitQueue,
+    /// Woken when the group is stopped or continued.
+    pub stop_wait: WaitQueue,
     pub sig: Mutex<SigState>,
     pub mm: Mutex<MemoryManager>,
     pub fds: Mutex<FdTable>,
@@ -163,6 +171,7 @@ impl ThreadGroup {
             child_wait: WaitQueue::default(),
             vfork_wait: WaitQueue::default(),
             thread_exit_wait: WaitQueue::default(),
+            stop_wait: WaitQueue::default(),
             sig: Mutex::new(SigState { actions, pending: PendingSignals::default() }),
             mm: Mutex::new(mm),
             fds: Mutex::new(fds),
@@ -281,7 +290,18 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
     let sig = info.signo;
     if sig == signal::SIGKILL {
         tg.begin_exit(signaled(sig, false));
+        job_control(tg, None);
         return;
+    }
+    if sig == signal::SIGCONT {
+        // Continuing happens at sending time, whatever the signal's disposition.
+        tg.sig.lock().unwrap().pending.remove_stops();
+        for t in tg.threads() {
+            t.sig.lock().unwrap().pending.remove_stops();
+        }
+        job_control(tg, None);
+    } else if signal::default_action(sig) == DefaultAction::Stop {
+        tg.sig.lock().unwrap().pending.remove(signal::SIGCONT);
     }
     let threads = tg.threads();
     // Masks are read before the process's signal lock is taken: the lock order is
@@ -321,13 +341,13 @@ pub fn send_to_task(t: &Arc<Task>, info: SigInfo) {
     t.interrupt();
 }
 
+/// Whether a signal would be discarded at once: SIG_IGN, or a default action of ignoring.
+/// Stop signals are not: they stop the process (SIGSTOP even when "ignored").
 fn is_ignored(act: &SigAction, sig: i32) -> bool {
-    act.handler == signal::SIG_IGN
-        || (act.handler == signal::SIG_DFL
-            && matches!(
-                signal::default_action(sig),
-                DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop
-            ))
+    sig != signal::SIGSTOP
+        && (act.handler == signal::SIG_IGN
+            || (act.handler == signal::SIG_DFL
+                && matches!(signal::default_action(sig), DefaultAction::Ignore | DefaultAction::Continue)))
 }
 
 /// The state a Sentry host thread holds while it runs one app thread.
@@ -433,6 +453,7 @@ impl CurrentTask {
                 break;
             }
             self.deliver_signals();
+            self.wait_while_stopped();
             if self.task.must_exit() {
                 break;
             }
@@ -475,6 +496,19 @@ impl CurrentTask {
         }
     }
 
+    /// Job control: a stopped process's threads sleep here until SIGCONT or SIGKILL.
+    fn wait_while_stopped(&self) {
+        let tg = self.tg().clone();
+        loop {
+            tg.stop_wait.add(&self.task.waiter);
+            if !tg.state.lock().unwrap().stopped || self.task.must_exit() {
+                break;
+            }
+            self.task.waiter.wait(None);
+        }
+        tg.stop_wait.remove(&self.task.waiter);
+    }
+
     /// A synchronous signal caused by the app's own instruction: it cannot be blocked or
     /// ignored; if it is, the process dies of it (as Linux does).
     pub fn force_signal(&mut self, info: SigInfo) {
@@ -515,7 +549,11 @@ impl CurrentTask {
             }
             if act.handler == signal::SIG_DFL {
                 match signal::default_action(sig) {
-                    DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => continue,
+                    DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    DefaultAction::Stop => {
+                        job_control(self.tg(), Some(sig));
+                        continue;
+                    }
                     DefaultAction::Terminate => {
                         self.tg().begin_exit(signaled(sig, false));
                         return;
@@ -693,20 +731,32 @@ pub enum WaitTarget {
     Pgid(i32),
 }
 
-/// Finds (and with `reap`, removes) a zombie child matching `target`. Err(ECHILD) if no
-/// child matches at all, Ok(None) if matching children are all still running.
+/// Which state changes a wait call reports besides exits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitFor {
+    /// Report exits (everything but waitid without WEXITED).
+    pub exited: bool,
+    pub stopped: bool,
+    pub continued: bool,
+    /// Leave the child waitable (WNOWAIT).
+    pub keep: bool,
+}
+
+/// Finds a child matching `target` with something to report: an exit (the zombie is
+/// reaped unless `keep`), or with `what`, a stop or a continue. Returns (pid, wait status,
+/// cpu ns). Err(ECHILD) if no child matches at all, Ok(None) if none has news.
 pub fn find_zombie(
     k: &Kernel,
     tg: &Arc<ThreadGroup>,
     target: WaitTarget,
-    reap: bool,
+    what: WaitFor,
 ) -> SysResult<Option<(i32, i32, u64)>> {
     let mut pids = k.pids.lock().unwrap();
     let mut st = tg.state.lock().unwrap();
     let mut any = false;
     let mut found = None;
     for (i, c) in st.children.iter().enumerate() {
-        let cs = c.state.lock().unwrap();
+        let mut cs = c.state.lock().unwrap();
         let matches = match target {
             WaitTarget::Any => true,
             WaitTarget::Pid(p) => c.pid == p,
@@ -717,21 +767,80 @@ pub fn find_zombie(
         }
         any = true;
         if let Some(status) = cs.zombie {
-            found = Some((i, c.pid, status));
+            if what.exited {
+                found = Some((i, c.pid, status, true));
+                break;
+            }
+            continue;
+        }
+        if what.stopped {
+            if let Some(sig) = cs.stop_report {
+                if !what.keep {
+                    cs.stop_report = None;
+                }
+                found = Some((i, c.pid, 0x7f | (sig << 8), false));
+                break;
+            }
+        }
+        if what.continued && cs.cont_report {
+            if !what.keep {
+                cs.cont_report = false;
+            }
+            found = Some((i, c.pid, 0xffff, false));
             break;
         }
     }
     if !any {
         return Err(Errno::ECHILD);
     }
-    let Some((i, pid, status)) = found else { return Ok(None) };
+    let Some((i, pid, status, exited)) = found else { return Ok(None) };
     let cpu = st.children[i].threads_cpu();
-    if reap {
+    if exited && !what.keep {
         st.children.remove(i);
         st.children_cpu_ns += cpu;
         pids.groups.remove(&pid);
     }
     Ok(Some((pid, status, cpu)))
+}
+
+/// Job control: stops or continues a whole process and tells its parent.
+pub fn job_control(tg: &Arc<ThreadGroup>, stop: Option<i32>) {
+    let changed = {
+        let mut st = tg.state.lock().unwrap();
+        match stop {
+            Some(sig) if !st.stopped && st.zombie.is_none() => {
+                st.stopped = true;
+                st.stop_report = Some(sig);
+                st.cont_report = false;
+                true
+            }
+            None if st.stopped => {
+                st.stopped = false;
+                st.stop_report = None;
+                st.cont_report = true;
+                true
+            }
+            _ => false,
+        }
+    };
+    if !changed {
+        return;
+    }
+    for t in tg.threads() {
+        t.waiter.notify();
+    }
+    tg.stop_wait.notify_all();
+    if let Some(parent) = tg.parent() {
+        let act = parent.sig.lock().unwrap().actions[(signal::SIGCHLD - 1) as usize];
+        if act.flags & signal::SA_NOCLDSTOP == 0 {
+            let (code, status) = match stop {
+                Some(sig) => (5, sig),        // CLD_STOPPED
+                None => (6, signal::SIGCONT), // CLD_CONTINUED
+            };
+            send_to_group(&parent, SigInfo { signo: signal::SIGCHLD, code, pid: tg.pid, status, ..Default::default() });
+        }
+        parent.child_wait.notify_all();
+    }
 }
 
 impl ThreadGroup {

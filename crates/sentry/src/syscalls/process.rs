@@ -6,7 +6,7 @@ use std::sync::Arc;
 use abi::Errno;
 
 use crate::kernel::signal::{self, SigAction};
-use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitTarget};
+use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
 use crate::mm::{MapOp, APP_TOP_ADDR};
 use crate::SysResult;
@@ -329,10 +329,11 @@ pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusag
     let tg = t.tg().clone();
     let tgt = target(pid, t);
     let k = t.k.clone();
+    let what = WaitFor { exited: true, stopped: options & 2 != 0, continued: options & 8 != 0, keep: false };
     let r = if options & WNOHANG != 0 {
-        find_zombie(&k, &tg, tgt, true)?
+        find_zombie(&k, &tg, tgt, what)?
     } else {
-        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, true)?.ok_or(Errno::EAGAIN))?)
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(Errno::EAGAIN))?)
     };
     let Some((cpid, st, cpu)) = r else { return Ok(0) };
     if status != 0 {
@@ -351,21 +352,32 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
         2 => WaitTarget::Pgid(if id == 0 { t.tg().state.lock().unwrap().pgid } else { id }),
         _ => return Err(Errno::EINVAL),
     };
-    if options & 4 == 0 {
-        // Only WEXITED is supported; stopped/continued children come with job control.
+    const WSTOPPED: u32 = 2;
+    const WEXITED: u32 = 4;
+    const WCONTINUED: u32 = 8;
+    if options & (WSTOPPED | WEXITED | WCONTINUED) == 0 {
         return Err(Errno::EINVAL);
     }
     let tg = t.tg().clone();
     let k = t.k.clone();
-    let reap = options & WNOWAIT == 0;
+    let what = WaitFor {
+        exited: options & WEXITED != 0,
+        stopped: options & WSTOPPED != 0,
+        continued: options & WCONTINUED != 0,
+        keep: options & WNOWAIT != 0,
+    };
     let r = if options & WNOHANG != 0 {
-        find_zombie(&k, &tg, tgt, reap)?
+        find_zombie(&k, &tg, tgt, what)?
     } else {
-        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, reap)?.ok_or(Errno::EAGAIN))?)
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(Errno::EAGAIN))?)
     };
     let mut info = [0u8; 128];
     if let Some((cpid, st, _)) = r {
-        let (code, val) = if st & 0x7f == 0 {
+        let (code, val) = if st == 0xffff {
+            (6, signal::SIGCONT)
+        } else if st & 0xff == 0x7f {
+            (5, (st >> 8) & 0xff)
+        } else if st & 0x7f == 0 {
             (signal::CLD_EXITED, (st >> 8) & 0xff)
         } else if st & 0x80 != 0 {
             (signal::CLD_DUMPED, st & 0x7f)
