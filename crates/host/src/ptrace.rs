@@ -30,6 +30,10 @@ pub struct Tracee {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+const NT_X86_XSTATE: usize = 0x202;
+/// Room for the largest XSAVE layout (AVX-512 with AMX tiles is under 12 KiB).
+const XSTATE_MAX: usize = 16384;
+
 fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
     // SAFETY: every caller passes a request whose addr/data are either integers or pointers to
     // live, correctly sized buffers owned by the caller for the duration of the call.
@@ -115,6 +119,23 @@ impl Tracee {
     /// Writes the legacy FXSAVE area.
     pub fn set_fpregs(&self, buf: &[u8; 512]) -> io::Result<()> {
         ptrace(libc::PTRACE_SETFPREGS, self.tid, 0, buf.as_ptr() as usize)?;
+        Ok(())
+    }
+
+    /// Reads the full XSAVE area (x87, SSE, AVX and beyond), as the signal frame holds it.
+    pub fn get_xstate(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; XSTATE_MAX];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        ptrace(libc::PTRACE_GETREGSET, self.tid, NT_X86_XSTATE, &mut iov as *mut libc::iovec as usize)?;
+        buf.truncate(iov.iov_len);
+        Ok(buf)
+    }
+
+    /// Writes an XSAVE area read by `get_xstate` (of the same size).
+    pub fn set_xstate(&self, state: &[u8]) -> io::Result<()> {
+        let mut buf = state.to_vec();
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        ptrace(libc::PTRACE_SETREGSET, self.tid, NT_X86_XSTATE, &mut iov as *mut libc::iovec as usize)?;
         Ok(())
     }
 

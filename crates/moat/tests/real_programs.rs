@@ -279,3 +279,12 @@ fn strace_shows_and_counts_unimplemented_syscalls() {
     assert!(stderr.contains("called: ") && stderr.contains(" 1000 x2"), "no per-number count:\n{stderr}");
     assert_eq!(stderr.matches("unimplemented syscall unknown (1000)").count(), 1, "logged once:\n{stderr}");
 }
+
+#[test]
+fn avx_state_survives_a_signal_handler() {
+    let bin = scratch("probes").join("avx_signal");
+    let src = format!("{}/tests/probes/avx_signal.c", env!("CARGO_MANIFEST_DIR"));
+    let st = Command::new("gcc").args(["-O1", "-mavx", "-o"]).arg(&bin).arg(&src).status().expect("gcc");
+    assert!(st.success(), "gcc failed on {src}");
+    differential(&[bin.to_str().expect("utf-8 path")]);
+}

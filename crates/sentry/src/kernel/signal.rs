@@ -278,7 +278,7 @@ pub struct Frame {
 pub fn build_frame(
     stack_top: u64,
     regs: &Regs,
-    fp: &[u8; 512],
+    xstate: &[u8],
     old_mask: u64,
     info: &SigInfo,
     act: &SigAction,
@@ -286,7 +286,19 @@ pub fn build_frame(
 ) -> Frame {
     // fpstate first (highest), 64-byte aligned, then the frame below it.
     // Wrapping: a hostile rsp just yields a frame address that fails to copy out (EFAULT).
-    let fp_addr = stack_top.wrapping_sub(512) & !63;
+    // The XSAVE area, with Linux's software-reserved bytes describing it and MAGIC2 after
+    // it, so that the app (and our sigreturn) can tell how much state there is.
+    let mut fp = xstate.to_vec();
+    if fp.len() > 512 {
+        let xfeatures = u64::from_ne_bytes(fp[512..520].try_into().expect("xsave header"));
+        let n = fp.len() as u32;
+        fp[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_ne_bytes());
+        fp[468..472].copy_from_slice(&(n + 4).to_ne_bytes());
+        fp[472..480].copy_from_slice(&xfeatures.to_ne_bytes());
+        fp[480..484].copy_from_slice(&n.to_ne_bytes());
+        fp.extend_from_slice(&FP_XSTATE_MAGIC2.to_ne_bytes());
+    }
+    let fp_addr = stack_top.wrapping_sub(fp.len() as u64) & !63;
     let sp = (fp_addr.wrapping_sub(FRAME_SIZE) & !15).wrapping_sub(8);
     let total = stack_top.wrapping_sub(sp) as usize;
     let mut b = vec![0u8; total];
@@ -305,7 +317,7 @@ pub fn build_frame(
     put(&mut b, uc + UC_MCONTEXT, &mbytes);
     put(&mut b, uc + UC_SIGMASK, &old_mask.to_ne_bytes());
     put(&mut b, sp + FRAME_INFO, &info.to_bytes());
-    put(&mut b, fp_addr, fp);
+    put(&mut b, fp_addr, &fp);
     Frame { sp, bytes: b }
 }
 
@@ -348,6 +360,21 @@ pub fn parse_sigreturn(uc_bytes: &[u8], regs: &mut Regs) -> SysResult<(u64, u64)
     let o = UC_SIGMASK as usize;
     let mask = u64::from_ne_bytes(uc_bytes[o..o + 8].try_into().expect("8 bytes"));
     Ok((mask, fpstate))
+}
+
+pub const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+pub const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+
+/// How many bytes of fpstate a frame holds, from its software-reserved bytes: the full
+/// XSAVE size if the magic numbers are intact, else the 512-byte FXSAVE image.
+pub fn fpstate_size(fx: &[u8; 512]) -> usize {
+    let magic = u32::from_ne_bytes(fx[464..468].try_into().expect("4 bytes"));
+    let size = u32::from_ne_bytes(fx[480..484].try_into().expect("4 bytes")) as usize;
+    if magic == FP_XSTATE_MAGIC1 && (576..=16384).contains(&size) {
+        size
+    } else {
+        512
+    }
 }
 
 /// Size of the ucontext to read back at sigreturn.

@@ -634,8 +634,16 @@ impl CurrentTask {
         let mut regs = self.regs;
         let (mask, fpstate) = signal::parse_sigreturn(&uc, &mut regs)?;
         if fpstate != 0 {
-            let mut fp = [0u8; 512];
-            self.read_mem(fpstate, &mut fp)?;
+            let mut fx = [0u8; 512];
+            self.read_mem(fpstate, &mut fx)?;
+            let size = signal::fpstate_size(&fx);
+            let mut fp = self.read_vec(fpstate, size)?;
+            if size > 512 {
+                let magic2 = self.read_u32(fpstate + size as u64)?;
+                if magic2 != signal::FP_XSTATE_MAGIC2 {
+                    fp.truncate(512);
+                }
+            }
             // MXCSR reserved bits would make the host's FXRSTOR fault; keep them clear.
             let mxcsr = u32::from_ne_bytes(fp[24..28].try_into().expect("4 bytes")) & 0xffff;
             fp[24..28].copy_from_slice(&mxcsr.to_ne_bytes());

@@ -33,10 +33,10 @@ pub trait Context: std::fmt::Debug {
     fn switch(&mut self, regs: &mut Regs) -> Event;
     /// Makes the host address space match the kernel's view.
     fn apply(&mut self, ops: &[MapOp]) -> io::Result<()>;
-    /// Reads the app's FPU/SSE state (FXSAVE layout).
-    fn fpstate(&self) -> io::Result<[u8; 512]>;
-    /// Restores the app's FPU/SSE state.
-    fn set_fpstate(&mut self, state: &[u8; 512]) -> io::Result<()>;
+    /// Reads the app's FPU/SSE/AVX state (XSAVE layout; its first 512 bytes are FXSAVE).
+    fn fpstate(&self) -> io::Result<Vec<u8>>;
+    /// Restores state read by `fpstate`; a 512-byte FXSAVE image restores x87/SSE only.
+    fn set_fpstate(&mut self, state: &[u8]) -> io::Result<()>;
     /// Registers as the stub starts them (segment selectors, flags), for a fresh image.
     fn initial_regs(&self) -> io::Result<Regs>;
     /// A handle to interrupt this context from another thread.

@@ -119,12 +119,15 @@ impl Context for PtraceContext {
         Ok(())
     }
 
-    fn fpstate(&self) -> io::Result<[u8; 512]> {
-        self.tracee.get_fpregs()
+    fn fpstate(&self) -> io::Result<Vec<u8>> {
+        self.tracee.get_xstate()
     }
 
-    fn set_fpstate(&mut self, state: &[u8; 512]) -> io::Result<()> {
-        self.tracee.set_fpregs(state)
+    fn set_fpstate(&mut self, state: &[u8]) -> io::Result<()> {
+        match <&[u8; 512]>::try_from(state) {
+            Ok(fx) => self.tracee.set_fpregs(fx),
+            Err(_) => self.tracee.set_xstate(state),
+        }
     }
 
     fn initial_regs(&self) -> io::Result<Regs> {

@@ -166,7 +166,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
 }
 
 /// Starts a host thread that builds the child's stub and runs it.
-pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<[u8; 512]>) {
+pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<Vec<u8>>) {
     let name = format!("task-{}", task.tid());
     let res = std::thread::Builder::new().name(name).spawn(move || {
         let ctx = match k.platform.new_context() {
