@@ -288,3 +288,8 @@ fn avx_state_survives_a_signal_handler() {
     assert!(st.success(), "gcc failed on {src}");
     differential(&[bin.to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn robust_mutex_owner_died() {
+    differential(&[probe("robust_mutex").to_str().expect("utf-8 path")]);
+}

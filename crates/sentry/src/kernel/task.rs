@@ -139,6 +139,8 @@ pub struct Task {
     pub cpu_ns: AtomicU64,
     /// Set by exit(2) (this thread only) or by a sibling's execve: the thread's exit code.
     pub thread_exit: Mutex<Option<i32>>,
+    /// set_robust_list: the head of the thread's list of held robust futexes.
+    pub robust_list: Mutex<u64>,
 }
 
 /// Wait status helpers.
@@ -232,6 +234,7 @@ impl Task {
             clear_child_tid: Mutex::new(0),
             cpu_ns: AtomicU64::new(0),
             thread_exit: Mutex::new(None),
+            robust_list: Mutex::new(0),
         })
     }
 
@@ -471,10 +474,61 @@ impl CurrentTask {
             }
         }
         *self.task.kicker.lock().unwrap() = None;
+        self.release_robust_futexes();
         self.clear_child_tid();
         let CurrentTask { k, task, ctx, .. } = self;
         drop(ctx);
         exit_thread(&k, &task);
+    }
+
+    /// A dying thread's robust futexes: each word it still owns gets FUTEX_OWNER_DIED and
+    /// one waiter is woken, so another thread's pthread_mutex_lock returns EOWNERDEAD.
+    fn release_robust_futexes(&self) {
+        const FUTEX_WAITERS: u32 = 0x8000_0000;
+        const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        const ROBUST_LIST_LIMIT: usize = 2048;
+        let head = std::mem::take(&mut *self.task.robust_list.lock().unwrap());
+        if head == 0 || self.tg().threads().len() <= 1 {
+            return;
+        }
+        let tid = self.task.tid() as u32;
+        let Ok(first) = self.read_u64(head) else { return };
+        let Ok(offset) = self.read_u64(head + 8) else { return };
+        let Ok(pending) = self.read_u64(head + 16) else { return };
+        let mut entries = Vec::new();
+        let mut e = first;
+        while e != head && e != 0 && entries.len() < ROBUST_LIST_LIMIT {
+            entries.push(e);
+            match self.read_u64(e) {
+                Ok(next) => e = next,
+                Err(_) => break,
+            }
+        }
+        if pending != 0 {
+            entries.push(pending);
+        }
+        for entry in entries {
+            // Bit 0 of an entry marks a PI futex; the word is at entry + offset either way.
+            let addr = (entry & !1).wrapping_add(offset as i64 as u64);
+            let off =
+                match self.tg().mm.lock().unwrap().translate_u32(addr, crate::mm::PROT_READ | crate::mm::PROT_WRITE) {
+                    Ok(o) => o,
+                    Err(_) => continue,
+                };
+            while let Ok(word) = self.k.mem.load_u32(off) {
+                if word & FUTEX_TID_MASK != tid {
+                    break;
+                }
+                let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+                if self.k.mem.cas_u32(off, word, new).is_ok_and(|v| v == word) {
+                    if word & FUTEX_WAITERS != 0 {
+                        self.k.futexes.wake_offset(off);
+                    }
+                    break;
+                }
+            }
+        }
     }
 
     /// CLONE_CHILD_CLEARTID / set_tid_address: a thread leaving a shared address space

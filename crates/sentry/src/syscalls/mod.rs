@@ -368,7 +368,20 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::WAIT4 => process::sys_wait4(t, a[0] as i32, a[1], a[2] as u32, a[3]),
         nr::WAITID => process::sys_waitid(t, a[0] as u32, a[1] as i32, a[2], a[3] as u32),
         nr::SET_TID_ADDRESS => process::sys_set_tid_address(t, a[0]),
-        nr::SET_ROBUST_LIST => Ok(0),
+        nr::SET_ROBUST_LIST => process::sys_set_robust_list(t, a[0], a[1] as usize),
+        nr::GET_ROBUST_LIST => process::sys_get_robust_list(t, a[0] as i32, a[1], a[2]),
+        nr::CLONE3 => process::sys_clone3(t, a[0], a[1] as usize),
+        nr::SCHED_GETSCHEDULER
+        | nr::SCHED_GETPARAM
+        | nr::SCHED_SETSCHEDULER
+        | nr::SCHED_SETPARAM
+        | nr::SCHED_SETAFFINITY => process::sys_sched_param(t, n, a),
+        nr::SCHED_GET_PRIORITY_MAX | nr::SCHED_GET_PRIORITY_MIN => match a[0] {
+            0 | 3 | 5 => Ok(0),
+            1 | 2 => Ok(if n == nr::SCHED_GET_PRIORITY_MAX { 99 } else { 1 }),
+            _ => Err(Errno::EINVAL),
+        },
+        nr::MEMBARRIER => process::sys_membarrier(t, a[0] as i32, a[1] as u32),
         nr::ARCH_PRCTL => process::sys_arch_prctl(t, a[0] as u32, a[1]),
         nr::PRCTL => process::sys_prctl(t, a[0] as u32, a[1]),
         nr::UNAME => process::sys_uname(t, a[0]),

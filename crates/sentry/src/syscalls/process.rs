@@ -808,3 +808,80 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         r => r,
     }
 }
+
+/// clone3: the same as clone, with its arguments in a struct.
+pub fn sys_clone3(t: &mut CurrentTask, args: u64, size: usize) -> SysResult<u64> {
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let b = t.read_vec(args, size)?;
+    let f = |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    // f(1) is the pidfd pointer, meaningful only with CLONE_PIDFD, which is refused.
+    let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (f(0), f(2), f(3), f(4), f(5), f(6), f(7));
+    const CLONE_PIDFD: u64 = 0x1000;
+    if flags & CLONE_PIDFD != 0 || exit_signal > 64 || (size > 64 && b[64..].iter().any(|&x| x != 0)) {
+        // pidfds, set_tid and cgroup placement are not supported.
+        return Err(Errno::EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let top = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(Errno::EINVAL)? };
+    sys_clone(t, (flags & !0xff) | exit_signal, top, parent_tid, child_tid, tls)
+}
+
+pub fn sys_set_robust_list(t: &mut CurrentTask, head: u64, len: usize) -> SysResult<u64> {
+    if len != 24 {
+        return Err(Errno::EINVAL);
+    }
+    *t.task.robust_list.lock().unwrap() = head;
+    Ok(0)
+}
+
+pub fn sys_get_robust_list(t: &mut CurrentTask, tid: i32, head: u64, len: u64) -> SysResult<u64> {
+    let task = if tid == 0 { t.task.clone() } else { t.k.task(tid).ok_or(Errno::ESRCH)? };
+    let h = *task.robust_list.lock().unwrap();
+    t.write_mem(head, &h.to_ne_bytes())?;
+    t.write_mem(len, &24u64.to_ne_bytes())?;
+    Ok(0)
+}
+
+pub fn sys_sched_param(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
+    use abi::sysno as nr;
+    // Every task runs SCHED_OTHER at priority 0; the host schedules the stubs.
+    let pid = a[0] as i32;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && t.k.task(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    match n {
+        nr::SCHED_GETSCHEDULER => Ok(0),
+        nr::SCHED_GETPARAM => {
+            t.write_mem(a[1], &0i32.to_ne_bytes())?;
+            Ok(0)
+        }
+        nr::SCHED_SETSCHEDULER => match a[1] {
+            0 | 3 | 5 => Ok(0), // SCHED_OTHER, SCHED_BATCH, SCHED_IDLE
+            1 | 2 => Err(Errno::EPERM),
+            _ => Err(Errno::EINVAL),
+        },
+        nr::SCHED_SETPARAM => Ok(0),
+        nr::SCHED_SETAFFINITY => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_membarrier(_t: &mut CurrentTask, cmd: i32, flags: u32) -> SysResult<u64> {
+    const MEMBARRIER_CMD_QUERY: i32 = 0;
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        // No membarrier command is offered: a query says so, every command is refused.
+        MEMBARRIER_CMD_QUERY => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
