@@ -10,8 +10,7 @@ use crate::server::MIN_MSIZE;
 use crate::wire::{
     check_size, Attr, Data, DirEntry, Rmessage, Rstatfs, SetAttr, Tattach, Tclunk, Tfsync, Tgetattr, Tlcreate, Tlink,
     Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trenameat, Tsetattr, Tstatfs, Tsymlink,
-    Tunlinkat, Tversion, Twalk, Twrite, MAX_WALK_NAMES, NOTAG, READ_REPLY_OVERHEAD, VERSION_9P2000_L,
-    WRITE_REQUEST_OVERHEAD,
+    Tunlinkat, Tversion, Twalk, Twrite, IO_HEADER_SIZE, MAX_WALK_NAMES, NOTAG, VERSION_9P2000_L,
 };
 use crate::{Fid, Qid, NOFID};
 
@@ -146,11 +145,17 @@ impl Client {
         lock(&self.fids).release(fid);
     }
 
-    /// Attaches to the tree `aname`, returning a new fid for its root.
+    /// Attaches to the tree `aname` without naming a user, returning a new
+    /// fid for its root. Enough for the Gofer, which serves as one user.
     pub fn attach(&self, aname: &str) -> Result<(Fid, Qid), Error> {
+        self.attach_as(aname, NONUNAME)
+    }
+
+    /// Attaches to the tree `aname` as numeric user `uid`, as Linux's v9fs
+    /// does; servers that check users (diod) refuse an attach without one.
+    pub fn attach_as(&self, aname: &str, uid: u32) -> Result<(Fid, Qid), Error> {
         let fid = self.alloc_fid()?;
-        let request =
-            Tattach { fid, afid: NOFID, uname: Vec::new(), aname: aname.as_bytes().to_vec(), n_uname: NONUNAME };
+        let request = Tattach { fid, afid: NOFID, uname: Vec::new(), aname: aname.as_bytes().to_vec(), n_uname: uid };
         match self.rpc(Tmessage::Attach(request)) {
             Ok(Rmessage::Attach(r)) => Ok((fid, r.qid)),
             Ok(_) => {
@@ -229,7 +234,7 @@ impl Client {
     /// Returns fewer bytes than `buf.len()` only at end of file (or on a
     /// short read from the server).
     pub fn read(&self, fid: Fid, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
-        let max = (self.msize - READ_REPLY_OVERHEAD) as usize;
+        let max = (self.msize - IO_HEADER_SIZE) as usize;
         let mut done = 0;
         while done < buf.len() {
             let want = (buf.len() - done).min(max);
@@ -250,7 +255,7 @@ impl Client {
     /// Writes `data` at `offset`, in as many requests as msize needs.
     /// Returns fewer bytes than `data.len()` only if the server wrote short.
     pub fn write(&self, fid: Fid, offset: u64, data: &[u8]) -> Result<usize, Error> {
-        let max = (self.msize - WRITE_REQUEST_OVERHEAD) as usize;
+        let max = (self.msize - IO_HEADER_SIZE) as usize;
         let mut done = 0;
         while done < data.len() {
             let chunk = &data[done..data.len().min(done + max)];
@@ -270,7 +275,7 @@ impl Client {
     /// Reads directory entries starting at cookie `offset` (0 for the start),
     /// at most `count` bytes' worth (capped by msize). Empty at the end.
     pub fn readdir(&self, fid: Fid, offset: u64, count: u32) -> Result<Vec<DirEntry>, Error> {
-        let count = count.min(self.msize - READ_REPLY_OVERHEAD);
+        let count = count.min(self.msize - IO_HEADER_SIZE);
         Ok(call!(self, Readdir(Treaddir { fid, offset, count }) => Readdir).entries)
     }
 

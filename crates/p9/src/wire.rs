@@ -13,8 +13,10 @@ use crate::{Fid, Qid};
 pub const HEADER_SIZE: usize = 7;
 /// Bytes before the payload of an Rread or Rreaddir: header plus `count[4]`.
 pub const READ_REPLY_OVERHEAD: u32 = 11;
-/// Bytes before the payload of a Twrite: header, fid, offset and count.
-pub const WRITE_REQUEST_OVERHEAD: u32 = 23;
+/// What a client leaves out of msize for the headers of Tread, Twrite and
+/// Treaddir counts: Plan 9's and Linux's IOHDRSZ. A Twrite header is 23
+/// bytes, but servers such as diod refuse any count above `msize - 24`.
+pub const IO_HEADER_SIZE: u32 = 24;
 /// The most names (and qids) one Twalk (Rwalk) may carry.
 pub const MAX_WALK_NAMES: usize = 16;
 /// The tag used by Tversion.
