@@ -293,3 +293,15 @@ fn avx_state_survives_a_signal_handler() {
 fn robust_mutex_owner_died() {
     differential(&[probe("robust_mutex").to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn proc_and_sys_files_tools_read() {
+    differential(&[
+        "bash",
+        "-c",
+        "cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible; nproc\n\
+         head -1 /proc/self/limits; wc -l < /proc/self/limits; cat /proc/self/oom_score_adj\n\
+         grep -c '^Rss:' /proc/self/smaps_rollup; ls /proc/self/fdinfo/0 /proc/self/fdinfo/1\n\
+         cat /proc/sys/vm/overcommit_memory; wc -c < /proc/sys/kernel/random/boot_id; ls /proc/self/task | wc -l",
+    ]);
+}

@@ -285,6 +285,9 @@ impl Subject {
             }),
             self.file("maps", 0o444, maps_file),
             self.file("auxv", 0o400, auxv_file),
+            self.file("smaps_rollup", 0o444, smaps_rollup_file),
+            self.file("limits", 0o444, limits_file),
+            self.file("oom_score_adj", 0o644, |_| Ok(b"0\n".to_vec())),
             self.file("mounts", 0o444, |v| Ok(mounts_text(&v.k))),
             self.file("mountinfo", 0o444, |v| Ok(mountinfo_text(&v.k))),
             self.file("cgroup", 0o444, |_| Ok(b"0::/\n".to_vec())),
@@ -710,6 +713,70 @@ fn status_file(v: &View) -> SysResult<Vec<u8>> {
     put!(out, "Mems_allowed:\t1\nMems_allowed_list:\t0\n");
     put!(out, "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
     Ok(out)
+}
+
+/// The totals of smaps. Every mapped page counts as resident (the memory file backs
+/// them all) and nothing is swapped, as statm and status also say.
+fn smaps_rollup_file(v: &View) -> SysResult<Vec<u8>> {
+    let mm = MmInfo::of(&v.tg);
+    let kb = mm.vsize / 1024;
+    let mut out = String::new();
+    out.push_str("00000000-ffffffffffffffff ---p 00000000 00:00 0                          [rollup]\n");
+    for (name, val) in [
+        ("Rss", kb),
+        ("Pss", kb),
+        ("Pss_Anon", mm.data_bytes / 1024),
+        ("Pss_File", kb.saturating_sub(mm.data_bytes / 1024)),
+        ("Pss_Shmem", 0),
+        ("Shared_Clean", 0),
+        ("Shared_Dirty", 0),
+        ("Private_Clean", 0),
+        ("Private_Dirty", kb),
+        ("Referenced", kb),
+        ("Anonymous", mm.data_bytes / 1024),
+        ("LazyFree", 0),
+        ("AnonHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FilePmdMapped", 0),
+        ("Shared_Hugetlb", 0),
+        ("Private_Hugetlb", 0),
+        ("Swap", 0),
+        ("SwapPss", 0),
+        ("Locked", 0),
+    ] {
+        out.push_str(&format!("{:<16}{:>8} kB\n", format!("{name}:"), val));
+    }
+    Ok(out.into_bytes())
+}
+
+/// The process's resource limits in Linux's table format.
+fn limits_file(v: &View) -> SysResult<Vec<u8>> {
+    let limits = *v.tg.rlimits.lock().unwrap();
+    let rows: [(&str, &str); 16] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let show = |x: u64| if x == u64::MAX { "unlimited".to_string() } else { x.to_string() };
+    let mut out = format!("{:<25} {:<20} {:<20} {:<10}\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+    for (i, (name, unit)) in rows.iter().enumerate() {
+        let (soft, hard) = limits[i];
+        out.push_str(&format!("{:<25} {:<20} {:<20} {:<10}\n", name, show(soft), show(hard), unit));
+    }
+    Ok(out.into_bytes())
 }
 
 fn statm_file(v: &View) -> SysResult<Vec<u8>> {

@@ -83,6 +83,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         );
         vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs(0o1777), "tmpfs", "tmpfs");
         vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs(0o1777), "tmpfs", "shm");
+        vfs.mounts.mount(b"/sys", crate::fs::sys::new_sysfs(host::sys::cpu_count()), "sysfs", "sysfs");
         Kernel {
             platform: Box::new(platform),
             mem: mem.clone(),
