@@ -204,6 +204,8 @@ fn memfd_flock_xattr_fallocate_copy() {
          f.close(); fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB); print('got it')\n\
          h = open(p, 'r+'); os.posix_fallocate(h.fileno(), 0, 100); print(os.stat(p).st_size)\n\
          shutil.copyfile('/etc/hostname', d + '/h'); print(open(d + '/h').read() == open('/etc/hostname').read())\n\
+         t = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600); os.write(t, b'tmp'); os.lseek(t, 0, 0)\n\
+         print(os.read(t, 3), sorted(os.listdir(d)))\n\
          shutil.rmtree(d)",
     ]);
 }

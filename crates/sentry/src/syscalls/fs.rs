@@ -95,7 +95,7 @@ impl FileOps for PathOnly {
 
 pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     if flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EOPNOTSUPP);
+        return open_tmpfile(t, dirfd, path_ptr, flags, mode);
     }
     let path = t.read_cstr(path_ptr)?;
     if path.is_empty() {
@@ -142,6 +142,32 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     let open_flags = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC);
     let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
     let f = OpenFile::new(ops, Some(d), open_flags & !O_TRUNC);
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+/// O_TMPFILE: an unnamed regular file in the directory's filesystem. It is created
+/// under a private name and unlinked at once; the open file keeps it alive.
+fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if flags & O_ACCMODE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_cstr(path_ptr)?;
+    let (root, start) = start_dir(t, dirfd, &path)?;
+    let dir = t.k.vfs.walk(&root, &start, &path, Follow::Yes)?;
+    if dir.inode.stat()?.file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let name = format!(".moat-tmpfile-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into_bytes();
+    let umask = t.tg().fs.lock().unwrap().umask;
+    let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
+    let ops = inode.clone().open(flags & O_ACCMODE)?;
+    dir.inode.unlink(&name, false)?;
+    let mut dname = b"#".to_vec();
+    dname.extend_from_slice(&name);
+    let d = Arc::new(Dentry { name: dname, parent: Some(dir), inode });
+    let f = OpenFile::new(ops, Some(d), flags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
     install(t, f, flags & O_CLOEXEC != 0)
 }
 
