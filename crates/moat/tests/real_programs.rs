@@ -307,3 +307,8 @@ fn proc_and_sys_files_tools_read() {
          cat /proc/sys/vm/overcommit_memory; wc -c < /proc/sys/kernel/random/boot_id; ls /proc/self/task | wc -l",
     ]);
 }
+
+#[test]
+fn inotify_directory_events() {
+    differential(&[probe("inotify").to_str().expect("utf-8 path")]);
+}

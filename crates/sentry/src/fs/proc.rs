@@ -1246,6 +1246,7 @@ mod tests {
                     futexes: Default::default(),
                     locks: Default::default(),
                     flocks: Default::default(),
+                    inotify: Default::default(),
                 }
             })
         }

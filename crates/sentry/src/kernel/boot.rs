@@ -99,6 +99,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             futexes: Default::default(),
             locks: Default::default(),
             flocks: Default::default(),
+            inotify: Default::default(),
         }
     });
 

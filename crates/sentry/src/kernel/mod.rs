@@ -51,6 +51,7 @@ pub struct Kernel {
     pub locks: crate::vfs::lock::LockTable,
     /// flock(2) locks, apart from POSIX ones as on Linux.
     pub flocks: crate::vfs::lock::LockTable,
+    pub inotify: crate::fs::inotify::Notifier,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

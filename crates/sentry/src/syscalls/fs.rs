@@ -77,6 +77,19 @@ fn parent_of(t: &CurrentTask, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentr
     t.k.vfs.walk_parent(&root, &start, &path)
 }
 
+/// (st_dev, st_ino) of an inode, for inotify.
+fn key_of(i: &crate::vfs::InodeRef) -> Option<crate::fs::inotify::Key> {
+    i.stat().ok().map(|s| (s.dev, s.ino))
+}
+
+/// Reports an inotify event for the entry `d` (in its parent directory and on itself).
+fn notify_dentry(t: &CurrentTask, d: &Dentry, mask: u32) {
+    let Some(parent) = &d.parent else { return };
+    let (Some(pk), fk) = (key_of(&parent.inode), key_of(&d.inode)) else { return };
+    let is_dir = d.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
+    t.k.inotify.entry(pk, &d.name, fk, mask, is_dir);
+}
+
 fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
     t.tg().fds.lock().unwrap().get(fd)
 }
@@ -120,7 +133,9 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
             }
             let umask = t.tg().fs.lock().unwrap().umask;
             let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
-            Arc::new(Dentry { name, parent: Some(dir), inode })
+            let d = Arc::new(Dentry { name, parent: Some(dir), inode });
+            notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
+            d
         }
         Err(e) => return Err(e),
     };
@@ -204,6 +219,11 @@ fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
 pub fn sys_close(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     let f = t.tg().fds.lock().unwrap().remove(fd)?;
     release_locks(t, &f);
+    if Arc::strong_count(&f) == 1 && f.writable() {
+        if let Some(d) = &f.dentry {
+            notify_dentry(t, d, crate::fs::inotify::IN_CLOSE_WRITE);
+        }
+    }
     drop(f);
     Ok(0)
 }
@@ -385,6 +405,11 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
     };
     if r == Err(Errno::EPIPE) {
         send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
+    }
+    if let (Ok(n), Some(d)) = (&r, &f.dentry) {
+        if *n > 0 {
+            notify_dentry(t, d, crate::fs::inotify::IN_MODIFY);
+        }
     }
     r
 }
@@ -692,7 +717,11 @@ fn create_at(t: &CurrentTask, dirfd: i32, path: u64, node: NewNode) -> SysResult
     if t.k.vfs.step(&dir, &dir, &name).is_ok() {
         return Err(Errno::EEXIST);
     }
+    let is_dir = matches!(node, NewNode::Dir { .. });
     dir.inode.create(&name, node)?;
+    if let Some(k) = key_of(&dir.inode) {
+        t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_CREATE, is_dir);
+    }
     Ok(0)
 }
 
@@ -729,6 +758,9 @@ pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> S
         return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
     }
     dir.inode.unlink(&name, rmdir)?;
+    if let Some(k) = key_of(&dir.inode) {
+        t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_DELETE, rmdir);
+    }
     Ok(0)
 }
 
@@ -767,7 +799,11 @@ pub fn sys_renameat2(
     if od.inode.fs_id() != nd.inode.fs_id() {
         return Err(Errno::EXDEV);
     }
+    let is_dir = src.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
     od.inode.rename(&on, &nd.inode, &nn)?;
+    if let (Some(a), Some(b)) = (key_of(&od.inode), key_of(&nd.inode)) {
+        t.k.inotify.rename(a, &on, b, &nn, is_dir);
+    }
     Ok(0)
 }
 
@@ -796,7 +832,10 @@ pub fn sys_linkat(
 }
 
 fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, a: SetAttr) -> SysResult<u64> {
-    lookup(t, dirfd, path, flags)?.inode.setattr(&a)?;
+    let d = lookup(t, dirfd, path, flags)?;
+    d.inode.setattr(&a)?;
+    let mask = if a.size.is_some() { crate::fs::inotify::IN_MODIFY } else { crate::fs::inotify::IN_ATTRIB };
+    notify_dentry(t, &d, mask);
     Ok(0)
 }
 
@@ -1583,4 +1622,37 @@ pub fn sys_openat2(t: &mut CurrentTask, dirfd: i32, path: u64, how: u64, size: u
         return Err(Errno::EINVAL);
     }
     sys_openat(t, dirfd, path, flags as u32, mode as u32)
+}
+
+pub fn sys_inotify_init1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let i = Arc::new(crate::fs::inotify::Inotify::default());
+    t.k.inotify.register(&i);
+    install(t, OpenFile::new(i, None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
+}
+
+fn inotify_of(f: &Arc<OpenFile>) -> SysResult<&crate::fs::inotify::Inotify> {
+    f.ops.as_any_ops().downcast_ref::<crate::fs::inotify::Inotify>().ok_or(Errno::EINVAL)
+}
+
+pub fn sys_inotify_add_watch(t: &mut CurrentTask, fd: i32, path: u64, mask: u32) -> SysResult<u64> {
+    const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+    const IN_ONLYDIR: u32 = 0x0100_0000;
+    let f = file(t, fd)?;
+    let ino = inotify_of(&f)?;
+    let follow = if mask & IN_DONT_FOLLOW != 0 { AT_SYMLINK_NOFOLLOW } else { 0 };
+    let d = lookup(t, AT_FDCWD, path, follow)?;
+    let st = d.inode.stat()?;
+    if mask & IN_ONLYDIR != 0 && st.file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(ino.add_watch((st.dev, st.ino), mask)? as u64)
+}
+
+pub fn sys_inotify_rm_watch(t: &mut CurrentTask, fd: i32, wd: i32) -> SysResult<u64> {
+    let f = file(t, fd)?;
+    inotify_of(&f)?.rm_watch(wd)?;
+    Ok(0)
 }

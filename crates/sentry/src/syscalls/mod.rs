@@ -315,6 +315,10 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::OPENAT2 => fs::sys_openat2(t, fd(0), a[1], a[2], a[3] as usize),
         // Advice only: checking the fd is all there is to do.
         nr::FADVISE64 => fs::sys_fsync(t, fd(0)),
+        nr::INOTIFY_INIT => fs::sys_inotify_init1(t, 0),
+        nr::INOTIFY_INIT1 => fs::sys_inotify_init1(t, a[0] as u32),
+        nr::INOTIFY_ADD_WATCH => fs::sys_inotify_add_watch(t, fd(0), a[1], a[2] as u32),
+        nr::INOTIFY_RM_WATCH => fs::sys_inotify_rm_watch(t, fd(0), a[1] as i32),
         nr::EVENTFD => fs::sys_eventfd2(t, a[0] as u32, 0),
         nr::EVENTFD2 => fs::sys_eventfd2(t, a[0] as u32, a[1] as u32),
         nr::EPOLL_CREATE => match a[0] as i32 {

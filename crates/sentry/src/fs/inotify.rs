@@ -1,0 +1,187 @@
+//! inotify (basic): watches on inodes, keyed by (st_dev, st_ino); the syscall
+//! layer reports creations, deletions, renames, writes and closes after writing.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+
+use abi::Errno;
+
+use crate::kernel::wait::WaitQueue;
+use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::SysResult;
+
+pub const IN_MODIFY: u32 = 0x2;
+pub const IN_ATTRIB: u32 = 0x4;
+pub const IN_CLOSE_WRITE: u32 = 0x8;
+pub const IN_MOVED_FROM: u32 = 0x40;
+pub const IN_MOVED_TO: u32 = 0x80;
+pub const IN_CREATE: u32 = 0x100;
+pub const IN_DELETE: u32 = 0x200;
+pub const IN_ISDIR: u32 = 0x4000_0000;
+const IN_Q_OVERFLOW: u32 = 0x4000;
+const IN_ALL_EVENTS: u32 = 0xfff;
+const MAX_QUEUED: usize = 16384;
+
+/// A file's identity for watching.
+pub type Key = (u64, u64);
+
+#[derive(Debug)]
+struct Watch {
+    wd: i32,
+    key: Key,
+    mask: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    watches: Vec<Watch>,
+    next_wd: i32,
+    events: VecDeque<Vec<u8>>,
+}
+
+/// One inotify instance (an inotify fd).
+#[derive(Debug, Default)]
+pub struct Inotify {
+    state: Mutex<State>,
+    wq: WaitQueue,
+}
+
+impl Inotify {
+    pub fn add_watch(&self, key: Key, mask: u32) -> SysResult<i32> {
+        if mask & IN_ALL_EVENTS == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut s = self.state.lock().unwrap();
+        if let Some(w) = s.watches.iter_mut().find(|w| w.key == key) {
+            w.mask = mask;
+            return Ok(w.wd);
+        }
+        s.next_wd += 1;
+        let wd = s.next_wd;
+        s.watches.push(Watch { wd, key, mask });
+        Ok(wd)
+    }
+
+    pub fn rm_watch(&self, wd: i32) -> SysResult<()> {
+        let mut s = self.state.lock().unwrap();
+        let before = s.watches.len();
+        s.watches.retain(|w| w.wd != wd);
+        if s.watches.len() == before {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
+    fn event(&self, key: Key, mask: u32, cookie: u32, name: &[u8]) {
+        let mut s = self.state.lock().unwrap();
+        let Some(wd) = s.watches.iter().find(|w| w.key == key && w.mask & mask & IN_ALL_EVENTS != 0).map(|w| w.wd)
+        else {
+            return;
+        };
+        let len = if name.is_empty() { 0 } else { (name.len() + 1).div_ceil(16) * 16 };
+        let mut ev = Vec::with_capacity(16 + len);
+        let overflow = s.events.len() >= MAX_QUEUED;
+        ev.extend((if overflow { -1 } else { wd }).to_ne_bytes());
+        ev.extend((if overflow { IN_Q_OVERFLOW } else { mask }).to_ne_bytes());
+        ev.extend(cookie.to_ne_bytes());
+        ev.extend((if overflow { 0 } else { len as u32 }).to_ne_bytes());
+        if !overflow {
+            ev.extend_from_slice(name);
+            ev.resize(16 + len, 0);
+        }
+        // Linux merges an event identical to the last one still unread.
+        if s.events.back() != Some(&ev) && !(overflow && s.events.len() > MAX_QUEUED) {
+            s.events.push_back(ev);
+        }
+        drop(s);
+        self.wq.notify_all();
+    }
+}
+
+impl FileOps for Inotify {
+    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+        let mut s = self.state.lock().unwrap();
+        let Some(first) = s.events.front() else { return Err(Errno::EAGAIN) };
+        if first.len() > buf.len() {
+            return Err(Errno::EINVAL);
+        }
+        let mut n = 0;
+        while let Some(ev) = s.events.front() {
+            if n + ev.len() > buf.len() {
+                break;
+            }
+            buf[n..n + ev.len()].copy_from_slice(ev);
+            n += ev.len();
+            s.events.pop_front();
+        }
+        Ok(n)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn poll(&self) -> PollMask {
+        if self.state.lock().unwrap().events.is_empty() {
+            PollMask::empty()
+        } else {
+            PollMask::IN
+        }
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat { dev: 0xe, ino: 5, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() })
+    }
+}
+
+/// Every live inotify instance of the sandbox, for the syscall layer to report to.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    instances: Mutex<Vec<Weak<Inotify>>>,
+    cookie: std::sync::atomic::AtomicU32,
+}
+
+impl Notifier {
+    pub fn register(&self, i: &Arc<Inotify>) {
+        let mut v = self.instances.lock().unwrap();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(i));
+    }
+
+    fn live(&self) -> Vec<Arc<Inotify>> {
+        self.instances.lock().unwrap().iter().filter_map(|w| w.upgrade()).collect()
+    }
+
+    /// An event on `name` in directory `dir`, and on the file itself when it is watched.
+    pub fn entry(&self, dir: Key, name: &[u8], file: Option<Key>, mask: u32, is_dir: bool) {
+        let live = self.live();
+        if live.is_empty() {
+            return;
+        }
+        let m = if is_dir { mask | IN_ISDIR } else { mask };
+        for i in &live {
+            i.event(dir, m, 0, name);
+            if let Some(f) = file {
+                i.event(f, m, 0, b"");
+            }
+        }
+    }
+
+    /// A rename: MOVED_FROM in the old directory and MOVED_TO in the new, with one cookie.
+    pub fn rename(&self, from: Key, old: &[u8], to: Key, new: &[u8], is_dir: bool) {
+        let live = self.live();
+        if live.is_empty() {
+            return;
+        }
+        let cookie = self.cookie.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let d = if is_dir { IN_ISDIR } else { 0 };
+        for i in &live {
+            i.event(from, IN_MOVED_FROM | d, cookie, old);
+            i.event(to, IN_MOVED_TO | d, cookie, new);
+        }
+    }
+}
