@@ -86,7 +86,6 @@ fn futex_cmp_requeue_and_cond_broadcast() {
 }
 
 #[test]
-#[ignore = "moat: a FUTEX_*_PRIVATE op matches a waiter that used the shared op on private memory"]
 fn futex_private_op_does_not_match_shared_waiter() {
     differential_probe("futex_requeue", &["private_shared"]);
 }

@@ -1,5 +1,7 @@
 //! Futexes: wait queues keyed by the memory-file offset of the futex word, so
 //! threads of one process and processes sharing a page meet on the same key.
+//! FUTEX_PRIVATE_FLAG operations use a key space of their own, as on Linux,
+//! where a private op never matches a waiter that used the shared op.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,24 +25,35 @@ struct FutexWaiter {
 /// Every futex queue of the sandbox.
 #[derive(Debug, Default)]
 pub struct Futexes {
-    queues: Mutex<HashMap<u64, Vec<Arc<FutexWaiter>>>>,
+    queues: Mutex<HashMap<Key, Vec<Arc<FutexWaiter>>>>,
 }
 
-fn key(t: &CurrentTask, addr: u64, want: u32) -> SysResult<u64> {
-    t.tg().mm.lock().unwrap().translate_u32(addr, want)
+/// (memory-file offset, private op).
+type Key = (u64, bool);
+
+fn key(t: &CurrentTask, addr: u64, want: u32, private: bool) -> SysResult<Key> {
+    Ok((t.tg().mm.lock().unwrap().translate_u32(addr, want)?, private))
 }
 
 impl Futexes {
     /// FUTEX_WAIT(_BITSET): sleeps while the word at `addr` is `val`.
-    pub fn wait(&self, t: &CurrentTask, addr: u64, val: u32, bitset: u32, deadline: Option<Instant>) -> SysResult<u64> {
+    pub fn wait(
+        &self,
+        t: &CurrentTask,
+        addr: u64,
+        val: u32,
+        bitset: u32,
+        deadline: Option<Instant>,
+        private: bool,
+    ) -> SysResult<u64> {
         if bitset == 0 {
             return Err(Errno::EINVAL);
         }
-        let k = key(t, addr, PROT_READ)?;
+        let k = key(t, addr, PROT_READ, private)?;
         let fw = Arc::new(FutexWaiter { waiter: t.task.waiter.clone(), woken: AtomicBool::new(false), bitset });
         {
             let mut q = self.queues.lock().unwrap();
-            if t.k.mem.load_u32(k).map_err(|_| Errno::EFAULT)? != val {
+            if t.k.mem.load_u32(k.0).map_err(|_| Errno::EFAULT)? != val {
                 return Err(Errno::EAGAIN);
             }
             q.entry(k).or_default().push(fw.clone());
@@ -59,7 +72,7 @@ impl Futexes {
         r
     }
 
-    fn wake_key(q: &mut HashMap<u64, Vec<Arc<FutexWaiter>>>, k: u64, n: u32, bitset: u32) -> u32 {
+    fn wake_key(q: &mut HashMap<Key, Vec<Arc<FutexWaiter>>>, k: Key, n: u32, bitset: u32) -> u32 {
         let mut woken = 0;
         if let Some(v) = q.get_mut(&k) {
             v.retain(|w| {
@@ -80,26 +93,37 @@ impl Futexes {
     }
 
     /// FUTEX_WAKE(_BITSET): wakes up to `n` waiters.
-    pub fn wake(&self, t: &CurrentTask, addr: u64, n: u32, bitset: u32) -> SysResult<u64> {
+    pub fn wake(&self, t: &CurrentTask, addr: u64, n: u32, bitset: u32, private: bool) -> SysResult<u64> {
         if bitset == 0 {
             return Err(Errno::EINVAL);
         }
-        let k = key(t, addr, PROT_READ)?;
+        let k = key(t, addr, PROT_READ, private)?;
         Ok(Self::wake_key(&mut self.queues.lock().unwrap(), k, n, bitset) as u64)
     }
 
-    /// Wakes one waiter on a word already translated (thread exit's clear_child_tid).
-    pub fn wake_offset(&self, k: u64) {
-        Self::wake_key(&mut self.queues.lock().unwrap(), k, 1, u32::MAX);
+    /// Wakes one waiter on a word already translated, as the kernel does for thread exit's
+    /// clear_child_tid and robust futexes: with a shared-key wake.
+    pub fn wake_offset(&self, off: u64) {
+        Self::wake_key(&mut self.queues.lock().unwrap(), (off, false), 1, u32::MAX);
     }
 
     /// FUTEX_(CMP_)REQUEUE: wakes `n` waiters on `addr`, moves up to `n2` to `addr2`.
-    pub fn requeue(&self, t: &CurrentTask, addr: u64, n: u32, addr2: u64, n2: u32, cmp: Option<u32>) -> SysResult<u64> {
-        let k = key(t, addr, PROT_READ)?;
-        let k2 = key(t, addr2, PROT_READ)?;
+    #[allow(clippy::too_many_arguments)]
+    pub fn requeue(
+        &self,
+        t: &CurrentTask,
+        addr: u64,
+        n: u32,
+        addr2: u64,
+        n2: u32,
+        cmp: Option<u32>,
+        private: bool,
+    ) -> SysResult<u64> {
+        let k = key(t, addr, PROT_READ, private)?;
+        let k2 = key(t, addr2, PROT_READ, private)?;
         let mut q = self.queues.lock().unwrap();
         if let Some(v) = cmp {
-            if t.k.mem.load_u32(k).map_err(|_| Errno::EFAULT)? != v {
+            if t.k.mem.load_u32(k.0).map_err(|_| Errno::EFAULT)? != v {
                 return Err(Errno::EAGAIN);
             }
         }
@@ -123,9 +147,19 @@ impl Futexes {
 
     /// FUTEX_WAKE_OP: atomically updates the word at `addr2`, wakes `n` on `addr` and, if
     /// the old value of `addr2` passes the encoded comparison, `n2` on `addr2`.
-    pub fn wake_op(&self, t: &CurrentTask, addr: u64, n: u32, addr2: u64, n2: u32, op: u32) -> SysResult<u64> {
-        let k = key(t, addr, PROT_READ)?;
-        let k2 = key(t, addr2, PROT_READ | PROT_WRITE)?;
+    #[allow(clippy::too_many_arguments)]
+    pub fn wake_op(
+        &self,
+        t: &CurrentTask,
+        addr: u64,
+        n: u32,
+        addr2: u64,
+        n2: u32,
+        op: u32,
+        private: bool,
+    ) -> SysResult<u64> {
+        let k = key(t, addr, PROT_READ, private)?;
+        let k2 = key(t, addr2, PROT_READ | PROT_WRITE, private)?;
         let mut q = self.queues.lock().unwrap();
         let opcode = (op >> 28) & 7;
         let shift = op & (8 << 28) != 0;
@@ -136,7 +170,7 @@ impl Futexes {
             oparg = 1u32.checked_shl(oparg).unwrap_or(0);
         }
         let old = loop {
-            let cur = t.k.mem.load_u32(k2).map_err(|_| Errno::EFAULT)?;
+            let cur = t.k.mem.load_u32(k2.0).map_err(|_| Errno::EFAULT)?;
             let new = match opcode {
                 0 => oparg,
                 1 => cur.wrapping_add(oparg),
@@ -145,7 +179,7 @@ impl Futexes {
                 4 => cur ^ oparg,
                 _ => return Err(Errno::ENOSYS),
             };
-            if t.k.mem.cas_u32(k2, cur, new).map_err(|_| Errno::EFAULT)? == cur {
+            if t.k.mem.cas_u32(k2.0, cur, new).map_err(|_| Errno::EFAULT)? == cur {
                 break cur;
             }
         };

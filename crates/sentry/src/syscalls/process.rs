@@ -789,14 +789,15 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         };
         Ok(std::time::Instant::now().checked_add(rel))
     };
+    let private = op & 128 != 0; // FUTEX_PRIVATE_FLAG
     let r = match op & 0x7f {
-        FUTEX_WAIT => f.wait(t, addr, val, u32::MAX, deadline(t, false)?),
-        FUTEX_WAIT_BITSET => f.wait(t, addr, val, val3, deadline(t, true)?),
-        FUTEX_WAKE => f.wake(t, addr, val, u32::MAX),
-        FUTEX_WAKE_BITSET => f.wake(t, addr, val, val3),
-        FUTEX_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, None),
-        FUTEX_CMP_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, Some(val3)),
-        FUTEX_WAKE_OP => f.wake_op(t, addr, val, addr2, timeout as u32, val3),
+        FUTEX_WAIT => f.wait(t, addr, val, u32::MAX, deadline(t, false)?, private),
+        FUTEX_WAIT_BITSET => f.wait(t, addr, val, val3, deadline(t, true)?, private),
+        FUTEX_WAKE => f.wake(t, addr, val, u32::MAX, private),
+        FUTEX_WAKE_BITSET => f.wake(t, addr, val, val3, private),
+        FUTEX_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, None, private),
+        FUTEX_CMP_REQUEUE => f.requeue(t, addr, val, addr2, timeout as u32, Some(val3), private),
+        FUTEX_WAKE_OP => f.wake_op(t, addr, val, addr2, timeout as u32, val3, private),
         _ => {
             // PI futexes and FUTEX_WAIT_REQUEUE_PI are not implemented yet.
             t.k.note_unimplemented(abi::sysno::FUTEX);
