@@ -72,7 +72,11 @@ fn python_json_re_hashlib() {
         "-c",
         "import json, re, hashlib\n\
          d = json.loads(json.dumps({'a': [1, 2, 3], 'b': 'x' * 10}))\n\
-         print(d, re.findall(r'\\d+', 'a1b22c333'), hashlib.sha256(b'moat').hexdigest())",
+         print(d, re.findall(r'\\d+', 'a1b22c333'), hashlib.sha256(b'moat').hexdigest())\n\
+         import sqlite3, tempfile, os\n\
+         p = os.path.join(tempfile.mkdtemp(), 'db'); c = sqlite3.connect(p)\n\
+         c.execute('create table t(a)'); c.executemany('insert into t values(?)', [(i,) for i in range(1000)])\n\
+         c.commit(); print(c.execute('select count(*), sum(a) from t').fetchone()); c.close(); os.unlink(p)",
     ]);
 }
 
@@ -311,4 +315,9 @@ fn proc_and_sys_files_tools_read() {
 #[test]
 fn inotify_directory_events() {
     differential(&[probe("inotify").to_str().expect("utf-8 path")]);
+}
+
+#[test]
+fn posix_timers_signal_with_value() {
+    differential(&[probe("posix_timer").to_str().expect("utf-8 path")]);
 }

@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod futex;
 pub mod itimer;
+pub mod posix_timer;
 pub mod signal;
 pub mod task;
 pub mod wait;

@@ -122,6 +122,7 @@ pub struct SigInfo {
 }
 
 pub const SI_QUEUE: i32 = -1;
+pub const SI_TIMER: i32 = -2;
 
 impl SigInfo {
     pub fn user(signo: i32, pid: i32) -> SigInfo {
@@ -161,7 +162,12 @@ impl SigInfo {
                 b[20..24].copy_from_slice(&self.uid.to_ne_bytes());
                 if self.signo == SIGCHLD {
                     b[24..28].copy_from_slice(&self.status.to_ne_bytes());
-                } else if self.code == SI_QUEUE {
+                } else if self.code == SI_QUEUE || self.code == SI_TIMER {
+                    // SI_TIMER: si_tid (the timer id, in pid's place) and si_overrun (0)
+                    // come before si_value, where sigqueue's pid/uid are.
+                    if self.code == SI_TIMER {
+                        b[20..24].copy_from_slice(&0u32.to_ne_bytes());
+                    }
                     b[24..32].copy_from_slice(&self.value.to_ne_bytes());
                 }
             }

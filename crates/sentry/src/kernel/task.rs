@@ -89,6 +89,7 @@ pub struct ThreadGroup {
     pub exe: Mutex<Vec<u8>>,
     pub start: Instant,
     pub real_timer: Arc<super::itimer::RealTimer>,
+    pub posix_timers: super::posix_timer::Timers,
     /// Resource limits as (soft, hard), indexed by RLIMIT_*.
     pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
 }
@@ -183,6 +184,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             start: Instant::now(),
             real_timer: Default::default(),
+            posix_timers: Default::default(),
             rlimits: Mutex::new(default_rlimits()),
         })
     }
@@ -737,6 +739,8 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     }
     drop(files);
     k.locks.release(tg.pid as i64, None);
+    tg.posix_timers.clear();
+    tg.real_timer.set(Weak::new(), std::time::Duration::ZERO, std::time::Duration::ZERO);
     *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());
 
     // Orphans go to init.

@@ -441,6 +441,11 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::SETITIMER => time::sys_setitimer(t, a[0] as i32, a[1], a[2]),
         nr::GETITIMER => time::sys_getitimer(t, a[0] as i32, a[1]),
         nr::ALARM => time::sys_alarm(t, a[0] as u32),
+        nr::TIMER_CREATE => time::sys_timer_create(t, a[0] as i32, a[1], a[2]),
+        nr::TIMER_SETTIME => time::sys_timer_settime(t, a[0] as i32, a[1] as u32, a[2], a[3]),
+        nr::TIMER_GETTIME => time::sys_timer_gettime(t, a[0] as i32, a[1]),
+        nr::TIMER_GETOVERRUN => time::sys_timer_getoverrun(t, a[0] as i32),
+        nr::TIMER_DELETE => time::sys_timer_delete(t, a[0] as i32),
         nr::CLOSE_RANGE => fs::sys_close_range(t, a[0] as u32, a[1] as u32, a[2] as u32),
         nr::CLOCK_NANOSLEEP => time::sys_clock_nanosleep(t, a[0] as i32, a[1] as u32, a[2], a[3]),
         _ => {

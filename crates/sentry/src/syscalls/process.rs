@@ -230,6 +230,7 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
     if t.apply(&ops).is_err() {
         return Err(Errno::EFAULT);
     }
+    t.tg().posix_timers.clear();
     let closed = t.tg().fds.lock().unwrap().close_on_exec();
     drop(closed);
     {

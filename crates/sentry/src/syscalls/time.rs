@@ -1,5 +1,6 @@
 //! Time syscalls: clocks and sleeping. Sleeps are interruptible by signals.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abi::Errno;
@@ -163,4 +164,82 @@ pub fn sys_alarm(t: &mut CurrentTask, secs: u32) -> SysResult<u64> {
     // alarm reports whole seconds left, rounded to nearest, and never 0 for a live timer.
     let left = if old.is_zero() { 0 } else { ((old.as_millis() + 500) / 1000).max(1) };
     Ok(left as u64)
+}
+
+pub fn sys_timer_create(t: &mut CurrentTask, clock: i32, sevp: u64, id_out: u64) -> SysResult<u64> {
+    use crate::kernel::posix_timer::Notify;
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGEV_NONE: i32 = 1;
+    const SIGEV_THREAD_ID: i32 = 4;
+    clock_now(clock)?;
+    let notify = if sevp == 0 {
+        Notify::Process { signo: crate::kernel::signal::SIGALRM, value: 0 }
+    } else {
+        let b = t.read_vec(sevp, 64)?;
+        let value = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
+        let signo = i32::from_ne_bytes(b[8..12].try_into().expect("4"));
+        let how = i32::from_ne_bytes(b[12..16].try_into().expect("4"));
+        let tid = i32::from_ne_bytes(b[16..20].try_into().expect("4"));
+        let valid = (1..=crate::kernel::signal::NSIG).contains(&signo);
+        match how {
+            SIGEV_NONE => Notify::None,
+            SIGEV_SIGNAL if valid => Notify::Process { signo, value },
+            SIGEV_THREAD_ID if valid => {
+                let task = t.k.task(tid).filter(|x| Arc::ptr_eq(&x.tg, t.tg())).ok_or(Errno::EINVAL)?;
+                Notify::Thread { signo, value, task: Arc::downgrade(&task) }
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+    };
+    let id = t.tg().posix_timers.create(notify).ok_or(Errno::EAGAIN)?;
+    if let Err(e) = t.write_mem(id_out, &id.to_ne_bytes()) {
+        t.tg().posix_timers.delete(id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn itimerspec_bytes(value: Duration, interval: Duration) -> Vec<u8> {
+    let mut b = ts_bytes(interval.as_secs() as i64, interval.subsec_nanos() as i64);
+    b.extend(ts_bytes(value.as_secs() as i64, value.subsec_nanos() as i64));
+    b
+}
+
+pub fn sys_timer_settime(t: &mut CurrentTask, id: i32, flags: u32, new: u64, old: u64) -> SysResult<u64> {
+    const TIMER_ABSTIME: u32 = 1;
+    let timer = t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?;
+    let interval = read_ts(t, new)?;
+    let value = read_ts(t, new + 16)?;
+    let deadline = if value.is_zero() {
+        None
+    } else if flags & TIMER_ABSTIME != 0 {
+        let (s, n) = clock_now(1)?;
+        after(value.saturating_sub(Duration::new(s as u64, n as u32)))
+    } else {
+        after(value)
+    };
+    let (ov, oi) = timer.set(Arc::downgrade(t.tg()), deadline, interval);
+    if old != 0 {
+        t.write_mem(old, &itimerspec_bytes(ov, oi))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_timer_gettime(t: &mut CurrentTask, id: i32, cur: u64) -> SysResult<u64> {
+    let timer = t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?;
+    let (v, i) = timer.get();
+    t.write_mem(cur, &itimerspec_bytes(v, i))?;
+    Ok(0)
+}
+
+pub fn sys_timer_getoverrun(t: &mut CurrentTask, id: i32) -> SysResult<u64> {
+    Ok(t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?.overrun())
+}
+
+pub fn sys_timer_delete(t: &mut CurrentTask, id: i32) -> SysResult<u64> {
+    if t.tg().posix_timers.delete(id) {
+        Ok(0)
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
