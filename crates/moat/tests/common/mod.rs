@@ -1,6 +1,8 @@
 //! Shared helpers for moat's integration tests: a minimal busybox rootfs in a
 //! temporary directory, and running a command under `moat do` or natively in a
 //! chroot (the oracle), each with a time limit.
+// Each test crate that includes this module uses a different subset of it.
+#![allow(dead_code)]
 
 use std::fs;
 use std::io::Read;
