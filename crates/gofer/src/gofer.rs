@@ -411,7 +411,7 @@ impl Handler for Gofer {
             }
         }
         if a.valid & (setattr::UID | setattr::GID) != 0 {
-            // rustix makes raw ids unsafe to build; nix does not.
+            // rustix cannot build raw ids without an unchecked constructor; nix can.
             use nix::unistd::{Gid, Uid};
             let uid = (a.valid & setattr::UID != 0).then(|| Uid::from_raw(a.uid));
             let gid = (a.valid & setattr::GID != 0).then(|| Gid::from_raw(a.gid));

@@ -1,48 +1,11 @@
 //! Differential tests with the host's own programs: each case runs natively and
 //! under `moat do` (host root) and must give the same stdout and exit status.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn moat() -> &'static str {
-    env!("CARGO_BIN_EXE_moat")
-}
+use std::process::Command;
 
-/// A scratch directory the sandbox can see (the sandbox's /tmp is its own tmpfs).
-fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("create scratch dir");
-    d
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LC_ALL", "C");
-    cmd.output().expect("spawn")
-}
-
-fn differential(args: &[&str]) {
-    // coreutils' timeout bounds every run, so a hang fails the test instead of CI.
-    let native = run(Command::new("timeout").arg("60").args(args));
-    let sandboxed = run(Command::new("timeout").args(["60", moat(), "do", "--"]).args(args));
-    assert!(native.status.success(), "native run failed: {native:?}");
-    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
-    assert_eq!(
-        (String::from_utf8_lossy(&native.stdout), native.status.code()),
-        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
-        "moat differs from native for {args:?}; moat stderr:\n{}",
-        String::from_utf8_lossy(&sandboxed.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&sandboxed.stderr).contains("panicked"));
-}
-
-/// Builds tests/probes/NAME.c with the machine's gcc where the sandbox can see it.
-fn probe(name: &str) -> PathBuf {
-    let bin = scratch("probes").join(name);
-    let src = format!("{}/tests/probes/{name}.c", env!("CARGO_MANIFEST_DIR"));
-    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(&src).status().expect("gcc");
-    assert!(st.success(), "gcc failed on {src}");
-    bin
-}
+use common::native::{differential, moat, probe, probe_with, run};
 
 #[test]
 fn pthreads_mutex_condvar_join() {
@@ -288,11 +251,7 @@ fn strace_shows_and_counts_unimplemented_syscalls() {
 
 #[test]
 fn avx_state_survives_a_signal_handler() {
-    let bin = scratch("probes").join("avx_signal");
-    let src = format!("{}/tests/probes/avx_signal.c", env!("CARGO_MANIFEST_DIR"));
-    let st = Command::new("gcc").args(["-O1", "-mavx", "-o"]).arg(&bin).arg(&src).status().expect("gcc");
-    assert!(st.success(), "gcc failed on {src}");
-    differential(&[bin.to_str().expect("utf-8 path")]);
+    differential(&[probe_with("avx_signal", &["-O1", "-mavx"]).to_str().expect("utf-8 path")]);
 }
 
 #[test]

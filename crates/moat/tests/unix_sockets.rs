@@ -1,33 +1,13 @@
 //! Unix domain sockets: Debian's python3 and a C probe run natively and under
 //! `moat do`, and must give the same stdout and exit status.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
+
+use common::native::{differential, moat, probe, run, scratch};
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn moat() -> &'static str {
-    env!("CARGO_BIN_EXE_moat")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LC_ALL", "C");
-    cmd.output().expect("spawn")
-}
-
-fn differential(args: &[&str]) {
-    let native = run(Command::new(args[0]).args(&args[1..]));
-    let sandboxed = run(Command::new(moat()).arg("do").arg("--").args(args));
-    assert!(native.status.success(), "native run failed: {native:?}");
-    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
-    assert_eq!(
-        (String::from_utf8_lossy(&native.stdout), native.status.code()),
-        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
-        "moat differs from native for {args:?}; moat stderr:\n{}",
-        String::from_utf8_lossy(&sandboxed.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&sandboxed.stderr).contains("panicked"));
-}
 
 fn python(script: &str) {
     differential(&[PYTHON, "-c", script]);
@@ -65,20 +45,14 @@ fn so_peercred_and_socket_options() {
 
 #[test]
 fn c_probe_fd_passing_seqpacket_errors() {
-    // Built where the sandbox can see it: its /tmp is a tmpfs of its own.
-    let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("unix_sockets-{}", std::process::id()));
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probes/unix_sockets.c");
-    let st = Command::new("gcc").args(["-O2", "-o"]).arg(&bin).arg(src).status().expect("gcc");
-    assert!(st.success(), "gcc failed");
-    differential(&[bin.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_file(bin);
+    differential(&[probe("unix_sockets").to_str().expect("utf-8 path")]);
 }
 
 #[test]
 fn python_multiprocessing_manager_forkserver_and_listener() {
     // forkserver re-imports the main module by path, so the script needs a file the
     // sandbox can see.
-    let script = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mp-{}.py", std::process::id()));
+    let script = scratch("unix-sockets").join("mp.py");
     std::fs::write(&script, MULTIPROCESSING).expect("write script");
     differential(&[PYTHON, script.to_str().expect("utf-8 path")]);
     let _ = std::fs::remove_file(script);

@@ -4,6 +4,8 @@
 // Each test crate that includes this module uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod native;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
