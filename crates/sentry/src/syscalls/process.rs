@@ -80,18 +80,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     if flags & CLONE_CHILD_SETTID != 0 {
         child_tg.mm.lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
     }
-    if flags & CLONE_CHILD_CLEARTID != 0 {
-        *child_task.clear_child_tid.lock().unwrap() = ctid;
-    }
-    let mut regs = t.regs;
-    regs.rax = 0;
-    if stack != 0 {
-        regs.rsp = stack;
-    }
-    if flags & CLONE_SETTLS != 0 {
-        regs.fs_base = tls;
-    }
-    let fp = t.ctx.fpstate().ok();
+    let (regs, fp) = child_start(t, &child_task, flags, stack, ctid, tls);
     spawn(k.clone(), child_task, regs, fp);
     if flags & CLONE_VFORK != 0 || flags & CLONE_VM != 0 {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
@@ -103,6 +92,30 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         });
     }
     Ok(pid as u64)
+}
+
+/// The registers and FPU state a new task starts with: the caller's, returning 0 from
+/// clone, on `stack` if given, with `tls` under CLONE_SETTLS; CLONE_CHILD_CLEARTID noted.
+fn child_start(
+    t: &CurrentTask,
+    child: &Task,
+    flags: u64,
+    stack: u64,
+    ctid: u64,
+    tls: u64,
+) -> (crate::platform::Regs, Option<Vec<u8>>) {
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        *child.clear_child_tid.lock().unwrap() = ctid;
+    }
+    let mut regs = t.regs;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        regs.fs_base = tls;
+    }
+    (regs, t.ctx.fpstate().ok())
 }
 
 /// A new thread in the caller's process: a new stub thread in the same stub process.
@@ -132,18 +145,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
     if flags & CLONE_CHILD_SETTID != 0 {
         t.write_mem(ctid, &tid.to_ne_bytes())?;
     }
-    if flags & CLONE_CHILD_CLEARTID != 0 {
-        *task.clear_child_tid.lock().unwrap() = ctid;
-    }
-    let mut regs = t.regs;
-    regs.rax = 0;
-    if stack != 0 {
-        regs.rsp = stack;
-    }
-    if flags & CLONE_SETTLS != 0 {
-        regs.fs_base = tls;
-    }
-    let fp = t.ctx.fpstate().ok();
+    let (regs, fp) = child_start(t, &task, flags, stack, ctid, tls);
     let res = std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || {
         let ctx = match seed.attach() {
             Ok(c) => c,
