@@ -73,7 +73,6 @@ fn vfork_then_execve() {
 }
 
 #[test]
-#[ignore = "moat: vfork/CLONE_VM|CLONE_VFORK child does not share the parent's memory"]
 fn vfork_shares_memory_and_suspends_parent() {
     differential_probe("vfork_exec", &["shared", "suspend", "spawn_enoent"]);
 }

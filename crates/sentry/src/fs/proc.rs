@@ -487,7 +487,8 @@ struct MmInfo {
 
 impl MmInfo {
     fn of(tg: &ThreadGroup) -> MmInfo {
-        let mm = tg.mm.lock().unwrap();
+        let mm_arc = tg.mm();
+        let mm = mm_arc.lock().unwrap();
         let mut info =
             MmInfo { vsize: mm.total_size(), arg_range: mm.arg_range, env_range: mm.env_range, ..Default::default() };
         for v in mm.vmas() {
@@ -793,7 +794,7 @@ fn read_area(v: &View, (start, end): (u64, u64)) -> Vec<u8> {
         return Vec::new();
     }
     let mut buf = vec![0u8; (end - start).min(MAX_ARG_AREA) as usize];
-    match v.tg.mm.lock().unwrap().read(start, &mut buf) {
+    match v.tg.mm().lock().unwrap().read(start, &mut buf) {
         Ok(()) => buf,
         Err(_) => Vec::new(),
     }
@@ -801,7 +802,8 @@ fn read_area(v: &View, (start, end): (u64, u64)) -> Vec<u8> {
 
 fn cmdline_file(v: &View) -> SysResult<Vec<u8>> {
     let (arg_range, env_range) = {
-        let mm = v.tg.mm.lock().unwrap();
+        let mm_arc = v.tg.mm();
+        let mm = mm_arc.lock().unwrap();
         (mm.arg_range, mm.env_range)
     };
     let args = read_area(v, arg_range);
@@ -819,12 +821,12 @@ fn cmdline_file(v: &View) -> SysResult<Vec<u8>> {
 }
 
 fn environ_file(v: &View) -> SysResult<Vec<u8>> {
-    let env_range = v.tg.mm.lock().unwrap().env_range;
+    let env_range = v.tg.mm().lock().unwrap().env_range;
     Ok(read_area(v, env_range))
 }
 
 fn auxv_file(v: &View) -> SysResult<Vec<u8>> {
-    let mut auxv = v.tg.mm.lock().unwrap().auxv.clone();
+    let mut auxv = v.tg.mm().lock().unwrap().auxv.clone();
     if !matches!(auxv.last(), Some((0, _))) {
         auxv.push((0, 0));
     }
@@ -832,7 +834,7 @@ fn auxv_file(v: &View) -> SysResult<Vec<u8>> {
 }
 
 fn maps_file(v: &View) -> SysResult<Vec<u8>> {
-    let vmas: Vec<_> = v.tg.mm.lock().unwrap().vmas().cloned().collect();
+    let vmas: Vec<_> = v.tg.mm().lock().unwrap().vmas().cloned().collect();
     Ok(vmas.iter().flat_map(|m| maps_line(m.start, m.end, m.prot, m.shared, &m.name)).collect())
 }
 

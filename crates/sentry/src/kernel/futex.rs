@@ -32,7 +32,7 @@ pub struct Futexes {
 type Key = (u64, bool);
 
 fn key(t: &CurrentTask, addr: u64, want: u32, private: bool) -> SysResult<Key> {
-    Ok((t.tg().mm.lock().unwrap().translate_u32(addr, want)?, private))
+    Ok((t.tg().mm().lock().unwrap().translate_u32(addr, want)?, private))
 }
 
 impl Futexes {

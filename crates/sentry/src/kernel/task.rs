@@ -81,7 +81,8 @@ pub struct ThreadGroup {
     /// Woken when the group is stopped or continued.
     pub stop_wait: WaitQueue,
     pub sig: Mutex<SigState>,
-    pub mm: Mutex<MemoryManager>,
+    /// The address space; shared (the same Arc) with a vfork/CLONE_VM child until it execs.
+    mm: Mutex<Arc<Mutex<MemoryManager>>>,
     pub fds: Mutex<FdTable>,
     pub fs: Mutex<FsContext>,
     pub creds: Mutex<Creds>,
@@ -176,7 +177,7 @@ impl ThreadGroup {
             thread_exit_wait: WaitQueue::default(),
             stop_wait: WaitQueue::default(),
             sig: Mutex::new(SigState { actions, pending: PendingSignals::default() }),
-            mm: Mutex::new(mm),
+            mm: Mutex::new(Arc::new(Mutex::new(mm))),
             fds: Mutex::new(fds),
             fs: Mutex::new(fs),
             creds: Mutex::new(creds),
@@ -187,6 +188,21 @@ impl ThreadGroup {
             posix_timers: Default::default(),
             rlimits: Mutex::new(default_rlimits()),
         })
+    }
+
+    /// The process's address space.
+    pub fn mm(&self) -> Arc<Mutex<MemoryManager>> {
+        self.mm.lock().unwrap().clone()
+    }
+
+    /// Gives the process an address space of its own (exec, exit), or shares one (vfork).
+    pub fn set_mm(&self, mm: Arc<Mutex<MemoryManager>>) {
+        *self.mm.lock().unwrap() = mm;
+    }
+
+    /// Whether another process shares this address space (a vfork child and its parent).
+    pub fn mm_shared(&self) -> bool {
+        Arc::strong_count(&self.mm.lock().unwrap()) > 1
     }
 
     pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
@@ -238,6 +254,12 @@ impl Task {
             thread_exit: Mutex::new(None),
             robust_list: Mutex::new(0),
         })
+    }
+
+    /// The handle that interrupts this task's running context (swapped when a vfork
+    /// child execs into a stub of its own).
+    pub fn kicker_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<dyn Kicker>>> {
+        self.kicker.lock().unwrap()
     }
 
     pub fn tid(&self) -> i32 {
@@ -377,7 +399,7 @@ impl CurrentTask {
 
     /// Copies app memory into `buf`.
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
-        self.tg().mm.lock().unwrap().read(addr, buf)
+        self.tg().mm().lock().unwrap().read(addr, buf)
     }
 
     pub fn read_vec(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
@@ -387,11 +409,11 @@ impl CurrentTask {
     }
 
     pub fn write_mem(&self, addr: u64, data: &[u8]) -> SysResult<()> {
-        self.tg().mm.lock().unwrap().write(addr, data)
+        self.tg().mm().lock().unwrap().write(addr, data)
     }
 
     pub fn read_u64(&self, addr: u64) -> SysResult<u64> {
-        self.tg().mm.lock().unwrap().read_u64(addr)
+        self.tg().mm().lock().unwrap().read_u64(addr)
     }
 
     pub fn read_u32(&self, addr: u64) -> SysResult<u32> {
@@ -404,7 +426,7 @@ impl CurrentTask {
         if addr == 0 {
             return Err(Errno::EFAULT);
         }
-        self.tg().mm.lock().unwrap().read_cstr(addr, crate::vfs::PATH_MAX)
+        self.tg().mm().lock().unwrap().read_cstr(addr, crate::vfs::PATH_MAX)
     }
 
     /// Applies host-mapping changes; if the stub cannot follow, the process is killed.
@@ -513,11 +535,16 @@ impl CurrentTask {
         for entry in entries {
             // Bit 0 of an entry marks a PI futex; the word is at entry + offset either way.
             let addr = (entry & !1).wrapping_add(offset as i64 as u64);
-            let off =
-                match self.tg().mm.lock().unwrap().translate_u32(addr, crate::mm::PROT_READ | crate::mm::PROT_WRITE) {
-                    Ok(o) => o,
-                    Err(_) => continue,
-                };
+            let off = match self
+                .tg()
+                .mm()
+                .lock()
+                .unwrap()
+                .translate_u32(addr, crate::mm::PROT_READ | crate::mm::PROT_WRITE)
+            {
+                Ok(o) => o,
+                Err(_) => continue,
+            };
             while let Ok(word) = self.k.mem.load_u32(off) {
                 if word & FUTEX_TID_MASK != tid {
                     break;
@@ -541,7 +568,8 @@ impl CurrentTask {
             return;
         }
         let off = {
-            let mm = self.tg().mm.lock().unwrap();
+            let mm_arc = self.tg().mm();
+            let mm = mm_arc.lock().unwrap();
             if mm.write(addr, &0u32.to_ne_bytes()).is_err() {
                 return;
             }
@@ -741,7 +769,7 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     k.locks.release(tg.pid as i64, None);
     tg.posix_timers.clear();
     tg.real_timer.set(Weak::new(), std::time::Duration::ZERO, std::time::Duration::ZERO);
-    *tg.mm.lock().unwrap() = MemoryManager::new(k.alloc.clone());
+    tg.set_mm(Arc::new(Mutex::new(MemoryManager::new(k.alloc.clone()))));
 
     // Orphans go to init.
     let orphans = std::mem::take(&mut tg.state.lock().unwrap().children);

@@ -17,7 +17,8 @@ const MADV_DONTNEED: u32 = 4;
 
 pub fn sys_brk(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
     let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
-    let mut mm = t.tg().mm.lock().unwrap();
+    let mm_arc = t.tg().mm();
+    let mut mm = mm_arc.lock().unwrap();
     let current = mm.brk(0).0;
     if limit != u64::MAX && addr > current && mm.total_size().saturating_add(addr - current) > limit {
         return Ok(current);
@@ -38,14 +39,15 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
         return Err(Errno::EINVAL);
     }
     let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
-    if limit != u64::MAX && t.tg().mm.lock().unwrap().total_size().saturating_add(len) > limit {
+    if limit != u64::MAX && t.tg().mm().lock().unwrap().total_size().saturating_add(len) > limit {
         return Err(Errno::ENOMEM);
     }
     let fixed = flags & MAP_FIXED != 0;
     let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
     let shared = kind == MAP_SHARED;
     if flags & MAP_ANONYMOUS != 0 {
-        let (a, ops) = t.tg().mm.lock().unwrap().map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon)?;
+        let (a, ops) =
+            t.tg().mm().lock().unwrap().map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon)?;
         t.apply(&ops)?;
         return Ok(a);
     }
@@ -74,7 +76,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
                     ino: st.ino,
                     offset: off,
                 };
-                let (a, ops) = t.tg().mm.lock().unwrap().map(
+                let (a, ops) = t.tg().mm().lock().unwrap().map(
                     addr,
                     len,
                     prot,
@@ -92,7 +94,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
         }
     }
     // Private (or read-only shared) mapping: copy the file's bytes into fresh pages.
-    let backing = t.tg().mm.lock().unwrap().alloc_backing(len)?;
+    let backing = t.tg().mm().lock().unwrap().alloc_backing(len)?;
     let mut data = vec![0u8; len.min(st.size.saturating_sub(off)) as usize];
     let mut done = 0;
     while done < data.len() {
@@ -106,13 +108,14 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     t.k.mem.write(backing.off, &data).map_err(|_| Errno::ENOMEM)?;
     let name =
         VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
-    let (a, ops) = t.tg().mm.lock().unwrap().map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name)?;
+    let (a, ops) =
+        t.tg().mm().lock().unwrap().map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name)?;
     t.apply(&ops)?;
     Ok(a)
 }
 
 pub fn sys_munmap(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
-    let ops = t.tg().mm.lock().unwrap().unmap(addr, len)?;
+    let ops = t.tg().mm().lock().unwrap().unmap(addr, len)?;
     t.apply(&ops)?;
     Ok(0)
 }
@@ -121,7 +124,7 @@ pub fn sys_mprotect(t: &mut CurrentTask, addr: u64, len: u64, prot: u32) -> SysR
     if prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
         return Err(Errno::EINVAL);
     }
-    let ops = t.tg().mm.lock().unwrap().protect(addr, len, prot & 7)?;
+    let ops = t.tg().mm().lock().unwrap().protect(addr, len, prot & 7)?;
     t.apply(&ops)?;
     Ok(0)
 }
@@ -133,7 +136,8 @@ pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> Sys
     if advice == MADV_DONTNEED {
         // Private anonymous pages read back as zero afterwards.
         let zeros = vec![0u8; 4096];
-        let mm = t.tg().mm.lock().unwrap();
+        let mm_arc = t.tg().mm();
+        let mm = mm_arc.lock().unwrap();
         let mut a = addr;
         let end = addr.saturating_add(page_up(len).unwrap_or(len));
         while a < end {
@@ -161,7 +165,7 @@ pub fn sys_mremap(
         return Err(Errno::EINVAL);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
-    let (addr, ops) = t.tg().mm.lock().unwrap().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
+    let (addr, ops) = t.tg().mm().lock().unwrap().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
     t.apply(&ops)?;
     Ok(addr)
 }
@@ -171,7 +175,7 @@ pub fn sys_msync(t: &mut CurrentTask, addr: u64, len: u64, flags: u32) -> SysRes
         return Err(Errno::EINVAL);
     }
     // Private and anonymous mappings have nothing to write back.
-    if !t.tg().mm.lock().unwrap().is_mapped(addr, page_up(len).ok_or(Errno::ENOMEM)?) {
+    if !t.tg().mm().lock().unwrap().is_mapped(addr, page_up(len).ok_or(Errno::ENOMEM)?) {
         return Err(Errno::ENOMEM);
     }
     Ok(0)
@@ -182,7 +186,7 @@ pub fn sys_mincore(t: &mut CurrentTask, addr: u64, len: u64, vec: u64) -> SysRes
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    if !t.tg().mm.lock().unwrap().is_mapped(addr, len) {
+    if !t.tg().mm().lock().unwrap().is_mapped(addr, len) {
         return Err(Errno::ENOMEM);
     }
     // Every mapped page is reported resident: the memory file backs them all.

@@ -8,7 +8,7 @@ use abi::Errno;
 use crate::kernel::signal::{self, SigAction};
 use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
-use crate::mm::{MapOp, APP_TOP_ADDR};
+use crate::mm::{MapOp, MemoryManager, APP_TOP_ADDR};
 use crate::SysResult;
 
 const CLONE_VM: u64 = 0x100;
@@ -34,9 +34,18 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     }
     let k = t.k.clone();
     let parent_tg = t.tg().clone();
-    // vfork and CLONE_VM without threads get a copy: the parent sleeps until the child
-    // execs or exits, so no program can tell, short of writing to the parent's memory.
-    let mm = parent_tg.mm.lock().unwrap().fork()?;
+    // CLONE_VM (vfork, posix_spawn) shares the address space: the child runs as a new
+    // thread of the parent's stub until it execs; otherwise the child gets a copy.
+    let shared_vm = flags & CLONE_VM != 0;
+    let seed = if shared_vm {
+        Some(t.ctx.new_thread().map_err(|e| {
+            tracing::warn!("cannot create a stub thread: {e}");
+            Errno::EAGAIN
+        })?)
+    } else {
+        None
+    };
+    let mm = if shared_vm { MemoryManager::new(k.alloc.clone()) } else { parent_tg.mm().lock().unwrap().fork()? };
     let fds = parent_tg.fds.lock().unwrap().clone();
     let fs = parent_tg.fs.lock().unwrap().clone();
     let creds = parent_tg.creds.lock().unwrap().clone();
@@ -77,11 +86,14 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     if flags & CLONE_PARENT_SETTID != 0 {
         t.write_mem(ptid, &pid.to_ne_bytes())?;
     }
+    if shared_vm {
+        child_tg.set_mm(parent_tg.mm());
+    }
     if flags & CLONE_CHILD_SETTID != 0 {
-        child_tg.mm.lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
+        child_tg.mm().lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
     }
     let (regs, fp) = child_start(t, &child_task, flags, stack, ctid, tls);
-    spawn(k.clone(), child_task, regs, fp);
+    spawn(k.clone(), child_task, regs, fp, seed);
     if flags & CLONE_VFORK != 0 || flags & CLONE_VM != 0 {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
             if child_tg.state.lock().unwrap().vfork_released {
@@ -167,11 +179,23 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
     Ok(tid as u64)
 }
 
-/// Starts a host thread that builds the child's stub and runs it.
-pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platform::Regs, fp: Option<Vec<u8>>) {
+/// Starts a host thread that runs a new process: in a new stub with a copy of the
+/// address space, or (with `seed`) as a thread of the parent's stub sharing it.
+pub fn spawn(
+    k: Arc<crate::kernel::Kernel>,
+    task: Arc<Task>,
+    regs: crate::platform::Regs,
+    fp: Option<Vec<u8>>,
+    seed: Option<Box<dyn crate::platform::ContextSeed>>,
+) {
     let name = format!("task-{}", task.tid());
     let res = std::thread::Builder::new().name(name).spawn(move || {
-        let ctx = match k.platform.new_context() {
+        let shared = seed.is_some();
+        let made = match seed {
+            Some(seed) => seed.attach(),
+            None => k.platform.new_context(),
+        };
+        let ctx = match made {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("cannot create a stub: {e}");
@@ -180,7 +204,7 @@ pub fn spawn(k: Arc<crate::kernel::Kernel>, task: Arc<Task>, regs: crate::platfo
             }
         };
         let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };
-        let ops = cur.tg().mm.lock().unwrap().all_map_ops();
+        let ops = if shared { Vec::new() } else { cur.tg().mm().lock().unwrap().all_map_ops() };
         if cur.apply(&ops).is_ok() {
             if let Some(fp) = fp {
                 let _ = cur.ctx.set_fpstate(&fp);
@@ -226,11 +250,26 @@ pub fn sys_execve(t: &mut CurrentTask, path: u64, argv: u64, envp: u64) -> SysRe
 pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
     let img = loader::load(t, path, argv, envp)?;
     kill_other_threads(t);
-    let mut ops = vec![MapOp::Unmap { addr: 0x1000, len: APP_TOP_ADDR - 0x1000 }];
-    ops.extend(img.mm.all_map_ops());
-    *t.tg().mm.lock().unwrap() = img.mm;
-    if t.apply(&ops).is_err() {
-        return Err(Errno::EFAULT);
+    if t.tg().mm_shared() {
+        // A vfork child leaves the parent's address space: a stub of its own.
+        let ctx = t.k.platform.new_context().map_err(|e| {
+            tracing::error!("cannot create a stub for exec: {e}");
+            Errno::ENOMEM
+        })?;
+        t.ctx = ctx;
+        *t.task.kicker_slot() = Some(t.ctx.kicker());
+        let ops = img.mm.all_map_ops();
+        t.tg().set_mm(Arc::new(std::sync::Mutex::new(img.mm)));
+        if t.apply(&ops).is_err() {
+            return Err(Errno::EFAULT);
+        }
+    } else {
+        let mut ops = vec![MapOp::Unmap { addr: 0x1000, len: APP_TOP_ADDR - 0x1000 }];
+        ops.extend(img.mm.all_map_ops());
+        *t.tg().mm().lock().unwrap() = img.mm;
+        if t.apply(&ops).is_err() {
+            return Err(Errno::EFAULT);
+        }
     }
     t.tg().posix_timers.clear();
     let closed = t.tg().fds.lock().unwrap().close_on_exec();
@@ -448,7 +487,7 @@ pub fn sys_prctl(t: &mut CurrentTask, op: u32, arg: u64) -> SysResult<u64> {
     const PR_GET_NO_NEW_PRIVS: u32 = 39;
     match op {
         PR_SET_NAME => {
-            let mut name = t.tg().mm.lock().unwrap().read_cstr(arg, 4096).or_else(|e| {
+            let mut name = t.tg().mm().lock().unwrap().read_cstr(arg, 4096).or_else(|e| {
                 if e == Errno::ENAMETOOLONG {
                     Ok(Vec::new())
                 } else {
