@@ -8,16 +8,21 @@
 //! directories are ever opened for I/O, regular files by re-opening their
 //! name in their parent (never through `/proc/self/fd`). Other file types are
 //! served as metadata only.
+//!
+//! `moat gofer` first locks itself into [`jail`]: a mount namespace holding
+//! only the served tree, the file capabilities, and the [`seccomp`] allow-list.
 #![forbid(unsafe_code)]
 
 mod gofer;
 mod hostfs;
+pub mod jail;
+pub mod seccomp;
 
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
 
 use crate::gofer::Gofer;
 
@@ -43,7 +48,8 @@ pub enum GoferError {
 pub fn serve(stream: UnixStream, root: &Path, read_only: bool) -> Result<(), GoferError> {
     let open_root = || -> io::Result<Gofer> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(root, flags, Mode::empty())?;
+        // openat2 like every other host open, so the jail's allow-list needs no openat.
+        let fd = rustix::fs::openat2(CWD, root, flags, Mode::empty(), ResolveFlags::empty())?;
         Gofer::new(fd, read_only).map_err(|e| io::Error::from_raw_os_error(e.0))
     };
     let gofer = open_root().map_err(|source| GoferError::OpenRoot { path: root.to_owned(), source })?;

@@ -1,9 +1,9 @@
 //! `moat gofer`: the file-server process. moat starts it with one end of a
-//! socketpair; it serves the root directory over 9P on it until the Sentry goes.
+//! socketpair; it jails itself, then serves the root over 9P until the Sentry goes.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct GoferArgs {
@@ -16,7 +16,14 @@ pub struct GoferArgs {
     /// Refuse every change to the host tree.
     #[arg(long)]
     read_only: bool,
+    /// For the jail's tests: once jailed, make a system call outside the
+    /// allow-list (socket(2)), which must kill the Gofer with SIGSYS.
+    #[arg(long, hide = true)]
+    selftest_forbidden_syscall: bool,
 }
+
+/// Exit code of a Gofer that made a forbidden system call and lived.
+const SURVIVED_FORBIDDEN_SYSCALL: i32 = 3;
 
 pub fn run(a: GoferArgs) -> i32 {
     let fd = match host::sys::take_inherited_fd(a.fd) {
@@ -26,7 +33,21 @@ pub fn run(a: GoferArgs) -> i32 {
             return 2;
         }
     };
-    match gofer::serve(UnixStream::from(fd), &a.root, a.read_only) {
+    let stream = UnixStream::from(fd);
+    if let Err(e) = gofer::jail::enter(&a.root, a.read_only, stream.as_fd()) {
+        eprintln!("moat gofer: serving {}: {e}", a.root.display());
+        return 1;
+    }
+    if a.selftest_forbidden_syscall {
+        // std's UDP bind starts with socket(2).
+        let result = std::net::UdpSocket::bind(("127.0.0.1", 0));
+        eprintln!(
+            "moat gofer: a forbidden system call (socket) returned {result:?}; the seccomp filter is not working"
+        );
+        return SURVIVED_FORBIDDEN_SYSCALL;
+    }
+    // The jail made the served root `/`.
+    match gofer::serve(stream, Path::new("/"), a.read_only) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("moat gofer: {e}");
