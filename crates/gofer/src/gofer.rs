@@ -4,7 +4,8 @@
 //! Rules: nodes are reached only by `hostfs::walk_one`; only regular files
 //! and directories are opened; a regular file is re-opened by its name in its
 //! parent and must still be the same inode; every change to the host is
-//! refused with EROFS when serving read-only.
+//! refused with EROFS when serving read-only. A donated fd (moat's Tdonate)
+//! is opened exactly as Tlopen opens a regular file, and only for one.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -12,10 +13,10 @@ use std::sync::Arc;
 
 use abi::Errno;
 use p9::wire::{
-    Data, Rattach, Rclunk, Rfsync, Rgetlock, Rlcreate, Rlink, Rlock, Rlopen, Rmkdir, Rmknod, Rread, Rreaddir,
+    Data, Rattach, Rclunk, Rdonate, Rfsync, Rgetlock, Rlcreate, Rlink, Rlock, Rlopen, Rmkdir, Rmknod, Rread, Rreaddir,
     Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink, Runlinkat, Rwalk, Rwrite, Tattach, Tclunk,
-    Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove,
-    Trename, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Twalk, Twrite,
+    Tdonate, Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmkdir, Tmknod, Tread, Treaddir, Treadlink,
+    Tremove, Trename, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Twalk, Twrite,
 };
 use p9::{setattr, Attr, DirEntry, Fid, Handler, Qid, AT_REMOVEDIR};
 use rustix::fs::{AtFlags, Mode, OFlags, SeekFrom, Timespec, Timestamps};
@@ -266,6 +267,27 @@ impl Handler for Gofer {
         let qid = hostfs::qid(&hostfs::stat(&state.node.fd)?);
         state.open = Some(open);
         Ok(Rlopen { qid, iounit: 0 })
+    }
+
+    /// Opens the regular file behind `t.fid` as Tlopen would, and hands the
+    /// fd to the Sentry. Unlike Tlopen the fid stays unopened, and nothing
+    /// else is ever donated: a directory fd would let the Sentry walk the
+    /// host tree without these checks.
+    fn donate(&mut self, t: Tdonate) -> Result<(Rdonate, OwnedFd), Errno> {
+        let node = &self.fid(t.fid)?.node;
+        let flags = client_flags(t.flags);
+        match node.kind {
+            Kind::Symlink => return Err(Errno::ELOOP),
+            Kind::Special => return Err(Errno::EPERM),
+            Kind::Directory => return Err(Errno::EISDIR),
+            Kind::Regular if self.read_only && writes(flags) => return Err(Errno::EROFS),
+            Kind::Regular => {}
+        }
+        // open_beneath sets O_CLOEXEC too; it is spelled out because here it
+        // matters most: the fd goes to the Sentry, which must not leak it on.
+        let fd = reopen_file(node, flags | OFlags::CLOEXEC)?;
+        let qid = hostfs::qid(&hostfs::stat(&fd)?);
+        Ok((Rdonate { qid }, fd))
     }
 
     fn lcreate(&mut self, t: Tlcreate) -> Result<Rlcreate, Errno> {

@@ -63,6 +63,7 @@ pub static ALLOW_LIST: &[Allow] = &[
     // The 9P transport: a connected socketpair, never a new socket.
     allow!(SYS_recvfrom, "9P requests: std reads a UnixStream with recv(2)"),
     allow!(SYS_sendto, "9P replies: std writes a UnixStream with send(2), for MSG_NOSIGNAL"),
+    allow!(SYS_sendmsg, "Rdonate replies carry the donated fd as SCM_RIGHTS; the 9P socket is the only socket"),
     allow!(SYS_write, "the one line a failing Gofer prints on stderr"),
     // Walking and looking.
     allow!(SYS_openat2, "every host open: one confined name at a time (RESOLVE_BENEATH and friends)"),

@@ -1,8 +1,9 @@
 //! End-to-end tests of `gofer::serve`: a temporary host tree served over a
 //! socketpair and driven with `p9::Client`, including escape attempts.
 
-use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::fs::{self, File};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::thread::{self, JoinHandle};
@@ -11,6 +12,8 @@ use p9::{getattr, setattr, Client, Fid, SetAttr, QID_TYPE_DIR, QID_TYPE_FILE, QI
 
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
+const EBADF: i32 = 9;
+const EISDIR: i32 = 21;
 const EINVAL: i32 = 22;
 const EROFS: i32 = 30;
 const ELOOP: i32 = 40;
@@ -342,6 +345,111 @@ fn read_write_changes_reach_the_host() {
     s.client.remove(pipe).unwrap();
     assert!(!p.join("pipe").exists());
     assert!(s.client.remove(s.root).is_err(), "the root cannot be removed");
+    s.finish();
+}
+
+fn is_cloexec(fd: impl AsFd) -> bool {
+    rustix::io::fcntl_getfd(fd).unwrap().contains(rustix::io::FdFlags::CLOEXEC)
+}
+
+#[test]
+fn a_donated_regular_file_reads_the_host_file() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+    let hello = s.walk(&["hello.txt"]).unwrap();
+    let (qid, fd) = s.client.donate(hello, O_RDONLY).unwrap();
+    assert_eq!(qid.ty, QID_TYPE_FILE);
+    assert_eq!(qid.path, fs::metadata(dir.path().join("hello.txt")).unwrap().ino());
+    assert!(is_cloexec(&fd), "a donated fd must be close-on-exec");
+    let status = rustix::fs::fcntl_getfl(&fd).unwrap();
+    assert!(!status.contains(rustix::fs::OFlags::NONBLOCK), "the reopen's O_NONBLOCK must not stay");
+    let file = File::from(fd);
+    let mut buf = [0u8; 64];
+    let n = file.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"hello gofer\n");
+    // The fid itself was not opened: reading it is refused, opening it works.
+    assert_eq!(s.client.read(hello, 0, &mut buf).unwrap_err().errno(), EBADF);
+    s.client.lopen(hello, O_RDONLY).unwrap();
+    assert_eq!(s.read_all(hello), b"hello gofer\n");
+    // A donation from an opened fid works too, and each is a new open file.
+    let (_, second) = s.client.donate(hello, O_RDONLY).unwrap();
+    assert_eq!(File::from(second).read_at(&mut buf, 6).unwrap(), 6);
+    // Flags the Gofer does not pass through are dropped: O_PATH still
+    // yields a readable fd, O_CREAT creates nothing.
+    let big = s.walk(&["big.bin"]).unwrap();
+    let (_, fd) = s.client.donate(big, O_RDONLY | O_PATH | O_CREAT).unwrap();
+    let mut data = vec![0u8; 60_000];
+    assert_eq!(File::from(fd).read_at(&mut data, 0).unwrap(), 50_000);
+    assert_eq!(data[..50_000], fs::read(dir.path().join("big.bin")).unwrap());
+    s.finish();
+}
+
+#[test]
+fn a_read_only_gofer_donates_only_for_reading() {
+    let dir = tree();
+    let s = Session::start(dir.path(), true);
+    let hello = s.walk(&["hello.txt"]).unwrap();
+    for flags in [O_RDWR, O_WRONLY, O_RDONLY | O_TRUNC] {
+        assert_eq!(s.client.donate(hello, flags).unwrap_err().errno(), EROFS, "{flags:o}");
+    }
+    let (_, fd) = s.client.donate(hello, O_RDONLY).unwrap();
+    let file = File::from(fd);
+    assert!(file.write_at(b"changed", 0).is_err(), "a read-only donation must not write");
+    assert_eq!(fs::read(dir.path().join("hello.txt")).unwrap(), b"hello gofer\n");
+    s.finish();
+}
+
+#[test]
+fn writes_through_a_donated_fd_reach_the_host() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+    let nested = s.walk(&["sub", "nested.txt"]).unwrap();
+    let (_, fd) = s.client.donate(nested, O_RDWR).unwrap();
+    let file = File::from(fd);
+    file.write_at(b"NESTED, and more", 0).unwrap();
+    assert_eq!(fs::read(dir.path().join("sub/nested.txt")).unwrap(), b"NESTED, and more");
+    // O_TRUNC is passed through on a read-write Gofer.
+    let (_, fd) = s.client.donate(nested, O_WRONLY | O_TRUNC).unwrap();
+    assert_eq!(fs::metadata(dir.path().join("sub/nested.txt")).unwrap().len(), 0);
+    File::from(fd).write_at(b"x", 0).unwrap();
+    assert_eq!(fs::read(dir.path().join("sub/nested.txt")).unwrap(), b"x");
+    s.finish();
+}
+
+#[test]
+fn only_regular_files_are_donated_and_symlinks_never_followed() {
+    let dir = tree();
+    let s = Session::start(dir.path(), false);
+    let sub = s.walk(&["sub"]).unwrap();
+    assert_eq!(s.client.donate(sub, O_RDONLY).unwrap_err().errno(), EISDIR);
+    assert_eq!(s.client.donate(s.root, O_RDONLY).unwrap_err().errno(), EISDIR);
+    let fifo = s.walk(&["fifo"]).unwrap();
+    assert_eq!(s.client.donate(fifo, O_RDONLY).unwrap_err().errno(), EPERM);
+    assert_eq!(s.client.donate(fifo, O_WRONLY).unwrap_err().errno(), EPERM);
+    for link in ["passwd_link", "rel_link", "dir_link", "slash"] {
+        let fid = s.walk(&[link]).unwrap();
+        assert_eq!(s.client.donate(fid, O_RDONLY).unwrap_err().errno(), ELOOP, "{link}");
+    }
+    // A walked file swapped on the host for a symlink, or a FIFO, is not
+    // opened through it (nor does the FIFO block the Gofer).
+    let victim = s.walk(&["hello.txt"]).unwrap();
+    fs::remove_file(dir.path().join("hello.txt")).unwrap();
+    symlink("/etc/passwd", dir.path().join("hello.txt")).unwrap();
+    assert!(s.client.donate(victim, O_RDONLY).is_err());
+    let victim = s.walk(&["sub", "nested.txt"]).unwrap();
+    fs::remove_file(dir.path().join("sub/nested.txt")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("sub/nested.txt"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    assert!(s.client.donate(victim, O_RDONLY).is_err());
+    // The session is still usable after every refusal.
+    let big = s.walk(&["big.bin"]).unwrap();
+    s.client.donate(big, O_RDONLY).unwrap();
     s.finish();
 }
 

@@ -321,11 +321,22 @@ fn jailed_read_write_gofer_serves_every_operation() {
     client.mknod(root, b"pipe", 0o010600, 0, 0, 0).expect("mknod");
     assert!(fs::symlink_metadata(p.join("pipe")).expect("stat pipe").file_type().is_fifo());
     let (hello, _) = client.walk(root, &[b"hello.txt"]).expect("walk hello.txt");
+    // Donation sends the fd with sendmsg(SCM_RIGHTS), under the filter.
+    {
+        use std::os::unix::fs::FileExt;
+        let (_, donated) = client.donate(hello, O_RDWR).expect("donate hello.txt");
+        let donated = File::from(donated);
+        let mut buf = [0u8; 64];
+        let n = donated.read_at(&mut buf, 0).expect("read the donated fd");
+        assert_eq!(&buf[..n], b"hello gofer\n");
+        donated.write_at(b"HELLO", 0).expect("write the donated fd");
+        assert_eq!(fs::read(p.join("hello.txt")).expect("read hello.txt"), b"HELLO gofer\n");
+    }
     client.link(root, hello, b"hello2.txt").expect("link");
     // `sub` became the created file's fid; walk to the directory afresh.
     let (sub_dir, _) = client.walk(root, &[b"sub"]).expect("walk sub");
     client.renameat(root, b"hello.txt", sub_dir, b"moved.txt").expect("renameat");
-    assert_eq!(fs::read(p.join("sub/moved.txt")).expect("read moved.txt"), b"hello gofer\n");
+    assert_eq!(fs::read(p.join("sub/moved.txt")).expect("read moved.txt"), b"HELLO gofer\n");
 
     let (listing, _) = client.walk(root, &[]).expect("walk root");
     client.lopen(listing, O_RDONLY).expect("open root");

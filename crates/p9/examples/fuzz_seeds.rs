@@ -8,12 +8,12 @@ use std::path::Path;
 use std::{env, fs, process};
 
 use p9::wire::{
-    Attr, Data, DirEntry, Rattach, Rauth, Rclunk, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink, Rlock, Rlopen,
-    Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink,
-    Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate, Rxattrwalk, Tattach, Tauth, Tclunk, Tflush, Tfsync, Tgetattr,
-    Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trename,
-    Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate, Txattrwalk, HEADER_SIZE,
-    NOTAG, VERSION_9P2000_L,
+    Attr, Data, DirEntry, Rattach, Rauth, Rclunk, Rdonate, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink, Rlock,
+    Rlopen, Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs,
+    Rsymlink, Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate, Rxattrwalk, Tattach, Tauth, Tclunk, Tdonate, Tflush,
+    Tfsync, Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink,
+    Tremove, Trename, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate,
+    Txattrwalk, HEADER_SIZE, NOTAG, VERSION_9P2000_L,
 };
 use p9::{Fid, Qid, NOFID};
 
@@ -52,6 +52,7 @@ fn requests() -> Vec<Tmessage> {
         Tmessage::Mkdir(Tmkdir { name: name(), ..Tmkdir::default() }),
         Tmessage::Renameat(Trenameat { oldname: name(), newname: name(), ..Trenameat::default() }),
         Tmessage::Unlinkat(Tunlinkat { name: name(), ..Tunlinkat::default() }),
+        Tmessage::Donate(Tdonate { fid: Fid(0), flags: 0 }),
     ]
 }
 
@@ -89,6 +90,7 @@ fn replies() -> Vec<Rmessage> {
         Rmessage::Write(Rwrite::default()),
         Rmessage::Clunk(Rclunk {}),
         Rmessage::Remove(Rremove {}),
+        Rmessage::Donate(Rdonate { qid }),
     ]
 }
 

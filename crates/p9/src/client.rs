@@ -1,16 +1,24 @@
 //! A blocking, thread-safe 9P2000.L client over a Unix stream socket: one
 //! request in flight at a time, fids allocated (and reused) by the client.
+//!
+//! The start of every reply is read with `recvmsg`, so that an fd sent with
+//! it (an Rdonate's) is received rather than silently closed by the kernel,
+//! as a plain `read` would.
 
-use std::io::{Read, Write};
+use std::io::{self, IoSliceMut, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use crate::error::Error;
 use crate::server::MIN_MSIZE;
 use crate::wire::{
-    check_size, Attr, Data, DirEntry, Rmessage, Rstatfs, SetAttr, Tattach, Tclunk, Tfsync, Tgetattr, Tlcreate, Tlink,
-    Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trenameat, Tsetattr, Tstatfs, Tsymlink,
-    Tunlinkat, Tversion, Twalk, Twrite, IO_HEADER_SIZE, MAX_WALK_NAMES, NOTAG, VERSION_9P2000_L,
+    check_size, Attr, Data, DirEntry, Rmessage, Rstatfs, SetAttr, Tattach, Tclunk, Tdonate, Tfsync, Tgetattr, Tlcreate,
+    Tlink, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trenameat, Tsetattr, Tstatfs,
+    Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, IO_HEADER_SIZE, MAX_WALK_NAMES, NOTAG, VERSION_9P2000_L,
 };
 use crate::{Fid, Qid, NOFID};
 
@@ -26,6 +34,7 @@ pub struct Client {
     connection: Mutex<Connection>,
     fids: Mutex<FidAllocator>,
     msize: u32,
+    round_trips: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -37,18 +46,29 @@ struct Connection {
 }
 
 impl Connection {
-    fn exchange(&mut self, frame: &[u8], tag: u16, msize: u32) -> Result<Rmessage, Error> {
+    /// Sends `frame` and reads the reply, with the fd that came with it, if
+    /// any; counts the exchange in `round_trips` once the request is sent.
+    fn exchange(
+        &mut self,
+        frame: &[u8],
+        tag: u16,
+        msize: u32,
+        round_trips: &AtomicU64,
+    ) -> Result<(Rmessage, Option<OwnedFd>), Error> {
         if self.broken {
             return Err(Error::Broken);
         }
         self.broken = true;
         self.stream.write_all(frame)?;
+        round_trips.fetch_add(1, Ordering::Relaxed);
         let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
+        let fd = self.recv_with_fd(&mut size)?;
         let len = u32::from_le_bytes(size);
         check_size(len, msize)?;
         let mut reply = vec![0u8; len as usize];
         reply[..4].copy_from_slice(&size);
+        // The server attaches an fd to a frame's first byte, received above;
+        // a plain read of the rest drops (closes) any fd a peer adds later.
         self.stream.read_exact(&mut reply[4..])?;
         // The stream is back in step; a bad reply body does not desynchronise it.
         self.broken = false;
@@ -57,7 +77,37 @@ impl Connection {
             self.broken = true;
             return Err(Error::TagMismatch { expected: tag, got });
         }
-        Ok(reply)
+        Ok((reply, fd))
+    }
+
+    /// Fills `buf` with `recvmsg`, keeping the first fd that arrives with
+    /// the bytes (close-on-exec). Room is made for one fd; the kernel closes
+    /// any more, and any after the first are closed here.
+    fn recv_with_fd(&mut self, buf: &mut [u8]) -> Result<Option<OwnedFd>, Error> {
+        let mut kept = None;
+        let mut done = 0;
+        while done < buf.len() {
+            let mut space = [0u8; rustix::cmsg_space!(ScmRights(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [IoSliceMut::new(&mut buf[done..])];
+            let received = match rustix::net::recvmsg(&self.stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => r.bytes,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io::Error::from(e).into()),
+            };
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = message {
+                    for fd in fds {
+                        kept.get_or_insert(fd);
+                    }
+                }
+            }
+            if received == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+            done += received;
+        }
+        Ok(kept)
     }
 }
 
@@ -104,8 +154,9 @@ impl Client {
     /// Negotiates 9P2000.L with at most `msize` bytes per message.
     pub fn new(stream: UnixStream, msize: u32) -> Result<Client, Error> {
         let mut connection = Connection { stream, broken: false };
+        let round_trips = AtomicU64::new(0);
         let request = Tmessage::Version(Tversion { msize, version: VERSION_9P2000_L.to_vec() });
-        let reply = connection.exchange(&request.encode(NOTAG)?, NOTAG, msize)?;
+        let (reply, _) = connection.exchange(&request.encode(NOTAG)?, NOTAG, msize, &round_trips)?;
         let negotiated = match reply {
             Rmessage::Version(r) if r.version == VERSION_9P2000_L && (MIN_MSIZE..=msize).contains(&r.msize) => r.msize,
             Rmessage::Version(r) => {
@@ -117,7 +168,12 @@ impl Client {
             Rmessage::Lerror(e) => return Err(Error::Remote(e.ecode as i32)),
             other => return Err(Error::UnexpectedReply { expected: 101, got: other.message_type() }),
         };
-        Ok(Client { connection: Mutex::new(connection), fids: Mutex::new(FidAllocator::default()), msize: negotiated })
+        Ok(Client {
+            connection: Mutex::new(connection),
+            fids: Mutex::new(FidAllocator::default()),
+            msize: negotiated,
+            round_trips,
+        })
     }
 
     /// The negotiated maximum message size.
@@ -125,14 +181,27 @@ impl Client {
         self.msize
     }
 
+    /// How many request/reply exchanges this client has made so far,
+    /// Tversion included. This is what moat's `--stats` reports, and what the
+    /// file benchmark uses to show that cached operations (and I/O through a
+    /// donated fd) cost no round trip.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
     fn rpc(&self, request: Tmessage) -> Result<Rmessage, Error> {
+        // Only an Rdonate may bring an fd; any other is closed here.
+        self.rpc_with_fd(request).map(|(reply, _)| reply)
+    }
+
+    fn rpc_with_fd(&self, request: Tmessage) -> Result<(Rmessage, Option<OwnedFd>), Error> {
         let expected = request.message_type() + 1;
         let frame = request.encode(TAG)?;
         check_size(frame.len().try_into().unwrap_or(u32::MAX), self.msize)?;
-        let reply = lock(&self.connection).exchange(&frame, TAG, self.msize)?;
+        let (reply, fd) = lock(&self.connection).exchange(&frame, TAG, self.msize, &self.round_trips)?;
         match reply {
             Rmessage::Lerror(e) => Err(Error::Remote(e.ecode as i32)),
-            r if r.message_type() == expected => Ok(r),
+            r if r.message_type() == expected => Ok((r, fd)),
             r => Err(Error::UnexpectedReply { expected, got: r.message_type() }),
         }
     }
@@ -221,6 +290,18 @@ impl Client {
     pub fn lopen(&self, fid: Fid, flags: u32) -> Result<(Qid, u32), Error> {
         let r = call!(self, Lopen(Tlopen { fid, flags }) => Lopen);
         Ok((r.qid, r.iounit))
+    }
+
+    /// moat's fd-donation extension: asks the server to open the file `fid`
+    /// with Linux open `flags` and hand over the host fd (close-on-exec), so
+    /// that reads, writes and mmaps go straight to the host file. `fid` itself
+    /// is not opened. Servers other than moat's Gofer answer with an error.
+    pub fn donate(&self, fid: Fid, flags: u32) -> Result<(Qid, OwnedFd), Error> {
+        match self.rpc_with_fd(Tmessage::Donate(Tdonate { fid, flags }))? {
+            (Rmessage::Donate(r), Some(fd)) => Ok((r.qid, fd)),
+            (Rmessage::Donate(_), None) => Err(Error::Protocol("Rdonate arrived without an fd")),
+            _ => Err(Error::Protocol("reply variant does not match request")),
+        }
     }
 
     /// Creates `name` in directory `fid` and opens it; `fid` becomes the new file.

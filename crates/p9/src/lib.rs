@@ -1,5 +1,6 @@
 //! 9P2000.L for moat: the wire format, a blocking client used by the Sentry,
-//! and a server loop with a `Handler` trait implemented by the Gofer.
+//! and a server loop with a `Handler` trait implemented by the Gofer; plus
+//! moat's fd-donation extension (Tdonate, an fd sent back as `SCM_RIGHTS`).
 #![forbid(unsafe_code)]
 
 mod client;

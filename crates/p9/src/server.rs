@@ -7,21 +7,27 @@
 //! never one already in use (EINVAL here); read and readdir counts are capped
 //! so the reply fits in msize, and replies that would not fit are trimmed or
 //! turned into EIO.
+//!
+//! A reply to moat's Tdonate extension carries the donated fd as
+//! `SCM_RIGHTS`, attached to the first byte of its frame; no other reply
+//! carries one.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use abi::Errno;
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::error::Error;
 use crate::wire::{
-    check_size, Attr, Rattach, Rauth, Rclunk, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink, Rlock, Rlopen,
-    Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs, Rsymlink,
-    Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate, Rxattrwalk, Tattach, Tauth, Tclunk, Tfsync, Tgetattr, Tgetlock,
-    Tlcreate, Tlink, Tlock, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove, Trename, Trenameat,
-    Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate, Txattrwalk, WireError, HEADER_SIZE,
-    READ_REPLY_OVERHEAD, VERSION_9P2000_L,
+    check_size, Attr, Rattach, Rauth, Rclunk, Rdonate, Rflush, Rfsync, Rgetlock, Rlcreate, Rlerror, Rlink, Rlock,
+    Rlopen, Rmessage, Rmkdir, Rmknod, Rread, Rreaddir, Rreadlink, Rremove, Rrename, Rrenameat, Rsetattr, Rstatfs,
+    Rsymlink, Runlinkat, Rversion, Rwalk, Rwrite, Rxattrcreate, Rxattrwalk, Tattach, Tauth, Tclunk, Tdonate, Tfsync,
+    Tgetattr, Tgetlock, Tlcreate, Tlink, Tlock, Tlopen, Tmessage, Tmkdir, Tmknod, Tread, Treaddir, Treadlink, Tremove,
+    Trename, Trenameat, Tsetattr, Tstatfs, Tsymlink, Tunlinkat, Tversion, Twalk, Twrite, Txattrcreate, Txattrwalk,
+    WireError, HEADER_SIZE, READ_REPLY_OVERHEAD, VERSION_9P2000_L,
 };
 use crate::{Fid, NOFID};
 
@@ -141,6 +147,12 @@ pub trait Handler {
     fn unlinkat(&mut self, _t: Tunlinkat) -> Result<Runlinkat, Errno> {
         Err(Errno::EOPNOTSUPP)
     }
+    /// moat's extension: opens the file behind `t.fid` with `t.flags` and
+    /// returns it, to be sent with the reply as `SCM_RIGHTS`. The fid is
+    /// left as it was. Servers that do not donate answer EOPNOTSUPP.
+    fn donate(&mut self, _t: Tdonate) -> Result<(Rdonate, OwnedFd), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 /// Serves 9P2000.L on `stream` with `handler` until the peer closes the
@@ -208,24 +220,59 @@ impl<H: Handler> Session<H> {
                 return Ok(());
             }
             let reply = match Tmessage::decode(&frame, self.msize) {
-                Ok((_, request)) => self.dispatch(request).unwrap_or_else(lerror),
-                Err(_) => lerror(Errno::EINVAL),
+                Ok((_, request)) => self.dispatch(request).unwrap_or_else(|e| (lerror(e), None)),
+                Err(_) => (lerror(Errno::EINVAL), None),
             };
-            self.reply(&mut stream, tag, reply)?;
+            match reply {
+                (reply, None) => self.reply(&mut stream, tag, reply)?,
+                (reply, Some(fd)) => self.reply_with_fd(&mut stream, tag, reply, fd)?,
+            }
+        }
+    }
+
+    /// The frame of `reply`, or of Rlerror(EIO) if `reply` cannot be sent
+    /// whole (a handler bug, or a name the wire cannot carry), rather than a
+    /// broken stream.
+    fn encode(&self, tag: u16, reply: &Rmessage) -> Result<Vec<u8>, Error> {
+        match reply.encode(tag) {
+            Ok(f) if f.len() <= self.msize as usize => Ok(f),
+            _ => Ok(lerror(Errno::EIO).encode(tag)?),
         }
     }
 
     fn reply(&self, stream: &mut UnixStream, tag: u16, reply: Rmessage) -> Result<(), Error> {
-        let frame = match reply.encode(tag) {
-            Ok(f) if f.len() <= self.msize as usize => f,
-            // A reply that cannot be sent whole (a handler bug, or a name the
-            // wire cannot carry) becomes EIO rather than a broken stream.
-            _ => lerror(Errno::EIO).encode(tag)?,
+        let frame = self.encode(tag, &reply)?;
+        write_frame(stream, &frame)
+    }
+
+    /// Sends `reply` with `fd` attached to its first byte as `SCM_RIGHTS`;
+    /// our copy of `fd` is closed once it is on its way.
+    fn reply_with_fd(&self, stream: &mut UnixStream, tag: u16, reply: Rmessage, fd: OwnedFd) -> Result<(), Error> {
+        let frame = self.encode(tag, &reply)?;
+        let fds = [fd.as_fd()];
+        let mut space = [0u8; rustix::cmsg_space!(ScmRights(1))];
+        let sent = loop {
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                return Err(Error::Protocol("no room for SCM_RIGHTS in the control buffer"));
+            }
+            match rustix::net::sendmsg(&*stream, &[IoSlice::new(&frame)], &mut control, SendFlags::NOSIGNAL) {
+                Ok(sent) => break sent,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if peer_closed(&e) {
+                        return Ok(());
+                    }
+                    // Nothing was sent (too many fds in flight, say): the
+                    // stream is still in step, so answer with the error.
+                    let errno = Errno(e.raw_os_error().unwrap_or(Errno::EIO.0));
+                    return self.reply(stream, tag, lerror(errno));
+                }
+            }
         };
-        match stream.write_all(&frame) {
-            Err(e) if !peer_closed(&e) => Err(e.into()),
-            _ => Ok(()),
-        }
+        // The fd went with the first byte; a short send leaves only bytes.
+        write_frame(stream, &frame[sent..])
     }
 
     fn known(&self, fid: Fid) -> Result<(), Errno> {
@@ -263,13 +310,19 @@ impl<H: Handler> Session<H> {
         Ok(Rmessage::Version(Rversion { msize: self.msize, version: VERSION_9P2000_L.to_vec() }))
     }
 
-    fn dispatch(&mut self, request: Tmessage) -> Result<Rmessage, Errno> {
+    /// The reply to `request`, and the fd to send with it (Rdonate only).
+    fn dispatch(&mut self, request: Tmessage) -> Result<(Rmessage, Option<OwnedFd>), Errno> {
         if !self.versioned && !matches!(request, Tmessage::Version(_)) {
             return Err(Errno::EPROTO);
         }
         let max_count = self.msize - READ_REPLY_OVERHEAD;
-        Ok(match request {
-            Tmessage::Version(t) => return self.version(t),
+        let reply = match request {
+            Tmessage::Version(t) => self.version(t)?,
+            Tmessage::Donate(t) => {
+                self.known(t.fid)?;
+                let (r, fd) = self.handler.donate(t)?;
+                return Ok((Rmessage::Donate(r), Some(fd)));
+            }
             // Requests are answered in order, so the flushed one is already done.
             Tmessage::Flush(_) => Rmessage::Flush(Rflush {}),
             Tmessage::Auth(t) => {
@@ -422,6 +475,15 @@ impl<H: Handler> Session<H> {
                 self.known(t.newdirfid)?;
                 Rmessage::Renameat(self.handler.renameat(t)?)
             }
-        })
+        };
+        Ok((reply, None))
+    }
+}
+
+/// Writes all of `frame`; a peer that has gone is not an error.
+fn write_frame(stream: &mut UnixStream, frame: &[u8]) -> Result<(), Error> {
+    match stream.write_all(frame) {
+        Err(e) if !peer_closed(&e) => Err(e.into()),
+        _ => Ok(()),
     }
 }

@@ -330,6 +330,15 @@ wire_struct! {
     Tlopen { fid: Fid, flags: u32 }
     /// Reply to Tlopen.
     Rlopen { qid: Qid, iounit: u32 }
+    /// moat's fd-donation extension, not standard 9P2000.L: asks the server
+    /// to open the file behind `fid` with Linux open `flags` and hand the
+    /// host fd over, so that reads, writes and mmaps skip the round trip.
+    /// The fid itself stays as it was (not opened).
+    Tdonate { fid: Fid, flags: u32 }
+    /// Reply to Tdonate (moat's extension). The frame carries exactly one fd,
+    /// the opened file, as `SCM_RIGHTS` ancillary data attached to the reply
+    /// frame's first byte; `qid` is that file's.
+    Rdonate { qid: Qid }
     /// Creates and opens `name` in directory `fid`; `fid` becomes the new file.
     Tlcreate { fid: Fid, name: Vec<u8>, flags: u32, mode: u32, gid: u32 }
     /// Reply to Tlcreate.
@@ -518,6 +527,8 @@ message_enum! {
         Write(Twrite) = 118,
         Clunk(Tclunk) = 120,
         Remove(Tremove) = 122,
+        // moat's extension, above every standard 9P2000.L type.
+        Donate(Tdonate) = 200,
     }
 }
 
@@ -553,6 +564,8 @@ message_enum! {
         Write(Rwrite) = 119,
         Clunk(Rclunk) = 121,
         Remove(Rremove) = 123,
+        // moat's extension; its frame carries an fd (see `Rdonate`).
+        Donate(Rdonate) = 201,
     }
 }
 
@@ -629,6 +642,7 @@ mod tests {
             Tmessage::Write(Twrite { fid: Fid(1), offset: 10, data: Data(b"hello".to_vec()) }),
             Tmessage::Clunk(Tclunk { fid: Fid(1) }),
             Tmessage::Remove(Tremove { fid: Fid(1) }),
+            Tmessage::Donate(Tdonate { fid: Fid(1), flags: 2 }),
         ]
     }
 
@@ -695,13 +709,14 @@ mod tests {
             Rmessage::Write(Rwrite { count: 3 }),
             Rmessage::Clunk(Rclunk {}),
             Rmessage::Remove(Rremove {}),
+            Rmessage::Donate(Rdonate { qid: qid(11) }),
         ]
     }
 
     #[test]
     fn every_tmessage_round_trips() {
         let msgs = all_tmessages();
-        assert_eq!(msgs.len(), 28);
+        assert_eq!(msgs.len(), 29);
         for msg in msgs {
             let frame = msg.encode(42).unwrap();
             assert_eq!(frame[4], msg.message_type());
@@ -713,7 +728,7 @@ mod tests {
     #[test]
     fn every_rmessage_round_trips() {
         let msgs = all_rmessages();
-        assert_eq!(msgs.len(), 29);
+        assert_eq!(msgs.len(), 30);
         for msg in msgs {
             let frame = msg.encode(7).unwrap();
             let (tag, back) = Rmessage::decode(&frame, MSIZE).unwrap();
@@ -727,6 +742,11 @@ mod tests {
             Tmessage::Walk(Twalk { fid: Fid(1), newfid: Fid(2), names: vec![b"ab".to_vec()] }).encode(0x0102).unwrap();
         let expected = [21, 0, 0, 0, 110, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2, 0, b'a', b'b'];
         assert_eq!(frame, expected);
+        // The extension pair: `fid[4] flags[4]` and `qid[13]`, like Tlopen's start.
+        let frame = Tmessage::Donate(Tdonate { fid: Fid(1), flags: 2 }).encode(3).unwrap();
+        assert_eq!(frame, [15, 0, 0, 0, 200, 3, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
+        let frame = Rmessage::Donate(Rdonate { qid: Qid { ty: 0, version: 1, path: 2 } }).encode(3).unwrap();
+        assert_eq!(frame, [20, 0, 0, 0, 201, 3, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]

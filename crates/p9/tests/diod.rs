@@ -225,3 +225,32 @@ fn client_interoperates_with_diod() {
 
     client.clunk(root).expect("clunk the root fid");
 }
+
+/// moat's Tdonate is no standard message: diod must refuse it (with an
+/// error or by hanging up) and our client must report that, not panic. On a
+/// connection of its own, since diod may hang up.
+#[test]
+fn diod_refuses_fd_donation() {
+    let diod = Diod::start();
+    let export = diod.export();
+    let stream = UnixStream::connect(diod.socket()).expect("connect to diod");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+    let client = Client::new(stream, MSIZE).expect("negotiate 9P2000.L with diod");
+    let uid = fs::metadata("/proc/self").expect("stat /proc/self").uid();
+    let aname = export.to_str().expect("UTF-8 temp path");
+    let (root, _) = client.attach_as(aname, uid).unwrap_or_else(|e| panic!("attach {aname}: {e}"));
+    let (hello, _) = client.walk(root, &[b"hello.txt"]).expect("walk hello.txt");
+    let before = client.round_trips();
+    match client.donate(hello, O_RDONLY) {
+        Ok(_) => panic!("diod donated an fd; it does not know the extension"),
+        // diod 1.0.24 hangs up on a message type it does not know; the
+        // client then refuses further requests instead of misreading.
+        Err(Error::Io(_)) => assert!(matches!(client.getattr(root, getattr::BASIC), Err(Error::Broken))),
+        // A diod that answers with an errno instead keeps the session going.
+        Err(Error::Remote(_)) => {
+            client.getattr(root, getattr::BASIC).expect("getattr after a refused Tdonate");
+        }
+        Err(e) => panic!("donate against diod: expected an errno or a hang-up, got {e}"),
+    }
+    assert!(client.round_trips() > before, "the Tdonate was not sent");
+}

@@ -11,8 +11,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::thread;
 
@@ -20,8 +22,9 @@ use abi::Errno;
 use libfuzzer_sys::fuzz_target;
 use p9::server::{MAX_MSIZE, MIN_MSIZE};
 use p9::wire::{
-    Data, Rattach, Rclunk, Rlopen, Rmessage, Rread, Rreaddir, Rreadlink, Rwalk, Rwrite, Tattach, Tclunk, Tgetattr,
-    Tlopen, Tmessage, Tread, Treaddir, Treadlink, Tversion, Twalk, Twrite, HEADER_SIZE, NOTAG, VERSION_9P2000_L,
+    Data, Rattach, Rclunk, Rdonate, Rlopen, Rmessage, Rread, Rreaddir, Rreadlink, Rwalk, Rwrite, Tattach, Tclunk,
+    Tdonate, Tgetattr, Tlopen, Tmessage, Tread, Treaddir, Treadlink, Tversion, Twalk, Twrite, HEADER_SIZE, NOTAG,
+    VERSION_9P2000_L,
 };
 use p9::{Attr, DirEntry, Fid, Handler, Qid, NOFID, QID_TYPE_DIR};
 
@@ -96,6 +99,12 @@ impl Handler for Echo {
             entries.push(entry);
         }
         Ok(Rreaddir { entries })
+    }
+
+    fn donate(&mut self, t: Tdonate) -> Result<(Rdonate, OwnedFd), Errno> {
+        // A real fd, so that the server's SCM_RIGHTS send is exercised.
+        let file = File::open("/dev/null").map_err(|_| Errno::EIO)?;
+        Ok((Rdonate { qid: qid(u64::from(t.fid.0)) }, file.into()))
     }
 
     fn readlink(&mut self, t: Treadlink) -> Result<Rreadlink, Errno> {
