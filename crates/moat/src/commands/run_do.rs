@@ -1,66 +1,185 @@
 //! `moat do -- CMD ARGS...`: one command in a fresh sandbox. The root is
-//! `--rootfs DIR` (or the host's `/`), read-only under an in-memory overlay.
+//! `--rootfs DIR` (or the host's `/`), read-only under an in-memory overlay
+//! unless `--file-access shared`; `--volume` adds bind mounts, each served
+//! by a Gofer of its own.
 
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use abi::Errno;
 use sentry::kernel::boot::BootError;
+use sentry::{FileAccess, MountConfig, MountKind, RootConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct DoArgs {
     /// Directory to use as the root filesystem (default: the host's /).
     #[arg(long)]
     rootfs: Option<PathBuf>,
+    /// How the root reaches the host: `exclusive` (writes stay in an
+    /// in-memory overlay) or `shared` (writes reach the host directory).
+    #[arg(long, value_enum, default_value = "exclusive")]
+    file_access: Access,
+    /// Most file data the exclusive root's overlay may hold (e.g. 512M, 2G);
+    /// writes past it fail with ENOSPC.
+    #[arg(long, value_parser = parse_size, default_value = "2G")]
+    overlay_size: u64,
+    /// Bind-mount host directory HOST at SANDBOX, `:ro` for read-only.
+    /// Writes reach the host. May be repeated.
+    #[arg(long = "volume", short = 'v', value_name = "HOST:SANDBOX[:ro]", value_parser = parse_volume)]
+    volumes: Vec<Volume>,
+    /// Mount a fresh tmpfs at PATH, at most SIZE bytes (default 512M). May be repeated.
+    #[arg(long = "tmpfs", value_name = "PATH[:SIZE]", value_parser = parse_tmpfs)]
+    tmpfs: Vec<(Vec<u8>, u64)>,
     /// Log every syscall the app makes, with arguments and result, to stderr.
     #[arg(long)]
     strace: bool,
+    /// Print counters (Gofer round trips) on stderr when the sandbox ends.
+    #[arg(long)]
+    stats: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     cmd: Vec<std::ffi::OsString>,
 }
 
-fn start_gofer(root: &std::path::Path) -> std::io::Result<(Child, UnixStream)> {
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Access {
+    Exclusive,
+    Shared,
+}
+
+/// A `--volume HOST:SANDBOX[:ro]`.
+#[derive(Debug, Clone)]
+struct Volume {
+    host: PathBuf,
+    target: Vec<u8>,
+    read_only: bool,
+}
+
+fn parse_volume(s: &str) -> Result<Volume, String> {
+    let mut parts: Vec<&str> = s.split(':').collect();
+    let read_only = match parts.as_slice() {
+        [_, _, "ro"] => true,
+        [_, _, "rw"] => false,
+        [_, _] => false,
+        _ => return Err(format!("{s:?} is not HOST:SANDBOX, HOST:SANDBOX:ro or HOST:SANDBOX:rw")),
+    };
+    parts.truncate(2);
+    let host = PathBuf::from(parts[0]);
+    if !host.is_absolute() {
+        return Err(format!("the host directory {:?} must be an absolute path", parts[0]));
+    }
+    Ok(Volume { host, target: sandbox_path(parts[1])?, read_only })
+}
+
+fn parse_tmpfs(s: &str) -> Result<(Vec<u8>, u64), String> {
+    let (path, size) = match s.split_once(':') {
+        Some((path, size)) => (path, parse_size(size)?),
+        None => (s, 512 << 20),
+    };
+    Ok((sandbox_path(path)?, size))
+}
+
+/// An absolute sandbox path with no `.` or `..` in it, for a mount target.
+fn sandbox_path(s: &str) -> Result<Vec<u8>, String> {
+    if !s.starts_with('/') || s == "/" {
+        return Err(format!("the sandbox path {s:?} must be absolute and not /"));
+    }
+    if s.split('/').any(|c| c == "." || c == "..") {
+        return Err(format!("the sandbox path {s:?} must not contain . or .."));
+    }
+    Ok(s.trim_end_matches('/').as_bytes().to_vec())
+}
+
+/// `4096`, `64K`, `512M`, `2G`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        _ => return Err(format!("{s:?} is not a size (a number with an optional K, M or G)")),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn start_gofer(root: &Path, read_only: bool) -> std::io::Result<(Child, UnixStream)> {
     let (ours, theirs) = UnixStream::pair()?;
     host::sys::set_cloexec(theirs.as_fd(), false)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-    let child = Command::new(std::env::current_exe()?)
-        .arg("gofer")
-        .arg("--fd")
-        .arg(fd.to_string())
-        .arg("--root")
-        .arg(root)
-        .arg("--read-only")
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .spawn()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("gofer").arg("--fd").arg(fd.to_string()).arg("--root").arg(root);
+    if read_only {
+        command.arg("--read-only");
+    }
+    let child = command.env_clear().stdin(std::process::Stdio::null()).spawn()?;
     drop(theirs);
     Ok((child, ours))
 }
 
-pub fn run(a: DoArgs) -> i32 {
-    let root = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
-    if !root.is_dir() {
-        eprintln!("moat: --rootfs {}: not a directory", root.display());
-        return 125;
-    }
-    let (mut gofer, sock) = match start_gofer(&root) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("moat: cannot start the gofer for {}: {e}", root.display());
-            return 125;
+/// The Gofers of one sandbox, ended when it is.
+#[derive(Default)]
+struct Gofers(Vec<Child>);
+
+impl Gofers {
+    fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
+        if !root.is_dir() {
+            return Err(format!("{}: not a directory", root.display()));
         }
+        let (child, socket) =
+            start_gofer(root, read_only).map_err(|e| format!("cannot start the gofer for {}: {e}", root.display()))?;
+        self.0.push(child);
+        Ok(socket)
+    }
+}
+
+impl Drop for Gofers {
+    fn drop(&mut self) {
+        for gofer in &mut self.0 {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+        }
+    }
+}
+
+pub fn run(a: DoArgs) -> i32 {
+    let mut gofers = Gofers::default();
+    match sandbox(&a, &mut gofers) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("moat: {e}");
+            125
+        }
+    }
+}
+
+fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
+    let root = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let access = match a.file_access {
+        Access::Exclusive => FileAccess::Exclusive,
+        Access::Shared => FileAccess::Shared,
     };
+    let sock = gofers.start(&root, access == FileAccess::Exclusive).map_err(|e| format!("--rootfs {e}"))?;
+    let mut mounts = Vec::new();
+    for v in &a.volumes {
+        let gofer = gofers.start(&v.host, v.read_only).map_err(|e| format!("--volume {e}"))?;
+        mounts.push(MountConfig { target: v.target.clone(), kind: MountKind::Bind { gofer, read_only: v.read_only } });
+    }
+    for (target, size) in &a.tmpfs {
+        mounts
+            .push(MountConfig { target: target.clone(), kind: MountKind::Tmpfs { mode: 0o1777, limit: Some(*size) } });
+    }
     let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
     let stdio = match (dup(std::io::stdin().as_fd()), dup(std::io::stdout().as_fd()), dup(std::io::stderr().as_fd())) {
         (Ok(stdin), Ok(stdout), Ok(stderr)) => sentry::HostStdio { stdin, stdout, stderr },
-        _ => {
-            eprintln!("moat: stdin, stdout and stderr must be open");
-            return 125;
-        }
+        _ => return Err("stdin, stdout and stderr must be open".to_owned()),
     };
     let envp: Vec<Vec<u8>> = std::env::vars_os()
         .map(|(k, v)| {
@@ -71,13 +190,15 @@ pub fn run(a: DoArgs) -> i32 {
         })
         .collect();
     let cfg = sentry::BootConfig {
-        gofer: sock,
+        root: RootConfig { gofer: sock, access, overlay_limit: Some(a.overlay_size) },
+        mounts,
         argv: a.cmd.iter().map(|s| s.as_bytes().to_vec()).collect(),
         envp,
         cwd: b"/".to_vec(),
         hostname: b"moat".to_vec(),
         stdio,
         strace: a.strace,
+        stats: a.stats,
     };
     let result = sentry::boot(cfg);
     let code = match result {
@@ -91,14 +212,9 @@ pub fn run(a: DoArgs) -> i32 {
                 126
             }
         }
-        Err(e) => {
-            eprintln!("moat: {e}");
-            125
-        }
+        Err(e) => return Err(e.to_string()),
     };
-    let _ = gofer.kill();
-    let _ = gofer.wait();
-    code
+    Ok(code)
 }
 
 fn describe(e: Errno) -> String {

@@ -1,72 +1,175 @@
-//! The Gofer-backed filesystem: a 9P2000.L client view of the host tree the
-//! Gofer serves. Read-only here; the overlay above it takes the writes.
+//! The Gofer-backed filesystem: a 9P2000.L client view of a host tree that a
+//! Gofer serves (the root, or one bind mount).
+//!
+//! Reads and writes of regular files go straight to a host fd the Gofer
+//! donated; only when the server cannot donate (a third-party 9P server) do
+//! they travel as Tread/Twrite. Caching depends on who else may change the
+//! tree: an `exclusive` mount (the sandbox's alone) caches attributes and
+//! names for good, and keeps one donated read-only fd per file, so that a
+//! repeated `stat` or open of a file costs no round trip; a `shared` mount
+//! revalidates: every lookup walks again, and every `stat` asks the host
+//! (by `fstat` of a donated fd where it has one, else Tgetattr).
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 use p9::{Client, Fid};
 
-use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, OpenFile, Stat, Timespec};
+use super::cache::{Children, Lookup, Recent, DEFAULT_CAPACITY};
+use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
 
-const GETATTR_BASIC: u64 = 0x7ff;
+const O_ACCMODE: u32 = 3;
+const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
+const S_IFIFO: u32 = 0o010000;
 
 fn remote(e: p9::Error) -> Errno {
     Errno(e.errno())
 }
 
-/// One file on the Gofer, holding a walked fid. Attributes and children are cached:
-/// the root is mounted exclusive, so nothing else changes it behind our back.
+/// Who else may change a Gofer-backed tree while the sandbox runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Nobody: attributes and names are cached for good.
+    Exclusive,
+    /// The host or other sandboxes: cached attributes are revalidated.
+    Shared,
+}
+
+/// One Gofer connection mounted somewhere in the sandbox.
+#[derive(Debug)]
+struct GoferFs {
+    client: Arc<Client>,
+    id: u64,
+    sharing: Sharing,
+    read_only: bool,
+    /// Cleared when the server answers Tdonate with an error other than a
+    /// file's own: it cannot donate, so I/O goes over 9P.
+    donates: AtomicBool,
+    recent: Recent<GoferInode>,
+}
+
+impl GoferFs {
+    /// Asks for a host fd for `fid`, opened with `flags`; `None` if the
+    /// server does not donate fds.
+    fn donate(&self, fid: Fid, flags: u32) -> SysResult<Option<Arc<File>>> {
+        if !self.donates.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match self.client.donate(fid, flags) {
+            Ok((_, fd)) => Ok(Some(Arc::new(File::from(fd)))),
+            Err(p9::Error::Remote(e)) if e == Errno::EOPNOTSUPP.0 || e == Errno::ENOSYS.0 => {
+                self.donates.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(remote(e)),
+        }
+    }
+}
+
+/// One file on the Gofer, holding a walked fid.
 #[derive(Debug)]
 pub struct GoferInode {
-    client: Arc<Client>,
+    fs: Arc<GoferFs>,
     fid: Fid,
-    fs: u64,
     attr: Mutex<Option<Stat>>,
-    children: Mutex<HashMap<Vec<u8>, Option<Arc<GoferInode>>>>,
+    children: Children<GoferInode>,
+    /// A donated read-only fd, kept for later read-only opens (exclusive
+    /// mounts) and for `fstat`.
+    host: Mutex<Option<Arc<File>>>,
     me: Weak<GoferInode>,
 }
 
 impl GoferInode {
-    /// Attaches to the Gofer's root.
-    pub fn attach(client: Arc<Client>) -> SysResult<Arc<GoferInode>> {
+    /// Attaches to the root of the tree served on `client`.
+    pub fn attach(client: Arc<Client>, sharing: Sharing, read_only: bool) -> SysResult<Arc<GoferInode>> {
         let (fid, _) = client.attach("/").map_err(remote)?;
-        Ok(Self::wrap(client, fid, new_fs_id()))
+        let fs = Arc::new(GoferFs {
+            client,
+            id: new_fs_id(),
+            sharing,
+            read_only,
+            donates: AtomicBool::new(true),
+            recent: Recent::new(DEFAULT_CAPACITY),
+        });
+        Ok(Self::wrap(&fs, fid))
     }
 
-    fn wrap(client: Arc<Client>, fid: Fid, fs: u64) -> Arc<GoferInode> {
+    fn wrap(fs: &Arc<GoferFs>, fid: Fid) -> Arc<GoferInode> {
         Arc::new_cyclic(|me| GoferInode {
-            client,
+            fs: fs.clone(),
             fid,
-            fs,
             attr: Mutex::new(None),
-            children: Mutex::new(HashMap::new()),
+            children: Children::default(),
+            host: Mutex::new(None),
             me: me.clone(),
         })
     }
 
+    fn client(&self) -> &Client {
+        &self.fs.client
+    }
+
     fn clone_fid(&self) -> SysResult<Fid> {
-        Ok(self.client.walk(self.fid, &[]).map_err(remote)?.0)
+        Ok(self.client().walk(self.fid, &[]).map_err(remote)?.0)
     }
-}
 
-impl Drop for GoferInode {
-    fn drop(&mut self) {
-        let _ = self.client.clunk(self.fid);
+    fn from_ref(i: &InodeRef) -> Option<Arc<GoferInode>> {
+        i.as_any().downcast_ref::<GoferInode>().and_then(|g| g.me.upgrade())
     }
-}
 
-impl Inode for GoferInode {
-    fn stat(&self) -> SysResult<Stat> {
-        if let Some(s) = self.attr.lock().unwrap().as_ref() {
-            return Ok(s.clone());
+    /// Another inode of the same mount, for rename and link.
+    fn same_fs(&self, other: &InodeRef) -> SysResult<Arc<GoferInode>> {
+        let other = GoferInode::from_ref(other).ok_or(Errno::EXDEV)?;
+        if Arc::ptr_eq(&other.fs, &self.fs) {
+            Ok(other)
+        } else {
+            Err(Errno::EXDEV)
         }
-        let a = self.client.getattr(self.fid, GETATTR_BASIC).map_err(remote)?;
-        let st = Stat {
-            dev: self.fs,
+    }
+
+    /// Forgets cached attributes after a change.
+    fn invalidate(&self) {
+        *self.attr.lock().unwrap() = None;
+    }
+
+    fn writable(&self) -> SysResult<()> {
+        if self.fs.read_only {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fetch_stat(&self) -> SysResult<Stat> {
+        let host = self.host.lock().unwrap().clone();
+        if let Some(file) = host {
+            let m = file.metadata().map_err(|e| Errno(e.raw_os_error().unwrap_or(Errno::EIO.0)))?;
+            return Ok(Stat {
+                dev: self.fs.id,
+                ino: m.ino(),
+                mode: m.mode(),
+                nlink: m.nlink(),
+                uid: m.uid(),
+                gid: m.gid(),
+                rdev: m.rdev(),
+                size: m.size(),
+                blksize: m.blksize(),
+                blocks: m.blocks(),
+                atime: Timespec { sec: m.atime(), nsec: m.atime_nsec() },
+                mtime: Timespec { sec: m.mtime(), nsec: m.mtime_nsec() },
+                ctime: Timespec { sec: m.ctime(), nsec: m.ctime_nsec() },
+            });
+        }
+        let a = self.client().getattr(self.fid, p9::getattr::BASIC).map_err(remote)?;
+        let time = |sec: u64, nsec: u64| Timespec { sec: sec as i64, nsec: nsec as i64 };
+        Ok(Stat {
+            dev: self.fs.id,
             ino: a.qid.path,
             mode: a.mode,
             nlink: a.nlink,
@@ -76,35 +179,156 @@ impl Inode for GoferInode {
             size: a.size,
             blksize: a.blksize,
             blocks: a.blocks,
-            atime: Timespec { sec: a.atime_sec as i64, nsec: a.atime_nsec as i64 },
-            mtime: Timespec { sec: a.mtime_sec as i64, nsec: a.mtime_nsec as i64 },
-            ctime: Timespec { sec: a.ctime_sec as i64, nsec: a.ctime_nsec as i64 },
-        };
-        *self.attr.lock().unwrap() = Some(st.clone());
+            atime: time(a.atime_sec, a.atime_nsec),
+            mtime: time(a.mtime_sec, a.mtime_nsec),
+            ctime: time(a.ctime_sec, a.ctime_nsec),
+        })
+    }
+
+    /// Walks to `name` afresh: a new inode with its own fid.
+    fn walk_child(&self, name: &[u8]) -> SysResult<Option<Arc<GoferInode>>> {
+        match self.client().walk(self.fid, &[name]) {
+            Ok((fid, _)) => Ok(Some(Self::wrap(&self.fs, fid))),
+            Err(p9::Error::Remote(e)) if e == Errno::ENOENT.0 => Ok(None),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Records a child just made or walked to.
+    fn adopt(&self, name: &[u8], child: &Arc<GoferInode>) {
+        if self.fs.sharing == Sharing::Exclusive {
+            self.children.insert(name, child);
+            self.fs.recent.keep(child);
+        }
+    }
+
+    /// After `name` was created: its inode, for the VFS.
+    fn created(&self, name: &[u8]) -> SysResult<InodeRef> {
+        self.invalidate();
+        self.children.forget(name);
+        let child = self.walk_child(name)?.ok_or(Errno::ENOENT)?;
+        self.adopt(name, &child);
+        Ok(child)
+    }
+
+    /// Opens a regular file for I/O.
+    fn open_file(self: &Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
+        let access = flags & O_ACCMODE;
+        let writing = access != 0 || flags & O_TRUNC != 0;
+        if writing {
+            self.writable()?;
+        }
+        // O_APPEND stays with the Sentry, which places every write itself.
+        let host_flags = access | (flags & O_TRUNC);
+        let reuse = !writing && self.fs.sharing == Sharing::Exclusive;
+        if reuse {
+            if let Some(file) = self.host.lock().unwrap().clone() {
+                return Ok(Arc::new(GoferFile { inode: self.clone(), io: Io::Host(file) }));
+            }
+        }
+        if let Some(file) = self.fs.donate(self.fid, host_flags)? {
+            if writing {
+                self.invalidate();
+            }
+            if !writing {
+                *self.host.lock().unwrap() = Some(file.clone());
+            }
+            return Ok(Arc::new(GoferFile { inode: self.clone(), io: Io::Host(file) }));
+        }
+        let fid = self.clone_fid()?;
+        if let Err(e) = self.client().lopen(fid, host_flags) {
+            let _ = self.client().clunk(fid);
+            return Err(remote(e));
+        }
+        if writing {
+            self.invalidate();
+        }
+        Ok(Arc::new(GoferFile { inode: self.clone(), io: Io::Fid(fid) }))
+    }
+
+    fn set_attr(&self, a: &SetAttr) -> SysResult<()> {
+        use p9::setattr as bit;
+        let mut attr = p9::SetAttr::default();
+        if let Some(mode) = a.mode {
+            attr.valid |= bit::MODE;
+            attr.mode = mode & 0o7777;
+        }
+        if let Some(uid) = a.uid {
+            attr.valid |= bit::UID;
+            attr.uid = uid;
+        }
+        if let Some(gid) = a.gid {
+            attr.valid |= bit::GID;
+            attr.gid = gid;
+        }
+        if let Some(size) = a.size {
+            attr.valid |= bit::SIZE;
+            attr.size = size;
+        }
+        if let Some(t) = a.atime {
+            attr.valid |= bit::ATIME | bit::ATIME_SET;
+            attr.atime_sec = t.sec as u64;
+            attr.atime_nsec = t.nsec as u64;
+        }
+        if let Some(t) = a.mtime {
+            attr.valid |= bit::MTIME | bit::MTIME_SET;
+            attr.mtime_sec = t.sec as u64;
+            attr.mtime_nsec = t.nsec as u64;
+        }
+        self.client().setattr(self.fid, &attr).map_err(remote)
+    }
+}
+
+impl Drop for GoferInode {
+    fn drop(&mut self) {
+        let _ = self.fs.client.clunk(self.fid);
+    }
+}
+
+impl Inode for GoferInode {
+    fn stat(&self) -> SysResult<Stat> {
+        if self.fs.sharing == Sharing::Exclusive {
+            if let Some(s) = self.attr.lock().unwrap().as_ref() {
+                return Ok(s.clone());
+            }
+        }
+        let st = self.fetch_stat()?;
+        if self.fs.sharing == Sharing::Exclusive {
+            *self.attr.lock().unwrap() = Some(st.clone());
+        }
         Ok(st)
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<InodeRef> {
-        if let Some(c) = self.children.lock().unwrap().get(name) {
-            return c.clone().map(|c| c as InodeRef).ok_or(Errno::ENOENT);
+        if self.fs.sharing == Sharing::Exclusive {
+            match self.children.get(name) {
+                Lookup::Hit(c) => return Ok(c),
+                Lookup::Absent => return Err(Errno::ENOENT),
+                Lookup::Unknown => {}
+            }
         }
-        let child = match self.client.walk(self.fid, &[name]) {
-            Ok((fid, _)) => Some(Self::wrap(self.client.clone(), fid, self.fs)),
-            Err(p9::Error::Remote(e)) if e == Errno::ENOENT.0 => None,
-            Err(e) => return Err(remote(e)),
-        };
-        self.children.lock().unwrap().insert(name.to_vec(), child.clone());
-        child.map(|c| c as InodeRef).ok_or(Errno::ENOENT)
+        match self.walk_child(name)? {
+            Some(child) => {
+                self.adopt(name, &child);
+                Ok(child)
+            }
+            None => {
+                if self.fs.sharing == Sharing::Exclusive {
+                    self.children.insert_absent(name);
+                }
+                Err(Errno::ENOENT)
+            }
+        }
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
         let fid = self.clone_fid()?;
         let result = (|| {
-            self.client.lopen(fid, O_DIRECTORY).map_err(remote)?;
+            self.client().lopen(fid, O_DIRECTORY).map_err(remote)?;
             let mut out = Vec::new();
             let mut off = 0;
             loop {
-                let ents = self.client.readdir(fid, off, 64 * 1024).map_err(remote)?;
+                let ents = self.client().readdir(fid, off, 64 * 1024).map_err(remote)?;
                 if ents.is_empty() {
                     break;
                 }
@@ -127,33 +351,85 @@ impl Inode for GoferInode {
             }
             Ok(out)
         })();
-        let _ = self.client.clunk(fid);
+        let _ = self.client().clunk(fid);
         result
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
-        self.client.readlink(self.fid).map_err(remote)
+        self.client().readlink(self.fid).map_err(remote)
     }
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
-        if flags & 3 != 0 || flags & 0o1000 != 0 {
-            return Err(Errno::EROFS);
-        }
-        let st = self.stat()?;
-        match st.file_type() {
+        match self.stat()?.file_type() {
             FileType::Directory => Ok(Arc::new(GoferDir)),
-            FileType::Regular => {
-                let fid = self.clone_fid()?;
-                if let Err(e) = self.client.lopen(fid, 0) {
-                    let _ = self.client.clunk(fid);
-                    return Err(remote(e));
-                }
-                Ok(Arc::new(GoferFile { client: self.client.clone(), fid }))
-            }
+            FileType::Regular => self.open_file(flags),
             FileType::Symlink => Err(Errno::ELOOP),
-            // Device nodes and FIFOs in the rootfs are metadata only: never opened on the host.
+            // Device nodes, FIFOs and sockets in a served tree are metadata
+            // only: the host object is never opened.
             _ => Err(Errno::EACCES),
         }
+    }
+
+    fn create(&self, name: &[u8], node: NewNode) -> SysResult<InodeRef> {
+        self.writable()?;
+        match node {
+            NewNode::File { mode } => {
+                // Tlcreate turns a clone of the directory's fid into the new file's.
+                let fid = self.clone_fid()?;
+                const O_RDWR_CREAT_EXCL: u32 = 2 | 0o100 | 0o200;
+                if let Err(e) = self.client().lcreate(fid, name, O_RDWR_CREAT_EXCL, mode & 0o7777, 0) {
+                    let _ = self.client().clunk(fid);
+                    return Err(remote(e));
+                }
+                self.invalidate();
+                self.children.forget(name);
+                let child = Self::wrap(&self.fs, fid);
+                self.adopt(name, &child);
+                return Ok(child);
+            }
+            NewNode::Dir { mode } => self.client().mkdir(self.fid, name, mode & 0o7777, 0),
+            NewNode::Symlink { target } => self.client().symlink(self.fid, name, &target, 0),
+            NewNode::Fifo { mode } => self.client().mknod(self.fid, name, S_IFIFO | (mode & 0o7777), 0, 0, 0),
+        }
+        .map_err(remote)?;
+        self.created(name)
+    }
+
+    fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
+        self.writable()?;
+        let flags = if dir { p9::AT_REMOVEDIR } else { 0 };
+        let result = self.client().unlinkat(self.fid, name, flags).map_err(remote);
+        self.invalidate();
+        self.children.forget(name);
+        result
+    }
+
+    fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8]) -> SysResult<()> {
+        let target = self.same_fs(new_dir)?;
+        self.writable()?;
+        let result = self.client().renameat(self.fid, old, target.fid, new).map_err(remote);
+        for (dir, name) in [(self, old), (&*target, new)] {
+            dir.invalidate();
+            dir.children.forget(name);
+        }
+        result
+    }
+
+    fn link(&self, name: &[u8], target: &InodeRef) -> SysResult<()> {
+        let target = self.same_fs(target)?;
+        self.writable()?;
+        let result = self.client().link(self.fid, target.fid, name).map_err(remote);
+        target.invalidate();
+        self.invalidate();
+        self.children.forget(name);
+        result
+    }
+
+    fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
+        self.writable()?;
+        let result = self.set_attr(attr);
+        self.invalidate();
+        result
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -161,32 +437,7 @@ impl Inode for GoferInode {
     }
 
     fn fs_id(&self) -> u64 {
-        self.fs
-    }
-}
-
-impl GoferInode {
-    /// Reads a whole regular file (for copy-up).
-    pub fn read_all(self: &Arc<Self>) -> SysResult<Vec<u8>> {
-        let f = self.clone().open(0)?;
-        let size = self.stat()?.size as usize;
-        let mut out = vec![0u8; size];
-        let file = OpenFile::new(f.clone(), None, 0);
-        let mut done = 0;
-        while done < out.len() {
-            let n = f.read(&file, &mut out[done..], done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        out.truncate(done);
-        Ok(out)
-    }
-
-    /// Downcasts a generic inode.
-    pub fn from_ref(i: &InodeRef) -> Option<Arc<GoferInode>> {
-        i.as_any().downcast_ref::<GoferInode>().and_then(|g| g.me.upgrade())
+        self.fs.id
     }
 }
 
@@ -199,20 +450,47 @@ impl FileOps for GoferDir {
     }
 }
 
+/// Where an open Gofer file's bytes go.
+#[derive(Debug)]
+enum Io {
+    /// A host fd the Gofer donated.
+    Host(Arc<File>),
+    /// An opened fid, read and written over 9P.
+    Fid(Fid),
+}
+
 #[derive(Debug)]
 struct GoferFile {
-    client: Arc<Client>,
-    fid: Fid,
+    inode: Arc<GoferInode>,
+    io: Io,
+}
+
+fn host_errno(e: std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(Errno::EIO.0))
 }
 
 impl FileOps for GoferFile {
     fn read(&self, _f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
-        self.client.read(self.fid, off, buf).map_err(remote)
+        match &self.io {
+            Io::Host(file) => file.read_at(buf, off).map_err(host_errno),
+            Io::Fid(fid) => self.inode.client().read(*fid, off, buf).map_err(remote),
+        }
+    }
+
+    fn write(&self, _f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
+        let written = match &self.io {
+            Io::Host(file) => file.write_at(data, off).map_err(host_errno),
+            Io::Fid(fid) => self.inode.client().write(*fid, off, data).map_err(remote),
+        };
+        self.inode.invalidate();
+        written
     }
 }
 
 impl Drop for GoferFile {
     fn drop(&mut self) {
-        let _ = self.client.clunk(self.fid);
+        if let Io::Fid(fid) = self.io {
+            let _ = self.inode.client().clunk(fid);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Filesystems and file-like objects: tmpfs, devfs, procfs, the Gofer-backed
 //! root, the overlay that keeps it read-only, pipes and host-backed stdio.
 
+pub mod cache;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;

@@ -1,10 +1,13 @@
 //! The overlay: a read-only lower tree (the Gofer's) under a tmpfs upper tree.
 //! Writes copy files up; deletions of lower names leave whiteouts.
 //!
-//! Invariants: a node's `upper` once set never changes; a name is visible if it
-//! is in the upper dir, or in the lower dir and neither whited out nor hidden
-//! by an opaque directory. Directories with lower content are not renamed
-//! (EXDEV, as Linux overlayfs without redirect_dir), so callers copy instead.
+//! Invariants: a node's `upper` once set never changes; a name is visible if
+//! it is in the upper dir, or in the lower dir and neither whited out nor
+//! hidden by an opaque directory. Whiteouts and opaque flags belong to upper
+//! directories (kept in `OverlayFs::marks`), never to the cached nodes, so
+//! nodes are only a cache and may be dropped at any time. Renaming a
+//! directory with lower content first copies its whole tree up, then marks
+//! it opaque at its new place.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,36 +15,101 @@ use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use super::gofer::GoferInode;
+use super::cache::{Children, Lookup, Recent, DEFAULT_CAPACITY};
 use super::tmpfs::TmpfsInode;
-use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, SetAttr, Stat};
+use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat};
 use crate::SysResult;
+
+/// What one upper directory hides of the lower one.
+#[derive(Debug, Default)]
+struct Marks {
+    whiteouts: HashSet<Vec<u8>>,
+    opaque: bool,
+}
+
+#[derive(Debug)]
+struct OverlayFs {
+    id: u64,
+    /// By upper directory inode number.
+    marks: Mutex<HashMap<u64, Marks>>,
+    /// Copied-up lower files with more than one name, by lower inode
+    /// number: another name of the same file links to the same copy.
+    linked_copies: Mutex<HashMap<u64, Weak<TmpfsInode>>>,
+    recent: Recent<OverlayInode>,
+}
+
+impl OverlayFs {
+    fn hides(&self, upper: Option<&Arc<TmpfsInode>>, name: &[u8]) -> bool {
+        let Some(upper) = upper else { return false };
+        self.marks.lock().unwrap().get(&upper.ino()).is_some_and(|m| m.opaque || m.whiteouts.contains(name))
+    }
+
+    fn opaque(&self, upper: Option<&Arc<TmpfsInode>>) -> bool {
+        let Some(upper) = upper else { return false };
+        self.marks.lock().unwrap().get(&upper.ino()).is_some_and(|m| m.opaque)
+    }
+
+    fn whiteouts(&self, upper: Option<&Arc<TmpfsInode>>) -> HashSet<Vec<u8>> {
+        let Some(upper) = upper else { return HashSet::new() };
+        self.marks.lock().unwrap().get(&upper.ino()).map(|m| m.whiteouts.clone()).unwrap_or_default()
+    }
+
+    fn white_out(&self, upper: &TmpfsInode, name: &[u8]) {
+        self.marks.lock().unwrap().entry(upper.ino()).or_default().whiteouts.insert(name.to_vec());
+    }
+
+    fn make_opaque(&self, upper: &TmpfsInode) {
+        self.marks.lock().unwrap().entry(upper.ino()).or_default().opaque = true;
+    }
+
+    fn forget(&self, upper: &TmpfsInode) {
+        self.marks.lock().unwrap().remove(&upper.ino());
+    }
+
+    /// The upper copy of a multiply-linked lower file, if one of its names
+    /// was copied up already.
+    fn linked_copy(&self, lower: &Stat) -> Option<Arc<TmpfsInode>> {
+        if lower.file_type() != FileType::Regular || lower.nlink < 2 {
+            return None;
+        }
+        self.linked_copies.lock().unwrap().get(&lower.ino).and_then(Weak::upgrade)
+    }
+
+    fn any_linked_copies(&self) -> bool {
+        !self.linked_copies.lock().unwrap().is_empty()
+    }
+}
 
 #[derive(Debug)]
 pub struct OverlayInode {
-    fs: u64,
+    fs: Arc<OverlayFs>,
     lower: Option<InodeRef>,
     upper: Mutex<Option<Arc<TmpfsInode>>>,
     parent: Option<Arc<OverlayInode>>,
     name: Vec<u8>,
-    children: Mutex<HashMap<Vec<u8>, Arc<OverlayInode>>>,
-    whiteouts: Mutex<HashSet<Vec<u8>>>,
-    opaque: Mutex<bool>,
+    children: Children<OverlayInode>,
     me: Weak<OverlayInode>,
 }
 
 impl OverlayInode {
-    /// An overlay root over `lower` with a fresh tmpfs upper.
-    pub fn new_root(lower: InodeRef) -> Arc<OverlayInode> {
-        let upper = TmpfsInode::new_fs(0o755);
+    /// An overlay root over `lower` with a fresh tmpfs upper holding at most
+    /// `limit` bytes of file data (ENOSPC past it).
+    pub fn new_root(lower: InodeRef, limit: Option<u64>) -> Arc<OverlayInode> {
+        let upper = TmpfsInode::new_fs_limited(0o755, limit);
         if let Ok(st) = lower.stat() {
             upper.copy_meta_from(&st);
         }
-        Self::node(new_fs_id(), Some(lower), Some(upper), None, Vec::new())
+        let fs = Arc::new(OverlayFs {
+            id: new_fs_id(),
+            marks: Mutex::new(HashMap::new()),
+            linked_copies: Mutex::new(HashMap::new()),
+            recent: Recent::new(DEFAULT_CAPACITY),
+        });
+        Self::node(fs, Some(lower), Some(upper), None, Vec::new())
     }
 
     fn node(
-        fs: u64,
+        fs: Arc<OverlayFs>,
         lower: Option<InodeRef>,
         upper: Option<Arc<TmpfsInode>>,
         parent: Option<Arc<OverlayInode>>,
@@ -53,9 +121,7 @@ impl OverlayInode {
             upper: Mutex::new(upper),
             parent,
             name,
-            children: Mutex::new(HashMap::new()),
-            whiteouts: Mutex::new(HashSet::new()),
-            opaque: Mutex::new(false),
+            children: Children::default(),
             me: me.clone(),
         })
     }
@@ -64,19 +130,24 @@ impl OverlayInode {
         self.upper.lock().unwrap().clone()
     }
 
-    fn this(&self) -> Arc<OverlayInode> {
-        self.me.upgrade().expect("overlay inode used after drop")
+    fn this(&self) -> SysResult<Arc<OverlayInode>> {
+        self.me.upgrade().ok_or(Errno::EIO)
     }
 
     fn from_ref(i: &InodeRef) -> Option<Arc<OverlayInode>> {
-        i.as_any().downcast_ref::<OverlayInode>().map(|o| o.this())
+        i.as_any().downcast_ref::<OverlayInode>().and_then(|o| o.me.upgrade())
     }
 
     fn current(&self) -> SysResult<InodeRef> {
         if let Some(u) = self.upper() {
             return Ok(u);
         }
-        self.lower.clone().ok_or(Errno::ENOENT)
+        let lower = self.lower.clone().ok_or(Errno::ENOENT)?;
+        if self.fs.any_linked_copies() && self.fs.linked_copy(&lower.stat()?).is_some() {
+            // Another name of this file was written: this one is the same file.
+            return Ok(self.copy_up()?);
+        }
+        Ok(lower)
     }
 
     /// Makes sure this node exists in the upper tree, copying it (not its children) up.
@@ -85,35 +156,41 @@ impl OverlayInode {
             return Ok(u);
         }
         let parent = self.parent.as_ref().ok_or(Errno::EIO)?;
-        let pu = parent.copy_up()?;
+        let parent_upper = parent.copy_up()?;
         let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
-        let st = lower.stat()?;
-        let node = match st.file_type() {
-            FileType::Directory => NewNode::Dir { mode: st.mode },
-            FileType::Regular => NewNode::File { mode: st.mode },
-            FileType::Symlink => NewNode::Symlink { target: lower.readlink()? },
-            FileType::Fifo => NewNode::Fifo { mode: st.mode },
-            _ => return Err(Errno::EPERM),
+        let up = match copy_node_up(&self.fs, &parent_upper, &self.name, lower) {
+            // Already copied up with its parent's tree (a directory rename).
+            Err(Errno::EEXIST) => {
+                let existing = parent_upper.lookup(&self.name)?;
+                TmpfsInode::from_ref(&existing).ok_or(Errno::EIO)?
+            }
+            other => other?,
         };
-        let created = pu.create(&self.name, node)?;
-        let up = TmpfsInode::from_ref(&created).ok_or(Errno::EIO)?;
-        if st.file_type() == FileType::Regular {
-            let data = match GoferInode::from_ref(lower) {
-                Some(g) => g.read_all()?,
-                None => Vec::new(),
-            };
-            up.set_data(data)?;
-        }
-        up.copy_meta_from(&st);
         *self.upper.lock().unwrap() = Some(up.clone());
         Ok(up)
     }
 
-    fn child(&self, name: &[u8]) -> SysResult<Arc<OverlayInode>> {
-        if let Some(c) = self.children.lock().unwrap().get(name) {
-            return Ok(c.clone());
+    /// Copies this directory and everything visible below it into the upper
+    /// tree, so that it no longer needs its lower directory.
+    fn copy_up_tree(&self) -> SysResult<Arc<TmpfsInode>> {
+        let up = self.copy_up()?;
+        if self.lower.is_some() && !self.fs.opaque(Some(&up)) {
+            copy_lower_children(&self.fs, &up, self.lower.as_ref().ok_or(Errno::EIO)?)?;
+            self.fs.make_opaque(&up);
+            // Cached children predate their copies; look them up afresh.
+            self.children.clear();
         }
-        let upper = match self.upper() {
+        Ok(up)
+    }
+
+    fn child(&self, name: &[u8]) -> SysResult<Arc<OverlayInode>> {
+        match self.children.get(name) {
+            Lookup::Hit(c) => return Ok(c),
+            Lookup::Absent => return Err(Errno::ENOENT),
+            Lookup::Unknown => {}
+        }
+        let my_upper = self.upper();
+        let upper = match &my_upper {
             Some(u) => match u.lookup(name) {
                 Ok(i) => Some(TmpfsInode::from_ref(&i).ok_or(Errno::EIO)?),
                 Err(Errno::ENOENT) => None,
@@ -121,8 +198,7 @@ impl OverlayInode {
             },
             None => None,
         };
-        let hidden = *self.opaque.lock().unwrap() || self.whiteouts.lock().unwrap().contains(name);
-        let lower = match (&self.lower, hidden) {
+        let lower = match (&self.lower, self.fs.hides(my_upper.as_ref(), name)) {
             (Some(l), false) => match l.lookup(name) {
                 Ok(i) => Some(i),
                 Err(Errno::ENOENT) => None,
@@ -140,25 +216,41 @@ impl OverlayInode {
             (_, l) => l,
         };
         if upper.is_none() && lower.is_none() {
+            self.children.insert_absent(name);
             return Err(Errno::ENOENT);
         }
-        let c = Self::node(self.fs, lower, upper, Some(self.this()), name.to_vec());
-        self.children.lock().unwrap().insert(name.to_vec(), c.clone());
+        let c = Self::node(self.fs.clone(), lower, upper, Some(self.this()?), name.to_vec());
+        self.children.insert(name, &c);
+        self.fs.recent.keep(&c);
         Ok(c)
+    }
+
+    /// Whether the lower directory has a visible `name`, even if an upper
+    /// file shadows it: removing the upper one must then leave a whiteout.
+    fn lower_has(&self, name: &[u8]) -> SysResult<bool> {
+        let Some(lower) = &self.lower else { return Ok(false) };
+        if self.fs.hides(self.upper().as_ref(), name) {
+            return Ok(false);
+        }
+        match lower.lookup(name) {
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn merged(&self) -> SysResult<BTreeMap<Vec<u8>, DirEntry>> {
         let mut out = BTreeMap::new();
-        let hidden_all = *self.opaque.lock().unwrap();
-        if let (Some(l), false) = (&self.lower, hidden_all) {
-            let wo = self.whiteouts.lock().unwrap().clone();
+        let upper = self.upper();
+        if let (Some(l), false) = (&self.lower, self.fs.opaque(upper.as_ref())) {
+            let whiteouts = self.fs.whiteouts(upper.as_ref());
             for e in l.readdir()? {
-                if !wo.contains(&e.name) {
+                if !whiteouts.contains(&e.name) {
                     out.insert(e.name.clone(), e);
                 }
             }
         }
-        if let Some(u) = self.upper() {
+        if let Some(u) = upper {
             for e in u.readdir()? {
                 out.insert(e.name.clone(), e);
             }
@@ -167,10 +259,109 @@ impl OverlayInode {
     }
 }
 
+/// Creates `name` in `parent_upper` as a copy of `lower` (its data too, for
+/// a regular file; not a directory's children).
+fn copy_node_up(
+    fs: &OverlayFs,
+    parent_upper: &Arc<TmpfsInode>,
+    name: &[u8],
+    lower: &InodeRef,
+) -> SysResult<Arc<TmpfsInode>> {
+    let st = lower.stat()?;
+    if let Some(copy) = fs.linked_copy(&st) {
+        let target: InodeRef = copy.clone();
+        parent_upper.link(name, &target)?;
+        return Ok(copy);
+    }
+    let node = match st.file_type() {
+        FileType::Directory => NewNode::Dir { mode: st.mode },
+        FileType::Regular => NewNode::File { mode: st.mode },
+        FileType::Symlink => NewNode::Symlink { target: lower.readlink()? },
+        FileType::Fifo => NewNode::Fifo { mode: st.mode },
+        // Device nodes and sockets in the rootfs are metadata only.
+        _ => return Err(Errno::EPERM),
+    };
+    let space = parent_upper.space();
+    if st.file_type() == FileType::Regular && space.limit().is_some_and(|l| space.used().saturating_add(st.size) > l) {
+        return Err(Errno::ENOSPC);
+    }
+    // Copying up is no change to the directory: its times stay.
+    let parent_times = parent_upper.stat()?;
+    let created = parent_upper.create(name, node)?;
+    parent_upper.setattr(&SetAttr {
+        atime: Some(parent_times.atime),
+        mtime: Some(parent_times.mtime),
+        ..SetAttr::default()
+    })?;
+    let up = TmpfsInode::from_ref(&created).ok_or(Errno::EIO)?;
+    if st.file_type() == FileType::Regular {
+        let copied = read_whole(lower, st.size).and_then(|data| up.set_data(data));
+        if let Err(e) = copied {
+            let _ = parent_upper.unlink(name, false);
+            return Err(e);
+        }
+    }
+    up.copy_meta_from(&st);
+    if st.file_type() == FileType::Regular && st.nlink > 1 {
+        fs.linked_copies.lock().unwrap().insert(st.ino, Arc::downgrade(&up));
+    }
+    Ok(up)
+}
+
+/// Copies every lower child of a directory that the upper one neither has
+/// nor hides, recursing into directories present in both.
+fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef) -> SysResult<()> {
+    if fs.opaque(Some(upper)) {
+        return Ok(());
+    }
+    let whiteouts = fs.whiteouts(Some(upper));
+    for entry in lower.readdir()? {
+        if whiteouts.contains(&entry.name) {
+            continue;
+        }
+        let lower_child = lower.lookup(&entry.name)?;
+        let upper_child = match upper.lookup(&entry.name) {
+            Ok(existing) => {
+                let existing = TmpfsInode::from_ref(&existing).ok_or(Errno::EIO)?;
+                let both_dirs = existing.stat()?.file_type() == FileType::Directory
+                    && lower_child.stat()?.file_type() == FileType::Directory;
+                if !both_dirs {
+                    continue;
+                }
+                existing
+            }
+            Err(Errno::ENOENT) => copy_node_up(fs, upper, &entry.name, &lower_child)?,
+            Err(e) => return Err(e),
+        };
+        if upper_child.stat()?.file_type() == FileType::Directory {
+            copy_lower_children(fs, &upper_child, &lower_child)?;
+            fs.make_opaque(&upper_child);
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to `size` bytes of a regular file from its start.
+fn read_whole(inode: &InodeRef, size: u64) -> SysResult<Vec<u8>> {
+    let ops = inode.clone().open(0)?;
+    let file = OpenFile::new(ops.clone(), None, 0);
+    let mut out = vec![0u8; usize::try_from(size).map_err(|_| Errno::EFBIG)?];
+    let mut done = 0;
+    while done < out.len() {
+        let n = ops.read(&file, &mut out[done..], done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
 impl Inode for OverlayInode {
     fn stat(&self) -> SysResult<Stat> {
         let mut st = self.current()?.stat()?;
-        if st.file_type() == FileType::Directory && self.upper().is_some() && self.lower.is_some() {
+        if st.file_type() == FileType::Directory && self.upper().is_some() {
             // Keep the lower identity so that inode numbers stay stable across copy-up.
             if let Some(l) = &self.lower {
                 let ls = l.stat()?;
@@ -178,7 +369,7 @@ impl Inode for OverlayInode {
                 st.nlink = ls.nlink.max(st.nlink);
             }
         }
-        st.dev = self.fs;
+        st.dev = self.fs.id;
         Ok(st)
     }
 
@@ -196,11 +387,17 @@ impl Inode for OverlayInode {
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
         let writing = flags & 3 != 0 || flags & 0o1000 != 0;
-        if writing && self.current()?.stat()?.file_type() == FileType::Regular {
+        let regular = self.current()?.stat()?.file_type() == FileType::Regular;
+        if writing && regular {
             let up: InodeRef = self.copy_up()?;
             return up.open(flags);
         }
-        self.current()?.open(flags)
+        let opened = self.current()?.open(flags)?;
+        if regular && self.upper().is_none() {
+            // Reads must follow the file if a later write copies it up.
+            return Ok(Arc::new(LowerFile { node: self, flags, file: Mutex::new((false, opened)) }));
+        }
+        Ok(opened)
     }
 
     fn create(&self, name: &[u8], node: NewNode) -> SysResult<InodeRef> {
@@ -209,17 +406,11 @@ impl Inode for OverlayInode {
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(e),
         }
-        let up = self.copy_up()?;
-        let is_dir = matches!(node, NewNode::Dir { .. });
-        let created = up.create(name, node)?;
-        let was_whiteout = self.whiteouts.lock().unwrap().remove(name);
-        self.children.lock().unwrap().remove(name);
-        let c = self.child(name)?;
-        if is_dir && was_whiteout {
-            *c.opaque.lock().unwrap() = true;
-        }
-        let _ = created;
-        Ok(c)
+        // A whiteout here stays: it keeps the deleted lower entry (and, for
+        // a directory, its old children) hidden under the new one.
+        self.copy_up()?.create(name, node)?;
+        self.children.forget(name);
+        Ok(self.child(name)?)
     }
 
     fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
@@ -232,28 +423,42 @@ impl Inode for OverlayInode {
             _ => {}
         }
         let up = self.copy_up()?;
-        if c.upper().is_some() {
-            up.unlink(name, dir)?;
+        // Asked of the upper directory, not of `c`: a cached node may predate
+        // the copy-up of its directory's whole tree.
+        match up.lookup(name) {
+            Ok(child_upper) => {
+                up.unlink(name, dir)?;
+                if let Some(child_upper) = TmpfsInode::from_ref(&child_upper) {
+                    self.fs.forget(&child_upper);
+                }
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
         }
-        if c.lower.is_some() {
-            self.whiteouts.lock().unwrap().insert(name.to_vec());
+        if self.lower_has(name)? {
+            self.fs.white_out(&up, name);
         }
-        self.children.lock().unwrap().remove(name);
+        self.children.forget(name);
         Ok(())
     }
 
     fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8]) -> SysResult<()> {
         let nd = OverlayInode::from_ref(new_dir).ok_or(Errno::EXDEV)?;
-        if nd.fs != self.fs {
+        if !Arc::ptr_eq(&nd.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
         let c = self.child(old)?;
-        if c.lower.is_some() && c.stat()?.file_type() == FileType::Directory {
-            return Err(Errno::EXDEV);
-        }
-        if let Ok(existing) = nd.child(new) {
+        let ct = c.stat()?.file_type();
+        let existing = match nd.child(new) {
+            Ok(e) => Some(e),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(existing) = &existing {
+            if Arc::ptr_eq(existing, &c) {
+                return Ok(());
+            }
             let et = existing.stat()?.file_type();
-            let ct = c.stat()?.file_type();
             if et == FileType::Directory && ct != FileType::Directory {
                 return Err(Errno::EISDIR);
             }
@@ -263,31 +468,39 @@ impl Inode for OverlayInode {
             if et == FileType::Directory && !existing.merged()?.is_empty() {
                 return Err(Errno::ENOTEMPTY);
             }
-            if existing.lower.is_some() {
-                nd.whiteouts.lock().unwrap().insert(new.to_vec());
-            }
         }
-        c.copy_up()?;
+        if ct == FileType::Directory {
+            c.copy_up_tree()?;
+        } else {
+            c.copy_up()?;
+        }
         let src_up = self.copy_up()?;
-        let dst_up: InodeRef = nd.copy_up()?;
-        src_up.rename(old, &dst_up, new)?;
-        if c.lower.is_some() {
-            self.whiteouts.lock().unwrap().insert(old.to_vec());
+        let dst_up = nd.copy_up()?;
+        let dst_ref: InodeRef = dst_up.clone();
+        src_up.rename(old, &dst_ref, new)?;
+        if let Some(replaced_upper) = existing.and_then(|e| e.upper()) {
+            self.fs.forget(&replaced_upper);
         }
-        self.children.lock().unwrap().remove(old);
-        nd.children.lock().unwrap().remove(new);
-        // The moved node now lives only in the upper layer under its new name; a whiteout
-        // at the new name would hide it from the lower merge, which it no longer needs.
+        if nd.lower_has(new)? {
+            self.fs.white_out(&dst_up, new);
+        }
+        if self.lower_has(old)? {
+            self.fs.white_out(&src_up, old);
+        }
+        self.children.forget(old);
+        nd.children.forget(new);
         Ok(())
     }
 
     fn link(&self, name: &[u8], target: &InodeRef) -> SysResult<()> {
         let t = OverlayInode::from_ref(target).ok_or(Errno::EXDEV)?;
-        let tu: InodeRef = t.copy_up()?;
+        if !Arc::ptr_eq(&t.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        let target_upper: InodeRef = t.copy_up()?;
         let up = self.copy_up()?;
-        up.link(name, &tu)?;
-        self.whiteouts.lock().unwrap().remove(name);
-        self.children.lock().unwrap().remove(name);
+        up.link(name, &target_upper)?;
+        self.children.forget(name);
         Ok(())
     }
 
@@ -305,6 +518,35 @@ impl Inode for OverlayInode {
     }
 
     fn fs_id(&self) -> u64 {
-        self.fs
+        self.fs.id
+    }
+}
+
+/// A lower regular file opened for reading, which switches to the upper
+/// copy once the file is copied up, so that it sees writes made through
+/// other descriptors as on a single-layer filesystem.
+#[derive(Debug)]
+struct LowerFile {
+    node: Arc<OverlayInode>,
+    flags: u32,
+    /// Whether `.1` is the upper file yet, and the file.
+    file: Mutex<(bool, Arc<dyn FileOps>)>,
+}
+
+impl LowerFile {
+    fn current(&self) -> SysResult<Arc<dyn FileOps>> {
+        let mut file = self.file.lock().unwrap();
+        if !file.0 {
+            if let Some(upper) = self.node.upper() {
+                *file = (true, upper.open(self.flags)?);
+            }
+        }
+        Ok(file.1.clone())
+    }
+}
+
+impl FileOps for LowerFile {
+    fn read(&self, f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+        self.current()?.read(f, buf, off)
     }
 }

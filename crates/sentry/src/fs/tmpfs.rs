@@ -1,5 +1,6 @@
 //! tmpfs: an in-memory filesystem, used at /tmp and as the overlay's upper
-//! layer. File data lives in the Sentry's heap for now (TODO(#4): memory file pages).
+//! layer. File data lives in the Sentry's heap until a file is mapped shared.
+//! Each filesystem may have a size limit on its file data (ENOSPC past it).
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -37,6 +38,52 @@ enum FileData {
 /// Largest tmpfs file.
 const MAX_FILE: u64 = 1 << 34;
 
+const PAGE: u64 = 4096;
+
+/// The file data one tmpfs holds, counted in whole pages as Linux does, and
+/// its limit.
+#[derive(Debug)]
+pub struct Space {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl Space {
+    fn new(limit: Option<u64>) -> Arc<Space> {
+        Arc::new(Space { used: AtomicU64::new(0), limit: limit.unwrap_or(u64::MAX) })
+    }
+
+    /// Accounts a file growing or shrinking from `old` to `new` bytes.
+    fn resize(&self, old: u64, new: u64) -> SysResult<()> {
+        if new <= old {
+            self.shrink(old, new);
+            return Ok(());
+        }
+        let more = (new.div_ceil(PAGE) - old.div_ceil(PAGE)) * PAGE;
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(more).filter(|&total| total <= self.limit)
+            })
+            .map(|_| ())
+            .map_err(|_| Errno::ENOSPC)
+    }
+
+    fn shrink(&self, old: u64, new: u64) {
+        let less = (old.div_ceil(PAGE) - new.div_ceil(PAGE)) * PAGE;
+        self.used.fetch_sub(less, Ordering::Relaxed);
+    }
+
+    /// Bytes of file data held now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The limit, if any.
+    pub fn limit(&self) -> Option<u64> {
+        (self.limit != u64::MAX).then_some(self.limit)
+    }
+}
+
 impl FileData {
     fn len(&self) -> u64 {
         match self {
@@ -56,13 +103,13 @@ impl FileData {
         Ok(n)
     }
 
-    fn write(&mut self, off: u64, data: &[u8]) -> SysResult<()> {
+    fn write(&mut self, space: &Space, off: u64, data: &[u8]) -> SysResult<()> {
         let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE {
             return Err(Errno::EFBIG);
         }
         if self.len() < end {
-            self.resize(end)?;
+            self.resize(space, end)?;
         }
         match self {
             FileData::Heap(v) => v[off as usize..end as usize].copy_from_slice(data),
@@ -71,10 +118,20 @@ impl FileData {
         Ok(())
     }
 
-    fn resize(&mut self, new: u64) -> SysResult<()> {
+    fn resize(&mut self, space: &Space, new: u64) -> SysResult<()> {
         if new > MAX_FILE {
             return Err(Errno::EFBIG);
         }
+        let old = self.len();
+        space.resize(old, new)?;
+        let resized = self.resize_unaccounted(new);
+        if resized.is_err() && new > old {
+            space.shrink(new, old);
+        }
+        resized
+    }
+
+    fn resize_unaccounted(&mut self, new: u64) -> SysResult<()> {
         match self {
             FileData::Heap(v) => v.resize(new as usize, 0),
             FileData::Mem { backing, size } => {
@@ -105,6 +162,7 @@ enum Kind {
 pub struct TmpfsInode {
     ino: u64,
     fs: u64,
+    space: Arc<Space>,
     meta: Mutex<Meta>,
     kind: Kind,
     me: Weak<TmpfsInode>,
@@ -113,19 +171,36 @@ pub struct TmpfsInode {
 impl TmpfsInode {
     /// A new, empty tmpfs; returns its root directory.
     pub fn new_fs(mode: u32) -> Arc<TmpfsInode> {
+        Self::new_fs_limited(mode, None)
+    }
+
+    /// A new, empty tmpfs holding at most `limit` bytes of file data.
+    pub fn new_fs_limited(mode: u32, limit: Option<u64>) -> Arc<TmpfsInode> {
         Self::make(
             new_fs_id(),
+            &Space::new(limit),
             FileType::Directory.mode_bits() | (mode & 0o7777),
             Kind::Dir(Mutex::new(BTreeMap::new())),
         )
     }
 
-    fn make(fs: u64, mode: u32, kind: Kind) -> Arc<TmpfsInode> {
+    /// The inode number, unique among all tmpfs inodes.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The file data this filesystem holds, and its limit.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    fn make(fs: u64, space: &Arc<Space>, mode: u32, kind: Kind) -> Arc<TmpfsInode> {
         let now = Timespec::now();
         let nlink = if matches!(kind, Kind::Dir(_)) { 2 } else { 1 };
         Arc::new_cyclic(|me| TmpfsInode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             fs,
+            space: space.clone(),
             meta: Mutex::new(Meta { mode, uid: 0, gid: 0, nlink, atime: now, mtime: now, ctime: now }),
             kind,
             me: me.clone(),
@@ -161,7 +236,9 @@ impl TmpfsInode {
     pub fn set_data(&self, data: Vec<u8>) -> SysResult<()> {
         match &self.kind {
             Kind::File(d) => {
-                *d.lock().unwrap() = FileData::Heap(data);
+                let mut d = d.lock().unwrap();
+                self.space.resize(d.len(), data.len() as u64)?;
+                *d = FileData::Heap(data);
                 Ok(())
             }
             _ => Err(Errno::EINVAL),
@@ -253,7 +330,7 @@ impl Inode for TmpfsInode {
                 if flags & 0o1000 != 0 {
                     if let Kind::File(d) = &self.kind {
                         if flags & 3 != 0 {
-                            d.lock().unwrap().resize(0)?;
+                            d.lock().unwrap().resize(&self.space, 0)?;
                             self.touch();
                         }
                     }
@@ -270,14 +347,17 @@ impl Inode for TmpfsInode {
         }
         let i = match node {
             NewNode::File { mode } => {
-                Self::make(self.fs, 0o100000 | (mode & 0o7777), Kind::File(Mutex::new(FileData::Heap(Vec::new()))))
+                let data = Kind::File(Mutex::new(FileData::Heap(Vec::new())));
+                Self::make(self.fs, &self.space, 0o100000 | (mode & 0o7777), data)
             }
             NewNode::Dir { mode } => {
                 self.meta.lock().unwrap().nlink += 1;
-                Self::make(self.fs, 0o040000 | (mode & 0o7777), Kind::Dir(Mutex::new(BTreeMap::new())))
+                Self::make(self.fs, &self.space, 0o040000 | (mode & 0o7777), Kind::Dir(Mutex::new(BTreeMap::new())))
             }
-            NewNode::Symlink { target } => Self::make(self.fs, 0o120777, Kind::Symlink(target)),
-            NewNode::Fifo { mode } => Self::make(self.fs, 0o010000 | (mode & 0o7777), Kind::Fifo(Pipe::new())),
+            NewNode::Symlink { target } => Self::make(self.fs, &self.space, 0o120777, Kind::Symlink(target)),
+            NewNode::Fifo { mode } => {
+                Self::make(self.fs, &self.space, 0o010000 | (mode & 0o7777), Kind::Fifo(Pipe::new()))
+            }
         };
         d.insert(name.to_vec(), i.clone());
         drop(d);
@@ -352,7 +432,7 @@ impl Inode for TmpfsInode {
     fn setattr(&self, a: &SetAttr) -> SysResult<()> {
         if let Some(size) = a.size {
             match &self.kind {
-                Kind::File(d) => d.lock().unwrap().resize(size)?,
+                Kind::File(d) => d.lock().unwrap().resize(&self.space, size)?,
                 Kind::Dir(_) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
@@ -390,6 +470,15 @@ impl Inode for TmpfsInode {
     }
 }
 
+impl Drop for TmpfsInode {
+    fn drop(&mut self) {
+        if let Kind::File(d) = &self.kind {
+            let len = d.lock().unwrap_or_else(|e| e.into_inner()).len();
+            self.space.shrink(len, 0);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TmpfsFile {
     inode: Arc<TmpfsInode>,
@@ -409,7 +498,7 @@ impl FileOps for TmpfsFile {
             Kind::File(d) => {
                 let mut d = d.lock().unwrap();
                 let off = if f.flags() & 0o2000 != 0 { d.len() } else { off };
-                d.write(off, data)?;
+                d.write(&self.inode.space, off, data)?;
                 drop(d);
                 self.inode.touch();
                 Ok(data.len())

@@ -13,10 +13,11 @@ use host::MemoryFile;
 use super::signal::SigAction;
 use super::task::{self, Creds, CurrentTask, FsContext, Task, ThreadGroup};
 use super::{Kernel, PidTable};
-use crate::fs::{dev, gofer::GoferInode, host::HostFile, overlay::OverlayInode, proc, tmpfs::TmpfsInode};
+use crate::fs::gofer::{GoferInode, Sharing};
+use crate::fs::{dev, host::HostFile, overlay::OverlayInode, proc, tmpfs::TmpfsInode};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
-use crate::vfs::{FdTable, FileOps, Follow, InodeRef, OpenFile, Vfs};
+use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, InodeRef, NewNode, OpenFile, Vfs};
 
 /// Size of the sparse memory file: the most app memory one sandbox can use.
 const MEMORY_FILE_SIZE: u64 = 64 << 30;
@@ -29,17 +30,58 @@ pub struct HostStdio {
     pub stderr: OwnedFd,
 }
 
+/// How the root filesystem reaches the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAccess {
+    /// The Gofer serves the root read-only; the sandbox writes to an
+    /// in-memory overlay, and nobody else changes the tree.
+    Exclusive,
+    /// Writes go through the Gofer to the host, and the host may change the
+    /// tree too: cached attributes are revalidated.
+    Shared,
+}
+
+/// The root filesystem.
+#[derive(Debug)]
+pub struct RootConfig {
+    /// The connected socket to the Gofer serving the root.
+    pub gofer: UnixStream,
+    pub access: FileAccess,
+    /// Most bytes of file data the exclusive root's overlay may hold (ENOSPC past it).
+    pub overlay_limit: Option<u64>,
+}
+
+/// A filesystem mounted beside the root.
+#[derive(Debug)]
+pub struct MountConfig {
+    /// Absolute path in the sandbox, without `.` or `..` components; the
+    /// directory is made if the root has none there.
+    pub target: Vec<u8>,
+    pub kind: MountKind,
+}
+
+#[derive(Debug)]
+pub enum MountKind {
+    /// A host directory served by a Gofer of its own (a bind mount): writes
+    /// reach the host unless it is read-only.
+    Bind { gofer: UnixStream, read_only: bool },
+    /// A fresh tmpfs holding at most `limit` bytes.
+    Tmpfs { mode: u32, limit: Option<u64> },
+}
+
 /// What to run and with what.
 #[derive(Debug)]
 pub struct BootConfig {
-    /// The connected socket to the Gofer serving the root.
-    pub gofer: UnixStream,
+    pub root: RootConfig,
+    pub mounts: Vec<MountConfig>,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub hostname: Vec<u8>,
     pub stdio: HostStdio,
     pub strace: bool,
+    /// Print counters (Gofer round trips) on stderr when the sandbox ends.
+    pub stats: bool,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -54,6 +96,9 @@ pub enum BootError {
     /// The root filesystem could not be attached.
     #[error("cannot attach the root filesystem: {0}")]
     Root(Errno),
+    /// A mount could not be set up.
+    #[error("cannot mount {target}: {errno}")]
+    Mount { target: String, errno: Errno },
     /// The first program could not be executed.
     #[error("cannot execute {path}: {errno}")]
     Exec { path: String, errno: Errno },
@@ -65,15 +110,26 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let platform = PtracePlatform::new(mem.clone())?;
     let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
 
-    let client = Arc::new(p9::Client::new(cfg.gofer, 1 << 20)?);
-    let lower = GoferInode::attach(client).map_err(BootError::Root)?;
-    let root: InodeRef = OverlayInode::new_root(lower);
+    let mut clients = Vec::new();
+    let root_client = Arc::new(p9::Client::new(cfg.root.gofer, MSIZE)?);
+    clients.push(root_client.clone());
+    let root: InodeRef = match cfg.root.access {
+        FileAccess::Exclusive => {
+            let lower = GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?;
+            OverlayInode::new_root(lower, cfg.root.overlay_limit)
+        }
+        FileAccess::Shared => GoferInode::attach(root_client, Sharing::Shared, false).map_err(BootError::Root)?,
+    };
+    let root_fstype = match cfg.root.access {
+        FileAccess::Exclusive => "overlay",
+        FileAccess::Shared => "9p",
+    };
     let vfs = Arc::new(Vfs::new(root.clone()));
 
     let stdin = HostFile::new(cfg.stdio.stdin);
     let tty: Option<Arc<dyn FileOps>> = if stdin.is_tty() { Some(stdin.clone()) } else { None };
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
-        vfs.mounts.mount(b"/", root.clone(), "overlay", "rootfs");
+        vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
         vfs.mounts.mount(
             b"/dev",
@@ -102,6 +158,23 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             inotify: Default::default(),
         }
     });
+
+    let mut mounts = cfg.mounts;
+    // Parents first, so that a mount inside another is made in it.
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
+    for m in mounts {
+        let failed = |errno| BootError::Mount { target: String::from_utf8_lossy(&m.target).into_owned(), errno };
+        let (inode, fstype, source): (InodeRef, _, _) = match m.kind {
+            MountKind::Bind { gofer, read_only } => {
+                let client = Arc::new(p9::Client::new(gofer, MSIZE)?);
+                clients.push(client.clone());
+                (GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?, "9p", "bind")
+            }
+            MountKind::Tmpfs { mode, limit } => (TmpfsInode::new_fs_limited(mode, limit), "tmpfs", "tmpfs"),
+        };
+        make_mountpoint(&vfs, &m.target).map_err(failed)?;
+        vfs.mounts.mount(&m.target, inode, fstype, source);
+    }
 
     let cwd = vfs.walk(&vfs.root, &vfs.root, &cfg.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
     let mut fds = FdTable::default();
@@ -191,6 +264,10 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         }
         done.expect("checked above")
     };
+    if cfg.stats {
+        let round_trips: u64 = clients.iter().map(|c| c.round_trips()).sum();
+        super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips}"));
+    }
     if k.strace {
         let counts = k.unimplemented.lock().unwrap();
         if !counts.is_empty() {
@@ -205,6 +282,35 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         }
     }
     Ok(status)
+}
+
+/// The largest 9P message asked of a Gofer.
+const MSIZE: u32 = 1 << 20;
+
+/// Makes every missing directory of the absolute path `target`, as runc
+/// does for a mount point. A symlink on the way is refused: mount targets
+/// are the paths they say.
+fn make_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
+    let mut dir: Arc<Dentry> = vfs.root.clone();
+    for name in target.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        if name == b"." || name == b".." {
+            return Err(Errno::EINVAL);
+        }
+        let next = match vfs.step(&vfs.root, &dir, name) {
+            Ok(next) => next,
+            Err(Errno::ENOENT) => {
+                dir.inode.create(name, NewNode::Dir { mode: 0o755 })?;
+                vfs.step(&vfs.root, &dir, name)?
+            }
+            Err(e) => return Err(e),
+        };
+        match next.inode.stat()?.file_type() {
+            FileType::Directory => dir = next,
+            FileType::Symlink => return Err(Errno::ELOOP),
+            _ => return Err(Errno::ENOTDIR),
+        }
+    }
+    Ok(())
 }
 
 /// Candidate paths for argv[0]: itself if it has a '/', else each $PATH directory.

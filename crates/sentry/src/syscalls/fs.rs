@@ -127,7 +127,7 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
             d
         }
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-            let (dir, name) = t.k.vfs.walk_parent(&root, &start, &path)?;
+            let (dir, name) = creation_point(t, &root, &start, &path)?;
             if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
                 return Err(Errno::EISDIR);
             }
@@ -158,6 +158,29 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
     let f = OpenFile::new(ops, Some(d), open_flags & !O_TRUNC);
     install(t, f, flags & O_CLOEXEC != 0)
+}
+
+/// Where O_CREAT of `path` (which does not resolve) creates the file: its
+/// parent and last name, or, when that name is a dangling symlink, the
+/// symlink's target, as Linux does.
+fn creation_point(
+    t: &CurrentTask,
+    root: &Arc<Dentry>,
+    start: &Arc<Dentry>,
+    path: &[u8],
+) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    const MAX_HOPS: u32 = 40;
+    let (mut dir, mut name) = t.k.vfs.walk_parent(root, start, path)?;
+    for _ in 0..MAX_HOPS {
+        let link = match t.k.vfs.step(root, &dir, &name) {
+            Ok(d) if d.inode.stat()?.file_type() == FileType::Symlink => d,
+            Ok(_) | Err(Errno::ENOENT) => return Ok((dir, name)),
+            Err(e) => return Err(e),
+        };
+        let target = link.inode.readlink()?;
+        (dir, name) = t.k.vfs.walk_parent(root, &dir, &target)?;
+    }
+    Err(Errno::ELOOP)
 }
 
 /// O_TMPFILE: an unnamed regular file in the directory's filesystem. It is created
