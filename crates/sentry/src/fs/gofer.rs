@@ -82,6 +82,8 @@ pub struct GoferInode {
     /// A donated read-only fd, kept for later read-only opens (exclusive
     /// mounts) and for `fstat`.
     host: Mutex<Option<Arc<File>>>,
+    /// A directory's entries, kept on exclusive mounts.
+    listing: Mutex<Option<Arc<Vec<DirEntry>>>>,
     me: Weak<GoferInode>,
 }
 
@@ -107,6 +109,7 @@ impl GoferInode {
             attr: Mutex::new(None),
             children: Children::default(),
             host: Mutex::new(None),
+            listing: Mutex::new(None),
             me: me.clone(),
         })
     }
@@ -133,9 +136,44 @@ impl GoferInode {
         }
     }
 
-    /// Forgets cached attributes after a change.
+    /// Forgets cached attributes (and a directory's entries) after a change.
     fn invalidate(&self) {
         *self.attr.lock().unwrap() = None;
+        *self.listing.lock().unwrap() = None;
+    }
+
+    fn fetch_listing(&self) -> SysResult<Vec<DirEntry>> {
+        let fid = self.clone_fid()?;
+        let result = (|| {
+            self.client().lopen(fid, O_DIRECTORY).map_err(remote)?;
+            let mut out = Vec::new();
+            let mut off = 0;
+            loop {
+                let ents = self.client().readdir(fid, off, 64 * 1024).map_err(remote)?;
+                if ents.is_empty() {
+                    break;
+                }
+                for e in ents {
+                    off = e.offset;
+                    if e.name == b"." || e.name == b".." {
+                        continue;
+                    }
+                    let ftype = match e.dtype {
+                        4 => FileType::Directory,
+                        10 => FileType::Symlink,
+                        1 => FileType::Fifo,
+                        2 => FileType::CharDev,
+                        6 => FileType::BlockDev,
+                        12 => FileType::Socket,
+                        _ => FileType::Regular,
+                    };
+                    out.push(DirEntry { ino: e.qid.path, ftype, name: e.name });
+                }
+            }
+            Ok(out)
+        })();
+        let _ = self.client().clunk(fid);
+        result
     }
 
     fn writable(&self) -> SysResult<()> {
@@ -322,37 +360,15 @@ impl Inode for GoferInode {
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
-        let fid = self.clone_fid()?;
-        let result = (|| {
-            self.client().lopen(fid, O_DIRECTORY).map_err(remote)?;
-            let mut out = Vec::new();
-            let mut off = 0;
-            loop {
-                let ents = self.client().readdir(fid, off, 64 * 1024).map_err(remote)?;
-                if ents.is_empty() {
-                    break;
-                }
-                for e in ents {
-                    off = e.offset;
-                    if e.name == b"." || e.name == b".." {
-                        continue;
-                    }
-                    let ftype = match e.dtype {
-                        4 => FileType::Directory,
-                        10 => FileType::Symlink,
-                        1 => FileType::Fifo,
-                        2 => FileType::CharDev,
-                        6 => FileType::BlockDev,
-                        12 => FileType::Socket,
-                        _ => FileType::Regular,
-                    };
-                    out.push(DirEntry { ino: e.qid.path, ftype, name: e.name });
-                }
-            }
-            Ok(out)
-        })();
-        let _ = self.client().clunk(fid);
-        result
+        if self.fs.sharing == Sharing::Shared {
+            return self.fetch_listing();
+        }
+        if let Some(listing) = self.listing.lock().unwrap().clone() {
+            return Ok(listing.to_vec());
+        }
+        let listing = Arc::new(self.fetch_listing()?);
+        *self.listing.lock().unwrap() = Some(listing.clone());
+        Ok(listing.to_vec())
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {

@@ -269,8 +269,7 @@ fn copy_node_up(
 ) -> SysResult<Arc<TmpfsInode>> {
     let st = lower.stat()?;
     if let Some(copy) = fs.linked_copy(&st) {
-        let target: InodeRef = copy.clone();
-        parent_upper.link(name, &target)?;
+        parent_upper.link_counted(name, &copy)?;
         return Ok(copy);
     }
     let node = match st.file_type() {
@@ -303,6 +302,8 @@ fn copy_node_up(
     }
     up.copy_meta_from(&st);
     if st.file_type() == FileType::Regular && st.nlink > 1 {
+        // Its other names, still below, count as links of the copy.
+        up.set_nlink(st.nlink);
         fs.linked_copies.lock().unwrap().insert(st.ino, Arc::downgrade(&up));
     }
     Ok(up)
@@ -421,6 +422,10 @@ impl Inode for OverlayInode {
             (false, true) => return Err(Errno::ENOTDIR),
             (true, true) if !c.merged()?.is_empty() => return Err(Errno::ENOTEMPTY),
             _ => {}
+        }
+        if ft == FileType::Regular && c.upper().is_none() && c.stat()?.nlink > 1 {
+            // The file's other names must see one link fewer.
+            c.copy_up()?;
         }
         let up = self.copy_up()?;
         // Asked of the upper directory, not of `c`: a cached node may predate

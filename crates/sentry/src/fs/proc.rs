@@ -887,7 +887,7 @@ fn mounts_text(k: &Kernel) -> Vec<u8> {
         out.extend(escape_mount_field(source.as_bytes()));
         out.push(b' ');
         out.extend(escape_mount_field(&path));
-        put!(out, " {fstype} rw 0 0\n");
+        put!(out, " {fstype} {} 0 0\n", k.vfs.mounts.options(&path));
     }
     out
 }
@@ -909,9 +909,10 @@ fn mountinfo_text(k: &Kernel) -> Vec<u8> {
         let dev = k.vfs.walk(&root, &root, path, Follow::No).and_then(|d| d.inode.stat()).map_or(0, |st| st.dev);
         put!(out, "{} {parent} {}:{} / ", FIRST_ID + i, major(dev), minor(dev));
         out.extend(escape_mount_field(path));
-        put!(out, " rw,relatime - {fstype} ");
+        let options = k.vfs.mounts.options(path);
+        put!(out, " {options},relatime - {fstype} ");
         out.extend(escape_mount_field(source.as_bytes()));
-        out.extend_from_slice(b" rw\n");
+        put!(out, " {options}\n");
     }
     out
 }

@@ -163,6 +163,8 @@ pub struct TmpfsInode {
     ino: u64,
     fs: u64,
     space: Arc<Space>,
+    /// Open files of this inode; with no name left either, its data goes.
+    opens: AtomicU64,
     meta: Mutex<Meta>,
     kind: Kind,
     me: Weak<TmpfsInode>,
@@ -201,6 +203,7 @@ impl TmpfsInode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             fs,
             space: space.clone(),
+            opens: AtomicU64::new(0),
             meta: Mutex::new(Meta { mode, uid: 0, gid: 0, nlink, atime: now, mtime: now, ctime: now }),
             kind,
             me: me.clone(),
@@ -230,6 +233,23 @@ impl TmpfsInode {
         m.atime = st.atime;
         m.mtime = st.mtime;
         m.ctime = st.ctime;
+    }
+
+    /// Sets the link count (overlay copy-up of a file with several names,
+    /// the others still in the lower layer).
+    pub fn set_nlink(&self, nlink: u64) {
+        self.meta.lock().unwrap().nlink = nlink;
+    }
+
+    /// Gives `target` one more name here without counting a new link: the
+    /// overlay moving up a name that its link count already includes.
+    pub fn link_counted(&self, name: &[u8], target: &Arc<TmpfsInode>) -> SysResult<()> {
+        let mut d = self.dir()?.lock().unwrap();
+        if d.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        d.insert(name.to_vec(), target.clone());
+        Ok(())
     }
 
     /// Replaces a regular file's content (overlay copy-up).
@@ -335,6 +355,7 @@ impl Inode for TmpfsInode {
                         }
                     }
                 }
+                self.opens.fetch_add(1, Ordering::AcqRel);
                 Ok(Arc::new(TmpfsFile { inode: self }))
             }
         }
@@ -382,6 +403,7 @@ impl Inode for TmpfsInode {
         d.remove(name);
         drop(d);
         i.meta.lock().unwrap().nlink -= 1;
+        i.free_if_unused();
         self.touch();
         Ok(())
     }
@@ -409,7 +431,15 @@ impl Inode for TmpfsInode {
             }
         }
         self.dir()?.lock().unwrap().remove(old);
-        target.dir()?.lock().unwrap().insert(new.to_vec(), node);
+        let replaced = target.dir()?.lock().unwrap().insert(new.to_vec(), node);
+        if let Some(replaced) = replaced {
+            if !matches!(replaced.kind, Kind::Dir(_)) {
+                let mut m = replaced.meta.lock().unwrap();
+                m.nlink = m.nlink.saturating_sub(1);
+                drop(m);
+                replaced.free_if_unused();
+            }
+        }
         self.touch();
         target.touch();
         Ok(())
@@ -470,6 +500,22 @@ impl Inode for TmpfsInode {
     }
 }
 
+impl TmpfsInode {
+    /// Frees a regular file's data once it has neither a name nor an open
+    /// file, as Linux does: whoever still caches the inode keeps no space.
+    /// Shared mappings keep their own pages.
+    fn free_if_unused(&self) {
+        if self.meta.lock().unwrap().nlink > 0 || self.opens.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        if let Kind::File(d) = &self.kind {
+            let mut d = d.lock().unwrap();
+            self.space.shrink(d.len(), 0);
+            *d = FileData::Heap(Vec::new());
+        }
+    }
+}
+
 impl Drop for TmpfsInode {
     fn drop(&mut self) {
         if let Kind::File(d) = &self.kind {
@@ -482,6 +528,13 @@ impl Drop for TmpfsInode {
 #[derive(Debug)]
 struct TmpfsFile {
     inode: Arc<TmpfsInode>,
+}
+
+impl Drop for TmpfsFile {
+    fn drop(&mut self) {
+        self.inode.opens.fetch_sub(1, Ordering::AcqRel);
+        self.inode.free_if_unused();
+    }
 }
 
 impl FileOps for TmpfsFile {

@@ -164,16 +164,16 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     mounts.sort_by(|a, b| a.target.cmp(&b.target));
     for m in mounts {
         let failed = |errno| BootError::Mount { target: String::from_utf8_lossy(&m.target).into_owned(), errno };
-        let (inode, fstype, source): (InodeRef, _, _) = match m.kind {
+        let (inode, fstype, source, read_only): (InodeRef, _, _, _) = match m.kind {
             MountKind::Bind { gofer, read_only } => {
                 let client = Arc::new(p9::Client::new(gofer, MSIZE)?);
                 clients.push(client.clone());
-                (GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?, "9p", "bind")
+                (GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?, "9p", "bind", read_only)
             }
-            MountKind::Tmpfs { mode, limit } => (TmpfsInode::new_fs_limited(mode, limit), "tmpfs", "tmpfs"),
+            MountKind::Tmpfs { mode, limit } => (TmpfsInode::new_fs_limited(mode, limit), "tmpfs", "tmpfs", false),
         };
         make_mountpoint(&vfs, &m.target).map_err(failed)?;
-        vfs.mounts.mount(&m.target, inode, fstype, source);
+        vfs.mounts.mount_with(&m.target, inode, fstype, source, read_only);
     }
 
     let cwd = vfs.walk(&vfs.root, &vfs.root, &cfg.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());

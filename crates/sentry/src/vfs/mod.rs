@@ -228,25 +228,48 @@ impl Dentry {
 /// The mount table: filesystems grafted on absolute paths.
 #[derive(Debug, Default)]
 pub struct Mounts {
-    table: RwLock<HashMap<Vec<u8>, (InodeRef, String, String)>>,
+    table: RwLock<HashMap<Vec<u8>, Mount>>,
+}
+
+#[derive(Debug)]
+struct Mount {
+    root: InodeRef,
+    fstype: String,
+    source: String,
+    read_only: bool,
 }
 
 impl Mounts {
     /// Mounts `root` (of type `fstype`, from `source`) at absolute `path`.
     pub fn mount(&self, path: &[u8], root: InodeRef, fstype: &str, source: &str) {
-        self.table.write().unwrap().insert(path.to_vec(), (root, fstype.to_string(), source.to_string()));
+        self.mount_with(path, root, fstype, source, false);
+    }
+
+    /// Mounts as `mount` does, marked read-only if `read_only` (the
+    /// filesystem itself refuses the writes).
+    pub fn mount_with(&self, path: &[u8], root: InodeRef, fstype: &str, source: &str, read_only: bool) {
+        let mount = Mount { root, fstype: fstype.to_string(), source: source.to_string(), read_only };
+        self.table.write().unwrap().insert(path.to_vec(), mount);
     }
 
     fn at(&self, path: &[u8]) -> Option<InodeRef> {
-        self.table.read().unwrap().get(path).map(|(i, _, _)| i.clone())
+        self.table.read().unwrap().get(path).map(|m| m.root.clone())
     }
 
     /// (mountpoint, fstype, source) of every mount, sorted by path.
     pub fn list(&self) -> Vec<(Vec<u8>, String, String)> {
         let mut v: Vec<_> =
-            self.table.read().unwrap().iter().map(|(p, (_, t, s))| (p.clone(), t.clone(), s.clone())).collect();
+            self.table.read().unwrap().iter().map(|(p, m)| (p.clone(), m.fstype.clone(), m.source.clone())).collect();
         v.sort();
         v
+    }
+
+    /// The mount options of the mount at `path` (`ro` or `rw`).
+    pub fn options(&self, path: &[u8]) -> &'static str {
+        match self.table.read().unwrap().get(path) {
+            Some(m) if m.read_only => "ro",
+            _ => "rw",
+        }
     }
 }
 
