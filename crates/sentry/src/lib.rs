@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
+pub mod seccomp;
 pub mod syscalls;
 pub mod vfs;
 

@@ -39,6 +39,9 @@ pub struct DoArgs {
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     #[arg(long)]
     stats: bool,
+    /// For the Sentry filter's tests: make a host call outside its allow-list.
+    #[arg(long, hide = true)]
+    selftest_forbidden_syscall: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     cmd: Vec<std::ffi::OsString>,
@@ -199,6 +202,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         stdio,
         strace: a.strace,
         stats: a.stats,
+        selftest_forbidden_syscall: a.selftest_forbidden_syscall,
     };
     let result = sentry::boot(cfg);
     let code = match result {

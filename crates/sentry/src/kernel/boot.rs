@@ -82,6 +82,9 @@ pub struct BootConfig {
     pub strace: bool,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     pub stats: bool,
+    /// For the filter's tests: once it is installed, make a host call
+    /// outside the allow-list (socket(2)), which must kill the Sentry.
+    pub selftest_forbidden_syscall: bool,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -96,6 +99,9 @@ pub enum BootError {
     /// The root filesystem could not be attached.
     #[error("cannot attach the root filesystem: {0}")]
     Root(Errno),
+    /// The Sentry's own seccomp filter could not be installed.
+    #[error("cannot install the sentry's seccomp filter: {0}")]
+    Seccomp(std::io::Error),
     /// A mount could not be set up.
     #[error("cannot mount {target}: {errno}")]
     Mount { target: String, errno: Errno },
@@ -209,6 +215,19 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         pids.tasks.insert(pid, t.clone());
         t
     };
+
+    // Last, once everything that needs more is set up (the source stub is
+    // forked, the Gofers attached, the mounts made): from here on a host
+    // call outside the list kills the Sentry.
+    let filter = host::seccomp::compile_allow_list_with(crate::seccomp::ALLOW_LIST, crate::seccomp::mismatch());
+    host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
+    if cfg.selftest_forbidden_syscall {
+        // std's UDP bind starts with socket(2).
+        let survived = std::net::UdpSocket::bind(("127.0.0.1", 0));
+        let wrong =
+            format!("a forbidden host call (socket) returned {survived:?}; the sentry's seccomp filter is not working");
+        return Err(BootError::Host(std::io::Error::other(wrong)));
+    }
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), (Vec<u8>, Errno)>>();
     let k2 = k.clone();
