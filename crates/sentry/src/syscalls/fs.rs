@@ -84,10 +84,10 @@ fn key_of(i: &crate::vfs::InodeRef) -> Option<crate::fs::inotify::Key> {
 
 /// Reports an inotify event for the entry `d` (in its parent directory and on itself).
 fn notify_dentry(t: &CurrentTask, d: &Dentry, mask: u32) {
-    let Some(parent) = &d.parent else { return };
+    let Some(parent) = d.parent() else { return };
     let (Some(pk), fk) = (key_of(&parent.inode), key_of(&d.inode)) else { return };
     let is_dir = d.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
-    t.k.inotify.entry(pk, &d.name, fk, mask, is_dir);
+    t.k.inotify.entry(pk, &d.name(), fk, mask, is_dir);
 }
 
 fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
@@ -133,7 +133,7 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
             }
             let umask = t.tg().fs.lock().unwrap().umask;
             let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
-            let d = Arc::new(Dentry { name, parent: Some(dir), inode });
+            let d = Dentry::new_child(&dir, &name, inode);
             notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
             d
         }
@@ -204,7 +204,7 @@ fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode
     dir.inode.unlink(&name, false)?;
     let mut dname = b"#".to_vec();
     dname.extend_from_slice(&name);
-    let d = Arc::new(Dentry { name: dname, parent: Some(dir), inode });
+    let d = Dentry::detached(dname, Some(dir), inode);
     let f = OpenFile::new(ops, Some(d), flags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
     install(t, f, flags & O_CLOEXEC != 0)
 }
@@ -646,7 +646,7 @@ pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> Sys
     let mut snap = f.dir_snapshot.lock().unwrap();
     let mut pos = f.pos.lock().unwrap();
     if snap.is_none() || *pos == 0 {
-        let parent_ino = d.parent.as_ref().and_then(|p| p.inode.stat().ok()).map(|s| s.ino).unwrap_or(st.ino);
+        let parent_ino = d.parent().and_then(|p| p.inode.stat().ok()).map(|s| s.ino).unwrap_or(st.ino);
         let mut v = vec![
             crate::vfs::DirEntry { ino: st.ino, ftype: FileType::Directory, name: b".".to_vec() },
             crate::vfs::DirEntry { ino: parent_ino, ftype: FileType::Directory, name: b"..".to_vec() },
@@ -781,6 +781,7 @@ pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> S
         return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
     }
     dir.inode.unlink(&name, rmdir)?;
+    dir.forget_child(&name);
     if let Some(k) = key_of(&dir.inode) {
         t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_DELETE, rmdir);
     }
@@ -824,6 +825,7 @@ pub fn sys_renameat2(
     }
     let is_dir = src.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
     od.inode.rename(&on, &nd.inode, &nn)?;
+    t.k.vfs.renamed(&od, &on, &nd, &nn);
     if let (Some(a), Some(b)) = (key_of(&od.inode), key_of(&nd.inode)) {
         t.k.inotify.rename(a, &on, b, &nn, is_dir);
     }
@@ -1621,7 +1623,7 @@ pub fn sys_memfd_create(t: &mut CurrentTask, name: u64, flags: u32) -> SysResult
     fs.unlink(b"memfd", false)?;
     let mut dname = b"memfd:".to_vec();
     dname.extend_from_slice(&name);
-    let d = Arc::new(Dentry { name: dname, parent: None, inode: inode.clone() });
+    let d = Dentry::detached(dname, None, inode.clone());
     let ops = inode.open(2)?;
     install(t, OpenFile::new(ops, Some(d), 2), flags & MFD_CLOEXEC != 0)
 }

@@ -2,8 +2,12 @@
 //! path walk with symlinks and `..` resolved here, open files and fd tables.
 //!
 //! Invariants: a `Dentry` knows its parent, so `..` and getcwd never ask a
-//! filesystem; mounts are looked up by the absolute path of the mountpoint;
-//! symlinks are followed at most `MAX_SYMLINKS` times per walk.
+//! filesystem; a directory's dentry caches its children weakly, so one name
+//! has one dentry and a rename moves it for every holder; a dentry's lock is
+//! held only to read or change its place, never across a filesystem call or
+//! while taking another dentry's lock; mounts are looked up by the absolute
+//! path of the mountpoint; symlinks are followed at most `MAX_SYMLINKS` times
+//! per walk.
 
 pub mod fdtable;
 pub mod file;
@@ -11,13 +15,14 @@ pub mod lock;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use abi::Errno;
 
 pub use fdtable::FdTable;
 pub use file::{FileOps, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
 
+use crate::fs::cache::{Children, Lookup};
 use crate::SysResult;
 
 const MAX_SYMLINKS: u32 = 40;
@@ -188,30 +193,84 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     fn fs_id(&self) -> u64;
 }
 
-/// A name in the tree: an inode plus how we got there, so `..` and getcwd work.
+/// A name in the tree: an inode plus where it sits, so `..` and getcwd work.
+///
+/// Dentries are shared: a directory caches the dentries of its children, so
+/// everyone who reached a name (cwd, open files, a walk in progress) holds the
+/// same dentry, and a rename that moves it moves it for all of them.
 #[derive(Debug)]
 pub struct Dentry {
-    pub name: Vec<u8>,
-    pub parent: Option<Arc<Dentry>>,
+    place: Mutex<Place>,
     pub inode: InodeRef,
+    /// Children looked up through this dentry. Weak, so a directory owns
+    /// nothing of its children; a child owns its parent.
+    children: Children<Dentry>,
+}
+
+/// Where a dentry sits: its name in its parent.
+#[derive(Debug)]
+struct Place {
+    name: Vec<u8>,
+    parent: Option<Arc<Dentry>>,
 }
 
 impl Dentry {
     pub fn root(inode: InodeRef) -> Arc<Dentry> {
-        Arc::new(Dentry { name: Vec::new(), parent: None, inode })
+        Dentry::detached(Vec::new(), None, inode)
     }
 
-    /// The absolute path of this dentry.
+    /// A dentry its parent does not know of, so no walk finds it: an open
+    /// file outside the tree (O_TMPFILE, memfd).
+    pub fn detached(name: Vec<u8>, parent: Option<Arc<Dentry>>, inode: InodeRef) -> Arc<Dentry> {
+        Arc::new(Dentry { place: Mutex::new(Place { name, parent }), inode, children: Children::default() })
+    }
+
+    /// The dentry of `inode`, just created as `name` in `parent`; later walks
+    /// to that name find this very dentry while the filesystem returns the same inode.
+    pub fn new_child(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
+        let d = Dentry::detached(name.to_vec(), Some(parent.clone()), inode);
+        parent.children.insert(name, &d);
+        d
+    }
+
+    /// The name in the parent directory (empty for a root).
+    pub fn name(&self) -> Vec<u8> {
+        self.place.lock().unwrap().name.clone()
+    }
+
+    /// The directory this dentry is in; None for a root or a file outside any tree.
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.place.lock().unwrap().parent.clone()
+    }
+
+    /// Drops the cached dentry of `name` (it was unlinked or replaced), so
+    /// the next walk asks the filesystem.
+    pub fn forget_child(&self, name: &[u8]) {
+        self.children.forget(name);
+    }
+
+    /// The absolute path of this dentry. Each dentry's lock is taken only
+    /// long enough to read its place, so a concurrent rename never deadlocks
+    /// with it.
     pub fn path(&self) -> Vec<u8> {
-        if self.parent.is_none() && !self.name.is_empty() {
+        let (name, mut parent) = {
+            let place = self.place.lock().unwrap();
+            (place.name.clone(), place.parent.clone())
+        };
+        if parent.is_none() && !name.is_empty() {
             // A file outside any tree (memfd): Linux shows it as deleted.
-            return [b"/", self.name.as_slice(), b" (deleted)"].concat();
+            return [b"/", name.as_slice(), b" (deleted)"].concat();
         }
         let mut parts = Vec::new();
-        let mut d = self;
-        while let Some(p) = &d.parent {
-            parts.push(d.name.clone());
-            d = p;
+        if parent.is_some() {
+            parts.push(name);
+        }
+        while let Some(d) = parent {
+            let place = d.place.lock().unwrap();
+            if place.parent.is_some() {
+                parts.push(place.name.clone());
+            }
+            parent = place.parent.clone();
         }
         if parts.is_empty() {
             return b"/".to_vec();
@@ -222,6 +281,18 @@ impl Dentry {
             out.extend_from_slice(p);
         }
         out
+    }
+
+    /// Whether `self` is `ancestor` or lies beneath it.
+    fn is_within(self: &Arc<Dentry>, ancestor: &Arc<Dentry>) -> bool {
+        let mut d = Some(self.clone());
+        while let Some(cur) = d {
+            if Arc::ptr_eq(&cur, ancestor) {
+                return true;
+            }
+            d = cur.parent();
+        }
+        false
     }
 }
 
@@ -301,7 +372,7 @@ impl Vfs {
             if Arc::ptr_eq(dir, root) {
                 return Ok(dir.clone());
             }
-            return Ok(dir.parent.clone().unwrap_or_else(|| dir.clone()));
+            return Ok(dir.parent().unwrap_or_else(|| dir.clone()));
         }
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
@@ -310,19 +381,58 @@ impl Vfs {
         if st.file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let mut path = dir.path();
-        if path != b"/" {
-            path.push(b'/');
-        } else {
-            path.clear();
-            path.push(b'/');
-        }
-        path.extend_from_slice(name);
+        let path = join(&dir.path(), name);
+        // The mount table comes first: a mount root's dentry is a different
+        // inode from the directory it covers, so the cache below never
+        // confuses the two.
         let inode = match self.mounts.at(&path) {
             Some(m) => m,
             None => dir.inode.lookup(name)?,
         };
-        Ok(Arc::new(Dentry { name: name.to_vec(), parent: Some(dir.clone()), inode }))
+        if let Lookup::Hit(cached) = dir.children.get(name) {
+            if Arc::ptr_eq(&cached.inode, &inode) {
+                return Ok(cached);
+            }
+        }
+        Ok(Dentry::new_child(dir, name, inode))
+    }
+
+    /// Moves the dentries after `old_name` in `old_dir` was renamed to
+    /// `new_name` in `new_dir`: whoever holds the moved dentry (a cwd, an
+    /// open file) now sees its new path, and the name it replaced is forgotten.
+    pub fn renamed(&self, old_dir: &Arc<Dentry>, old_name: &[u8], new_dir: &Arc<Dentry>, new_name: &[u8]) {
+        // Mounts are keyed by path and stay where they are; a mount root's
+        // dentry must keep naming its mountpoint.
+        let old_path = join(&old_dir.path(), old_name);
+        let new_path = join(&new_dir.path(), new_name);
+        if self.mounts.at(&old_path).is_some() || self.mounts.at(&new_path).is_some() {
+            return;
+        }
+        let replaced = new_dir.children.get(new_name);
+        let Lookup::Hit(moved) = old_dir.children.get(old_name) else {
+            new_dir.forget_child(new_name);
+            return;
+        };
+        // Renaming a file onto itself or onto another of its hard links
+        // changes nothing.
+        if matches!(&replaced, Lookup::Hit(r) if Arc::ptr_eq(&r.inode, &moved.inode)) {
+            return;
+        }
+        new_dir.forget_child(new_name);
+        old_dir.forget_child(old_name);
+        // A directory moved beneath itself would loop `path`; the rename
+        // checks refuse that, so this only guards against a racing rename.
+        if new_dir.is_within(&moved) {
+            return;
+        }
+        let old_parent = {
+            let mut place = moved.place.lock().unwrap();
+            place.name = new_name.to_vec();
+            place.parent.replace(new_dir.clone())
+        };
+        // Dropped outside the lock: the last reference to a dentry drops its inode.
+        drop(old_parent);
+        new_dir.children.insert(new_name, &moved);
     }
 
     /// Resolves `path` from `cwd` (or `root` if absolute). Symlinks are followed in every
@@ -396,9 +506,77 @@ impl Vfs {
     }
 }
 
+/// The absolute path of `name` in the directory at absolute path `dir`.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = dir.to_vec();
+    if path != b"/" {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    path
+}
+
 /// Filesystem ids for `st_dev` and rename checks.
 pub fn new_fs_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0x20);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::tmpfs::TmpfsInode;
+
+    fn tree() -> Vfs {
+        let vfs = Vfs::new(TmpfsInode::new_fs(0o755));
+        for dir in [&b"/a"[..], b"/a/sub", b"/b", b"/mnt"] {
+            let (parent, name) = vfs.walk_parent(&vfs.root, &vfs.root, dir).unwrap();
+            parent.inode.create(&name, NewNode::Dir { mode: 0o755 }).unwrap();
+        }
+        vfs
+    }
+
+    fn walk(vfs: &Vfs, path: &[u8]) -> Arc<Dentry> {
+        vfs.walk(&vfs.root, &vfs.root, path, Follow::Yes).unwrap()
+    }
+
+    fn rename(vfs: &Vfs, old: &[u8], new: &[u8]) {
+        let (od, on) = vfs.walk_parent(&vfs.root, &vfs.root, old).unwrap();
+        let (nd, nn) = vfs.walk_parent(&vfs.root, &vfs.root, new).unwrap();
+        od.inode.rename(&on, &nd.inode, &nn).unwrap();
+        vfs.renamed(&od, &on, &nd, &nn);
+    }
+
+    #[test]
+    fn walks_share_one_dentry_per_name() {
+        let vfs = tree();
+        let held = walk(&vfs, b"/a/sub");
+        assert!(Arc::ptr_eq(&held, &walk(&vfs, b"/a/../a/./sub")));
+    }
+
+    #[test]
+    fn a_rename_moves_the_dentry_everyone_holds() {
+        let vfs = tree();
+        let cwd = walk(&vfs, b"/a/sub");
+        rename(&vfs, b"/a/sub", b"/b/moved");
+        assert_eq!(cwd.path(), b"/b/moved");
+        assert_eq!(vfs.step(&vfs.root, &cwd, b"..").unwrap().path(), b"/b");
+        assert!(Arc::ptr_eq(&cwd, &walk(&vfs, b"/b/moved")));
+        assert_eq!(vfs.walk(&vfs.root, &vfs.root, b"/a/sub", Follow::Yes).unwrap_err(), Errno::ENOENT);
+        // Its parent moving moves it too.
+        rename(&vfs, b"/b", b"/a/b2");
+        assert_eq!(cwd.path(), b"/a/b2/moved");
+    }
+
+    #[test]
+    fn a_mount_root_is_not_the_directory_it_covers() {
+        let vfs = tree();
+        let covered = walk(&vfs, b"/mnt");
+        vfs.mounts.mount(b"/mnt", TmpfsInode::new_fs(0o755), "tmpfs", "tmpfs");
+        let root = walk(&vfs, b"/mnt");
+        assert!(!Arc::ptr_eq(&covered, &root));
+        assert!(Arc::ptr_eq(&root, &walk(&vfs, b"/mnt")));
+        assert_eq!(root.path(), b"/mnt");
+    }
 }
