@@ -12,7 +12,10 @@ pub mod syscalls;
 pub mod vfs;
 
 pub use abi::Errno;
-pub use kernel::boot::{boot, BootConfig, BootError, FileAccess, HostStdio, MountConfig, MountKind, RootConfig};
+pub use kernel::boot::{
+    boot, BootConfig, BootError, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, ProcessInfo, RootConfig,
+    Sandbox,
+};
 
 /// The result of a kernel operation: a value or an errno for the app.
 pub type SysResult<T> = Result<T, Errno>;

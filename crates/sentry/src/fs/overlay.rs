@@ -88,6 +88,8 @@ pub struct OverlayInode {
     parent: Option<Arc<OverlayInode>>,
     name: Vec<u8>,
     children: Children<OverlayInode>,
+    /// Files opened on the lower file, moved to the upper copy when it is made.
+    readers: Mutex<Vec<Weak<LowerFile>>>,
     me: Weak<OverlayInode>,
 }
 
@@ -122,6 +124,7 @@ impl OverlayInode {
             parent,
             name,
             children: Children::default(),
+            readers: Mutex::new(Vec::new()),
             me: me.clone(),
         })
     }
@@ -167,6 +170,10 @@ impl OverlayInode {
             other => other?,
         };
         *self.upper.lock().unwrap() = Some(up.clone());
+        let readers = std::mem::take(&mut *self.readers.lock().unwrap());
+        for reader in readers.iter().filter_map(Weak::upgrade) {
+            reader.move_up(&up)?;
+        }
         Ok(up)
     }
 
@@ -396,7 +403,11 @@ impl Inode for OverlayInode {
         let opened = self.current()?.open(flags)?;
         if regular && self.upper().is_none() {
             // Reads must follow the file if a later write copies it up.
-            return Ok(Arc::new(LowerFile { node: self, flags, file: Mutex::new((false, opened)) }));
+            let reader = Arc::new(LowerFile { flags, file: Mutex::new(opened) });
+            let mut readers = self.readers.lock().unwrap();
+            readers.retain(|r| r.strong_count() > 0);
+            readers.push(Arc::downgrade(&reader));
+            return Ok(reader);
         }
         Ok(opened)
     }
@@ -527,31 +538,26 @@ impl Inode for OverlayInode {
     }
 }
 
-/// A lower regular file opened for reading, which switches to the upper
-/// copy once the file is copied up, so that it sees writes made through
-/// other descriptors as on a single-layer filesystem.
+/// A lower regular file opened for reading, which moves to the upper copy
+/// when the file is copied up, so that it sees writes made through other
+/// descriptors as on a single-layer filesystem.
 #[derive(Debug)]
 struct LowerFile {
-    node: Arc<OverlayInode>,
     flags: u32,
-    /// Whether `.1` is the upper file yet, and the file.
-    file: Mutex<(bool, Arc<dyn FileOps>)>,
+    file: Mutex<Arc<dyn FileOps>>,
 }
 
 impl LowerFile {
-    fn current(&self) -> SysResult<Arc<dyn FileOps>> {
-        let mut file = self.file.lock().unwrap();
-        if !file.0 {
-            if let Some(upper) = self.node.upper() {
-                *file = (true, upper.open(self.flags)?);
-            }
-        }
-        Ok(file.1.clone())
+    fn move_up(&self, upper: &Arc<TmpfsInode>) -> SysResult<()> {
+        let opened = upper.clone().open(self.flags)?;
+        *self.file.lock().unwrap() = opened;
+        Ok(())
     }
 }
 
 impl FileOps for LowerFile {
     fn read(&self, f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
-        self.current()?.read(f, buf, off)
+        let file = self.file.lock().unwrap().clone();
+        file.read(f, buf, off)
     }
 }

@@ -74,11 +74,9 @@ pub enum MountKind {
 pub struct BootConfig {
     pub root: RootConfig,
     pub mounts: Vec<MountConfig>,
-    pub argv: Vec<Vec<u8>>,
-    pub envp: Vec<Vec<u8>>,
-    pub cwd: Vec<u8>,
+    /// The first process (pid 1).
+    pub init: ProcessConfig,
     pub hostname: Vec<u8>,
-    pub stdio: HostStdio,
     pub strace: bool,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     pub stats: bool,
@@ -110,8 +108,7 @@ pub enum BootError {
     Exec { path: String, errno: Errno },
 }
 
-/// Boots the sandbox and runs it until init exits; returns init's wait status.
-pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
+fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let mem = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = PtracePlatform::new(mem.clone())?;
     let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
@@ -132,14 +129,15 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     };
     let vfs = Arc::new(Vfs::new(root.clone()));
 
-    let stdin = HostFile::new(cfg.stdio.stdin);
-    let tty: Option<Arc<dyn FileOps>> = if stdin.is_tty() { Some(stdin.clone()) } else { None };
+    let tty_file = cfg.init.stdio.stdin.try_clone().ok().map(HostFile::new).filter(|f| f.is_tty());
+    let tty = tty_file.is_some();
+    let tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
         vfs.mounts.mount(
             b"/dev",
-            dev::new_devfs(tty, Some(crate::fs::pty::PtyRegistry::new(weak.clone()))),
+            dev::new_devfs(tty_file, Some(crate::fs::pty::PtyRegistry::new(weak.clone()))),
             "devtmpfs",
             "dev",
         );
@@ -156,8 +154,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             strace: cfg.strace,
             hostname: Mutex::new(cfg.hostname.clone()),
             unimplemented: Mutex::new(BTreeMap::new()),
-            init_exit: Mutex::new(None),
-            init_exit_cv: std::sync::Condvar::new(),
+            exits: Mutex::new(BTreeMap::new()),
+            exits_cv: std::sync::Condvar::new(),
             futexes: Default::default(),
             locks: Default::default(),
             flocks: Default::default(),
@@ -182,40 +180,6 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         vfs.mounts.mount_with(&m.target, inode, fstype, source, read_only);
     }
 
-    let cwd = vfs.walk(&vfs.root, &vfs.root, &cfg.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
-    let mut fds = FdTable::default();
-    for (i, f) in [stdin as Arc<dyn FileOps>, HostFile::new(cfg.stdio.stdout), HostFile::new(cfg.stdio.stderr)]
-        .into_iter()
-        .enumerate()
-    {
-        let flags = if i == 0 { 0 } else { 1 };
-        fds.set(i as i32, OpenFile::new(f, None, flags), false).expect("fds 0-2 are valid");
-    }
-    let fs = FsContext { root: vfs.root.clone(), cwd, umask: 0o022 };
-    let init = {
-        let mut pids = k.pids.lock().unwrap();
-        let pid = pids.alloc();
-        debug_assert_eq!(pid, 1);
-        let tg = ThreadGroup::new(
-            pid,
-            None,
-            MemoryManager::new(alloc.clone()),
-            fds,
-            fs,
-            Creds::default(),
-            [SigAction::default(); 64],
-            pid,
-            pid,
-            Vec::new(),
-            Vec::new(),
-        );
-        let t = Task::new(pid, tg.clone(), 0);
-        tg.state.lock().unwrap().threads.push(t.clone());
-        pids.groups.insert(pid, tg);
-        pids.tasks.insert(pid, t.clone());
-        t
-    };
-
     // Last, once everything that needs more is set up (the source stub is
     // forked, the Gofers attached, the mounts made): from here on a host
     // call outside the list kills the Sentry.
@@ -229,79 +193,284 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         return Err(BootError::Host(std::io::Error::other(wrong)));
     }
 
-    let (tx, rx) = std::sync::mpsc::channel::<Result<(), (Vec<u8>, Errno)>>();
-    let k2 = k.clone();
-    let argv = cfg.argv;
-    let envp = cfg.envp;
-    std::thread::Builder::new().name("task-1".into()).spawn(move || {
-        let ctx = match k2.platform.new_context() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tx.send(Err((b"stub".to_vec(), Errno(e.raw_os_error().unwrap_or(5)))));
-                init.tg.begin_exit(task::signaled(9, false));
-                return task::exit_thread(&k2, &init);
-            }
-        };
-        let regs = match ctx.initial_regs() {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err((b"stub".to_vec(), Errno(e.raw_os_error().unwrap_or(5)))));
-                init.tg.begin_exit(task::signaled(9, false));
-                return task::exit_thread(&k2, &init);
-            }
-        };
-        let mut cur = CurrentTask { k: k2.clone(), task: init.clone(), ctx, regs, restart: None };
-        task::set_current(1, 1);
-        let path = resolve_command(&argv, &envp);
-        let mut result = Err(Errno::ENOENT);
-        for p in &path {
-            result = crate::syscalls::exec_initial(&mut cur, p, argv.clone(), envp.clone());
-            if result != Err(Errno::ENOENT) {
-                break;
-            }
-        }
-        match result {
-            Ok(()) => {
-                let _ = tx.send(Ok(()));
-                cur.run();
-            }
-            Err(e) => {
-                let _ = tx.send(Err((argv.first().cloned().unwrap_or_default(), e)));
-                cur.tg().begin_exit(task::exited(127));
-                drop(cur);
-                task::exit_thread(&k2, &init);
-            }
-        }
-    })?;
-    if let Ok(Err((path, errno))) = rx.recv() {
-        return Err(BootError::Exec { path: String::from_utf8_lossy(&path).into_owned(), errno });
-    }
-    let status = {
-        let mut done = k.init_exit.lock().unwrap();
-        while done.is_none() {
-            done = k.init_exit_cv.wait(done).unwrap();
-        }
-        done.expect("checked above")
-    };
-    if cfg.stats {
-        let round_trips: u64 = clients.iter().map(|c| c.round_trips()).sum();
-        super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips}"));
-    }
-    if k.strace {
-        let counts = k.unimplemented.lock().unwrap();
-        if !counts.is_empty() {
-            let list: Vec<String> = counts
-                .iter()
-                .map(|(nr, n)| match abi::sysno::name(*nr) {
-                    Some(name) => format!("{name}({nr}) x{n}"),
-                    None => format!("{nr} x{n}"),
-                })
-                .collect();
-            super::log_line(format_args!("moat: unimplemented syscalls called: {}", list.join(", ")));
-        }
-    }
+    let sandbox = Sandbox { k, clients, stats: cfg.stats, tty };
+    let init = sandbox.spawn(cfg.init, true)?;
+    debug_assert_eq!(init, 1);
+    Ok(sandbox)
+}
+
+/// A process to start in the sandbox: init, or one started from outside
+/// (`moat exec`).
+#[derive(Debug)]
+pub struct ProcessConfig {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    /// Absolute path of the working directory (`/` if it does not resolve).
+    pub cwd: Vec<u8>,
+    pub stdio: HostStdio,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// What `ps` shows of one sandbox process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    /// The command name (`comm`).
+    pub name: String,
+    /// The arguments, as /proc/PID/cmdline has them.
+    pub args: Vec<String>,
+}
+
+/// A running sandbox: its kernel, seen from outside.
+#[derive(Debug)]
+pub struct Sandbox {
+    k: Arc<Kernel>,
+    clients: Vec<Arc<p9::Client>>,
+    stats: bool,
+    tty: bool,
+}
+
+/// Boots the sandbox and runs it until init exits; returns init's wait status.
+pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
+    let sandbox = Sandbox::start(cfg)?;
+    let status = sandbox.wait(1);
+    sandbox.finish();
     Ok(status)
 }
+
+impl Sandbox {
+    /// Boots the sandbox and starts init; returns once init runs its program.
+    pub fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
+        start(cfg)
+    }
+
+    /// Whether init's stdin is a terminal.
+    pub fn has_tty(&self) -> bool {
+        self.tty
+    }
+
+    /// Starts `process` as a new process with no parent in the sandbox
+    /// (as `runc exec` does); returns its pid once it runs its program.
+    pub fn exec(&self, process: ProcessConfig) -> Result<i32, BootError> {
+        self.spawn(process, false)
+    }
+
+    /// Waits until process `pid` (init, or one started by [`Sandbox::exec`])
+    /// exits and returns its wait status; reaps it unless it is init.
+    pub fn wait(&self, pid: i32) -> i32 {
+        let mut exits = self.k.exits.lock().unwrap();
+        loop {
+            if let Some(&status) = exits.get(&pid) {
+                if pid != 1 {
+                    exits.remove(&pid);
+                    drop(exits);
+                    self.k.pids.lock().unwrap().groups.remove(&pid);
+                }
+                return status;
+            }
+            exits = self.k.exits_cv.wait(exits).unwrap();
+        }
+    }
+
+    /// Whether process `pid` has exited (without reaping it).
+    pub fn exited(&self, pid: i32) -> Option<i32> {
+        self.k.exits.lock().unwrap().get(&pid).copied()
+    }
+
+    /// Sends `sig` from outside the sandbox to process `pid`. As for any
+    /// sender outside a PID namespace, init gets only SIGKILL, SIGSTOP and
+    /// the signals it handles.
+    pub fn signal(&self, pid: i32, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        let group = self.k.group(pid).ok_or(Errno::ESRCH)?;
+        if group.state.lock().unwrap().zombie.is_some() {
+            return Err(Errno::ESRCH);
+        }
+        if pid == 1 && sig != super::signal::SIGKILL && sig != super::signal::SIGSTOP {
+            let handler = group.sig.lock().unwrap().actions[(sig - 1) as usize].handler;
+            if handler == super::signal::SIG_DFL {
+                return Ok(());
+            }
+        }
+        task::send_to_group(&group, super::signal::SigInfo { signo: sig, code: SI_USER, ..Default::default() });
+        Ok(())
+    }
+
+    /// Sends `sig` from outside to every live process of the sandbox.
+    pub fn signal_all(&self, sig: i32) -> Result<(), Errno> {
+        let pids: Vec<i32> = self.k.pids.lock().unwrap().groups.keys().copied().collect();
+        for pid in pids {
+            match self.signal(pid, sig) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox's live processes, by pid.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let groups: Vec<Arc<ThreadGroup>> = self.k.pids.lock().unwrap().groups.values().cloned().collect();
+        let mut out = Vec::new();
+        for g in groups {
+            if g.state.lock().unwrap().zombie.is_some() {
+                continue;
+            }
+            let name = g.comm.lock().unwrap().clone();
+            let args = {
+                let mm_arc = g.mm();
+                let mm = mm_arc.lock().unwrap();
+                let (start, end) = mm.arg_range;
+                let mut buf = vec![0u8; end.saturating_sub(start).min(4096) as usize];
+                if mm.read(start, &mut buf).is_err() {
+                    buf.clear();
+                }
+                buf
+            };
+            let args = args
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            out.push(ProcessInfo {
+                pid: g.pid,
+                ppid: g.ppid(),
+                name: String::from_utf8_lossy(&name).into_owned(),
+                args,
+            });
+        }
+        out
+    }
+
+    /// Prints the counters asked for; call once the sandbox is done.
+    pub fn finish(&self) {
+        if self.stats {
+            let round_trips: u64 = self.clients.iter().map(|c| c.round_trips()).sum();
+            super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips}"));
+        }
+        if self.k.strace {
+            let counts = self.k.unimplemented.lock().unwrap();
+            if !counts.is_empty() {
+                let list: Vec<String> = counts
+                    .iter()
+                    .map(|(nr, n)| match abi::sysno::name(*nr) {
+                        Some(name) => format!("{name}({nr}) x{n}"),
+                        None => format!("{nr} x{n}"),
+                    })
+                    .collect();
+                super::log_line(format_args!("moat: unimplemented syscalls called: {}", list.join(", ")));
+            }
+        }
+    }
+
+    fn spawn(&self, p: ProcessConfig, init: bool) -> Result<i32, BootError> {
+        let k = &self.k;
+        let vfs = &k.vfs;
+        let cwd = vfs.walk(&vfs.root, &vfs.root, &p.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
+        let stdin = HostFile::new(p.stdio.stdin);
+        let mut fds = FdTable::default();
+        for (i, f) in [stdin as Arc<dyn FileOps>, HostFile::new(p.stdio.stdout), HostFile::new(p.stdio.stderr)]
+            .into_iter()
+            .enumerate()
+        {
+            let flags = if i == 0 { 0 } else { 1 };
+            fds.set(i as i32, OpenFile::new(f, None, flags), false)
+                .map_err(|e| BootError::Exec { path: "stdio".to_owned(), errno: e })?;
+        }
+        let fs = FsContext { root: vfs.root.clone(), cwd, umask: 0o022 };
+        let creds = Creds {
+            uid: p.uid,
+            euid: p.uid,
+            suid: p.uid,
+            gid: p.gid,
+            egid: p.gid,
+            sgid: p.gid,
+            groups: p.groups.clone(),
+        };
+        let leader = {
+            let mut pids = k.pids.lock().unwrap();
+            let pid = pids.alloc();
+            if init && pid != 1 {
+                return Err(BootError::Host(std::io::Error::other("init must be the first process")));
+            }
+            let tg = ThreadGroup::new(
+                pid,
+                None,
+                MemoryManager::new(k.alloc.clone()),
+                fds,
+                fs,
+                creds,
+                [SigAction::default(); 64],
+                pid,
+                pid,
+                Vec::new(),
+                Vec::new(),
+            );
+            let t = Task::new(pid, tg.clone(), 0);
+            tg.state.lock().unwrap().threads.push(t.clone());
+            pids.groups.insert(pid, tg);
+            pids.tasks.insert(pid, t.clone());
+            t
+        };
+        let pid = leader.tid();
+
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), (Vec<u8>, Errno)>>();
+        let k2 = k.clone();
+        let (argv, envp) = (p.argv, p.envp);
+        let spawned = std::thread::Builder::new().name(format!("task-{pid}")).spawn(move || {
+            let started = k2.platform.new_context().and_then(|ctx| Ok((ctx.initial_regs()?, ctx)));
+            let (regs, ctx) = match started {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err((b"stub".to_vec(), Errno(e.raw_os_error().unwrap_or(5)))));
+                    leader.tg.begin_exit(task::signaled(9, false));
+                    return task::exit_thread(&k2, &leader);
+                }
+            };
+            let mut cur = CurrentTask { k: k2.clone(), task: leader.clone(), ctx, regs, restart: None };
+            task::set_current(pid, pid);
+            let path = resolve_command(&argv, &envp);
+            let mut result = Err(Errno::ENOENT);
+            for p in &path {
+                result = crate::syscalls::exec_initial(&mut cur, p, argv.clone(), envp.clone());
+                if result != Err(Errno::ENOENT) {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => {
+                    let _ = tx.send(Ok(()));
+                    cur.run();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err((argv.first().cloned().unwrap_or_default(), e)));
+                    cur.tg().begin_exit(task::exited(127));
+                    drop(cur);
+                    task::exit_thread(&k2, &leader);
+                }
+            }
+        });
+        spawned?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(pid),
+            Ok(Err((path, errno))) => {
+                if !init {
+                    self.wait(pid);
+                }
+                Err(BootError::Exec { path: String::from_utf8_lossy(&path).into_owned(), errno })
+            }
+            Err(_) => Err(BootError::Host(std::io::Error::other("the process's thread ended before it started"))),
+        }
+    }
+}
+
+/// `si_code` of a signal sent by kill(2), here by the runtime from outside.
+const SI_USER: i32 = 0;
 
 /// The largest 9P message asked of a Gofer.
 const MSIZE: u32 = 1 << 20;

@@ -45,9 +45,10 @@ pub struct Kernel {
     pub hostname: Mutex<Vec<u8>>,
     /// Unimplemented syscalls seen, by number, with their count.
     pub unimplemented: Mutex<BTreeMap<u64, u64>>,
-    /// Set when init exits: its wait status.
-    pub init_exit: Mutex<Option<i32>>,
-    pub init_exit_cv: std::sync::Condvar,
+    /// Wait statuses of exited processes that have no parent in the
+    /// sandbox (init, and processes started from outside), until collected.
+    pub exits: Mutex<BTreeMap<i32, i32>>,
+    pub exits_cv: std::sync::Condvar,
     pub futexes: futex::Futexes,
     pub locks: crate::vfs::lock::LockTable,
     /// flock(2) locks, apart from POSIX ones as on Linux.

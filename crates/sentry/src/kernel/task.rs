@@ -811,9 +811,9 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
         }
         parent.child_wait.notify_all();
     }
-    if tg.pid == 1 {
-        *k.init_exit.lock().unwrap() = Some(status);
-        k.init_exit_cv.notify_all();
+    if tg.parent().is_none() {
+        k.exits.lock().unwrap().insert(tg.pid, status);
+        k.exits_cv.notify_all();
     }
 }
 

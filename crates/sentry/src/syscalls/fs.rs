@@ -119,25 +119,35 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
         return install(t, f, flags & O_CLOEXEC != 0);
     }
     let follow = if flags & (O_NOFOLLOW | O_EXCL) != 0 { Follow::No } else { Follow::Yes };
-    let d = match t.k.vfs.walk(&root, &start, &path, follow) {
-        Ok(d) => {
-            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
-                return Err(Errno::EEXIST);
+    // A file that appears between the lookup and the create (another process,
+    // or the host on a shared mount) is opened as if it had been there.
+    const CREATE_TRIES: u32 = 4;
+    let mut tries = 0;
+    let d = loop {
+        tries += 1;
+        match t.k.vfs.walk(&root, &start, &path, follow) {
+            Ok(d) => {
+                if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                break d;
             }
-            d
-        }
-        Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-            let (dir, name) = creation_point(t, &root, &start, &path)?;
-            if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
-                return Err(Errno::EISDIR);
+            Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+                let (dir, name) = creation_point(t, &root, &start, &path)?;
+                if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
+                    return Err(Errno::EISDIR);
+                }
+                let umask = t.tg().fs.lock().unwrap().umask;
+                let inode = match dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 }) {
+                    Err(Errno::EEXIST) if flags & O_EXCL == 0 && tries < CREATE_TRIES => continue,
+                    other => other?,
+                };
+                let d = Dentry::new_child(&dir, &name, inode);
+                notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
+                break d;
             }
-            let umask = t.tg().fs.lock().unwrap().umask;
-            let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
-            let d = Dentry::new_child(&dir, &name, inode);
-            notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
-            d
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let st = d.inode.stat()?;
     let ft = st.file_type();
