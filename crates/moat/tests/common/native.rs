@@ -9,9 +9,12 @@ pub fn moat() -> &'static str {
     env!("CARGO_BIN_EXE_moat")
 }
 
-/// A scratch directory the sandbox can see (the sandbox's /tmp is its own tmpfs).
+/// A scratch directory the sandbox can see (the sandbox's /tmp is its own
+/// tmpfs, so a checkout under the host's /tmp uses /var/tmp instead).
 pub fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target.starts_with("/tmp") { PathBuf::from("/var/tmp") } else { target };
+    let d = base.join(format!("moat-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("create scratch dir");
     d
 }
