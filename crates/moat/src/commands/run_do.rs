@@ -193,7 +193,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         })
         .collect();
     let cfg = sentry::BootConfig {
-        root: RootConfig { gofer: sock, access, overlay_limit: Some(a.overlay_size) },
+        root: RootConfig { gofer: sock, access, overlay_limit: Some(a.overlay_size), read_only: false },
         mounts,
         init: sentry::ProcessConfig {
             argv: a.cmd.iter().map(|s| s.as_bytes().to_vec()).collect(),

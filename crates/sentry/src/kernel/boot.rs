@@ -17,7 +17,7 @@ use crate::fs::gofer::{GoferInode, Sharing};
 use crate::fs::{dev, host::HostFile, overlay::OverlayInode, proc, tmpfs::TmpfsInode};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
-use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, InodeRef, NewNode, OpenFile, Vfs};
+use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
 
 /// Size of the sparse memory file: the most app memory one sandbox can use.
 const MEMORY_FILE_SIZE: u64 = 64 << 30;
@@ -49,6 +49,8 @@ pub struct RootConfig {
     pub access: FileAccess,
     /// Most bytes of file data the exclusive root's overlay may hold (ENOSPC past it).
     pub overlay_limit: Option<u64>,
+    /// Refuse every change to the root (EROFS), as a read-only OCI root.
+    pub read_only: bool,
 }
 
 /// A filesystem mounted beside the root.
@@ -65,6 +67,9 @@ pub enum MountKind {
     /// A host directory served by a Gofer of its own (a bind mount): writes
     /// reach the host unless it is read-only.
     Bind { gofer: UnixStream, read_only: bool },
+    /// One host file, `name` in the directory a Gofer serves (a bind mount
+    /// of a file, as Docker makes for /etc/hosts).
+    BindFile { gofer: UnixStream, name: Vec<u8>, read_only: bool },
     /// A fresh tmpfs holding at most `limit` bytes.
     Tmpfs { mode: u32, limit: Option<u64> },
 }
@@ -117,6 +122,9 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let root_client = Arc::new(p9::Client::new(cfg.root.gofer, MSIZE)?);
     clients.push(root_client.clone());
     let root: InodeRef = match cfg.root.access {
+        _ if cfg.root.read_only => {
+            GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?
+        }
         FileAccess::Exclusive => {
             let lower = GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?;
             OverlayInode::new_root(lower, cfg.root.overlay_limit)
@@ -124,6 +132,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         FileAccess::Shared => GoferInode::attach(root_client, Sharing::Shared, false).map_err(BootError::Root)?,
     };
     let root_fstype = match cfg.root.access {
+        _ if cfg.root.read_only => "9p",
         FileAccess::Exclusive => "overlay",
         FileAccess::Shared => "9p",
     };
@@ -173,6 +182,19 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
                 let client = Arc::new(p9::Client::new(gofer, MSIZE)?);
                 clients.push(client.clone());
                 (GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?, "9p", "bind", read_only)
+            }
+            MountKind::BindFile { gofer, name, read_only } => {
+                let client = Arc::new(p9::Client::new(gofer, MSIZE)?);
+                clients.push(client.clone());
+                let dir = GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?;
+                let file = dir.lookup(&name).map_err(failed)?;
+                if file.stat().map_err(failed)?.file_type() != FileType::Regular {
+                    return Err(failed(Errno::EINVAL));
+                }
+                make_mountpoint(&vfs, parent_of(&m.target)).map_err(failed)?;
+                make_file_mountpoint(&vfs, &m.target).map_err(failed)?;
+                vfs.mounts.mount_with(&m.target, file, "9p", "bind", read_only);
+                continue;
             }
             MountKind::Tmpfs { mode, limit } => (TmpfsInode::new_fs_limited(mode, limit), "tmpfs", "tmpfs", false),
         };
@@ -499,6 +521,30 @@ fn make_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+fn parent_of(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) | None => b"/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Makes sure a regular file is at `target` (its directory exists), to
+/// mount a file over.
+fn make_file_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
+    let dir = vfs.walk(&vfs.root, &vfs.root, parent_of(target), Follow::No)?;
+    let name = &target[parent_of(target).len()..];
+    let name = name.strip_prefix(b"/").unwrap_or(name);
+    match vfs.step(&vfs.root, &dir, name) {
+        Ok(existing) => match existing.inode.stat()?.file_type() {
+            FileType::Regular => Ok(()),
+            FileType::Symlink => Err(Errno::ELOOP),
+            _ => Err(Errno::EISDIR),
+        },
+        Err(Errno::ENOENT) => dir.inode.create(name, NewNode::File { mode: 0o644 }).map(|_| ()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Candidate paths for argv[0]: itself if it has a '/', else each $PATH directory.
