@@ -1,0 +1,8 @@
+//! moat's OCI runtime: bundles and their specs, container state under
+//! `--root`, cgroups, and the sandbox process (`moat boot`) that runs a
+//! container's Gofers and Sentry and answers its control socket.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod cgroups;
+pub mod state;
