@@ -6,10 +6,14 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 
+use commands::{extra, oci};
+
 /// moat: an application-kernel sandbox for untrusted Linux programs.
 #[derive(Debug, Parser)]
 #[command(name = "moat", version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: oci::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,6 +22,39 @@ struct Cli {
 enum Command {
     /// Run one command in a fresh sandbox (no bundle needed).
     Do(commands::run_do::DoArgs),
+    /// Create a container from a bundle, ready to start.
+    Create(oci::create::CreateArgs),
+    /// Start a created container's process.
+    Start(oci::start::StartArgs),
+    /// Print a container's state as JSON.
+    State(oci::state::StateArgs),
+    /// Send a signal to a container.
+    Kill(oci::kill::KillArgs),
+    /// Delete a container.
+    Delete(oci::delete::DeleteArgs),
+    /// Create and start a container, and wait for it.
+    Run(extra::run::RunArgs),
+    /// Run another process in a running container.
+    Exec(extra::exec::ExecArgs),
+    /// List a container's processes.
+    Ps(extra::ps::PsArgs),
+    /// List containers.
+    List(extra::list::ListArgs),
+    /// Print a container's resource usage.
+    Events(extra::events::EventsArgs),
+    /// Freeze a container.
+    Pause(extra::pause::PauseArgs),
+    /// Thaw a paused container.
+    Resume(extra::pause::PauseArgs),
+    /// Change a container's resource limits.
+    Update(extra::update::UpdateArgs),
+    /// Write a default config.json.
+    Spec(extra::spec::SpecArgs),
+    /// Print the features this runtime supports, as JSON.
+    Features,
+    /// The sandbox process of a container (started by `create`).
+    #[command(hide = true)]
+    Boot(extra::boot::BootArgs),
     /// Serve a directory over 9P on an inherited socket (started by moat itself).
     #[command(hide = true)]
     Gofer(commands::gofer::GoferArgs),
@@ -27,8 +64,25 @@ fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG").unwrap_or_else(|_| "error".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    let g = &cli.global;
     let code = match cli.command {
         Command::Do(a) => commands::run_do::run(a),
+        Command::Create(a) => oci::create::run(g, a),
+        Command::Start(a) => oci::start::run(g, a),
+        Command::State(a) => oci::state::run(g, a),
+        Command::Kill(a) => oci::kill::run(g, a),
+        Command::Delete(a) => oci::delete::run(g, a),
+        Command::Run(a) => extra::run::run(g, a),
+        Command::Exec(a) => extra::exec::run(g, a),
+        Command::Ps(a) => extra::ps::run(g, a),
+        Command::List(a) => extra::list::run(g, a),
+        Command::Events(a) => extra::events::run(g, a),
+        Command::Pause(a) => extra::pause::pause(g, a),
+        Command::Resume(a) => extra::pause::resume(g, a),
+        Command::Update(a) => extra::update::run(g, a),
+        Command::Spec(a) => extra::spec::run(g, a),
+        Command::Features => extra::features::run(),
+        Command::Boot(a) => extra::boot::run(g, a),
         Command::Gofer(a) => commands::gofer::run(a),
     };
     std::process::exit(code);

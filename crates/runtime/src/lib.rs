@@ -5,4 +5,8 @@
 
 pub mod bundle;
 pub mod cgroups;
+pub mod container;
+pub mod control;
+pub mod gofers;
+pub mod sandbox;
 pub mod state;

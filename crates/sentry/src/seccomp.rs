@@ -76,6 +76,8 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(RECVFROM, "9P replies"),
     allow!(RECVMSG, "9P replies carrying donated fds"),
     allow!(SENDMSG, "9P requests"),
+    // The runtime's control socket, served from the sandbox process (`moat boot`).
+    allow!(ACCEPT4, "accepting start/kill/exec/ps requests on the already-bound control socket"),
 ];
 
 /// What the filter does with a call not listed: kill, unless moat's

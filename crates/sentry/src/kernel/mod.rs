@@ -25,11 +25,29 @@ use crate::vfs::Vfs;
 
 pub use task::{CurrentTask, Task, ThreadGroup};
 
-/// Writes one diagnostic line to moat's stderr. Never panics: a closed stderr must not
-/// take the Sentry down (eprintln! would).
+/// Where diagnostic lines go instead of moat's stderr, once set: in a
+/// container, stderr is the app's, and the runtime's log file is the place.
+static LOG_FILE: std::sync::OnceLock<Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Sends the Sentry's diagnostic lines to `file` from now on (once per process).
+pub fn log_to(file: std::fs::File) {
+    let _ = LOG_FILE.set(Mutex::new(file));
+}
+
+/// Writes one diagnostic line to moat's stderr (or the log file set with
+/// [`log_to`]). Never panics: a closed stderr must not take the Sentry down
+/// (eprintln! would).
 pub fn log_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{args}");
+    match LOG_FILE.get() {
+        Some(file) => {
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(file, "{args}");
+        }
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{args}");
+        }
+    }
 }
 
 /// The sandbox-wide kernel state.

@@ -1,0 +1,122 @@
+//! `moat exec`: run another process in a running container. Its exit status
+//! is moat's; with --detach a background moat process waits for it and
+//! exits with it, so that the pid in --pid-file reports it (as the
+//! containerd shim expects).
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Process;
+use runtime::control::ExecProcess;
+
+use crate::commands::oci::create::write_pid_file;
+use crate::commands::oci::{with_runtime, Global};
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The process as OCI process JSON (instead of the command line).
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// KEY=VALUE, may be repeated.
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// UID[:GID].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Set by moat itself: this is the background waiter of a detached exec.
+    #[arg(long, hide = true)]
+    pub waiter: bool,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(global: &Global, a: ExecArgs) -> i32 {
+    with_runtime(global, |r| {
+        let process = process(&a)?;
+        if a.tty || a.console_socket.is_some() {
+            return Err("exec with a terminal is not supported yet".into());
+        }
+        if a.detach && !a.waiter {
+            return detach(&a);
+        }
+        let stdio = [std::io::stdin().as_raw_fd(), std::io::stdout().as_raw_fd(), std::io::stderr().as_raw_fd()];
+        let exec = r.exec(&a.id, &process, stdio).map_err(|e| e.to_string())?;
+        if a.waiter {
+            write_pid_file(a.pid_file.as_deref(), std::process::id() as i32)?;
+            // Tell the foreground moat that the process runs.
+            println!();
+        }
+        let status = exec.wait().map_err(|e| e.to_string())?;
+        Ok(runtime::sandbox::exit_code(status))
+    })
+}
+
+/// Re-runs this exec as a background waiter and returns once it has started.
+fn detach(a: &ExecArgs) -> Result<i32, String> {
+    use std::io::BufRead;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.insert(args.iter().position(|x| x == "exec").map_or(0, |i| i + 1), "--waiter".into());
+    let mut child = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the exec waiter: {e}"))?;
+    let out = child.stdout.take().ok_or("no pipe to the exec waiter")?;
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(out).read_line(&mut line);
+    if line != "\n" {
+        let status = child.wait().map_err(|e| e.to_string())?;
+        return Err(format!("exec in {} failed ({status})", a.id));
+    }
+    Ok(0)
+}
+
+fn process(a: &ExecArgs) -> Result<ExecProcess, String> {
+    let mut p = match &a.process {
+        Some(path) => {
+            let json = std::fs::read_to_string(path).map_err(|e| format!("--process {}: {e}", path.display()))?;
+            let spec: Process = serde_json::from_str(&json)
+                .map_err(|e| format!("--process {}: not OCI process JSON: {e}", path.display()))?;
+            ExecProcess {
+                args: spec.args().clone().unwrap_or_default(),
+                env: spec.env().clone().unwrap_or_default(),
+                cwd: spec.cwd().display().to_string(),
+                uid: spec.user().uid(),
+                gid: spec.user().gid(),
+                groups: spec.user().additional_gids().clone().unwrap_or_default(),
+            }
+        }
+        None => ExecProcess {
+            args: a.command.clone(),
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        },
+    };
+    if p.args.is_empty() {
+        return Err("exec needs a command".into());
+    }
+    if let Some(cwd) = &a.cwd {
+        p.cwd = cwd.clone();
+    }
+    p.env.extend(a.env.iter().cloned());
+    if let Some(user) = &a.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        p.uid = uid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
+        p.gid = gid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
+    }
+    Ok(p)
+}

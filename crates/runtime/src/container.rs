@@ -1,0 +1,391 @@
+//! The OCI lifecycle over a runtime root: create (start the sandbox
+//! process and wait until it is ready), start, state, kill, delete, exec,
+//! and the hooks around them. The `moat` commands are thin over this.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::bundle::Bundle;
+use crate::cgroups::Cgroup;
+use crate::control::{self, Connection, ExecProcess, Phase, Reply, Request};
+use crate::sandbox::default_cgroup_path;
+use crate::state::{process_alive, State, StateDir, Status};
+
+/// A runtime operation failed; the message is the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
+    #[error("{0}")]
+    Control(#[from] control::ControlError),
+    #[error("{0}")]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Other(e.to_string())
+}
+
+/// A runtime root (`--root`) and the moat binary that serves it.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+    /// The runtime's log file, handed on to sandbox processes.
+    pub log: Option<PathBuf>,
+}
+
+/// Where a created container's stdio goes.
+#[derive(Debug)]
+pub enum Stdio3 {
+    /// The caller's own stdin, stdout and stderr.
+    Inherit,
+    /// A new pseudo-terminal whose master is sent to this console socket.
+    ConsoleSocket(PathBuf),
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, log: Option<PathBuf>) -> Runtime {
+        Runtime { root: root.into(), log }
+    }
+
+    /// `create`: validates the bundle, starts the sandbox process and waits
+    /// until it is ready for `start`. Returns the sandbox process's pid.
+    /// On any failure nothing is left behind.
+    pub fn create(&self, id: &str, bundle_dir: &Path, stdio: Stdio3) -> Result<i32, RuntimeError> {
+        let bundle = Bundle::load(bundle_dir)?;
+        let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        if terminal && !matches!(stdio, Stdio3::ConsoleSocket(_)) {
+            return Err(other("process.terminal is true but no --console-socket was given"));
+        }
+        let dir = StateDir::create(&self.root, id)?;
+        match self.spawn_sandbox(id, &bundle, stdio) {
+            Ok(pid) => {
+                let mut state = State::new(id, &bundle);
+                state.status = Status::Created;
+                state.pid = Some(pid);
+                if let Err(e) = dir.save(&state) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                    self.clean_up(dir, &bundle);
+                    return Err(e.into());
+                }
+                let hooks = bundle.spec.hooks().clone().unwrap_or_default();
+                for hook in hooks.prestart().iter().chain(hooks.create_runtime()).flatten() {
+                    if let Err(e) = run_hook(hook, &state) {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                        wait_gone(pid);
+                        self.clean_up(dir, &bundle);
+                        return Err(e);
+                    }
+                }
+                Ok(pid)
+            }
+            Err(e) => {
+                self.clean_up(dir, &bundle);
+                Err(e)
+            }
+        }
+    }
+
+    fn clean_up(&self, dir: StateDir, bundle: &Bundle) {
+        let id = dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Ok(cgroup) = Cgroup::open(&cgroup_path(bundle, &id)) {
+            let _ = cgroup.remove();
+        }
+        let _ = dir.remove();
+    }
+
+    fn spawn_sandbox(&self, id: &str, bundle: &Bundle, stdio: Stdio3) -> Result<i32, RuntimeError> {
+        let (ready_read, ready_write) = nix::unistd::pipe().map_err(other)?;
+        host::sys::set_cloexec(std::os::fd::AsFd::as_fd(&ready_write), false).map_err(other)?;
+        let mut command = Command::new(std::env::current_exe().map_err(other)?);
+        command.arg("--root").arg(&self.root);
+        if let Some(log) = &self.log {
+            command.arg("--log").arg(log);
+        }
+        command
+            .arg("boot")
+            .arg("--id")
+            .arg(id)
+            .arg("--bundle")
+            .arg(&bundle.dir)
+            .arg("--ready-fd")
+            .arg(ready_write.as_raw_fd().to_string());
+        // Its own process group: a terminal's ^C to the caller is not for it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        if let Stdio3::ConsoleSocket(socket) = &stdio {
+            let slave = console(socket)?;
+            command
+                .stdin(Stdio::from(slave.try_clone().map_err(other)?))
+                .stdout(Stdio::from(slave.try_clone().map_err(other)?))
+                .stderr(Stdio::from(slave));
+        }
+        let mut child = command.spawn().map_err(|e| other(format!("cannot start the sandbox process: {e}")))?;
+        drop(command);
+        drop(ready_write);
+        let mut line = String::new();
+        let read = BufReader::new(std::fs::File::from(ready_read)).read_line(&mut line);
+        let pid = child.id() as i32;
+        match read {
+            Ok(n) if n > 0 && line == "\n" => Ok(pid),
+            _ => {
+                let _ = child.kill();
+                let status = child.wait();
+                let why = line.trim();
+                if why.is_empty() {
+                    Err(other(format!("the sandbox process ended before it was ready ({status:?})")))
+                } else {
+                    Err(other(why))
+                }
+            }
+        }
+    }
+
+    /// The container's state, with its status as it is now.
+    pub fn state(&self, id: &str) -> Result<State, RuntimeError> {
+        let dir = StateDir::open(&self.root, id)?;
+        let mut state = dir.load()?;
+        state.status = live_status(&dir, &state);
+        Ok(state)
+    }
+
+    /// Every container under the root, with live statuses and owners.
+    pub fn list(&self) -> Result<Vec<State>, RuntimeError> {
+        let mut out = Vec::new();
+        for mut state in crate::state::list_entries(&self.root)? {
+            if let Ok(dir) = StateDir::open(&self.root, &state.id) {
+                state.status = live_status(&dir, &state);
+            }
+            out.push(state);
+        }
+        Ok(out)
+    }
+
+    /// `start`: runs the container's process.
+    pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        let state = self.state(id)?;
+        if state.status != Status::Created {
+            return Err(other(format!("container {id} is {}, not created: it cannot be started", state.status)));
+        }
+        let dir = StateDir::open(&self.root, id)?;
+        control::call(&dir.control_socket(), &Request::Start)?;
+        let bundle = Bundle::load(&state.bundle)?;
+        let mut running = state.clone();
+        running.status = Status::Running;
+        dir.save(&running)?;
+        for hook in bundle.spec.hooks().clone().unwrap_or_default().poststart().iter().flatten() {
+            // A failing poststart hook is logged, not fatal (runtime spec).
+            if let Err(e) = run_hook(hook, &running) {
+                eprintln!("moat: poststart hook: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `kill`: sends `signal` to the container's init (or all processes).
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        let state = self.state(id)?;
+        if state.status == Status::Stopped {
+            return Err(other(format!("container {id} is not running")));
+        }
+        let dir = StateDir::open(&self.root, id)?;
+        match control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None }) {
+            Ok(_) => Ok(()),
+            // The sandbox went away between the check and the call.
+            Err(control::ControlError::Connect { .. }) if signal == libc::SIGKILL => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `delete`: removes a stopped container (any container with `force`).
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        let dir = StateDir::open(&self.root, id)?;
+        let state = dir.load()?;
+        let status = live_status(&dir, &state);
+        if status != Status::Stopped && !force {
+            return Err(other(format!("container {id} is {status}: stop it first or use --force")));
+        }
+        if let Some(pid) = state.pid.filter(|_| status != Status::Stopped) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            wait_gone(pid);
+        }
+        let bundle = Bundle::load(&state.bundle).ok();
+        let cgroup = bundle.as_ref().map(|b| cgroup_path(b, id)).unwrap_or_else(|| default_cgroup_path(id));
+        if let Ok(cgroup) = Cgroup::open(&cgroup) {
+            for pid in cgroup.procs().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+            cgroup.remove()?;
+        }
+        let mut stopped = state.clone();
+        stopped.status = Status::Stopped;
+        dir.remove()?;
+        if let Some(bundle) = bundle {
+            for hook in bundle.spec.hooks().clone().unwrap_or_default().poststop().iter().flatten() {
+                if let Err(e) = run_hook(hook, &stopped) {
+                    eprintln!("moat: poststop hook: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `exec`: starts `process` in the running container with the given
+    /// stdio; returns a handle that reports its exit.
+    pub fn exec(&self, id: &str, process: &ExecProcess, stdio: [RawFd; 3]) -> Result<Exec, RuntimeError> {
+        let state = self.state(id)?;
+        if state.status != Status::Running {
+            return Err(other(format!("container {id} is {}, not running: cannot exec in it", state.status)));
+        }
+        let dir = StateDir::open(&self.root, id)?;
+        let mut connection = Connection::request(&dir.control_socket(), &Request::Exec(process.clone()), &stdio)?;
+        match connection.reply()? {
+            Reply::Started { pid } => Ok(Exec { pid, connection }),
+            other_reply => Err(other(format!("unexpected reply to exec: {other_reply:?}"))),
+        }
+    }
+
+    /// `ps`: the sandbox's processes.
+    pub fn processes(&self, id: &str) -> Result<Vec<control::Process>, RuntimeError> {
+        let dir = StateDir::open(&self.root, id)?;
+        match control::call(&dir.control_socket(), &Request::Ps)? {
+            Reply::Processes { processes } => Ok(processes),
+            other_reply => Err(other(format!("unexpected reply to ps: {other_reply:?}"))),
+        }
+    }
+
+    /// Records a status the sandbox cannot know (paused by the freezer).
+    pub fn set_status(&self, id: &str, status: Status) -> Result<(), RuntimeError> {
+        let dir = StateDir::open(&self.root, id)?;
+        let mut state = dir.load()?;
+        state.status = status;
+        Ok(dir.save(&state)?)
+    }
+
+    /// The container's cgroup.
+    pub fn cgroup(&self, id: &str) -> Result<Cgroup, RuntimeError> {
+        let state = StateDir::open(&self.root, id)?.load()?;
+        let bundle = Bundle::load(&state.bundle)?;
+        Ok(Cgroup::open(&cgroup_path(&bundle, id))?)
+    }
+}
+
+/// A process started by [`Runtime::exec`].
+#[derive(Debug)]
+pub struct Exec {
+    /// Its pid inside the sandbox.
+    pub pid: i32,
+    connection: Connection,
+}
+
+impl Exec {
+    /// Waits for the process to end; returns its wait status.
+    pub fn wait(mut self) -> Result<i32, RuntimeError> {
+        match self.connection.reply()? {
+            Reply::Exited { status } => Ok(status),
+            other_reply => Err(other(format!("unexpected reply from exec: {other_reply:?}"))),
+        }
+    }
+}
+
+fn cgroup_path(bundle: &Bundle, id: &str) -> String {
+    bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| default_cgroup_path(id))
+}
+
+fn live_status(dir: &StateDir, state: &State) -> Status {
+    let Some(pid) = state.pid else { return Status::Stopped };
+    if state.status == Status::Stopped {
+        return Status::Stopped;
+    }
+    if !process_alive(pid) {
+        return Status::Stopped;
+    }
+    match control::call(&dir.control_socket(), &Request::State) {
+        Ok(Reply::State { phase: Phase::Created }) => Status::Created,
+        Ok(Reply::State { phase: Phase::Running }) => {
+            if state.status == Status::Paused {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        }
+        Ok(_) => Status::Stopped,
+        // Alive but not answering: still setting up or going away.
+        Err(_) => state.status,
+    }
+}
+
+/// Waits (a few seconds at most) until process `pid` is gone.
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs an OCI hook with the container's state on its stdin.
+fn run_hook(hook: &Hook, state: &State) -> Result<(), RuntimeError> {
+    let path = hook.path();
+    let mut args = hook.args().clone().unwrap_or_default();
+    let argv0 = if args.is_empty() { path.display().to_string() } else { args.remove(0) };
+    let mut command = Command::new(path);
+    std::os::unix::process::CommandExt::arg0(&mut command, argv0);
+    command.args(args).env_clear().stdin(Stdio::piped());
+    for e in hook.env().clone().unwrap_or_default() {
+        if let Some((k, v)) = e.split_once('=') {
+            command.env(k, v);
+        }
+    }
+    let mut child = command.spawn().map_err(|e| other(format!("hook {}: {e}", path.display())))?;
+    let json = serde_json::to_vec(state).map_err(other)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&json);
+    }
+    let timeout = hook.timeout().map(|t| Duration::from_secs(t.max(1) as u64)).unwrap_or(Duration::from_secs(60));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().map_err(other)? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(other(format!("hook {} failed: {status}", path.display())))
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(other(format!("hook {} timed out after {}s", path.display(), timeout.as_secs())));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Makes a pseudo-terminal, sends its master to the console socket (as
+/// runc does), and returns the slave for the container's stdio.
+fn console(socket: &Path) -> Result<OwnedFd, RuntimeError> {
+    let pty = nix::pty::openpty(None, None).map_err(|e| other(format!("cannot make a terminal: {e}")))?;
+    let stream = UnixStream::connect(socket)
+        .map_err(|e| other(format!("cannot connect to the console socket {}: {e}", socket.display())))?;
+    let name = b"/dev/ptmx";
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [pty.master.as_raw_fd()];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    nix::sys::socket::sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(|e| other(format!("cannot send the terminal to {}: {e}", socket.display())))?;
+    Ok(pty.slave)
+}

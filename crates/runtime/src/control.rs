@@ -1,0 +1,207 @@
+//! The control socket of a sandbox: how `moat start`, `kill`, `exec`, `ps`
+//! and `state` talk to the `moat boot` process of a container.
+//!
+//! One request per connection: the client sends one JSON line (with file
+//! descriptors attached as `SCM_RIGHTS` for `exec`'s stdio), the server
+//! answers one JSON line. An `exec` connection stays open and gets a second
+//! line, the process's exit, when it ends.
+
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{Deserialize, Serialize};
+
+/// Longest request line accepted; a request is a few hundred bytes.
+const MAX_LINE: usize = 1 << 20;
+/// Most fds one request may carry (stdin, stdout, stderr).
+const MAX_FDS: usize = 3;
+
+/// A request to a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Run the container's process (once).
+    Start,
+    /// What the sandbox is doing.
+    State,
+    /// Send `signal` to sandbox process `pid` (init if none), or to all.
+    Kill { signal: i32, all: bool, pid: Option<i32> },
+    /// The sandbox's processes.
+    Ps,
+    /// Start a process in the running sandbox, with the three fds sent
+    /// along as its stdin, stdout and stderr.
+    Exec(ExecProcess),
+}
+
+/// A process for `Request::Exec`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecProcess {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// What the sandbox is doing, as `Request::State` reports it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting for `Start`.
+    Created,
+    Running,
+    /// Init has exited; the sandbox is ending.
+    Stopped,
+}
+
+/// One sandbox process, for `ps`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// A sandbox's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    State {
+        phase: Phase,
+    },
+    Processes {
+        processes: Vec<Process>,
+    },
+    /// An exec'd process runs with this sandbox pid.
+    Started {
+        pid: i32,
+    },
+    /// The exec'd process ended with this wait status.
+    Exited {
+        status: i32,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// A control-socket exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The sandbox's socket could not be reached.
+    #[error("cannot reach the sandbox at {path}: {source}; is the container still there?")]
+    Connect { path: String, source: std::io::Error },
+    /// Reading or writing the socket failed.
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// A message was not what the protocol says.
+    #[error("control socket: bad message: {0}")]
+    Protocol(String),
+    /// The sandbox refused the request.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A client connection carrying one request.
+#[derive(Debug)]
+pub struct Connection {
+    reader: BufReader<UnixStream>,
+}
+
+impl Connection {
+    /// Sends `request` (with `fds`) to the sandbox listening at `path`.
+    pub fn request(path: &Path, request: &Request, fds: &[RawFd]) -> Result<Connection, ControlError> {
+        let stream = UnixStream::connect(path)
+            .map_err(|source| ControlError::Connect { path: path.display().to_string(), source })?;
+        let mut line = serde_json::to_vec(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        send_with_fds(&stream, &line, fds)?;
+        Ok(Connection { reader: BufReader::new(stream) })
+    }
+
+    /// The next reply; a `Reply::Error` becomes `ControlError::Refused`.
+    pub fn reply(&mut self) -> Result<Reply, ControlError> {
+        let mut line = String::new();
+        let n = (&mut self.reader).take(MAX_LINE as u64).read_line(&mut line)?;
+        if n == 0 {
+            return Err(ControlError::Protocol("the sandbox closed the connection without a reply".into()));
+        }
+        match serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))? {
+            Reply::Error { message } => Err(ControlError::Refused(message)),
+            reply => Ok(reply),
+        }
+    }
+}
+
+/// One request, for a one-reply exchange.
+pub fn call(path: &Path, request: &Request) -> Result<Reply, ControlError> {
+    Connection::request(path, request, &[])?.reply()
+}
+
+fn send_with_fds(stream: &UnixStream, data: &[u8], fds: &[RawFd]) -> Result<(), ControlError> {
+    let iov = [IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    let sent = sendmsg::<()>(stream.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
+        .map_err(|e| ControlError::Io(e.into()))?;
+    if sent < data.len() {
+        (&mut &*stream).write_all(&data[sent..])?;
+    }
+    Ok(())
+}
+
+/// The server side of one connection: the request and the fds it carried.
+#[derive(Debug)]
+pub struct Incoming {
+    pub request: Request,
+    pub fds: Vec<OwnedFd>,
+    stream: UnixStream,
+}
+
+impl Incoming {
+    /// Reads one request from an accepted connection.
+    pub fn read(stream: UnixStream) -> Result<Incoming, ControlError> {
+        let mut line = Vec::new();
+        let mut fds = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The fds ride on the first segment; later reads only finish the line.
+        while !line.ends_with(b"\n") {
+            if line.len() > MAX_LINE {
+                return Err(ControlError::Protocol("request too long".into()));
+            }
+            let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+            let mut iov = [IoSliceMut::new(&mut chunk)];
+            let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map_err(|e| ControlError::Io(e.into()))?;
+            for c in msg.cmsgs().map_err(|e| ControlError::Io(e.into()))? {
+                if let ControlMessageOwned::ScmRights(received) = c {
+                    for fd in received {
+                        // The kernel just installed `fd` for us: ours to own.
+                        fds.push(host::sys::take_inherited_fd(fd)?);
+                    }
+                }
+            }
+            let n = msg.bytes;
+            if n == 0 {
+                return Err(ControlError::Protocol("the client closed the connection mid-request".into()));
+            }
+            line.extend_from_slice(&chunk[..n]);
+        }
+        let request = serde_json::from_slice(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        Ok(Incoming { request, fds, stream })
+    }
+
+    /// Sends a reply; the connection stays open for another (exec's exit).
+    pub fn answer(&mut self, reply: &Reply) -> Result<(), ControlError> {
+        let mut line = serde_json::to_vec(reply).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.stream.write_all(&line)?;
+        Ok(())
+    }
+}

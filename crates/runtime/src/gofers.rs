@@ -1,0 +1,49 @@
+//! Starting the Gofers of one sandbox: a `moat gofer` process per served
+//! directory, each on its own socketpair, each ended when the sandbox is.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// The Gofers of one sandbox, killed and reaped when dropped.
+#[derive(Debug, Default)]
+pub struct Gofers(Vec<Child>);
+
+impl Gofers {
+    /// Starts a Gofer serving the directory `root` (read-only if asked) and
+    /// returns the Sentry's end of its socket.
+    pub fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
+        if !root.is_dir() {
+            return Err(format!("{}: not a directory", root.display()));
+        }
+        let spawn = || -> std::io::Result<(Child, UnixStream)> {
+            let (ours, theirs) = UnixStream::pair()?;
+            host::sys::set_cloexec(theirs.as_fd(), false)?;
+            let mut command = Command::new(std::env::current_exe()?);
+            command.arg("gofer").arg("--fd").arg(theirs.as_raw_fd().to_string()).arg("--root").arg(root);
+            if read_only {
+                command.arg("--read-only");
+            }
+            let child = command.env_clear().stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+            Ok((child, ours))
+        };
+        let (child, socket) = spawn().map_err(|e| format!("cannot start the gofer for {}: {e}", root.display()))?;
+        self.0.push(child);
+        Ok(socket)
+    }
+
+    /// The Gofers' host pids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
+    }
+}
+
+impl Drop for Gofers {
+    fn drop(&mut self) {
+        for gofer in &mut self.0 {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The sandbox process of one container (`moat boot`): it starts the
+//! container's Gofers, listens on the control socket, and on `start` boots
+//! the Sentry with the container's process as init. It exits with init's
+//! status (a code, or 128 + the signal that killed it), which is what the
+//! pid in `--pid-file` reports to containerd and Docker.
+//!
+//! Order: spec → namespaces → cgroup → Gofers → control socket → "ready"
+//! to `moat create` → wait for `start` → Sentry.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+use sentry::{BootConfig, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, RootConfig, Sandbox};
+
+use crate::bundle::Bundle;
+use crate::cgroups::Cgroup;
+use crate::control::{ExecProcess, Incoming, Phase, Process, Reply, Request};
+use crate::gofers::Gofers;
+use crate::state::StateDir;
+
+/// What `moat boot` is given by `moat create`.
+#[derive(Debug)]
+pub struct BootArgs {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    /// Where to write one line: empty for "created", else the error.
+    pub ready: OwnedFd,
+    /// The runtime's log file (`--log`): the Sentry's diagnostics go there,
+    /// not into the container's stderr.
+    pub log: Option<PathBuf>,
+}
+
+/// The default cgroup of a container whose spec names none.
+pub fn default_cgroup_path(id: &str) -> String {
+    format!("/moat/{id}")
+}
+
+/// The shell-style exit status of a wait status.
+pub fn exit_code(status: i32) -> i32 {
+    if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    }
+}
+
+/// Runs the sandbox process; returns its exit status.
+pub fn run(args: BootArgs) -> i32 {
+    let mut ready = std::fs::File::from(args.ready);
+    if let Some(path) = &args.log {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => sentry::log_to(file),
+            Err(e) => {
+                let _ = writeln!(ready, "cannot open the log file {}: {e}", path.display());
+                return 1;
+            }
+        }
+    }
+    let prepared = prepare(&args.root, &args.id, &args.bundle);
+    let (mut sandbox, listener) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(ready, "{e}");
+            return 1;
+        }
+    };
+    if writeln!(ready).is_err() {
+        // `moat create` is gone: nobody will ever start this container.
+        return 1;
+    }
+    drop(ready);
+    sandbox.serve(listener)
+}
+
+/// A container between `create` and the end of its init.
+struct Prepared {
+    config: Option<BootConfig>,
+    _gofers: Gofers,
+    _cgroup: Option<Cgroup>,
+}
+
+fn prepare(root: &Path, id: &str, bundle_dir: &Path) -> Result<(Prepared, UnixListener), String> {
+    let state_dir = StateDir::open(root, id).map_err(|e| e.to_string())?;
+    let bundle = Bundle::load(bundle_dir).map_err(|e| e.to_string())?;
+    enter_namespaces(&bundle.spec)?;
+    let cgroup_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| default_cgroup_path(id));
+    let resources = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone());
+    // Before the Gofers start, so that they, the Sentry and every stub are in it.
+    let cgroup = Cgroup::create(&cgroup_path, resources.as_ref()).map_err(|e| e.to_string())?;
+    cgroup.add(std::process::id() as i32).map_err(|e| e.to_string())?;
+
+    let mut gofers = Gofers::default();
+    let config = boot_config(&bundle, &mut gofers)?;
+    let socket = state_dir.control_socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    Ok((Prepared { config: Some(config), _gofers: gofers, _cgroup: Some(cgroup) }, listener))
+}
+
+/// New mount, IPC and UTS namespaces for the sandbox process (the Sentry
+/// gives the app its own view of each), and the network namespace the spec
+/// names, if any.
+fn enter_namespaces(spec: &Spec) -> Result<(), String> {
+    use nix::sched::CloneFlags;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+        .map_err(|e| format!("cannot make the sandbox's namespaces: {e}"))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the sandbox's mounts private: {e}"))?;
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for ns in namespaces {
+        if ns.typ() != LinuxNamespaceType::Network {
+            continue;
+        }
+        match ns.path() {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| format!("cannot open network namespace {}: {e}", path.display()))?;
+                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("cannot join network namespace {}: {e}", path.display()))?;
+            }
+            None => nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("cannot make a network namespace: {e}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Mount types the Sentry provides itself, whatever the spec asks of them.
+const SENTRY_FILESYSTEMS: &[&str] = &["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"];
+
+fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, String> {
+    let spec = &bundle.spec;
+    let process = spec.process().as_ref().ok_or("the spec has no process")?;
+    let read_only_root = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let root_socket = gofers.start(&bundle.rootfs, true).map_err(|e| format!("root: {e}"))?;
+    let mut mounts = Vec::new();
+    for m in spec.mounts().clone().unwrap_or_default() {
+        if let Some(mount) = mount_config(&m, gofers)? {
+            mounts.push(mount);
+        }
+    }
+    let user = process.user();
+    let stdio = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    let (stdin, stdout, stderr) =
+        match (stdio(std::io::stdin().as_fd()), stdio(std::io::stdout().as_fd()), stdio(std::io::stderr().as_fd())) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            _ => return Err("the sandbox process needs stdin, stdout and stderr".into()),
+        };
+    let env = process.env().clone().unwrap_or_default();
+    Ok(BootConfig {
+        root: RootConfig {
+            gofer: root_socket,
+            access: FileAccess::Exclusive,
+            overlay_limit: Some(OVERLAY_LIMIT),
+            read_only: read_only_root,
+        },
+        mounts,
+        init: ProcessConfig {
+            argv: process.args().clone().unwrap_or_default().into_iter().map(String::into_bytes).collect(),
+            envp: env.into_iter().map(String::into_bytes).collect(),
+            cwd: process.cwd().as_os_str().as_bytes().to_vec(),
+            stdio: HostStdio { stdin, stdout, stderr },
+            uid: user.uid(),
+            gid: user.gid(),
+            groups: user.additional_gids().clone().unwrap_or_default(),
+        },
+        hostname: spec.hostname().clone().unwrap_or_else(|| "moat".into()).into_bytes(),
+        strace: false,
+        stats: false,
+        selftest_forbidden_syscall: false,
+    })
+}
+
+/// The in-memory overlay over a container's root holds at most this much.
+const OVERLAY_LIMIT: u64 = 2 << 30;
+
+/// A spec mount as the Sentry mounts it; `None` for the filesystems the
+/// Sentry provides itself (/proc, /sys, /dev/pts, ...).
+fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, String> {
+    let target = m.destination().as_os_str().as_bytes().to_vec();
+    let options = m.options().clone().unwrap_or_default();
+    let fstype = m.typ().clone().unwrap_or_default();
+    let is_bind = fstype == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+    let read_only = options.iter().any(|o| o == "ro");
+    let shown = m.destination().display();
+    if is_bind {
+        let source = m.source().as_ref().ok_or_else(|| format!("bind mount at {shown} has no source"))?;
+        let meta = std::fs::metadata(source).map_err(|e| format!("bind mount source {}: {e}", source.display()))?;
+        if meta.is_dir() {
+            let gofer = gofers.start(source, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
+            return Ok(Some(MountConfig { target, kind: MountKind::Bind { gofer, read_only } }));
+        }
+        let dir = source.parent().ok_or_else(|| format!("bind mount source {} has no directory", source.display()))?;
+        let name = source.file_name().map(OsStr::as_bytes).unwrap_or_default().to_vec();
+        let gofer = gofers.start(dir, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
+        return Ok(Some(MountConfig { target, kind: MountKind::BindFile { gofer, name, read_only } }));
+    }
+    match fstype.as_str() {
+        "tmpfs" if target == b"/dev" => Ok(None),
+        "tmpfs" => {
+            let size = options.iter().find_map(|o| o.strip_prefix("size=")).map(parse_size).transpose()?;
+            let mode = options
+                .iter()
+                .find_map(|o| o.strip_prefix("mode="))
+                .map(|m| u32::from_str_radix(m, 8).map_err(|_| format!("tmpfs at {shown}: bad mode {m:?}")))
+                .transpose()?
+                .unwrap_or(0o1777);
+            Ok(Some(MountConfig { target, kind: MountKind::Tmpfs { mode, limit: size.or(Some(TMPFS_LIMIT)) } }))
+        }
+        t if SENTRY_FILESYSTEMS.contains(&t) => Ok(None),
+        t => Err(format!("mount type {t:?} at {shown} is not supported by moat")),
+    }
+}
+
+/// A tmpfs mount with no size option holds at most this much.
+const TMPFS_LIMIT: u64 = 512 << 20;
+
+/// tmpfs `size=` values: bytes, or with a k, m or g suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 20),
+        Some(b'g' | b'G') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)).ok_or_else(|| format!("bad tmpfs size {s:?}"))
+}
+
+/// Shared between the control thread and the main thread.
+#[derive(Default)]
+struct Shared {
+    sandbox: Mutex<Option<Arc<Sandbox>>>,
+    stopped: Mutex<bool>,
+}
+
+impl Prepared {
+    /// Serves the control socket until init exits; returns the exit status.
+    fn serve(&mut self, listener: UnixListener) -> i32 {
+        let shared = Arc::new(Shared::default());
+        let (start_tx, start_rx) = mpsc::channel::<()>();
+        {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let shared = shared.clone();
+                    let start_tx = start_tx.clone();
+                    std::thread::spawn(move || handle(stream, &shared, &start_tx));
+                }
+            });
+        }
+        if start_rx.recv().is_err() {
+            return 1;
+        }
+        let Some(config) = self.config.take() else { return 1 };
+        let sandbox = match Sandbox::start(config) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "moat: {e}");
+                return match e {
+                    sentry::BootError::Exec { errno, .. } if errno == sentry::Errno::ENOENT => 127,
+                    sentry::BootError::Exec { .. } => 126,
+                    _ => 1,
+                };
+            }
+        };
+        *shared.sandbox.lock().unwrap() = Some(sandbox.clone());
+        let status = sandbox.wait(1);
+        *shared.stopped.lock().unwrap() = true;
+        sandbox.finish();
+        exit_code(status)
+    }
+}
+
+fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
+    let mut incoming = match Incoming::read(stream) {
+        Ok(i) => i,
+        Err(_) => return,
+    };
+    let sandbox = shared.sandbox.lock().unwrap().clone();
+    let stopped = *shared.stopped.lock().unwrap();
+    let request = incoming.request.clone();
+    let reply = match (&request, &sandbox) {
+        (Request::State, _) if stopped => Reply::State { phase: Phase::Stopped },
+        (Request::State, None) => Reply::State { phase: Phase::Created },
+        (Request::State, Some(_)) => Reply::State { phase: Phase::Running },
+        (Request::Start, None) => match start.send(()) {
+            Ok(()) => Reply::Ok,
+            Err(_) => Reply::Error { message: "the container is already starting".into() },
+        },
+        (Request::Start, Some(_)) => Reply::Error { message: "the container has already started".into() },
+        (Request::Kill { signal, .. }, None) => {
+            // Not started: the container's process is this one.
+            if [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT].contains(signal) {
+                let _ = incoming.answer(&Reply::Ok);
+                std::process::exit(128 + signal);
+            }
+            Reply::Ok
+        }
+        (Request::Kill { signal, all, pid }, Some(s)) => {
+            let sent = if *all { s.signal_all(*signal) } else { s.signal(pid.unwrap_or(1), *signal) };
+            match sent {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Error { message: format!("cannot send signal {signal}: {}", e.name()) },
+            }
+        }
+        (Request::Ps, Some(s)) => Reply::Processes {
+            processes: s
+                .processes()
+                .into_iter()
+                .map(|p| Process { pid: p.pid, ppid: p.ppid, name: p.name, args: p.args })
+                .collect(),
+        },
+        (Request::Ps, None) => Reply::Processes { processes: Vec::new() },
+        (Request::Exec(_), None) => Reply::Error { message: "the container is not running".into() },
+        (Request::Exec(p), Some(s)) => {
+            let p = p.clone();
+            let fds = std::mem::take(&mut incoming.fds);
+            return exec(incoming, s, p, fds);
+        }
+    };
+    let _ = incoming.answer(&reply);
+}
+
+fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec<OwnedFd>) {
+    let Ok([stdin, stdout, stderr]) = <[OwnedFd; 3]>::try_from(fds) else {
+        let _ = incoming.answer(&Reply::Error { message: "exec needs stdin, stdout and stderr fds".into() });
+        return;
+    };
+    let config = ProcessConfig {
+        argv: p.args.into_iter().map(String::into_bytes).collect(),
+        envp: p.env.into_iter().map(String::into_bytes).collect(),
+        cwd: p.cwd.into_bytes(),
+        stdio: HostStdio { stdin, stdout, stderr },
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.groups,
+    };
+    match sandbox.exec(config) {
+        Ok(pid) => {
+            if incoming.answer(&Reply::Started { pid }).is_err() {
+                return;
+            }
+            let status = sandbox.wait(pid);
+            let _ = incoming.answer(&Reply::Exited { status });
+        }
+        Err(e) => {
+            let _ = incoming.answer(&Reply::Error { message: e.to_string() });
+        }
+    }
+}
