@@ -5,12 +5,11 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::PathBuf;
 
 use abi::Errno;
 use sentry::kernel::boot::BootError;
+use runtime::gofers::Gofers;
 use sentry::{FileAccess, MountConfig, MountKind, RootConfig};
 
 #[derive(Debug, clap::Args)]
@@ -111,45 +110,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size"))?;
     n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
-}
-
-fn start_gofer(root: &Path, read_only: bool) -> std::io::Result<(Child, UnixStream)> {
-    let (ours, theirs) = UnixStream::pair()?;
-    host::sys::set_cloexec(theirs.as_fd(), false)?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-    let mut command = Command::new(std::env::current_exe()?);
-    command.arg("gofer").arg("--fd").arg(fd.to_string()).arg("--root").arg(root);
-    if read_only {
-        command.arg("--read-only");
-    }
-    let child = command.env_clear().stdin(std::process::Stdio::null()).spawn()?;
-    drop(theirs);
-    Ok((child, ours))
-}
-
-/// The Gofers of one sandbox, ended when it is.
-#[derive(Default)]
-struct Gofers(Vec<Child>);
-
-impl Gofers {
-    fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
-        if !root.is_dir() {
-            return Err(format!("{}: not a directory", root.display()));
-        }
-        let (child, socket) =
-            start_gofer(root, read_only).map_err(|e| format!("cannot start the gofer for {}: {e}", root.display()))?;
-        self.0.push(child);
-        Ok(socket)
-    }
-}
-
-impl Drop for Gofers {
-    fn drop(&mut self) {
-        for gofer in &mut self.0 {
-            let _ = gofer.kill();
-            let _ = gofer.wait();
-        }
-    }
 }
 
 pub fn run(a: DoArgs) -> i32 {
