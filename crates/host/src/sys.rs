@@ -144,6 +144,18 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
+/// Marks every fd from `first` up close-on-exec, so that fds inherited by
+/// mistake (a container engine's own sockets) reach no child we spawn.
+pub fn cloexec_from(first: RawFd) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets fd flags; no fd is closed.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets or clears FD_CLOEXEC, so an fd can be inherited by a child we spawn.
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_SETFD on a borrowed (open) fd.

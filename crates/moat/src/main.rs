@@ -52,6 +52,8 @@ enum Command {
     Spec(extra::spec::SpecArgs),
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// Register moat as a Docker runtime; print the containerd/Kubernetes setup.
+    Install(extra::install::InstallArgs),
     /// The sandbox process of a container (started by `create`).
     #[command(hide = true)]
     Boot(extra::boot::BootArgs),
@@ -82,6 +84,7 @@ fn main() {
         Command::Update(a) => extra::update::run(g, a),
         Command::Spec(a) => extra::spec::run(g, a),
         Command::Features => extra::features::run(),
+        Command::Install(a) => extra::install::run(g, a),
         Command::Boot(a) => extra::boot::run(g, a),
         Command::Gofer(a) => commands::gofer::run(a),
     };

@@ -105,6 +105,9 @@ impl Runtime {
     }
 
     fn spawn_sandbox(&self, id: &str, bundle: &Bundle, stdio: Stdio3) -> Result<i32, RuntimeError> {
+        // containerd's shim leaves its own socket open in us (fd 3): the
+        // sandbox gets stdio and the ready pipe, nothing else.
+        host::sys::cloexec_from(3).map_err(other)?;
         let (ready_read, ready_write) = nix::unistd::pipe().map_err(other)?;
         host::sys::set_cloexec(std::os::fd::AsFd::as_fd(&ready_write), false).map_err(other)?;
         let mut command = Command::new(std::env::current_exe().map_err(other)?);

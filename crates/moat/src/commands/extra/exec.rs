@@ -65,6 +65,8 @@ pub fn run(global: &Global, a: ExecArgs) -> i32 {
 /// Re-runs this exec as a background waiter and returns once it has started.
 fn detach(a: &ExecArgs) -> Result<i32, String> {
     use std::io::BufRead;
+    // Only stdio goes to the waiter, not the engine's own fds.
+    host::sys::cloexec_from(3).map_err(|e| e.to_string())?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.insert(args.iter().position(|x| x == "exec").map_or(0, |i| i + 1), "--waiter".into());
     let mut child = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
