@@ -9,4 +9,5 @@ pub mod container;
 pub mod control;
 pub mod gofers;
 pub mod sandbox;
+pub mod seccomp_profile;
 pub mod state;

@@ -150,6 +150,9 @@ const SENTRY_FILESYSTEMS: &[&str] = &["proc", "sysfs", "devpts", "mqueue", "cgro
 fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, String> {
     let spec = &bundle.spec;
     let process = spec.process().as_ref().ok_or("the spec has no process")?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let config_error = |e| format!("{}: {e}", bundle.dir.join("config.json").display());
+    let app_seccomp = seccomp.map(crate::seccomp_profile::from_spec).transpose().map_err(config_error)?;
     let read_only_root = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
     let root_socket = gofers.start(&bundle.rootfs, true).map_err(|e| format!("root: {e}"))?;
     let mut mounts = Vec::new();
@@ -187,6 +190,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         strace: false,
         stats: false,
         selftest_forbidden_syscall: false,
+        app_seccomp,
     })
 }
 

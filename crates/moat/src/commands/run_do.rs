@@ -168,6 +168,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         strace: a.strace,
         stats: a.stats,
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
+        app_seccomp: None,
     };
     let result = sentry::boot(cfg);
     let code = match result {

@@ -1250,6 +1250,7 @@ mod tests {
                     locks: Default::default(),
                     flocks: Default::default(),
                     inotify: Default::default(),
+                    app_seccomp: None,
                 }
             })
         }

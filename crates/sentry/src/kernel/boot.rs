@@ -88,6 +88,8 @@ pub struct BootConfig {
     /// For the filter's tests: once it is installed, make a host call
     /// outside the allow-list (socket(2)), which must kill the Sentry.
     pub selftest_forbidden_syscall: bool,
+    /// The seccomp policy for the app's syscalls, enforced by the Sentry.
+    pub app_seccomp: Option<super::app_seccomp::AppSeccomp>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -169,6 +171,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             locks: Default::default(),
             flocks: Default::default(),
             inotify: Default::default(),
+            app_seccomp: cfg.app_seccomp,
         }
     });
 

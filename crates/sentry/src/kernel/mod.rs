@@ -5,6 +5,7 @@
 //! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds` and `fs` are leaf locks.
 //! Two groups' `state` locks nest parent before child.
 
+pub mod app_seccomp;
 pub mod boot;
 pub mod futex;
 pub mod itimer;
@@ -72,6 +73,8 @@ pub struct Kernel {
     /// flock(2) locks, apart from POSIX ones as on Linux.
     pub flocks: crate::vfs::lock::LockTable,
     pub inotify: crate::fs::inotify::Notifier,
+    /// The app's seccomp policy (the OCI spec's `linux.seccomp`), if any.
+    pub app_seccomp: Option<app_seccomp::AppSeccomp>,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

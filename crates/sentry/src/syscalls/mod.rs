@@ -23,7 +23,10 @@ pub fn handle(t: &mut CurrentTask) {
     let a: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
     let strace = t.k.strace;
     let before = if strace { Some(decode_args(t, n, &a)) } else { None };
-    let r = dispatch(t, n, a);
+    let r = match crate::kernel::app_seccomp::enforce(t, n, &a) {
+        Some(r) => r,
+        None => dispatch(t, n, a),
+    };
     if let Some(args) = before {
         let name = nr::name(n).map(str::to_string).unwrap_or_else(|| format!("syscall_{n}"));
         let res = match &r {
