@@ -13,7 +13,8 @@ fn install_adds_the_runtime_and_keeps_the_rest() {
     let dir = TempDir::new("install");
     let config = dir.path().join("docker/daemon.json");
     fs::create_dir_all(config.parent().expect("parent")).expect("mkdir");
-    fs::write(&config, r#"{"storage-driver":"overlay2","runtimes":{"runsc":{"path":"/usr/bin/runsc"}}}"#).expect("write");
+    fs::write(&config, r#"{"storage-driver":"overlay2","runtimes":{"runsc":{"path":"/usr/bin/runsc"}}}"#)
+        .expect("write");
     let path = config.to_str().expect("utf-8");
     let out = run_moat(&["install", "--config", path, "--runtime-name", "sandboxed", "--runtime-arg", "--debug"]);
     assert_eq!(out.status, 0, "{}", out.describe());

@@ -35,6 +35,9 @@ pub struct BootArgs {
     /// The runtime's log file (`--log`): the Sentry's diagnostics go there,
     /// not into the container's stderr.
     pub log: Option<PathBuf>,
+    /// Set in the second `moat boot`, the one running as pid 1 of the
+    /// sandbox's own PID namespace.
+    pub in_pid_namespace: bool,
 }
 
 /// The default cgroup of a container whose spec names none.
@@ -53,6 +56,12 @@ pub fn exit_code(status: i32) -> i32 {
 
 /// Runs the sandbox process; returns its exit status.
 pub fn run(args: BootArgs) -> i32 {
+    if !args.in_pid_namespace {
+        return run_in_pid_namespace(args);
+    }
+    // The outer `moat boot` is the container's pid to the host: if it is
+    // killed, so is this one, and with it every process of the namespace.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let mut ready = std::fs::File::from(args.ready);
     if let Some(path) = &args.log {
         match std::fs::OpenOptions::new().create(true).append(true).open(path) {
@@ -79,35 +88,70 @@ pub fn run(args: BootArgs) -> i32 {
     sandbox.serve(listener)
 }
 
+/// Makes a PID namespace and runs the sandbox as its first process (a
+/// second `moat boot`), so that the Gofers and stubs live in it and die with
+/// it; waits for it and exits as it did.
+fn run_in_pid_namespace(args: BootArgs) -> i32 {
+    let mut ready = std::fs::File::from(args.ready);
+    // First into the container's cgroup, so that this process, the sandbox,
+    // its Gofers and every stub are in it.
+    if let Err(e) = join_cgroup(&args.id, &args.bundle) {
+        let _ = writeln!(ready, "{e}");
+        return 1;
+    }
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
+        let _ = writeln!(ready, "cannot make the sandbox's PID namespace: {e}");
+        return 1;
+    }
+    let spawned = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe).args(std::env::args_os().skip(1)).arg("--in-pid-namespace").spawn()
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = writeln!(ready, "cannot start the sandbox process: {e}");
+            return 1;
+        }
+    };
+    // The inner one reports readiness on the same pipe.
+    drop(ready);
+    match child.wait() {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        }
+        Err(_) => 1,
+    }
+}
+
+fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), String> {
+    let bundle = Bundle::load(bundle_dir).map_err(|e| e.to_string())?;
+    let linux = bundle.spec.linux().as_ref();
+    let path = linux
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| default_cgroup_path(id));
+    let resources = linux.and_then(|l| l.resources().clone());
+    let cgroup = Cgroup::create(&path, resources.as_ref()).map_err(|e| e.to_string())?;
+    cgroup.add(std::process::id() as i32).map_err(|e| e.to_string())
+}
+
 /// A container between `create` and the end of its init.
 struct Prepared {
     config: Option<BootConfig>,
     _gofers: Gofers,
-    _cgroup: Option<Cgroup>,
 }
 
 fn prepare(root: &Path, id: &str, bundle_dir: &Path) -> Result<(Prepared, UnixListener), String> {
     let state_dir = StateDir::open(root, id).map_err(|e| e.to_string())?;
     let bundle = Bundle::load(bundle_dir).map_err(|e| e.to_string())?;
     enter_namespaces(&bundle.spec)?;
-    let cgroup_path = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| default_cgroup_path(id));
-    let resources = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone());
-    // Before the Gofers start, so that they, the Sentry and every stub are in it.
-    let cgroup = Cgroup::create(&cgroup_path, resources.as_ref()).map_err(|e| e.to_string())?;
-    cgroup.add(std::process::id() as i32).map_err(|e| e.to_string())?;
-
     let mut gofers = Gofers::default();
     let config = boot_config(&bundle, &mut gofers)?;
     let socket = state_dir.control_socket();
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    Ok((Prepared { config: Some(config), _gofers: gofers, _cgroup: Some(cgroup) }, listener))
+    Ok((Prepared { config: Some(config), _gofers: gofers }, listener))
 }
 
 /// New mount, IPC and UTS namespaces for the sandbox process (the Sentry
@@ -185,6 +229,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
+            rlimits: rlimits(process)?,
         },
         hostname: spec.hostname().clone().unwrap_or_else(|| "moat".into()).into_bytes(),
         strace: false,
@@ -192,6 +237,37 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         selftest_forbidden_syscall: false,
         app_seccomp,
     })
+}
+
+/// The spec's `process.rlimits` as (RLIMIT_* number, soft, hard).
+fn rlimits(process: &oci_spec::runtime::Process) -> Result<Vec<(u32, u64, u64)>, String> {
+    use oci_spec::runtime::PosixRlimitType as T;
+    let mut out = Vec::new();
+    for r in process.rlimits().clone().unwrap_or_default() {
+        let which = match r.typ() {
+            T::RlimitCpu => 0,
+            T::RlimitFsize => 1,
+            T::RlimitData => 2,
+            T::RlimitStack => 3,
+            T::RlimitCore => 4,
+            T::RlimitRss => 5,
+            T::RlimitNproc => 6,
+            T::RlimitNofile => 7,
+            T::RlimitMemlock => 8,
+            T::RlimitAs => 9,
+            T::RlimitLocks => 10,
+            T::RlimitSigpending => 11,
+            T::RlimitMsgqueue => 12,
+            T::RlimitNice => 13,
+            T::RlimitRtprio => 14,
+            T::RlimitRttime => 15,
+        };
+        if r.soft() > r.hard() {
+            return Err(format!("rlimit {:?}: soft limit {} above hard limit {}", r.typ(), r.soft(), r.hard()));
+        }
+        out.push((which, r.soft(), r.hard()));
+    }
+    Ok(out)
 }
 
 /// The in-memory overlay over a container's root holds at most this much.
@@ -357,6 +433,7 @@ fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec
         uid: p.uid,
         gid: p.gid,
         groups: p.groups,
+        rlimits: Vec::new(),
     };
     match sandbox.exec(config) {
         Ok(pid) => {

@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use abi::Errno;
-use sentry::kernel::boot::BootError;
 use runtime::gofers::Gofers;
+use sentry::kernel::boot::BootError;
 use sentry::{FileAccess, MountConfig, MountKind, RootConfig};
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +163,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            rlimits: Vec::new(),
         },
         hostname: b"moat".to_vec(),
         strace: a.strace,

@@ -236,6 +236,9 @@ pub struct ProcessConfig {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// Resource limits to set: (RLIMIT_* number, soft, hard); the rest keep
+    /// the Sentry's defaults.
+    pub rlimits: Vec<(u32, u64, u64)>,
 }
 
 /// What `ps` shows of one sandbox process.
@@ -436,6 +439,15 @@ impl Sandbox {
                 Vec::new(),
                 Vec::new(),
             );
+            {
+                let mut limits = tg.rlimits.lock().unwrap();
+                for &(which, soft, hard) in &p.rlimits {
+                    let Some(limit) = limits.get_mut(which as usize) else {
+                        return Err(BootError::Host(std::io::Error::other(format!("no resource limit {which}"))));
+                    };
+                    *limit = (soft.min(hard), hard);
+                }
+            }
             let t = Task::new(pid, tg.clone(), 0);
             tg.state.lock().unwrap().threads.push(t.clone());
             pids.groups.insert(pid, tg);

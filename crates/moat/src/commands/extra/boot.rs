@@ -14,6 +14,9 @@ pub struct BootArgs {
     /// The pipe to tell `create` the sandbox is ready (or why not) on.
     #[arg(long)]
     ready_fd: RawFd,
+    /// Set by moat itself: this process is pid 1 of the sandbox's namespace.
+    #[arg(long, hide = true)]
+    in_pid_namespace: bool,
 }
 
 pub fn run(global: &Global, a: BootArgs) -> i32 {
@@ -27,5 +30,6 @@ pub fn run(global: &Global, a: BootArgs) -> i32 {
         bundle: a.bundle,
         ready,
         log: global.log.clone(),
+        in_pid_namespace: a.in_pid_namespace,
     })
 }

@@ -53,7 +53,9 @@ fn install(a: &InstallArgs) -> Result<String, String> {
     let shown = a.config.display();
     let mut config = match std::fs::read_to_string(&a.config) {
         Ok(text) if text.trim().is_empty() => Value::Object(Default::default()),
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{shown} is not valid JSON ({e}); fix it first"))?,
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("{shown} is not valid JSON ({e}); fix it first"))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Default::default()),
         Err(e) => return Err(format!("cannot read {shown}: {e}")),
     };
