@@ -157,6 +157,46 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Fixes the number of malloc arenas, so that glibc never counts CPUs by
+/// opening /sys/devices/system/cpu/online (it does when a ninth thread
+/// first allocates) once the Sentry's seccomp filter forbids opening files.
+pub fn limit_malloc_arenas(arenas: i32) -> io::Result<()> {
+    // SAFETY: mallopt only changes malloc's tunables.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } == 1 {
+        Ok(())
+    } else {
+        Err(io::Error::other("mallopt(M_ARENA_MAX) failed"))
+    }
+}
+
+/// Gives up every capability of the calling thread (effective, permitted,
+/// inheritable), for good: threads and processes it creates later start with
+/// none either. Other threads keep theirs (capabilities are per thread).
+pub fn drop_thread_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads the header and two data structs (version 3 layout),
+    // which live until the call returns; pid 0 means the calling thread.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets or clears FD_CLOEXEC, so an fd can be inherited by a child we spawn.
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_SETFD on a borrowed (open) fd.

@@ -265,3 +265,26 @@ fn bad_bundles_get_one_clear_error_and_leave_nothing() {
         assert_nothing_left(&rt, &id);
     }
 }
+
+/// Docker's state paths (`/var/run/docker/runtime-moat/moby/<64 hex>`) make
+/// the control socket's path longer than a Unix socket address allows.
+#[test]
+fn long_state_paths_work() {
+    let base = TempDir::new("oci-long");
+    let root = base.path().join("r".repeat(100 - base.path().as_os_str().len().min(99)));
+    let rt = Runtime { name: "moat", binary: moat_binary().to_owned(), root: TempDir::new("oci-long-unused") };
+    let bundle = Bundle::new(&rt, &["/bin/sh", "-c", "echo long-paths-ok"]);
+    let id = "f".repeat(64);
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(moat_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "--bundle", bundle.path(), &id])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn");
+    assert!(root.join(&id).as_os_str().len() > 108, "the path must be too long for a socket address");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "long-paths-ok\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+}

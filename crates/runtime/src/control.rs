@@ -117,7 +117,8 @@ pub struct Connection {
 impl Connection {
     /// Sends `request` (with `fds`) to the sandbox listening at `path`.
     pub fn request(path: &Path, request: &Request, fds: &[RawFd]) -> Result<Connection, ControlError> {
-        let stream = UnixStream::connect(path)
+        let stream = ShortPath::new(path)
+            .and_then(|short| UnixStream::connect(short.path()))
             .map_err(|source| ControlError::Connect { path: path.display().to_string(), source })?;
         let mut line = serde_json::to_vec(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
         line.push(b'\n');
@@ -136,6 +137,34 @@ impl Connection {
             Reply::Error { message } => Err(ControlError::Refused(message)),
             reply => Ok(reply),
         }
+    }
+}
+
+/// A socket path short enough for `sockaddr_un` (108 bytes): long paths
+/// (Docker's state directories reach 111) are reached through an open fd
+/// of their directory, `/proc/self/fd/N/NAME`.
+#[derive(Debug)]
+pub struct ShortPath {
+    _dir: Option<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl ShortPath {
+    pub fn new(path: &Path) -> std::io::Result<ShortPath> {
+        const SUN_PATH_MAX: usize = 107;
+        if path.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok(ShortPath { _dir: None, path: path.to_owned() });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(std::io::Error::other("not a socket path"));
+        };
+        let dir = std::fs::File::open(dir)?;
+        let short = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(name);
+        Ok(ShortPath { _dir: Some(dir), path: short })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -150,7 +150,9 @@ fn prepare(root: &Path, id: &str, bundle_dir: &Path) -> Result<(Prepared, UnixLi
     let config = boot_config(&bundle, &mut gofers)?;
     let socket = state_dir.control_socket();
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = crate::control::ShortPath::new(&socket)
+        .and_then(|short| UnixListener::bind(short.path()))
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     Ok((Prepared { config: Some(config), _gofers: gofers }, listener))
 }
 
@@ -337,15 +339,32 @@ impl Prepared {
     fn serve(&mut self, listener: UnixListener) -> i32 {
         let shared = Arc::new(Shared::default());
         let (start_tx, start_rx) = mpsc::channel::<()>();
+        let (dropped_tx, dropped_rx) = mpsc::channel::<std::io::Result<()>>();
         {
             let shared = shared.clone();
             std::thread::spawn(move || {
+                // Like the Sentry's own threads, this one and those it
+                // starts hold no capability; said before the filter goes on.
+                let dropped = host::sys::drop_thread_capabilities();
+                let failed = dropped.is_err();
+                let _ = dropped_tx.send(dropped);
+                if failed {
+                    return;
+                }
                 for stream in listener.incoming().flatten() {
                     let shared = shared.clone();
                     let start_tx = start_tx.clone();
                     std::thread::spawn(move || handle(stream, &shared, &start_tx));
                 }
             });
+        }
+        match dropped_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = writeln!(std::io::stderr(), "moat: cannot drop the control thread's capabilities: {e}");
+                return 1;
+            }
+            Err(_) => return 1,
         }
         if start_rx.recv().is_err() {
             return 1;

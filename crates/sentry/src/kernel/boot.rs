@@ -104,6 +104,9 @@ pub enum BootError {
     /// The root filesystem could not be attached.
     #[error("cannot attach the root filesystem: {0}")]
     Root(Errno),
+    /// The Sentry could not give up its capabilities.
+    #[error("cannot drop the sentry's capabilities: {0}")]
+    Capabilities(std::io::Error),
     /// The Sentry's own seccomp filter could not be installed.
     #[error("cannot install the sentry's seccomp filter: {0}")]
     Seccomp(std::io::Error),
@@ -116,6 +119,10 @@ pub enum BootError {
 }
 
 fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
+    // The Sentry needs no capability: it traces only its own stubs, which
+    // are forked below and so have none either (a tracer must hold every
+    // capability its tracee does). Whoever called us set up what needed them.
+    host::sys::drop_thread_capabilities().map_err(BootError::Capabilities)?;
     let mem = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = PtracePlatform::new(mem.clone())?;
     let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
@@ -208,6 +215,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // Last, once everything that needs more is set up (the source stub is
     // forked, the Gofers attached, the mounts made): from here on a host
     // call outside the list kills the Sentry.
+    host::sys::limit_malloc_arenas(MALLOC_ARENAS)?;
     let filter = host::seccomp::compile_allow_list_with(crate::seccomp::ALLOW_LIST, crate::seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {
@@ -508,6 +516,9 @@ impl Sandbox {
 
 /// `si_code` of a signal sent by kill(2), here by the runtime from outside.
 const SI_USER: i32 = 0;
+
+/// malloc arenas the Sentry's threads share (see `host::sys::limit_malloc_arenas`).
+const MALLOC_ARENAS: i32 = 8;
 
 /// The largest 9P message asked of a Gofer.
 const MSIZE: u32 = 1 << 20;
