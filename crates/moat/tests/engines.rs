@@ -1,0 +1,202 @@
+//! containerd (through `ctr`, with moat as the runc shim's binary) and
+//! podman (`--runtime moat`) run busybox containers to completion on moat,
+//! with the right output and exit status. Each test starts what it needs
+//! (its own containerd) in temporary directories and stops it after.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{moat_binary, unique_name, Rootfs, TempDir};
+
+fn require(tool: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|p| p.exists()))
+        .unwrap_or_default();
+    found.unwrap_or_else(|| panic!("this test needs {tool}: apt-get install {package} (.ci/run does)"))
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(command: &mut Command) -> Run {
+    let out = command.stdin(Stdio::null()).output().expect("spawn");
+    Run {
+        status: out.status.code().unwrap_or(128),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An OCI image archive (`oci-layout`, `index.json`, blobs) of the busybox
+/// rootfs, named `name`, for `ctr image import`.
+fn image_archive(rootfs: &Path, name: &str, into: &Path) -> PathBuf {
+    let archive = into.join("image.tar");
+    let script = r#"
+import hashlib, io, json, os, sys, tarfile
+rootfs, name, out = sys.argv[1:4]
+blobs = {}
+def blob(data):
+    digest = hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return {"digest": "sha256:" + digest, "size": len(data)}
+layer = io.BytesIO()
+with tarfile.open(fileobj=layer, mode="w") as t:
+    t.add(rootfs, arcname=".")
+layer = layer.getvalue()
+layer_desc = blob(layer)
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+    "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}).encode()
+config_desc = blob(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(config_desc, mediaType="application/vnd.oci.image.config.v1+json"),
+    "layers": [dict(layer_desc, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode()
+manifest_desc = blob(manifest)
+index = json.dumps({"schemaVersion": 2, "manifests": [dict(manifest_desc,
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    annotations={"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"})]}).encode()
+with tarfile.open(out, mode="w") as t:
+    def put(path, data):
+        info = tarfile.TarInfo(path); info.size = len(data); t.addfile(info, io.BytesIO(data))
+    put("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    put("index.json", index)
+    for digest, data in blobs.items():
+        put("blobs/sha256/" + digest, data)
+"#;
+    let out = run(Command::new("python3").arg("-c").arg(script).arg(rootfs).arg(name).arg(&archive));
+    assert_eq!(out.status, 0, "building the image archive failed: {}", out.stderr);
+    archive
+}
+
+/// A containerd of the test's own, stopped when dropped.
+struct Containerd {
+    child: Child,
+    socket: PathBuf,
+    dir: TempDir,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        let binary = require("containerd", "containerd (or docker.io)");
+        let dir = TempDir::new("containerd");
+        let d = dir.path();
+        let socket = d.join("c.sock");
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{socket}\"\n[ttrpc]\n  address = \"{socket}.ttrpc\"\n",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            socket = socket.display(),
+        );
+        fs::write(d.join("config.toml"), config).expect("write config.toml");
+        let log = fs::File::create(d.join("containerd.log")).expect("log file");
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd { child, socket, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while run(c.ctr().arg("version")).status != 0 {
+            assert!(Instant::now() < deadline, "containerd did not come up: {}", c.log());
+            thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn ctr(&self) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("120").arg(require("ctr", "containerd (or docker.io)")).arg("-a").arg(&self.socket);
+        c
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Snapshots containerd mounted and did not unmount, so the directory can go.
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let root = self.dir.path().display().to_string();
+        let mut ours: Vec<&str> =
+            mounts.lines().filter_map(|l| l.split(' ').nth(1)).filter(|m| m.starts_with(&root)).collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn containerd_runs_a_container_on_moat() {
+    let containerd = Containerd::start();
+    let rootfs = Rootfs::new();
+    let image = "docker.io/library/moat-engines-test:latest";
+    let archive = image_archive(rootfs.path(), image, containerd.dir.path());
+    let out = run(containerd.ctr().args(["image", "import"]).arg(&archive));
+    assert_eq!(out.status, 0, "ctr image import: {}{}", out.stdout, out.stderr);
+    let id = unique_name("ctr");
+    let out = run(containerd.ctr().args(["run", "--rm", "--runc-binary", moat_binary(), image, &id]).args([
+        "/bin/sh",
+        "-c",
+        "echo hi from containerd; exit 6",
+    ]));
+    assert_eq!(
+        (out.status, out.stdout.as_str()),
+        (6, "hi from containerd\n"),
+        "ctr run on moat: {}\n--- containerd log ---\n{}",
+        out.stderr,
+        containerd.log()
+    );
+}
+
+#[test]
+fn podman_runs_a_container_on_moat() {
+    let podman = require("podman", "podman");
+    let dir = TempDir::new("podman");
+    let rootfs = Rootfs::new();
+    let d = dir.path();
+    let conf = d.join("containers.conf");
+    // This machine's root may not raise podman's default open-files limit.
+    fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\nnetns = \"none\"\n\
+         [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .expect("write containers.conf");
+    let out = run(Command::new("timeout")
+        .arg("120")
+        .arg(podman)
+        .env("CONTAINERS_CONF", &conf)
+        .arg("--root")
+        .arg(d.join("root"))
+        .arg("--runroot")
+        .arg(d.join("run"))
+        .arg("--tmpdir")
+        .arg(d.join("tmp"))
+        .arg("--runtime")
+        .arg(moat_binary())
+        .args(["run", "--rm", "--network=none", "--rootfs"])
+        .arg(rootfs.path())
+        .args(["/bin/sh", "-c", "echo hi from podman; exit 4"]));
+    assert_eq!((out.status, out.stdout.as_str()), (4, "hi from podman\n"), "podman run on moat: {}", out.stderr);
+}
