@@ -380,7 +380,7 @@ fn run_hook(hook: &Hook, state: &State) -> Result<(), RuntimeError> {
 
 /// Makes a pseudo-terminal, sends its master to the console socket (as
 /// runc does), and returns the slave for the container's stdio.
-fn console(socket: &Path) -> Result<OwnedFd, RuntimeError> {
+pub fn console(socket: &Path) -> Result<OwnedFd, RuntimeError> {
     let pty = nix::pty::openpty(None, None).map_err(|e| other(format!("cannot make a terminal: {e}")))?;
     let stream = UnixStream::connect(socket)
         .map_err(|e| other(format!("cannot connect to the console socket {}: {e}", socket.display())))?;

@@ -44,14 +44,21 @@ pub struct ExecArgs {
 pub fn run(global: &Global, a: ExecArgs) -> i32 {
     with_runtime(global, |r| {
         let process = process(&a)?;
-        if a.tty || a.console_socket.is_some() {
-            return Err("exec with a terminal is not supported yet".into());
-        }
         if a.detach && !a.waiter {
             return detach(&a);
         }
-        let stdio = [std::io::stdin().as_raw_fd(), std::io::stdout().as_raw_fd(), std::io::stderr().as_raw_fd()];
+        // With a console socket the process gets a new terminal, whose
+        // master goes to the socket; otherwise (even with --tty) our stdio.
+        let terminal = match &a.console_socket {
+            Some(socket) => Some(runtime::container::console(socket).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let stdio = match &terminal {
+            Some(slave) => [slave.as_raw_fd(); 3],
+            None => [std::io::stdin().as_raw_fd(), std::io::stdout().as_raw_fd(), std::io::stderr().as_raw_fd()],
+        };
         let exec = r.exec(&a.id, &process, stdio).map_err(|e| e.to_string())?;
+        drop(terminal);
         if a.waiter {
             write_pid_file(a.pid_file.as_deref(), std::process::id() as i32)?;
             // Tell the foreground moat that the process runs.
