@@ -63,9 +63,22 @@ enum Command {
 }
 
 fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG").unwrap_or_else(|_| "error".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG").unwrap_or_else(|_| "error".into());
+    let logger = tracing_subscriber::fmt().with_env_filter(filter);
+    if matches!(cli.command, Command::Boot(_)) {
+        // A container's stderr is the app's: the sandbox logs to --log only,
+        // and not at all in a JSON log (its diagnostics reach that log as
+        // JSON lines by another way: every line there must parse).
+        let text_log = cli.global.log.as_ref().filter(|_| matches!(cli.global.log_format, oci::LogFormat::Text));
+        let file = text_log.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        match file {
+            Some(file) => logger.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
+            None => logger.with_writer(std::io::sink).init(),
+        }
+    } else {
+        logger.with_writer(std::io::stderr).init();
+    }
     let g = &cli.global;
     let code = match cli.command {
         Command::Do(a) => commands::run_do::run(a),

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub root: PathBuf,
     /// The runtime's log file, handed on to sandbox processes.
     pub log: Option<PathBuf>,
+    /// Whether that log takes JSON lines.
+    pub log_json: bool,
 }
 
 /// Where a created container's stdio goes.
@@ -54,8 +56,8 @@ pub enum Stdio3 {
 }
 
 impl Runtime {
-    pub fn new(root: impl Into<PathBuf>, log: Option<PathBuf>) -> Runtime {
-        Runtime { root: root.into(), log }
+    pub fn new(root: impl Into<PathBuf>, log: Option<PathBuf>, log_json: bool) -> Runtime {
+        Runtime { root: root.into(), log, log_json }
     }
 
     /// `create`: validates the bundle, starts the sandbox process and waits
@@ -114,6 +116,9 @@ impl Runtime {
         command.arg("--root").arg(&self.root);
         if let Some(log) = &self.log {
             command.arg("--log").arg(log);
+            if self.log_json {
+                command.arg("--log-format").arg("json");
+            }
         }
         command
             .arg("boot")

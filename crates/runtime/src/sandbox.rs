@@ -35,6 +35,9 @@ pub struct BootArgs {
     /// The runtime's log file (`--log`): the Sentry's diagnostics go there,
     /// not into the container's stderr.
     pub log: Option<PathBuf>,
+    /// Whether the log file takes JSON lines (`--log-format json`), as
+    /// containerd's shim parses it.
+    pub log_json: bool,
     /// Set in the second `moat boot`, the one running as pid 1 of the
     /// sandbox's own PID namespace.
     pub in_pid_namespace: bool,
@@ -65,7 +68,7 @@ pub fn run(args: BootArgs) -> i32 {
     let mut ready = std::fs::File::from(args.ready);
     if let Some(path) = &args.log {
         match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => sentry::log_to(file),
+            Ok(file) => sentry::log_to(file, log_format(args.log_json)),
             Err(e) => {
                 let _ = writeln!(ready, "cannot open the log file {}: {e}", path.display());
                 return 1;
@@ -86,6 +89,19 @@ pub fn run(args: BootArgs) -> i32 {
     }
     drop(ready);
     sandbox.serve(listener)
+}
+
+/// How the Sentry's diagnostics are written to the log file: plain, or as
+/// runc's JSON lines ({"level","msg","time"}) that containerd's shim reads.
+fn log_format(json: bool) -> sentry::LogFormat {
+    if json {
+        Box::new(|msg: &str| {
+            let time = crate::state::format_rfc3339(std::time::SystemTime::now());
+            serde_json::json!({"level": "warning", "msg": msg, "time": time}).to_string()
+        })
+    } else {
+        Box::new(|msg: &str| msg.to_owned())
+    }
 }
 
 /// Makes a PID namespace and runs the sandbox as its first process (a
@@ -131,9 +147,35 @@ fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), String> {
         .and_then(|l| l.cgroups_path().clone())
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| default_cgroup_path(id));
-    let resources = linux.and_then(|l| l.resources().clone());
+    let resources = linux.and_then(|l| l.resources().clone()).map(|r| host_resources(&r));
     let cgroup = Cgroup::create(&path, resources.as_ref()).map_err(|e| e.to_string())?;
     cgroup.add(std::process::id() as i32).map_err(|e| e.to_string())
+}
+
+/// Host tasks a container has beyond two per app task: the sandbox
+/// processes, the Sentry's own threads, the Gofers and the source stub.
+const HOST_TASKS_OVERHEAD: i64 = 64;
+
+/// The spec's pids limit, which the Sentry enforces on the app's tasks.
+fn app_task_limit(spec: &Spec) -> Option<usize> {
+    let limit = spec.linux().as_ref()?.resources().as_ref()?.pids().as_ref()?.limit();
+    usize::try_from(limit).ok().filter(|&l| l > 0)
+}
+
+/// The limits as the host's cgroup applies them. Each app task is a Sentry
+/// thread and (for a process) a stub on the host, so the app's pids limit
+/// is the Sentry's to enforce, and the host's is set above it, to contain
+/// the sandbox without ever being what the app runs into.
+pub fn host_resources(r: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
+    let mut host = r.clone();
+    if let Some(pids) = r.pids() {
+        if pids.limit() > 0 {
+            let mut scaled = *pids;
+            scaled.set_limit(pids.limit().saturating_mul(2).saturating_add(HOST_TASKS_OVERHEAD));
+            host.set_pids(Some(scaled));
+        }
+    }
+    host
 }
 
 /// A container between `create` and the end of its init.
@@ -236,6 +278,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         hostname: spec.hostname().clone().unwrap_or_else(|| "moat".into()).into_bytes(),
         strace: false,
         stats: false,
+        max_tasks: app_task_limit(spec),
         selftest_forbidden_syscall: false,
         app_seccomp,
     })

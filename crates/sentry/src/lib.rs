@@ -16,7 +16,7 @@ pub use kernel::boot::{
     boot, BootConfig, BootError, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, ProcessInfo, RootConfig,
     Sandbox,
 };
-pub use kernel::log_to;
+pub use kernel::{log_to, LogFormat};
 
 /// The result of a kernel operation: a value or an errno for the app.
 pub type SysResult<T> = Result<T, Errno>;

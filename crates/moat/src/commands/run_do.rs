@@ -168,6 +168,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         hostname: b"moat".to_vec(),
         strace: a.strace,
         stats: a.stats,
+        max_tasks: None,
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
         app_seccomp: None,
     };

@@ -1246,6 +1246,7 @@ mod tests {
                     unimplemented: Mutex::new(BTreeMap::new()),
                     exits: Mutex::new(BTreeMap::new()),
                     exits_cv: std::sync::Condvar::new(),
+                    max_tasks: None,
                     futexes: Default::default(),
                     locks: Default::default(),
                     flocks: Default::default(),

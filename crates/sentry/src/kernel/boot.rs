@@ -85,6 +85,8 @@ pub struct BootConfig {
     pub strace: bool,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     pub stats: bool,
+    /// Most tasks (threads) the sandbox may have; fork/clone past it: EAGAIN.
+    pub max_tasks: Option<usize>,
     /// For the filter's tests: once it is installed, make a host call
     /// outside the allow-list (socket(2)), which must kill the Sentry.
     pub selftest_forbidden_syscall: bool,
@@ -174,6 +176,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             unimplemented: Mutex::new(BTreeMap::new()),
             exits: Mutex::new(BTreeMap::new()),
             exits_cv: std::sync::Condvar::new(),
+            max_tasks: cfg.max_tasks,
             futexes: Default::default(),
             locks: Default::default(),
             flocks: Default::default(),

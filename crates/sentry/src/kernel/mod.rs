@@ -28,11 +28,20 @@ pub use task::{CurrentTask, Task, ThreadGroup};
 
 /// Where diagnostic lines go instead of moat's stderr, once set: in a
 /// container, stderr is the app's, and the runtime's log file is the place.
-static LOG_FILE: std::sync::OnceLock<Mutex<std::fs::File>> = std::sync::OnceLock::new();
+static LOG_FILE: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
 
-/// Sends the Sentry's diagnostic lines to `file` from now on (once per process).
-pub fn log_to(file: std::fs::File) {
-    let _ = LOG_FILE.set(Mutex::new(file));
+/// Turns one diagnostic line into what the log file holds (say, a JSON line).
+pub type LogFormat = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+struct LogSink {
+    file: Mutex<std::fs::File>,
+    format: LogFormat,
+}
+
+/// Sends the Sentry's diagnostic lines to `file` from now on (once per
+/// process), each made into a line by `format`.
+pub fn log_to(file: std::fs::File, format: LogFormat) {
+    let _ = LOG_FILE.set(LogSink { file: Mutex::new(file), format });
 }
 
 /// Writes one diagnostic line to moat's stderr (or the log file set with
@@ -41,9 +50,10 @@ pub fn log_to(file: std::fs::File) {
 pub fn log_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     match LOG_FILE.get() {
-        Some(file) => {
-            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(file, "{args}");
+        Some(sink) => {
+            let line = (sink.format)(&args.to_string());
+            let mut file = sink.file.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(file, "{line}");
         }
         None => {
             let _ = writeln!(std::io::stderr().lock(), "{args}");
@@ -75,6 +85,9 @@ pub struct Kernel {
     pub inotify: crate::fs::inotify::Notifier,
     /// The app's seccomp policy (the OCI spec's `linux.seccomp`), if any.
     pub app_seccomp: Option<app_seccomp::AppSeccomp>,
+    /// Most tasks (threads) the sandbox may have, as a pids cgroup counts
+    /// them: fork and clone past it fail with EAGAIN.
+    pub max_tasks: Option<usize>,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.
@@ -106,6 +119,14 @@ impl Kernel {
             let name = abi::sysno::name(nr).unwrap_or("unknown");
             log_line(format_args!("moat: unimplemented syscall {name} ({nr}); returning ENOSYS"));
             tracing::warn!(nr, name, "unimplemented syscall");
+        }
+    }
+
+    /// EAGAIN if one more task would pass the sandbox's task limit.
+    pub fn check_task_limit(&self) -> crate::SysResult<()> {
+        match self.max_tasks {
+            Some(max) if self.pids.lock().unwrap().tasks.len() >= max => Err(abi::Errno::EAGAIN),
+            _ => Ok(()),
         }
     }
 

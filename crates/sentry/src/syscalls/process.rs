@@ -33,6 +33,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         return Err(Errno::EINVAL);
     }
     let k = t.k.clone();
+    k.check_task_limit()?;
     let parent_tg = t.tg().clone();
     // CLONE_VM (vfork, posix_spawn) shares the address space: the child runs as a new
     // thread of the parent's stub until it execs; otherwise the child gets a copy.
@@ -93,7 +94,16 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         child_tg.mm().lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
     }
     let (regs, fp) = child_start(t, &child_task, flags, stack, ctid, tls);
-    spawn(k.clone(), child_task, regs, fp, seed);
+    if let Err(e) = spawn(k.clone(), child_task.clone(), regs, fp, seed) {
+        // No host thread to run it (the host's task limit): as if the child never was.
+        tracing::warn!("cannot start a task thread: {e}");
+        let mut pids = k.pids.lock().unwrap();
+        pids.tasks.remove(&pid);
+        pids.groups.remove(&pid);
+        drop(pids);
+        real_parent.state.lock().unwrap().children.retain(|c| !Arc::ptr_eq(c, &child_tg));
+        return Err(Errno::EAGAIN);
+    }
     if flags & CLONE_VFORK != 0 || flags & CLONE_VM != 0 {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
             if child_tg.state.lock().unwrap().vfork_released {
@@ -135,6 +145,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
     if flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0 {
         return Err(Errno::EINVAL);
     }
+    t.k.check_task_limit()?;
     let seed = t.ctx.new_thread().map_err(|e| {
         tracing::warn!("cannot create a stub thread: {e}");
         Errno::EAGAIN
@@ -158,6 +169,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
         t.write_mem(ctid, &tid.to_ne_bytes())?;
     }
     let (regs, fp) = child_start(t, &task, flags, stack, ctid, tls);
+    let undo = (k.clone(), tg.clone(), task.clone());
     let res = std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || {
         let ctx = match seed.attach() {
             Ok(c) => c,
@@ -173,7 +185,12 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
         }
         cur.run();
     });
-    if res.is_err() {
+    if let Err(e) = res {
+        // No host thread to run it: as if the thread never was.
+        tracing::warn!("cannot start a task thread: {e}");
+        let (k, tg, task) = undo;
+        k.pids.lock().unwrap().tasks.remove(&tid);
+        tg.state.lock().unwrap().threads.retain(|t| !Arc::ptr_eq(t, &task));
         return Err(Errno::EAGAIN);
     }
     Ok(tid as u64)
@@ -187,7 +204,7 @@ pub fn spawn(
     regs: crate::platform::Regs,
     fp: Option<Vec<u8>>,
     seed: Option<Box<dyn crate::platform::ContextSeed>>,
-) {
+) -> std::io::Result<()> {
     let name = format!("task-{}", task.tid());
     let res = std::thread::Builder::new().name(name).spawn(move || {
         let shared = seed.is_some();
@@ -212,9 +229,7 @@ pub fn spawn(
         }
         cur.run();
     });
-    if let Err(e) = res {
-        tracing::error!("cannot start a task thread: {e}");
-    }
+    res.map(|_| ())
 }
 
 fn read_strv(t: &CurrentTask, mut ptr: u64) -> SysResult<Vec<Vec<u8>>> {

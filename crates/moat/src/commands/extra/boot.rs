@@ -30,6 +30,7 @@ pub fn run(global: &Global, a: BootArgs) -> i32 {
         bundle: a.bundle,
         ready,
         log: global.log.clone(),
+        log_json: matches!(global.log_format, crate::commands::oci::LogFormat::Json),
         in_pid_namespace: a.in_pid_namespace,
     })
 }

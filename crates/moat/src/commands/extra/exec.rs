@@ -3,7 +3,8 @@
 //! exits with it, so that the pid in --pid-file reports it (as the
 //! containerd shim expects).
 
-use std::os::fd::AsRawFd;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use oci_spec::runtime::Process;
@@ -33,62 +34,98 @@ pub struct ExecArgs {
     /// UID[:GID].
     #[arg(long, short = 'u')]
     pub user: Option<String>,
-    /// Set by moat itself: this is the background waiter of a detached exec.
+    /// Set by moat itself: this is the background waiter of a detached exec,
+    /// which reports on this fd that the process runs (an empty line) or why not.
     #[arg(long, hide = true)]
-    pub waiter: bool,
+    pub waiter_fd: Option<std::os::fd::RawFd>,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
 pub fn run(global: &Global, a: ExecArgs) -> i32 {
+    let mut ready = match a.waiter_fd.map(host::sys::take_inherited_fd).transpose() {
+        Ok(fd) => fd.map(std::fs::File::from),
+        Err(e) => return global.fail(format!("exec: --waiter-fd: {e}")),
+    };
     with_runtime(global, |r| {
-        let process = process(&a)?;
-        if a.detach && !a.waiter {
-            return detach(&a);
+        let started = start(r, &a);
+        match (started, ready.take()) {
+            (Ok(exec), Some(mut ready)) => {
+                write_pid_file(a.pid_file.as_deref(), std::process::id() as i32)?;
+                // Tell the foreground moat that the process runs.
+                let _ = writeln!(ready);
+                wait(exec)
+            }
+            (Ok(exec), None) => wait(exec),
+            (Err(e), Some(mut ready)) => {
+                let _ = writeln!(ready, "{e}");
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
         }
-        // With a console socket the process gets a new terminal, whose
-        // master goes to the socket; otherwise (even with --tty) our stdio.
-        let terminal = match &a.console_socket {
-            Some(socket) => Some(runtime::container::console(socket).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let stdio = match &terminal {
-            Some(slave) => [slave.as_raw_fd(); 3],
-            None => [std::io::stdin().as_raw_fd(), std::io::stdout().as_raw_fd(), std::io::stderr().as_raw_fd()],
-        };
-        let exec = r.exec(&a.id, &process, stdio).map_err(|e| e.to_string())?;
-        drop(terminal);
-        if a.waiter {
-            write_pid_file(a.pid_file.as_deref(), std::process::id() as i32)?;
-            // Tell the foreground moat that the process runs.
-            println!();
-        }
-        let status = exec.wait().map_err(|e| e.to_string())?;
-        Ok(runtime::sandbox::exit_code(status))
     })
 }
 
-/// Re-runs this exec as a background waiter and returns once it has started.
-fn detach(a: &ExecArgs) -> Result<i32, String> {
+enum Started {
+    Exec(runtime::container::Exec),
+    /// Detached: the waiter runs it; nothing to wait for here.
+    Detached,
+}
+
+fn start(r: &runtime::container::Runtime, a: &ExecArgs) -> Result<Started, String> {
+    let process = process(a)?;
+    if a.detach && a.waiter_fd.is_none() {
+        detach(a)?;
+        return Ok(Started::Detached);
+    }
+    // With a console socket the process gets a new terminal, whose
+    // master goes to the socket; otherwise (even with --tty) our stdio.
+    let terminal = match &a.console_socket {
+        Some(socket) => Some(runtime::container::console(socket).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let stdio = match &terminal {
+        Some(slave) => [slave.as_raw_fd(); 3],
+        None => [std::io::stdin().as_raw_fd(), std::io::stdout().as_raw_fd(), std::io::stderr().as_raw_fd()],
+    };
+    let exec = r.exec(&a.id, &process, stdio).map_err(|e| e.to_string())?;
+    Ok(Started::Exec(exec))
+}
+
+fn wait(started: Started) -> Result<i32, String> {
+    match started {
+        Started::Exec(exec) => Ok(runtime::sandbox::exit_code(exec.wait().map_err(|e| e.to_string())?)),
+        Started::Detached => Ok(0),
+    }
+}
+
+/// Re-runs this exec as a background waiter, with the same stdio (the
+/// process's), and returns once the process runs.
+fn detach(a: &ExecArgs) -> Result<(), String> {
     use std::io::BufRead;
-    // Only stdio goes to the waiter, not the engine's own fds.
+    // Only stdio and the ready pipe go to the waiter, not the engine's own fds.
     host::sys::cloexec_from(3).map_err(|e| e.to_string())?;
+    let (ready_read, ready_write) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    host::sys::set_cloexec(ready_write.as_fd(), false).map_err(|e| e.to_string())?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    args.insert(args.iter().position(|x| x == "exec").map_or(0, |i| i + 1), "--waiter".into());
+    let at = args.iter().position(|x| x == "exec").map_or(0, |i| i + 1);
+    args.splice(at..at, ["--waiter-fd".to_owned(), ready_write.as_raw_fd().to_string()]);
     let mut child = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .args(&args)
-        .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the exec waiter: {e}"))?;
-    let out = child.stdout.take().ok_or("no pipe to the exec waiter")?;
+    drop(ready_write);
     let mut line = String::new();
-    let _ = std::io::BufReader::new(out).read_line(&mut line);
-    if line != "\n" {
-        let status = child.wait().map_err(|e| e.to_string())?;
-        return Err(format!("exec in {} failed ({status})", a.id));
+    let _ = std::io::BufReader::new(std::fs::File::from(ready_read)).read_line(&mut line);
+    if line == "\n" {
+        return Ok(());
     }
-    Ok(0)
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match line.trim() {
+        "" => Err(format!("exec in {} failed ({status})", a.id)),
+        why => Err(why.to_owned()),
+    }
 }
 
 fn process(a: &ExecArgs) -> Result<ExecProcess, String> {

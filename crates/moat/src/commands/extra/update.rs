@@ -23,7 +23,8 @@ pub fn run(global: &Global, a: UpdateArgs) -> i32 {
         };
         let resources: LinuxResources = serde_json::from_str(&json)
             .map_err(|e| format!("{}: not linux.resources JSON: {e}", a.resources.display()))?;
-        r.cgroup(&a.id).and_then(|c| Ok(c.update(&resources)?)).map_err(|e| e.to_string())?;
+        let host = runtime::sandbox::host_resources(&resources);
+        r.cgroup(&a.id).and_then(|c| Ok(c.update(&host)?)).map_err(|e| e.to_string())?;
         Ok(0)
     })
 }

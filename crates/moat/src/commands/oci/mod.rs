@@ -43,7 +43,7 @@ impl Global {
         if self.systemd_cgroup {
             return Err("--systemd-cgroup is not supported: configure the cgroupfs cgroup driver".into());
         }
-        Ok(Runtime::new(&self.root, self.log.clone()))
+        Ok(Runtime::new(&self.root, self.log.clone(), matches!(self.log_format, LogFormat::Json)))
     }
 
     /// Reports `message` on stderr and in the --log file; returns exit status 1.
