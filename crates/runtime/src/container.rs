@@ -206,6 +206,18 @@ impl Runtime {
             return Err(other(format!("container {id} is not running")));
         }
         let dir = StateDir::open(&self.root, id)?;
+        if state.status == Status::Paused {
+            // A frozen sandbox cannot take the request; SIGKILL is the host's to deliver.
+            if signal != libc::SIGKILL {
+                return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
+            }
+            let cgroup = self.cgroup(id)?;
+            for pid in cgroup.procs().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+            cgroup.thaw()?;
+            return Ok(());
+        }
         match control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None }) {
             Ok(_) => Ok(()),
             // The sandbox went away between the check and the call.
@@ -224,6 +236,12 @@ impl Runtime {
         }
         if let Some(pid) = state.pid.filter(|_| status != Status::Stopped) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            if status == Status::Paused {
+                // Frozen processes die only once thawed.
+                if let Ok(cgroup) = self.cgroup(id) {
+                    let _ = cgroup.thaw();
+                }
+            }
             wait_gone(pid);
         }
         let bundle = Bundle::load(&state.bundle).ok();
@@ -319,6 +337,10 @@ fn live_status(dir: &StateDir, state: &State) -> Status {
     let Some(pid) = state.pid else { return Status::Stopped };
     if state.status == Status::Stopped {
         return Status::Stopped;
+    }
+    if state.status == Status::Paused {
+        // Frozen, it cannot answer; it is paused as long as it lives.
+        return Status::Paused;
     }
     if !process_alive(pid) {
         return Status::Stopped;

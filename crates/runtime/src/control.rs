@@ -168,9 +168,15 @@ impl ShortPath {
     }
 }
 
+/// How long a one-reply exchange may take: a sandbox that does not answer
+/// in this time (stuck, or frozen) is reported, not waited for forever.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One request, for a one-reply exchange.
 pub fn call(path: &Path, request: &Request) -> Result<Reply, ControlError> {
-    Connection::request(path, request, &[])?.reply()
+    let mut connection = Connection::request(path, request, &[])?;
+    connection.reader.get_ref().set_read_timeout(Some(CALL_TIMEOUT))?;
+    connection.reply()
 }
 
 fn send_with_fds(stream: &UnixStream, data: &[u8], fds: &[RawFd]) -> Result<(), ControlError> {
