@@ -6,64 +6,25 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{moat_binary, unique_name, Rootfs, TempDir};
+use common::oci::{self, busybox_bundle, moat_at as moat, status};
+use common::{unique_name, Rootfs, TempDir};
 use serde_json::Value;
 
-fn moat(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn moat")
+/// A busybox container running `script`, with `edit` applied to its spec, created.
+fn create(root: &Path, dir: &Path, rootfs: &Rootfs, script: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let bundle = dir.join("bundle");
+    busybox_bundle(root, &bundle, rootfs, &["/bin/sh", "-c", script], edit);
+    let id = unique_name("extra");
+    oci::create(root, &bundle, &id, &dir.join("console.log"));
+    id
 }
 
 fn ok(out: &std::process::Output, what: &str) -> String {
     assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A bundle running `script`, with `edit` applied to its spec; created with
-/// its stdio on a file (a pipe would stay open after create returns).
-fn create(root: &Path, dir: &Path, rootfs: &Rootfs, script: &str, edit: impl FnOnce(&mut Value)) -> String {
-    let bundle = dir.join("bundle");
-    fs::create_dir_all(&bundle).expect("mkdir");
-    let b = bundle.to_str().expect("utf-8");
-    ok(&moat(root, &["spec", "--bundle", b]), "spec");
-    let config = bundle.join("config.json");
-    let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
-    spec["root"]["path"] = rootfs.path().to_str().expect("utf-8").into();
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", script]);
-    edit(&mut spec);
-    fs::write(&config, serde_json::to_vec(&spec).expect("json")).expect("write");
-    let id = unique_name("extra");
-    let console = fs::File::create(dir.join("console.log")).expect("console");
-    let created = Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root)
-        .args(["create", "--bundle", b, &id])
-        .stdin(Stdio::null())
-        .stdout(console.try_clone().expect("dup"))
-        .stderr(console)
-        .status()
-        .expect("spawn create");
-    assert!(created.success(), "create: {}", fs::read_to_string(dir.join("console.log")).unwrap_or_default());
-    id
-}
-
-fn status(root: &Path, id: &str) -> String {
-    let state: Value = serde_json::from_str(&ok(&moat(root, &["state", id]), "state")).expect("state json");
-    state["status"].as_str().unwrap_or_default().to_owned()
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -157,17 +118,11 @@ fn hooks_run_with_the_state_on_stdin() {
 
 fn create_failing(root: &Path, dir: &Path, rootfs: &Rootfs) -> String {
     let bundle = dir.join("bundle-fail");
-    fs::create_dir_all(&bundle).expect("mkdir");
-    let b = bundle.to_str().expect("utf-8");
-    ok(&moat(root, &["spec", "--bundle", b]), "spec");
-    let config = bundle.join("config.json");
-    let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
-    spec["root"]["path"] = rootfs.path().to_str().expect("utf-8").into();
-    spec["process"]["terminal"] = false.into();
-    spec["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]});
-    fs::write(&config, serde_json::to_vec(&spec).expect("json")).expect("write");
+    busybox_bundle(root, &bundle, rootfs, &["/bin/true"], |s| {
+        s["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]});
+    });
     let id = unique_name("hookfail");
-    let out = moat(root, &["create", "--bundle", b, &id]);
+    let out = moat(root, &["create", "--bundle", bundle.to_str().expect("utf-8"), &id]);
     assert!(!out.status.success(), "create with a failing hook must fail");
     assert!(String::from_utf8_lossy(&out.stderr).contains("hook"), "{}", String::from_utf8_lossy(&out.stderr));
     id

@@ -7,11 +7,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{host_children, moat_binary, unique_name, Rootfs, TempDir};
+use common::oci::{self, busybox_bundle, moat_at as moat};
+use common::{host_children, unique_name, Rootfs, TempDir};
 use serde_json::Value;
 
 fn status(pid: u32) -> HashMap<String, String> {
@@ -40,52 +40,19 @@ fn memory_cgroup(pid: u32) -> String {
     line.and_then(|l| l.splitn(3, ':').nth(2)).unwrap_or_default().to_owned()
 }
 
-fn moat(root: &TempDir, args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn moat")
-}
-
 #[test]
 fn a_container_runs_in_its_namespaces_cgroup_and_filter() {
-    let root = TempDir::new("oci-iso-root");
-    let bundle = TempDir::new("oci-iso-bundle");
+    let dir = TempDir::new("oci-iso");
+    let root = dir.path().join("root");
+    let bundle = dir.path().join("bundle");
     let rootfs = Rootfs::new();
-    let b = bundle.path().to_str().expect("utf-8");
-    assert!(moat(&root, &["spec", "--bundle", b]).status.success());
-    let config = bundle.path().join("config.json");
-    let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
     let id = unique_name("iso");
     let cgroup = format!("/moat-test/{id}");
-    spec["root"]["path"] = rootfs.path().to_str().expect("utf-8").into();
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "echo up; while :; do sleep 1; done"]);
-    spec["linux"]["cgroupsPath"] = cgroup.clone().into();
-    spec["linux"]["resources"] = serde_json::json!({"memory": {"limit": 268435456}, "pids": {"limit": 64}});
-    fs::write(&config, serde_json::to_vec(&spec).expect("json")).expect("write");
-
-    // The container's stdio is create's: a file, since a pipe would stay
-    // open (held by the container) after create returns.
-    let log = bundle.path().join("console.log");
-    let console = fs::File::create(&log).expect("console file");
-    let created = Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root.path())
-        .args(["create", "--bundle", b, &id])
-        .stdin(Stdio::null())
-        .stdout(console.try_clone().expect("dup"))
-        .stderr(console)
-        .status()
-        .expect("spawn create");
-    assert!(created.success(), "create: {}", fs::read_to_string(&log).unwrap_or_default());
+    busybox_bundle(&root, &bundle, &rootfs, &["/bin/sh", "-c", "echo up; while :; do sleep 1; done"], |spec| {
+        spec["linux"]["cgroupsPath"] = cgroup.clone().into();
+        spec["linux"]["resources"] = serde_json::json!({"memory": {"limit": 268435456}, "pids": {"limit": 64}});
+    });
+    oci::create(&root, &bundle, &id, &dir.path().join("console.log"));
     let out = moat(&root, &["start", &id]);
     assert!(out.status.success(), "start: {}", String::from_utf8_lossy(&out.stderr));
     let state: Value = serde_json::from_slice(&moat(&root, &["state", &id]).stdout).expect("state json");

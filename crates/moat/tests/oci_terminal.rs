@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{moat_binary, unique_name, Rootfs, TempDir};
+use common::oci::moat_at as moat;
+use common::{unique_name, Rootfs, TempDir};
 use serde_json::Value;
 
 /// A console-socket server (python3): takes one pty master, sets its window
@@ -92,18 +93,6 @@ fn wait_for(path: &str) {
         assert!(Instant::now() < deadline, "{path} never appeared");
         thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn moat(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn moat")
 }
 
 #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod native;
+pub mod oci;
 
 use std::fs;
 use std::io::Read;

@@ -1,45 +1,35 @@
 //! `moat run`: create and start a container, and (unless detached) wait for
 //! it, exit with its status and delete it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use runtime::container::Stdio3;
 use runtime::state::Status;
 
-use crate::commands::oci::create::write_pid_file;
+use crate::commands::oci::create::{write_pid_file, CreateArgs};
 use crate::commands::oci::{with_runtime, Global};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    #[arg(long, short = 'b', default_value = ".")]
-    pub bundle: PathBuf,
-    #[arg(long)]
-    pub pid_file: Option<PathBuf>,
-    #[arg(long)]
-    pub console_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub create: CreateArgs,
     /// Return once the container runs, leaving it running.
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Accepted for runc compatibility.
-    #[arg(long)]
-    pub no_pivot: bool,
-    /// Accepted for runc compatibility.
-    #[arg(long)]
-    pub no_new_keyring: bool,
-    pub id: String,
 }
 
 pub fn run(global: &Global, a: RunArgs) -> i32 {
     with_runtime(global, |r| {
-        let stdio = match a.console_socket {
+        let c = a.create;
+        let stdio = match c.console_socket {
             Some(socket) => Stdio3::ConsoleSocket(socket),
             None => Stdio3::Inherit,
         };
-        let pid = r.create(&a.id, &a.bundle, stdio).map_err(|e| e.to_string())?;
-        write_pid_file(a.pid_file.as_deref(), pid)?;
-        if let Err(e) = r.start(&a.id) {
-            let _ = r.delete(&a.id, true);
+        let pid = r.create(&c.id, &c.bundle, stdio).map_err(|e| e.to_string())?;
+        write_pid_file(c.pid_file.as_deref(), pid)?;
+        let id = c.id;
+        if let Err(e) = r.start(&id) {
+            let _ = r.delete(&id, true);
             return Err(e.to_string());
         }
         if a.detach {
@@ -54,14 +44,14 @@ pub fn run(global: &Global, a: RunArgs) -> i32 {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => {
                     // Not our child after all (reparented): poll until it is gone.
-                    while r.state(&a.id).map(|s| s.status != Status::Stopped).unwrap_or(false) {
+                    while r.state(&id).map(|s| s.status != Status::Stopped).unwrap_or(false) {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     break 0;
                 }
             }
         };
-        r.delete(&a.id, true).map_err(|e| e.to_string())?;
+        r.delete(&id, true).map_err(|e| e.to_string())?;
         Ok(status)
     })
 }
