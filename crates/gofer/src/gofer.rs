@@ -79,6 +79,10 @@ struct FidState {
 pub struct Gofer {
     root: Node,
     read_only: bool,
+    /// Serving one file of the root directory (a bind mount of a file):
+    /// only this name may be walked to, and the directory itself can be
+    /// neither listed nor changed.
+    only: Option<Vec<u8>>,
     fids: HashMap<Fid, FidState>,
 }
 
@@ -88,7 +92,20 @@ impl Gofer {
         let stx = hostfs::stat(&root)?;
         let (dev, ino) = hostfs::identity(&stx);
         let root = Node { fd: Arc::new(root), parent: None, kind: Kind::Directory, dev, ino };
-        Ok(Gofer { root, read_only, fids: HashMap::new() })
+        Ok(Gofer { root, read_only, only: None, fids: HashMap::new() })
+    }
+
+    /// Serves only `name` in the root directory (see [`Gofer::only`]).
+    pub fn serve_only(mut self, name: &[u8]) -> Result<Gofer, Errno> {
+        check_name(name)?;
+        self.only = Some(name.to_vec());
+        Ok(self)
+    }
+
+    /// Whether `node` is the root of a Gofer that serves one file of it:
+    /// then the directory is off limits.
+    fn hidden_root(&self, node: &Node) -> bool {
+        self.only.is_some() && node.parent.is_none()
     }
 
     fn fid(&self, fid: Fid) -> Result<&FidState, Errno> {
@@ -99,11 +116,14 @@ impl Gofer {
         self.fids.get_mut(&fid).ok_or(Errno::EBADF)
     }
 
-    /// The node of `fid`, which must be a directory.
+    /// The node of `fid`, which must be a directory the client may change.
     fn dir(&self, fid: Fid) -> Result<Node, Errno> {
         let node = &self.fid(fid)?.node;
         if node.kind != Kind::Directory {
             return Err(Errno::ENOTDIR);
+        }
+        if self.hidden_root(node) {
+            return Err(Errno::EACCES);
         }
         Ok(node.clone())
     }
@@ -216,11 +236,15 @@ impl Handler for Gofer {
     fn walk(&mut self, t: Twalk) -> Result<Rwalk, Errno> {
         let mut node = self.fid(t.fid)?.node.clone();
         let mut qids = Vec::with_capacity(t.names.len());
+        let only = self.only.clone();
         for name in t.names {
             let mut step = || -> Result<Node, Errno> {
                 check_name(&name)?;
                 if node.kind != Kind::Directory {
                     return Err(Errno::ENOTDIR);
+                }
+                if node.parent.is_none() && only.as_ref().is_some_and(|only| *only != name) {
+                    return Err(Errno::ENOENT);
                 }
                 let fd = hostfs::walk_one(&node.fd, &name)?;
                 let stx = hostfs::stat(&fd)?;
@@ -251,12 +275,14 @@ impl Handler for Gofer {
 
     fn lopen(&mut self, t: Tlopen) -> Result<Rlopen, Errno> {
         let read_only = self.read_only;
+        let serves_one_file = self.only.is_some();
         let state = self.fid_mut(t.fid)?;
         if state.open.is_some() {
             return Err(Errno::EINVAL);
         }
         let flags = client_flags(t.flags);
         let open = match state.node.kind {
+            _ if serves_one_file && state.node.parent.is_none() => return Err(Errno::EACCES),
             Kind::Symlink => return Err(Errno::ELOOP),
             Kind::Special => return Err(Errno::EPERM),
             Kind::Directory if writes(flags) => return Err(Errno::EISDIR),
@@ -415,6 +441,9 @@ impl Handler for Gofer {
         self.writable()?;
         let state = self.fid(t.fid)?;
         let node = &state.node;
+        if self.hidden_root(node) {
+            return Err(Errno::EACCES);
+        }
         let a = &t.attr;
         if a.valid & setattr::MODE != 0 {
             let mode = mode_bits(a.mode);

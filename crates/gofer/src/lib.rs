@@ -45,12 +45,17 @@ pub enum GoferError {
 /// Serves `root` (a host directory) read-write over 9P2000.L on `stream` until the peer closes.
 ///
 /// With `read_only`, every request that would change the host answers EROFS.
-pub fn serve(stream: UnixStream, root: &Path, read_only: bool) -> Result<(), GoferError> {
+/// With `only`, just that name in `root` is served (a bind mount of a file).
+pub fn serve(stream: UnixStream, root: &Path, read_only: bool, only: Option<&[u8]>) -> Result<(), GoferError> {
     let open_root = || -> io::Result<Gofer> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         // openat2 like every other host open, so the jail's allow-list needs no openat.
         let fd = rustix::fs::openat2(CWD, root, flags, Mode::empty(), ResolveFlags::empty())?;
-        Gofer::new(fd, read_only).map_err(|e| io::Error::from_raw_os_error(e.0))
+        let gofer = Gofer::new(fd, read_only).map_err(|e| io::Error::from_raw_os_error(e.0))?;
+        match only {
+            Some(name) => gofer.serve_only(name).map_err(|e| io::Error::from_raw_os_error(e.0)),
+            None => Ok(gofer),
+        }
     };
     let gofer = open_root().map_err(|source| GoferError::OpenRoot { path: root.to_owned(), source })?;
     p9::serve(stream, gofer)?;

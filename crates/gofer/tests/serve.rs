@@ -12,6 +12,7 @@ use p9::{getattr, setattr, Client, Fid, SetAttr, QID_TYPE_DIR, QID_TYPE_FILE, QI
 
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
+const EACCES: i32 = 13;
 const EBADF: i32 = 9;
 const EISDIR: i32 = 21;
 const EINVAL: i32 = 22;
@@ -34,9 +35,13 @@ struct Session {
 
 impl Session {
     fn start(dir: &Path, read_only: bool) -> Session {
+        Session::start_serving(dir, read_only, None)
+    }
+
+    fn start_serving(dir: &Path, read_only: bool, only: Option<&'static str>) -> Session {
         let (a, b) = UnixStream::pair().unwrap();
         let root = dir.to_owned();
-        let server = thread::spawn(move || gofer::serve(b, &root, read_only));
+        let server = thread::spawn(move || gofer::serve(b, &root, read_only, only.map(str::as_bytes)));
         let client = Client::new(a, 8192).unwrap();
         let (root, qid) = client.attach("").unwrap();
         assert_eq!(qid.ty, QID_TYPE_DIR);
@@ -456,7 +461,41 @@ fn only_regular_files_are_donated_and_symlinks_never_followed() {
 #[test]
 fn missing_root_is_a_clear_error() {
     let (_a, b) = UnixStream::pair().unwrap();
-    let err = gofer::serve(b, Path::new("/nonexistent/moat-root"), true).unwrap_err();
+    let err = gofer::serve(b, Path::new("/nonexistent/moat-root"), true, None).unwrap_err();
     assert!(matches!(err, gofer::GoferError::OpenRoot { .. }));
     assert!(err.to_string().contains("/nonexistent/moat-root"));
+}
+
+/// A Gofer serving one file of a directory (a bind mount of a file, such as
+/// Docker's /etc/hosts) reaches that file and nothing else of the directory.
+#[test]
+fn a_one_file_gofer_reaches_only_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("hosts"), b"127.0.0.1 localhost\n").unwrap();
+    fs::write(dir.path().join("config.json"), b"{\"Privileged\": false}\n").unwrap();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let s = Session::start_serving(dir.path(), false, Some("hosts"));
+    let errno = |r: Result<(), p9::Error>| r.map_err(|e| e.errno()).err();
+
+    let hosts = s.walk(&["hosts"]).expect("the served file is reachable");
+    s.client.lopen(hosts, O_RDWR).unwrap();
+    assert_eq!(s.read_all(hosts), b"127.0.0.1 localhost\n");
+    s.client.write(hosts, 0, b"10").unwrap();
+    for name in ["config.json", "sub", "missing"] {
+        assert_eq!(s.walk(&[name]).map(|_| ()).map_err(|e| e.errno()).err(), Some(ENOENT), "{name} must be hidden");
+    }
+    let root = s.walk(&[]).unwrap();
+    assert_eq!(errno(s.client.lopen(root, O_RDONLY).map(|_| ())), Some(EACCES), "listing the directory");
+    assert_eq!(errno(s.client.mkdir(s.root, b"d", 0o755, 0).map(|_| ())), Some(EACCES));
+    assert_eq!(errno(s.client.symlink(s.root, b"l", b"/", 0).map(|_| ())), Some(EACCES));
+    assert_eq!(errno(s.client.unlinkat(s.root, b"hosts", 0)), Some(EACCES));
+    assert_eq!(errno(s.client.renameat(s.root, b"hosts", s.root, b"h2")), Some(EACCES));
+    let chmod = p9::SetAttr { valid: p9::setattr::MODE, mode: 0o777, ..p9::SetAttr::default() };
+    assert_eq!(errno(s.client.setattr(s.root, &chmod)), Some(EACCES));
+    let fresh = s.walk(&[]).unwrap();
+    assert_eq!(errno(s.client.lcreate(fresh, b"new", O_RDWR | O_CREAT, 0o644, 0).map(|_| ())), Some(EACCES));
+    assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), b"107.0.0.1 localhost\n");
+    assert!(!dir.path().join("new").exists() && !dir.path().join("d").exists());
+    drop(s.client);
+    s.server.join().unwrap().unwrap();
 }

@@ -14,6 +14,25 @@ impl Gofers {
     /// Starts a Gofer serving the directory `root` (read-only if asked) and
     /// returns the Sentry's end of its socket.
     pub fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
+        self.start_serving(root, read_only, None)
+    }
+
+    /// Starts a Gofer serving only the file `name` in the directory `root`.
+    pub fn start_one_file(
+        &mut self,
+        root: &Path,
+        name: &std::ffi::OsStr,
+        read_only: bool,
+    ) -> Result<UnixStream, String> {
+        self.start_serving(root, read_only, Some(name))
+    }
+
+    fn start_serving(
+        &mut self,
+        root: &Path,
+        read_only: bool,
+        only: Option<&std::ffi::OsStr>,
+    ) -> Result<UnixStream, String> {
         if !root.is_dir() {
             return Err(format!("{}: not a directory", root.display()));
         }
@@ -25,17 +44,15 @@ impl Gofers {
             if read_only {
                 command.arg("--read-only");
             }
+            if let Some(name) = only {
+                command.arg("--only").arg(name);
+            }
             let child = command.env_clear().stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
             Ok((child, ours))
         };
         let (child, socket) = spawn().map_err(|e| format!("cannot start the gofer for {}: {e}", root.display()))?;
         self.0.push(child);
         Ok(socket)
-    }
-
-    /// The Gofers' host pids.
-    pub fn pids(&self) -> Vec<u32> {
-        self.0.iter().map(Child::id).collect()
     }
 }
 

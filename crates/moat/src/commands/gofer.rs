@@ -16,6 +16,9 @@ pub struct GoferArgs {
     /// Refuse every change to the host tree.
     #[arg(long)]
     read_only: bool,
+    /// Serve only this name in the root directory (a bind mount of one file).
+    #[arg(long)]
+    only: Option<std::ffi::OsString>,
     /// For the jail's tests: once jailed, make a system call outside the
     /// allow-list (socket(2)), which must kill the Gofer with SIGSYS.
     #[arg(long, hide = true)]
@@ -47,7 +50,8 @@ pub fn run(a: GoferArgs) -> i32 {
         return SURVIVED_FORBIDDEN_SYSCALL;
     }
     // The jail made the served root `/`.
-    match gofer::serve(stream, Path::new("/"), a.read_only) {
+    let only = a.only.as_ref().map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()));
+    match gofer::serve(stream, Path::new("/"), a.read_only, only) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("moat gofer: {e}");
