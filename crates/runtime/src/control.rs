@@ -45,6 +45,34 @@ pub struct ExecProcess {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The process's capabilities; None: those the spec gives init.
+    #[serde(default)]
+    pub capabilities: Option<CapabilityMasks>,
+    /// no_new_privs; None: as the spec sets it for init.
+    #[serde(default)]
+    pub no_new_privileges: Option<bool>,
+}
+
+/// Capability sets as bit masks, bit N for capability number N.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct CapabilityMasks {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+}
+
+impl From<CapabilityMasks> for sentry::CapSets {
+    fn from(m: CapabilityMasks) -> sentry::CapSets {
+        sentry::CapSets {
+            effective: m.effective,
+            permitted: m.permitted,
+            inheritable: m.inheritable,
+            bounding: m.bounding,
+            ambient: m.ambient,
+        }
+    }
 }
 
 /// What the sandbox is doing, as `Request::State` reports it.

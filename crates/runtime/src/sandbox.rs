@@ -15,12 +15,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
-use sentry::{BootConfig, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, RootConfig, Sandbox};
+use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxNamespaceType, Mount, Spec};
+use sentry::{
+    BootConfig, CapSets, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, RootConfig, Sandbox, Sysctls,
+};
 
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
-use crate::control::{ExecProcess, Incoming, Phase, Process, Reply, Request};
+use crate::control::{CapabilityMasks, ExecProcess, Incoming, Phase, Process, Reply, Request};
 use crate::gofers::Gofers;
 use crate::state::StateDir;
 
@@ -257,6 +259,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
             _ => return Err("the sandbox process needs stdin, stdout and stderr".into()),
         };
     let env = process.env().clone().unwrap_or_default();
+    let sysctls = sysctls(spec).map_err(config_error)?;
     Ok(BootConfig {
         root: RootConfig {
             gofer: root_socket,
@@ -274,14 +277,90 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
             rlimits: rlimits(process)?,
+            capabilities: process.capabilities().as_ref().map(|c| capability_masks(c).into()),
+            no_new_privileges: process.no_new_privileges().unwrap_or(false),
         },
         hostname: spec.hostname().clone().unwrap_or_else(|| "moat".into()).into_bytes(),
+        domainname: spec.domainname().clone().unwrap_or_default().into_bytes(),
+        sysctls,
         strace: false,
         stats: false,
         max_tasks: app_task_limit(spec),
         selftest_forbidden_syscall: false,
         app_seccomp,
     })
+}
+
+/// The spec's `linux.sysctl`, sorted by key, checked as the Sentry will
+/// take them, so that a bad key fails `create` with a clear error.
+fn sysctls(spec: &Spec) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> =
+        spec.linux().as_ref().and_then(|l| l.sysctl().clone()).unwrap_or_default().into_iter().collect();
+    pairs.sort();
+    Sysctls::parse(&pairs).map_err(|e| format!("linux.sysctl: {e}"))?;
+    Ok(pairs)
+}
+
+/// The capability number of an OCI capability name.
+fn capability_number(c: Capability) -> u32 {
+    use Capability as C;
+    match c {
+        C::Chown => 0,
+        C::DacOverride => 1,
+        C::DacReadSearch => 2,
+        C::Fowner => 3,
+        C::Fsetid => 4,
+        C::Kill => 5,
+        C::Setgid => 6,
+        C::Setuid => 7,
+        C::Setpcap => 8,
+        C::LinuxImmutable => 9,
+        C::NetBindService => 10,
+        C::NetBroadcast => 11,
+        C::NetAdmin => 12,
+        C::NetRaw => 13,
+        C::IpcLock => 14,
+        C::IpcOwner => 15,
+        C::SysModule => 16,
+        C::SysRawio => 17,
+        C::SysChroot => 18,
+        C::SysPtrace => 19,
+        C::SysPacct => 20,
+        C::SysAdmin => 21,
+        C::SysBoot => 22,
+        C::SysNice => 23,
+        C::SysResource => 24,
+        C::SysTime => 25,
+        C::SysTtyConfig => 26,
+        C::Mknod => 27,
+        C::Lease => 28,
+        C::AuditWrite => 29,
+        C::AuditControl => 30,
+        C::Setfcap => 31,
+        C::MacOverride => 32,
+        C::MacAdmin => 33,
+        C::Syslog => 34,
+        C::WakeAlarm => 35,
+        C::BlockSuspend => 36,
+        C::AuditRead => 37,
+        C::Perfmon => 38,
+        C::Bpf => 39,
+        C::CheckpointRestore => 40,
+    }
+}
+
+/// OCI's `process.capabilities` as masks; a set the spec leaves out is empty.
+pub fn capability_masks(c: &LinuxCapabilities) -> CapabilityMasks {
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
+        set.iter().flatten().fold(0u64, |m, &cap| m | 1 << capability_number(cap))
+    };
+    CapabilityMasks {
+        effective: mask(c.effective()),
+        permitted: mask(c.permitted()),
+        inheritable: mask(c.inheritable()),
+        bounding: mask(c.bounding()),
+        ambient: mask(c.ambient()),
+    }
 }
 
 /// The spec's `process.rlimits` as (RLIMIT_* number, soft, hard).
@@ -375,12 +454,25 @@ fn parse_size(s: &str) -> Result<u64, String> {
 struct Shared {
     sandbox: Mutex<Option<Arc<Sandbox>>>,
     stopped: Mutex<bool>,
+    /// What an exec'd process gets when its request does not say: init's
+    /// capabilities and no_new_privs, as the spec gives them (runc's way).
+    exec_defaults: ExecDefaults,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ExecDefaults {
+    capabilities: Option<CapSets>,
+    no_new_privileges: bool,
 }
 
 impl Prepared {
     /// Serves the control socket until init exits; returns the exit status.
     fn serve(&mut self, listener: UnixListener) -> i32 {
-        let shared = Arc::new(Shared::default());
+        let exec_defaults = self.config.as_ref().map_or_else(ExecDefaults::default, |c| ExecDefaults {
+            capabilities: c.init.capabilities,
+            no_new_privileges: c.init.no_new_privileges,
+        });
+        let shared = Arc::new(Shared { exec_defaults, ..Shared::default() });
         let (start_tx, start_rx) = mpsc::channel::<()>();
         let (dropped_tx, dropped_rx) = mpsc::channel::<std::io::Result<()>>();
         {
@@ -476,13 +568,13 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
         (Request::Exec(p), Some(s)) => {
             let p = p.clone();
             let fds = std::mem::take(&mut incoming.fds);
-            return exec(incoming, s, p, fds);
+            return exec(incoming, s, p, fds, shared.exec_defaults);
         }
     };
     let _ = incoming.answer(&reply);
 }
 
-fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec<OwnedFd>) {
+fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec<OwnedFd>, defaults: ExecDefaults) {
     let Ok([stdin, stdout, stderr]) = <[OwnedFd; 3]>::try_from(fds) else {
         let _ = incoming.answer(&Reply::Error { message: "exec needs stdin, stdout and stderr fds".into() });
         return;
@@ -496,6 +588,8 @@ fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec
         gid: p.gid,
         groups: p.groups,
         rlimits: Vec::new(),
+        capabilities: p.capabilities.map(CapSets::from).or(defaults.capabilities),
+        no_new_privileges: p.no_new_privileges.unwrap_or(defaults.no_new_privileges),
     };
     match sandbox.exec(config) {
         Ok(pid) => {

@@ -16,6 +16,8 @@ pub use kernel::boot::{
     boot, BootConfig, BootError, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, ProcessInfo, RootConfig,
     Sandbox,
 };
+pub use kernel::capability::CapSets;
+pub use kernel::sysctl::{SysctlError, Sysctls};
 pub use kernel::{log_to, LogFormat};
 
 /// The result of a kernel operation: a value or an errno for the app.

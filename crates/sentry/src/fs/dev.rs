@@ -101,6 +101,10 @@ impl Inode for CharDevice {
     fn fs_id(&self) -> u64 {
         self.fs_id
     }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
+    }
 }
 
 /// An open memory-class device. Offsets are ignored, but the file is seekable: lseek

@@ -7,7 +7,7 @@
 //! is held only to copy out Arcs; a group's locks are taken one at a time.
 
 use std::any::Any;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -16,7 +16,9 @@ use host::memfile::PAGE;
 
 use super::dev::{major, minor};
 use super::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
+use crate::kernel::capability::CAP_LAST_CAP;
 use crate::kernel::signal::{SIG_DFL, SIG_IGN};
+use crate::kernel::sysctl::Sysctls;
 use crate::kernel::task::current;
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::{VmaName, PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -29,9 +31,6 @@ const SANDBOX_MEMORY: u64 = 2 << 30;
 const USER_HZ: u64 = 100;
 /// RLIMIT_SIGPENDING as reported in `SigQ`: moat does not limit queued signals.
 const SIGPENDING_LIMIT: u64 = 63_353;
-/// Capabilities 0..=40 (CAP_CHECKPOINT_RESTORE is the last in Linux 5.15).
-const CAP_LAST_CAP: u32 = 40;
-const ALL_CAPS: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
 /// Cap on how much of an app's argv/envp area one read of cmdline/environ copies.
 const MAX_ARG_AREA: u64 = 2 << 20;
 /// Column at which /proc/<pid>/maps pads before a mapping's name (Linux: 25 + 6 * 8 - 1).
@@ -47,8 +46,9 @@ macro_rules! put {
     };
 }
 
-/// Builds /proc for the kernel `k` (held weakly: the kernel's mount table holds procfs).
-pub fn new_procfs(k: Weak<Kernel>) -> InodeRef {
+/// Builds /proc for the kernel `k` (held weakly: the kernel's mount table
+/// holds procfs), with the spec's `sysctls` under /proc/sys.
+pub fn new_procfs(k: Weak<Kernel>, sysctls: &Sysctls) -> InodeRef {
     let mut id = [0u8; 16];
     let _ = host::sys::getrandom(&mut id);
     let fs = Arc::new(Procfs {
@@ -58,7 +58,73 @@ pub fn new_procfs(k: Weak<Kernel>) -> InodeRef {
         ncpus: host::sys::cpu_count(),
         boot_id: uuid_text(id),
     });
-    fs.root()
+    fs.root(sysctls)
+}
+
+/// Makes one file of /proc/sys.
+type SysFileFn = fn(&Procfs, &Kernel) -> SysResult<Vec<u8>>;
+
+/// The files of /proc/sys whatever the spec sets, by dotted name: the few
+/// tunables programs read at startup (glibc's malloc and jemalloc read
+/// overcommit_memory; Go's net package reads somaxconn). A spec's sysctl of
+/// the same name shows its value instead, except the UTS names, which show
+/// the live ones (the sysctl set them at boot).
+const SYS_FILES: &[(&str, SysFileFn)] = &[
+    ("kernel.hostname", |_, k| Ok(line(&k.hostname.lock().unwrap()))),
+    ("kernel.domainname", |_, k| Ok(line(&k.domainname_shown()))),
+    ("kernel.ostype", |_, _| Ok(b"Linux\n".to_vec())),
+    ("kernel.osrelease", |_, _| Ok(line(crate::RELEASE.as_bytes()))),
+    ("kernel.version", |_, _| Ok(line(crate::VERSION.as_bytes()))),
+    ("kernel.pid_max", |_, _| Ok(b"4194304\n".to_vec())),
+    ("kernel.cap_last_cap", |_, _| Ok(format!("{CAP_LAST_CAP}\n").into_bytes())),
+    ("kernel.ngroups_max", |_, _| Ok(b"65536\n".to_vec())),
+    ("kernel.random.boot_id", |fs, _| Ok(line(fs.boot_id.as_bytes()))),
+    ("kernel.random.uuid", |_, _| {
+        let mut id = [0u8; 16];
+        host::sys::getrandom(&mut id).map_err(|_| Errno::EIO)?;
+        Ok(line(uuid_text(id).as_bytes()))
+    }),
+    ("vm.overcommit_memory", |_, _| Ok(b"0\n".to_vec())),
+    ("net.core.somaxconn", |_, _| Ok(b"4096\n".to_vec())),
+];
+
+/// Sysctls whose files show kernel state, not the value the spec gave.
+const LIVE_SYSCTLS: &[&str] = &["kernel.hostname", "kernel.domainname"];
+
+/// The dotted names of the files /proc/sys has whatever the spec sets.
+pub fn sys_file_names() -> Vec<&'static str> {
+    SYS_FILES.iter().map(|(name, _)| *name).collect()
+}
+
+fn line(text: &[u8]) -> Vec<u8> {
+    let mut out = text.to_vec();
+    out.push(b'\n');
+    out
+}
+
+/// A directory of /proc/sys being built.
+#[derive(Default)]
+struct SysTree {
+    files: BTreeMap<String, InodeRef>,
+    dirs: BTreeMap<String, SysTree>,
+}
+
+impl SysTree {
+    /// Adds (or replaces) the file at dotted `name`. The names were checked
+    /// (`Sysctls::parse`): none is a directory of another.
+    fn insert(&mut self, name: &str, inode: InodeRef) {
+        match name.split_once('.') {
+            Some((dir, rest)) => self.dirs.entry(dir.to_owned()).or_default().insert(rest, inode),
+            None => {
+                self.files.insert(name.to_owned(), inode);
+            }
+        }
+    }
+}
+
+/// The procfs path of the sysctl file at dotted `name`.
+fn sys_path(name: &str) -> String {
+    format!("/sys/{}", name.replace('.', "/"))
 }
 
 fn entry(name: &str, inode: InodeRef) -> (Vec<u8>, InodeRef) {
@@ -95,8 +161,8 @@ impl Procfs {
         SimpleDir::fixed(self.fs_id, path_ino(path.as_bytes()), 0o555, entries)
     }
 
-    fn root(self: &Arc<Self>) -> InodeRef {
-        let statics = self.system_entries();
+    fn root(self: &Arc<Self>, sysctls: &Sysctls) -> InodeRef {
+        let statics = self.system_entries(sysctls);
         let fs = self.clone();
         SimpleDir::new(self.fs_id, path_ino(b"/"), 0o555, move || {
             let k = fs.kernel()?;
@@ -122,7 +188,7 @@ impl Procfs {
         })
     }
 
-    fn system_entries(self: &Arc<Self>) -> Entries {
+    fn system_entries(self: &Arc<Self>, sysctls: &Sysctls) -> Entries {
         let fs_id = self.fs_id;
         let self_link = SimpleSymlink::new(fs_id, path_ino(b"/self"), || match current() {
             (0, _) => Err(Errno::ENOENT),
@@ -151,53 +217,30 @@ impl Procfs {
             entry("filesystems", self.kernel_file("/filesystems", filesystems_file)),
             entry("loadavg", self.kernel_file("/loadavg", loadavg_file)),
             entry("stat", self.kernel_file("/stat", system_stat_file)),
-            entry("sys", self.sys_dir()),
+            entry("sys", self.sys_dir(sysctls)),
         ]
     }
 
-    /// /proc/sys: the few tunables programs read at startup.
-    fn sys_dir(self: &Arc<Self>) -> InodeRef {
-        let random = self.fixed_dir(
-            "/sys/kernel/random",
-            vec![
-                entry("boot_id", self.constant("/sys/kernel/random/boot_id", &format!("{}\n", self.boot_id))),
-                entry(
-                    "uuid",
-                    SimpleFile::new(self.fs_id, path_ino(b"/sys/kernel/random/uuid"), 0o444, || {
-                        let mut id = [0u8; 16];
-                        host::sys::getrandom(&mut id).map_err(|_| Errno::EIO)?;
-                        Ok(format!("{}\n", uuid_text(id)).into_bytes())
-                    }),
-                ),
-            ],
-        );
-        let kernel = self.fixed_dir(
-            "/sys/kernel",
-            vec![
-                entry(
-                    "hostname",
-                    self.kernel_file("/sys/kernel/hostname", |_, k| {
-                        let mut name = k.hostname.lock().unwrap().clone();
-                        name.push(b'\n');
-                        Ok(name)
-                    }),
-                ),
-                entry("ostype", self.constant("/sys/kernel/ostype", "Linux\n")),
-                entry("osrelease", self.constant("/sys/kernel/osrelease", &format!("{}\n", crate::RELEASE))),
-                entry("version", self.constant("/sys/kernel/version", &format!("{}\n", crate::VERSION))),
-                entry("pid_max", self.constant("/sys/kernel/pid_max", "4194304\n")),
-                entry("cap_last_cap", self.constant("/sys/kernel/cap_last_cap", &format!("{CAP_LAST_CAP}\n"))),
-                entry("ngroups_max", self.constant("/sys/kernel/ngroups_max", "65536\n")),
-                entry("random", random),
-            ],
-        );
-        // glibc's malloc and jemalloc read overcommit_memory; Go's net package reads somaxconn.
-        let vm = self
-            .fixed_dir("/sys/vm", vec![entry("overcommit_memory", self.constant("/sys/vm/overcommit_memory", "0\n"))]);
-        let core = self
-            .fixed_dir("/sys/net/core", vec![entry("somaxconn", self.constant("/sys/net/core/somaxconn", "4096\n"))]);
-        let net = self.fixed_dir("/sys/net", vec![entry("core", core)]);
-        self.fixed_dir("/sys", vec![entry("kernel", kernel), entry("vm", vm), entry("net", net)])
+    /// /proc/sys: its own files (`SYS_FILES`) and the spec's sysctls.
+    fn sys_dir(self: &Arc<Self>, sysctls: &Sysctls) -> InodeRef {
+        let mut tree = SysTree::default();
+        for (name, make) in SYS_FILES {
+            tree.insert(name, self.kernel_file(&sys_path(name), *make));
+        }
+        for (name, value) in sysctls.iter().filter(|(name, _)| !LIVE_SYSCTLS.contains(name)) {
+            tree.insert(name, self.constant(&sys_path(name), &format!("{value}\n")));
+        }
+        self.sys_tree_dir("/sys", tree)
+    }
+
+    fn sys_tree_dir(&self, path: &str, tree: SysTree) -> InodeRef {
+        let mut entries: Entries = tree
+            .dirs
+            .into_iter()
+            .map(|(name, sub)| entry(&name, self.sys_tree_dir(&format!("{path}/{name}"), sub)))
+            .collect();
+        entries.extend(tree.files.into_iter().map(|(name, inode)| entry(&name, inode)));
+        self.fixed_dir(path, entries)
     }
 }
 
@@ -418,6 +461,10 @@ impl Inode for FdLink {
 
     fn fs_id(&self) -> u64 {
         self.subject.fs.fs_id
+    }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
     }
 }
 
@@ -664,7 +711,7 @@ fn status_file(v: &View) -> SysResult<Vec<u8>> {
     let fd_size =
         v.tg.fds.lock().unwrap().fds().map(|(n, _)| n).max().map_or(0, |n| (n as u64 + 1).next_power_of_two());
     let (pending, shared, blocked, ignored, caught) = signal_sets(v);
-    let caps = if creds.euid == 0 { ALL_CAPS } else { 0 };
+    let caps = creds.caps;
 
     let mut out = Vec::new();
     out.extend_from_slice(b"Name:\t");
@@ -706,10 +753,15 @@ fn status_file(v: &View) -> SysResult<Vec<u8>> {
     put!(out, "SigQ:\t{}/{SIGPENDING_LIMIT}\n", (pending | shared).count_ones());
     put!(out, "SigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{blocked:016x}\n");
     put!(out, "SigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\n");
-    // A root app holds every capability the Sentry emulates; others hold none.
-    put!(out, "CapInh:\t{:016x}\nCapPrm:\t{caps:016x}\nCapEff:\t{caps:016x}\n", 0u64);
-    put!(out, "CapBnd:\t{ALL_CAPS:016x}\nCapAmb:\t{:016x}\n", 0u64);
-    put!(out, "NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n");
+    put!(
+        out,
+        "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\n",
+        caps.inheritable,
+        caps.permitted,
+        caps.effective
+    );
+    put!(out, "CapBnd:\t{:016x}\nCapAmb:\t{:016x}\n", caps.bounding, caps.ambient);
+    put!(out, "NoNewPrivs:\t{}\nSeccomp:\t0\nSeccomp_filters:\t0\n", u8::from(creds.no_new_privs));
     put!(out, "Cpus_allowed:\t{}\nCpus_allowed_list:\t{}\n", cpu_mask_hex(v.ncpus), cpu_list(v.ncpus));
     put!(out, "Mems_allowed:\t1\nMems_allowed_list:\t0\n");
     put!(out, "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
@@ -1233,7 +1285,7 @@ mod tests {
             let vfs = Arc::new(Vfs::new(root.clone()));
             Arc::new_cyclic(|weak| {
                 vfs.mounts.mount(b"/", root, "tmpfs", "rootfs");
-                vfs.mounts.mount(b"/proc", new_procfs(weak.clone()), "proc", "proc");
+                vfs.mounts.mount(b"/proc", new_procfs(weak.clone(), &Sysctls::default()), "proc", "proc");
                 Kernel {
                     platform: Box::new(NoPlatform),
                     mem,
@@ -1243,6 +1295,7 @@ mod tests {
                     boot_time: Instant::now(),
                     strace: false,
                     hostname: Mutex::new(b"box".to_vec()),
+                    domainname: Mutex::new(Vec::new()),
                     unimplemented: Mutex::new(BTreeMap::new()),
                     exits: Mutex::new(BTreeMap::new()),
                     exits_cv: std::sync::Condvar::new(),

@@ -359,6 +359,10 @@ impl Inode for PtyNode {
     fn fs_id(&self) -> u64 {
         self.reg.fs
     }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -395,6 +399,10 @@ impl Inode for PtsDir {
 
     fn fs_id(&self) -> u64 {
         self.reg.fs
+    }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
     }
 }
 

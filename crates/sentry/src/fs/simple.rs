@@ -117,6 +117,10 @@ impl Inode for SimpleFile {
     fn fs_id(&self) -> u64 {
         self.id.fs_id
     }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
+    }
 }
 
 /// An open `SimpleFile`: the content as it was at open, served by offset.
@@ -189,6 +193,10 @@ impl Inode for SimpleSymlink {
 
     fn fs_id(&self) -> u64 {
         self.id.fs_id
+    }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
     }
 }
 
@@ -272,6 +280,10 @@ impl Inode for SimpleDir {
 
     fn fs_id(&self) -> u64 {
         self.id.fs_id
+    }
+
+    fn enforces_mode_bits(&self) -> bool {
+        false
     }
 }
 

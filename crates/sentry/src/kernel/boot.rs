@@ -10,7 +10,9 @@ use std::time::Instant;
 use abi::Errno;
 use host::MemoryFile;
 
+use super::capability::CapSets;
 use super::signal::SigAction;
+use super::sysctl::{SysctlError, Sysctls};
 use super::task::{self, Creds, CurrentTask, FsContext, Task, ThreadGroup};
 use super::{Kernel, PidTable};
 use crate::fs::gofer::{GoferInode, Sharing};
@@ -82,6 +84,11 @@ pub struct BootConfig {
     /// The first process (pid 1).
     pub init: ProcessConfig,
     pub hostname: Vec<u8>,
+    /// The NIS domain name (`uname -d`); empty for Linux's "(none)".
+    pub domainname: Vec<u8>,
+    /// Kernel parameters (`linux.sysctl`) as (dotted key, value), shown under
+    /// /proc/sys; kernel.hostname and kernel.domainname set the UTS names.
+    pub sysctls: Vec<(String, String)>,
     pub strace: bool,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     pub stats: bool,
@@ -118,9 +125,15 @@ pub enum BootError {
     /// The first program could not be executed.
     #[error("cannot execute {path}: {errno}")]
     Exec { path: String, errno: Errno },
+    /// A sysctl the Sentry cannot take.
+    #[error("{0}")]
+    Sysctl(#[from] SysctlError),
 }
 
 fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
+    let sysctls = Sysctls::parse(&cfg.sysctls)?;
+    let hostname = sysctls.get("kernel.hostname").map_or(cfg.hostname.clone(), |h| h.as_bytes().to_vec());
+    let domainname = sysctls.get("kernel.domainname").map_or(cfg.domainname.clone(), |d| d.as_bytes().to_vec());
     // The Sentry needs no capability: it traces only its own stubs, which
     // are forked below and so have none either (a tracer must hold every
     // capability its tracee does). Whoever called us set up what needed them.
@@ -154,7 +167,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
-        vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone()), "proc", "proc");
+        vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone(), &sysctls), "proc", "proc");
         vfs.mounts.mount(
             b"/dev",
             dev::new_devfs(tty_file, Some(crate::fs::pty::PtyRegistry::new(weak.clone()))),
@@ -172,7 +185,8 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             pids: Mutex::new(PidTable::default()),
             boot_time: Instant::now(),
             strace: cfg.strace,
-            hostname: Mutex::new(cfg.hostname.clone()),
+            hostname: Mutex::new(hostname),
+            domainname: Mutex::new(domainname),
             unimplemented: Mutex::new(BTreeMap::new()),
             exits: Mutex::new(BTreeMap::new()),
             exits_cv: std::sync::Condvar::new(),
@@ -250,6 +264,12 @@ pub struct ProcessConfig {
     /// Resource limits to set: (RLIMIT_* number, soft, hard); the rest keep
     /// the Sentry's defaults.
     pub rlimits: Vec<(u32, u64, u64)>,
+    /// The capability sets the process holds before it executes its
+    /// program (which then changes them as execve does). None: every
+    /// capability for root, none (with a full bounding set) for anyone else.
+    pub capabilities: Option<CapSets>,
+    /// Start with no_new_privs set (OCI `process.noNewPrivileges`).
+    pub no_new_privileges: bool,
 }
 
 /// What `ps` shows of one sandbox process.
@@ -422,6 +442,7 @@ impl Sandbox {
                 .map_err(|e| BootError::Exec { path: "stdio".to_owned(), errno: e })?;
         }
         let fs = FsContext { root: vfs.root.clone(), cwd, umask: 0o022 };
+        let default_caps = if p.uid == 0 { CapSets::full() } else { CapSets::unprivileged() };
         let creds = Creds {
             uid: p.uid,
             euid: p.uid,
@@ -430,6 +451,9 @@ impl Sandbox {
             egid: p.gid,
             sgid: p.gid,
             groups: p.groups.clone(),
+            caps: p.capabilities.map_or(default_caps, CapSets::normalized),
+            keep_caps: false,
+            no_new_privs: p.no_new_privileges,
         };
         let leader = {
             let mut pids = k.pids.lock().unwrap();

@@ -2,15 +2,18 @@
 //! groups, signals, waiting, and boot.
 //!
 //! Lock order (outer first): `Kernel::pids` → `ThreadGroup::state` →
-//! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds` and `fs` are leaf locks.
+//! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds`, `fs` and `creds` are leaf
+//! locks.
 //! Two groups' `state` locks nest parent before child.
 
 pub mod app_seccomp;
 pub mod boot;
+pub mod capability;
 pub mod futex;
 pub mod itimer;
 pub mod posix_timer;
 pub mod signal;
+pub mod sysctl;
 pub mod task;
 pub mod wait;
 
@@ -72,6 +75,8 @@ pub struct Kernel {
     pub boot_time: Instant,
     pub strace: bool,
     pub hostname: Mutex<Vec<u8>>,
+    /// The NIS domain name; empty shows as "(none)".
+    pub domainname: Mutex<Vec<u8>>,
     /// Unimplemented syscalls seen, by number, with their count.
     pub unimplemented: Mutex<BTreeMap<u64, u64>>,
     /// Wait statuses of exited processes that have no parent in the
@@ -136,6 +141,16 @@ impl Kernel {
 
     pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
         self.pids.lock().unwrap().tasks.get(&tid).cloned()
+    }
+
+    /// The NIS domain name as uname and /proc show it: "(none)" if unset.
+    pub fn domainname_shown(&self) -> Vec<u8> {
+        let name = self.domainname.lock().unwrap().clone();
+        if name.is_empty() {
+            b"(none)".to_vec()
+        } else {
+            name
+        }
     }
 
     /// Seconds since boot, for /proc/uptime and sysinfo.

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use abi::Errno;
 
+use super::capability::{self, CapSets};
 use super::signal::{self, AltStack, DefaultAction, PendingSignals, SigAction, SigInfo};
 use super::wait::{WaitQueue, Waiter};
 use super::Kernel;
@@ -16,8 +17,10 @@ use crate::platform::{Context, Event, Kicker, Regs};
 use crate::vfs::{Dentry, FdTable};
 use crate::SysResult;
 
-/// User and group ids (all root unless the spec says otherwise).
-#[derive(Debug, Clone, Default)]
+/// User and group ids, capabilities and no_new_privs (root with every
+/// capability unless the spec says otherwise). They are the process's: every
+/// thread of it has the same. The effective ids are also the filesystem ids.
+#[derive(Debug, Clone)]
 pub struct Creds {
     pub uid: u32,
     pub euid: u32,
@@ -26,6 +29,42 @@ pub struct Creds {
     pub egid: u32,
     pub sgid: u32,
     pub groups: Vec<u32>,
+    pub caps: CapSets,
+    /// SECBIT_KEEP_CAPS (prctl PR_SET_KEEPCAPS): leaving uid 0 keeps the
+    /// permitted set. Cleared by execve.
+    pub keep_caps: bool,
+    /// prctl PR_SET_NO_NEW_PRIVS: execve grants nothing (no set-ID, no
+    /// capabilities beyond the caller's). Inherited and never cleared.
+    pub no_new_privs: bool,
+}
+
+impl Default for Creds {
+    fn default() -> Creds {
+        Creds {
+            uid: 0,
+            euid: 0,
+            suid: 0,
+            gid: 0,
+            egid: 0,
+            sgid: 0,
+            groups: Vec::new(),
+            caps: CapSets::full(),
+            keep_caps: false,
+            no_new_privs: false,
+        }
+    }
+}
+
+impl Creds {
+    /// Whether `cap` is in the effective set.
+    pub fn has(&self, cap: u32) -> bool {
+        self.caps.effective & capability::bit(cap) != 0
+    }
+
+    /// Whether `gid` is the effective group or a supplementary one.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.egid == gid || self.groups.contains(&gid)
+    }
 }
 
 /// Root, working directory and umask.
@@ -395,6 +434,16 @@ impl CurrentTask {
 
     pub fn pid(&self) -> i32 {
         self.task.tg.pid
+    }
+
+    /// A copy of the process's credentials, for one syscall's checks.
+    pub fn creds(&self) -> Creds {
+        self.tg().creds.lock().unwrap().clone()
+    }
+
+    /// Whether the process holds `cap` in its effective set.
+    pub fn capable(&self, cap: u32) -> bool {
+        self.tg().creds.lock().unwrap().has(cap)
     }
 
     /// Copies app memory into `buf`.

@@ -8,9 +8,12 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 
+use crate::kernel::capability;
+use crate::kernel::task::Creds;
 use crate::kernel::CurrentTask;
 use crate::mm::{page_down, page_up, MemoryManager, VmaName, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP};
-use crate::vfs::{Dentry, FileType, Follow, OpenFile};
+use crate::vfs::permission::{self, MAY_EXEC};
+use crate::vfs::{Dentry, FileType, Follow, OpenFile, Stat};
 use crate::SysResult;
 
 const MAX_SCRIPT_DEPTH: u32 = 4;
@@ -27,23 +30,31 @@ pub struct Image {
     pub exe: Vec<u8>,
     /// The file name as given, for comm.
     pub comm: Vec<u8>,
+    /// The credentials the program runs with (set-ID bits and capabilities
+    /// applied), for execve to install.
+    pub creds: Creds,
 }
 
 struct Opened {
     dentry: Arc<Dentry>,
     file: Arc<OpenFile>,
     size: u64,
+    stat: Stat,
 }
 
 fn open_exec(cur: &CurrentTask, path: &[u8]) -> SysResult<Opened> {
     let fs = cur.tg().fs.lock().unwrap().clone();
-    let d = cur.k.vfs.walk(&fs.root, &fs.cwd, path, Follow::Yes)?;
+    let who = cur.creds();
+    let d = cur.k.vfs.walk_as(&who, &fs.root, &fs.cwd, path, Follow::Yes)?;
     let st = d.inode.stat()?;
     if st.file_type() != FileType::Regular || st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
+    if d.inode.enforces_mode_bits() {
+        permission::check(&who, &st, MAY_EXEC)?;
+    }
     let ops = d.inode.clone().open(0)?;
-    Ok(Opened { file: OpenFile::new(ops, Some(d.clone()), 0), dentry: d, size: st.size })
+    Ok(Opened { file: OpenFile::new(ops, Some(d.clone()), 0), dentry: d, size: st.size, stat: st })
 }
 
 fn read_at(f: &Opened, off: u64, buf: &mut [u8]) -> SysResult<usize> {
@@ -143,8 +154,11 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
         mm.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
     debug_assert_eq!(sbase, STACK_TOP - STACK_SIZE);
     let exe = f.dentry.path();
-    let sp = build_stack(&mut mm, path, &argv, &envp, &main, interp_base)?;
-    Ok(Image { mm, entry, sp, exe, comm: basename(path) })
+    // The executable's set-ID bits count, not a script's (this is the
+    // interpreter when `path` was a script), as on Linux.
+    let (creds, secure) = capability::exec_creds(&cur.creds(), f.stat.mode, f.stat.uid, f.stat.gid);
+    let sp = build_stack(&mut mm, path, &argv, &envp, &main, interp_base, &creds, secure)?;
+    Ok(Image { mm, entry, sp, exe, comm: basename(path), creds })
 }
 
 fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> {
@@ -294,6 +308,7 @@ const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
 const AT_MINSIGSTKSZ: u64 = 51;
 
+#[allow(clippy::too_many_arguments)]
 fn build_stack(
     mm: &mut MemoryManager,
     execfn: &[u8],
@@ -301,6 +316,8 @@ fn build_stack(
     envp: &[Vec<u8>],
     main: &Loaded,
     interp_base: u64,
+    creds: &Creds,
+    secure: bool,
 ) -> SysResult<u64> {
     let total: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum();
     if total > MAX_ARG_BYTES {
@@ -344,7 +361,6 @@ fn build_stack(
     let random = push!(mm, &rnd)?;
     sp &= !15;
 
-    let creds = (0u64, 0u64);
     let auxv: Vec<(u64, u64)> = vec![
         (AT_PHDR, main.phdr),
         (AT_PHENT, 56),
@@ -353,11 +369,11 @@ fn build_stack(
         (AT_BASE, interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, main.entry),
-        (AT_UID, creds.0),
-        (AT_EUID, creds.0),
-        (AT_GID, creds.1),
-        (AT_EGID, creds.1),
-        (AT_SECURE, 0),
+        (AT_UID, u64::from(creds.uid)),
+        (AT_EUID, u64::from(creds.euid)),
+        (AT_GID, u64::from(creds.gid)),
+        (AT_EGID, u64::from(creds.egid)),
+        (AT_SECURE, u64::from(secure)),
         (AT_RANDOM, random),
         (AT_HWCAP, host::sys::auxval(AT_HWCAP)),
         (AT_HWCAP2, host::sys::auxval(AT_HWCAP2)),

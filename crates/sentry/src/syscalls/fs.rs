@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use abi::Errno;
 
 use crate::fs::pipe::Pipe;
+use crate::kernel::capability::{CAP_CHOWN, CAP_FSETID, CAP_SYS_CHROOT};
 use crate::kernel::signal::{SigInfo, SIGPIPE};
-use crate::kernel::task::send_to_task;
+use crate::kernel::task::{send_to_task, Creds};
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::CurrentTask;
+use crate::vfs::permission::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::vfs::{
-    Dentry, FileOps, FileType, Follow, Inode, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
+    Dentry, FileOps, FileType, Follow, Inode, InodeRef, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
 };
 use crate::SysResult;
 
@@ -36,6 +38,10 @@ const O_PATH: u32 = 0o10000000;
 const O_TMPFILE: u32 = 0o20000000;
 
 const MAX_RW: usize = 16 << 20;
+
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+const S_IXGRP: u32 = 0o010;
 
 fn start_dir(t: &CurrentTask, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Arc<Dentry>)> {
     let fs = t.tg().fs.lock().unwrap().clone();
@@ -65,7 +71,7 @@ fn lookup(t: &CurrentTask, dirfd: i32, path_ptr: u64, flags: u32) -> SysResult<A
     }
     let (root, start) = start_dir(t, dirfd, &path)?;
     let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
-    t.k.vfs.walk(&root, &start, &path, follow)
+    t.k.vfs.walk_as(&t.creds(), &root, &start, &path, follow)
 }
 
 fn parent_of(t: &CurrentTask, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
@@ -74,7 +80,50 @@ fn parent_of(t: &CurrentTask, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentr
         return Err(Errno::ENOENT);
     }
     let (root, start) = start_dir(t, dirfd, &path)?;
-    t.k.vfs.walk_parent(&root, &start, &path)
+    t.k.vfs.walk_parent_as(&t.creds(), &root, &start, &path)
+}
+
+/// Looks `name` up in `dir` for `who`, who must be allowed to search it.
+fn step_as(t: &CurrentTask, who: &Creds, dir: &Arc<Dentry>, name: &[u8]) -> SysResult<Arc<Dentry>> {
+    if !permission::searches_anything(who) {
+        permission::may(who, &*dir.inode, MAY_EXEC)?;
+    }
+    t.k.vfs.step(dir, dir, name)
+}
+
+/// Makes `inode`, just created in `dir`, its creator's: owned by the
+/// effective uid, and by the effective gid or, in a set-group-ID directory,
+/// the directory's (a new directory there is set-group-ID too). Root's files
+/// are left as the filesystems make them, root's. Best-effort: a host
+/// filesystem's Gofer may not be allowed to give files away.
+pub(super) fn own_new_file(who: &Creds, dir: &dyn Inode, inode: &dyn Inode) {
+    if who.euid == 0 && who.egid == 0 {
+        return;
+    }
+    let (Ok(dir_st), Ok(st)) = (dir.stat(), inode.stat()) else { return };
+    let mut change = SetAttr::default();
+    let gid = if dir_st.mode & S_ISGID != 0 { dir_st.gid } else { who.egid };
+    if dir_st.mode & S_ISGID != 0 && st.file_type() == FileType::Directory && st.mode & S_ISGID == 0 {
+        change.mode = Some((st.mode | S_ISGID) & 0o7777);
+    }
+    change.uid = (st.uid != who.euid).then_some(who.euid);
+    change.gid = (st.gid != gid).then_some(gid);
+    if change.uid.is_some() || change.gid.is_some() || change.mode.is_some() {
+        let _ = inode.setattr(&change);
+    }
+}
+
+/// The MAY_* bits an open with `flags` needs on an existing file.
+fn open_access(flags: u32) -> u32 {
+    let mut want = match flags & O_ACCMODE {
+        0 => MAY_READ,
+        1 => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & O_TRUNC != 0 {
+        want |= MAY_WRITE;
+    }
+    want
 }
 
 /// (st_dev, st_ino) of an inode, for inotify.
@@ -119,13 +168,15 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
         return install(t, f, flags & O_CLOEXEC != 0);
     }
     let follow = if flags & (O_NOFOLLOW | O_EXCL) != 0 { Follow::No } else { Follow::Yes };
+    let who = t.creds();
     // A file that appears between the lookup and the create (another process,
     // or the host on a shared mount) is opened as if it had been there.
     const CREATE_TRIES: u32 = 4;
     let mut tries = 0;
+    let mut created = false;
     let d = loop {
         tries += 1;
-        match t.k.vfs.walk(&root, &start, &path, follow) {
+        match t.k.vfs.walk_as(&who, &root, &start, &path, follow) {
             Ok(d) => {
                 if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
                     return Err(Errno::EEXIST);
@@ -133,17 +184,20 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
                 break d;
             }
             Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-                let (dir, name) = creation_point(t, &root, &start, &path)?;
+                let (dir, name) = creation_point(t, &who, &root, &start, &path)?;
                 if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
                     return Err(Errno::EISDIR);
                 }
+                permission::may_change_entries(&who, &*dir.inode)?;
                 let umask = t.tg().fs.lock().unwrap().umask;
                 let inode = match dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 }) {
                     Err(Errno::EEXIST) if flags & O_EXCL == 0 && tries < CREATE_TRIES => continue,
                     other => other?,
                 };
+                own_new_file(&who, &*dir.inode, &*inode);
                 let d = Dentry::new_child(&dir, &name, inode);
                 notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
+                created = true;
                 break d;
             }
             Err(e) => return Err(e),
@@ -164,6 +218,10 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     if ft == FileType::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
         return Err(Errno::EISDIR);
     }
+    // The creator of a file may open it as it asked, whatever mode it gave it.
+    if !created && d.inode.enforces_mode_bits() {
+        permission::check(&who, &st, open_access(flags))?;
+    }
     let open_flags = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC);
     let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
     let f = OpenFile::new(ops, Some(d), open_flags & !O_TRUNC);
@@ -175,20 +233,24 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
 /// symlink's target, as Linux does.
 fn creation_point(
     t: &CurrentTask,
+    who: &Creds,
     root: &Arc<Dentry>,
     start: &Arc<Dentry>,
     path: &[u8],
 ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     const MAX_HOPS: u32 = 40;
-    let (mut dir, mut name) = t.k.vfs.walk_parent(root, start, path)?;
+    let (mut dir, mut name) = t.k.vfs.walk_parent_as(who, root, start, path)?;
     for _ in 0..MAX_HOPS {
+        if !permission::searches_anything(who) {
+            permission::may(who, &*dir.inode, MAY_EXEC)?;
+        }
         let link = match t.k.vfs.step(root, &dir, &name) {
             Ok(d) if d.inode.stat()?.file_type() == FileType::Symlink => d,
             Ok(_) | Err(Errno::ENOENT) => return Ok((dir, name)),
             Err(e) => return Err(e),
         };
         let target = link.inode.readlink()?;
-        (dir, name) = t.k.vfs.walk_parent(root, &dir, &target)?;
+        (dir, name) = t.k.vfs.walk_parent_as(who, root, &dir, &target)?;
     }
     Err(Errno::ELOOP)
 }
@@ -203,13 +265,16 @@ fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode
     }
     let path = t.read_cstr(path_ptr)?;
     let (root, start) = start_dir(t, dirfd, &path)?;
-    let dir = t.k.vfs.walk(&root, &start, &path, Follow::Yes)?;
+    let who = t.creds();
+    let dir = t.k.vfs.walk_as(&who, &root, &start, &path, Follow::Yes)?;
     if dir.inode.stat()?.file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
+    permission::may_change_entries(&who, &*dir.inode)?;
     let name = format!(".moat-tmpfile-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into_bytes();
     let umask = t.tg().fs.lock().unwrap().umask;
     let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
+    own_new_file(&who, &*dir.inode, &*inode);
     let ops = inode.clone().open(flags & O_ACCMODE)?;
     dir.inode.unlink(&name, false)?;
     let mut dname = b"#".to_vec();
@@ -231,7 +296,7 @@ fn open_fd_link(
     if flags & (O_NOFOLLOW | O_PATH | O_CREAT) != 0 {
         return Ok(None);
     }
-    let Ok(d) = t.k.vfs.walk(root, start, path, Follow::No) else { return Ok(None) };
+    let Ok(d) = t.k.vfs.walk_as(&t.creds(), root, start, path, Follow::No) else { return Ok(None) };
     let Some(link) = d.inode.as_any().downcast_ref::<crate::fs::proc::FdLink>() else { return Ok(None) };
     let f = link.open_file()?;
     if f.dentry.is_some() {
@@ -702,20 +767,42 @@ pub fn sys_readlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, len:
 }
 
 pub fn sys_faccessat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, flags: u32) -> SysResult<u64> {
-    if mode & !7 != 0 {
+    const AT_EACCESS: u32 = 0x200;
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let d = lookup(t, dirfd, path, flags)?;
-    let st = d.inode.stat()?;
-    // Root may read and write anything; execute needs some x bit (or a directory).
-    if mode & 1 != 0 && st.mode & 0o111 == 0 && st.file_type() != FileType::Directory {
-        return Err(Errno::EACCES);
+    // access(2) asks for the real ids, and for root's capabilities only if
+    // the real uid is root (as Linux's do_faccessat).
+    let mut who = t.creds();
+    if flags & AT_EACCESS == 0 {
+        who.euid = who.uid;
+        who.egid = who.gid;
+        who.caps.effective = if who.uid == 0 { who.caps.permitted } else { 0 };
+    }
+    let path = t.read_cstr(path)?;
+    let d = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            t.tg().fs.lock().unwrap().cwd.clone()
+        } else {
+            file(t, dirfd)?.dentry.clone().ok_or(Errno::EBADF)?
+        }
+    } else {
+        let (root, start) = start_dir(t, dirfd, &path)?;
+        let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+        t.k.vfs.walk_as(&who, &root, &start, &path, follow)?
+    };
+    if mode != 0 {
+        permission::may(&who, &*d.inode, mode)?;
     }
     Ok(0)
 }
 
 pub fn sys_getcwd(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
-    let mut p = t.tg().fs.lock().unwrap().cwd.path();
+    let fs = t.tg().fs.lock().unwrap().clone();
+    let mut p = path_from_root(&fs.root, &fs.cwd);
     p.push(0);
     if p.len() > len {
         return Err(Errno::ERANGE);
@@ -724,10 +811,33 @@ pub fn sys_getcwd(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
     Ok(p.len() as u64)
 }
 
-fn set_cwd(t: &CurrentTask, d: Arc<Dentry>) -> SysResult<u64> {
+/// The path of `d` as a process whose root is `root` sees it (after chroot):
+/// Linux's "(unreachable)" prefix for a directory outside that root.
+fn path_from_root(root: &Arc<Dentry>, d: &Arc<Dentry>) -> Vec<u8> {
+    let path = d.path();
+    let root_path = root.path();
+    if root_path == b"/" {
+        return path;
+    }
+    if path == root_path {
+        return b"/".to_vec();
+    }
+    match path.strip_prefix(root_path.as_slice()) {
+        Some(rest) if rest.starts_with(b"/") => rest.to_vec(),
+        _ => [b"(unreachable)".as_slice(), &path].concat(),
+    }
+}
+
+/// A directory the caller may make its working directory or root.
+fn enterable_dir(t: &CurrentTask, d: &Arc<Dentry>) -> SysResult<()> {
     if d.inode.stat()?.file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
+    permission::may(&t.creds(), &*d.inode, MAY_EXEC)
+}
+
+fn set_cwd(t: &CurrentTask, d: Arc<Dentry>) -> SysResult<u64> {
+    enterable_dir(t, &d)?;
     t.tg().fs.lock().unwrap().cwd = d;
     Ok(0)
 }
@@ -742,16 +852,31 @@ pub fn sys_fchdir(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     set_cwd(t, d)
 }
 
+/// chroot(2): later absolute paths (and `..` at the top) stop at `path`. The
+/// working directory stays where it is, as on Linux.
+pub fn sys_chroot(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
+    let d = lookup(t, AT_FDCWD, path, 0)?;
+    enterable_dir(t, &d)?;
+    if !t.capable(CAP_SYS_CHROOT) {
+        return Err(Errno::EPERM);
+    }
+    t.tg().fs.lock().unwrap().root = d;
+    Ok(0)
+}
+
 fn create_at(t: &CurrentTask, dirfd: i32, path: u64, node: NewNode) -> SysResult<u64> {
     let (dir, name) = parent_of(t, dirfd, path)?;
     if name.is_empty() || name == b"." || name == b".." {
         return Err(Errno::EEXIST);
     }
-    if t.k.vfs.step(&dir, &dir, &name).is_ok() {
+    let who = t.creds();
+    if step_as(t, &who, &dir, &name).is_ok() {
         return Err(Errno::EEXIST);
     }
+    permission::may_change_entries(&who, &*dir.inode)?;
     let is_dir = matches!(node, NewNode::Dir { .. });
-    dir.inode.create(&name, node)?;
+    let inode = dir.inode.create(&name, node)?;
+    own_new_file(&who, &*dir.inode, &*inode);
     if let Some(k) = key_of(&dir.inode) {
         t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_CREATE, is_dir);
     }
@@ -769,6 +894,8 @@ pub fn sys_mknodat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, _dev: 
     match FileType::from_mode(mode) {
         FileType::Fifo => create_at(t, dirfd, path, NewNode::Fifo { mode: perm }),
         FileType::Regular => create_at(t, dirfd, path, NewNode::File { mode: perm }),
+        // Device nodes need CAP_MKNOD, and the Sentry's filesystems hold none
+        // even then; sockets are made by bind(2).
         _ => Err(Errno::EPERM),
     }
 }
@@ -790,6 +917,8 @@ pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> S
     if name == b".." || name.is_empty() {
         return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
     }
+    let who = t.creds();
+    permission::may_delete(&who, &*dir.inode, || Ok(Some(step_as(t, &who, &dir, &name)?.inode.clone())))?;
     dir.inode.unlink(&name, rmdir)?;
     dir.forget_child(&name);
     if let Some(k) = key_of(&dir.inode) {
@@ -817,11 +946,23 @@ pub fn sys_renameat2(
             return Err(Errno::EBUSY);
         }
     }
-    if flags & RENAME_NOREPLACE != 0 && t.k.vfs.step(&nd, &nd, &nn).is_ok() {
+    let who = t.creds();
+    if flags & RENAME_NOREPLACE != 0 && step_as(t, &who, &nd, &nn).is_ok() {
         return Err(Errno::EEXIST);
     }
+    let src = step_as(t, &who, &od, &on)?;
+    permission::may_delete(&who, &*od.inode, || Ok(Some(src.inode.clone())))?;
+    // Replacing a file is deleting it.
+    permission::may_delete(&who, &*nd.inode, || match step_as(t, &who, &nd, &nn) {
+        Ok(replaced) => Ok(Some(replaced.inode.clone())),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    })?;
+    // A directory moved to another parent has its `..` rewritten.
+    if !Arc::ptr_eq(&od, &nd) && src.inode.stat()?.file_type() == FileType::Directory {
+        permission::may(&who, &*src.inode, MAY_WRITE)?;
+    }
     // Refuse to move a directory beneath itself.
-    let src = t.k.vfs.step(&od, &od, &on)?;
     let src_path = src.path();
     let mut dst_path = nd.path();
     dst_path.push(b'/');
@@ -856,36 +997,124 @@ pub fn sys_linkat(
         return Err(Errno::EPERM);
     }
     let (nd, nn) = parent_of(t, newdirfd, newpath)?;
-    if t.k.vfs.step(&nd, &nd, &nn).is_ok() {
+    let who = t.creds();
+    if step_as(t, &who, &nd, &nn).is_ok() {
         return Err(Errno::EEXIST);
     }
     if src.inode.fs_id() != nd.inode.fs_id() {
         return Err(Errno::EXDEV);
     }
+    permission::may_change_entries(&who, &*nd.inode)?;
+    may_link(&who, &src.inode)?;
     nd.inode.link(&nn, &src.inode)?;
     Ok(0)
 }
 
-fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, a: SetAttr) -> SysResult<u64> {
+/// Linux's protected_hardlinks (on by default): a hard link to someone
+/// else's file needs CAP_FOWNER, or the file to be a regular one the caller
+/// may read and write, and not set-ID.
+fn may_link(who: &Creds, src: &InodeRef) -> SysResult<()> {
+    if !src.enforces_mode_bits() {
+        return Ok(());
+    }
+    let st = src.stat()?;
+    if permission::owner_or_capable(who, &st) {
+        return Ok(());
+    }
+    let set_id = st.mode & S_ISUID != 0 || st.mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
+    if st.file_type() == FileType::Regular && !set_id && permission::check(who, &st, MAY_READ | MAY_WRITE).is_ok() {
+        return Ok(());
+    }
+    Err(Errno::EPERM)
+}
+
+/// What an attribute change is, for who may make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Mode,
+    Owner,
+    /// Both times set to now (utimes with no times): the owner, or anyone who may write.
+    TouchTimes,
+    /// Times set to given values: the owner only.
+    SetTimes,
+    /// A size, through a descriptor open for writing.
+    Size,
+}
+
+/// Linux's setattr_prepare for the changes the Sentry makes: whether `who`
+/// may make `change`, and the set-ID bits it clears (added to `a`).
+fn permit_change(who: &Creds, inode: &dyn Inode, change: Change, a: &mut SetAttr) -> SysResult<()> {
+    if change == Change::Size || !inode.enforces_mode_bits() {
+        return Ok(());
+    }
+    let st = inode.stat()?;
+    match change {
+        Change::Mode => {
+            if !permission::owner_or_capable(who, &st) {
+                return Err(Errno::EPERM);
+            }
+            if let Some(mode) = &mut a.mode {
+                if !who.in_group(st.gid) && !who.has(CAP_FSETID) {
+                    *mode &= !S_ISGID;
+                }
+            }
+        }
+        Change::Owner => {
+            let owner = who.euid == st.uid;
+            let uid_ok = a.uid.is_none_or(|uid| (owner && uid == st.uid) || who.has(CAP_CHOWN));
+            let gid_ok = a.gid.is_none_or(|gid| (owner && (gid == st.gid || who.in_group(gid))) || who.has(CAP_CHOWN));
+            if !uid_ok || !gid_ok {
+                return Err(Errno::EPERM);
+            }
+            // A chown drops the set-user-ID bit, and the set-group-ID bit
+            // with group execute, of anything but a directory (root's too).
+            let perm = st.mode & 0o7777;
+            let mut kept = perm & !S_ISUID;
+            if perm & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP {
+                kept &= !S_ISGID;
+            }
+            if st.file_type() != FileType::Directory && kept != perm && (a.uid.is_some() || a.gid.is_some()) {
+                a.mode = Some(kept);
+            }
+        }
+        Change::TouchTimes => {
+            if !permission::owner_or_capable(who, &st) {
+                permission::check(who, &st, MAY_WRITE)?;
+            }
+        }
+        Change::SetTimes => {
+            if !permission::owner_or_capable(who, &st) {
+                return Err(Errno::EPERM);
+            }
+        }
+        Change::Size => {}
+    }
+    Ok(())
+}
+
+fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, change: Change, mut a: SetAttr) -> SysResult<u64> {
     let d = lookup(t, dirfd, path, flags)?;
+    permit_change(&t.creds(), &*d.inode, change, &mut a)?;
     d.inode.setattr(&a)?;
     let mask = if a.size.is_some() { crate::fs::inotify::IN_MODIFY } else { crate::fs::inotify::IN_ATTRIB };
     notify_dentry(t, &d, mask);
     Ok(0)
 }
 
-fn setattr_fd(t: &CurrentTask, fd: i32, a: SetAttr) -> SysResult<u64> {
+fn setattr_fd(t: &CurrentTask, fd: i32, change: Change, mut a: SetAttr) -> SysResult<u64> {
     let f = file(t, fd)?;
-    f.inode().ok_or(Errno::EINVAL)?.setattr(&a)?;
+    let inode = f.inode().ok_or(Errno::EINVAL)?;
+    permit_change(&t.creds(), &**inode, change, &mut a)?;
+    inode.setattr(&a)?;
     Ok(0)
 }
 
 pub fn sys_fchmodat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32) -> SysResult<u64> {
-    setattr_at(t, dirfd, path, 0, SetAttr { mode: Some(mode & 0o7777), ..Default::default() })
+    setattr_at(t, dirfd, path, 0, Change::Mode, SetAttr { mode: Some(mode & 0o7777), ..Default::default() })
 }
 
 pub fn sys_fchmod(t: &mut CurrentTask, fd: i32, mode: u32) -> SysResult<u64> {
-    setattr_fd(t, fd, SetAttr { mode: Some(mode & 0o7777), ..Default::default() })
+    setattr_fd(t, fd, Change::Mode, SetAttr { mode: Some(mode & 0o7777), ..Default::default() })
 }
 
 fn owner(uid: u32, gid: u32) -> SetAttr {
@@ -893,11 +1122,11 @@ fn owner(uid: u32, gid: u32) -> SetAttr {
 }
 
 pub fn sys_fchownat(t: &mut CurrentTask, dirfd: i32, path: u64, uid: u32, gid: u32, flags: u32) -> SysResult<u64> {
-    setattr_at(t, dirfd, path, flags, owner(uid, gid))
+    setattr_at(t, dirfd, path, flags, Change::Owner, owner(uid, gid))
 }
 
 pub fn sys_fchown(t: &mut CurrentTask, fd: i32, uid: u32, gid: u32) -> SysResult<u64> {
-    setattr_fd(t, fd, owner(uid, gid))
+    setattr_fd(t, fd, Change::Owner, owner(uid, gid))
 }
 
 pub fn sys_truncate(t: &mut CurrentTask, path: u64, len: i64) -> SysResult<u64> {
@@ -908,6 +1137,7 @@ pub fn sys_truncate(t: &mut CurrentTask, path: u64, len: i64) -> SysResult<u64> 
     if d.inode.stat()?.file_type() == FileType::Directory {
         return Err(Errno::EISDIR);
     }
+    permission::may(&t.creds(), &*d.inode, MAY_WRITE)?;
     // Opening for write copies an overlay file up before the size changes.
     let _ops = d.inode.clone().open(1)?;
     d.inode.setattr(&SetAttr { size: Some(len as u64), ..Default::default() })?;
@@ -922,17 +1152,22 @@ pub fn sys_ftruncate(t: &mut CurrentTask, fd: i32, len: i64) -> SysResult<u64> {
     if !f.writable() {
         return Err(Errno::EINVAL);
     }
-    setattr_fd(t, fd, SetAttr { size: Some(len as u64), ..Default::default() })
+    setattr_fd(t, fd, Change::Size, SetAttr { size: Some(len as u64), ..Default::default() })
 }
 
 pub fn sys_utimensat(t: &mut CurrentTask, dirfd: i32, path: u64, times: u64, flags: u32) -> SysResult<u64> {
     const UTIME_NOW: i64 = (1 << 30) - 1;
     const UTIME_OMIT: i64 = (1 << 30) - 2;
     let now = Timespec::now();
+    let mut change = Change::TouchTimes;
     let (at, mt) = if times == 0 {
         (Some(now), Some(now))
     } else {
         let b = t.read_vec(times, 32)?;
+        let nsec = |i: usize| i64::from_ne_bytes(b[i + 8..i + 16].try_into().expect("8"));
+        if nsec(0) != UTIME_NOW || nsec(16) != UTIME_NOW {
+            change = Change::SetTimes;
+        }
         let ts = |i: usize| {
             let sec = i64::from_ne_bytes(b[i..i + 8].try_into().expect("8"));
             let nsec = i64::from_ne_bytes(b[i + 8..i + 16].try_into().expect("8"));
@@ -947,9 +1182,9 @@ pub fn sys_utimensat(t: &mut CurrentTask, dirfd: i32, path: u64, times: u64, fla
     };
     let a = SetAttr { atime: at, mtime: mt, ..Default::default() };
     if path == 0 {
-        return setattr_fd(t, dirfd, a);
+        return setattr_fd(t, dirfd, change, a);
     }
-    setattr_at(t, dirfd, path, flags, a)
+    setattr_at(t, dirfd, path, flags, change, a)
 }
 
 pub fn sys_umask(t: &mut CurrentTask, mask: u32) -> SysResult<u64> {
@@ -1682,6 +1917,9 @@ pub fn sys_inotify_add_watch(t: &mut CurrentTask, fd: i32, path: u64, mask: u32)
     let st = d.inode.stat()?;
     if mask & IN_ONLYDIR != 0 && st.file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
+    }
+    if d.inode.enforces_mode_bits() {
+        permission::check(&t.creds(), &st, MAY_READ)?;
     }
     Ok(ino.add_watch((st.dev, st.ino), mask)? as u64)
 }

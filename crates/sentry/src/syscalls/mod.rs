@@ -53,6 +53,7 @@ fn decode_args(t: &CurrentTask, n: u64, a: &Args) -> String {
         | nr::ACCESS
         | nr::EXECVE
         | nr::CHDIR
+        | nr::CHROOT
         | nr::MKDIR
         | nr::RMDIR
         | nr::UNLINK
@@ -119,6 +120,7 @@ fn nargs(n: u64) -> usize {
         | nr::EXIT_GROUP
         | nr::UMASK
         | nr::CHDIR
+        | nr::CHROOT
         | nr::FCHDIR
         | nr::DUP
         | nr::UNAME
@@ -171,6 +173,9 @@ fn nargs(n: u64) -> usize {
         | nr::SETREUID
         | nr::SETREGID
         | nr::SETHOSTNAME
+        | nr::SETDOMAINNAME
+        | nr::CAPGET
+        | nr::CAPSET
         | nr::STATFS
         | nr::FSTATFS
         | nr::CREAT
@@ -254,6 +259,7 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         nr::FACCESSAT2 => fs::sys_faccessat(t, fd(0), a[1], a[2] as u32, a[3] as u32),
         nr::GETCWD => fs::sys_getcwd(t, a[0], a[1] as usize),
         nr::CHDIR => fs::sys_chdir(t, a[0]),
+        nr::CHROOT => fs::sys_chroot(t, a[0]),
         nr::FCHDIR => fs::sys_fchdir(t, fd(0)),
         nr::MKDIR => fs::sys_mkdirat(t, fs::AT_FDCWD, a[0], a[1] as u32),
         nr::MKDIRAT => fs::sys_mkdirat(t, fd(0), a[1], a[2] as u32),
@@ -390,9 +396,11 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
         },
         nr::MEMBARRIER => process::sys_membarrier(t, a[0] as i32, a[1] as u32),
         nr::ARCH_PRCTL => process::sys_arch_prctl(t, a[0] as u32, a[1]),
-        nr::PRCTL => process::sys_prctl(t, a[0] as u32, a[1]),
+        nr::PRCTL => process::sys_prctl(t, a[0] as u32, a),
         nr::UNAME => process::sys_uname(t, a[0]),
-        nr::SETHOSTNAME => process::sys_sethostname(t, a[0], a[1] as usize),
+        nr::SETHOSTNAME | nr::SETDOMAINNAME => process::sys_setuts(t, n, a[0], a[1] as usize),
+        nr::CAPGET => process::sys_capget(t, a[0], a[1]),
+        nr::CAPSET => process::sys_capset(t, a[0], a[1]),
         nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => process::sys_getid(t, n),
         nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID => {
             process::sys_setid(t, n, a)

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use abi::Errno;
 
 use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Ucred, UnixSocket};
+use crate::kernel::capability::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::task::send_to_task;
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::CurrentTask;
 use crate::vfs::fdtable::NOFILE;
+use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
 use crate::SysResult;
 
@@ -264,7 +266,10 @@ fn resolve(t: &CurrentTask, addr: &Address, kind: SockType) -> SysResult<Arc<End
     let ep = match addr {
         Address::Path(path) => {
             let fs = t.tg().fs.lock().unwrap().clone();
-            let d = t.k.vfs.walk(&fs.root, &fs.cwd, path, Follow::Yes)?;
+            let who = t.creds();
+            let d = t.k.vfs.walk_as(&who, &fs.root, &fs.cwd, path, Follow::Yes)?;
+            // Connecting to (or sending to) a socket is writing to its node.
+            permission::may(&who, &*d.inode, MAY_WRITE)?;
             let st = d.inode.stat()?;
             unix::find_path(st.dev, st.ino).ok_or(Errno::ECONNREFUSED)?
         }
@@ -280,10 +285,12 @@ fn resolve(t: &CurrentTask, addr: &Address, kind: SockType) -> SysResult<Arc<End
 /// the name exists (Linux checks this before whether the socket is bound already).
 fn socket_node_parent(t: &CurrentTask, path: &[u8]) -> SysResult<(Arc<crate::vfs::Dentry>, Vec<u8>)> {
     let fs = t.tg().fs.lock().unwrap().clone();
-    let (dir, name) = t.k.vfs.walk_parent(&fs.root, &fs.cwd, path)?;
+    let who = t.creds();
+    let (dir, name) = t.k.vfs.walk_parent_as(&who, &fs.root, &fs.cwd, path)?;
     if name.is_empty() || name == b"." || name == b".." || t.k.vfs.step(&fs.root, &dir, &name).is_ok() {
         return Err(Errno::EADDRINUSE);
     }
+    permission::may_change_entries(&who, &*dir.inode)?;
     Ok((dir, name))
 }
 
@@ -299,6 +306,7 @@ fn make_socket_node(t: &CurrentTask, path: &[u8]) -> SysResult<(u64, u64)> {
         Errno::EEXIST => Errno::EADDRINUSE,
         e => e,
     })?;
+    super::fs::own_new_file(&t.creds(), &*dir.inode, &*inode);
     let st = inode.stat()?;
     Ok((st.dev, st.ino))
 }
@@ -533,14 +541,13 @@ fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
     Ok(ctl)
 }
 
-/// A sender may claim only its own pid and one of its own ids, unless it is root
-/// (moat's stand-in for CAP_SYS_ADMIN / CAP_SETUID / CAP_SETGID).
+/// A sender may claim only its own pid and one of its own ids, unless it
+/// holds CAP_SYS_ADMIN (any pid), CAP_SETUID (any uid) or CAP_SETGID (any gid).
 fn check_creds(t: &CurrentTask, want: Ucred) -> SysResult<()> {
     let c = t.tg().creds.lock().unwrap();
-    let root = c.euid == 0;
-    let pid_ok = want.pid == t.pid() || root;
-    let uid_ok = [c.uid, c.euid, c.suid].contains(&want.uid) || root;
-    let gid_ok = [c.gid, c.egid, c.sgid].contains(&want.gid) || root;
+    let pid_ok = want.pid == t.pid() || c.has(CAP_SYS_ADMIN);
+    let uid_ok = [c.uid, c.euid, c.suid].contains(&want.uid) || c.has(CAP_SETUID);
+    let gid_ok = [c.gid, c.egid, c.sgid].contains(&want.gid) || c.has(CAP_SETGID);
     if pid_ok && uid_ok && gid_ok {
         Ok(())
     } else {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use abi::Errno;
 
+use crate::kernel::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use crate::kernel::signal::{self, SigAction};
+use crate::kernel::sysctl::UTS_NAME_MAX;
 use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
 use crate::mm::{MapOp, MemoryManager, APP_TOP_ADDR};
@@ -286,6 +288,7 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
             return Err(Errno::EFAULT);
         }
     }
+    *t.tg().creds.lock().unwrap() = img.creds;
     t.tg().posix_timers.clear();
     let closed = t.tg().fds.lock().unwrap().close_on_exec();
     drop(closed);
@@ -492,14 +495,24 @@ pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u6
     }
 }
 
-pub fn sys_prctl(t: &mut CurrentTask, op: u32, arg: u64) -> SysResult<u64> {
+pub fn sys_prctl(t: &mut CurrentTask, op: u32, a: [u64; 6]) -> SysResult<u64> {
     const PR_SET_PDEATHSIG: u32 = 1;
     const PR_GET_DUMPABLE: u32 = 3;
     const PR_SET_DUMPABLE: u32 = 4;
+    const PR_GET_KEEPCAPS: u32 = 7;
+    const PR_SET_KEEPCAPS: u32 = 8;
     const PR_SET_NAME: u32 = 15;
     const PR_GET_NAME: u32 = 16;
+    const PR_CAPBSET_READ: u32 = 23;
+    const PR_CAPBSET_DROP: u32 = 24;
+    const PR_GET_SECUREBITS: u32 = 27;
+    const PR_SET_SECUREBITS: u32 = 28;
     const PR_SET_NO_NEW_PRIVS: u32 = 38;
     const PR_GET_NO_NEW_PRIVS: u32 = 39;
+    const PR_CAP_AMBIENT: u32 = 47;
+    /// The one securebit the Sentry models.
+    const SECBIT_KEEP_CAPS: u64 = 1 << 4;
+    let arg = a[1];
     match op {
         PR_SET_NAME => {
             let mut name = t.tg().mm().lock().unwrap().read_cstr(arg, 4096).or_else(|e| {
@@ -520,17 +533,181 @@ pub fn sys_prctl(t: &mut CurrentTask, op: u32, arg: u64) -> SysResult<u64> {
             Ok(0)
         }
         PR_GET_DUMPABLE => Ok(1),
-        PR_SET_DUMPABLE | PR_SET_PDEATHSIG | PR_SET_NO_NEW_PRIVS => Ok(0),
-        PR_GET_NO_NEW_PRIVS => Ok(0),
+        PR_SET_DUMPABLE | PR_SET_PDEATHSIG => Ok(0),
+        PR_SET_NO_NEW_PRIVS => {
+            if arg != 1 || a[2..5].iter().any(|&x| x != 0) {
+                return Err(Errno::EINVAL);
+            }
+            t.tg().creds.lock().unwrap().no_new_privs = true;
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => {
+            if a[1..5].iter().any(|&x| x != 0) {
+                return Err(Errno::EINVAL);
+            }
+            Ok(u64::from(t.tg().creds.lock().unwrap().no_new_privs))
+        }
+        PR_GET_KEEPCAPS => Ok(u64::from(t.tg().creds.lock().unwrap().keep_caps)),
+        PR_SET_KEEPCAPS => {
+            if arg > 1 {
+                return Err(Errno::EINVAL);
+            }
+            t.tg().creds.lock().unwrap().keep_caps = arg == 1;
+            Ok(0)
+        }
+        PR_GET_SECUREBITS => Ok(if t.tg().creds.lock().unwrap().keep_caps { SECBIT_KEEP_CAPS } else { 0 }),
+        PR_SET_SECUREBITS => {
+            let mut c = t.tg().creds.lock().unwrap();
+            if !c.has(CAP_SETPCAP) {
+                return Err(Errno::EPERM);
+            }
+            // The other securebits (noroot, no setuid fixup, the locks) are
+            // not modelled: refused rather than ignored.
+            if arg & !SECBIT_KEEP_CAPS != 0 {
+                return Err(Errno::EINVAL);
+            }
+            c.keep_caps = arg != 0;
+            Ok(0)
+        }
+        PR_CAPBSET_READ => {
+            if !capability::valid(arg) {
+                return Err(Errno::EINVAL);
+            }
+            Ok(u64::from(t.tg().creds.lock().unwrap().caps.bounding & capability::bit(arg as u32) != 0))
+        }
+        PR_CAPBSET_DROP => {
+            let mut c = t.tg().creds.lock().unwrap();
+            if !c.has(CAP_SETPCAP) {
+                return Err(Errno::EPERM);
+            }
+            if !capability::valid(arg) {
+                return Err(Errno::EINVAL);
+            }
+            c.caps.bounding &= !capability::bit(arg as u32);
+            Ok(0)
+        }
+        PR_CAP_AMBIENT => prctl_cap_ambient(t, arg, a[2], a[3], a[4]),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// prctl(PR_CAP_AMBIENT, op, cap, 0, 0).
+fn prctl_cap_ambient(t: &CurrentTask, op: u64, cap: u64, arg4: u64, arg5: u64) -> SysResult<u64> {
+    const IS_SET: u64 = 1;
+    const RAISE: u64 = 2;
+    const LOWER: u64 = 3;
+    const CLEAR_ALL: u64 = 4;
+    if arg4 != 0 || arg5 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut c = t.tg().creds.lock().unwrap();
+    if op == CLEAR_ALL {
+        if cap != 0 {
+            return Err(Errno::EINVAL);
+        }
+        c.caps.ambient = 0;
+        return Ok(0);
+    }
+    if !capability::valid(cap) {
+        return Err(Errno::EINVAL);
+    }
+    let bit = capability::bit(cap as u32);
+    match op {
+        IS_SET => Ok(u64::from(c.caps.ambient & bit != 0)),
+        RAISE => {
+            // Only what the process may hold and pass on.
+            if c.caps.permitted & c.caps.inheritable & bit == 0 {
+                return Err(Errno::EPERM);
+            }
+            c.caps.ambient |= bit;
+            Ok(0)
+        }
+        LOWER => {
+            c.caps.ambient &= !bit;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The capget/capset header versions: 1 has one 32-bit word per set, 2 and 3 two.
+const CAPABILITY_VERSION_1: u32 = 0x1998_0330;
+const CAPABILITY_VERSION_2: u32 = 0x2007_1026;
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Reads a capget/capset header: (words per set, pid). An unknown version is
+/// answered with the one the kernel prefers, written back, and EINVAL.
+fn cap_header(t: &CurrentTask, header: u64) -> SysResult<(usize, i32)> {
+    let b = t.read_vec(header, 8)?;
+    let version = u32::from_ne_bytes(b[0..4].try_into().expect("4"));
+    let pid = i32::from_ne_bytes(b[4..8].try_into().expect("4"));
+    match version {
+        CAPABILITY_VERSION_1 => Ok((1, pid)),
+        CAPABILITY_VERSION_2 | CAPABILITY_VERSION_3 => Ok((2, pid)),
+        _ => {
+            t.write_mem(header, &CAPABILITY_VERSION_3.to_ne_bytes())?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn sys_capget(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64> {
+    let (words, pid) = match cap_header(t, header) {
+        // A probe for the version: no data pointer, no error.
+        Err(Errno::EINVAL) if data == 0 => return Ok(0),
+        r => r?,
+    };
+    if data == 0 {
+        return Ok(0);
+    }
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let caps = if pid == 0 || pid == t.pid() {
+        t.tg().creds.lock().unwrap().caps
+    } else {
+        let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+        let caps = g.creds.lock().unwrap().caps;
+        caps
+    };
+    // struct __user_cap_data_struct { effective, permitted, inheritable }, per word.
+    let mut out = Vec::with_capacity(words * 12);
+    for w in 0..words {
+        for set in [caps.effective, caps.permitted, caps.inheritable] {
+            out.extend(((set >> (32 * w)) as u32).to_ne_bytes());
+        }
+    }
+    t.write_mem(data, &out)?;
+    Ok(0)
+}
+
+pub fn sys_capset(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64> {
+    let (words, pid) = cap_header(t, header)?;
+    // Only one's own capabilities can be set.
+    if pid != 0 && pid != t.pid() {
+        return Err(Errno::EPERM);
+    }
+    let b = t.read_vec(data, words * 12)?;
+    let word = |w: usize, i: usize| {
+        u64::from(u32::from_ne_bytes(b[w * 12 + i * 4..w * 12 + i * 4 + 4].try_into().expect("4")))
+    };
+    let (mut effective, mut permitted, mut inheritable) = (0, 0, 0);
+    for w in 0..words {
+        effective |= word(w, 0) << (32 * w);
+        permitted |= word(w, 1) << (32 * w);
+        inheritable |= word(w, 2) << (32 * w);
+    }
+    let mut c = t.tg().creds.lock().unwrap();
+    c.caps = capability::capset(&c.caps, effective, permitted, inheritable).ok_or(Errno::EPERM)?;
+    Ok(0)
 }
 
 pub fn sys_uname(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
     let mut b = vec![0u8; 65 * 6];
     let host = t.k.hostname.lock().unwrap().clone();
+    let domain = t.k.domainname_shown();
     let fields: [&[u8]; 6] =
-        [b"Linux", &host, crate::RELEASE.as_bytes(), crate::VERSION.as_bytes(), b"x86_64", b"(none)"];
+        [b"Linux", &host, crate::RELEASE.as_bytes(), crate::VERSION.as_bytes(), b"x86_64", &domain];
     for (i, f) in fields.iter().enumerate() {
         let n = f.len().min(64);
         b[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
@@ -539,12 +716,18 @@ pub fn sys_uname(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-pub fn sys_sethostname(t: &mut CurrentTask, name: u64, len: usize) -> SysResult<u64> {
-    if len > 64 {
+/// sethostname(2) and setdomainname(2): the UTS names are the sandbox's, and
+/// changing them needs CAP_SYS_ADMIN.
+pub fn sys_setuts(t: &mut CurrentTask, which: u64, name: u64, len: usize) -> SysResult<u64> {
+    if !t.capable(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    if len > UTS_NAME_MAX {
         return Err(Errno::EINVAL);
     }
     let n = t.read_vec(name, len)?;
-    *t.k.hostname.lock().unwrap() = n;
+    let slot = if which == abi::sysno::SETHOSTNAME { &t.k.hostname } else { &t.k.domainname };
+    *slot.lock().unwrap() = n;
     Ok(0)
 }
 
@@ -558,63 +741,60 @@ pub fn sys_getid(t: &mut CurrentTask, n: u64) -> SysResult<u64> {
     } as u64)
 }
 
+/// setuid, setgid, setreuid, setregid, setresuid, setresgid: CAP_SETUID
+/// (CAP_SETGID for groups) may set any id, others only shuffle their own.
+/// Changing user ids changes capabilities as on Linux (`fix_setuid`).
 pub fn sys_setid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
-    let mut c = t.tg().creds.lock().unwrap();
+    use abi::sysno as nr;
+    const UNCHANGED: u32 = u32::MAX;
     let v = |i: usize| a[i] as u32;
-    let set = |cur: &mut u32, new: u32| {
-        if new != u32::MAX {
-            *cur = new;
-        }
-    };
-    // The sandbox's root may become anyone; everyone else may only shuffle its own ids.
-    let privileged = c.euid == 0;
-    let own = |c: &crate::kernel::task::Creds, id: u32, user: bool| {
-        id == u32::MAX
-            || if user { [c.uid, c.euid, c.suid].contains(&id) } else { [c.gid, c.egid, c.sgid].contains(&id) }
-    };
-    match n {
-        abi::sysno::SETUID => {
+    let mut c = t.tg().creds.lock().unwrap();
+    let old = c.clone();
+    let user = matches!(n, nr::SETUID | nr::SETREUID | nr::SETRESUID);
+    let privileged = c.has(if user { CAP_SETUID } else { CAP_SETGID });
+    // (real, effective, saved) of the kind being set.
+    let (r, e, s) = if user { (old.uid, old.euid, old.suid) } else { (old.gid, old.egid, old.sgid) };
+    let one_of = |id: u32, allowed: &[u32]| id == UNCHANGED || privileged || allowed.contains(&id);
+    let (nr_, ne, ns) = match n {
+        nr::SETUID | nr::SETGID => {
+            let id = v(0);
+            if id == UNCHANGED {
+                return Err(Errno::EINVAL);
+            }
             if privileged {
-                c.uid = v(0);
-                c.euid = v(0);
-                c.suid = v(0);
-            } else if own(&c, v(0), true) {
-                c.euid = v(0);
+                (id, id, id)
+            } else if id == r || id == s {
+                (r, id, s)
             } else {
                 return Err(Errno::EPERM);
             }
         }
-        abi::sysno::SETGID => {
-            if privileged {
-                c.gid = v(0);
-                c.egid = v(0);
-                c.sgid = v(0);
-            } else if own(&c, v(0), false) {
-                c.egid = v(0);
-            } else {
+        nr::SETREUID | nr::SETREGID => {
+            let (nr_, ne) = (v(0), v(1));
+            if !one_of(nr_, &[r, e]) || !one_of(ne, &[r, e, s]) {
                 return Err(Errno::EPERM);
             }
-        }
-        abi::sysno::SETREUID | abi::sysno::SETRESUID => {
-            if !privileged && !(0..3).all(|i| own(&c, v(i), true) || (i == 2 && n == abi::sysno::SETREUID)) {
-                return Err(Errno::EPERM);
-            }
-            set(&mut c.uid, v(0));
-            set(&mut c.euid, v(1));
-            if n == abi::sysno::SETRESUID {
-                set(&mut c.suid, v(2));
-            }
+            let new_r = if nr_ == UNCHANGED { r } else { nr_ };
+            let new_e = if ne == UNCHANGED { e } else { ne };
+            // The saved id follows the effective one when the real id is set,
+            // or the effective one is set to anything but the old real id.
+            let new_s = if nr_ != UNCHANGED || (ne != UNCHANGED && ne != r) { new_e } else { s };
+            (new_r, new_e, new_s)
         }
         _ => {
-            if !privileged && !(0..3).all(|i| own(&c, v(i), false) || (i == 2 && n == abi::sysno::SETREGID)) {
+            let (nr_, ne, ns) = (v(0), v(1), v(2));
+            if ![nr_, ne, ns].iter().all(|&id| one_of(id, &[r, e, s])) {
                 return Err(Errno::EPERM);
             }
-            set(&mut c.gid, v(0));
-            set(&mut c.egid, v(1));
-            if n == abi::sysno::SETRESGID {
-                set(&mut c.sgid, v(2));
-            }
+            let pick = |new: u32, cur: u32| if new == UNCHANGED { cur } else { new };
+            (pick(nr_, r), pick(ne, e), pick(ns, s))
         }
+    };
+    if user {
+        (c.uid, c.euid, c.suid) = (nr_, ne, ns);
+        capability::fix_setuid(&old, &mut c);
+    } else {
+        (c.gid, c.egid, c.sgid) = (nr_, ne, ns);
     }
     Ok(0)
 }
@@ -648,7 +828,7 @@ pub fn sys_setgroups(t: &mut CurrentTask, size: usize, list: u64) -> SysResult<u
     if size > 65536 {
         return Err(Errno::EINVAL);
     }
-    if t.tg().creds.lock().unwrap().euid != 0 {
+    if !t.capable(CAP_SETGID) {
         return Err(Errno::EPERM);
     }
     let b = t.read_vec(list, size * 4)?;
@@ -730,8 +910,8 @@ pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64
         let mut r = tg.rlimits.lock().unwrap();
         let prev = r[which];
         if let Some((cur, max)) = new {
-            // Raising a hard limit needs privilege (the sandbox's root has it).
-            if max > prev.1 && t.tg().creds.lock().unwrap().euid != 0 {
+            // Raising a hard limit needs CAP_SYS_RESOURCE.
+            if max > prev.1 && !t.capable(CAP_SYS_RESOURCE) {
                 return Err(Errno::EPERM);
             }
             r[which] = (cur, max);

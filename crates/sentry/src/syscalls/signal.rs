@@ -1,11 +1,33 @@
 //! Signal syscalls: actions, masks, sending, waiting for a signal.
 
+use std::sync::Arc;
+
 use abi::Errno;
 
+use crate::kernel::capability::CAP_KILL;
 use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
 use crate::kernel::task::{send_to_group, send_to_task};
-use crate::kernel::CurrentTask;
+use crate::kernel::{CurrentTask, ThreadGroup};
 use crate::SysResult;
+
+/// Whether the caller may signal `target` (Linux's check_kill_permission):
+/// its own process, one whose real or saved uid is the caller's real or
+/// effective uid, one of its session with SIGCONT, or any with CAP_KILL.
+fn may_signal(t: &CurrentTask, target: &Arc<ThreadGroup>, sig: i32) -> bool {
+    if Arc::ptr_eq(target, t.tg()) {
+        return true;
+    }
+    let me = t.creds();
+    let (uid, suid) = {
+        let them = target.creds.lock().unwrap();
+        (them.uid, them.suid)
+    };
+    if [me.uid, me.euid].iter().any(|&id| id == uid || id == suid) || me.has(CAP_KILL) {
+        return true;
+    }
+    let session = |g: &ThreadGroup| g.state.lock().unwrap().sid;
+    sig == signal::SIGCONT && session(target) == session(t.tg())
+}
 
 fn valid(sig: i32) -> SysResult<()> {
     if (1..=signal::NSIG).contains(&sig) {
@@ -165,10 +187,15 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    if sig == 0 {
-        return Ok(0);
-    }
+    let mut sent = false;
     for g in targets {
+        if !may_signal(t, &g, sig) {
+            continue;
+        }
+        sent = true;
+        if sig == 0 {
+            continue;
+        }
         // Like Linux, init ignores signals it has no handler for (SIGKILL included) when
         // they come from inside its own namespace.
         if g.pid == 1 {
@@ -180,7 +207,13 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
         }
         send_to_group(&g, SigInfo::user(sig, me));
     }
-    Ok(0)
+    // kill(-1) counts a process it may not signal as found, as Linux does;
+    // otherwise one target at least must have been allowed.
+    if sent || pid == -1 {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
 }
 
 pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResult<u64> {
@@ -193,6 +226,9 @@ pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResu
     let task = t.k.task(tid).ok_or(Errno::ESRCH)?;
     if tgid != -1 && task.tg.pid != tgid {
         return Err(Errno::ESRCH);
+    }
+    if !may_signal(t, &task.tg, sig) {
+        return Err(Errno::EPERM);
     }
     if sig != 0 {
         send_to_task(&task, SigInfo { signo: sig, code: signal::SI_TKILL, pid: t.pid(), ..Default::default() });
@@ -250,6 +286,9 @@ pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) 
     valid(sig)?;
     let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
     let info = queued_info(t, sig, uinfo, pid == t.pid())?;
+    if !may_signal(t, &g, sig) {
+        return Err(Errno::EPERM);
+    }
     send_to_group(&g, info);
     Ok(0)
 }
@@ -261,6 +300,9 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32,
         return Err(Errno::ESRCH);
     }
     let info = queued_info(t, sig, uinfo, tgid == t.pid())?;
+    if !may_signal(t, &task.tg, sig) {
+        return Err(Errno::EPERM);
+    }
     send_to_task(&task, info);
     Ok(0)
 }

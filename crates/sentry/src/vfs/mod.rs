@@ -7,11 +7,14 @@
 //! held only to read or change its place, never across a filesystem call or
 //! while taking another dentry's lock; mounts are looked up by the absolute
 //! path of the mountpoint; symlinks are followed at most `MAX_SYMLINKS` times
-//! per walk.
+//! per walk. Permissions are the syscalls' to check, with the caller's
+//! credentials (`permission`); `walk_as` checks search permission on the way,
+//! `walk` is the kernel's own, unchecked.
 
 pub mod fdtable;
 pub mod file;
 pub mod lock;
+pub mod permission;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -23,6 +26,7 @@ pub use fdtable::FdTable;
 pub use file::{FileOps, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
 
 use crate::fs::cache::{Children, Lookup};
+use crate::kernel::task::Creds;
 use crate::SysResult;
 
 const MAX_SYMLINKS: u32 = 40;
@@ -191,6 +195,12 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     }
     /// Identity of the filesystem, for rename's EXDEV check.
     fn fs_id(&self) -> u64;
+    /// Whether access is checked against the owner and mode bits
+    /// (`permission`); synthetic files that decide themselves what an open
+    /// may do say no.
+    fn enforces_mode_bits(&self) -> bool {
+        true
+    }
 }
 
 /// A name in the tree: an inode plus where it sits, so `..` and getcwd work.
@@ -436,14 +446,30 @@ impl Vfs {
     }
 
     /// Resolves `path` from `cwd` (or `root` if absolute). Symlinks are followed in every
-    /// component but the last, and in the last too when `follow` is Yes.
+    /// component but the last, and in the last too when `follow` is Yes. No
+    /// permission is checked: this is the kernel's own walk.
     pub fn walk(&self, root: &Arc<Dentry>, cwd: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
         let mut budget = MAX_SYMLINKS;
-        self.walk_inner(root, cwd, path, follow, &mut budget)
+        self.walk_inner(None, root, cwd, path, follow, &mut budget)
+    }
+
+    /// `walk` for a process: each directory looked in must be searchable by `who`.
+    pub fn walk_as(
+        &self,
+        who: &Creds,
+        root: &Arc<Dentry>,
+        cwd: &Arc<Dentry>,
+        path: &[u8],
+        follow: Follow,
+    ) -> SysResult<Arc<Dentry>> {
+        let mut budget = MAX_SYMLINKS;
+        let who = (!permission::searches_anything(who)).then_some(who);
+        self.walk_inner(who, root, cwd, path, follow, &mut budget)
     }
 
     fn walk_inner(
         &self,
+        who: Option<&Creds>,
         root: &Arc<Dentry>,
         cwd: &Arc<Dentry>,
         path: &[u8],
@@ -461,6 +487,9 @@ impl Vfs {
         let trailing_slash = path.ends_with(b"/");
         for (i, comp) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
+            if let Some(who) = who {
+                permission::may(who, &*cur.inode, permission::MAY_EXEC)?;
+            }
             let next = self.step(root, &cur, comp)?;
             let st = next.inode.stat()?;
             if st.file_type() == FileType::Symlink && (!last || follow == Follow::Yes || trailing_slash) {
@@ -469,7 +498,7 @@ impl Vfs {
                 }
                 *budget -= 1;
                 let target = next.inode.readlink()?;
-                cur = self.walk_inner(root, &cur, &target, Follow::Yes, budget)?;
+                cur = self.walk_inner(who, root, &cur, &target, Follow::Yes, budget)?;
             } else {
                 cur = next;
             }
@@ -483,6 +512,28 @@ impl Vfs {
     /// Resolves all but the last component; returns (parent, last name). The name is empty
     /// for "/" and may be "." or "..".
     pub fn walk_parent(&self, root: &Arc<Dentry>, cwd: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+        self.walk_parent_inner(None, root, cwd, path)
+    }
+
+    /// `walk_parent` for a process, checking search permission as `walk_as`.
+    /// The parent itself is not checked: what is done in it checks it.
+    pub fn walk_parent_as(
+        &self,
+        who: &Creds,
+        root: &Arc<Dentry>,
+        cwd: &Arc<Dentry>,
+        path: &[u8],
+    ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+        self.walk_parent_inner(Some(who), root, cwd, path)
+    }
+
+    fn walk_parent_inner(
+        &self,
+        who: Option<&Creds>,
+        root: &Arc<Dentry>,
+        cwd: &Arc<Dentry>,
+        path: &[u8],
+    ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -496,7 +547,11 @@ impl Vfs {
         match trimmed.iter().rposition(|&b| b == b'/') {
             None => Ok((cwd.clone(), trimmed.to_vec())),
             Some(i) => {
-                let dir = if i == 0 { root.clone() } else { self.walk(root, cwd, &trimmed[..i], Follow::Yes)? };
+                let dir = match (i, who) {
+                    (0, _) => root.clone(),
+                    (_, Some(who)) => self.walk_as(who, root, cwd, &trimmed[..i], Follow::Yes)?,
+                    (_, None) => self.walk(root, cwd, &trimmed[..i], Follow::Yes)?,
+                };
                 if dir.inode.stat()?.file_type() != FileType::Directory {
                     return Err(Errno::ENOTDIR);
                 }

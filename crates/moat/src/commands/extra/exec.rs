@@ -141,6 +141,8 @@ fn process(a: &ExecArgs) -> Result<ExecProcess, String> {
                 uid: spec.user().uid(),
                 gid: spec.user().gid(),
                 groups: spec.user().additional_gids().clone().unwrap_or_default(),
+                capabilities: spec.capabilities().as_ref().map(runtime::sandbox::capability_masks),
+                no_new_privileges: spec.no_new_privileges(),
             }
         }
         None => ExecProcess {
@@ -150,6 +152,8 @@ fn process(a: &ExecArgs) -> Result<ExecProcess, String> {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            capabilities: None,
+            no_new_privileges: None,
         },
     };
     if p.args.is_empty() {
