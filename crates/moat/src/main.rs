@@ -64,6 +64,8 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Inherited by the Gofers and the sandbox; a failure only means fewer files.
+    let _ = host::sys::raise_open_files_limit();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG").unwrap_or_else(|_| "error".into());
     let logger = tracing_subscriber::fmt().with_env_filter(filter);
     if matches!(cli.command, Command::Boot(_)) {

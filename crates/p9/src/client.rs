@@ -294,11 +294,19 @@ impl Client {
 
     /// moat's fd-donation extension: asks the server to open the file `fid`
     /// with Linux open `flags` and hand over the host fd (close-on-exec), so
-    /// that reads, writes and mmaps go straight to the host file. `fid` itself
+    /// that reads and writes go straight to the host file. `fid` itself
     /// is not opened. Servers other than moat's Gofer answer with an error.
     pub fn donate(&self, fid: Fid, flags: u32) -> Result<(Qid, OwnedFd), Error> {
         match self.rpc_with_fd(Tmessage::Donate(Tdonate { fid, flags }))? {
-            (Rmessage::Donate(r), Some(fd)) => Ok((r.qid, fd)),
+            (Rmessage::Donate(r), Some(fd)) => {
+                // Only regular files are donated: anything else (a FIFO, a
+                // socket, a directory to walk from) is the server lying.
+                let file = std::fs::File::from(fd);
+                match file.metadata() {
+                    Ok(m) if m.is_file() => Ok((r.qid, OwnedFd::from(file))),
+                    _ => Err(Error::Protocol("Rdonate carried an fd that is not a regular file")),
+                }
+            }
             (Rmessage::Donate(_), None) => Err(Error::Protocol("Rdonate arrived without an fd")),
             _ => Err(Error::Protocol("reply variant does not match request")),
         }

@@ -332,7 +332,8 @@ wire_struct! {
     Rlopen { qid: Qid, iounit: u32 }
     /// moat's fd-donation extension, not standard 9P2000.L: asks the server
     /// to open the file behind `fid` with Linux open `flags` and hand the
-    /// host fd over, so that reads, writes and mmaps skip the round trip.
+    /// host fd over, so that reads and writes (and private mappings, which
+    /// copy the file) skip the round trip.
     /// The fid itself stays as it was (not opened).
     Tdonate { fid: Fid, flags: u32 }
     /// Reply to Tdonate (moat's extension). The frame carries exactly one fd,

@@ -70,9 +70,15 @@ impl Runtime {
             return Err(other("process.terminal is true but no --console-socket was given"));
         }
         let dir = StateDir::create(&self.root, id)?;
+        // Saved at once, so that an engine killing us half-way leaves a
+        // container `delete --force` can remove.
+        let mut state = State::new(id, &bundle);
+        if let Err(e) = dir.save(&state) {
+            self.clean_up(dir, &bundle);
+            return Err(e.into());
+        }
         match self.spawn_sandbox(id, &bundle, stdio) {
             Ok(pid) => {
-                let mut state = State::new(id, &bundle);
                 state.status = Status::Created;
                 state.pid = Some(pid);
                 if let Err(e) = dir.save(&state) {
@@ -211,11 +217,10 @@ impl Runtime {
             if signal != libc::SIGKILL {
                 return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
             }
-            let cgroup = self.cgroup(id)?;
-            for pid in cgroup.procs().unwrap_or_default() {
+            if let Some(pid) = state.pid.filter(|&pid| is_sandbox_of(pid, id)) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
             }
-            cgroup.thaw()?;
+            self.cgroup(id)?.thaw()?;
             return Ok(());
         }
         match control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None }) {
@@ -229,12 +234,20 @@ impl Runtime {
     /// `delete`: removes a stopped container (any container with `force`).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
         let dir = StateDir::open(&self.root, id)?;
-        let state = dir.load()?;
+        let state = match dir.load() {
+            Ok(state) => state,
+            // Half-created, or its state is unreadable: nothing more to stop.
+            Err(_) if force => return Ok(dir.remove()?),
+            Err(e) => return Err(e.into()),
+        };
         let status = live_status(&dir, &state);
-        if status != Status::Stopped && !force {
+        // As runc: a created container is deleted (its process killed) without --force.
+        if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(other(format!("container {id} is {status}: stop it first or use --force")));
         }
-        if let Some(pid) = state.pid.filter(|_| status != Status::Stopped) {
+        if let Some(pid) = state.pid.filter(|&pid| status != Status::Stopped && is_sandbox_of(pid, id)) {
+            // Killing the sandbox process ends its PID namespace, and with it
+            // every process of the container.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
             if status == Status::Paused {
                 // Frozen processes die only once thawed.
@@ -246,10 +259,9 @@ impl Runtime {
         }
         let bundle = Bundle::load(&state.bundle).ok();
         let cgroup = bundle.as_ref().map(|b| cgroup_path(b, id)).unwrap_or_else(|| default_cgroup_path(id));
+        // Removed once empty; its processes are never killed one by one, as
+        // the path may be shared with what is not ours.
         if let Ok(cgroup) = Cgroup::open(&cgroup) {
-            for pid in cgroup.procs().unwrap_or_default() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-            }
             cgroup.remove()?;
         }
         let mut stopped = state.clone();
@@ -333,8 +345,21 @@ fn cgroup_path(bundle: &Bundle, id: &str) -> String {
         .unwrap_or_else(|| default_cgroup_path(id))
 }
 
+/// Whether host process `pid` is the sandbox process of container `id`
+/// (and not another process that got its pid after it died).
+fn is_sandbox_of(pid: i32, id: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    args.contains(&b"boot".as_slice()) && args.windows(2).any(|w| w[0] == b"--id" && w[1] == id.as_bytes())
+}
+
 fn live_status(dir: &StateDir, state: &State) -> Status {
-    let Some(pid) = state.pid else { return Status::Stopped };
+    let Some(pid) = state.pid else {
+        return if state.status == Status::Creating { Status::Creating } else { Status::Stopped };
+    };
+    if !is_sandbox_of(pid, &state.id) {
+        return Status::Stopped;
+    }
     if state.status == Status::Stopped {
         return Status::Stopped;
     }

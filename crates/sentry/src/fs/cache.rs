@@ -11,8 +11,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-/// Inodes a filesystem keeps alive for later lookups, beyond those in use.
-pub const DEFAULT_CAPACITY: usize = 8192;
+/// Inodes a filesystem keeps alive for later lookups, beyond those in use:
+/// at most 8192, and a quarter of the open-files limit, since each cached
+/// Gofer inode holds an fd in the Gofer (and, once opened, one in the Sentry).
+pub fn default_capacity() -> usize {
+    let by_fds = usize::try_from(host::sys::open_files_limit() / 4).unwrap_or(usize::MAX);
+    by_fds.clamp(64, 8192)
+}
 
 /// Negative entries one directory remembers before it forgets them all.
 const MAX_NEGATIVE: usize = 1024;
@@ -126,7 +131,8 @@ impl<T> Children<T> {
         map.negative = 0;
     }
 
-    /// Live cached children (for tests and statistics).
+    /// Live cached children.
+    #[cfg(test)]
     pub fn live(&self) -> usize {
         let map = self.map.lock().unwrap();
         map.entries.values().filter(|e| matches!(e, Entry::Present(w) if w.strong_count() > 0)).count()

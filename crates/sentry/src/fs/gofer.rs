@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 use p9::{Client, Fid};
 
-use super::cache::{Children, Lookup, Recent, DEFAULT_CAPACITY};
+use super::cache::{default_capacity, Children, Lookup, Recent};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
 
@@ -97,7 +97,7 @@ impl GoferInode {
             sharing,
             read_only,
             donates: AtomicBool::new(true),
-            recent: Recent::new(DEFAULT_CAPACITY),
+            recent: Recent::new(default_capacity()),
         });
         Ok(Self::wrap(&fs, fid))
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use super::cache::{Children, Lookup, Recent, DEFAULT_CAPACITY};
+use super::cache::{default_capacity, Children, Lookup, Recent};
 use super::tmpfs::TmpfsInode;
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat};
 use crate::SysResult;
@@ -105,7 +105,7 @@ impl OverlayInode {
             id: new_fs_id(),
             marks: Mutex::new(HashMap::new()),
             linked_copies: Mutex::new(HashMap::new()),
-            recent: Recent::new(DEFAULT_CAPACITY),
+            recent: Recent::new(default_capacity()),
         });
         Self::node(fs, Some(lower), Some(upper), None, Vec::new())
     }
