@@ -7,7 +7,6 @@
 //! Order: spec → namespaces → cgroup → Gofers → control socket → "ready"
 //! to `moat create` → wait for `start` → Sentry.
 
-use std::ffi::OsStr;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -414,8 +413,12 @@ fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, S
             return Ok(Some(MountConfig { target, kind: MountKind::Bind { gofer, read_only } }));
         }
         let dir = source.parent().ok_or_else(|| format!("bind mount source {} has no directory", source.display()))?;
-        let name = source.file_name().map(OsStr::as_bytes).unwrap_or_default().to_vec();
-        let gofer = gofers.start(dir, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
+        let file_name =
+            source.file_name().ok_or_else(|| format!("bind mount source {} has no name", source.display()))?;
+        let name = file_name.as_bytes().to_vec();
+        // The Gofer serves that one name, not the directory around it.
+        let gofer =
+            gofers.start_one_file(dir, file_name, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
         return Ok(Some(MountConfig { target, kind: MountKind::BindFile { gofer, name, read_only } }));
     }
     match fstype.as_str() {
