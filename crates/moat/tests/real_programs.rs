@@ -68,6 +68,16 @@ fn coreutils_sort_sha256_tar_roundtrip() {
 }
 
 #[test]
+fn coreutils_mv_replaces_a_file() {
+    // mv opens the target with O_PATH|O_DIRECTORY to learn it is no directory.
+    differential(&[
+        "sh",
+        "-c",
+        "w=$(mktemp -d) && cd $w && echo a > a && echo b > b && mv a b && cat b && ls; cd / && rm -rf $w",
+    ]);
+}
+
+#[test]
 fn xz_with_threads() {
     differential(&["sh", "-c", "seq 1 200000 | xz -T2 -c | xz -d | sha256sum"]);
 }

@@ -205,15 +205,16 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     };
     let st = d.inode.stat()?;
     let ft = st.file_type();
+    // O_DIRECTORY holds for O_PATH too (mv asks this way whether its target is a directory).
+    if flags & O_DIRECTORY != 0 && ft != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
     if flags & O_PATH != 0 {
         let f = OpenFile::new(Arc::new(PathOnly), Some(d), O_PATH);
         return install(t, f, flags & O_CLOEXEC != 0);
     }
     if ft == FileType::Symlink {
         return Err(Errno::ELOOP);
-    }
-    if flags & O_DIRECTORY != 0 && ft != FileType::Directory {
-        return Err(Errno::ENOTDIR);
     }
     if ft == FileType::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
         return Err(Errno::EISDIR);
