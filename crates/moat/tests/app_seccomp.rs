@@ -30,6 +30,8 @@ impl Bundle {
         let mut spec: Value = serde_json::from_slice(&fs::read(&path).expect("read config.json")).expect("json");
         spec["process"]["terminal"] = Value::Bool(false);
         spec["root"]["path"] = Value::String(rootfs.path().to_str().expect("utf-8").to_owned());
+        // The scripts write to /tmp, which belongs to the root (runc's default is read-only).
+        spec["root"]["readonly"] = Value::Bool(false);
         spec["process"]["args"] = json!(["/bin/sh", "-c", script]);
         if let Some(seccomp) = seccomp {
             spec["linux"]["seccomp"] = seccomp;

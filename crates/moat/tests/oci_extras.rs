@@ -127,3 +127,36 @@ fn create_failing(root: &Path, dir: &Path, rootfs: &Rootfs) -> String {
     assert!(String::from_utf8_lossy(&out.stderr).contains("hook"), "{}", String::from_utf8_lossy(&out.stderr));
     id
 }
+
+/// A read-only root, as `docker run --read-only` gives: writes fail with
+/// EROFS (in /tmp too, which is the image's), yet a bind mount can go where
+/// the image has no directory.
+#[test]
+fn a_read_only_root_takes_mounts_it_has_no_directory_for() {
+    let dir = TempDir::new("oci-ro");
+    let root = dir.path().join("root");
+    let rootfs = Rootfs::new();
+    let host = dir.path().join("host-data");
+    fs::create_dir(&host).expect("mkdir");
+    fs::write(host.join("f"), "from the host\n").expect("write");
+    let bundle = dir.path().join("bundle");
+    let script = "cat /new/place/f; echo x > /new/place/g && echo wrote-volume; \
+                  echo x > /tmp/t 2>/dev/null || echo tmp-refused; mkdir /d 2>/dev/null || echo root-refused";
+    busybox_bundle(&root, &bundle, &rootfs, &["/bin/sh", "-c", script], |s| {
+        s["root"]["readonly"] = true.into();
+        s["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({
+            "destination": "/new/place", "type": "bind", "source": host.to_str().expect("utf-8"), "options": ["rbind", "rw"]
+        }));
+    });
+    let id = unique_name("ro");
+    let out = moat(&root, &["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "from the host\nwrote-volume\ntmp-refused\nroot-refused\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(host.join("g")).expect("g on the host"), "x\n");
+    assert!(!rootfs.host_path("new").exists() && !rootfs.host_path("d").exists(), "the read-only root changed");
+}

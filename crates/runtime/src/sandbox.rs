@@ -285,6 +285,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         strace: false,
         stats: false,
         max_tasks: app_task_limit(spec),
+        tmp_limit: None,
         selftest_forbidden_syscall: false,
         app_seccomp,
     })

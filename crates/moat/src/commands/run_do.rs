@@ -60,6 +60,9 @@ struct Volume {
     read_only: bool,
 }
 
+/// The size of `moat do`'s /tmp (`--tmpfs /tmp:SIZE` replaces it).
+const TMP_LIMIT: u64 = 1 << 30;
+
 fn parse_volume(s: &str) -> Result<Volume, String> {
     let mut parts: Vec<&str> = s.split(':').collect();
     let read_only = match parts.as_slice() {
@@ -173,6 +176,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         strace: a.strace,
         stats: a.stats,
         max_tasks: None,
+        tmp_limit: Some(TMP_LIMIT),
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
         app_seccomp: None,
     };

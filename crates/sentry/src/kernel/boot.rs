@@ -92,6 +92,9 @@ pub struct BootConfig {
     pub strace: bool,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     pub stats: bool,
+    /// A tmpfs of at most this many bytes at /tmp (as `moat do` wants; an
+    /// OCI container's /tmp is its image's).
+    pub tmp_limit: Option<u64>,
     /// Most tasks (threads) the sandbox may have; fork/clone past it: EAGAIN.
     pub max_tasks: Option<usize>,
     /// For the filter's tests: once it is installed, make a host call
@@ -174,8 +177,10 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             "devtmpfs",
             "dev",
         );
-        vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs(0o1777), "tmpfs", "tmpfs");
-        vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs(0o1777), "tmpfs", "shm");
+        if let Some(limit) = cfg.tmp_limit {
+            vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs_limited(0o1777, Some(limit)), "tmpfs", "tmpfs");
+        }
+        vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs_limited(0o1777, Some(SHM_LIMIT)), "tmpfs", "shm");
         vfs.mounts.mount(b"/sys", crate::fs::sys::new_sysfs(host::sys::cpu_count()), "sysfs", "sysfs");
         Kernel {
             platform: Box::new(platform),
@@ -547,6 +552,10 @@ const SI_USER: i32 = 0;
 /// malloc arenas the Sentry's threads share (see `host::sys::limit_malloc_arenas`).
 const MALLOC_ARENAS: i32 = 8;
 
+/// The size of the Sentry's own /dev/shm (Docker's default shm size); a
+/// mount the configuration names there replaces it.
+const SHM_LIMIT: u64 = 64 << 20;
+
 /// The largest 9P message asked of a Gofer.
 const MSIZE: u32 = 1 << 20;
 
@@ -555,14 +564,25 @@ const MSIZE: u32 = 1 << 20;
 /// are the paths they say.
 fn make_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
     let mut dir: Arc<Dentry> = vfs.root.clone();
+    let mut path = Vec::new();
     for name in target.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         if name == b"." || name == b".." {
             return Err(Errno::EINVAL);
         }
+        path.push(b'/');
+        path.extend_from_slice(name);
         let next = match vfs.step(&vfs.root, &dir, name) {
             Ok(next) => next,
             Err(Errno::ENOENT) => {
-                dir.inode.create(name, NewNode::Dir { mode: 0o755 })?;
+                match dir.inode.create(name, NewNode::Dir { mode: 0o755 }) {
+                    Ok(_) => {}
+                    // A read-only root gets an empty directory of the
+                    // Sentry's own there, as the mount point (and the path to it).
+                    Err(Errno::EROFS) => {
+                        vfs.mounts.mount(&path, TmpfsInode::new_fs_limited(0o755, Some(0)), "tmpfs", "mountpoint")
+                    }
+                    Err(e) => return Err(e),
+                }
                 vfs.step(&vfs.root, &dir, name)?
             }
             Err(e) => return Err(e),
@@ -595,7 +615,11 @@ fn make_file_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
             FileType::Symlink => Err(Errno::ELOOP),
             _ => Err(Errno::EISDIR),
         },
-        Err(Errno::ENOENT) => dir.inode.create(name, NewNode::File { mode: 0o644 }).map(|_| ()),
+        Err(Errno::ENOENT) => match dir.inode.create(name, NewNode::File { mode: 0o644 }) {
+            // On a read-only root the mount is found by its path alone.
+            Ok(_) | Err(Errno::EROFS) => Ok(()),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     }
 }
