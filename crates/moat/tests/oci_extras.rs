@@ -160,3 +160,31 @@ fn a_read_only_root_takes_mounts_it_has_no_directory_for() {
     assert_eq!(fs::read_to_string(host.join("g")).expect("g on the host"), "x\n");
     assert!(!rootfs.host_path("new").exists() && !rootfs.host_path("d").exists(), "the read-only root changed");
 }
+
+/// An engine that kills the `moat exec` it waits on (an exec probe timing
+/// out) kills the exec'd process too; a second start is refused.
+#[test]
+fn an_exec_dies_with_its_moat_exec_and_start_works_once() {
+    let dir = TempDir::new("oci-exec-kill");
+    let root = dir.path().join("root");
+    let rootfs = Rootfs::new();
+    let id = create(&root, dir.path(), &rootfs, "while :; do sleep 1; done", |_| {});
+    ok(&moat(&root, &["start", &id]), "start");
+    assert!(!moat(&root, &["start", &id]).status.success(), "a second start must fail");
+    wait_for("running", || status(&root, &id) == "running");
+
+    let mut exec = std::process::Command::new(common::moat_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["exec", &id, "/bin/sh", "-c", "echo exec-marker >/dev/null; sleep 300"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn moat exec");
+    let table = || String::from_utf8_lossy(&moat(&root, &["ps", &id]).stdout).into_owned();
+    wait_for("the exec'd process", || table().contains("sleep 300"));
+    exec.kill().expect("kill moat exec");
+    let _ = exec.wait();
+    wait_for("the exec'd process to die with its moat exec", || !table().contains("sleep 300"));
+    ok(&moat(&root, &["delete", "--force", &id]), "delete");
+}

@@ -260,6 +260,11 @@ impl Incoming {
         Ok(Incoming { request, fds, stream })
     }
 
+    /// Another handle on the connection, to see the client hang up.
+    pub fn try_clone_stream(&self) -> std::io::Result<UnixStream> {
+        self.stream.try_clone()
+    }
+
     /// Sends a reply; the connection stays open for another (exec's exit).
     pub fn answer(&mut self, reply: &Reply) -> Result<(), ControlError> {
         let mut line = serde_json::to_vec(reply).map_err(|e| ControlError::Protocol(e.to_string()))?;

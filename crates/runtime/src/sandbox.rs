@@ -458,15 +458,19 @@ fn parse_size(s: &str) -> Result<u64, String> {
 struct Shared {
     sandbox: Mutex<Option<Arc<Sandbox>>>,
     stopped: Mutex<bool>,
+    /// Set by the first `start`; a second is refused.
+    started: std::sync::atomic::AtomicBool,
     /// What an exec'd process gets when its request does not say: init's
     /// capabilities and no_new_privs, as the spec gives them (runc's way).
     exec_defaults: ExecDefaults,
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct ExecDefaults {
     capabilities: Option<CapSets>,
     no_new_privileges: bool,
+    /// init's resource limits, which exec'd processes get too.
+    rlimits: Vec<(u32, u64, u64)>,
 }
 
 impl Prepared {
@@ -475,6 +479,7 @@ impl Prepared {
         let exec_defaults = self.config.as_ref().map_or_else(ExecDefaults::default, |c| ExecDefaults {
             capabilities: c.init.capabilities,
             no_new_privileges: c.init.no_new_privileges,
+            rlimits: c.init.rlimits.clone(),
         });
         let shared = Arc::new(Shared { exec_defaults, ..Shared::default() });
         let (start_tx, start_rx) = mpsc::channel::<()>();
@@ -540,10 +545,13 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
         (Request::State, _) if stopped => Reply::State { phase: Phase::Stopped },
         (Request::State, None) => Reply::State { phase: Phase::Created },
         (Request::State, Some(_)) => Reply::State { phase: Phase::Running },
-        (Request::Start, None) => match start.send(()) {
-            Ok(()) => Reply::Ok,
-            Err(_) => Reply::Error { message: "the container is already starting".into() },
-        },
+        (Request::Start, None) => {
+            let first = !shared.started.swap(true, std::sync::atomic::Ordering::SeqCst);
+            match first.then(|| start.send(())) {
+                Some(Ok(())) => Reply::Ok,
+                _ => Reply::Error { message: "the container is already starting".into() },
+            }
+        }
         (Request::Start, Some(_)) => Reply::Error { message: "the container has already started".into() },
         (Request::Kill { signal, .. }, None) => {
             // Not started: the container's process is this one.
@@ -572,10 +580,27 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
         (Request::Exec(p), Some(s)) => {
             let p = p.clone();
             let fds = std::mem::take(&mut incoming.fds);
-            return exec(incoming, s, p, fds, shared.exec_defaults);
+            return exec(incoming, s, p, fds, shared.exec_defaults.clone());
         }
     };
     let _ = incoming.answer(&reply);
+}
+
+/// The engine waits for an exec'd process through the `moat exec` that asked
+/// for it; when that one is killed (an exec probe's timeout, `docker exec`
+/// interrupted), the process is killed too, as runc's would be.
+fn watch_for_hangup(incoming: &Incoming, sandbox: &Arc<Sandbox>, pid: i32) {
+    let Ok(mut stream) = incoming.try_clone_stream() else { return };
+    let sandbox = sandbox.clone();
+    let watching = std::thread::Builder::new().name(format!("exec-{pid}")).spawn(move || {
+        let mut byte = [0u8; 1];
+        // Nothing more is ever sent: this returns when the client goes.
+        let _ = std::io::Read::read(&mut stream, &mut byte);
+        if sandbox.exited(pid).is_none() {
+            let _ = sandbox.signal(pid, libc::SIGKILL);
+        }
+    });
+    drop(watching);
 }
 
 fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec<OwnedFd>, defaults: ExecDefaults) {
@@ -591,15 +616,17 @@ fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec
         uid: p.uid,
         gid: p.gid,
         groups: p.groups,
-        rlimits: Vec::new(),
+        rlimits: defaults.rlimits,
         capabilities: p.capabilities.map(CapSets::from).or(defaults.capabilities),
         no_new_privileges: p.no_new_privileges.unwrap_or(defaults.no_new_privileges),
     };
     match sandbox.exec(config) {
         Ok(pid) => {
             if incoming.answer(&Reply::Started { pid }).is_err() {
+                let _ = sandbox.signal(pid, libc::SIGKILL);
                 return;
             }
+            watch_for_hangup(&incoming, sandbox, pid);
             let status = sandbox.wait(pid);
             let _ = incoming.answer(&Reply::Exited { status });
         }

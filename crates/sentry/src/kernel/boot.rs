@@ -434,6 +434,11 @@ impl Sandbox {
 
     fn spawn(&self, p: ProcessConfig, init: bool) -> Result<i32, BootError> {
         let k = &self.k;
+        // An exec'd process counts against the sandbox's task limit like a fork.
+        k.check_task_limit().map_err(|errno| BootError::Exec {
+            path: String::from_utf8_lossy(p.argv.first().map_or(&b""[..], |a| a)).into_owned(),
+            errno,
+        })?;
         let vfs = &k.vfs;
         let cwd = vfs.walk(&vfs.root, &vfs.root, &p.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
         let stdin = HostFile::new(p.stdio.stdin);
