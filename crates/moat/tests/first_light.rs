@@ -16,7 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    host_children, moat_command, run_moat, run_moat_script, run_native_script, unique_name, Output, Rootfs, Running,
+    host_descendants, moat_command, run_moat, run_moat_script, run_native_script, unique_name, Output, Rootfs, Running,
     TempDir, BUSYBOX,
 };
 
@@ -559,7 +559,7 @@ fn gofer_is_a_separate_child_process() {
     let moat_pid = moat.pid();
 
     let gofer = loop {
-        let children = host_children(moat_pid);
+        let children = host_descendants(moat_pid);
         if let Some(found) = children.iter().find(|(_, cmdline)| cmdline.contains("gofer")) {
             break found.clone();
         }
@@ -567,7 +567,7 @@ fn gofer_is_a_separate_child_process() {
             let exited = moat.has_exited();
             let output = moat.finish();
             panic!(
-                "no child of moat (pid {moat_pid}) has `gofer` in its command line (children last seen: \
+                "no process below moat (pid {moat_pid}) has `gofer` in its command line (children last seen: \
                  {children:?}; moat {})\n{}",
                 if exited { "exited" } else { "was still running" },
                 output.describe()

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use common::{host_children, moat_binary, moat_command, Output, Rootfs, Running, TempDir};
+use common::{host_descendants, moat_binary, moat_command, Output, Rootfs, Running, TempDir};
 use p9::{getattr, setattr, Client, SetAttr};
 
 /// CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID.
@@ -376,7 +376,7 @@ fn moat_do_starts_a_jailed_gofer() {
     // The shell waiting on stdin was loaded through the Gofer, so once it
     // runs the Gofer has long been jailed; poll until its filter shows.
     let gofer = loop {
-        let children = host_children(moat_pid);
+        let children = host_descendants(moat_pid);
         let gofer = children.iter().find(|(_, cmdline)| cmdline.contains(moat_binary()) && cmdline.contains(" gofer "));
         if let Some((pid, _)) = gofer {
             if status(*pid).get("Seccomp").map(String::as_str) == Some("2") {

@@ -11,25 +11,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::oci::{self, busybox_bundle, moat_at as moat};
-use common::{host_children, unique_name, Rootfs, TempDir};
+use common::{host_descendants, unique_name, Rootfs, TempDir};
 use serde_json::Value;
 
 fn status(pid: u32) -> HashMap<String, String> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
-}
-
-/// Every host process below `pid`, with its command line.
-fn descendants(pid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        for (child, cmdline) in host_children(p) {
-            todo.push(child);
-            out.push((child, cmdline));
-        }
-    }
-    out
 }
 
 /// The cgroup of `pid` in the memory hierarchy (v1), or the unified one.
@@ -61,10 +48,10 @@ fn a_container_runs_in_its_namespaces_cgroup_and_filter() {
     // The sandbox (pid 1 of its namespace) and, below it, Gofers and stubs.
     let deadline = Instant::now() + Duration::from_secs(30);
     let (sandbox, below) = loop {
-        let all = descendants(outer);
+        let all = host_descendants(outer);
         let sandbox = all.iter().find(|(_, c)| c.contains("--in-pid-namespace")).map(|(p, _)| *p);
         if let Some(sandbox) = sandbox {
-            let below = descendants(sandbox);
+            let below = host_descendants(sandbox);
             let has_gofer = below.iter().any(|(_, c)| c.contains(" gofer "));
             if has_gofer && status(sandbox).get("Seccomp").map(String::as_str) == Some("2") && below.len() >= 2 {
                 break (sandbox, below);

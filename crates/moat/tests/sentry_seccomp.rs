@@ -8,7 +8,7 @@ use std::fs;
 use std::thread;
 use std::time::Duration;
 
-use common::{moat_command, run_moat, Rootfs, Running};
+use common::{host_descendants, moat_command, run_moat, Rootfs, Running};
 
 const SIGSYS: i32 = 31;
 
@@ -23,16 +23,33 @@ fn the_running_sentry_is_seccomp_filtered() {
     let root = rootfs.path().to_str().expect("rootfs path is not UTF-8");
     let command = moat_command(&["do", "--rootfs", root, "--", "/bin/sh", "-c", "read line; echo \"got $line\""]);
     let mut moat = Running::spawn(command, "moat do (seccomp check)", true);
-    let pid = moat.pid();
-    // The shell blocks reading stdin only after the sandbox is up, so the
-    // filter shows soon; poll for it rather than guess a delay.
-    while status_field(pid, "Seccomp").as_deref() != Some("2") {
+    let outer = moat.pid();
+    // The Sentry is the moat below the one we started, pid 1 of its own PID
+    // namespace. The shell blocks reading stdin only after the sandbox is
+    // up, so the filter shows soon; poll for it rather than guess a delay.
+    let pid = loop {
+        let sentry =
+            host_descendants(outer).into_iter().find(|(_, c)| c.contains("--in-pid-namespace")).map(|(p, _)| p);
+        if let Some(pid) = sentry.filter(|&p| status_field(p, "Seccomp").as_deref() == Some("2")) {
+            break pid;
+        }
         if moat.has_exited() || moat.past_deadline() {
             panic!("the sentry never showed Seccomp: 2\n{}", moat.finish().describe());
         }
         thread::sleep(Duration::from_millis(20));
-    }
+    };
     assert_eq!(status_field(pid, "NoNewPrivs").as_deref(), Some("1"));
+    assert_eq!(status_field(pid, "CapEff").as_deref(), Some("0000000000000000"), "the Sentry keeps no capability");
+    assert_eq!(
+        status_field(pid, "NSpid").map(|v| v.ends_with("\t1") || v.ends_with(" 1")),
+        Some(true),
+        "pid 1 of its own namespace"
+    );
+    for ns in ["pid", "mnt", "ipc", "uts"] {
+        let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}")).expect("ns link");
+        let ours = fs::read_link(format!("/proc/self/ns/{ns}")).expect("ns link");
+        assert_ne!(theirs, ours, "the Sentry must have a {ns} namespace of its own");
+    }
     let mut stdin = moat.take_stdin().expect("moat was spawned with a stdin pipe");
     let _ = std::io::Write::write_all(&mut stdin, b"bye\n");
     drop(stdin);

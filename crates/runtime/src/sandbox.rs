@@ -116,28 +116,17 @@ fn run_in_pid_namespace(args: BootArgs) -> i32 {
         let _ = writeln!(ready, "{e}");
         return 1;
     }
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
-        let _ = writeln!(ready, "cannot make the sandbox's PID namespace: {e}");
-        return 1;
-    }
-    let spawned = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe).args(std::env::args_os().skip(1)).arg("--in-pid-namespace").spawn()
-    });
-    let mut child = match spawned {
-        Ok(child) => child,
+    // The inner one reports readiness on the same pipe; ours is closed once
+    // it runs, so that create sees the end of it if the inner one dies.
+    let ready = std::cell::RefCell::new(Some(ready));
+    match rerun_in_pid_namespace("boot", "--in-pid-namespace", || drop(ready.borrow_mut().take())) {
+        Ok(status) => status,
         Err(e) => {
-            let _ = writeln!(ready, "cannot start the sandbox process: {e}");
-            return 1;
+            if let Some(ready) = ready.borrow_mut().as_mut() {
+                let _ = writeln!(ready, "{e}");
+            }
+            1
         }
-    };
-    // The inner one reports readiness on the same pipe.
-    drop(ready);
-    match child.wait() {
-        Ok(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-        }
-        Err(_) => 1,
     }
 }
 
@@ -204,16 +193,7 @@ fn prepare(root: &Path, id: &str, bundle_dir: &Path) -> Result<(Prepared, UnixLi
 /// names, if any.
 fn enter_namespaces(spec: &Spec) -> Result<(), String> {
     use nix::sched::CloneFlags;
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
-        .map_err(|e| format!("cannot make the sandbox's namespaces: {e}"))?;
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("cannot make the sandbox's mounts private: {e}"))?;
+    enter_private_namespaces()?;
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     for ns in namespaces {
         if ns.typ() != LinuxNamespaceType::Network {
@@ -231,6 +211,45 @@ fn enter_namespaces(spec: &Spec) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// New mount (with every mount private), IPC and UTS namespaces for the
+/// calling process, which must be single-threaded.
+pub fn enter_private_namespaces() -> Result<(), String> {
+    use nix::sched::CloneFlags;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+        .map_err(|e| format!("cannot make the sandbox's namespaces: {e}"))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the sandbox's mounts private: {e}"))
+}
+
+/// Runs this moat command again as the first process of a new PID
+/// namespace (with `flag` added after `subcommand` in its arguments), waits for it and returns
+/// its exit status: the sandbox and everything it starts then see no host
+/// process, and die with it. The caller keeps its stdio and gives it on;
+/// `started` runs once the new process does (to close what only it needs).
+pub fn rerun_in_pid_namespace(subcommand: &str, flag: &str, started: impl FnOnce()) -> Result<i32, String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+        .map_err(|e| format!("cannot make the sandbox's PID namespace: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the moat binary: {e}"))?;
+    // The flag goes right after the subcommand, before any `--` and command.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let at = args.iter().position(|a| a == subcommand).map_or(args.len(), |i| i + 1);
+    args.insert(at, flag.into());
+    let mut child = std::process::Command::new(exe)
+        .args(args)
+        .spawn()
+        .map_err(|e| format!("cannot start the sandbox process: {e}"))?;
+    started();
+    let status = child.wait().map_err(|e| format!("waiting for the sandbox process: {e}"))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 /// Mount types the Sentry provides itself, whatever the spec asks of them.

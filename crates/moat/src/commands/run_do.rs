@@ -41,6 +41,9 @@ pub struct DoArgs {
     /// For the Sentry filter's tests: make a host call outside its allow-list.
     #[arg(long, hide = true)]
     selftest_forbidden_syscall: bool,
+    /// Set by moat itself: this process is pid 1 of the sandbox's own namespace.
+    #[arg(long, hide = true)]
+    in_pid_namespace: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     cmd: Vec<std::ffi::OsString>,
@@ -116,6 +119,26 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(a: DoArgs) -> i32 {
+    // The Sentry runs as pid 1 of a PID namespace of its own, in new mount,
+    // IPC and UTS namespaces: a compromised Sentry sees (and can signal or
+    // trace) no host process. Without the privilege for that (not root),
+    // the sandbox still runs, in the caller's namespaces.
+    if !a.in_pid_namespace && nix::unistd::geteuid().is_root() {
+        return match runtime::sandbox::rerun_in_pid_namespace("do", "--in-pid-namespace", || ()) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("moat: {e}");
+                125
+            }
+        };
+    }
+    if a.in_pid_namespace {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        if let Err(e) = runtime::sandbox::enter_private_namespaces() {
+            eprintln!("moat: {e}");
+            return 125;
+        }
+    }
     let mut gofers = Gofers::default();
     match sandbox(&a, &mut gofers) {
         Ok(code) => code,

@@ -517,6 +517,19 @@ pub fn host_children(parent: u32) -> Vec<(u32, String)> {
     children
 }
 
+/// Every host process below `pid` (children, theirs, ...), with its command line.
+pub fn host_descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for (child, cmdline) in host_children(p) {
+            todo.push(child);
+            out.push((child, cmdline));
+        }
+    }
+    out
+}
+
 /// A name no other run (of this or any concurrent test process) will pick.
 pub fn unique_name(label: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
