@@ -118,15 +118,29 @@ impl FileData {
         Ok(())
     }
 
+    /// What the file holds of its filesystem's space: its bytes on the heap,
+    /// or every memory-file page reserved for its shared mappings.
+    fn charged(&self) -> u64 {
+        match self {
+            FileData::Heap(v) => v.len() as u64,
+            FileData::Mem { backing, .. } => backing.len,
+        }
+    }
+
     fn resize(&mut self, space: &Space, new: u64) -> SysResult<()> {
         if new > MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let old = self.len();
-        space.resize(old, new)?;
+        let before = self.charged();
+        let after = match self {
+            FileData::Heap(_) => new,
+            // Its pages are all charged already; it cannot outgrow them.
+            FileData::Mem { backing, .. } => backing.len,
+        };
+        space.resize(before, after)?;
         let resized = self.resize_unaccounted(new);
-        if resized.is_err() && new > old {
-            space.shrink(new, old);
+        if resized.is_err() && after > before {
+            space.shrink(after, before);
         }
         resized
     }
@@ -257,7 +271,7 @@ impl TmpfsInode {
         match &self.kind {
             Kind::File(d) => {
                 let mut d = d.lock().unwrap();
-                self.space.resize(d.len(), data.len() as u64)?;
+                self.space.resize(d.charged(), data.len() as u64)?;
                 *d = FileData::Heap(data);
                 Ok(())
             }
@@ -278,8 +292,17 @@ impl TmpfsInode {
             return Err(Errno::ENOMEM);
         }
         let size = d.len();
-        let room = want.max(size).max(1 << 20).checked_mul(2).ok_or(Errno::ENOMEM)?.min(MAX_FILE);
-        let backing = alloc.alloc(room)?;
+        let room = want.max(size).max(64 << 10).checked_mul(2).ok_or(Errno::ENOMEM)?.min(MAX_FILE);
+        // The pages reserved for mappings count against the filesystem's
+        // size, like the bytes they replace.
+        self.space.resize(d.charged(), room).map_err(|_| Errno::ENOMEM)?;
+        let backing = match alloc.alloc(room) {
+            Ok(b) => b,
+            Err(e) => {
+                self.space.shrink(room, d.charged());
+                return Err(e);
+            }
+        };
         if let FileData::Heap(v) = &*d {
             backing.write(0, v)?;
         }
@@ -510,7 +533,7 @@ impl TmpfsInode {
         }
         if let Kind::File(d) = &self.kind {
             let mut d = d.lock().unwrap();
-            self.space.shrink(d.len(), 0);
+            self.space.shrink(d.charged(), 0);
             *d = FileData::Heap(Vec::new());
         }
     }
@@ -519,8 +542,8 @@ impl TmpfsInode {
 impl Drop for TmpfsInode {
     fn drop(&mut self) {
         if let Kind::File(d) = &self.kind {
-            let len = d.lock().unwrap_or_else(|e| e.into_inner()).len();
-            self.space.shrink(len, 0);
+            let charged = d.lock().unwrap_or_else(|e| e.into_inner()).charged();
+            self.space.shrink(charged, 0);
         }
     }
 }
