@@ -230,6 +230,8 @@ pub struct Incoming {
 impl Incoming {
     /// Reads one request from an accepted connection.
     pub fn read(stream: UnixStream) -> Result<Incoming, ControlError> {
+        // A client that stops mid-request does not keep a thread forever.
+        stream.set_read_timeout(Some(CALL_TIMEOUT))?;
         let mut line = Vec::new();
         let mut fds = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -245,8 +247,12 @@ impl Incoming {
             for c in msg.cmsgs().map_err(|e| ControlError::Io(e.into()))? {
                 if let ControlMessageOwned::ScmRights(received) = c {
                     for fd in received {
-                        // The kernel just installed `fd` for us: ours to own.
-                        fds.push(host::sys::take_inherited_fd(fd)?);
+                        // The kernel just installed `fd` for us: ours to own
+                        // (and, past the most a request carries, to close).
+                        let fd = host::sys::take_inherited_fd(fd)?;
+                        if fds.len() < MAX_FDS {
+                            fds.push(fd);
+                        }
                     }
                 }
             }
@@ -257,6 +263,9 @@ impl Incoming {
             line.extend_from_slice(&chunk[..n]);
         }
         let request = serde_json::from_slice(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        // Only the request is bounded: an exec connection then stays open
+        // for as long as its process runs.
+        stream.set_read_timeout(None)?;
         Ok(Incoming { request, fds, stream })
     }
 

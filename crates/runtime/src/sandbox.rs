@@ -419,7 +419,7 @@ const OVERLAY_LIMIT: u64 = 2 << 30;
 /// A spec mount as the Sentry mounts it; `None` for the filesystems the
 /// Sentry provides itself (/proc, /sys, /dev/pts, ...).
 fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, String> {
-    let target = m.destination().as_os_str().as_bytes().to_vec();
+    let target = normalize_target(m.destination().as_os_str().as_bytes())?;
     let options = m.options().clone().unwrap_or_default();
     let fstype = m.typ().clone().unwrap_or_default();
     let is_bind = fstype == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
@@ -456,6 +456,24 @@ fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, S
         t if SENTRY_FILESYSTEMS.contains(&t) => Ok(None),
         t => Err(format!("mount type {t:?} at {shown} is not supported by moat")),
     }
+}
+
+/// A mount destination as the Sentry keys mounts: absolute, single
+/// slashes, no trailing one, and no `.` or `..` (which would name another place).
+fn normalize_target(path: &[u8]) -> Result<Vec<u8>, String> {
+    let shown = String::from_utf8_lossy(path);
+    let mut out = Vec::new();
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        if part == b"." || part == b".." {
+            return Err(format!("mount destination {shown:?} must not contain . or .."));
+        }
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if !path.starts_with(b"/") || out.is_empty() {
+        return Err(format!("mount destination {shown:?} must be an absolute path other than /"));
+    }
+    Ok(out)
 }
 
 /// A tmpfs mount with no size option holds at most this much.

@@ -155,13 +155,19 @@ impl OverlayInode {
 
     /// Makes sure this node exists in the upper tree, copying it (not its children) up.
     fn copy_up(&self) -> SysResult<Arc<TmpfsInode>> {
+        self.copy_up_keeping(true)
+    }
+
+    /// Copies the node up; without `data`, a regular file comes up empty
+    /// (it is about to be truncated: copying it would be wasted).
+    fn copy_up_keeping(&self, data: bool) -> SysResult<Arc<TmpfsInode>> {
         if let Some(u) = self.upper() {
             return Ok(u);
         }
         let parent = self.parent.as_ref().ok_or(Errno::EIO)?;
         let parent_upper = parent.copy_up()?;
         let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
-        let up = match copy_node_up(&self.fs, &parent_upper, &self.name, lower) {
+        let up = match copy_node_up(&self.fs, &parent_upper, &self.name, lower, data) {
             // Already copied up with its parent's tree (a directory rename).
             Err(Errno::EEXIST) => {
                 let existing = parent_upper.lookup(&self.name)?;
@@ -273,6 +279,7 @@ fn copy_node_up(
     parent_upper: &Arc<TmpfsInode>,
     name: &[u8],
     lower: &InodeRef,
+    with_data: bool,
 ) -> SysResult<Arc<TmpfsInode>> {
     let st = lower.stat()?;
     if let Some(copy) = fs.linked_copy(&st) {
@@ -288,7 +295,8 @@ fn copy_node_up(
         _ => return Err(Errno::EPERM),
     };
     let space = parent_upper.space();
-    if st.file_type() == FileType::Regular && space.limit().is_some_and(|l| space.used().saturating_add(st.size) > l) {
+    let copies_data = with_data && st.file_type() == FileType::Regular;
+    if copies_data && space.limit().is_some_and(|l| space.used().saturating_add(st.size) > l) {
         return Err(Errno::ENOSPC);
     }
     // Copying up is no change to the directory: its times stay.
@@ -300,7 +308,7 @@ fn copy_node_up(
         ..SetAttr::default()
     })?;
     let up = TmpfsInode::from_ref(&created).ok_or(Errno::EIO)?;
-    if st.file_type() == FileType::Regular {
+    if copies_data {
         let copied = read_whole(lower, st.size).and_then(|data| up.set_data(data));
         if let Err(e) = copied {
             let _ = parent_upper.unlink(name, false);
@@ -338,7 +346,7 @@ fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef
                 }
                 existing
             }
-            Err(Errno::ENOENT) => copy_node_up(fs, upper, &entry.name, &lower_child)?,
+            Err(Errno::ENOENT) => copy_node_up(fs, upper, &entry.name, &lower_child, true)?,
             Err(e) => return Err(e),
         };
         if upper_child.stat()?.file_type() == FileType::Directory {
@@ -397,7 +405,8 @@ impl Inode for OverlayInode {
         let writing = flags & 3 != 0 || flags & 0o1000 != 0;
         let regular = self.current()?.stat()?.file_type() == FileType::Regular;
         if writing && regular {
-            let up: InodeRef = self.copy_up()?;
+            let truncating = flags & 3 != 0 && flags & 0o1000 != 0;
+            let up: InodeRef = self.copy_up_keeping(!truncating)?;
             return up.open(flags);
         }
         let opened = self.current()?.open(flags)?;
