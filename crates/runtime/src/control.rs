@@ -230,8 +230,6 @@ pub struct Incoming {
 impl Incoming {
     /// Reads one request from an accepted connection.
     pub fn read(stream: UnixStream) -> Result<Incoming, ControlError> {
-        // A client that stops mid-request does not keep a thread forever.
-        stream.set_read_timeout(Some(CALL_TIMEOUT))?;
         let mut line = Vec::new();
         let mut fds = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -263,9 +261,6 @@ impl Incoming {
             line.extend_from_slice(&chunk[..n]);
         }
         let request = serde_json::from_slice(&line).map_err(|e| ControlError::Protocol(e.to_string()))?;
-        // Only the request is bounded: an exec connection then stays open
-        // for as long as its process runs.
-        stream.set_read_timeout(None)?;
         Ok(Incoming { request, fds, stream })
     }
 
