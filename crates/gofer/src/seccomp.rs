@@ -1,43 +1,13 @@
 //! The Gofer's seccomp allow-list, as data: each system call the serve loop
 //! makes, when it may make it, and why. Any other call kills the Gofer.
 //!
-//! The list is compiled into a BPF program by seccompiler at start-up and
-//! installed as the jail's last step (see `jail::enter`). To find what a
-//! change needs, run the tests under `strace -f` or with the mismatch action
-//! set to `Log` (the kernel then logs `type=1326` lines with the number).
+//! The list is compiled by `host::seccomp` (the same compiler as the
+//! Sentry's) at start-up and installed as the jail's last step (see
+//! `jail::enter`). To find what a change needs, run the tests under
+//! `strace -f` or with the mismatch action set to `Log` (the kernel then
+//! logs `type=1326` lines with the number).
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
-};
-
-/// When an allowed system call may be made.
-#[derive(Debug, Clone, Copy)]
-pub enum When {
-    /// With any arguments.
-    Always,
-    /// Only if argument `arg` has none of the bits of `mask` set.
-    Without { arg: u8, mask: u64 },
-    /// Only if argument `arg` is one of `values`.
-    OneOf { arg: u8, values: &'static [u64] },
-    /// Only if argument `arg` is the Gofer's own process id and argument
-    /// `signal_arg` is `signal`.
-    OwnSignal { arg: u8, signal_arg: u8, signal: u64 },
-}
-
-/// One entry of the allow-list.
-#[derive(Debug)]
-pub struct Allow {
-    /// The x86-64 system call number.
-    pub syscall: i64,
-    /// Its `libc` constant (`SYS_read`), for people and test messages.
-    pub name: &'static str,
-    /// The arguments it is allowed with.
-    pub when: When,
-    /// Why the Gofer needs it.
-    pub why: &'static str,
-}
+use host::seccomp::{BpfProgram, CompileError, Mismatch, Rule, When};
 
 /// `allow!(SYS_read, "why")` or `allow!(SYS_mmap if When::Without { .. }, "why")`,
 /// naming the call by its `libc` constant.
@@ -46,7 +16,7 @@ macro_rules! allow {
         allow!($name if When::Always, $why)
     };
     ($name:ident if $when:expr, $why:literal) => {
-        Allow { syscall: libc::$name, name: stringify!($name), when: $when, why: $why }
+        Rule { nr: libc::$name as u64, when: $when, why: $why }
     };
 }
 
@@ -59,7 +29,7 @@ const FUTEX_WAKE_PRIVATE: u64 = (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as
 const FUTEX_WAIT_BITSET_PRIVATE: u64 = (libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG) as u64;
 
 /// Every system call the jailed Gofer may make.
-pub static ALLOW_LIST: &[Allow] = &[
+pub static ALLOW_LIST: &[Rule] = &[
     // The 9P transport: a connected socketpair, never a new socket.
     allow!(SYS_recvfrom, "9P requests: std reads a UnixStream with recv(2)"),
     allow!(SYS_sendto, "9P replies: std writes a UnixStream with send(2), for MSG_NOSIGNAL"),
@@ -112,54 +82,25 @@ pub static ALLOW_LIST: &[Allow] = &[
 
 /// Compiles [`ALLOW_LIST`] into a BPF program that kills the process on any
 /// other call; `own_pid` is the Gofer's process id (see [`When::OwnSignal`]).
-pub fn filter(own_pid: u32) -> Result<BpfProgram, seccompiler::Error> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for allow in ALLOW_LIST {
-        let entry = rules.entry(allow.syscall).or_default();
-        match allow.when {
-            // An empty rule list matches the call with any arguments.
-            When::Always => {}
-            When::Without { arg, mask } => {
-                entry.push(SeccompRule::new(vec![condition(arg, SeccompCmpOp::MaskedEq(mask), 0)?])?);
-            }
-            When::OneOf { arg, values } => {
-                for &value in values {
-                    entry.push(SeccompRule::new(vec![condition(arg, SeccompCmpOp::Eq, value)?])?);
-                }
-            }
-            When::OwnSignal { arg, signal_arg, signal } => {
-                entry.push(SeccompRule::new(vec![
-                    condition(arg, SeccompCmpOp::Eq, u64::from(own_pid))?,
-                    condition(signal_arg, SeccompCmpOp::Eq, signal)?,
-                ])?);
-            }
-        }
-    }
-    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)?;
-    Ok(filter.try_into()?)
-}
-
-/// Arguments are compared as 32-bit values: every one compared here (an
-/// fcntl command, mmap protection bits, a pid, a signal) is an `int`.
-fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, seccompiler::Error> {
-    Ok(SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)?)
+pub fn filter(own_pid: u32) -> Result<BpfProgram, CompileError> {
+    host::seccomp::compile(ALLOW_LIST, Mismatch::KillProcess, own_pid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use host::seccomp::{probe, to_bytes, Ending};
 
-    #[test]
-    fn every_rule_has_a_reason_and_appears_once() {
-        let mut seen = std::collections::HashSet::new();
-        for allow in ALLOW_LIST {
-            assert!(!allow.why.trim().is_empty(), "{} has no reason", allow.name);
-            assert!(seen.insert(allow.syscall), "{} is listed twice", allow.name);
-        }
+    fn name(rule: &Rule) -> &'static str {
+        abi::sysno::name(rule.nr).unwrap_or("an unknown call")
     }
 
     #[test]
-    fn the_list_compiles() {
+    fn every_rule_has_a_reason_and_the_list_compiles() {
+        for rule in ALLOW_LIST {
+            assert!(!rule.why.trim().is_empty(), "{} has no reason", name(rule));
+        }
+        // Compiling also refuses a call listed twice.
         let program = filter(std::process::id()).expect("the allow-list must compile");
         assert!(!program.is_empty());
     }
@@ -188,8 +129,23 @@ mod tests {
             libc::SYS_chroot,
             libc::SYS_pivot_root,
         ];
-        for allow in ALLOW_LIST {
-            assert!(!forbidden.contains(&allow.syscall), "{} must not be allowed", allow.name);
+        for rule in ALLOW_LIST {
+            assert!(!forbidden.contains(&(rule.nr as i64)), "{} must not be allowed", name(rule));
         }
+    }
+
+    #[test]
+    fn the_filter_kills_on_forbidden_calls_and_conditions() {
+        let program = to_bytes(&filter(std::process::id()).unwrap());
+        let killed = Ending::Killed(libc::SIGSYS);
+        let call = |nr: i64, args: [u64; 6]| probe(&program, nr as u64, args).expect("the probe child runs");
+        assert_eq!(call(libc::SYS_socket, [libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), killed);
+        assert_eq!(call(libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0]), killed);
+        let (rx, anon) = ((libc::PROT_READ | libc::PROT_EXEC) as u64, (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64);
+        assert_eq!(call(libc::SYS_mmap, [0, 4096, rx, anon, u64::MAX, 0]), killed);
+        assert_eq!(call(libc::SYS_fcntl, [u64::MAX, libc::F_SETOWN as u64, 0, 0, 0, 0]), killed);
+        // The probe child is not the Gofer, whose pid OwnSignal names.
+        assert_eq!(call(libc::SYS_tgkill, [i32::MAX as u64, i32::MAX as u64, libc::SIGABRT as u64, 0, 0, 0]), killed);
+        assert_eq!(call(libc::SYS_fcntl, [u64::MAX, libc::F_GETFL as u64, 0, 0, 0, 0]), Ending::Failed(libc::EBADF));
     }
 }

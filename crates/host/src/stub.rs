@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::memfile::{MemoryFile, PAGE};
 use crate::ptrace::Tracee;
-use crate::seccomp::{self, Rule};
+use crate::seccomp::{self, Rule, When};
 
 /// Where the stub's code page is mapped in every stub; its data page follows.
 pub const STUB_BASE: u64 = 0x7fff_fff0_0000;
@@ -241,14 +241,22 @@ fn unregister_rseq() {
 /// The syscalls a stub may make natively. App syscalls never get here (ptrace SYSEMU
 /// intercepts them first); these are the Sentry's injected ones and the stub's own.
 pub const STUB_RULES: &[Rule] = &[
-    Rule { nr: abi::sysno::MMAP, why: "Sentry maps memory-file windows into the app's address space" },
-    Rule { nr: abi::sysno::MUNMAP, why: "Sentry unmaps app memory; a new stub drops the shared data page" },
-    Rule { nr: abi::sysno::MPROTECT, why: "Sentry changes protections of app mappings" },
-    Rule { nr: abi::sysno::FUTEX, why: "source stub waits for clone requests; new stubs park" },
-    Rule { nr: abi::sysno::CLONE, why: "source stub forks new stubs" },
-    Rule { nr: abi::sysno::PRCTL, why: "a new stub sets PR_SET_PDEATHSIG" },
-    Rule { nr: abi::sysno::EXIT, why: "stub thread exit" },
-    Rule { nr: abi::sysno::EXIT_GROUP, why: "stub exit" },
+    Rule {
+        nr: abi::sysno::MMAP,
+        when: When::Always,
+        why: "Sentry maps memory-file windows into the app's address space",
+    },
+    Rule {
+        nr: abi::sysno::MUNMAP,
+        when: When::Always,
+        why: "Sentry unmaps app memory; a new stub drops the shared data page",
+    },
+    Rule { nr: abi::sysno::MPROTECT, when: When::Always, why: "Sentry changes protections of app mappings" },
+    Rule { nr: abi::sysno::FUTEX, when: When::Always, why: "source stub waits for clone requests; new stubs park" },
+    Rule { nr: abi::sysno::CLONE, when: When::Always, why: "source stub forks new stubs" },
+    Rule { nr: abi::sysno::PRCTL, when: When::Always, why: "a new stub sets PR_SET_PDEATHSIG" },
+    Rule { nr: abi::sysno::EXIT, when: When::Always, why: "stub thread exit" },
+    Rule { nr: abi::sysno::EXIT_GROUP, when: When::Always, why: "stub exit" },
 ];
 
 fn stub_code() -> &'static [u8] {
