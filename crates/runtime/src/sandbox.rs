@@ -519,7 +519,8 @@ impl Prepared {
             rlimits: c.init.rlimits.clone(),
         });
         let shared = Arc::new(Shared { exec_defaults, ..Shared::default() });
-        let (start_tx, start_rx) = mpsc::channel::<()>();
+        // `start` hands over where to say how the start went.
+        let (start_tx, start_rx) = mpsc::channel::<mpsc::Sender<Result<(), String>>>();
         let (dropped_tx, dropped_rx) = mpsc::channel::<std::io::Result<()>>();
         {
             let shared = shared.clone();
@@ -547,14 +548,13 @@ impl Prepared {
             }
             Err(_) => return 1,
         }
-        if start_rx.recv().is_err() {
-            return 1;
-        }
+        let Ok(started) = start_rx.recv() else { return 1 };
         let Some(config) = self.config.take() else { return 1 };
         let sandbox = match Sandbox::start(config) {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                let _ = writeln!(std::io::stderr(), "moat: {e}");
+                // The engine shows this (Docker maps "no such file" to 127).
+                let _ = started.send(Err(e.to_string()));
                 return match e {
                     sentry::BootError::Exec { errno, .. } if errno == sentry::Errno::ENOENT => 127,
                     sentry::BootError::Exec { .. } => 126,
@@ -563,6 +563,8 @@ impl Prepared {
             }
         };
         *shared.sandbox.lock().unwrap() = Some(sandbox.clone());
+        // Only now does `start` return: the container then runs (exec works).
+        let _ = started.send(Ok(()));
         let status = sandbox.wait(1);
         *shared.stopped.lock().unwrap() = true;
         sandbox.finish();
@@ -570,7 +572,7 @@ impl Prepared {
     }
 }
 
-fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
+fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<mpsc::Sender<Result<(), String>>>) {
     let mut incoming = match Incoming::read(stream) {
         Ok(i) => i,
         Err(_) => return,
@@ -584,8 +586,13 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<()>) {
         (Request::State, Some(_)) => Reply::State { phase: Phase::Running },
         (Request::Start, None) => {
             let first = !shared.started.swap(true, std::sync::atomic::Ordering::SeqCst);
-            match first.then(|| start.send(())) {
-                Some(Ok(())) => Reply::Ok,
+            let (tx, rx) = mpsc::channel();
+            match first.then(|| start.send(tx)) {
+                Some(Ok(())) => match rx.recv() {
+                    Ok(Ok(())) => Reply::Ok,
+                    Ok(Err(message)) => Reply::Error { message },
+                    Err(_) => Reply::Error { message: "the sandbox ended while starting".into() },
+                },
                 _ => Reply::Error { message: "the container is already starting".into() },
             }
         }
