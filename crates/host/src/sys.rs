@@ -184,15 +184,21 @@ pub fn open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Fixes the number of malloc arenas, so that glibc never counts CPUs by
-/// opening /sys/devices/system/cpu/online (it does when a ninth thread
-/// first allocates) once the Sentry's seccomp filter forbids opening files.
-pub fn limit_malloc_arenas(arenas: i32) -> io::Result<()> {
+/// Keeps glibc's malloc from opening files once the Sentry's seccomp filter
+/// forbids it: with the number of arenas fixed it never counts CPUs (it
+/// opens /sys/devices/system/cpu/online when a ninth thread first
+/// allocates), and with trimming off it never shrinks a thread's heap (it
+/// opens /proc/sys/vm/overcommit_memory the first time it does).
+pub fn tame_malloc(arenas: i32) -> io::Result<()> {
     // SAFETY: mallopt only changes malloc's tunables.
-    if unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } == 1 {
+    let fixed = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } == 1;
+    // SAFETY: as above. The largest threshold mallopt takes: no heap of a
+    // thread's arena (64 MiB at most) ever reaches it.
+    let untrimmed = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) } == 1;
+    if fixed && untrimmed {
         Ok(())
     } else {
-        Err(io::Error::other("mallopt(M_ARENA_MAX) failed"))
+        Err(io::Error::other("mallopt failed"))
     }
 }
 

@@ -290,3 +290,29 @@ print('mapped', mapped)
     // 128 KiB reserved per small shared file: 8 fill 1 MiB, the ninth is refused.
     assert_eq!(out.stdout, "refused 28\nmapped 8\n", "{}", out.describe());
 }
+
+/// Listing a 10,000-entry directory again and again frees large blocks in a
+/// Sentry thread's malloc arena; glibc then shrinks that heap, which (the
+/// first time) opens /proc/sys/vm/overcommit_memory, and the Sentry's
+/// seccomp filter killed it for that (found by bench/fileops.sh).
+#[test]
+fn listing_a_large_directory_repeatedly_survives_the_sentry_filter() {
+    let dir = common::native::scratch("large-dir");
+    let many = dir.join("many");
+    fs::create_dir_all(&many).expect("mkdir");
+    for i in 1..=10_000 {
+        fs::write(many.join(format!("f{i:05}")), b"").expect("create");
+    }
+    let fileops = dir.join("fileops");
+    let built = std::process::Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&fileops)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/fileops.c"))
+        .status()
+        .expect("run gcc");
+    assert!(built.success(), "cannot build bench/fileops.c");
+    let out =
+        run_moat(&["do", "--", fileops.to_str().expect("utf-8"), "readdir", many.to_str().expect("utf-8"), "40", "1"]);
+    assert_eq!(out.status, 0, "{}", out.describe());
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -237,7 +237,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // Last, once everything that needs more is set up (the source stub is
     // forked, the Gofers attached, the mounts made): from here on a host
     // call outside the list kills the Sentry.
-    host::sys::limit_malloc_arenas(MALLOC_ARENAS)?;
+    host::sys::tame_malloc(MALLOC_ARENAS)?;
     let filter = host::seccomp::compile_allow_list_with(crate::seccomp::ALLOW_LIST, crate::seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {
@@ -554,7 +554,7 @@ impl Sandbox {
 /// `si_code` of a signal sent by kill(2), here by the runtime from outside.
 const SI_USER: i32 = 0;
 
-/// malloc arenas the Sentry's threads share (see `host::sys::limit_malloc_arenas`).
+/// malloc arenas the Sentry's threads share (see `host::sys::tame_malloc`).
 const MALLOC_ARENAS: i32 = 8;
 
 /// The size of the Sentry's own /dev/shm (Docker's default shm size); a
