@@ -195,7 +195,12 @@ pub fn tame_malloc(arenas: i32) -> io::Result<()> {
     // SAFETY: as above. The largest threshold mallopt takes: no heap of a
     // thread's arena (64 MiB at most) ever reaches it.
     let untrimmed = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) } == 1;
-    if fixed && untrimmed {
+    // SAFETY: as above. Fixing the trim threshold also fixes the mmap
+    // threshold, which would otherwise have grown: keep I/O buffers (a
+    // read's megabyte) on the heap rather than mapping and faulting them
+    // anew each time (32 MiB is the most malloc allows).
+    let unmapped = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) } == 1;
+    if fixed && untrimmed && unmapped {
         Ok(())
     } else {
         Err(io::Error::other("mallopt failed"))
