@@ -235,6 +235,23 @@ pub fn drop_thread_capabilities() -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the process `command` spawns receive `signal` when the thread that
+/// spawned it dies (PR_SET_PDEATHSIG), e.g. a daemon a test starts.
+pub fn die_with_parent(command: &mut std::process::Command, signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the child only calls prctl, which is
+    // async-signal-safe, and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// Sets or clears FD_CLOEXEC, so an fd can be inherited by a child we spawn.
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_SETFD on a borrowed (open) fd.

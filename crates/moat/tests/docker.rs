@@ -14,7 +14,6 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -454,12 +453,8 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        // SAFETY: between fork and exec the child only calls prctl, which
-        // is async-signal-safe; it makes dockerd get SIGTERM should this
-        // test die without stopping it.
-        unsafe {
-            command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
-        }
+        // dockerd gets SIGTERM should this test die without stopping it.
+        host::sys::die_with_parent(&mut command, Signal::SIGTERM as i32);
         let child = command.spawn().map_err(|e| format!("cannot run {}: {e}", dockerd.display()))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
