@@ -82,14 +82,15 @@ impl Runtime {
                 state.status = Status::Created;
                 state.pid = Some(pid);
                 if let Err(e) = dir.save(&state) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                    kill_sandbox(pid);
+                    wait_gone(pid);
                     self.clean_up(dir, &bundle);
                     return Err(e.into());
                 }
                 let hooks = bundle.spec.hooks().clone().unwrap_or_default();
                 for hook in hooks.prestart().iter().chain(hooks.create_runtime()).flatten() {
                     if let Err(e) = run_hook(hook, &state) {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                        kill_sandbox(pid);
                         wait_gone(pid);
                         self.clean_up(dir, &bundle);
                         return Err(e);
@@ -218,7 +219,7 @@ impl Runtime {
                 return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
             }
             if let Some(pid) = state.pid.filter(|&pid| is_sandbox_of(pid, id)) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                kill_sandbox(pid);
             }
             self.cgroup(id)?.thaw()?;
             return Ok(());
@@ -248,7 +249,7 @@ impl Runtime {
         if let Some(pid) = state.pid.filter(|&pid| status != Status::Stopped && is_sandbox_of(pid, id)) {
             // Killing the sandbox process ends its PID namespace, and with it
             // every process of the container.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            kill_sandbox(pid);
             if status == Status::Paused {
                 // Frozen processes die only once thawed.
                 if let Ok(cgroup) = self.cgroup(id) {
@@ -343,6 +344,11 @@ fn cgroup_path(bundle: &Bundle, id: &str) -> String {
         .and_then(|l| l.cgroups_path().clone())
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| default_cgroup_path(id))
+}
+
+/// SIGKILLs host process `pid` (a sandbox process); it may be gone already.
+fn kill_sandbox(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
 }
 
 /// Whether host process `pid` is the sandbox process of container `id`

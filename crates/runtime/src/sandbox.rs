@@ -555,11 +555,7 @@ impl Prepared {
             Err(e) => {
                 // The engine shows this (Docker maps "no such file" to 127).
                 let _ = started.send(Err(e.to_string()));
-                return match e {
-                    sentry::BootError::Exec { errno, .. } if errno == sentry::Errno::ENOENT => 127,
-                    sentry::BootError::Exec { .. } => 126,
-                    _ => 1,
-                };
+                return e.exec_status().unwrap_or(1);
             }
         };
         *shared.sandbox.lock().unwrap() = Some(sandbox.clone());

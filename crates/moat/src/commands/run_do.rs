@@ -204,20 +204,16 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         app_seccomp: None,
     };
     let result = sentry::boot(cfg);
-    let code = match result {
-        Ok(status) if status & 0x7f == 0 => (status >> 8) & 0xff,
-        Ok(status) => 128 + (status & 0x7f),
-        Err(BootError::Exec { path, errno }) => {
-            eprintln!("moat: cannot execute {path}: {}", describe(errno));
-            if errno == Errno::ENOENT {
-                127
-            } else {
-                126
+    match result {
+        Ok(status) => Ok(runtime::sandbox::exit_code(status)),
+        Err(e) => match (&e, e.exec_status()) {
+            (BootError::Exec { path, errno }, Some(code)) => {
+                eprintln!("moat: cannot execute {path}: {}", describe(*errno));
+                Ok(code)
             }
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    Ok(code)
+            _ => Err(e.to_string()),
+        },
+    }
 }
 
 fn describe(e: Errno) -> String {

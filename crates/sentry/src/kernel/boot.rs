@@ -254,6 +254,18 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     Ok(sandbox)
 }
 
+impl BootError {
+    /// The shell's exit status for a program that could not be executed:
+    /// 127 if it does not exist, 126 if it cannot run; None for other errors.
+    pub fn exec_status(&self) -> Option<i32> {
+        match self {
+            BootError::Exec { errno, .. } if *errno == Errno::ENOENT => Some(127),
+            BootError::Exec { .. } => Some(126),
+            _ => None,
+        }
+    }
+}
+
 /// A process to start in the sandbox: init, or one started from outside
 /// (`moat exec`).
 #[derive(Debug)]
