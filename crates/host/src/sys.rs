@@ -90,6 +90,18 @@ pub fn thread_cpu_ns() -> u64 {
     clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID).map(|(s, n)| s as u64 * 1_000_000_000 + n as u64).unwrap_or(0)
 }
 
+/// The most resident memory the calling process has had (KiB): its own
+/// pages and the memory-file pages it touched through its view.
+pub fn max_rss_kib() -> u64 {
+    // SAFETY: rusage is plain data that getrusage fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: usage is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } < 0 {
+        return 0;
+    }
+    usage.ru_maxrss.max(0) as u64
+}
+
 /// Sends host signal `sig` to host thread `tid` of process `pid`.
 pub fn tgkill(pid: i32, tid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: tgkill takes plain integers.

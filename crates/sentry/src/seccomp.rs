@@ -54,6 +54,7 @@ mod linux {
     pub const F_SETFL: u64 = 4;
     pub const F_DUPFD_CLOEXEC: u64 = 1030;
     pub const PR_SET_NAME: u64 = 15;
+    pub const RUSAGE_SELF: u64 = 0;
     pub const AT_EMPTY_PATH: u64 = 0x1000;
     pub const SIGABRT: u64 = 6;
     pub const SIGKILL: u64 = 9;
@@ -130,6 +131,8 @@ pub static ALLOW_LIST: &[Rule] = &[
          no_new_privs are set before the filter"),
     allow!(CLOCK_NANOSLEEP, "std's thread::sleep (glibc's nanosleep is clock_nanosleep)"),
     allow!(CLOCK_GETTIME, "the sandbox's clocks"),
+    allow!(GETRUSAGE if When::OneOf { arg: 0, values: &[RUSAGE_SELF] },
+        "the Sentry's own peak memory for `moat do --stats`; never another process's"),
     allow!(GETRANDOM, "getrandom(2) and /dev/urandom for the app; HashMap seeds"),
     allow!(EXIT, "a Sentry thread ends with its app thread"),
     allow!(EXIT_GROUP, "the sandbox ends"),

@@ -427,7 +427,8 @@ impl Sandbox {
     pub fn finish(&self) {
         if self.stats {
             let round_trips: u64 = self.clients.iter().map(|c| c.round_trips()).sum();
-            super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips}"));
+            let rss = host::sys::max_rss_kib();
+            super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss}"));
         }
         if self.k.strace {
             let counts = self.k.unimplemented.lock().unwrap();
