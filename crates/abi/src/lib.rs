@@ -4,5 +4,6 @@
 
 pub mod errno;
 pub mod sysno;
+pub mod x86;
 
 pub use errno::Errno;

@@ -9,5 +9,5 @@ pub mod stub;
 pub mod sys;
 
 pub use memfile::MemoryFile;
-pub use ptrace::{Regs, StopReason, ThreadSeed, Tracee};
+pub use ptrace::{user_mode, Mode, Regs, StopReason, ThreadSeed, Tracee};
 pub use stub::{StubFactory, APP_TOP, STUB_BASE};

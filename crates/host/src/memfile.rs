@@ -1,5 +1,12 @@
-//! The memory file: one memfd holding every page of app memory, mapped once
-//! into the Sentry (its own view) and into stubs as MAP_SHARED windows.
+//! The memory file: one memfd holding every page of app memory, mapped into
+//! stubs as MAP_SHARED windows, and into the Sentry once for atomic words.
+//!
+//! The Sentry copies app memory with pread/pwrite/copy_file_range on the
+//! memfd, never through its mapping: a page the Sentry writes is then charged
+//! by a system call that can fail (ENOMEM at the sandbox's memory limit)
+//! instead of a page fault that retries forever, a page it reads in a hole
+//! costs nothing, and the Sentry's own resident memory stays its own (app
+//! pages never enter its page tables).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -70,21 +77,60 @@ impl MemoryFile {
         }
     }
 
-    /// Copies `buf.len()` bytes at `off` out of the file.
+    /// Copies `buf.len()` bytes at `off` out of the file (holes read as zero
+    /// and stay holes).
     pub fn read(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        let src = self.check(off, buf.len())?;
-        // SAFETY: [src, src+len) lies inside our live mapping (checked above); buf is a distinct
-        // Rust allocation. App processes may write the same pages concurrently; we copy bytes
-        // and never create references into the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        self.check(off, buf.len())?;
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            // SAFETY: rest is a valid writable slice for the call; off+done is inside the
+            // file (checked above).
+            let r = unsafe {
+                libc::pread(
+                    self.fd.as_raw_fd(),
+                    rest.as_mut_ptr().cast(),
+                    rest.len(),
+                    (off + done as u64) as libc::off_t,
+                )
+            };
+            match r {
+                r if r > 0 => done += r as usize,
+                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Copies `data` into the file at `off`.
+    /// Copies `data` into the file at `off`. Fails (ENOMEM, ENOSPC) if the
+    /// pages cannot be had: at the sandbox's memory limit, say.
     pub fn write(&self, off: u64, data: &[u8]) -> io::Result<()> {
-        let dst = self.check(off, data.len())?;
-        // SAFETY: as in `read`, with the direction reversed.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        self.check(off, data.len())?;
+        let mut done = 0;
+        while done < data.len() {
+            let rest = &data[done..];
+            // SAFETY: rest is a valid readable slice for the call; off+done is inside the
+            // file (checked above).
+            let r = unsafe {
+                libc::pwrite(self.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), (off + done as u64) as libc::off_t)
+            };
+            match r {
+                r if r > 0 => done += r as usize,
+                0 => return Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -122,17 +168,30 @@ impl MemoryFile {
                 _ => break,
             };
             let hole = self.seek(data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
-            let n = (hole - data) as usize;
-            // SAFETY: both ranges were bounds-checked against the mapping and do not overlap
-            // (the allocator hands out disjoint ranges); raw byte copy, no references formed.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    (self.base + data as usize) as *const u8,
-                    (self.base + (dst + (data - src)) as usize) as *mut u8,
-                    n,
-                )
-            };
+            self.copy_range(data, dst + (data - src), hole - data)?;
             pos = hole;
+        }
+        Ok(())
+    }
+
+    /// copy_file_range within the file: the kernel moves the bytes, the
+    /// Sentry maps none of them.
+    fn copy_range(&self, src: u64, dst: u64, len: u64) -> io::Result<()> {
+        let (mut src, mut dst, mut left) = (src as libc::loff_t, dst as libc::loff_t, len as usize);
+        while left > 0 {
+            // SAFETY: both offsets point at loff_t locals the kernel updates; the fd is ours.
+            let r =
+                unsafe { libc::copy_file_range(self.fd.as_raw_fd(), &mut src, self.fd.as_raw_fd(), &mut dst, left, 0) };
+            match r {
+                r if r > 0 => left -= r as usize,
+                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -181,9 +240,15 @@ impl MemoryFile {
         Ok(unsafe { &*(p as *const std::sync::atomic::AtomicU32) })
     }
 
-    /// Atomically loads the u32 at `off` (a word shared with a stub).
+    /// Loads the u32 at `off` (a word shared with a stub), by pread: a word
+    /// in a hole reads as zero without a page being made for it.
     pub fn load_u32(&self, off: u64) -> io::Result<u32> {
-        Ok(self.atomic_u32(off)?.load(std::sync::atomic::Ordering::SeqCst))
+        if !off.is_multiple_of(4) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut b = [0u8; 4];
+        self.read(off, &mut b)?;
+        Ok(u32::from_ne_bytes(b))
     }
 
     /// Atomically stores the u32 at `off`.

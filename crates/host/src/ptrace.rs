@@ -10,8 +10,16 @@ pub type Regs = libc::user_regs_struct;
 /// Why a traced stub thread stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// The app executed `syscall`; it was not run (SYSEMU).
+    /// The app executed `syscall` in 64-bit mode; it was not run (SYSEMU).
     Syscall,
+    /// The app made a system call some other way: `int $0x80` (from either
+    /// mode), `sysenter`, or `syscall` in 32-bit compatibility mode. It was not
+    /// run; the registers are as the host saw them (the 32-bit number in rax).
+    CompatSyscall,
+    /// The app called vsyscall entry `nr` (gettimeofday, time or getcpu) and
+    /// the host's vsyscall emulation asked the tracer: set rax to the result
+    /// and run on; the host then returns to the caller. `rip` must stay.
+    Vsyscall { nr: u64 },
     /// A host signal arrived for the stub: a fault from app code (SIGSEGV, SIGBUS, SIGFPE,
     /// SIGILL, SIGTRAP) or a kick from the Sentry. Carries signo, si_code and si_addr.
     Signal { signo: i32, code: i32, addr: u64 },
@@ -31,6 +39,38 @@ pub struct Tracee {
 }
 
 const NT_X86_XSTATE: usize = 0x202;
+
+/// Signals the CPU (or the stub's filter) raises for an instruction of the thread itself.
+const FAULTS: [i32; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGSYS];
+
+/// Which code segment [`user_mode`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 64-bit mode, always: what the Sentry itself starts (an injected call,
+    /// a signal handler, a new thread, a new program, `rt_sigreturn`).
+    Sixty4,
+    /// The mode the thread was in when it stopped: 32-bit code the app
+    /// switched to itself resumes there. Only for registers read from the
+    /// stopped thread: any system call it makes from there stops as a
+    /// [`StopReason::CompatSyscall`], so the mode is the app's own business.
+    AsStopped,
+}
+
+/// `regs` as the host may be given them: user segments the Sentry chose
+/// (64-bit code and stack, or the app's own 32-bit code segment under
+/// [`Mode::AsStopped`]), only the flags a program may set, interrupts on.
+/// App code chooses every register; none it chose may leave it running
+/// outside the tracer's control.
+pub fn user_mode(regs: &Regs, mode: Mode) -> Regs {
+    let mut r = *regs;
+    r.cs = match mode {
+        Mode::AsStopped if regs.cs == abi::x86::USER32_CS => abi::x86::USER32_CS,
+        _ => abi::x86::USER_CS,
+    };
+    r.ss = abi::x86::USER_DS;
+    r.eflags = (regs.eflags & abi::x86::EFLAGS_USER) | abi::x86::EFLAGS_IF | abi::x86::EFLAGS_FIXED;
+    r
+}
 /// Room for the largest XSAVE layout (AVX-512 with AMX tiles is under 12 KiB).
 const XSTATE_MAX: usize = 16384;
 
@@ -67,7 +107,8 @@ impl Tracee {
         inject_ip: u64,
     ) -> io::Result<Tracee> {
         let pid = process.pid;
-        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
+        // TRACESECCOMP: the stub's filter hands vsyscall emulation to us.
+        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESECCOMP;
         ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)?;
         ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
         let t = Tracee { process, pid, tid, inject_ip, _not_send: std::marker::PhantomData };
@@ -139,11 +180,12 @@ impl Tracee {
         Ok(())
     }
 
-    /// Runs app code with `regs` until the next syscall or signal.
+    /// Runs app code with `regs` until the next syscall or signal. The
+    /// registers are sanitised first (see [`user_mode`]).
     pub fn run(&self, regs: &mut Regs) -> io::Result<StopReason> {
         // orig_rax = -1: the host kernel must never apply its own syscall-restart logic to
         // app registers (the Sentry does restarts itself).
-        let mut r = *regs;
+        let mut r = user_mode(regs, Mode::AsStopped);
         r.orig_rax = u64::MAX;
         self.set_regs(&r)?;
         ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0)?;
@@ -155,7 +197,23 @@ impl Tracee {
             let sig = libc::WSTOPSIG(st);
             if sig == (libc::SIGTRAP | 0x80) {
                 *regs = self.get_regs()?;
+                // Only `syscall` from 64-bit code is a 64-bit system call. The
+                // host tells the others apart by their entry (TS_COMPAT), which
+                // is what the audit architecture reports; a 32-bit code segment
+                // alone tells too.
+                if regs.cs != abi::x86::USER_CS || self.syscall_arch()? != abi::x86::AUDIT_ARCH_X86_64 {
+                    return Ok(StopReason::CompatSyscall);
+                }
                 return Ok(StopReason::Syscall);
+            }
+            if (st >> 16) == libc::PTRACE_EVENT_SECCOMP {
+                // Only the vsyscall page reaches the tracer through the stub's
+                // filter (every other call it does not allow kills the stub).
+                *regs = self.get_regs()?;
+                if abi::x86::vsyscall_at(regs.rip).is_some() {
+                    return Ok(StopReason::Vsyscall { nr: regs.orig_rax });
+                }
+                return Err(io::Error::other(format!("unexpected seccomp stop at {:#x}", regs.rip)));
             }
             if (st >> 16) != 0 {
                 // A ptrace event stop (e.g. an interrupt); just go on.
@@ -172,13 +230,34 @@ impl Tracee {
         }
     }
 
+    /// The audit architecture of the system call the thread is stopped at.
+    fn syscall_arch(&self) -> io::Result<u32> {
+        const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+        // struct ptrace_syscall_info begins with op (u8), 3 bytes of padding
+        // and arch (u32); the kernel copies no more than the size given.
+        let mut info = [0u8; 8];
+        ptrace(PTRACE_GET_SYSCALL_INFO, self.tid, info.len(), info.as_mut_ptr() as usize)?;
+        Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+    }
+
     /// Runs one host syscall inside the stub (at its `syscall; int3` pair) and returns its
     /// raw result (negative errno on failure). The app's registers are preserved.
     pub fn inject(&self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        self.run_at(self.inject_ip, nr as u64, args)
+    }
+
+    /// Runs the stub's `syscall` at `ip` with call `nr` and `args`, in 64-bit
+    /// mode whatever the app's registers hold (an app stopped in 32-bit code
+    /// would otherwise take the injected `rip` truncated to 32 bits: a jump to
+    /// an address of its choosing, under PTRACE_CONT), and puts the app's
+    /// registers back. A fault there (the stub's page gone, say) is an error,
+    /// never retried: the caller ends the app process.
+    fn run_at(&self, ip: u64, nr: u64, args: [u64; 6]) -> io::Result<i64> {
         let saved = self.get_regs()?;
-        let mut r = saved;
-        r.rip = self.inject_ip;
-        r.rax = nr as u64;
+        let mut r = user_mode(&saved, Mode::Sixty4);
+        r.eflags = abi::x86::EFLAGS_IF | abi::x86::EFLAGS_FIXED;
+        r.rip = ip;
+        r.rax = nr;
         r.orig_rax = u64::MAX;
         r.rdi = args[0];
         r.rsi = args[1];
@@ -200,6 +279,12 @@ impl Tracee {
             if sig == libc::SIGTRAP && (st >> 16) == 0 {
                 break self.get_regs()?.rax as i64;
             }
+            if (st >> 16) == 0 && FAULTS.contains(&sig) {
+                return Err(io::Error::other(format!(
+                    "stub {} faulted (signal {sig}) in injected syscall {nr}",
+                    self.tid
+                )));
+            }
             // Something else (a kick) arrived first: suppress it and let the syscall finish.
             ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
         };
@@ -210,30 +295,11 @@ impl Tracee {
     /// Starts a new thread in this stub's process, parked until seized: the seed for a new
     /// app thread's tracee (to be attached by the host thread that will run it).
     pub fn spawn_thread(&self) -> io::Result<ThreadSeed> {
-        const FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
-        let saved = self.get_regs()?;
-        let mut r = saved;
-        r.rip = crate::stub::clone_thread_ip();
-        r.rax = libc::SYS_clone as u64;
-        r.orig_rax = u64::MAX;
-        r.rdi = FLAGS;
-        r.rsi = 0;
-        r.rdx = 0;
-        r.r10 = 0;
-        r.r8 = 0;
-        self.set_regs(&r)?;
-        ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
-        let tid = loop {
-            let st = wait(self.tid)?;
-            if !libc::WIFSTOPPED(st) {
-                return Err(io::Error::other("stub died while cloning a thread"));
-            }
-            if libc::WSTOPSIG(st) == libc::SIGTRAP && (st >> 16) == 0 {
-                break self.get_regs()?.rax as i64;
-            }
-            ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
-        };
-        self.set_regs(&saved)?;
+        let tid = self.run_at(
+            crate::stub::clone_thread_ip(),
+            libc::SYS_clone as u64,
+            [crate::stub::THREAD_FLAGS, 0, 0, 0, 0, 0],
+        )?;
         if tid < 0 {
             return Err(io::Error::from_raw_os_error(-tid as i32));
         }
@@ -247,7 +313,8 @@ impl Tracee {
             // that wait cannot reap, and PTRACE_O_EXITKILL would SIGKILL the whole process
             // when this tracer goes. Drop EXITKILL, start the exit, and do not wait.
             let _ = ptrace(libc::PTRACE_SETOPTIONS, self.tid, 0, libc::PTRACE_O_TRACESYSGOOD as usize);
-            if let Ok(mut r) = self.get_regs() {
+            if let Ok(r) = self.get_regs() {
+                let mut r = user_mode(&r, Mode::Sixty4);
                 r.rip = self.inject_ip;
                 r.rax = libc::SYS_exit as u64;
                 r.orig_rax = u64::MAX;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::memfile::{MemoryFile, PAGE};
 use crate::ptrace::Tracee;
-use crate::seccomp::{self, Rule, When};
 
 /// Where the stub's code page is mapped in every stub; its data page follows.
 pub const STUB_BASE: u64 = 0x7fff_fff0_0000;
@@ -122,13 +121,16 @@ std::arch::global_asm!(
     "syscall",
     "test rax, rax",
     "jnz .Lmoat_stub_die",
-    // Ready: bump DONE and wake the Sentry.
+    // Ready: bump DONE and wake the Sentry. From here on every system call
+    // is one of the sites the filter names (its address follows it).
     "lock inc dword ptr [rbx + 4]",
     "mov eax, 202",
     "lea rdi, [rbx + 4]",
     "mov esi, 1",
     "mov edx, 1",
     "syscall",
+    ".globl moat_stub_site_ready",
+    "moat_stub_site_ready:",
     // Serve clone requests: wait for REQ != 0, fork, publish the pid in RESP.
     ".Lmoat_serve:",
     "mov eax, dword ptr [rbx]",
@@ -140,6 +142,8 @@ std::arch::global_asm!(
     "xor edx, edx",
     "xor r10d, r10d",
     "syscall",
+    ".globl moat_stub_site_serve",
+    "moat_stub_site_serve:",
     "jmp .Lmoat_serve",
     ".Lmoat_clone:",
     "mov eax, 56",
@@ -149,6 +153,8 @@ std::arch::global_asm!(
     "xor r10d, r10d",
     "xor r8d, r8d",
     "syscall",
+    ".globl moat_stub_site_fork",
+    "moat_stub_site_fork:",
     "test rax, rax",
     "jz .Lmoat_child",
     "mov dword ptr [rbx + 8], eax",
@@ -159,6 +165,8 @@ std::arch::global_asm!(
     "mov esi, 1",
     "mov edx, 1",
     "syscall",
+    ".globl moat_stub_site_forked",
+    "moat_stub_site_forked:",
     "jmp .Lmoat_serve",
     // A new stub: die with the source stub, drop the shared data page, park until seized.
     ".Lmoat_child:",
@@ -166,10 +174,14 @@ std::arch::global_asm!(
     "mov edi, 1",
     "mov esi, 9",
     "syscall",
+    ".globl moat_stub_site_pdeathsig",
+    "moat_stub_site_pdeathsig:",
     "mov eax, 11",
     "mov rdi, rbx",
     "mov esi, 4096",
     "syscall",
+    ".globl moat_stub_site_drop_data",
+    "moat_stub_site_drop_data:",
     ".Lmoat_park:",
     "mov eax, 202",
     "lea rdi, [rip + moat_stub_park_word]",
@@ -177,6 +189,8 @@ std::arch::global_asm!(
     "xor edx, edx",
     "xor r10d, r10d",
     "syscall",
+    ".globl moat_stub_site_park",
+    "moat_stub_site_park:",
     "jmp .Lmoat_park",
     ".Lmoat_stub_die:",
     "mov edi, 122",
@@ -185,12 +199,16 @@ std::arch::global_asm!(
     ".globl moat_stub_inject",
     "moat_stub_inject:",
     "syscall",
+    ".globl moat_stub_site_inject",
+    "moat_stub_site_inject:",
     "int3",
     // New app threads: the Sentry injects clone(CLONE_VM|CLONE_THREAD...) here; the child
     // (rax 0) parks until its own tracer seizes it, the parent traps back.
     ".globl moat_stub_clone_thread",
     "moat_stub_clone_thread:",
     "syscall",
+    ".globl moat_stub_site_clone_thread",
+    "moat_stub_site_clone_thread:",
     "test rax, rax",
     "jz .Lmoat_park",
     "int3",
@@ -207,6 +225,15 @@ extern "C" {
     static moat_stub_code_end: u8;
     static moat_stub_inject: u8;
     static moat_stub_clone_thread: u8;
+    static moat_stub_site_ready: u8;
+    static moat_stub_site_serve: u8;
+    static moat_stub_site_fork: u8;
+    static moat_stub_site_forked: u8;
+    static moat_stub_site_pdeathsig: u8;
+    static moat_stub_site_drop_data: u8;
+    static moat_stub_site_park: u8;
+    static moat_stub_site_inject: u8;
+    static moat_stub_site_clone_thread: u8;
     fn moat_stub_bootstrap(memfd: i64, code_off: u64, data_off: u64) -> !;
     // glibc (2.35+) exports where it registered the calling thread's rseq area.
     static __rseq_offset: isize;
@@ -238,26 +265,167 @@ fn unregister_rseq() {
     }
 }
 
-/// The syscalls a stub may make natively. App syscalls never get here (ptrace SYSEMU
-/// intercepts them first); these are the Sentry's injected ones and the stub's own.
-pub const STUB_RULES: &[Rule] = &[
-    Rule {
-        nr: abi::sysno::MMAP,
-        when: When::Always,
-        why: "Sentry maps memory-file windows into the app's address space",
-    },
-    Rule {
-        nr: abi::sysno::MUNMAP,
-        when: When::Always,
-        why: "Sentry unmaps app memory; a new stub drops the shared data page",
-    },
-    Rule { nr: abi::sysno::MPROTECT, when: When::Always, why: "Sentry changes protections of app mappings" },
-    Rule { nr: abi::sysno::FUTEX, when: When::Always, why: "source stub waits for clone requests; new stubs park" },
-    Rule { nr: abi::sysno::CLONE, when: When::Always, why: "source stub forks new stubs" },
-    Rule { nr: abi::sysno::PRCTL, when: When::Always, why: "a new stub sets PR_SET_PDEATHSIG" },
-    Rule { nr: abi::sysno::EXIT, when: When::Always, why: "stub thread exit" },
-    Rule { nr: abi::sysno::EXIT_GROUP, when: When::Always, why: "stub exit" },
-];
+/// Where a label of the stub's code lies in every stub.
+fn in_stub(label: *const u8) -> u64 {
+    STUB_BASE + label as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+}
+
+/// One system call a stub may make natively: its number, the address just
+/// past the one `syscall` instruction allowed to make it (what seccomp sees
+/// as the instruction pointer), the arguments it must have (low 32 bits
+/// compared, which is all the kernel reads of each), and why.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub nr: u64,
+    pub after: u64,
+    pub args: Vec<(u8, u32)>,
+    pub why: &'static str,
+}
+
+/// The clone flags of a new app thread inside a stub: VM FS FILES SIGHAND THREAD SYSVSEM.
+pub(crate) const THREAD_FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000;
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+const PR_SET_PDEATHSIG: u32 = 1;
+const SIGKILL: u32 = 9;
+const SIGCHLD: u32 = 17;
+const MAP_SHARED_FIXED: u32 = 0x11;
+
+/// Every system call a stub makes natively once its filter is in place, each
+/// from the one instruction that makes it. App system calls never get here
+/// (PTRACE_SYSEMU stops them before seccomp runs); these are the stub's own
+/// and those the Sentry injects. App code that escaped the tracer could make
+/// only these, from these places, with these arguments: map windows of the
+/// memory file (its own sandbox's memory), unmap, park, exit.
+pub fn stub_sites(memfd: u32) -> Vec<Site> {
+    let at = in_stub;
+    vec![
+        Site {
+            nr: abi::sysno::FUTEX,
+            after: at(std::ptr::addr_of!(moat_stub_site_ready)),
+            args: vec![(1, FUTEX_WAKE)],
+            why: "the source stub tells the Sentry it is ready",
+        },
+        Site {
+            nr: abi::sysno::FUTEX,
+            after: at(std::ptr::addr_of!(moat_stub_site_serve)),
+            args: vec![(1, FUTEX_WAIT)],
+            why: "the source stub waits for a clone request",
+        },
+        Site {
+            nr: abi::sysno::CLONE,
+            after: at(std::ptr::addr_of!(moat_stub_site_fork)),
+            args: vec![(0, SIGCHLD)],
+            why: "the source stub forks a new stub (a plain fork: no namespace, no CLONE_UNTRACED)",
+        },
+        Site {
+            nr: abi::sysno::FUTEX,
+            after: at(std::ptr::addr_of!(moat_stub_site_forked)),
+            args: vec![(1, FUTEX_WAKE)],
+            why: "the source stub tells the Sentry the new stub's pid",
+        },
+        Site {
+            nr: abi::sysno::PRCTL,
+            after: at(std::ptr::addr_of!(moat_stub_site_pdeathsig)),
+            args: vec![(0, PR_SET_PDEATHSIG), (1, SIGKILL)],
+            why: "a new stub dies with the source stub",
+        },
+        Site {
+            nr: abi::sysno::MUNMAP,
+            after: at(std::ptr::addr_of!(moat_stub_site_drop_data)),
+            args: vec![(0, DATA as u32), (1, PAGE as u32)],
+            why: "a new stub drops the data page it shared with the source stub",
+        },
+        Site {
+            nr: abi::sysno::FUTEX,
+            after: at(std::ptr::addr_of!(moat_stub_site_park)),
+            args: vec![(1, FUTEX_WAIT)],
+            why: "a new stub or stub thread parks until its tracer seizes it",
+        },
+        Site {
+            nr: abi::sysno::MMAP,
+            after: at(std::ptr::addr_of!(moat_stub_site_inject)),
+            args: vec![(3, MAP_SHARED_FIXED), (4, memfd)],
+            why: "the Sentry maps memory-file windows into the app's address space (only shared, \
+                      fixed windows of the memory file: never a host file or anonymous memory)",
+        },
+        Site {
+            nr: abi::sysno::MUNMAP,
+            after: at(std::ptr::addr_of!(moat_stub_site_inject)),
+            args: vec![],
+            why: "the Sentry unmaps app memory",
+        },
+        Site {
+            nr: abi::sysno::EXIT,
+            after: at(std::ptr::addr_of!(moat_stub_site_inject)),
+            args: vec![],
+            why: "the Sentry ends a stub thread whose app thread exited",
+        },
+        Site {
+            nr: abi::sysno::CLONE,
+            after: at(std::ptr::addr_of!(moat_stub_site_clone_thread)),
+            args: vec![(0, THREAD_FLAGS as u32)],
+            why: "the Sentry starts a new app thread in the stub (a thread, never a process)",
+        },
+    ]
+}
+
+/// The stub's seccomp filter: a wrong architecture, a call from anywhere but
+/// its site, or with other arguments, kills the stub. The host kernel's
+/// vsyscall emulation (app code calling the vsyscall page) consults the
+/// filter too, with the vsyscall page as the instruction pointer: those calls
+/// go to the tracer (SECCOMP_RET_TRACE), which answers them, as the Sentry
+/// answers every app system call. seccompiler cannot compare the instruction
+/// pointer, hence this small program of our own.
+pub fn stub_filter(sites: &[Site]) -> Vec<u8> {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const TRACE: u32 = 0x7ff0_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    const IP_LO: u32 = 8;
+    const IP_HI: u32 = 12;
+    let ld = |k| sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k };
+    let jeq = |k, jt, jf| sock_filter { code: JEQ_K, jt, jf, k };
+    let ret = |k| sock_filter { code: RET_K, jt: 0, jf: 0, k };
+    let [vs0, vs1, vs2] = abi::x86::VSYSCALL_ENTRIES.map(|(addr, _)| addr as u32);
+    let mut p = vec![
+        ld(ARCH),
+        jeq(abi::x86::AUDIT_ARCH_X86_64, 1, 0),
+        ret(KILL_PROCESS),
+        ld(IP_HI),
+        jeq((abi::x86::VSYSCALL_ADDR >> 32) as u32, 0, 6),
+        ld(IP_LO),
+        jeq(vs0, 3, 0),
+        jeq(vs1, 2, 0),
+        jeq(vs2, 1, 0),
+        ret(KILL_PROCESS),
+        ret(TRACE),
+        // Still the instruction pointer's high half: the stub's page, or death.
+        jeq((STUB_BASE >> 32) as u32, 1, 0),
+        ret(KILL_PROCESS),
+    ];
+    for site in sites {
+        // A block that falls through to the next one on any mismatch.
+        let len = 5 + 2 * site.args.len();
+        let skip = |at: usize| (len - at - 1) as u8;
+        p.push(ld(NR));
+        p.push(jeq(site.nr as u32, 0, skip(1)));
+        p.push(ld(IP_LO));
+        p.push(jeq(site.after as u32, 0, skip(3)));
+        for (i, &(arg, value)) in site.args.iter().enumerate() {
+            p.push(ld(16 + 8 * u32::from(arg)));
+            p.push(jeq(value, 0, skip(5 + 2 * i)));
+        }
+        p.push(ret(ALLOW));
+    }
+    p.push(ret(KILL_PROCESS));
+    crate::seccomp::to_bytes(&p)
+}
 
 fn stub_code() -> &'static [u8] {
     let start = std::ptr::addr_of!(moat_stub_code_start);
@@ -267,13 +435,14 @@ fn stub_code() -> &'static [u8] {
     unsafe { std::slice::from_raw_parts(start, end as usize - start as usize) }
 }
 
-fn inject_offset() -> u64 {
-    std::ptr::addr_of!(moat_stub_inject) as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+/// Where in every stub the injection site (`syscall; int3`) lies.
+fn inject_ip() -> u64 {
+    in_stub(std::ptr::addr_of!(moat_stub_inject))
 }
 
 /// Where in every stub the clone-thread site lies.
 pub(crate) fn clone_thread_ip() -> u64 {
-    STUB_BASE + std::ptr::addr_of!(moat_stub_clone_thread) as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
+    in_stub(std::ptr::addr_of!(moat_stub_clone_thread))
 }
 
 /// A stub process, shared by the tracees of its threads; killed when the last one goes.
@@ -306,7 +475,8 @@ impl StubFactory {
             return Err(io::Error::other("stub code exceeds one page"));
         }
         mem.write(code_off, code)?;
-        let filter = seccomp::compile_allow_list(STUB_RULES);
+        let memfd = std::os::fd::AsRawFd::as_raw_fd(&mem.fd()) as u32;
+        let filter = stub_filter(&stub_sites(memfd));
         if FILTER + filter.len() as u64 > PAGE {
             return Err(io::Error::other("stub seccomp filter exceeds the data page"));
         }
@@ -372,7 +542,7 @@ impl StubFactory {
         if pid <= 0 {
             return Err(io::Error::from_raw_os_error(-pid));
         }
-        let t = Tracee::seize(std::sync::Arc::new(StubProcess { pid }), pid, STUB_BASE + inject_offset())?;
+        let t = Tracee::seize(std::sync::Arc::new(StubProcess { pid }), pid, inject_ip())?;
         // The child unmaps the data page itself, but it may have been stopped before it did.
         t.inject(abi::sysno::MUNMAP as i64, [DATA, PAGE, 0, 0, 0, 0])?;
         Ok(t)

@@ -26,6 +26,30 @@ pub fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     check(r as libc::c_long)
 }
 
+/// The next range of a host file at or after `off` that holds data
+/// (lseek's SEEK_DATA, then SEEK_HOLE): holes between are read as zeros
+/// without being read. None past the last data.
+pub fn data_extent(fd: BorrowedFd<'_>, off: u64) -> io::Result<Option<(u64, u64)>> {
+    let seek = |whence| {
+        let at = libc::off_t::try_from(off).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: lseek on a borrowed fd with integer arguments.
+        let r = unsafe { libc::lseek(fd.as_raw_fd(), at, whence) };
+        check(r as libc::c_long).map(|v| v as u64)
+    };
+    let start = match seek(libc::SEEK_DATA) {
+        Ok(start) => start,
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let seek_hole = |from: u64| {
+        let at = libc::off_t::try_from(from).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: as above.
+        let r = unsafe { libc::lseek(fd.as_raw_fd(), at, libc::SEEK_HOLE) };
+        check(r as libc::c_long).map(|v| v as u64)
+    };
+    Ok(Some((start, seek_hole(start)?)))
+}
+
 /// poll(2) on one host fd; returns the revents (0 on timeout).
 pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<i16> {
     let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };

@@ -72,6 +72,7 @@ mod linux {
     pub const PTRACE_SETREGSET: u64 = 0x4205;
     pub const PTRACE_SEIZE: u64 = 0x4206;
     pub const PTRACE_INTERRUPT: u64 = 0x4207;
+    pub const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
 }
 
 use linux::*;
@@ -82,6 +83,7 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(PTRACE if When::OneOf { arg: 0, values: &[
         PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_SETOPTIONS, PTRACE_CONT, PTRACE_SYSEMU, PTRACE_GETSIGINFO,
         PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS, PTRACE_GETREGSET, PTRACE_SETREGSET,
+        PTRACE_GET_SYSCALL_INFO,
     ] },
         "the platform drives stubs (host::ptrace's requests only); the pid cannot be limited to stubs, so \
          a compromised Sentry may seize any process it could trace: one of its own uid, dumpable, and, \
@@ -110,6 +112,12 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(BRK, "the allocator"),
     allow!(FALLOCATE, "punching holes in the memory file when the app frees memory"),
     allow!(LSEEK, "SEEK_DATA over the memory file when forking, and host file offsets"),
+    allow!(
+        COPY_FILE_RANGE,
+        "copying app memory within the memory file when forking (pages never mapped \
+         into the Sentry); the fds cannot be limited to it, but the Sentry may read and write its other \
+         fds anyway"
+    ),
     // Threads and waiting.
     allow!(CLONE if When::OneOf { arg: 0, values: &[THREAD_CLONE_FLAGS] },
         "a Sentry thread per app thread, with exactly glibc's pthread_create flags: no fork, no new \
@@ -141,8 +149,8 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(WRITE, "moat's stdout and stderr, logs, the Gofer socket"),
     allow!(READV, "std's buffered readers"),
     allow!(WRITEV, "std's buffered writers and logs"),
-    allow!(PREAD64, "reads of donated host files"),
-    allow!(PWRITE64, "writes to donated host files"),
+    allow!(PREAD64, "reads of app memory (the memory file) and of donated host files"),
+    allow!(PWRITE64, "writes to app memory (the memory file) and to donated host files"),
     allow!(POLL, "waiting for moat's stdin"),
     allow!(PPOLL, "waiting for moat's stdin"),
     allow!(IOCTL if When::OneOf { arg: 1, values: &[TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ] },

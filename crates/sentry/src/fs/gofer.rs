@@ -493,6 +493,13 @@ impl FileOps for GoferFile {
         }
     }
 
+    fn data_extent(&self, _f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
+        match &self.io {
+            Io::Host(file) => host::sys::data_extent(std::os::fd::AsFd::as_fd(&**file), off).map_err(host_errno),
+            Io::Fid(_) => Ok(Some((off, u64::MAX))),
+        }
+    }
+
     fn write(&self, _f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
         let written = match &self.io {
             Io::Host(file) => file.write_at(data, off).map_err(host_errno),

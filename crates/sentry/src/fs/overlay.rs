@@ -569,4 +569,9 @@ impl FileOps for LowerFile {
         let file = self.file.lock().unwrap().clone();
         file.read(f, buf, off)
     }
+
+    fn data_extent(&self, f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
+        let file = self.file.lock().unwrap().clone();
+        file.data_extent(f, off)
+    }
 }

@@ -21,8 +21,12 @@ use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
 use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
 
-/// Size of the sparse memory file: the most app memory one sandbox can use.
-const MEMORY_FILE_SIZE: u64 = 64 << 30;
+/// Size of the sparse memory file. It is address space, not memory: ranges
+/// are handed out for every mapping (1 GiB of heap room per process, a 40 GiB
+/// sparse file mapping) but cost nothing until touched, and what is touched
+/// is the sandbox's memory, limited by its cgroup. 4 TiB holds thousands of
+/// processes' reservations; the Sentry maps it once, without reserving swap.
+const MEMORY_FILE_SIZE: u64 = 4 << 40;
 
 /// moat's own stdin, stdout and stderr, handed to init.
 #[derive(Debug)]

@@ -478,14 +478,27 @@ impl CurrentTask {
         self.tg().mm().lock().unwrap().read_cstr(addr, crate::vfs::PATH_MAX)
     }
 
-    /// Applies host-mapping changes; if the stub cannot follow, the process is killed.
-    pub fn apply(&mut self, ops: &[MapOp]) -> SysResult<()> {
-        if let Err(e) = self.ctx.apply(ops) {
+    /// Changes the address space with `change` (which returns its result and
+    /// the host mapping changes it needs) and has the stub follow before the
+    /// lock is let go: every thread's changes reach the host in the order
+    /// they were made to the VMAs, and pages a change dropped are freed only
+    /// once the stub no longer maps them. If the stub cannot follow, the
+    /// process is killed (its pages are freed after its stub is gone).
+    pub fn change_mm<T>(
+        &mut self,
+        change: impl FnOnce(&mut MemoryManager) -> SysResult<(T, Vec<MapOp>)>,
+    ) -> SysResult<T> {
+        let mm_arc = self.tg().mm();
+        let mut mm = mm_arc.lock().unwrap();
+        let (value, ops) = change(&mut mm)?;
+        if let Err(e) = self.ctx.apply(&ops) {
+            drop(mm);
             tracing::error!(pid = self.pid(), "stub mapping failed: {e}");
             self.tg().begin_exit(signaled(signal::SIGKILL, false));
             return Err(Errno::ENOMEM);
         }
-        Ok(())
+        mm.finish_change();
+        Ok(value)
     }
 
     /// Sleeps until `ready` stops returning EAGAIN, a signal arrives (ERESTARTSYS) or the
@@ -538,6 +551,8 @@ impl CurrentTask {
             self.task.cpu_ns.fetch_add(host::sys::thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
             match ev {
                 Event::Syscall => crate::syscalls::handle(&mut self),
+                Event::CompatSyscall => self.compat_syscall(),
+                Event::Vsyscall { nr, host_returns } => self.vsyscall(nr, host_returns),
                 Event::Fault { signo, code, addr } => {
                     let info = SigInfo { signo, code, addr, ..Default::default() };
                     self.force_signal(info);
@@ -658,6 +673,43 @@ impl CurrentTask {
         self.task.sig.lock().unwrap().pending.push(info);
     }
 
+    /// `int $0x80`, `sysenter` or a 32-bit `syscall`: moat offers the 64-bit
+    /// ABI only, so the app gets what Linux built without IA-32 emulation
+    /// gives: a general-protection SIGSEGV (SI_KERNEL, no address) at the
+    /// instruction. Nothing of it runs, on the host or in the Sentry.
+    fn compat_syscall(&mut self) {
+        const SI_KERNEL: i32 = 0x80;
+        tracing::debug!(pid = self.pid(), rip = self.regs.rip, cs = self.regs.cs, "32-bit system call refused");
+        self.regs.rip = self.regs.rip.wrapping_sub(2);
+        self.force_signal(SigInfo { signo: signal::SIGSEGV, code: SI_KERNEL, ..Default::default() });
+    }
+
+    /// A call of the vsyscall page, served as Linux's `vsyscall=xonly`
+    /// emulation serves it: the call (gettimeofday, time, getcpu) with the
+    /// arguments in the registers, its result in rax, then a return to the
+    /// caller. A bad pointer is a SIGSEGV, as there.
+    fn vsyscall(&mut self, nr: u64, host_returns: bool) {
+        self.regs.orig_rax = nr;
+        match crate::syscalls::vsyscall(self, nr) {
+            Ok(v) => self.regs.rax = v,
+            Err(Errno::EFAULT) => {
+                let addr = self.regs.rip;
+                self.force_signal(SigInfo { signo: signal::SIGSEGV, code: 1, addr, ..Default::default() });
+                return;
+            }
+            Err(e) => self.regs.rax = (-(e.0 as i64)) as u64,
+        }
+        if !host_returns {
+            let Ok(ret) = self.read_u64(self.regs.rsp) else {
+                let addr = self.regs.rsp;
+                self.force_signal(SigInfo { signo: signal::SIGSEGV, code: 1, addr, ..Default::default() });
+                return;
+            };
+            self.regs.rip = ret;
+            self.regs.rsp = self.regs.rsp.wrapping_add(8);
+        }
+    }
+
     fn restart_syscall(&mut self) {
         self.regs.rip = self.regs.rip.wrapping_sub(2);
         self.regs.rax = self.regs.orig_rax;
@@ -746,7 +798,10 @@ impl CurrentTask {
         self.regs.rsi = info_addr;
         self.regs.rdx = uc_addr;
         self.regs.rax = 0;
-        self.regs.eflags &= !(0x100 | 0x400); // clear TF and DF for the handler
+        // The handler runs in 64-bit mode whatever the app was running (its
+        // own 32-bit code, say), without TF and DF, as on Linux.
+        self.regs.eflags &= !(abi::x86::EFLAGS_TF | abi::x86::EFLAGS_DF);
+        crate::platform::sixty_four(&mut self.regs);
         let mut ts = self.task.sig.lock().unwrap();
         ts.mask |= act.mask;
         if act.flags & signal::SA_NODEFER == 0 {
@@ -783,6 +838,9 @@ impl CurrentTask {
             let _ = self.ctx.set_fpstate(&fp);
         }
         self.task.sig.lock().unwrap().mask = mask & !signal::UNBLOCKABLE;
+        // Linux would take cs and ss from the frame: a way into 32-bit mode.
+        // moat runs 64-bit code only, so a frame always returns to 64-bit mode.
+        crate::platform::sixty_four(&mut regs);
         self.regs = regs;
         Ok(regs.rax)
     }

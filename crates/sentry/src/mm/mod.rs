@@ -1,9 +1,14 @@
 //! Address spaces: VMAs over memory-file ranges, brk, mmap/munmap/mprotect,
 //! fork copies, and copy-in/copy-out of app memory through the Sentry's view.
 //!
-//! Invariants: VMAs never overlap; each VMA maps `[start, end)` to
-//! `backing.off + offset ..` of the memory file; the stub's host mappings are
-//! kept equal to the VMAs by applying the `MapOp`s every change returns.
+//! Invariants: VMAs never overlap and lie below `APP_TOP_ADDR` (the stub's
+//! pages are above it, outside the app's address space); each VMA maps
+//! `[start, end)` to `backing.off + offset ..` of the memory file; the stub's
+//! host mappings are kept equal to the VMAs by applying the `MapOp`s every
+//! change returns, under the same lock, so that they change in the VMAs'
+//! order; memory-file pages a change drops are kept (`retired`) until its
+//! `MapOp`s are applied ([`MemoryManager::finish_change`]), so that no host
+//! mapping ever reaches pages given to someone else.
 
 pub mod alloc;
 
@@ -30,6 +35,8 @@ pub const STACK_TOP: u64 = APP_TOP - 16 * PAGE;
 pub const STACK_SIZE: u64 = 8 << 20;
 const MMAP_TOP: u64 = STACK_TOP - STACK_SIZE - (1 << 30);
 const MMAP_BOTTOM: u64 = 0x1_0000;
+/// The lowest address any mapping may have (Linux's default mmap_min_addr).
+const MMAP_BOTTOM_ANY: u64 = PAGE;
 const HEAP_RESERVE: u64 = 1 << 30;
 
 /// A change the stub's host address space must make to match the VMAs.
@@ -94,6 +101,10 @@ pub struct MemoryManager {
     brk_start: u64,
     brk: u64,
     heap: Option<Arc<Backing>>,
+    /// Memory-file ranges the last change dropped, and heap pages it gave
+    /// back: freed by `finish_change`, once no host mapping reaches them.
+    retired: Vec<Arc<Backing>>,
+    retired_heap: Vec<(u64, u64)>,
     /// Where argv/envp live, for /proc/<pid>/cmdline and environ.
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
@@ -116,10 +127,38 @@ impl MemoryManager {
             brk_start: 0,
             brk: 0,
             heap: None,
+            retired: Vec::new(),
+            retired_heap: Vec::new(),
             arg_range: (0, 0),
             env_range: (0, 0),
             auxv: Vec::new(),
         }
+    }
+
+    /// Frees what the last change dropped. Call once its `MapOp`s are
+    /// applied; if they could not be, do not, and end the process (whose
+    /// memory goes with the whole manager, after its stub).
+    pub fn finish_change(&mut self) {
+        self.retired.clear();
+        if let Some(heap) = &self.heap {
+            for (off, len) in self.retired_heap.drain(..) {
+                let _ = heap.zero(off, len);
+            }
+        }
+        self.retired_heap.clear();
+    }
+
+    /// Makes this the address space of a new program image (execve): every
+    /// mapping of the old one goes (its pages once the returned changes are
+    /// applied), the new one's come.
+    pub fn replace_with(&mut self, new: MemoryManager) -> Vec<MapOp> {
+        let old = std::mem::replace(self, new);
+        self.retired.extend(old.vmas.into_values().map(|v| v.backing));
+        self.retired.extend(old.heap);
+        self.retired.extend(old.retired);
+        let mut ops = vec![MapOp::Unmap { addr: MMAP_BOTTOM_ANY, len: APP_TOP - MMAP_BOTTOM_ANY }];
+        ops.extend(self.all_map_ops());
+        ops
     }
 
     pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
@@ -164,6 +203,7 @@ impl MemoryManager {
                 let (_, hi) = v.split_at(end);
                 self.vmas.insert(hi.start, hi);
             }
+            self.retired.push(v.backing);
         }
     }
 
@@ -302,6 +342,10 @@ impl MemoryManager {
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(page_up(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
+        // As Linux past TASK_SIZE: nothing of the app's is there (the stub is).
+        if end > APP_TOP {
+            return Err(Errno::EINVAL);
+        }
         self.carve(addr, end);
         Ok(vec![MapOp::Unmap { addr, len: end - addr }])
     }
@@ -392,8 +436,9 @@ impl MemoryManager {
         } else if new_end < old_end {
             self.carve(new_end, old_end);
             ops.push(MapOp::Unmap { addr: new_end, len: old_end - new_end });
+            // The pages read as zero if the heap grows back over them.
             let base = page_up(self.brk_start).unwrap_or(self.brk_start);
-            let _ = self.alloc.file.zero(heap.off + (new_end - base), old_end - new_end);
+            self.retired_heap.push((new_end - base, old_end - new_end));
         }
         self.brk = new;
         (new, ops)
@@ -435,6 +480,8 @@ impl MemoryManager {
             brk_start: self.brk_start,
             brk: self.brk,
             heap,
+            retired: Vec::new(),
+            retired_heap: Vec::new(),
             arg_range: self.arg_range,
             env_range: self.env_range,
             auxv: self.auxv.clone(),
@@ -534,6 +581,29 @@ impl MemoryManager {
         let mut b = [0u8; 8];
         self.read(addr, &mut b)?;
         Ok(u64::from_ne_bytes(b))
+    }
+
+    /// MADV_DONTNEED: the private pages of `[addr, addr+len)` go back to the
+    /// host and read as zero from now on (a private file mapping too: moat
+    /// keeps no link to the file to fill them from again); shared pages are
+    /// the file's or the other sharers', and stay. ENOMEM if part of the
+    /// range is unmapped (the mapped parts are still discarded, as on Linux).
+    pub fn discard(&self, addr: u64, len: u64) -> SysResult<()> {
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let mut cursor = addr;
+        let mut gap = false;
+        for v in self.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > addr) {
+            gap |= v.start > cursor;
+            let (from, to) = (v.start.max(addr), v.end.min(end));
+            if !v.shared {
+                v.backing.zero(v.offset + (from - v.start), to - from)?;
+            }
+            cursor = to;
+        }
+        if gap || cursor < end {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// Total mapped bytes (VmSize).

@@ -7,6 +7,13 @@ use std::io;
 
 pub use host::Regs;
 
+/// `regs` in 64-bit user mode with only the flags a program may set: what
+/// every register set the kernel makes itself (a signal frame, its return,
+/// a new thread or program) must be before app code runs with it.
+pub fn sixty_four(regs: &mut Regs) {
+    *regs = host::user_mode(regs, host::Mode::Sixty4);
+}
+
 use crate::mm::MapOp;
 
 /// Why app code stopped running.
@@ -14,6 +21,15 @@ use crate::mm::MapOp;
 pub enum Event {
     /// The app made a syscall: number in `orig_rax`, arguments in the registers.
     Syscall,
+    /// The app made a system call other than with `syscall` from 64-bit code
+    /// (`int $0x80`, `sysenter`, or from 32-bit mode): the 32-bit ABI, which
+    /// moat does not offer. Nothing was run; `rip` is past the instruction.
+    CompatSyscall,
+    /// The app called the vsyscall entry for call `nr` (gettimeofday, time,
+    /// getcpu): put the result in rax. With `host_returns`, leave `rip` and
+    /// `rsp` alone and the platform returns to the caller; without, return
+    /// to the caller yourself (pop the return address).
+    Vsyscall { nr: u64, host_returns: bool },
     /// App code faulted (or trapped): deliver `signo` with `code` and `addr` to the app.
     Fault { signo: i32, code: i32, addr: u64 },
     /// The Sentry interrupted the app (a signal or exit is pending).

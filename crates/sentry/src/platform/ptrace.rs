@@ -95,6 +95,15 @@ impl Context for PtraceContext {
     fn switch(&mut self, regs: &mut Regs) -> Event {
         match self.tracee.run(regs) {
             Ok(StopReason::Syscall) => Event::Syscall,
+            Ok(StopReason::CompatSyscall) => Event::CompatSyscall,
+            Ok(StopReason::Vsyscall { nr }) => Event::Vsyscall { nr, host_returns: true },
+            // A host without vsyscall emulation (vsyscall=none) has no page
+            // there: the call faults at the entry itself.
+            Ok(StopReason::Signal { signo: 11, addr, .. })
+                if addr == regs.rip && abi::x86::vsyscall_at(addr).is_some() =>
+            {
+                Event::Vsyscall { nr: abi::x86::vsyscall_at(addr).unwrap_or_default(), host_returns: false }
+            }
             Ok(StopReason::Signal { signo, code, addr }) => match signo {
                 4 | 5 | 7 | 8 | 11 => Event::Fault { signo, code, addr },
                 _ => Event::Interrupted,
@@ -105,6 +114,14 @@ impl Context for PtraceContext {
 
     fn apply(&mut self, ops: &[MapOp]) -> io::Result<()> {
         for op in ops {
+            // The stub's own pages lie above the app's address space: no
+            // change ever reaches them, whatever the kernel above asks.
+            let (addr, len) = match *op {
+                MapOp::Map { addr, len, .. } | MapOp::Unmap { addr, len } => (addr, len),
+            };
+            if addr.checked_add(len).is_none_or(|end| end > host::APP_TOP) {
+                return Err(io::Error::other(format!("a mapping change at {addr:#x}+{len:#x} reaches the stub")));
+            }
             let (nr, args) = match *op {
                 MapOp::Map { addr, len, prot, off } => {
                     (abi::sysno::MMAP, [addr, len, prot as u64, MAP_SHARED_FIXED, self.memfd, off])

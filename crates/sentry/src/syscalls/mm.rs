@@ -5,7 +5,7 @@ use abi::Errno;
 
 use crate::kernel::CurrentTask;
 use crate::mm::{page_up, VmaName};
-use crate::vfs::FileType;
+use crate::vfs::{FileType, OpenFile};
 use crate::SysResult;
 
 const MAP_SHARED: u32 = 0x01;
@@ -17,16 +17,13 @@ const MADV_DONTNEED: u32 = 4;
 
 pub fn sys_brk(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
     let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
-    let mm_arc = t.tg().mm();
-    let mut mm = mm_arc.lock().unwrap();
-    let current = mm.brk(0).0;
-    if limit != u64::MAX && addr > current && mm.total_size().saturating_add(addr - current) > limit {
-        return Ok(current);
-    }
-    let (brk, ops) = mm.brk(addr);
-    drop(mm);
-    t.apply(&ops)?;
-    Ok(brk)
+    t.change_mm(|mm| {
+        let current = mm.brk(0).0;
+        if limit != u64::MAX && addr > current && mm.total_size().saturating_add(addr - current) > limit {
+            return Ok((current, vec![]));
+        }
+        Ok(mm.brk(addr))
+    })
 }
 
 pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult<u64> {
@@ -46,10 +43,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
     let shared = kind == MAP_SHARED;
     if flags & MAP_ANONYMOUS != 0 {
-        let (a, ops) =
-            t.tg().mm().lock().unwrap().map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon)?;
-        t.apply(&ops)?;
-        return Ok(a);
+        return t.change_mm(|mm| mm.map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon));
     }
     let f = t.tg().fds.lock().unwrap().get(fd)?;
     if !f.readable() {
@@ -76,18 +70,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
                     ino: st.ino,
                     offset: off,
                 };
-                let (a, ops) = t.tg().mm().lock().unwrap().map(
-                    addr,
-                    len,
-                    prot,
-                    true,
-                    fixed,
-                    noreplace,
-                    Some((backing, off)),
-                    name,
-                )?;
-                t.apply(&ops)?;
-                return Ok(a);
+                return t.change_mm(|mm| mm.map(addr, len, prot, true, fixed, noreplace, Some((backing, off)), name));
             }
             Err(e) if prot & 2 != 0 => return Err(e),
             Err(_) => {}
@@ -95,38 +78,53 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     }
     // Private (or read-only shared) mapping: copy the file's bytes into fresh pages.
     let backing = t.tg().mm().lock().unwrap().alloc_backing(len)?;
-    let mut data = vec![0u8; len.min(st.size.saturating_sub(off)) as usize];
-    let mut done = 0;
-    while done < data.len() {
-        let n = f.ops.read(&f, &mut data[done..], off + done as u64)?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
-    data.truncate(done);
-    t.k.mem.write(backing.off, &data).map_err(|_| Errno::ENOMEM)?;
+    copy_file_data(t, &f, off, len.min(st.size.saturating_sub(off)), backing.off)?;
     let name =
         VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
-    let (a, ops) =
-        t.tg().mm().lock().unwrap().map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name)?;
-    t.apply(&ops)?;
-    Ok(a)
+    t.change_mm(|mm| mm.map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name))
+}
+
+/// How much of a file a private mapping copies at a time: the Sentry's
+/// memory for it is this, whatever the mapping's length.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Copies `len` bytes of `f` from `off` into the memory file at `dst`,
+/// skipping the file's holes and any chunk of zeros (fresh memory-file pages
+/// read as zero already, and stay unallocated): a sparse file of any size
+/// costs only its data.
+fn copy_file_data(t: &CurrentTask, f: &OpenFile, off: u64, len: u64, dst: u64) -> SysResult<()> {
+    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    let mut buf = vec![0u8; COPY_CHUNK.min(len as usize)];
+    let mut pos = off;
+    while pos < end {
+        let Some((start, stop)) = f.ops.data_extent(f, pos)? else { break };
+        let (start, stop) = (start.max(pos), stop.min(end));
+        let mut at = start;
+        while at < stop {
+            let want = COPY_CHUNK.min((stop - at) as usize);
+            let n = f.ops.read(f, &mut buf[..want], at)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                t.k.mem.write(dst + (at - off), &buf[..n]).map_err(|_| Errno::ENOMEM)?;
+            }
+            at += n as u64;
+        }
+        pos = stop.max(pos + 1);
+    }
+    Ok(())
 }
 
 pub fn sys_munmap(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
-    let ops = t.tg().mm().lock().unwrap().unmap(addr, len)?;
-    t.apply(&ops)?;
-    Ok(0)
+    t.change_mm(|mm| Ok((0, mm.unmap(addr, len)?)))
 }
 
 pub fn sys_mprotect(t: &mut CurrentTask, addr: u64, len: u64, prot: u32) -> SysResult<u64> {
     if prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
         return Err(Errno::EINVAL);
     }
-    let ops = t.tg().mm().lock().unwrap().protect(addr, len, prot & 7)?;
-    t.apply(&ops)?;
-    Ok(0)
+    t.change_mm(|mm| Ok((0, mm.protect(addr, len, prot & 7)?)))
 }
 
 pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> SysResult<u64> {
@@ -134,18 +132,10 @@ pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> Sys
         return Err(Errno::EINVAL);
     }
     if advice == MADV_DONTNEED {
-        // Private anonymous pages read back as zero afterwards.
-        let zeros = vec![0u8; 4096];
-        let mm_arc = t.tg().mm();
-        let mm = mm_arc.lock().unwrap();
-        let mut a = addr;
-        let end = addr.saturating_add(page_up(len).unwrap_or(len));
-        while a < end {
-            if mm.write_force(a, &zeros).is_err() {
-                return Err(Errno::ENOMEM);
-            }
-            a += 4096;
-        }
+        // Private pages read back as zero afterwards; their memory goes back
+        // to the host at once.
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        t.tg().mm().lock().unwrap().discard(addr, len)?;
     }
     Ok(0)
 }
@@ -165,9 +155,7 @@ pub fn sys_mremap(
         return Err(Errno::EINVAL);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
-    let (addr, ops) = t.tg().mm().lock().unwrap().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
-    t.apply(&ops)?;
-    Ok(addr)
+    t.change_mm(|mm| mm.remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed))
 }
 
 pub fn sys_msync(t: &mut CurrentTask, addr: u64, len: u64, flags: u32) -> SysResult<u64> {

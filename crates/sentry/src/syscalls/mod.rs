@@ -466,6 +466,17 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
     }
 }
 
+/// A call of a vsyscall entry (gettimeofday, time, getcpu), with its
+/// arguments in the registers as for the system call, under the app's
+/// seccomp policy as Linux's emulation is.
+pub fn vsyscall(t: &mut CurrentTask, nr: u64) -> SysResult<u64> {
+    let a: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, 0, 0, 0];
+    match crate::kernel::app_seccomp::enforce(t, nr, &a) {
+        Some(r) => r,
+        None => dispatch(t, nr, a),
+    }
+}
+
 /// Executes the first program of the sandbox (init's image).
 pub fn exec_initial(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
     process::exec(t, path, argv, envp)

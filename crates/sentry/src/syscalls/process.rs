@@ -10,7 +10,7 @@ use crate::kernel::signal::{self, SigAction};
 use crate::kernel::sysctl::UTS_NAME_MAX;
 use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
-use crate::mm::{MapOp, MemoryManager, APP_TOP_ADDR};
+use crate::mm::{MemoryManager, APP_TOP_ADDR};
 use crate::SysResult;
 
 const CLONE_VM: u64 = 0x100;
@@ -26,6 +26,11 @@ const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
 
 pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
+    // As arch_prctl(ARCH_SET_FS): a thread pointer beyond the app's address
+    // space is refused before anything is made.
+    if flags & CLONE_SETTLS != 0 && tls >= APP_TOP_ADDR {
+        return Err(Errno::EPERM);
+    }
     if flags & CLONE_THREAD != 0 {
         return clone_thread(t, flags, stack, ptid, ctid, tls);
     }
@@ -139,6 +144,7 @@ fn child_start(
     if flags & CLONE_SETTLS != 0 {
         regs.fs_base = tls;
     }
+    crate::platform::sixty_four(&mut regs);
     (regs, t.ctx.fpstate().ok())
 }
 
@@ -223,8 +229,8 @@ pub fn spawn(
             }
         };
         let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };
-        let ops = if shared { Vec::new() } else { cur.tg().mm().lock().unwrap().all_map_ops() };
-        if cur.apply(&ops).is_ok() {
+        let mapped = cur.change_mm(|mm| Ok(((), if shared { Vec::new() } else { mm.all_map_ops() })));
+        if mapped.is_ok() {
             if let Some(fp) = fp {
                 let _ = cur.ctx.set_fpstate(&fp);
             }
@@ -275,18 +281,10 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
         })?;
         t.ctx = ctx;
         *t.task.kicker_slot() = Some(t.ctx.kicker());
-        let ops = img.mm.all_map_ops();
         t.tg().set_mm(Arc::new(std::sync::Mutex::new(img.mm)));
-        if t.apply(&ops).is_err() {
-            return Err(Errno::EFAULT);
-        }
+        t.change_mm(|mm| Ok(((), mm.all_map_ops()))).map_err(|_| Errno::EFAULT)?;
     } else {
-        let mut ops = vec![MapOp::Unmap { addr: 0x1000, len: APP_TOP_ADDR - 0x1000 }];
-        ops.extend(img.mm.all_map_ops());
-        *t.tg().mm().lock().unwrap() = img.mm;
-        if t.apply(&ops).is_err() {
-            return Err(Errno::EFAULT);
-        }
+        t.change_mm(|mm| Ok(((), mm.replace_with(img.mm)))).map_err(|_| Errno::EFAULT)?;
     }
     *t.tg().creds.lock().unwrap() = img.creds;
     t.tg().posix_timers.clear();
@@ -306,6 +304,7 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
     let mut regs = t.ctx.initial_regs().map_err(|_| Errno::EFAULT)?;
     regs.rip = img.entry;
     regs.rsp = img.sp;
+    crate::platform::sixty_four(&mut regs);
     t.regs = regs;
     let _ = t.ctx.set_fpstate(&initial_fpstate());
     let parent = {

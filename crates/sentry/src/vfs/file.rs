@@ -32,6 +32,12 @@ pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
     fn write(&self, _file: &OpenFile, _data: &[u8], _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
+    /// The next range at or after `off` that may hold data, as (start, end);
+    /// None past the last. Bytes between ranges read as zero: copying a
+    /// sparse file skips them. A file that cannot tell calls it all data.
+    fn data_extent(&self, _file: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
+        Ok(Some((off, u64::MAX)))
+    }
     /// Whether the file has a position (regular files, directories): pread/lseek work.
     fn seekable(&self) -> bool {
         true
