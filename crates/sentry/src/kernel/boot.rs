@@ -440,6 +440,7 @@ impl Sandbox {
                 let list: Vec<String> = counts
                     .iter()
                     .map(|(nr, n)| match abi::sysno::name(*nr) {
+                        _ if *nr == super::NOT_A_SYSCALL => format!("numbers past {} x{n}", super::MAX_SYSCALL_NR),
                         Some(name) => format!("{name}({nr}) x{n}"),
                         None => format!("{nr} x{n}"),
                     })

@@ -18,6 +18,8 @@ use crate::vfs::{
 };
 use crate::SysResult;
 
+use super::user_io::UserBuf;
+
 pub const AT_FDCWD: i32 = -100;
 pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 pub const AT_REMOVEDIR: u32 = 0x200;
@@ -37,7 +39,9 @@ const O_CLOEXEC: u32 = 0o2000000;
 const O_PATH: u32 = 0o10000000;
 const O_TMPFILE: u32 = 0o20000000;
 
-const MAX_RW: usize = 16 << 20;
+/// The most bytes of one transfer the Sentry holds at a time: a 2 GiB write
+/// costs it this, not 2 GiB.
+const IO_CHUNK: usize = 1 << 20;
 
 const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;
@@ -441,7 +445,7 @@ fn read_into(t: &CurrentTask, f: &Arc<OpenFile>, len: usize, off: Option<u64>) -
     if !f.readable() {
         return Err(Errno::EBADF);
     }
-    let mut buf = vec![0u8; len.min(MAX_RW)];
+    let mut buf = vec![0u8; len.min(IO_CHUNK)];
     let n = if f.ops.seekable() {
         match off {
             Some(o) => blocking(t, f, || f.ops.read(f, &mut buf, o))?,
@@ -530,20 +534,66 @@ fn clip_to_fsize<'a>(t: &CurrentTask, f: &OpenFile, off: u64, data: &'a [u8]) ->
     Ok(&data[..data.len().min((limit - off) as usize)])
 }
 
+/// Reads from `f` into the app's buffers (at `off`, or the file position) a
+/// chunk at a time: a seekable file fills them up to its end; a pipe, socket
+/// or terminal gives what one read gives, as on Linux.
+fn read_to_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, off: Option<u64>) -> SysResult<usize> {
+    let mut done = 0;
+    loop {
+        let want = IO_CHUNK.min(buf.len - done);
+        let data = match read_into(t, f, want, off.map(|o| o + done as u64)) {
+            Ok(data) => data,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        match buf.copy_out(t, done, &data) {
+            Ok(()) => done += data.len(),
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+        if data.len() < want || done >= buf.len || !f.ops.seekable() {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Writes the app's buffers to `f` (at `off`, or the file position) a chunk
+/// at a time, stopping at the first short write; an error after some bytes
+/// went is the count of those, as on Linux.
+fn write_from_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, off: Option<u64>) -> SysResult<usize> {
+    let mut done = 0;
+    loop {
+        let want = IO_CHUNK.min(buf.len - done);
+        let data = match buf.copy_in(t, done, want) {
+            Ok(data) => data,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        let n = match write_from(t, f, &data, off.map(|o| o + done as u64)) {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < want || done >= buf.len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
 pub fn sys_read(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
     if f.inode().is_some_and(|i| i.stat().map(|s| s.file_type() == FileType::Directory).unwrap_or(false)) {
         return Err(Errno::EISDIR);
     }
-    let data = read_into(t, &f, len, None)?;
-    t.write_mem(buf, &data)?;
-    Ok(data.len() as u64)
+    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len), None)? as u64)
 }
 
 pub fn sys_write(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
-    let data = t.read_vec(buf, len.min(MAX_RW))?;
-    Ok(write_from(t, &f, &data, None)? as u64)
+    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len), None)? as u64)
 }
 
 pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
@@ -551,9 +601,7 @@ pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64)
         return Err(Errno::EINVAL);
     }
     let f = file(t, fd)?;
-    let data = read_into(t, &f, len, Some(off as u64))?;
-    t.write_mem(buf, &data)?;
-    Ok(data.len() as u64)
+    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len), Some(off as u64))? as u64)
 }
 
 pub fn sys_pwrite64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
@@ -561,50 +609,19 @@ pub fn sys_pwrite64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64
         return Err(Errno::EINVAL);
     }
     let f = file(t, fd)?;
-    let data = t.read_vec(buf, len.min(MAX_RW))?;
-    Ok(write_from(t, &f, &data, Some(off as u64))? as u64)
-}
-
-fn iovecs(t: &CurrentTask, iov: u64, cnt: usize) -> SysResult<Vec<(u64, usize)>> {
-    if cnt > 1024 {
-        return Err(Errno::EINVAL);
-    }
-    let raw = t.read_vec(iov, cnt * 16)?;
-    Ok(raw
-        .chunks(16)
-        .map(|c| {
-            (
-                u64::from_ne_bytes(c[0..8].try_into().expect("8")),
-                u64::from_ne_bytes(c[8..16].try_into().expect("8")) as usize,
-            )
-        })
-        .collect())
+    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len), Some(off as u64))? as u64)
 }
 
 pub fn sys_readv(t: &mut CurrentTask, fd: i32, iov: u64, cnt: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
-    let v = iovecs(t, iov, cnt)?;
-    let total: usize = v.iter().map(|x| x.1).sum();
-    let data = read_into(t, &f, total, None)?;
-    let mut done = 0;
-    for (base, len) in v {
-        if done >= data.len() {
-            break;
-        }
-        let n = len.min(data.len() - done);
-        t.write_mem(base, &data[done..done + n])?;
-        done += n;
-    }
-    Ok(data.len() as u64)
+    let buf = UserBuf::iovec(t, iov, cnt, Errno::EINVAL)?;
+    Ok(read_to_user(t, &f, &buf, None)? as u64)
 }
 
 pub fn sys_writev(t: &mut CurrentTask, fd: i32, iov: u64, cnt: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
-    let mut data = Vec::new();
-    for (base, len) in iovecs(t, iov, cnt)? {
-        data.extend(t.read_vec(base, len.min(MAX_RW))?);
-    }
-    Ok(write_from(t, &f, &data, None)? as u64)
+    let buf = UserBuf::iovec(t, iov, cnt, Errno::EINVAL)?;
+    Ok(write_from_user(t, &f, &buf, None)? as u64)
 }
 
 pub fn sys_lseek(t: &mut CurrentTask, fd: i32, off: i64, whence: u32) -> SysResult<u64> {

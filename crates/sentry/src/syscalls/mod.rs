@@ -7,6 +7,7 @@ mod net;
 mod process;
 mod signal;
 mod time;
+mod user_io;
 
 use abi::sysno as nr;
 use abi::Errno;

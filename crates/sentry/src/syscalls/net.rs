@@ -19,6 +19,8 @@ use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
 use crate::SysResult;
 
+use super::user_io::{UserBuf, UIO_MAXIOV};
+
 const AF_UNSPEC: u16 = 0;
 const AF_UNIX: i32 = 1;
 const AF_INET: i32 = 2;
@@ -80,9 +82,6 @@ const SO_PEERGROUPS: i32 = 59;
 const SO_RCVTIMEO_NEW: i32 = 66;
 const SO_SNDTIMEO_NEW: i32 = 67;
 
-/// MAX_RW_COUNT: the most one call transfers.
-const MAX_RW_COUNT: usize = 0x7fff_f000;
-const UIO_MAXIOV: usize = 1024;
 /// The largest control buffer sendmsg accepts (Linux's optmem_max is of this order).
 const MAX_CONTROL: usize = 65536;
 const MSGHDR_LEN: usize = 56;
@@ -410,82 +409,6 @@ pub fn sys_getpeername(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) ->
     Ok(0)
 }
 
-/// An app buffer list (one buffer for send/recv, an iovec array for the msg calls).
-#[derive(Debug)]
-struct UserBuf {
-    segs: Vec<(u64, usize)>,
-    len: usize,
-}
-
-impl UserBuf {
-    fn flat(addr: u64, len: usize) -> UserBuf {
-        let len = len.min(MAX_RW_COUNT);
-        UserBuf { segs: vec![(addr, len)], len }
-    }
-
-    fn iovec(t: &CurrentTask, ptr: u64, count: usize) -> SysResult<UserBuf> {
-        if count > UIO_MAXIOV {
-            return Err(Errno::EMSGSIZE);
-        }
-        let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
-        let mut segs = Vec::with_capacity(count);
-        let mut len = 0usize;
-        for c in raw.chunks(16) {
-            let base = u64_at(c, 0);
-            let seg = u64_at(c, 8);
-            if (seg as i64) < 0 {
-                return Err(Errno::EINVAL);
-            }
-            let take = (seg as usize).min(MAX_RW_COUNT - len);
-            if take > 0 {
-                segs.push((base, take));
-                len += take;
-            }
-        }
-        Ok(UserBuf { segs, len })
-    }
-
-    /// Copies `n` bytes starting at byte `off` of the buffer list out of the app.
-    fn copy_in(&self, t: &CurrentTask, off: usize, n: usize) -> SysResult<Vec<u8>> {
-        let mut out = Vec::with_capacity(n);
-        self.walk(off, n, |addr, len| {
-            let start = out.len();
-            out.resize(start + len, 0);
-            t.read_mem(addr, &mut out[start..])
-        })?;
-        Ok(out)
-    }
-
-    /// Copies `data` into the buffer list at byte `off`.
-    fn copy_out(&self, t: &CurrentTask, off: usize, data: &[u8]) -> SysResult<()> {
-        let mut done = 0;
-        self.walk(off, data.len(), |addr, len| {
-            t.write_mem(addr, &data[done..done + len])?;
-            done += len;
-            Ok(())
-        })
-    }
-
-    /// Calls `f(address, length)` for the pieces of bytes `off..off + n`.
-    fn walk(&self, off: usize, n: usize, mut f: impl FnMut(u64, usize) -> SysResult<()>) -> SysResult<()> {
-        let (mut skip, mut left) = (off, n);
-        for &(base, len) in &self.segs {
-            if left == 0 {
-                break;
-            }
-            if skip >= len {
-                skip -= len;
-                continue;
-            }
-            let take = (len - skip).min(left);
-            f(base.wrapping_add(skip as u64), take)?;
-            left -= take;
-            skip = 0;
-        }
-        Ok(())
-    }
-}
-
 /// Ancillary data a sender attached.
 #[derive(Debug, Default)]
 struct Control {
@@ -648,7 +571,7 @@ pub fn sys_sendto(
 fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flags: u32) -> SysResult<usize> {
     let hdr = t.read_vec(msg, MSGHDR_LEN)?;
     let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8) as u32);
-    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize)?;
+    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
     let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40));
     if ctl_len > i32::MAX as u64 {
         return Err(Errno::ENOBUFS);
@@ -831,7 +754,7 @@ fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
     if name_len < 0 {
         return Err(Errno::EINVAL);
     }
-    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize)?;
+    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
     let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40).min(MAX_CONTROL as u64) as usize);
     let (n, r) = recv_common(t, f, ep, &buf, flags)?;
     let mut out_flags = flags & MSG_CMSG_CLOEXEC;

@@ -1,0 +1,96 @@
+//! App buffers for I/O: one buffer or an iovec array, walked in pieces so
+//! that no transfer costs the Sentry more memory than one chunk.
+//!
+//! Sizes are the app's: every list is capped as Linux caps it (UIO_MAXIOV
+//! vectors, MAX_RW_COUNT bytes in all) before anything is allocated.
+
+use abi::Errno;
+
+use crate::kernel::CurrentTask;
+use crate::SysResult;
+
+/// The most bytes one read, write or send moves (Linux's MAX_RW_COUNT).
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+/// The most vectors an iovec array may have.
+pub const UIO_MAXIOV: usize = 1024;
+
+/// An app buffer list (one buffer, or the pieces an iovec array names),
+/// capped at MAX_RW_COUNT bytes in all.
+#[derive(Debug)]
+pub struct UserBuf {
+    segs: Vec<(u64, usize)>,
+    pub len: usize,
+}
+
+impl UserBuf {
+    /// One buffer of `len` bytes at `addr`.
+    pub fn flat(addr: u64, len: usize) -> UserBuf {
+        let len = len.min(MAX_RW_COUNT);
+        UserBuf { segs: vec![(addr, len)], len }
+    }
+
+    /// The `count` iovecs at `ptr`; more than UIO_MAXIOV is `too_many`
+    /// (EINVAL for readv/writev, EMSGSIZE for sendmsg), a negative length
+    /// EINVAL. What passes MAX_RW_COUNT in all is left out, as Linux does.
+    pub fn iovec(t: &CurrentTask, ptr: u64, count: usize, too_many: Errno) -> SysResult<UserBuf> {
+        if count > UIO_MAXIOV {
+            return Err(too_many);
+        }
+        let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
+        let mut segs = Vec::with_capacity(count);
+        let mut len = 0usize;
+        for c in raw.chunks(16) {
+            let base = u64::from_ne_bytes(c[0..8].try_into().expect("8 bytes"));
+            let seg = u64::from_ne_bytes(c[8..16].try_into().expect("8 bytes"));
+            if (seg as i64) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let take = (seg as usize).min(MAX_RW_COUNT - len);
+            if take > 0 {
+                segs.push((base, take));
+                len += take;
+            }
+        }
+        Ok(UserBuf { segs, len })
+    }
+
+    /// Copies `n` bytes starting at byte `off` of the buffer list out of the app.
+    pub fn copy_in(&self, t: &CurrentTask, off: usize, n: usize) -> SysResult<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        self.walk(off, n, |addr, len| {
+            let start = out.len();
+            out.resize(start + len, 0);
+            t.read_mem(addr, &mut out[start..])
+        })?;
+        Ok(out)
+    }
+
+    /// Copies `data` into the buffer list at byte `off`.
+    pub fn copy_out(&self, t: &CurrentTask, off: usize, data: &[u8]) -> SysResult<()> {
+        let mut done = 0;
+        self.walk(off, data.len(), |addr, len| {
+            t.write_mem(addr, &data[done..done + len])?;
+            done += len;
+            Ok(())
+        })
+    }
+
+    /// Calls `f(address, length)` for the pieces of bytes `off..off + n`.
+    fn walk(&self, off: usize, n: usize, mut f: impl FnMut(u64, usize) -> SysResult<()>) -> SysResult<()> {
+        let (mut skip, mut left) = (off, n);
+        for &(base, len) in &self.segs {
+            if left == 0 {
+                break;
+            }
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let take = (len - skip).min(left);
+            f(base.wrapping_add(skip as u64), take)?;
+            left -= take;
+            skip = 0;
+        }
+        Ok(())
+    }
+}
