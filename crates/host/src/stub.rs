@@ -265,6 +265,26 @@ fn unregister_rseq() {
     }
 }
 
+/// Makes the calling process (the source stub, in the child of its fork)
+/// the one the kernel's OOM killer picks first, and every stub it clones
+/// after it: at the sandbox's memory limit an app process dies (its stub),
+/// never the Sentry or a Gofer. Raising one's own score needs no privilege.
+/// Runs in the forked child of a threaded process: raw syscalls only, no
+/// allocation. A host without /proc just keeps the default score.
+fn first_to_die_of_memory() {
+    const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
+    const MOST_LIKELY: &[u8] = b"1000";
+    // SAFETY: a NUL-terminated path and integer flags; the fd is ours alone.
+    let fd = unsafe { libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: a valid buffer of its own length; then closing our own fd.
+        unsafe {
+            libc::write(fd, MOST_LIKELY.as_ptr().cast(), MOST_LIKELY.len());
+            libc::close(fd);
+        }
+    }
+}
+
 /// Where a label of the stub's code lies in every stub.
 fn in_stub(label: *const u8) -> u64 {
     STUB_BASE + label as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
@@ -497,6 +517,7 @@ impl StubFactory {
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as u64, 0u64, 0u64, 0u64, 0u64) };
         if pid == 0 {
             unregister_rseq();
+            first_to_die_of_memory();
             // SAFETY: in the child; see above. Never returns.
             unsafe { moat_stub_bootstrap(fd as i64, code_off, data_off) };
         }

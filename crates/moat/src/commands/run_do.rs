@@ -201,6 +201,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
         max_tasks: None,
         tmp_limit: Some(TMP_LIMIT),
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
+        stub_cgroups: Vec::new(),
         app_seccomp: None,
     };
     let result = sentry::boot(cfg);

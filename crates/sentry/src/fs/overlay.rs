@@ -17,6 +17,7 @@ use abi::Errno;
 
 use super::cache::{default_capacity, Children, Lookup, Recent};
 use super::tmpfs::TmpfsInode;
+use crate::mm::RangeAllocator;
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat};
 use crate::SysResult;
 
@@ -96,8 +97,8 @@ pub struct OverlayInode {
 impl OverlayInode {
     /// An overlay root over `lower` with a fresh tmpfs upper holding at most
     /// `limit` bytes of file data (ENOSPC past it).
-    pub fn new_root(lower: InodeRef, limit: Option<u64>) -> Arc<OverlayInode> {
-        let upper = TmpfsInode::new_fs_limited(0o755, limit);
+    pub fn new_root(lower: InodeRef, limit: Option<u64>, alloc: &Arc<RangeAllocator>) -> Arc<OverlayInode> {
+        let upper = TmpfsInode::new_fs_limited(0o755, limit, alloc);
         if let Ok(st) = lower.stat() {
             upper.copy_meta_from(&st);
         }
@@ -309,7 +310,7 @@ fn copy_node_up(
     })?;
     let up = TmpfsInode::from_ref(&created).ok_or(Errno::EIO)?;
     if copies_data {
-        let copied = read_whole(lower, st.size).and_then(|data| up.set_data(data));
+        let copied = copy_data(lower, &up, st.size);
         if let Err(e) = copied {
             let _ = parent_upper.unlink(name, false);
             return Err(e);
@@ -357,21 +358,33 @@ fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef
     Ok(())
 }
 
-/// Reads up to `size` bytes of a regular file from its start.
-fn read_whole(inode: &InodeRef, size: u64) -> SysResult<Vec<u8>> {
-    let ops = inode.clone().open(0)?;
+/// Copies the `size` bytes of a lower regular file into its upper copy a
+/// piece at a time, skipping holes: a copy-up costs the Sentry one piece
+/// of memory, whatever the file's size.
+fn copy_data(lower: &InodeRef, up: &TmpfsInode, size: u64) -> SysResult<()> {
+    const PIECE: usize = 1 << 20;
+    let ops = lower.clone().open(0)?;
     let file = OpenFile::new(ops.clone(), None, 0);
-    let mut out = vec![0u8; usize::try_from(size).map_err(|_| Errno::EFBIG)?];
-    let mut done = 0;
-    while done < out.len() {
-        let n = ops.read(&file, &mut out[done..], done as u64)?;
-        if n == 0 {
-            break;
+    let mut buf = vec![0u8; PIECE.min(size as usize)];
+    let mut pos = 0;
+    while pos < size {
+        let Some((start, stop)) = ops.data_extent(&file, pos)? else { break };
+        let (start, stop) = (start.max(pos), stop.min(size));
+        let mut at = start;
+        while at < stop {
+            let want = PIECE.min((stop - at) as usize);
+            let n = ops.read(&file, &mut buf[..want], at)?;
+            if n == 0 {
+                return up.set_size(at);
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                up.write_at(at, &buf[..n])?;
+            }
+            at += n as u64;
         }
-        done += n;
+        pos = stop.max(pos + 1);
     }
-    out.truncate(done);
-    Ok(out)
+    up.set_size(size)
 }
 
 impl Inode for OverlayInode {

@@ -1281,7 +1281,7 @@ mod tests {
         fn kernel() -> Arc<Kernel> {
             let mem = Arc::new(MemoryFile::new(64 << 20).unwrap());
             let alloc = RangeAllocator::new(mem.clone(), 0);
-            let root: InodeRef = TmpfsInode::new_fs(0o755);
+            let root: InodeRef = TmpfsInode::new_fs(0o755, &alloc);
             let vfs = Arc::new(Vfs::new(root.clone()));
             Arc::new_cyclic(|weak| {
                 vfs.mounts.mount(b"/", root, "tmpfs", "rootfs");

@@ -27,13 +27,19 @@ struct Meta {
     ctime: Timespec,
 }
 
-/// A regular file's bytes: on the Sentry's heap until the file is mapped MAP_SHARED,
-/// then in the memory file, so that every mapping and read/write see the same pages.
+/// A regular file's bytes, always in the memory file (never on the Sentry's
+/// heap: a file the app writes is the app's memory, charged to it): in
+/// pieces of `CHUNK` bytes, each a range of its own made when first written
+/// (a hole reads as zeros until then), and once the file is mapped
+/// MAP_SHARED, in one range every mapping and read/write shares.
 #[derive(Debug)]
 enum FileData {
-    Heap(Vec<u8>),
+    Chunks { chunks: BTreeMap<u64, Arc<Backing>>, size: u64 },
     Mem { backing: Arc<Backing>, size: u64 },
 }
+
+/// The size of a piece of a file that is not mapped shared.
+const CHUNK: u64 = 64 << 10;
 
 /// Largest tmpfs file.
 const MAX_FILE: u64 = 1 << 34;
@@ -41,16 +47,17 @@ const MAX_FILE: u64 = 1 << 34;
 const PAGE: u64 = 4096;
 
 /// The file data one tmpfs holds, counted in whole pages as Linux does, and
-/// its limit.
+/// its limit; and where in the memory file it lives.
 #[derive(Debug)]
 pub struct Space {
     used: AtomicU64,
     limit: u64,
+    alloc: Arc<RangeAllocator>,
 }
 
 impl Space {
-    fn new(limit: Option<u64>) -> Arc<Space> {
-        Arc::new(Space { used: AtomicU64::new(0), limit: limit.unwrap_or(u64::MAX) })
+    fn new(limit: Option<u64>, alloc: Arc<RangeAllocator>) -> Arc<Space> {
+        Arc::new(Space { used: AtomicU64::new(0), limit: limit.unwrap_or(u64::MAX), alloc })
     }
 
     /// Accounts a file growing or shrinking from `old` to `new` bytes.
@@ -85,10 +92,13 @@ impl Space {
 }
 
 impl FileData {
+    fn empty() -> FileData {
+        FileData::Chunks { chunks: BTreeMap::new(), size: 0 }
+    }
+
     fn len(&self) -> u64 {
         match self {
-            FileData::Heap(v) => v.len() as u64,
-            FileData::Mem { size, .. } => *size,
+            FileData::Chunks { size, .. } | FileData::Mem { size, .. } => *size,
         }
     }
 
@@ -97,7 +107,19 @@ impl FileData {
         let off = off.min(len);
         let n = (buf.len() as u64).min(len - off) as usize;
         match self {
-            FileData::Heap(v) => buf[..n].copy_from_slice(&v[off as usize..off as usize + n]),
+            FileData::Chunks { chunks, .. } => {
+                let mut done = 0;
+                while done < n {
+                    let at = off + done as u64;
+                    let (index, within) = (at / CHUNK, at % CHUNK);
+                    let take = ((CHUNK - within) as usize).min(n - done);
+                    match chunks.get(&index) {
+                        Some(chunk) => chunk.read(within, &mut buf[done..done + take])?,
+                        None => buf[done..done + take].fill(0),
+                    }
+                    done += take;
+                }
+            }
             FileData::Mem { backing, .. } => backing.read(off, &mut buf[..n])?,
         }
         Ok(n)
@@ -112,17 +134,34 @@ impl FileData {
             self.resize(space, end)?;
         }
         match self {
-            FileData::Heap(v) => v[off as usize..end as usize].copy_from_slice(data),
+            FileData::Chunks { chunks, .. } => {
+                let mut done = 0;
+                while done < data.len() {
+                    let at = off + done as u64;
+                    let (index, within) = (at / CHUNK, at % CHUNK);
+                    let take = ((CHUNK - within) as usize).min(data.len() - done);
+                    let chunk = match chunks.get(&index) {
+                        Some(chunk) => chunk.clone(),
+                        None => {
+                            let chunk = space.alloc.alloc(CHUNK)?;
+                            chunks.insert(index, chunk.clone());
+                            chunk
+                        }
+                    };
+                    chunk.write(within, &data[done..done + take])?;
+                    done += take;
+                }
+            }
             FileData::Mem { backing, .. } => backing.write(off, data)?,
         }
         Ok(())
     }
 
-    /// What the file holds of its filesystem's space: its bytes on the heap,
-    /// or every memory-file page reserved for its shared mappings.
+    /// What the file holds of its filesystem's space: its size, or every
+    /// memory-file page reserved for its shared mappings.
     fn charged(&self) -> u64 {
         match self {
-            FileData::Heap(v) => v.len() as u64,
+            FileData::Chunks { size, .. } => *size,
             FileData::Mem { backing, .. } => backing.len,
         }
     }
@@ -133,7 +172,7 @@ impl FileData {
         }
         let before = self.charged();
         let after = match self {
-            FileData::Heap(_) => new,
+            FileData::Chunks { .. } => new,
             // Its pages are all charged already; it cannot outgrow them.
             FileData::Mem { backing, .. } => backing.len,
         };
@@ -147,7 +186,17 @@ impl FileData {
 
     fn resize_unaccounted(&mut self, new: u64) -> SysResult<()> {
         match self {
-            FileData::Heap(v) => v.resize(new as usize, 0),
+            FileData::Chunks { chunks, size } => {
+                if new < *size {
+                    // Whole pieces past the end go; the rest of the last one reads as zero.
+                    chunks.retain(|&index, _| index * CHUNK < new);
+                    let within = new % CHUNK;
+                    if let (Some(last), true) = (chunks.get(&(new / CHUNK)), within != 0) {
+                        last.zero(within, CHUNK - within)?;
+                    }
+                }
+                *size = new;
+            }
             FileData::Mem { backing, size } => {
                 if new > backing.len {
                     // Mappings keep the pages they have; the file outgrew them.
@@ -185,16 +234,17 @@ pub struct TmpfsInode {
 }
 
 impl TmpfsInode {
-    /// A new, empty tmpfs; returns its root directory.
-    pub fn new_fs(mode: u32) -> Arc<TmpfsInode> {
-        Self::new_fs_limited(mode, None)
+    /// A new, empty tmpfs whose files live in `alloc`'s memory file;
+    /// returns its root directory.
+    pub fn new_fs(mode: u32, alloc: &Arc<RangeAllocator>) -> Arc<TmpfsInode> {
+        Self::new_fs_limited(mode, None, alloc)
     }
 
     /// A new, empty tmpfs holding at most `limit` bytes of file data.
-    pub fn new_fs_limited(mode: u32, limit: Option<u64>) -> Arc<TmpfsInode> {
+    pub fn new_fs_limited(mode: u32, limit: Option<u64>, alloc: &Arc<RangeAllocator>) -> Arc<TmpfsInode> {
         Self::make(
             new_fs_id(),
-            &Space::new(limit),
+            &Space::new(limit, alloc.clone()),
             FileType::Directory.mode_bits() | (mode & 0o7777),
             Kind::Dir(Mutex::new(BTreeMap::new())),
         )
@@ -266,15 +316,20 @@ impl TmpfsInode {
         Ok(())
     }
 
-    /// Replaces a regular file's content (overlay copy-up).
-    pub fn set_data(&self, data: Vec<u8>) -> SysResult<()> {
+    /// Writes `data` at `off` of a regular file (overlay copy-up fills a
+    /// copy a piece at a time), growing it as needed.
+    pub fn write_at(&self, off: u64, data: &[u8]) -> SysResult<()> {
         match &self.kind {
-            Kind::File(d) => {
-                let mut d = d.lock().unwrap();
-                self.space.resize(d.charged(), data.len() as u64)?;
-                *d = FileData::Heap(data);
-                Ok(())
-            }
+            Kind::File(d) => d.lock().unwrap().write(&self.space, off, data),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Sets a regular file's size (the rest of an overlay copy-up whose
+    /// last bytes are a hole).
+    pub fn set_size(&self, size: u64) -> SysResult<()> {
+        match &self.kind {
+            Kind::File(d) => d.lock().unwrap().resize(&self.space, size),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -303,8 +358,12 @@ impl TmpfsInode {
                 return Err(e);
             }
         };
-        if let FileData::Heap(v) = &*d {
-            backing.write(0, v)?;
+        if let FileData::Chunks { chunks, .. } = &*d {
+            for (index, chunk) in chunks {
+                let at = index * CHUNK;
+                let len = CHUNK.min(size.saturating_sub(at));
+                alloc.file.copy(chunk.off, backing.off + at, len).map_err(|_| Errno::ENOMEM)?;
+            }
         }
         *d = FileData::Mem { backing: backing.clone(), size };
         Ok(backing)
@@ -391,7 +450,7 @@ impl Inode for TmpfsInode {
         }
         let i = match node {
             NewNode::File { mode } => {
-                let data = Kind::File(Mutex::new(FileData::Heap(Vec::new())));
+                let data = Kind::File(Mutex::new(FileData::empty()));
                 Self::make(self.fs, &self.space, 0o100000 | (mode & 0o7777), data)
             }
             NewNode::Dir { mode } => {
@@ -534,7 +593,7 @@ impl TmpfsInode {
         if let Kind::File(d) = &self.kind {
             let mut d = d.lock().unwrap();
             self.space.shrink(d.charged(), 0);
-            *d = FileData::Heap(Vec::new());
+            *d = FileData::empty();
         }
     }
 }

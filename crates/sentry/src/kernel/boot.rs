@@ -106,6 +106,13 @@ pub struct BootConfig {
     pub selftest_forbidden_syscall: bool,
     /// The seccomp policy for the app's syscalls, enforced by the Sentry.
     pub app_seccomp: Option<super::app_seccomp::AppSeccomp>,
+    /// `cgroup.procs` files (opened for writing) of the cgroups the app's
+    /// memory is charged to, one per hierarchy: the source stub joins them,
+    /// and with it every stub (app process) cloned from it, while the
+    /// Sentry and the Gofers stay in the sandbox's cgroup around them. So
+    /// the app's limit is the app's alone, and reaching it OOM-kills an app
+    /// process, never the Sentry.
+    pub stub_cgroups: Vec<std::fs::File>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -147,6 +154,12 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     host::sys::drop_thread_capabilities().map_err(BootError::Capabilities)?;
     let mem = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = PtracePlatform::new(mem.clone())?;
+    for procs in &cfg.stub_cgroups {
+        use std::io::Write;
+        (&*procs).write_all(platform.source_stub_pid().to_string().as_bytes()).map_err(|e| {
+            BootError::Host(std::io::Error::other(format!("cannot put the stubs in their cgroup: {e}")))
+        })?;
+    }
     let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
 
     let mut clients = Vec::new();
@@ -158,7 +171,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         }
         FileAccess::Exclusive => {
             let lower = GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?;
-            OverlayInode::new_root(lower, cfg.root.overlay_limit)
+            OverlayInode::new_root(lower, cfg.root.overlay_limit, &alloc)
         }
         FileAccess::Shared => GoferInode::attach(root_client, Sharing::Shared, false).map_err(BootError::Root)?,
     };
@@ -182,9 +195,9 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             "dev",
         );
         if let Some(limit) = cfg.tmp_limit {
-            vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs_limited(0o1777, Some(limit)), "tmpfs", "tmpfs");
+            vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs_limited(0o1777, Some(limit), &alloc), "tmpfs", "tmpfs");
         }
-        vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs_limited(0o1777, Some(SHM_LIMIT)), "tmpfs", "shm");
+        vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs_limited(0o1777, Some(SHM_LIMIT), &alloc), "tmpfs", "shm");
         vfs.mounts.mount(b"/sys", crate::fs::sys::new_sysfs(host::sys::cpu_count()), "sysfs", "sysfs");
         Kernel {
             platform: Box::new(platform),
@@ -227,14 +240,16 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
                 if file.stat().map_err(failed)?.file_type() != FileType::Regular {
                     return Err(failed(Errno::EINVAL));
                 }
-                make_mountpoint(&vfs, parent_of(&m.target)).map_err(failed)?;
+                make_mountpoint(&vfs, parent_of(&m.target), &alloc).map_err(failed)?;
                 make_file_mountpoint(&vfs, &m.target).map_err(failed)?;
                 vfs.mounts.mount_with(&m.target, file, "9p", "bind", read_only);
                 continue;
             }
-            MountKind::Tmpfs { mode, limit } => (TmpfsInode::new_fs_limited(mode, limit), "tmpfs", "tmpfs", false),
+            MountKind::Tmpfs { mode, limit } => {
+                (TmpfsInode::new_fs_limited(mode, limit, &k.alloc), "tmpfs", "tmpfs", false)
+            }
         };
-        make_mountpoint(&vfs, &m.target).map_err(failed)?;
+        make_mountpoint(&vfs, &m.target, &alloc).map_err(failed)?;
         vfs.mounts.mount_with(&m.target, inode, fstype, source, read_only);
     }
 
@@ -585,7 +600,7 @@ const MSIZE: u32 = 1 << 20;
 /// Makes every missing directory of the absolute path `target`, as runc
 /// does for a mount point. A symlink on the way is refused: mount targets
 /// are the paths they say.
-fn make_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
+fn make_mountpoint(vfs: &Vfs, target: &[u8], alloc: &Arc<RangeAllocator>) -> Result<(), Errno> {
     let mut dir: Arc<Dentry> = vfs.root.clone();
     let mut path = Vec::new();
     for name in target.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
@@ -601,9 +616,12 @@ fn make_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
                     Ok(_) => {}
                     // A read-only root gets an empty directory of the
                     // Sentry's own there, as the mount point (and the path to it).
-                    Err(Errno::EROFS) => {
-                        vfs.mounts.mount(&path, TmpfsInode::new_fs_limited(0o755, Some(0)), "tmpfs", "mountpoint")
-                    }
+                    Err(Errno::EROFS) => vfs.mounts.mount(
+                        &path,
+                        TmpfsInode::new_fs_limited(0o755, Some(0), alloc),
+                        "tmpfs",
+                        "mountpoint",
+                    ),
                     Err(e) => return Err(e),
                 }
                 vfs.step(&vfs.root, &dir, name)?

@@ -80,10 +80,14 @@ impl Backing {
         self.alloc.file.read(at, buf).map_err(|_| abi::Errno::EFAULT)
     }
 
-    /// Writes bytes at `off` within this range.
+    /// Writes bytes at `off` within this range: ENOMEM (or ENOSPC) when the
+    /// pages cannot be had, at the sandbox's memory limit.
     pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
         let at = self.check(off, data.len() as u64)?;
-        self.alloc.file.write(at, data).map_err(|_| abi::Errno::EFAULT)
+        self.alloc.file.write(at, data).map_err(|e| match e.raw_os_error() {
+            Some(errno) if errno == abi::Errno::ENOSPC.0 => abi::Errno::ENOSPC,
+            _ => abi::Errno::ENOMEM,
+        })
     }
 
     /// Zeroes `len` bytes at `off` (returning whole pages to the host).

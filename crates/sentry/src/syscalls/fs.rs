@@ -1881,7 +1881,7 @@ pub fn sys_memfd_create(t: &mut CurrentTask, name: u64, flags: u32) -> SysResult
         return Err(Errno::EINVAL);
     }
     // An unlinked tmpfs file: a private tmpfs root holds nothing else.
-    let fs = crate::fs::tmpfs::TmpfsInode::new_fs(0o700);
+    let fs = crate::fs::tmpfs::TmpfsInode::new_fs(0o700, &t.k.alloc);
     let inode = fs.create(b"memfd", NewNode::File { mode: 0o777 })?;
     fs.unlink(b"memfd", false)?;
     let mut dname = b"memfd:".to_vec();

@@ -583,8 +583,14 @@ mod tests {
     use super::*;
     use crate::fs::tmpfs::TmpfsInode;
 
+    /// A memory file for the test's tmpfs trees to keep their files in.
+    fn alloc() -> Arc<crate::mm::RangeAllocator> {
+        let mem = Arc::new(host::MemoryFile::new(64 << 20).expect("a memory file"));
+        crate::mm::RangeAllocator::new(mem, 0)
+    }
+
     fn tree() -> Vfs {
-        let vfs = Vfs::new(TmpfsInode::new_fs(0o755));
+        let vfs = Vfs::new(TmpfsInode::new_fs(0o755, &alloc()));
         for dir in [&b"/a"[..], b"/a/sub", b"/b", b"/mnt"] {
             let (parent, name) = vfs.walk_parent(&vfs.root, &vfs.root, dir).unwrap();
             parent.inode.create(&name, NewNode::Dir { mode: 0o755 }).unwrap();
@@ -628,7 +634,7 @@ mod tests {
     fn a_mount_root_is_not_the_directory_it_covers() {
         let vfs = tree();
         let covered = walk(&vfs, b"/mnt");
-        vfs.mounts.mount(b"/mnt", TmpfsInode::new_fs(0o755), "tmpfs", "tmpfs");
+        vfs.mounts.mount(b"/mnt", TmpfsInode::new_fs(0o755, &alloc()), "tmpfs", "tmpfs");
         let root = walk(&vfs, b"/mnt");
         assert!(!Arc::ptr_eq(&covered, &root));
         assert!(Arc::ptr_eq(&root, &walk(&vfs, b"/mnt")));
