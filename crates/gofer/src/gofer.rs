@@ -3,12 +3,16 @@
 //!
 //! Rules: nodes are reached only by `hostfs::walk_one`; only regular files
 //! and directories are opened; a regular file is re-opened by its name in its
-//! parent and must still be the same inode; every change to the host is
-//! refused with EROFS when serving read-only. A donated fd (moat's Tdonate)
-//! is opened exactly as Tlopen opens a regular file, and only for one.
+//! parent and used (even truncated) only if it is still the same inode;
+//! mode, owner and times are changed through the fid's own fd, never
+//! through a name, which another host process (a second Gofer serving the
+//! same directory) can swap for a symlink between a check and the call;
+//! every change to the host is refused with EROFS when serving read-only;
+//! no mode the client asks for gains set-ID bits unless allowed. A donated
+//! fd (moat's Tdonate) is opened exactly as Tlopen opens a regular file, and
+//! only for one.
 
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use abi::Errno;
@@ -21,7 +25,9 @@ use p9::wire::{
 use p9::{setattr, Attr, DirEntry, Fid, Handler, Qid, AT_REMOVEDIR};
 use rustix::fs::{AtFlags, Mode, OFlags, SeekFrom, Timespec, Timestamps};
 
-use crate::hostfs::{self, check_name, errno, Kind};
+use crate::fids::{Cost, Fids};
+use crate::hostfs::{self, check_name, errno, io_errno, Kind};
+use crate::Config;
 
 /// Open flags a client may pass through to the host; anything else
 /// (`O_CREAT`, `O_PATH`, `O_TMPFILE`, `O_DIRECTORY`, ...) is dropped.
@@ -37,6 +43,18 @@ const CLIENT_OPEN_FLAGS: OFlags = OFlags::ACCMODE
 
 /// Mode bits a client may set: permissions, setuid/setgid and sticky.
 const PERMISSION_BITS: u32 = 0o7777;
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+
+/// What a fid costs besides its name and fds: its entry in the fid table
+/// and in the 9P server's own set, each twice over, as a hash table grows
+/// by doubling.
+const FID_BYTES: usize = 2 * (std::mem::size_of::<(Fid, FidState)>() + std::mem::size_of::<Fid>() + 2);
+/// What an fd a fid holds costs: the kernel's `struct file` (a 256-byte
+/// slab object), its slot in the fd table, and the `Arc` around it. An fd
+/// shared by several fids is charged to each: an over-estimate that keeps
+/// the sum simple.
+const FD_BYTES: usize = 256 + 8 + 32;
 
 /// Big enough for any single `linux_dirent64` (name up to 255 bytes).
 const GETDENTS_BUFFER: usize = 8192;
@@ -74,6 +92,22 @@ struct FidState {
     open: Option<Open>,
 }
 
+impl FidState {
+    /// What a fid bound to a node named `name` (none for the root) costs,
+    /// holding `fds` fds.
+    fn cost_of(name: Option<&[u8]>, fds: usize) -> usize {
+        FID_BYTES + name.map_or(0, <[u8]>::len) + fds * FD_BYTES
+    }
+}
+
+impl Cost for FidState {
+    fn cost(&self) -> usize {
+        let name = self.node.parent.as_ref().map(|p| &p.name[..]);
+        let fds = 1 + usize::from(self.node.parent.is_some()) + usize::from(self.open.is_some());
+        FidState::cost_of(name, fds)
+    }
+}
+
 /// The Gofer's `p9::Handler`: one per 9P connection.
 #[derive(Debug)]
 pub struct Gofer {
@@ -83,23 +117,27 @@ pub struct Gofer {
     /// only this name may be walked to, and the directory itself can be
     /// neither listed nor changed.
     only: Option<Vec<u8>>,
-    fids: HashMap<Fid, FidState>,
+    allow_setid: bool,
+    fids: Fids<FidState>,
 }
 
 impl Gofer {
-    /// A handler serving the tree under `root`, an `O_PATH | O_DIRECTORY` fd.
-    pub fn new(root: OwnedFd, read_only: bool) -> Result<Gofer, Errno> {
+    /// A handler serving the tree under `root`, an `O_PATH | O_DIRECTORY`
+    /// fd, as `config` says.
+    pub fn new(root: OwnedFd, config: &Config) -> Result<Gofer, Errno> {
+        if let Some(name) = &config.only {
+            check_name(name)?;
+        }
         let stx = hostfs::stat(&root)?;
         let (dev, ino) = hostfs::identity(&stx);
         let root = Node { fd: Arc::new(root), parent: None, kind: Kind::Directory, dev, ino };
-        Ok(Gofer { root, read_only, only: None, fids: HashMap::new() })
-    }
-
-    /// Serves only `name` in the root directory (see [`Gofer::only`]).
-    pub fn serve_only(mut self, name: &[u8]) -> Result<Gofer, Errno> {
-        check_name(name)?;
-        self.only = Some(name.to_vec());
-        Ok(self)
+        Ok(Gofer {
+            root,
+            read_only: config.read_only,
+            only: config.only.clone(),
+            allow_setid: config.allow_setid,
+            fids: Fids::new(config.limits),
+        })
     }
 
     /// Whether `node` is the root of a Gofer that serves one file of it:
@@ -109,11 +147,40 @@ impl Gofer {
     }
 
     fn fid(&self, fid: Fid) -> Result<&FidState, Errno> {
-        self.fids.get(&fid).ok_or(Errno::EBADF)
+        self.fids.get(fid)
     }
 
-    fn fid_mut(&mut self, fid: Fid) -> Result<&mut FidState, Errno> {
-        self.fids.get_mut(&fid).ok_or(Errno::EBADF)
+    /// The entry naming `node` in its parent, for a request that removes or
+    /// moves it: checked to still name the same inode. The one file a
+    /// Gofer serves of a hidden directory is, in the sandbox, the mount
+    /// point of a bind mount, which Linux neither unlinks nor renames
+    /// (EBUSY); the root is a mount point too.
+    ///
+    /// The unlink or rename that follows must go by name, and no symlink is
+    /// followed there: should another process swap the name meanwhile, it
+    /// acts on another entry of the same directory, one the client may
+    /// change anyway (never one of a hidden directory).
+    fn movable_entry<'n>(&self, node: &'n Node) -> Result<&'n Parent, Errno> {
+        let parent = node.parent.as_ref().ok_or(Errno::EBUSY)?;
+        if self.only.is_some() && parent.dir_ino == self.root.ino {
+            return Err(Errno::EBUSY);
+        }
+        current_parent(node)
+    }
+
+    /// The mode to give a `kind` of file when the client asks for `mode`:
+    /// its permission bits, less the set-ID bits unless they are allowed.
+    /// S_ISGID stays on a directory, where it runs nothing as anyone: files
+    /// made in it only take its group.
+    fn mode_for(&self, kind: Kind, mode: u32) -> Mode {
+        let mut mode = mode & PERMISSION_BITS;
+        if !self.allow_setid {
+            mode &= !S_ISUID;
+            if kind != Kind::Directory {
+                mode &= !S_ISGID;
+            }
+        }
+        Mode::from_raw_mode(mode)
     }
 
     /// The node of `fid`, which must be a directory the client may change.
@@ -137,13 +204,13 @@ impl Gofer {
 
     /// Rewrites the (directory, name) of every node that a rename moved.
     fn renamed(&mut self, from_dir_ino: u64, from_name: &[u8], to: &Node, to_name: &[u8]) {
-        for state in self.fids.values_mut() {
+        self.fids.update_all(|state| {
             if let Some(parent) = &mut state.node.parent {
                 if parent.dir_ino == from_dir_ino && parent.name == from_name {
                     *parent = Parent { dir: to.fd.clone(), dir_ino: to.ino, name: to_name.to_vec() };
                 }
             }
-        }
+        });
     }
 }
 
@@ -163,9 +230,20 @@ fn current_parent(node: &Node) -> Result<&Parent, Errno> {
 fn reopen_file(node: &Node, flags: OFlags) -> Result<OwnedFd, Errno> {
     let parent = node.parent.as_ref().ok_or(Errno::EPERM)?;
     // O_NONBLOCK keeps a FIFO swapped in under our name from blocking us;
-    // the inode check below then refuses it.
-    let fd = hostfs::open_beneath(&parent.dir, &parent.name, flags | OFlags::NOCTTY | OFlags::NONBLOCK, Mode::empty())?;
+    // the inode check below then refuses it. O_TRUNC waits for that check,
+    // lest it truncate whatever was swapped in.
+    let open_flags = (flags - OFlags::TRUNC) | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let fd = hostfs::open_beneath(&parent.dir, &parent.name, open_flags, Mode::empty())?;
     check_same_regular(&fd, node.dev, node.ino)?;
+    if flags.contains(OFlags::TRUNC) {
+        // Linux lets O_RDONLY | O_TRUNC truncate; an fd that cannot write
+        // cannot, so that takes one that can.
+        if (flags & OFlags::ACCMODE).is_empty() {
+            rustix::fs::ftruncate(reopen_file(node, OFlags::WRONLY)?, 0).map_err(errno)?;
+        } else {
+            rustix::fs::ftruncate(&fd, 0).map_err(errno)?;
+        }
+    }
     if !flags.contains(OFlags::NONBLOCK) {
         let status = rustix::fs::fcntl_getfl(&fd).map_err(errno)?;
         rustix::fs::fcntl_setfl(&fd, status - OFlags::NONBLOCK).map_err(errno)?;
@@ -190,10 +268,6 @@ fn client_flags(flags: u32) -> OFlags {
 
 fn writes(flags: OFlags) -> bool {
     !(flags & OFlags::ACCMODE).is_empty() || flags.contains(OFlags::TRUNC)
-}
-
-fn mode_bits(mode: u32) -> Mode {
-    Mode::from_raw_mode(mode & PERMISSION_BITS)
 }
 
 /// The Rgetattr-style qid of `name` in `dir`, after creating it.
@@ -229,7 +303,7 @@ impl Handler for Gofer {
     /// Every tree name attaches to the one root this Gofer serves.
     fn attach(&mut self, t: Tattach) -> Result<Rattach, Errno> {
         let qid = hostfs::qid(&hostfs::stat(&self.root.fd)?);
-        self.fids.insert(t.fid, FidState { node: self.root.clone(), open: None });
+        self.fids.insert(t.fid, FidState { node: self.root.clone(), open: None })?;
         Ok(Rattach { qid })
     }
 
@@ -259,12 +333,13 @@ impl Handler for Gofer {
                 Err(_) => return Ok(Rwalk { qids }),
             }
         }
-        self.fids.insert(t.newfid, FidState { node, open: None });
+        // A partial walk binds nothing, so only a whole one is charged.
+        self.fids.insert(t.newfid, FidState { node, open: None })?;
         Ok(Rwalk { qids })
     }
 
     fn clunk(&mut self, t: Tclunk) -> Result<Rclunk, Errno> {
-        self.fids.remove(&t.fid).ok_or(Errno::EBADF)?;
+        self.fids.remove(t.fid).ok_or(Errno::EBADF)?;
         Ok(Rclunk {})
     }
 
@@ -276,23 +351,26 @@ impl Handler for Gofer {
     fn lopen(&mut self, t: Tlopen) -> Result<Rlopen, Errno> {
         let read_only = self.read_only;
         let serves_one_file = self.only.is_some();
-        let state = self.fid_mut(t.fid)?;
-        if state.open.is_some() {
-            return Err(Errno::EINVAL);
-        }
-        let flags = client_flags(t.flags);
-        let open = match state.node.kind {
-            _ if serves_one_file && state.node.parent.is_none() => return Err(Errno::EACCES),
-            Kind::Symlink => return Err(Errno::ELOOP),
-            Kind::Special => return Err(Errno::EPERM),
-            Kind::Directory if writes(flags) => return Err(Errno::EISDIR),
-            Kind::Directory => Open::Directory(hostfs::open_dir(&state.node.fd)?),
-            Kind::Regular if read_only && writes(flags) => return Err(Errno::EROFS),
-            Kind::Regular => Open::File(reopen_file(&state.node, flags)?),
-        };
-        let qid = hostfs::qid(&hostfs::stat(&state.node.fd)?);
-        state.open = Some(open);
-        Ok(Rlopen { qid, iounit: 0 })
+        // The open fd is charged before it is opened, as Linux finds a
+        // file table slot before it opens.
+        self.fids.grow(t.fid, FD_BYTES, |state| {
+            if state.open.is_some() {
+                return Err(Errno::EINVAL);
+            }
+            let flags = client_flags(t.flags);
+            let open = match state.node.kind {
+                _ if serves_one_file && state.node.parent.is_none() => return Err(Errno::EACCES),
+                Kind::Symlink => return Err(Errno::ELOOP),
+                Kind::Special => return Err(Errno::EPERM),
+                Kind::Directory if writes(flags) => return Err(Errno::EISDIR),
+                Kind::Directory => Open::Directory(hostfs::open_dir(&state.node.fd)?),
+                Kind::Regular if read_only && writes(flags) => return Err(Errno::EROFS),
+                Kind::Regular => Open::File(reopen_file(&state.node, flags)?),
+            };
+            let qid = hostfs::qid(&hostfs::stat(&state.node.fd)?);
+            state.open = Some(open);
+            Ok(Rlopen { qid, iounit: 0 })
+        })
     }
 
     /// Opens the regular file behind `t.fid` as Tlopen would, and hands the
@@ -323,9 +401,13 @@ impl Handler for Gofer {
         if self.fid(t.fid)?.open.is_some() {
             return Err(Errno::EINVAL);
         }
+        // The fid becomes the new file, holding its fd, its directory's
+        // and the open one: refused before anything is created.
+        self.fids.check(t.fid, FidState::cost_of(Some(&t.name), 3))?;
         let excl = OFlags::from_bits_retain(t.flags) & OFlags::EXCL;
         let flags = client_flags(t.flags) | excl | OFlags::CREATE | OFlags::NOCTTY;
-        let file = hostfs::open_beneath(&dir.fd, &t.name, flags | OFlags::NONBLOCK, mode_bits(t.mode))?;
+        let mode = self.mode_for(Kind::Regular, t.mode);
+        let file = hostfs::open_beneath(&dir.fd, &t.name, flags | OFlags::NONBLOCK, mode)?;
         let path = hostfs::walk_one(&dir.fd, &t.name)?;
         let stx = hostfs::stat(&path)?;
         let (dev, ino) = hostfs::identity(&stx);
@@ -336,7 +418,7 @@ impl Handler for Gofer {
         }
         let parent = Parent { dir: dir.fd.clone(), dir_ino: dir.ino, name: t.name };
         let node = Node { fd: Arc::new(path), parent: Some(parent), kind: Kind::Regular, dev, ino };
-        self.fids.insert(t.fid, FidState { node, open: Some(Open::File(file)) });
+        self.fids.insert(t.fid, FidState { node, open: Some(Open::File(file)) })?;
         Ok(Rlcreate { qid: hostfs::qid(&stx), iounit: 0 })
     }
 
@@ -445,23 +527,20 @@ impl Handler for Gofer {
             return Err(Errno::EACCES);
         }
         let a = &t.attr;
+        // Every change acts on the node's own O_PATH fd, never on its name:
+        // another process serving the same host directory (a second Gofer
+        // of overlapping volumes) may swap the name for a symlink at any time.
         if a.valid & setattr::MODE != 0 {
-            let mode = mode_bits(a.mode);
-            match node.kind {
+            if node.kind == Kind::Symlink {
                 // Linux has no symlink permissions to change.
-                Kind::Symlink => return Err(Errno::EOPNOTSUPP),
-                // `.` names the directory itself and cannot be a symlink.
-                Kind::Directory => rustix::fs::chmodat(&*node.fd, ".", mode, AtFlags::empty()).map_err(errno)?,
-                // fchmodat follows a final symlink, so check the name still
-                // holds this (non-symlink) inode. Requests on a session are
-                // handled one at a time, so the client cannot race this.
-                Kind::Regular | Kind::Special => {
-                    let parent = current_parent(node)?;
-                    rustix::fs::chmodat(&parent.dir, &parent.name, mode, AtFlags::empty()).map_err(errno)?
-                }
+                return Err(Errno::EOPNOTSUPP);
             }
+            let mode = self.mode_for(node.kind, a.mode);
+            host::sys::chmod_fd(node.fd.as_fd(), mode.as_raw_mode()).map_err(io_errno)?;
         }
         if a.valid & (setattr::UID | setattr::GID) != 0 {
+            // Linux clears a non-directory's set-ID bits on chown, whoever
+            // asks, so no set-ID file changes hands.
             // rustix cannot build raw ids without an unchecked constructor; nix can.
             use nix::unistd::{Gid, Uid};
             let uid = (a.valid & setattr::UID != 0).then(|| Uid::from_raw(a.uid));
@@ -476,7 +555,9 @@ impl Handler for Gofer {
                 Kind::Symlink | Kind::Special => return Err(Errno::EINVAL),
             }
             // Prefer the fid's own open file: it may be writable where a
-            // fresh open would not be (a file created read-only).
+            // fresh open would not be (a file created read-only). A fresh
+            // open goes by name, but stays beneath the tree and must reach
+            // this very inode, or nothing is truncated.
             let truncated = match &state.open {
                 Some(Open::File(fd)) => rustix::fs::ftruncate(fd, a.size).is_ok(),
                 _ => false,
@@ -511,7 +592,7 @@ impl Handler for Gofer {
         self.writable()?;
         check_name(&t.name)?;
         let dir = self.dir(t.dfid)?;
-        rustix::fs::mkdirat(&*dir.fd, &t.name, mode_bits(t.mode)).map_err(errno)?;
+        rustix::fs::mkdirat(&*dir.fd, &t.name, self.mode_for(Kind::Directory, t.mode)).map_err(errno)?;
         Ok(Rmkdir { qid: qid_at(&dir, &t.name)? })
     }
 
@@ -533,7 +614,7 @@ impl Handler for Gofer {
         if file_type != rustix::fs::FileType::Fifo {
             return Err(Errno::EPERM);
         }
-        rustix::fs::mknodat(&*dir.fd, &t.name, file_type, mode_bits(t.mode), 0).map_err(errno)?;
+        rustix::fs::mknodat(&*dir.fd, &t.name, file_type, self.mode_for(Kind::Special, t.mode), 0).map_err(errno)?;
         Ok(Rmknod { qid: qid_at(&dir, &t.name)? })
     }
 
@@ -546,7 +627,9 @@ impl Handler for Gofer {
             return Err(Errno::EPERM);
         }
         // Linking the O_PATH fd itself needs CAP_DAC_READ_SEARCH on older
-        // kernels; fall back to the checked name in the parent.
+        // kernels; fall back to the checked name in the parent (a name
+        // swapped meanwhile links another entry of that directory, which
+        // the client may link anyway: linkat follows no symlink).
         let direct = rustix::fs::linkat(&*target.fd, "", &*dir.fd, &t.name, AtFlags::EMPTY_PATH);
         if direct.is_err() {
             let parent = current_parent(&target)?;
@@ -570,8 +653,8 @@ impl Handler for Gofer {
         self.writable()?;
         check_name(&t.name)?;
         let node = self.fid(t.fid)?.node.clone();
+        let parent = self.movable_entry(&node)?.clone();
         let to = self.dir(t.dfid)?;
-        let parent = current_parent(&node)?.clone();
         rustix::fs::renameat(&parent.dir, &parent.name, &*to.fd, &t.name).map_err(errno)?;
         self.renamed(parent.dir_ino, &parent.name, &to, &t.name);
         Ok(Rrename {})
@@ -591,9 +674,9 @@ impl Handler for Gofer {
 
     /// The fid is released whatever happens, as 9P requires.
     fn remove(&mut self, t: Tremove) -> Result<Rremove, Errno> {
-        let state = self.fids.remove(&t.fid).ok_or(Errno::EBADF)?;
+        let state = self.fids.remove(t.fid).ok_or(Errno::EBADF)?;
         self.writable()?;
-        let parent = current_parent(&state.node)?;
+        let parent = self.movable_entry(&state.node)?;
         let flags = if state.node.kind == Kind::Directory { AtFlags::REMOVEDIR } else { AtFlags::empty() };
         rustix::fs::unlinkat(&parent.dir, &parent.name, flags).map_err(errno)?;
         Ok(Rremove {})

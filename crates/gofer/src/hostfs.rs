@@ -19,6 +19,11 @@ pub fn errno(e: rustix::io::Errno) -> Errno {
     Errno(e.raw_os_error())
 }
 
+/// A host error from `std` or `host` as the 9P client will see it.
+pub fn io_errno(e: std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(Errno::EIO.0))
+}
+
 /// Accepts only a single, ordinary path component. `..` is the client's to
 /// resolve; `.` and empty names would alias the directory itself.
 pub fn check_name(name: &[u8]) -> Result<(), Errno> {

@@ -5,7 +5,7 @@
 //! request is read. When it returns, the process has only its stdio (stdin
 //! and stdout on `/dev/null`) and the 9P socket open, an empty environment,
 //! a private mount namespace whose only mount is the rootfs at `/` (read-only
-//! when serving read-only), an empty network namespace, the five file
+//! when serving read-only), an empty network namespace, the file
 //! capabilities, `no_new_privs`, and a seccomp filter that kills it on any
 //! system call outside [`crate::seccomp::ALLOW_LIST`]. Started without
 //! privileges, it does the same inside a user namespace of its own.
@@ -20,18 +20,19 @@ use caps::{CapSet, Capability, CapsHashSet};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-use crate::seccomp;
+use crate::{seccomp, Config};
 
 /// The capabilities file serving needs, and all the Gofer keeps: acting on
 /// files whatever their owner and mode (the Sentry checks the app's own
-/// permissions), and setting owners and set-id bits as the app asks.
-pub const FILE_CAPABILITIES: [Capability; 5] = [
-    Capability::CAP_CHOWN,
-    Capability::CAP_DAC_OVERRIDE,
-    Capability::CAP_DAC_READ_SEARCH,
-    Capability::CAP_FOWNER,
-    Capability::CAP_FSETID,
-];
+/// permissions), and setting owners as the app asks.
+pub const FILE_CAPABILITIES: [Capability; 4] =
+    [Capability::CAP_CHOWN, Capability::CAP_DAC_OVERRIDE, Capability::CAP_DAC_READ_SEARCH, Capability::CAP_FOWNER];
+
+/// Kept besides [`FILE_CAPABILITIES`] only by a Gofer allowed to make
+/// set-ID files ([`Config::allow_setid`]): a writer without it loses a
+/// file's set-ID bits to the kernel on every write and truncate, and cannot
+/// set S_ISGID for a group it is not in.
+pub const SETID_CAPABILITY: Capability = Capability::CAP_FSETID;
 
 /// One step of the jail failed; the Gofer must not serve.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +65,13 @@ impl<T, E: Into<io::Error>> Step<T> for Result<T, E> {
 }
 
 /// Jails the calling process (which must be single-threaded) to serve `root`
-/// on `socket`. Afterwards `root` is `/`.
+/// on `socket` as `config` says. Afterwards `root` is `/`.
 ///
 /// The order is the point of this function; each step says why it stands
 /// where it does. The filter is compiled first, so that a bad allow-list
 /// fails before anything has changed.
-pub fn enter(root: &Path, read_only: bool, socket: BorrowedFd<'_>) -> Result<(), JailError> {
+pub fn enter(root: &Path, config: &Config, socket: BorrowedFd<'_>) -> Result<(), JailError> {
+    let read_only = config.read_only;
     let filter = seccomp::filter(std::process::id()).map_err(io::Error::other).step("compiling the seccomp filter")?;
     // Resolved on the host, where the path was given; `/` is a special case below.
     let root = fs::canonicalize(root).step("resolving the root directory")?;
@@ -116,9 +118,10 @@ pub fn enter(root: &Path, read_only: bool, socket: BorrowedFd<'_>) -> Result<(),
     //    set-id program or device node either. Still needs CAP_SYS_ADMIN.
     remount_root(read_only).step("remounting the root nosuid, nodev (and read-only)")?;
     // 7. After every step that needs more, the capabilities go down to the
-    //    file set; the bounding set first, as dropping from it needs
-    //    CAP_SETPCAP, which the next line gives up.
-    drop_capabilities().step("dropping capabilities")?;
+    //    file set (with CAP_FSETID only if set-ID files are allowed); the
+    //    bounding set first, as dropping from it needs CAP_SETPCAP, which
+    //    the next line gives up.
+    drop_capabilities(config.allow_setid).step("dropping capabilities")?;
     // 8. No exec could regain privileges (the filter forbids execve too);
     //    it is also what lets a process without CAP_SYS_ADMIN install a filter.
     nix::sys::prctl::set_no_new_privs().step("setting no_new_privs")?;
@@ -223,8 +226,11 @@ fn remount_root(read_only: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn drop_capabilities() -> io::Result<()> {
-    let keep: CapsHashSet = FILE_CAPABILITIES.into_iter().collect();
+fn drop_capabilities(allow_setid: bool) -> io::Result<()> {
+    let mut keep: CapsHashSet = FILE_CAPABILITIES.into_iter().collect();
+    if allow_setid {
+        keep.insert(SETID_CAPABILITY);
+    }
     let caps_error = |e: caps::errors::CapsError| io::Error::other(e.to_string());
     for cap in caps::runtime::thread_all_supported().difference(&keep) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(caps_error)?;

@@ -58,7 +58,7 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(SYS_linkat, "Tlink"),
     allow!(SYS_unlinkat, "Tunlinkat and Tremove"),
     allow!(SYS_renameat, "Trenameat and Trename"),
-    allow!(SYS_fchmodat, "Tsetattr of the mode"),
+    allow!(SYS_fchmodat2, "Tsetattr of the mode, on the fid's own O_PATH fd (AT_EMPTY_PATH), never by name"),
     allow!(SYS_fchownat, "Tsetattr of the owner"),
     allow!(SYS_utimensat, "Tsetattr of the times"),
     // Memory, for the allocator; nothing is ever mapped executable.

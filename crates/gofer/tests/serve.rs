@@ -1,91 +1,16 @@
 //! End-to-end tests of `gofer::serve`: a temporary host tree served over a
 //! socketpair and driven with `p9::Client`, including escape attempts.
 
+mod common;
+
 use std::fs::{self, File};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::thread::{self, JoinHandle};
 
-use p9::{getattr, setattr, Client, Fid, SetAttr, QID_TYPE_DIR, QID_TYPE_FILE, QID_TYPE_SYMLINK};
-
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const EACCES: i32 = 13;
-const EBADF: i32 = 9;
-const EISDIR: i32 = 21;
-const EINVAL: i32 = 22;
-const EROFS: i32 = 30;
-const ELOOP: i32 = 40;
-
-const O_RDONLY: u32 = 0;
-const O_WRONLY: u32 = 1;
-const O_RDWR: u32 = 2;
-const O_CREAT: u32 = 0o100;
-const O_EXCL: u32 = 0o200;
-const O_TRUNC: u32 = 0o1000;
-const O_PATH: u32 = 0o10000000;
-
-struct Session {
-    client: Client,
-    root: Fid,
-    server: JoinHandle<Result<(), gofer::GoferError>>,
-}
-
-impl Session {
-    fn start(dir: &Path, read_only: bool) -> Session {
-        Session::start_serving(dir, read_only, None)
-    }
-
-    fn start_serving(dir: &Path, read_only: bool, only: Option<&'static str>) -> Session {
-        let (a, b) = UnixStream::pair().unwrap();
-        let root = dir.to_owned();
-        let server = thread::spawn(move || gofer::serve(b, &root, read_only, only.map(str::as_bytes)));
-        let client = Client::new(a, 8192).unwrap();
-        let (root, qid) = client.attach("").unwrap();
-        assert_eq!(qid.ty, QID_TYPE_DIR);
-        Session { client, root, server }
-    }
-
-    fn walk(&self, path: &[&str]) -> Result<Fid, p9::Error> {
-        let names: Vec<&[u8]> = path.iter().map(|n| n.as_bytes()).collect();
-        self.client.walk(self.root, &names).map(|(fid, _)| fid)
-    }
-
-    fn read_all(&self, fid: Fid) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 5000];
-        loop {
-            let n = self.client.read(fid, out.len() as u64, &mut buf).unwrap();
-            out.extend_from_slice(&buf[..n]);
-            if n < buf.len() {
-                return out;
-            }
-        }
-    }
-
-    fn list(&self, path: &[&str], count: u32) -> Vec<String> {
-        let dir = self.walk(path).unwrap();
-        self.client.lopen(dir, O_RDONLY).unwrap();
-        let mut names = Vec::new();
-        let mut offset = 0;
-        loop {
-            let entries = self.client.readdir(dir, offset, count).unwrap();
-            let Some(last) = entries.last() else { break };
-            offset = last.offset;
-            names.extend(entries.iter().map(|e| String::from_utf8(e.name.clone()).unwrap()));
-        }
-        self.client.clunk(dir).unwrap();
-        names.sort();
-        names
-    }
-
-    fn finish(self) {
-        drop(self.client);
-        self.server.join().unwrap().unwrap();
-    }
-}
+use common::*;
+use p9::{getattr, setattr, SetAttr, QID_TYPE_DIR, QID_TYPE_FILE, QID_TYPE_SYMLINK};
 
 /// hello.txt, big.bin, sub/nested.txt, sub/deeper/, and hostile symlinks.
 fn tree() -> tempfile::TempDir {
@@ -461,7 +386,8 @@ fn only_regular_files_are_donated_and_symlinks_never_followed() {
 #[test]
 fn missing_root_is_a_clear_error() {
     let (_a, b) = UnixStream::pair().unwrap();
-    let err = gofer::serve(b, Path::new("/nonexistent/moat-root"), true, None).unwrap_err();
+    let config = gofer::Config { read_only: true, ..gofer::Config::new(limits()) };
+    let err = gofer::serve(b, Path::new("/nonexistent/moat-root"), &config).unwrap_err();
     assert!(matches!(err, gofer::GoferError::OpenRoot { .. }));
     assert!(err.to_string().contains("/nonexistent/moat-root"));
 }

@@ -307,3 +307,16 @@ pub fn cpu_count() -> usize {
     // SAFETY: CPU_COUNT only reads the set.
     (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
 }
+
+/// Sets the permission bits of the file `fd` refers to, an `O_PATH` fd
+/// included, never through a name: `fchmodat2(fd, "", mode, AT_EMPTY_PATH |
+/// AT_SYMLINK_NOFOLLOW)` (Linux 6.6). fchmod(2) refuses `O_PATH` fds, and
+/// fchmodat(2) must name the file, which a rename can swap for a symlink
+/// between a check and the call. A symlink answers EOPNOTSUPP.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let flags = libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: the kernel reads only the path, a static empty C string, and
+    // acts on the borrowed (open) fd.
+    let r = unsafe { libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), c"".as_ptr(), mode, flags) };
+    check(r).map(|_| ())
+}

@@ -10,11 +10,26 @@ use std::process::{Child, Command, Stdio};
 #[derive(Debug, Default)]
 pub struct Gofers(Vec<Child>);
 
+/// How a Gofer serves its directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Serving {
+    /// Refuse every change to the host (EROFS).
+    pub read_only: bool,
+    /// Let the sandbox make set-user-ID and set-group-ID files on the host
+    /// (`moat gofer --allow-setid`); by default those bits are stripped.
+    pub allow_setid: bool,
+}
+
 impl Gofers {
-    /// Starts a Gofer serving the directory `root` (read-only if asked) and
-    /// returns the Sentry's end of its socket.
+    /// Starts a Gofer serving the directory `root` (read-only if asked, with
+    /// set-ID bits stripped) and returns the Sentry's end of its socket.
     pub fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
-        self.start_serving(root, read_only, None)
+        self.start_serving(root, Serving { read_only, allow_setid: false }, None)
+    }
+
+    /// Starts a Gofer serving the directory `root` as `serving` says.
+    pub fn start_dir(&mut self, root: &Path, serving: Serving) -> Result<UnixStream, String> {
+        self.start_serving(root, serving, None)
     }
 
     /// Starts a Gofer serving only the file `name` in the directory `root`.
@@ -22,15 +37,15 @@ impl Gofers {
         &mut self,
         root: &Path,
         name: &std::ffi::OsStr,
-        read_only: bool,
+        serving: Serving,
     ) -> Result<UnixStream, String> {
-        self.start_serving(root, read_only, Some(name))
+        self.start_serving(root, serving, Some(name))
     }
 
     fn start_serving(
         &mut self,
         root: &Path,
-        read_only: bool,
+        serving: Serving,
         only: Option<&std::ffi::OsStr>,
     ) -> Result<UnixStream, String> {
         if !root.is_dir() {
@@ -41,8 +56,11 @@ impl Gofers {
             host::sys::set_cloexec(theirs.as_fd(), false)?;
             let mut command = Command::new(std::env::current_exe()?);
             command.arg("gofer").arg("--fd").arg(theirs.as_raw_fd().to_string()).arg("--root").arg(root);
-            if read_only {
+            if serving.read_only {
                 command.arg("--read-only");
+            }
+            if serving.allow_setid {
+                command.arg("--allow-setid");
             }
             if let Some(name) = only {
                 command.arg("--only").arg(name);

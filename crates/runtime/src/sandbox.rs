@@ -427,10 +427,14 @@ fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, S
     let read_only = options.iter().any(|o| o == "ro");
     let shown = m.destination().display();
     if is_bind {
+        // As for runc the last of "suid" and "nosuid" decides; unlike runc,
+        // set-ID files are stripped unless the spec asks for "suid".
+        let allow_setid = options.iter().rev().find(|o| *o == "suid" || *o == "nosuid").is_some_and(|o| o == "suid");
+        let serving = crate::gofers::Serving { read_only, allow_setid };
         let source = m.source().as_ref().ok_or_else(|| format!("bind mount at {shown} has no source"))?;
         let meta = std::fs::metadata(source).map_err(|e| format!("bind mount source {}: {e}", source.display()))?;
         if meta.is_dir() {
-            let gofer = gofers.start(source, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
+            let gofer = gofers.start_dir(source, serving).map_err(|e| format!("bind mount at {shown}: {e}"))?;
             return Ok(Some(MountConfig { target, kind: MountKind::Bind { gofer, read_only } }));
         }
         let dir = source.parent().ok_or_else(|| format!("bind mount source {} has no directory", source.display()))?;
@@ -439,7 +443,7 @@ fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<MountConfig>, S
         let name = file_name.as_bytes().to_vec();
         // The Gofer serves that one name, not the directory around it.
         let gofer =
-            gofers.start_one_file(dir, file_name, read_only).map_err(|e| format!("bind mount at {shown}: {e}"))?;
+            gofers.start_one_file(dir, file_name, serving).map_err(|e| format!("bind mount at {shown}: {e}"))?;
         return Ok(Some(MountConfig { target, kind: MountKind::BindFile { gofer, name, read_only } }));
     }
     match fstype.as_str() {

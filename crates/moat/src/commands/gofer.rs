@@ -2,6 +2,7 @@
 //! socketpair; it jails itself, then serves the root over 9P until the Sentry goes.
 
 use std::os::fd::{AsFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,12 @@ pub struct GoferArgs {
     /// Serve only this name in the root directory (a bind mount of one file).
     #[arg(long)]
     only: Option<std::ffi::OsString>,
+    /// Let the sandbox make set-user-ID and set-group-ID files here (a
+    /// `suid` mount). Without it those bits are cleared from every mode the
+    /// sandbox creates or sets (S_ISGID stays on directories), and writes
+    /// clear them as for an unprivileged writer.
+    #[arg(long)]
+    allow_setid: bool,
     /// For the jail's tests: once jailed, make a system call outside the
     /// allow-list (socket(2)), which must kill the Gofer with SIGSYS.
     #[arg(long, hide = true)]
@@ -37,7 +44,14 @@ pub fn run(a: GoferArgs) -> i32 {
         }
     };
     let stream = UnixStream::from(fd);
-    if let Err(e) = gofer::jail::enter(&a.root, a.read_only, stream.as_fd()) {
+    let config = gofer::Config {
+        read_only: a.read_only,
+        only: a.only.as_ref().map(|n| n.as_bytes().to_vec()),
+        allow_setid: a.allow_setid,
+        // Before the jail, whose filter forbids reading the limit.
+        limits: gofer::FidLimits::of_this_process(),
+    };
+    if let Err(e) = gofer::jail::enter(&a.root, &config, stream.as_fd()) {
         eprintln!("moat gofer: serving {}: {e}", a.root.display());
         return 1;
     }
@@ -50,8 +64,7 @@ pub fn run(a: GoferArgs) -> i32 {
         return SURVIVED_FORBIDDEN_SYSCALL;
     }
     // The jail made the served root `/`.
-    let only = a.only.as_ref().map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()));
-    match gofer::serve(stream, Path::new("/"), a.read_only, only) {
+    match gofer::serve(stream, Path::new("/"), &config) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("moat gofer: {e}");

@@ -25,9 +25,11 @@ pub struct DoArgs {
     /// writes past it fail with ENOSPC.
     #[arg(long, value_parser = parse_size, default_value = "2G")]
     overlay_size: u64,
-    /// Bind-mount host directory HOST at SANDBOX, `:ro` for read-only.
-    /// Writes reach the host. May be repeated.
-    #[arg(long = "volume", short = 'v', value_name = "HOST:SANDBOX[:ro]", value_parser = parse_volume)]
+    /// Bind-mount host directory HOST at SANDBOX; writes reach the host.
+    /// OPTIONS, comma-separated: `ro` (or `rw`), and `suid` to let the
+    /// sandbox make set-user-ID and set-group-ID files there (stripped
+    /// otherwise). May be repeated.
+    #[arg(long = "volume", short = 'v', value_name = "HOST:SANDBOX[:OPTIONS]", value_parser = parse_volume)]
     volumes: Vec<Volume>,
     /// Mount a fresh tmpfs at PATH, at most SIZE bytes (default 512M). May be repeated.
     #[arg(long = "tmpfs", value_name = "PATH[:SIZE]", value_parser = parse_tmpfs)]
@@ -55,31 +57,51 @@ enum Access {
     Shared,
 }
 
-/// A `--volume HOST:SANDBOX[:ro]`.
+/// A `--volume HOST:SANDBOX[:OPTIONS]`.
 #[derive(Debug, Clone)]
 struct Volume {
     host: PathBuf,
     target: Vec<u8>,
     read_only: bool,
+    /// `suid`: set-ID bits the sandbox sets reach the host.
+    allow_setid: bool,
 }
 
 /// The size of `moat do`'s /tmp (`--tmpfs /tmp:SIZE` replaces it).
 const TMP_LIMIT: u64 = 1 << 30;
 
+/// `HOST:SANDBOX[:OPTIONS]`, OPTIONS a comma-separated list of at most one
+/// of `ro`/`rw` and one of `suid`/`nosuid` (as Docker's `-v` and mount(8)
+/// spell them).
 fn parse_volume(s: &str) -> Result<Volume, String> {
-    let mut parts: Vec<&str> = s.split(':').collect();
-    let read_only = match parts.as_slice() {
-        [_, _, "ro"] => true,
-        [_, _, "rw"] => false,
-        [_, _] => false,
-        _ => return Err(format!("{s:?} is not HOST:SANDBOX, HOST:SANDBOX:ro or HOST:SANDBOX:rw")),
+    let (host, target, options) = match s.split(':').collect::<Vec<_>>()[..] {
+        [host, target] => (host, target, None),
+        [host, target, options] => (host, target, Some(options)),
+        _ => return Err(format!("{s:?} is not HOST:SANDBOX or HOST:SANDBOX:OPTIONS (e.g. ro, or ro,suid)")),
     };
-    parts.truncate(2);
-    let host = PathBuf::from(parts[0]);
-    if !host.is_absolute() {
-        return Err(format!("the host directory {:?} must be an absolute path", parts[0]));
+    let (mut read_only, mut allow_setid) = (None, None);
+    for option in options.map(|o| o.split(',')).into_iter().flatten() {
+        let (setting, value) = match option {
+            "ro" => (&mut read_only, true),
+            "rw" => (&mut read_only, false),
+            "suid" => (&mut allow_setid, true),
+            "nosuid" => (&mut allow_setid, false),
+            _ => return Err(format!("{s:?}: unknown volume option {option:?} (known: ro, rw, suid, nosuid)")),
+        };
+        if setting.replace(value).is_some() {
+            return Err(format!("{s:?}: {option:?} contradicts or repeats an earlier option"));
+        }
     }
-    Ok(Volume { host, target: sandbox_path(parts[1])?, read_only })
+    let host_path = PathBuf::from(host);
+    if !host_path.is_absolute() {
+        return Err(format!("the host directory {host:?} must be an absolute path"));
+    }
+    Ok(Volume {
+        host: host_path,
+        target: sandbox_path(target)?,
+        read_only: read_only.unwrap_or(false),
+        allow_setid: allow_setid.unwrap_or(false),
+    })
 }
 
 fn parse_tmpfs(s: &str) -> Result<(Vec<u8>, u64), String> {
@@ -158,7 +180,8 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers) -> Result<i32, String> {
     let sock = gofers.start(&root, access == FileAccess::Exclusive).map_err(|e| format!("--rootfs {e}"))?;
     let mut mounts = Vec::new();
     for v in &a.volumes {
-        let gofer = gofers.start(&v.host, v.read_only).map_err(|e| format!("--volume {e}"))?;
+        let serving = runtime::gofers::Serving { read_only: v.read_only, allow_setid: v.allow_setid };
+        let gofer = gofers.start_dir(&v.host, serving).map_err(|e| format!("--volume {e}"))?;
         mounts.push(MountConfig { target: v.target.clone(), kind: MountKind::Bind { gofer, read_only: v.read_only } });
     }
     for (target, size) in &a.tmpfs {

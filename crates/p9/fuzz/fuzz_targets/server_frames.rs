@@ -1,7 +1,10 @@
 //! Arbitrary byte streams fed to `p9::serve` over a socketpair: the server
 //! never panics, always returns once the peer hangs up, and sends nothing
-//! but well-formed R-messages; given well-framed requests it answers each
-//! exactly once, in order.
+//! but well-formed R-messages within the msize in force, each answering its
+//! request (same type, or Rlerror) with no more than it asked for: a read
+//! no longer than its count, a walk with no more qids than names, a
+//! readdir within its count, though the handler returns more of each.
+//! Given well-framed requests it answers each exactly once, in order.
 //!
 //! The input's first byte picks a mode. With bit 7 set the rest is sent as
 //! it is. Otherwise the rest is cut into frames, `type[1] len[2] body[len]`,
@@ -24,7 +27,7 @@ use p9::server::{MAX_MSIZE, MIN_MSIZE};
 use p9::wire::{
     Data, Rattach, Rclunk, Rdonate, Rlopen, Rmessage, Rread, Rreaddir, Rreadlink, Rwalk, Rwrite, Tattach, Tclunk,
     Tdonate, Tgetattr, Tlopen, Tmessage, Tread, Treaddir, Treadlink, Tversion, Twalk, Twrite, HEADER_SIZE, NOTAG,
-    VERSION_9P2000_L,
+    READ_REPLY_OVERHEAD, VERSION_9P2000_L,
 };
 use p9::{Attr, DirEntry, Fid, Handler, Qid, NOFID, QID_TYPE_DIR};
 
@@ -155,24 +158,87 @@ fn stream(data: &[u8]) -> (Vec<u8>, Option<Vec<u16>>) {
     (out, Some(tags))
 }
 
-/// Checks that `replies` is a sequence of whole, decodable R-messages, and
-/// returns their tags.
-fn check_replies(replies: &[u8]) -> Vec<u16> {
+/// The frames the server reads from `stream`, as it reads them: whole
+/// frames only, up to the first whose size field cannot hold a header
+/// (after which the server hangs up).
+fn request_frames(stream: &[u8]) -> Vec<&[u8]> {
+    let mut frames = Vec::new();
+    let mut rest = stream;
+    while let Some(size) = rest.get(..4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize) {
+        match rest.get(..size) {
+            Some(frame) if size >= HEADER_SIZE => frames.push(frame),
+            _ => break,
+        }
+        rest = &rest[size..];
+    }
+    frames
+}
+
+/// Checks that `replies` is a sequence of whole R-messages, each decoding
+/// under the msize in force when it was sent and answering the request
+/// in `requests` at its place; returns their tags.
+fn check_replies(requests: &[&[u8]], replies: &[u8]) -> Vec<u16> {
+    // What the server assumes until a Tversion negotiates one.
+    let mut msize = MAX_MSIZE;
     let mut tags = Vec::new();
     let mut rest = replies;
+    let mut requests = requests.iter();
     while !rest.is_empty() {
         let size = rest.get(..4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
         let frame = size.and_then(|size| rest.get(..size as usize));
         let Some(frame) = frame else {
             panic!("server sent a partial frame: {rest:02x?}");
         };
-        match Rmessage::decode(frame, MAX_MSIZE) {
-            Ok((tag, _)) => tags.push(tag),
-            Err(e) => panic!("server sent a malformed reply ({e}): {frame:02x?}"),
+        let request = requests.next().unwrap_or_else(|| panic!("a reply to no request: {frame:02x?}"));
+        match Rmessage::decode(frame, msize) {
+            Ok((tag, reply)) => {
+                check_answer(request, &reply, msize);
+                if let Rmessage::Version(v) = &reply {
+                    if v.version == VERSION_9P2000_L {
+                        msize = v.msize;
+                    }
+                }
+                tags.push(tag);
+            }
+            Err(e) => panic!("server sent a reply malformed or over msize {msize} ({e}): {frame:02x?}"),
         }
         rest = &rest[frame.len()..];
     }
     tags
+}
+
+/// Checks that `reply` answers `request` (its frame) within what it asked
+/// for, `Echo` having returned more of everything.
+fn check_answer(request: &[u8], reply: &Rmessage, msize: u32) {
+    if let Rmessage::Lerror(_) = reply {
+        return;
+    }
+    assert_eq!(reply.message_type(), request[4].wrapping_add(1), "{reply:?} answers a request of type {}", request[4]);
+    let Ok((_, request)) = Tmessage::decode(request, MAX_MSIZE) else {
+        panic!("a request that does not decode was answered with {reply:?}");
+    };
+    // What a read or readdir reply may carry at this msize.
+    let most = (msize - READ_REPLY_OVERHEAD) as usize;
+    match (request, reply) {
+        (Tmessage::Read(t), Rmessage::Read(r)) => {
+            let allowed = (t.count as usize).min(most);
+            assert!(
+                r.data.0.len() <= allowed,
+                "Rread of {} bytes for count {} (msize {msize})",
+                r.data.0.len(),
+                t.count
+            );
+        }
+        (Tmessage::Walk(t), Rmessage::Walk(r)) => {
+            assert!(r.qids.len() <= t.names.len(), "Rwalk of {} qids for {} names", r.qids.len(), t.names.len());
+        }
+        (Tmessage::Readdir(t), Rmessage::Readdir(r)) => {
+            let used: usize = r.entries.iter().map(DirEntry::encoded_len).sum();
+            let allowed = (t.count as usize).min(most);
+            assert!(used <= allowed, "Rreaddir of {used} bytes for count {} (msize {msize})", t.count);
+        }
+        _ => {}
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -193,7 +259,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Either outcome is fine; a panic aborts the process and is the crash.
     let _ = serving.join().expect("server thread");
-    let reply_tags = check_replies(&replies);
+    let reply_tags = check_replies(&request_frames(&request), &replies);
     if let Some(request_tags) = request_tags {
         assert_eq!(reply_tags, request_tags, "replies do not answer the requests one for one, in order");
     }
