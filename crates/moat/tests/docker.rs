@@ -2,7 +2,16 @@
 //! root, socket and containerd) has moat registered as the runtime `moat`,
 //! imports a busybox image, and runs containers on it the ways people use
 //! Docker: exit codes, stdin, a tty, exec, stop, kill, memory and pids
-//! limits, a read-only root, a bind-mounted volume, logs, stats and top.
+//! limits, a read-only root, a bind-mounted volume, logs, stats and top,
+//! and Docker's default bridge network, whose setup must reach the
+//! container's network namespace and leave the host's as it was.
+//!
+//! The daemon's default bridge is one the test makes (`moatbrXXXX`, an
+//! address in 198.18.0.0/15, reserved for benchmarks) and removes; dockerd
+//! runs with `--iptables=false`, no forwarding and no masquerading, so it
+//! changes no host firewall rule and nothing leaves the machine. The test
+//! fails if the host's links, addresses, routes, firewall rules or
+//! forwarding settings differ at its end from what they were at its start.
 //!
 //! One test does everything in order, so that the daemon it starts is
 //! stopped (and its directories removed) when it ends, whatever happens in
@@ -26,8 +35,7 @@ use nix::unistd::Pid;
 /// The image the test imports and runs.
 const IMAGE: &str = "moat-test-busybox";
 
-/// Every container runs on moat, in an empty network namespace (this
-/// dockerd has no bridge).
+/// Every container but check 14's runs on moat in an empty network namespace.
 const ON_MOAT: &[&str] = &["--runtime=moat", "--network=none"];
 
 /// The limit for one docker command. Honest runs take a second or two even
@@ -41,6 +49,7 @@ const BUDGET: Duration = Duration::from_secs(180);
 #[test]
 fn docker_runs_containers_on_moat() {
     let started = Instant::now();
+    let host_before = HostState::now();
     let daemon = Daemon::start();
     daemon.import_busybox();
     eprintln!("docker test: dockerd ready with image {IMAGE} after {:?}", started.elapsed());
@@ -67,10 +76,16 @@ fn docker_runs_containers_on_moat() {
     checks.run("9 --read-only: writes fail with EROFS", check_read_only);
     checks.run("10 -v HOSTDIR:/data: read and write a host directory", check_volume);
     checks.run("11 logs: stdout and stderr of a finished container", check_logs);
+    checks.run("14 the default bridge network: set up in the container's namespace", check_bridge_network);
 
-    let failures = std::mem::take(&mut checks.failures);
+    let mut failures = std::mem::take(&mut checks.failures);
     eprintln!("docker test: all checks done after {:?}", started.elapsed());
     drop(daemon);
+    let host_after = HostState::now();
+    if host_after != host_before {
+        failures
+            .push(format!("the host's network is not as the test found it:\n{}", host_before.difference(&host_after)));
+    }
     if !failures.is_empty() {
         panic!("{} docker check(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
     }
@@ -291,6 +306,75 @@ fn check_logs(d: &Daemon) -> Result<(), String> {
     d.remove("l1", result)
 }
 
+/// Check 14: Docker's default bridge network. Docker's network hook (a
+/// prestart hook given the pid moat reports) moves the container's end of a
+/// veth pair into `/proc/PID/ns/net`, renames it eth0 and gives it an
+/// address and routes: that pid must be in the container's network
+/// namespace, so that all of it lands there and the host sees only the
+/// veth's other end, on the bridge, while the container runs.
+fn check_bridge_network(d: &Daemon) -> Result<(), String> {
+    let before = HostNetwork::now();
+    let out = d.docker(&["run", "--rm", "--runtime=moat", IMAGE, "echo", "on-the-bridge"]);
+    if out.status != 0 || out.stdout.trim() != "on-the-bridge" {
+        return Err(format!("want stdout \"on-the-bridge\" and exit code 0\n{}", out.describe()));
+    }
+    let out = d.docker(&["run", "-d", "--runtime=moat", "--name", "n1", IMAGE, "sleep", "1000"]);
+    if out.status != 0 {
+        return Err(format!("container n1 did not start\n{}", out.describe()));
+    }
+    d.note_container("n1");
+    let running = bridged_container(d, "n1", &before);
+    d.remove("n1", running)?;
+    // Docker may delete the veth's host end just after `rm` returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = HostNetwork::now();
+        if after == before {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the host's network changed after n1 was removed:\n{}", before.difference(&after)));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// While `name` runs: its eth0, with the address Docker gave it, is in the
+/// network namespace of its pid, which is not the host's; the host has
+/// only the veth's other end, on the bridge, more than `before`.
+fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(), String> {
+    let pid = d.inspect(name, "{{.State.Pid}}");
+    let address = d.inspect(name, "{{.NetworkSettings.IPAddress}}");
+    let netns = format!("/proc/{pid}/ns/net");
+    let theirs = fs::read_link(&netns).map_err(|e| format!("{netns}: {e}"))?;
+    let ours = fs::read_link("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    if theirs == ours {
+        return Err(format!("{name}'s pid {pid} is in the host's network namespace {ours:?}"));
+    }
+    let inside = Command::new("nsenter")
+        .arg(format!("--net={netns}"))
+        .args(["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+        .output()
+        .map_err(|e| format!("cannot run nsenter: {e}"))?;
+    let inside_text = String::from_utf8_lossy(&inside.stdout);
+    if !inside.status.success() || address.is_empty() || !inside_text.contains(&format!(" {address}/")) {
+        return Err(format!(
+            "want eth0 with {name}'s address {address:?} in {netns}; `ip addr show dev eth0` there: {}{}",
+            inside_text.trim(),
+            String::from_utf8_lossy(&inside.stderr).trim()
+        ));
+    }
+    let during = HostNetwork::now().without_ports_of(&d.bridge.name);
+    if during != *before {
+        return Err(format!(
+            "while {name} runs the host's network differs by more than a veth on {}:\n{}",
+            d.bridge.name,
+            before.difference(&during)
+        ));
+    }
+    Ok(())
+}
+
 /// `run [options] --runtime=moat --network=none IMAGE command...`.
 fn run_args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["run"];
@@ -392,6 +476,8 @@ struct Daemon {
     child: Option<Child>,
     /// The containers the current check made, for their moat logs.
     containers: std::sync::Mutex<Vec<String>>,
+    /// dockerd's default bridge; dropped (removed) after dockerd stops.
+    bridge: Bridge,
 }
 
 impl Daemon {
@@ -413,8 +499,9 @@ impl Daemon {
         fs::create_dir(dir.path().join("cli")).expect("fixture: make the docker CLI's config dir");
         let config = serde_json::json!({ "runtimes": { "moat": { "path": moat_binary() } } });
         fs::write(dir.path().join("daemon.json"), config.to_string()).expect("fixture: write daemon.json");
+        let bridge = Bridge::create();
         let mut daemon =
-            Daemon { dir, exec_root, socket, log, child: None, containers: std::sync::Mutex::new(Vec::new()) };
+            Daemon { dir, exec_root, socket, log, child: None, containers: std::sync::Mutex::new(Vec::new()), bridge };
         // overlay2 works on ext4; vfs works everywhere.
         for driver in ["overlay2", "vfs"] {
             match daemon.spawn(&dockerd, driver) {
@@ -449,7 +536,8 @@ impl Daemon {
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(["--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"])
-            .args(["--bridge=none", "--storage-driver", driver, "--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .arg(format!("--bridge={}", self.bridge.name))
+            .args(["--storage-driver", driver, "--exec-opt", "native.cgroupdriver=cgroupfs"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -760,4 +848,196 @@ fn shell_words(args: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// The host's network, before and after.
+
+/// dockerd's default bridge: made by the test with an address of a /24 in
+/// 198.18.0.0/15 that no host route covers, and deleted when dropped.
+struct Bridge {
+    name: String,
+}
+
+impl Bridge {
+    fn create() -> Bridge {
+        let seed = std::process::id();
+        let taken = HostNetwork::now();
+        let free = (0..256u32).map(|n| (seed.wrapping_add(n) & 0xffff, (seed.wrapping_add(n) & 0xff) as u8)).find(
+            |(tag, subnet)| {
+                let name = format!("moatbr{tag:04x}");
+                !taken.links.iter().any(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+                    && !taken
+                        .routes
+                        .iter()
+                        .any(|r| r.contains(&format!(" 198.18.{subnet}.")) || r.contains(" 198.18.0.0/15"))
+            },
+        );
+        let (tag, subnet) = free.expect("fixture: no free bridge name and 198.18.N.0/24 subnet for dockerd");
+        let bridge = Bridge { name: format!("moatbr{tag:04x}") };
+        // A MAC of its own (locally administered): else the bridge takes
+        // its lowest port's, and changes with the veths Docker plugs in.
+        let mac = format!("02:6d:6f:61:{:02x}:{:02x}", tag >> 8, tag & 0xff);
+        ip(&["link", "add", &bridge.name, "address", &mac, "type", "bridge"]);
+        // Without IPv6 the bridge gets no link-local address of its own when
+        // a port comes up, so it looks the same before and after.
+        let _ = fs::write(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", bridge.name), "1");
+        ip(&["addr", "add", &format!("198.18.{subnet}.1/24"), "dev", &bridge.name]);
+        bridge
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.name]).status();
+    }
+}
+
+/// Runs `ip ARGS`, panicking (a fixture failure) if it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("fixture: run ip");
+    assert!(out.status.success(), "fixture: ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// `ip -j ARGS` as JSON objects.
+fn ip_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new("ip").arg("-j").args(args).output().expect("run ip -j");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The host's links, addresses and routes, each one line of the fields that
+/// say what it is (not counters or carrier state).
+#[derive(Debug, PartialEq, Eq)]
+struct HostNetwork {
+    /// `IFINDEX NAME MAC master BRIDGE`.
+    links: std::collections::BTreeSet<String>,
+    /// `NAME FAMILY ADDRESS/PREFIX`.
+    addresses: std::collections::BTreeSet<String>,
+    /// `FAMILY table TABLE TYPE DST via GATEWAY dev NAME`.
+    routes: std::collections::BTreeSet<String>,
+}
+
+impl HostNetwork {
+    fn now() -> HostNetwork {
+        let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or("-").to_owned();
+        let links = ip_json(&["link", "show"])
+            .iter()
+            .map(|l| {
+                format!("{} {} {} master {}", l["ifindex"], text(l, "ifname"), text(l, "address"), text(l, "master"))
+            })
+            .collect();
+        let mut addresses = std::collections::BTreeSet::new();
+        for link in ip_json(&["addr", "show"]) {
+            for a in link["addr_info"].as_array().into_iter().flatten() {
+                addresses.insert(format!(
+                    "{} {} {}/{}",
+                    text(&link, "ifname"),
+                    text(a, "family"),
+                    text(a, "local"),
+                    a["prefixlen"]
+                ));
+            }
+        }
+        let mut routes = std::collections::BTreeSet::new();
+        for family in ["-4", "-6"] {
+            for r in ip_json(&[family, "route", "show", "table", "all"]) {
+                routes.insert(format!(
+                    "{family} table {} {} {} via {} dev {}",
+                    text(&r, "table"),
+                    text(&r, "type"),
+                    text(&r, "dst"),
+                    text(&r, "gateway"),
+                    text(&r, "dev")
+                ));
+            }
+        }
+        HostNetwork { links, addresses, routes }
+    }
+
+    /// Without the links whose master is `bridge` (veth ends Docker plugs
+    /// into it), nor their addresses and routes.
+    fn without_ports_of(mut self, bridge: &str) -> HostNetwork {
+        let ports: Vec<String> = self
+            .links
+            .iter()
+            .filter(|l| l.ends_with(&format!(" master {bridge}")))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
+        self.links.retain(|l| !ports.iter().any(|p| l.split_whitespace().nth(1) == Some(p)));
+        self.addresses.retain(|a| !ports.iter().any(|p| a.split_whitespace().next() == Some(p)));
+        self.routes.retain(|r| !ports.iter().any(|p| r.ends_with(&format!(" dev {p}"))));
+        self
+    }
+
+    /// The lines only in `self` (`-`) and only in `other` (`+`).
+    fn difference(&self, other: &HostNetwork) -> String {
+        let mut text = String::new();
+        for (what, a, b) in [
+            ("link", &self.links, &other.links),
+            ("address", &self.addresses, &other.addresses),
+            ("route", &self.routes, &other.routes),
+        ] {
+            for gone in a.difference(b) {
+                text.push_str(&format!("- {what} {gone}\n"));
+            }
+            for new in b.difference(a) {
+                text.push_str(&format!("+ {what} {new}\n"));
+            }
+        }
+        text
+    }
+}
+
+/// The host's network and what else a dockerd could change in it: firewall
+/// rules and forwarding settings.
+#[derive(Debug, PartialEq, Eq)]
+struct HostState {
+    network: HostNetwork,
+    /// `iptables-save`, `ip6tables-save` and `nft list ruleset`, without
+    /// comments and counters.
+    firewall: Vec<String>,
+    /// Forwarding and bridge netfilter sysctls.
+    sysctls: Vec<String>,
+}
+
+impl HostState {
+    fn now() -> HostState {
+        let mut firewall = Vec::new();
+        for command in [&["iptables-save"][..], &["ip6tables-save"], &["nft", "list", "ruleset"]] {
+            let Ok(out) = Command::new(command[0]).args(&command[1..]).output() else { continue };
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                // ":INPUT ACCEPT [12:3456]": the counters change with traffic.
+                let line = match line.rfind(" [") {
+                    Some(i) if line.starts_with(':') => &line[..i],
+                    _ => line,
+                };
+                firewall.push(format!("{}: {line}", command[0]));
+            }
+        }
+        let sysctls = [
+            "net/ipv4/ip_forward",
+            "net/ipv6/conf/all/forwarding",
+            "net/bridge/bridge-nf-call-iptables",
+            "net/bridge/bridge-nf-call-ip6tables",
+            "net/bridge/bridge-nf-call-arptables",
+        ]
+        .iter()
+        .map(|k| format!("{k} = {}", fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default().trim()))
+        .collect();
+        HostState { network: HostNetwork::now(), firewall, sysctls }
+    }
+
+    fn difference(&self, other: &HostState) -> String {
+        let mut text = self.network.difference(&other.network);
+        for (what, a, b) in [("firewall", &self.firewall, &other.firewall), ("sysctl", &self.sysctls, &other.sysctls)] {
+            for gone in a.iter().filter(|l| !b.contains(l)) {
+                text.push_str(&format!("- {what} {gone}\n"));
+            }
+            for new in b.iter().filter(|l| !a.contains(l)) {
+                text.push_str(&format!("+ {what} {new}\n"));
+            }
+        }
+        text
+    }
 }

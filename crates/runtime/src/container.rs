@@ -3,7 +3,7 @@
 //! and the hooks around them. The `moat` commands are thin over this.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,16 +82,14 @@ impl Runtime {
                 state.status = Status::Created;
                 state.pid = Some(pid);
                 if let Err(e) = dir.save(&state) {
-                    kill_sandbox(pid);
-                    wait_gone(pid);
+                    end_sandbox(pid, id);
                     self.clean_up(dir, &bundle);
                     return Err(e.into());
                 }
                 let hooks = bundle.spec.hooks().clone().unwrap_or_default();
                 for hook in hooks.prestart().iter().chain(hooks.create_runtime()).flatten() {
                     if let Err(e) = run_hook(hook, &state) {
-                        kill_sandbox(pid);
-                        wait_gone(pid);
+                        end_sandbox(pid, id);
                         self.clean_up(dir, &bundle);
                         return Err(e);
                     }
@@ -144,7 +142,10 @@ impl Runtime {
                 .stdout(Stdio::from(slave.try_clone().map_err(other)?))
                 .stderr(Stdio::from(slave));
         }
-        let mut child = command.spawn().map_err(|e| other(format!("cannot start the sandbox process: {e}")))?;
+        // pid 1 of a new PID namespace, so that the pid engines get is in
+        // every namespace of the container (it enters the others itself,
+        // before it says it is ready).
+        let mut child = crate::sandbox::spawn_in_new_pid_namespace(&mut command).map_err(other)?;
         drop(command);
         drop(ready_write);
         let mut line = String::new();
@@ -207,29 +208,48 @@ impl Runtime {
     }
 
     /// `kill`: sends `signal` to the container's init (or all processes).
+    /// SIGKILL needs no help from the Sentry: the sandbox process is killed
+    /// from the host, and with it (pid 1 of the container's PID namespace)
+    /// every process of the container, as runc's SIGKILL to init does; a
+    /// Sentry that is stuck or stopped cannot keep the container alive.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        if signal == libc::SIGKILL {
+            return self.kill_sandbox(id);
+        }
         let state = self.state(id)?;
         if state.status == Status::Stopped {
-            return Err(other(format!("container {id} is not running")));
+            return Err(not_running(id));
+        }
+        if state.status == Status::Paused {
+            // A frozen sandbox cannot take the request.
+            return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
         }
         let dir = StateDir::open(&self.root, id)?;
+        control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None })?;
+        Ok(())
+    }
+
+    fn kill_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let dir = StateDir::open(&self.root, id)?;
+        let state = dir.load()?;
+        let sandbox =
+            state.pid.filter(|_| state.status != Status::Stopped).and_then(|pid| SandboxProcess::find(pid, id));
+        let Some(sandbox) = sandbox else { return Err(not_running(id)) };
         if state.status == Status::Paused {
-            // A frozen sandbox cannot take the request; SIGKILL is the host's to deliver.
-            if signal != libc::SIGKILL {
-                return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
-            }
-            if let Some(pid) = state.pid.filter(|&pid| is_sandbox_of(pid, id)) {
-                kill_sandbox(pid);
-            }
+            sandbox.kill();
+            // Frozen processes die only once thawed.
             self.cgroup(id)?.thaw()?;
             return Ok(());
         }
-        match control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None }) {
-            Ok(_) => Ok(()),
-            // The sandbox went away between the check and the call.
-            Err(control::ControlError::Connect { .. }) if signal == libc::SIGKILL => Ok(()),
-            Err(e) => Err(e.into()),
+        // Once init has exited the sandbox is ending by itself, with init's
+        // status, which a kill now would replace. A sandbox that does not
+        // answer in time is killed all the same.
+        let phase = control::call_within(&dir.control_socket(), &Request::State, KILL_STATE_TIMEOUT);
+        if matches!(phase, Ok(Reply::State { phase: Phase::Stopped })) {
+            return Err(not_running(id));
         }
+        sandbox.kill();
+        Ok(())
     }
 
     /// `delete`: removes a stopped container (any container with `force`).
@@ -241,22 +261,25 @@ impl Runtime {
             Err(_) if force => return Ok(dir.remove()?),
             Err(e) => return Err(e.into()),
         };
-        let status = live_status(&dir, &state);
+        // With --force the sandbox is not asked how it is (it may not answer).
+        let status = (!force).then(|| live_status(&dir, &state));
         // As runc: a created container is deleted (its process killed) without --force.
-        if matches!(status, Status::Running | Status::Paused) && !force {
+        if let Some(status @ (Status::Running | Status::Paused)) = status {
             return Err(other(format!("container {id} is {status}: stop it first or use --force")));
         }
-        if let Some(pid) = state.pid.filter(|&pid| status != Status::Stopped && is_sandbox_of(pid, id)) {
+        let sandbox =
+            state.pid.filter(|_| status != Some(Status::Stopped)).and_then(|pid| SandboxProcess::find(pid, id));
+        if let Some(sandbox) = sandbox {
             // Killing the sandbox process ends its PID namespace, and with it
             // every process of the container.
-            kill_sandbox(pid);
-            if status == Status::Paused {
+            sandbox.kill();
+            if state.status == Status::Paused {
                 // Frozen processes die only once thawed.
                 if let Ok(cgroup) = self.cgroup(id) {
                     let _ = cgroup.thaw();
                 }
             }
-            wait_gone(pid);
+            sandbox.wait_gone();
         }
         let bundle = Bundle::load(&state.bundle).ok();
         let cgroup = bundle.as_ref().map(|b| cgroup_path(b, id)).unwrap_or_else(|| default_cgroup_path(id));
@@ -346,9 +369,49 @@ fn cgroup_path(bundle: &Bundle, id: &str) -> String {
         .unwrap_or_else(|| default_cgroup_path(id))
 }
 
-/// SIGKILLs host process `pid` (a sandbox process); it may be gone already.
-fn kill_sandbox(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+/// How long `kill` waits for a sandbox to say whether its init has
+/// exited before it sends SIGKILL regardless: the control thread answers at
+/// once unless the Sentry is stuck or stopped.
+const KILL_STATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn not_running(id: &str) -> RuntimeError {
+    other(format!("container {id} is not running"))
+}
+
+/// The sandbox process of a container, held by a pidfd: a signal sent
+/// through it reaches that process or none, never another that got its pid.
+struct SandboxProcess {
+    pidfd: OwnedFd,
+}
+
+impl SandboxProcess {
+    /// Container `id`'s sandbox process at host pid `pid`, if it still is.
+    fn find(pid: i32, id: &str) -> Option<SandboxProcess> {
+        let pidfd = host::sys::pidfd_open(pid).ok()?;
+        // Checked with the pidfd open: had the pid been reused before, the
+        // check sees the new process; if it is reused after, the pidfd still
+        // names the old one, and signals nothing once it has exited.
+        is_sandbox_of(pid, id).then_some(SandboxProcess { pidfd })
+    }
+
+    /// SIGKILLs it; it may be gone already.
+    fn kill(&self) {
+        let _ = host::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+    }
+
+    /// Waits (a few seconds at most) until it has exited: for pid 1 of a
+    /// PID namespace that is once every process of the namespace has.
+    fn wait_gone(&self) {
+        let _ = host::sys::poll_one(self.pidfd.as_fd(), libc::POLLIN, 5000);
+    }
+}
+
+/// Ends the sandbox process `pid` of container `id` that `create` started.
+fn end_sandbox(pid: i32, id: &str) {
+    if let Some(sandbox) = SandboxProcess::find(pid, id) {
+        sandbox.kill();
+        sandbox.wait_gone();
+    }
 }
 
 /// Whether host process `pid` is the sandbox process of container `id`
@@ -388,14 +451,6 @@ fn live_status(dir: &StateDir, state: &State) -> Status {
         Ok(_) => Status::Stopped,
         // Alive but not answering: still setting up or going away.
         Err(_) => state.status,
-    }
-}
-
-/// Waits (a few seconds at most) until process `pid` is gone.
-fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

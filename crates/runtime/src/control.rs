@@ -202,8 +202,14 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One request, for a one-reply exchange.
 pub fn call(path: &Path, request: &Request) -> Result<Reply, ControlError> {
+    call_within(path, request, CALL_TIMEOUT)
+}
+
+/// One request, for a one-reply exchange that fails (with `Io`, timed out)
+/// if the sandbox has not answered within `timeout`.
+pub fn call_within(path: &Path, request: &Request, timeout: std::time::Duration) -> Result<Reply, ControlError> {
     let mut connection = Connection::request(path, request, &[])?;
-    connection.reader.get_ref().set_read_timeout(Some(CALL_TIMEOUT))?;
+    connection.reader.get_ref().set_read_timeout(Some(timeout))?;
     connection.reply()
 }
 

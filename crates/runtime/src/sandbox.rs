@@ -4,8 +4,14 @@
 //! status (a code, or 128 + the signal that killed it), which is what the
 //! pid in `--pid-file` reports to containerd and Docker.
 //!
-//! Order: spec → namespaces → cgroup → Gofers → control socket → "ready"
-//! to `moat create` → wait for `start` → Sentry.
+//! `create` starts it as pid 1 of a new PID namespace; it is the pid engines
+//! are given, so before it reports ready it is in every namespace of the
+//! container: engines' hooks (Docker's network setup) act on
+//! `/proc/PID/ns/*` and must find the container's, never the host's.
+//!
+//! Order: PID namespace (made by `create`) → cgroup → spec → mount, IPC,
+//! UTS and network namespaces → Gofers → control socket → "ready" to
+//! `moat create` → wait for `start` → Sentry.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -39,9 +45,6 @@ pub struct BootArgs {
     /// Whether the log file takes JSON lines (`--log-format json`), as
     /// containerd's shim parses it.
     pub log_json: bool,
-    /// Set in the second `moat boot`, the one running as pid 1 of the
-    /// sandbox's own PID namespace.
-    pub in_pid_namespace: bool,
 }
 
 /// The default cgroup of a container whose spec names none.
@@ -58,15 +61,15 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// Runs the sandbox process; returns its exit status.
+/// Runs the sandbox process; returns its exit status. It must be pid 1 of
+/// a PID namespace of its own, as `create` starts it: every process of the
+/// container is then in that namespace, and dies with it.
 pub fn run(args: BootArgs) -> i32 {
-    if !args.in_pid_namespace {
-        return run_in_pid_namespace(args);
-    }
-    // The outer `moat boot` is the container's pid to the host: if it is
-    // killed, so is this one, and with it every process of the namespace.
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let mut ready = std::fs::File::from(args.ready);
+    if std::process::id() != 1 {
+        let _ = writeln!(ready, "moat boot runs only as started by `moat create`, as pid 1 of a PID namespace");
+        return 1;
+    }
     if let Some(path) = &args.log {
         match std::fs::OpenOptions::new().create(true).append(true).open(path) {
             Ok(file) => sentry::log_to(file, log_format(args.log_json)),
@@ -75,6 +78,12 @@ pub fn run(args: BootArgs) -> i32 {
                 return 1;
             }
         }
+    }
+    // First into the container's cgroup, so that this process, its Gofers
+    // and every stub are in it.
+    if let Err(e) = join_cgroup(&args.id, &args.bundle) {
+        let _ = writeln!(ready, "{e}");
+        return 1;
     }
     let prepared = prepare(&args.root, &args.id, &args.bundle);
     let (mut sandbox, listener) = match prepared {
@@ -105,31 +114,6 @@ fn log_format(json: bool) -> sentry::LogFormat {
     }
 }
 
-/// Makes a PID namespace and runs the sandbox as its first process (a
-/// second `moat boot`), so that the Gofers and stubs live in it and die with
-/// it; waits for it and exits as it did.
-fn run_in_pid_namespace(args: BootArgs) -> i32 {
-    let mut ready = std::fs::File::from(args.ready);
-    // First into the container's cgroup, so that this process, the sandbox,
-    // its Gofers and every stub are in it.
-    if let Err(e) = join_cgroup(&args.id, &args.bundle) {
-        let _ = writeln!(ready, "{e}");
-        return 1;
-    }
-    // The inner one reports readiness on the same pipe; ours is closed once
-    // it runs, so that create sees the end of it if the inner one dies.
-    let ready = std::cell::RefCell::new(Some(ready));
-    match rerun_in_pid_namespace("boot", "--in-pid-namespace", || drop(ready.borrow_mut().take())) {
-        Ok(status) => status,
-        Err(e) => {
-            if let Some(ready) = ready.borrow_mut().as_mut() {
-                let _ = writeln!(ready, "{e}");
-            }
-            1
-        }
-    }
-}
-
 fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), String> {
     let bundle = Bundle::load(bundle_dir).map_err(|e| e.to_string())?;
     let linux = bundle.spec.linux().as_ref();
@@ -139,6 +123,7 @@ fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), String> {
         .unwrap_or_else(|| default_cgroup_path(id));
     let resources = linux.and_then(|l| l.resources().clone()).map(|r| host_resources(&r));
     let cgroup = Cgroup::create(&path, resources.as_ref()).map_err(|e| e.to_string())?;
+    // cgroup.procs reads a pid in the writer's PID namespace: this is 1.
     cgroup.add(std::process::id() as i32).map_err(|e| e.to_string())
 }
 
@@ -250,6 +235,24 @@ pub fn rerun_in_pid_namespace(subcommand: &str, flag: &str, started: impl FnOnce
     let status = child.wait().map_err(|e| format!("waiting for the sandbox process: {e}"))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Spawns `command` as pid 1 of a new PID namespace and returns it (its
+/// host pid is `Child::id`). A thread of its own makes the namespace, as a
+/// thread's PID namespace for children is its own: the caller's later
+/// children (engine hooks) stay in the host's. That thread ends at once, so
+/// the child must not rely on PR_SET_PDEATHSIG (which follows the thread).
+pub fn spawn_in_new_pid_namespace(command: &mut std::process::Command) -> Result<std::process::Child, String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+                    .map_err(|e| format!("cannot make the sandbox's PID namespace: {e}"))?;
+                command.spawn().map_err(|e| format!("cannot start the sandbox process: {e}"))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the thread starting the sandbox process panicked".into()))
+    })
 }
 
 /// Mount types the Sentry provides itself, whatever the spec asks of them.

@@ -2,6 +2,7 @@
 //! bundles made with `moat spec`, and `create` with its stdio on a file
 //! (a pipe would stay open, held by the container, after create returns).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -62,4 +63,59 @@ pub fn status(root: &Path, id: &str) -> String {
     assert!(out.status.success(), "state: {}", String::from_utf8_lossy(&out.stderr));
     let state: Value = serde_json::from_slice(&out.stdout).expect("state json");
     state["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `moat create --pid-file PID_FILE` of `bundle` as `id`, as `create` does
+/// otherwise; returns the pid written to the file.
+pub fn create_with_pid_file(root: &Path, bundle: &Path, id: &str, console: &Path, pid_file: &Path) -> u32 {
+    let file = fs::File::create(console).expect("console file");
+    let created = Command::new("timeout")
+        .arg("60")
+        .arg(moat_binary())
+        .arg("--root")
+        .arg(root)
+        .args(["create", "--bundle", bundle.to_str().expect("utf-8"), "--pid-file"])
+        .arg(pid_file)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file)
+        .status()
+        .expect("spawn create");
+    assert!(created.success(), "create: {}", fs::read_to_string(console).unwrap_or_default());
+    let text = fs::read_to_string(pid_file).expect("read the pid file");
+    text.trim().parse().unwrap_or_else(|_| panic!("the pid file holds {text:?}, not a pid"))
+}
+
+/// The fields of `/proc/PID/status` (empty once the process is gone).
+pub fn proc_status(pid: u32) -> HashMap<String, String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+}
+
+/// Whether host process `pid` has exited (gone, or a zombie).
+pub fn has_exited(pid: u32) -> bool {
+    proc_status(pid).get("State").is_none_or(|s| s.starts_with('Z'))
+}
+
+/// The host processes in cgroup `path` (the memory hierarchy on cgroup v1,
+/// else the unified one).
+pub fn cgroup_processes(path: &str) -> Vec<u32> {
+    let v1 = fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/cgroup.procs"));
+    let text = v1.or_else(|_| fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.procs"))).unwrap_or_default();
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Container `id`'s Sentry among the processes of its cgroup: the
+/// `moat boot` that is pid 1 of the sandbox's PID namespace and runs under
+/// the Sentry's seccomp filter (so the container has started).
+pub fn sentry_in(cgroup: &str, id: &str) -> Option<u32> {
+    cgroup_processes(cgroup).into_iter().find(|&pid| {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_boot = args.contains(&b"boot".as_slice()) && args.windows(2).any(|w| w == [b"--id", id.as_bytes()]);
+        let status = proc_status(pid);
+        let first_of_namespace = status.get("NSpid").is_some_and(|v| v.split_whitespace().last() == Some("1"));
+        is_boot && first_of_namespace && status.get("Seccomp").map(String::as_str) == Some("2")
+    })
 }

@@ -1,4 +1,5 @@
-//! `moat boot`: the sandbox process of one container, started by `create`.
+//! `moat boot`: the sandbox process of one container, started by `create`
+//! as pid 1 of a new PID namespace.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -14,9 +15,6 @@ pub struct BootArgs {
     /// The pipe to tell `create` the sandbox is ready (or why not) on.
     #[arg(long)]
     ready_fd: RawFd,
-    /// Set by moat itself: this process is pid 1 of the sandbox's namespace.
-    #[arg(long, hide = true)]
-    in_pid_namespace: bool,
 }
 
 pub fn run(global: &Global, a: BootArgs) -> i32 {
@@ -31,6 +29,5 @@ pub fn run(global: &Global, a: BootArgs) -> i32 {
         ready,
         log: global.log.clone(),
         log_json: matches!(global.log_format, crate::commands::oci::LogFormat::Json),
-        in_pid_namespace: a.in_pid_namespace,
     })
 }
