@@ -620,6 +620,19 @@ impl Drop for TmpfsFile {
 }
 
 impl FileOps for TmpfsFile {
+    fn data_extent(&self, _f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
+        let Kind::File(d) = &self.inode.kind else { return Err(Errno::EINVAL) };
+        match &*d.lock().unwrap() {
+            // The next piece ever written; what lies between pieces is a hole.
+            FileData::Chunks { chunks, size } => Ok(chunks
+                .range(off / CHUNK..)
+                .next()
+                .map(|(&index, _)| ((index * CHUNK).max(off), ((index + 1) * CHUNK).min(*size)))
+                .filter(|(start, end)| start < end)),
+            FileData::Mem { size, .. } => Ok((off < *size).then_some((off, *size))),
+        }
+    }
+
     fn read(&self, _f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
         match &self.inode.kind {
             Kind::File(d) => d.lock().unwrap().read(off, buf),
