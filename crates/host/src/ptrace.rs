@@ -197,11 +197,7 @@ impl Tracee {
             let sig = libc::WSTOPSIG(st);
             if sig == (libc::SIGTRAP | 0x80) {
                 *regs = self.get_regs()?;
-                // Only `syscall` from 64-bit code is a 64-bit system call. The
-                // host tells the others apart by their entry (TS_COMPAT), which
-                // is what the audit architecture reports; a 32-bit code segment
-                // alone tells too.
-                if regs.cs != abi::x86::USER_CS || self.syscall_arch()? != abi::x86::AUDIT_ARCH_X86_64 {
+                if self.is_compat(regs)? {
                     return Ok(StopReason::CompatSyscall);
                 }
                 return Ok(StopReason::Syscall);
@@ -228,6 +224,25 @@ impl Tracee {
             let addr = unsafe { info.si_addr() } as u64;
             return Ok(StopReason::Signal { signo: sig, code: info.si_code, addr });
         }
+    }
+
+    /// Whether the system call the thread is stopped at was made some other
+    /// way than with `syscall` from 64-bit code. A 32-bit code segment tells
+    /// at once. In 64-bit code, `syscall` itself leaves the return address in
+    /// rcx and the flags in r11, so a stop where they match is taken as one
+    /// without asking the host (app code could stage them around an
+    /// `int $0x80`, which then runs as the 64-bit call its registers name:
+    /// its choice, in 64-bit mode, under the tracer); any other stop is
+    /// classified by the host's own record of the entry (TS_COMPAT, which
+    /// the audit architecture reports).
+    fn is_compat(&self, regs: &Regs) -> io::Result<bool> {
+        if regs.cs != abi::x86::USER_CS {
+            return Ok(true);
+        }
+        if regs.rcx == regs.rip && regs.r11 == regs.eflags {
+            return Ok(false);
+        }
+        Ok(self.syscall_arch()? != abi::x86::AUDIT_ARCH_X86_64)
     }
 
     /// The audit architecture of the system call the thread is stopped at.
