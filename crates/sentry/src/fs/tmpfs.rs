@@ -34,15 +34,40 @@ struct Meta {
 /// MAP_SHARED, in one range every mapping and read/write shares.
 #[derive(Debug)]
 enum FileData {
-    Chunks { chunks: BTreeMap<u64, Arc<Backing>>, size: u64 },
-    Mem { backing: Arc<Backing>, size: u64 },
+    /// `pages` is how many pages the pieces hold data in: what counts
+    /// against the filesystem's size, as Linux counts a tmpfs file's
+    /// blocks (a sparse file costs only what was written).
+    Chunks {
+        chunks: BTreeMap<u64, Chunk>,
+        size: u64,
+        pages: u64,
+    },
+    Mem {
+        backing: Arc<Backing>,
+        size: u64,
+    },
 }
 
-/// The size of a piece of a file that is not mapped shared.
+/// A piece of a file: its memory-file range and which of its pages hold data.
+#[derive(Debug)]
+struct Chunk {
+    backing: Arc<Backing>,
+    present: u16,
+}
+
+/// The size of a piece of a file that is not mapped shared: 16 pages, one
+/// bit each in `Chunk::present`.
 const CHUNK: u64 = 64 << 10;
 
-/// Largest tmpfs file.
-const MAX_FILE: u64 = 1 << 34;
+/// The bits of `Chunk::present` for the pages bytes `[from, to)` of a piece touch.
+fn page_bits(from: u64, to: u64) -> u16 {
+    let (first, last) = (from / PAGE, (to - 1) / PAGE);
+    (((1u32 << (last + 1)) - (1u32 << first)) & 0xffff) as u16
+}
+
+/// Largest tmpfs file: 1 TiB of address space (a sparse file costs only
+/// the pages written).
+const MAX_FILE: u64 = 1 << 40;
 
 const PAGE: u64 = 4096;
 
@@ -93,12 +118,20 @@ impl Space {
 
 impl FileData {
     fn empty() -> FileData {
-        FileData::Chunks { chunks: BTreeMap::new(), size: 0 }
+        FileData::Chunks { chunks: BTreeMap::new(), size: 0, pages: 0 }
     }
 
     fn len(&self) -> u64 {
         match self {
             FileData::Chunks { size, .. } | FileData::Mem { size, .. } => *size,
+        }
+    }
+
+    /// Bytes of memory the file's data takes (tmpfs's block count).
+    fn allocated(&self) -> u64 {
+        match self {
+            FileData::Chunks { pages, .. } => pages * PAGE,
+            FileData::Mem { backing, .. } => backing.len,
         }
     }
 
@@ -114,7 +147,7 @@ impl FileData {
                     let (index, within) = (at / CHUNK, at % CHUNK);
                     let take = ((CHUNK - within) as usize).min(n - done);
                     match chunks.get(&index) {
-                        Some(chunk) => chunk.read(within, &mut buf[done..done + take])?,
+                        Some(chunk) => chunk.backing.read(within, &mut buf[done..done + take])?,
                         None => buf[done..done + take].fill(0),
                     }
                     done += take;
@@ -130,70 +163,80 @@ impl FileData {
         if end > MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        if self.len() < end {
-            self.resize(space, end)?;
-        }
         match self {
-            FileData::Chunks { chunks, .. } => {
+            FileData::Chunks { chunks, size, pages } => {
                 let mut done = 0;
                 while done < data.len() {
                     let at = off + done as u64;
                     let (index, within) = (at / CHUNK, at % CHUNK);
                     let take = ((CHUNK - within) as usize).min(data.len() - done);
-                    let chunk = match chunks.get(&index) {
-                        Some(chunk) => chunk.clone(),
-                        None => {
-                            let chunk = space.alloc.alloc(CHUNK)?;
-                            chunks.insert(index, chunk.clone());
-                            chunk
-                        }
+                    let bits = page_bits(within, within + take as u64);
+                    let fresh = bits & !chunks.get(&index).map_or(0, |c| c.present);
+                    // Pages written for the first time count against the size first.
+                    space.resize(0, u64::from(fresh.count_ones()) * PAGE)?;
+                    let chunk = match chunks.get_mut(&index) {
+                        Some(chunk) => chunk,
+                        None => match space.alloc.alloc(CHUNK) {
+                            Ok(backing) => chunks.entry(index).or_insert(Chunk { backing, present: 0 }),
+                            Err(e) => {
+                                space.shrink(u64::from(fresh.count_ones()) * PAGE, 0);
+                                return Err(e);
+                            }
+                        },
                     };
-                    chunk.write(within, &data[done..done + take])?;
+                    chunk.present |= fresh;
+                    *pages += u64::from(fresh.count_ones());
+                    chunk.backing.write(within, &data[done..done + take])?;
                     done += take;
+                    *size = (*size).max(off + done as u64);
                 }
             }
-            FileData::Mem { backing, .. } => backing.write(off, data)?,
+            FileData::Mem { backing, size } => {
+                if end > backing.len {
+                    // Mappings keep the pages they have; the file outgrew them.
+                    return Err(Errno::EFBIG);
+                }
+                backing.write(off, data)?;
+                *size = (*size).max(end);
+            }
         }
         Ok(())
     }
 
-    /// What the file holds of its filesystem's space: its size, or every
-    /// memory-file page reserved for its shared mappings.
+    /// What the file holds of its filesystem's space: the pages its pieces
+    /// hold data in, or every memory-file page reserved for its shared
+    /// mappings.
     fn charged(&self) -> u64 {
-        match self {
-            FileData::Chunks { size, .. } => *size,
-            FileData::Mem { backing, .. } => backing.len,
-        }
+        self.allocated()
     }
 
+    /// Sets the size: growing makes a hole, shrinking frees the pages past
+    /// the end (and the space they were charged).
     fn resize(&mut self, space: &Space, new: u64) -> SysResult<()> {
         if new > MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let before = self.charged();
-        let after = match self {
-            FileData::Chunks { .. } => new,
-            // Its pages are all charged already; it cannot outgrow them.
-            FileData::Mem { backing, .. } => backing.len,
-        };
-        space.resize(before, after)?;
-        let resized = self.resize_unaccounted(new);
-        if resized.is_err() && after > before {
-            space.shrink(after, before);
-        }
-        resized
-    }
-
-    fn resize_unaccounted(&mut self, new: u64) -> SysResult<()> {
         match self {
-            FileData::Chunks { chunks, size } => {
+            FileData::Chunks { chunks, size, pages } => {
                 if new < *size {
-                    // Whole pieces past the end go; the rest of the last one reads as zero.
-                    chunks.retain(|&index, _| index * CHUNK < new);
+                    let mut freed = 0u64;
+                    chunks.retain(|&index, chunk| {
+                        let keep = index * CHUNK < new;
+                        if !keep {
+                            freed += u64::from(chunk.present.count_ones());
+                        }
+                        keep
+                    });
                     let within = new % CHUNK;
-                    if let (Some(last), true) = (chunks.get(&(new / CHUNK)), within != 0) {
-                        last.zero(within, CHUNK - within)?;
+                    if let (Some(last), true) = (chunks.get_mut(&(new / CHUNK)), within != 0) {
+                        // Pages wholly past the end go; the rest of the page the end is in reads as zero.
+                        let gone = last.present & !page_bits(0, within);
+                        freed += u64::from(gone.count_ones());
+                        last.present &= !gone;
+                        last.backing.zero(within, CHUNK - within)?;
                     }
+                    *pages -= freed;
+                    space.shrink(freed * PAGE, 0);
                 }
                 *size = new;
             }
@@ -362,7 +405,7 @@ impl TmpfsInode {
             for (index, chunk) in chunks {
                 let at = index * CHUNK;
                 let len = CHUNK.min(size.saturating_sub(at));
-                alloc.file.copy(chunk.off, backing.off + at, len).map_err(|_| Errno::ENOMEM)?;
+                alloc.file.copy(chunk.backing.off, backing.off + at, len).map_err(|_| Errno::ENOMEM)?;
             }
         }
         *d = FileData::Mem { backing: backing.clone(), size };
@@ -394,7 +437,10 @@ impl Inode for TmpfsInode {
             rdev: 0,
             size,
             blksize: 4096,
-            blocks: size.div_ceil(4096) * 8,
+            blocks: match &self.kind {
+                Kind::File(d) => d.lock().unwrap().allocated() / 512,
+                _ => size.div_ceil(4096) * 8,
+            },
             atime: m.atime,
             mtime: m.mtime,
             ctime: m.ctime,
@@ -624,7 +670,7 @@ impl FileOps for TmpfsFile {
         let Kind::File(d) = &self.inode.kind else { return Err(Errno::EINVAL) };
         match &*d.lock().unwrap() {
             // The next piece ever written; what lies between pieces is a hole.
-            FileData::Chunks { chunks, size } => Ok(chunks
+            FileData::Chunks { chunks, size, .. } => Ok(chunks
                 .range(off / CHUNK..)
                 .next()
                 .map(|(&index, _)| ((index * CHUNK).max(off), ((index + 1) * CHUNK).min(*size)))
