@@ -184,6 +184,9 @@ pub struct Task {
     pub robust_list: Mutex<u64>,
 }
 
+/// si_code of a SIGSEGV for a mapped page the access is not allowed on.
+const SEGV_ACCERR: i32 = 2;
+
 /// Wait status helpers.
 pub fn exited(code: i32) -> i32 {
     (code & 0xff) << 8
@@ -554,8 +557,10 @@ impl CurrentTask {
                 Event::CompatSyscall => self.compat_syscall(),
                 Event::Vsyscall { nr, host_returns } => self.vsyscall(nr, host_returns),
                 Event::Fault { signo, code, addr } => {
-                    let info = SigInfo { signo, code, addr, ..Default::default() };
-                    self.force_signal(info);
+                    if !(signo == signal::SIGSEGV && code == SEGV_ACCERR && self.fill_fault(addr)) {
+                        let info = SigInfo { signo, code, addr, ..Default::default() };
+                        self.force_signal(info);
+                    }
                 }
                 Event::Interrupted => {}
                 Event::Gone => self.tg().begin_exit(signaled(signal::SIGKILL, false)),
@@ -671,6 +676,20 @@ impl CurrentTask {
             return;
         }
         self.task.sig.lock().unwrap().pending.push(info);
+    }
+
+    /// A fault on a piece of a file mapping not in yet: fills it and has the
+    /// stub map it; the app runs on as if it had been there. False if the
+    /// fault is the app's own. A file that cannot be read is SIGBUS, as Linux
+    /// gives for a mapped page it cannot read in.
+    fn fill_fault(&mut self, addr: u64) -> bool {
+        match self.change_mm(|mm| Ok(mm.fault_in(addr)?.map_or((false, vec![]), |ops| (true, ops)))) {
+            Ok(filled) => filled,
+            Err(_) => {
+                self.force_signal(SigInfo { signo: signal::SIGBUS, code: 2, addr, ..Default::default() });
+                true
+            }
+        }
     }
 
     /// `int $0x80`, `sysenter` or a 32-bit `syscall`: moat offers the 64-bit

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use host::memfile::PAGE;
 use host::MemoryFile;
 
+use super::fill::Fill;
 use crate::SysResult;
 
 /// Hands out page-aligned, disjoint ranges of the memory file.
@@ -26,6 +27,13 @@ impl RangeAllocator {
 
     /// Allocates `len` bytes (rounded to pages), zero-filled.
     pub fn alloc(self: &Arc<Self>, len: u64) -> SysResult<Arc<Backing>> {
+        self.alloc_with(len, |_| None)
+    }
+
+    /// Allocates `len` bytes (rounded to pages) whose pages come from a
+    /// file as they are first used (see [`Fill`]); `fill` gets the rounded
+    /// length.
+    pub fn alloc_with(self: &Arc<Self>, len: u64, fill: impl FnOnce(u64) -> Option<Fill>) -> SysResult<Arc<Backing>> {
         let len = len.max(PAGE).div_ceil(PAGE) * PAGE;
         let mut free = self.free.lock().unwrap();
         let (&start, &flen) = free.iter().find(|(_, &l)| l >= len).ok_or(abi::Errno::ENOMEM)?;
@@ -33,7 +41,8 @@ impl RangeAllocator {
         if flen > len {
             free.insert(start + len, flen - len);
         }
-        Ok(Arc::new(Backing { off: start, len, alloc: self.clone() }))
+        drop(free);
+        Ok(Arc::new(Backing { off: start, len, fill: fill(len), alloc: self.clone() }))
     }
 
     fn release(&self, off: u64, len: u64) {
@@ -63,6 +72,9 @@ pub struct Backing {
     pub off: u64,
     /// Length in bytes.
     pub len: u64,
+    /// Where its pages come from until first used, for a private file
+    /// mapping; None: they start as zeros.
+    pub fill: Option<Fill>,
     alloc: Arc<RangeAllocator>,
 }
 
@@ -72,6 +84,14 @@ impl Backing {
             Some(end) if end <= self.len => Ok(self.off + off),
             _ => Err(abi::Errno::EFAULT),
         }
+    }
+
+    /// Brings in every piece of `[off, off + len)` (offsets in this range)
+    /// its file has not filled yet.
+    pub fn fill_range(&self, off: u64, len: u64) -> SysResult<()> {
+        let Some(fill) = &self.fill else { return Ok(()) };
+        let end = off.checked_add(len).filter(|&e| e <= self.len).ok_or(abi::Errno::EFAULT)?;
+        fill.fill(off, end - off, |at, data| self.write(at, data))
     }
 
     /// Reads bytes at `off` within this range.

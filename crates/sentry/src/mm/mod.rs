@@ -11,6 +11,7 @@
 //! mapping ever reaches pages given to someone else.
 
 pub mod alloc;
+pub mod fill;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use host::memfile::PAGE;
 use host::APP_TOP;
 
 pub use alloc::{Backing, RangeAllocator};
+pub use fill::{Fill, PageSource, PIECE};
 
 use crate::SysResult;
 
@@ -78,6 +80,29 @@ impl Vma {
     /// PROT_NONE ranges are mapped too, so a touch faults with SEGV_ACCERR as on Linux.
     fn map_op(&self) -> MapOp {
         MapOp::Map { addr: self.start, len: self.end - self.start, prot: self.prot, off: self.memoff(self.start) }
+    }
+
+    /// The host mappings that show this VMA: as one, or, for a file mapping
+    /// that fills on first use, its pieces not in yet `PROT_NONE` (the app's
+    /// first touch faults to the Sentry, which fills them).
+    fn map_ops(&self, ops: &mut Vec<MapOp>) {
+        let Some(fill) = self.backing.fill.as_ref().filter(|_| self.prot != 0) else {
+            ops.push(self.map_op());
+            return;
+        };
+        let mut addr = self.start;
+        while addr < self.end {
+            let boff = self.offset + (addr - self.start);
+            let index = boff / PIECE;
+            let filled = fill.is_filled(index);
+            let mut end = (self.start + ((index + 1) * PIECE - self.offset)).min(self.end);
+            while end < self.end && fill.is_filled((self.offset + (end - self.start)) / PIECE) == filled {
+                end = (end + PIECE - (self.offset + (end - self.start)) % PIECE).min(self.end);
+            }
+            let prot = if filled { self.prot } else { 0 };
+            ops.push(MapOp::Map { addr, len: end - addr, prot, off: self.memoff(addr) });
+            addr = end;
+        }
     }
 
     fn split_at(&self, at: u64) -> (Vma, Vma) {
@@ -167,7 +192,40 @@ impl MemoryManager {
 
     /// Every host mapping the stub needs to mirror this address space.
     pub fn all_map_ops(&self) -> Vec<MapOp> {
-        self.vmas.values().map(|v| v.map_op()).collect()
+        let mut ops = Vec::new();
+        for v in self.vmas.values() {
+            v.map_ops(&mut ops);
+        }
+        ops
+    }
+
+    /// A fault at `addr` that may be a piece of a file mapping not in yet
+    /// (or in, but not yet mapped by the stub): fills it and returns the
+    /// host mappings that show it. None if the fault is the app's own (no
+    /// such mapping there, `PROT_NONE`, or a piece the stub maps already).
+    pub fn fault_in(&mut self, addr: u64) -> SysResult<Option<Vec<MapOp>>> {
+        let Some(v) = self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr) else {
+            return Ok(None);
+        };
+        let Some(fill) = v.backing.fill.as_ref().filter(|_| v.prot != 0) else { return Ok(None) };
+        let index = (v.offset + (addr - v.start)) / PIECE;
+        if fill.is_exposed(index) {
+            return Ok(None);
+        }
+        let (from, to) = (index * PIECE, ((index + 1) * PIECE).min(v.backing.len));
+        v.backing.fill_range(from, to - from)?;
+        // Every VMA of this address space that shows the piece maps it now.
+        let backing = v.backing.clone();
+        let mut ops = Vec::new();
+        for w in self.vmas.values().filter(|w| Arc::ptr_eq(&w.backing, &backing)) {
+            let (lo, hi) = (w.offset.max(from), (w.offset + (w.end - w.start)).min(to));
+            if lo < hi {
+                let at = w.start + (lo - w.offset);
+                ops.push(MapOp::Map { addr: at, len: hi - lo, prot: w.prot, off: backing.off + lo });
+            }
+        }
+        fill.expose(index);
+        Ok(Some(ops))
     }
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
@@ -254,7 +312,7 @@ impl MemoryManager {
             ops.push(MapOp::Unmap { addr: start, len });
         }
         let v = Vma { start, end, prot, shared, backing, offset, name };
-        ops.push(v.map_op());
+        v.map_ops(&mut ops);
         self.vmas.insert(start, v);
         Ok((start, ops))
     }
@@ -304,7 +362,9 @@ impl MemoryManager {
             None if may_move => self.find_gap(new_len)?,
             None => return Err(Errno::ENOMEM),
         };
-        // Copy the pages into a fresh backing of the new size (holes stay holes).
+        // Copy the pages into a fresh backing of the new size (holes stay
+        // holes); a file mapping's pieces come in first.
+        v.backing.fill_range(v.offset + (old - v.start), old_len.min(new_len))?;
         let backing = self.alloc.alloc(new_len)?;
         self.alloc.file.copy(v.memoff(old), backing.off, old_len.min(new_len)).map_err(|_| Errno::ENOMEM)?;
         let name = match &v.name {
@@ -384,7 +444,7 @@ impl MemoryManager {
                 v = lo;
             }
             v.prot = prot;
-            ops.push(v.map_op());
+            v.map_ops(&mut ops);
             self.vmas.insert(v.start, v);
         }
         Ok(ops)
@@ -465,7 +525,7 @@ impl MemoryManager {
                 nv.backing = match existing {
                     Some(b) => b,
                     None => {
-                        let n = self.alloc.alloc(v.backing.len)?;
+                        let n = self.alloc.alloc_with(v.backing.len, |_| v.backing.fill.as_ref().map(Fill::fork))?;
                         self.alloc.file.copy(v.backing.off, n.off, v.backing.len).map_err(|_| Errno::ENOMEM)?;
                         copied.push((key, n.clone()));
                         n
@@ -499,6 +559,7 @@ impl MemoryManager {
                 return Err(Errno::EFAULT);
             }
             let n = (v.end.min(end) - cur) as usize;
+            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| Errno::EFAULT)?;
             out.push((v.memoff(cur), n));
             cur += n as u64;
         }
@@ -551,6 +612,7 @@ impl MemoryManager {
         while cur < end {
             let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
             let n = (v.end.min(end) - cur) as usize;
+            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| Errno::EFAULT)?;
             out.push((v.memoff(cur), n));
             cur += n as u64;
         }

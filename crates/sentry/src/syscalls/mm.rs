@@ -4,7 +4,9 @@
 use abi::Errno;
 
 use crate::kernel::CurrentTask;
-use crate::mm::{page_up, VmaName};
+use std::sync::Arc;
+
+use crate::mm::{page_up, Fill, PageSource, VmaName};
 use crate::vfs::{FileType, OpenFile};
 use crate::SysResult;
 
@@ -76,44 +78,37 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
             Err(_) => {}
         }
     }
-    // Private (or read-only shared) mapping: copy the file's bytes into fresh pages.
-    let backing = t.tg().mm().lock().unwrap().alloc_backing(len)?;
-    copy_file_data(t, &f, off, len.min(st.size.saturating_sub(off)), backing.off)?;
+    // Private (or read-only shared) mapping: fresh pages that take the
+    // file's bytes as they are first used. A small mapping (a library, say)
+    // takes them now, sparing its first touches a fault each.
+    let shown = len.min(st.size.saturating_sub(off));
+    let source: Arc<dyn PageSource> = Arc::new(FileSource(f.clone()));
+    let backing = t.k.alloc.alloc_with(len, |rounded| Some(Fill::new(source, off, shown, rounded)))?;
+    if len <= FILL_AT_MAP {
+        backing.fill_range(0, len)?;
+    }
     let name =
         VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
     t.change_mm(|mm| mm.map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name))
 }
 
-/// How much of a file a private mapping copies at a time: the Sentry's
-/// memory for it is this, whatever the mapping's length.
-const COPY_CHUNK: usize = 1 << 20;
+/// Private file mappings up to this size are read in whole at mmap time;
+/// larger ones a piece at a time as they are used, so that a mapping costs
+/// what is used of it, not its length.
+const FILL_AT_MAP: u64 = 8 << 20;
 
-/// Copies `len` bytes of `f` from `off` into the memory file at `dst`,
-/// skipping the file's holes and any chunk of zeros (fresh memory-file pages
-/// read as zero already, and stay unallocated): a sparse file of any size
-/// costs only its data.
-fn copy_file_data(t: &CurrentTask, f: &OpenFile, off: u64, len: u64, dst: u64) -> SysResult<()> {
-    let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-    let mut buf = vec![0u8; COPY_CHUNK.min(len as usize)];
-    let mut pos = off;
-    while pos < end {
-        let Some((start, stop)) = f.ops.data_extent(f, pos)? else { break };
-        let (start, stop) = (start.max(pos), stop.min(end));
-        let mut at = start;
-        while at < stop {
-            let want = COPY_CHUNK.min((stop - at) as usize);
-            let n = f.ops.read(f, &mut buf[..want], at)?;
-            if n == 0 {
-                return Ok(());
-            }
-            if buf[..n].iter().any(|&b| b != 0) {
-                t.k.mem.write(dst + (at - off), &buf[..n]).map_err(|_| Errno::ENOMEM)?;
-            }
-            at += n as u64;
-        }
-        pos = stop.max(pos + 1);
+/// An open file as the source of a private mapping's pages.
+#[derive(Debug)]
+struct FileSource(Arc<OpenFile>);
+
+impl PageSource for FileSource {
+    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+        self.0.ops.read(&self.0, buf, off)
     }
-    Ok(())
+
+    fn data_extent(&self, off: u64) -> SysResult<Option<(u64, u64)>> {
+        self.0.ops.data_extent(&self.0, off)
+    }
 }
 
 pub fn sys_munmap(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
