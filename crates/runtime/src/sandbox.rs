@@ -309,7 +309,6 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         max_tasks: app_task_limit(spec),
         tmp_limit: None,
         selftest_forbidden_syscall: false,
-        stub_cgroups: Vec::new(),
         app_seccomp,
     })
 }

@@ -553,7 +553,6 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers, envp: Vec<Vec<u8>>, max_tasks: usize
         max_tasks: Some(max_tasks),
         tmp_limit: Some(TMP_LIMIT),
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
-        stub_cgroups: Vec::new(),
         app_seccomp: None,
     };
     let result = sentry::boot(cfg);

@@ -106,13 +106,6 @@ pub struct BootConfig {
     pub selftest_forbidden_syscall: bool,
     /// The seccomp policy for the app's syscalls, enforced by the Sentry.
     pub app_seccomp: Option<super::app_seccomp::AppSeccomp>,
-    /// `cgroup.procs` files (opened for writing) of the cgroups the app's
-    /// memory is charged to, one per hierarchy: the source stub joins them,
-    /// and with it every stub (app process) cloned from it, while the
-    /// Sentry and the Gofers stay in the sandbox's cgroup around them. So
-    /// the app's limit is the app's alone, and reaching it OOM-kills an app
-    /// process, never the Sentry.
-    pub stub_cgroups: Vec<std::fs::File>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -154,12 +147,6 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     host::sys::drop_thread_capabilities().map_err(BootError::Capabilities)?;
     let mem = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = PtracePlatform::new(mem.clone())?;
-    for procs in &cfg.stub_cgroups {
-        use std::io::Write;
-        (&*procs).write_all(platform.source_stub_pid().to_string().as_bytes()).map_err(|e| {
-            BootError::Host(std::io::Error::other(format!("cannot put the stubs in their cgroup: {e}")))
-        })?;
-    }
     let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
 
     let mut clients = Vec::new();

@@ -27,11 +27,6 @@ impl PtracePlatform {
         let factory = StubFactory::new(&mem, STUB_CODE_OFF, STUB_DATA_OFF)?;
         Ok(PtracePlatform { mem, factory })
     }
-
-    /// The host pid of the stub every other stub is cloned from.
-    pub fn source_stub_pid(&self) -> i32 {
-        self.factory.source_pid()
-    }
 }
 
 impl Platform for PtracePlatform {
