@@ -81,57 +81,26 @@ impl MemoryFile {
     /// and stay holes).
     pub fn read(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         self.check(off, buf.len())?;
-        let mut done = 0;
-        while done < buf.len() {
+        let fd = self.fd.as_raw_fd();
+        all_of(buf.len(), libc::EFAULT, |done| {
             let rest = &mut buf[done..];
             // SAFETY: rest is a valid writable slice for the call; off+done is inside the
             // file (checked above).
-            let r = unsafe {
-                libc::pread(
-                    self.fd.as_raw_fd(),
-                    rest.as_mut_ptr().cast(),
-                    rest.len(),
-                    (off + done as u64) as libc::off_t,
-                )
-            };
-            match r {
-                r if r > 0 => done += r as usize,
-                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
+            unsafe { libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), (off + done as u64) as libc::off_t) }
+        })
     }
 
     /// Copies `data` into the file at `off`. Fails (ENOMEM, ENOSPC) if the
     /// pages cannot be had: at the sandbox's memory limit, say.
     pub fn write(&self, off: u64, data: &[u8]) -> io::Result<()> {
         self.check(off, data.len())?;
-        let mut done = 0;
-        while done < data.len() {
+        let fd = self.fd.as_raw_fd();
+        all_of(data.len(), libc::ENOSPC, |done| {
             let rest = &data[done..];
             // SAFETY: rest is a valid readable slice for the call; off+done is inside the
             // file (checked above).
-            let r = unsafe {
-                libc::pwrite(self.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), (off + done as u64) as libc::off_t)
-            };
-            match r {
-                r if r > 0 => done += r as usize,
-                0 => return Err(io::Error::from_raw_os_error(libc::ENOSPC)),
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
+            unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), (off + done as u64) as libc::off_t) }
+        })
     }
 
     /// Fills `len` bytes at `off` with zeros without allocating (holes read as zero).
@@ -177,23 +146,12 @@ impl MemoryFile {
     /// copy_file_range within the file: the kernel moves the bytes, the
     /// Sentry maps none of them.
     fn copy_range(&self, src: u64, dst: u64, len: u64) -> io::Result<()> {
-        let (mut src, mut dst, mut left) = (src as libc::loff_t, dst as libc::loff_t, len as usize);
-        while left > 0 {
+        let fd = self.fd.as_raw_fd();
+        all_of(len as usize, libc::EFAULT, |done| {
+            let (mut from, mut to) = ((src + done as u64) as libc::loff_t, (dst + done as u64) as libc::loff_t);
             // SAFETY: both offsets point at loff_t locals the kernel updates; the fd is ours.
-            let r =
-                unsafe { libc::copy_file_range(self.fd.as_raw_fd(), &mut src, self.fd.as_raw_fd(), &mut dst, left, 0) };
-            match r {
-                r if r > 0 => left -= r as usize,
-                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
+            unsafe { libc::copy_file_range(fd, &mut from, fd, &mut to, len as usize - done, 0) }
+        })
     }
 
     fn seek(&self, off: u64, whence: i32) -> io::Result<Option<u64>> {
@@ -219,6 +177,26 @@ impl MemoryFile {
         }
         st.st_blocks as u64 * 512
     }
+}
+
+/// Runs `step(done)` (one positional read, write or copy that returns how
+/// many bytes it moved, or -1 with errno) until `total` bytes are moved,
+/// retrying on EINTR; a step that moves nothing is `stalled`.
+fn all_of(total: usize, stalled: i32, mut step: impl FnMut(usize) -> isize) -> io::Result<()> {
+    let mut done = 0;
+    while done < total {
+        match step(done) {
+            r if r > 0 => done += r as usize,
+            0 => return Err(io::Error::from_raw_os_error(stalled)),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Drop for MemoryFile {
