@@ -28,6 +28,21 @@ fn assert_no_secret(out: &common::Output) {
     assert!(!out.stderr.contains("panicked"), "the Sentry panicked:\n{}", out.describe());
 }
 
+/// The rootfs's own top-level names, as the sandbox's `ls | sort | tr '\n' ' '`
+/// prints them (LC_ALL=C: byte order).
+fn rootfs_top_level(rootfs: &Rootfs) -> String {
+    names_in(rootfs.path()).iter().map(|n| format!("{n} ")).collect()
+}
+
+/// The lines of `out`'s stdout between the line `==NAME` and the next `==`
+/// line, each with its newline.
+fn section(out: &Output, name: &str) -> String {
+    let start = format!("=={name}");
+    let mut lines = out.stdout.lines().skip_while(|l| *l != start);
+    assert!(lines.next().is_some(), "no section {start} in the sandbox's output:\n{}", out.describe());
+    lines.take_while(|l| !l.starts_with("==")).map(|l| format!("{l}\n")).collect()
+}
+
 #[test]
 fn symlinks_in_the_rootfs_resolve_inside_it() {
     let (_d, marker) = host_marker();
@@ -38,15 +53,18 @@ fn symlinks_in_the_rootfs_resolve_inside_it() {
     let out = run_moat_script(
         &r,
         &format!(
-            "cat /etc/evil-abs 2>&1; ls /etc/evil-root/ | sort | tr '\\n' ' '; echo; \
-             cat /etc/evil-shadow; echo x > /etc/evil-abs; cat {marker} 2>&1; echo done"
+            "cat /etc/evil-abs 2>&1; echo ==root; ls /etc/evil-root/ | sort | tr '\\n' ' '; echo; \
+             echo ==shadow; cat /etc/evil-shadow; echo ==end; echo x > /etc/evil-abs; cat {marker} 2>&1; echo done"
         ),
     );
     assert_no_secret(&out);
     assert!(out.stdout.contains("done"), "{}", out.describe());
-    // "/" through the symlink is the sandbox's root: the rootfs's own top-level names.
-    assert!(out.stdout.contains("bin") && out.stdout.contains("etc"), "{}", out.describe());
-    // The shadow file read is the rootfs's own.
+    // "/" through the symlink is the sandbox's root: exactly the rootfs's own
+    // top-level names (the host's / has others: boot, lib, var...).
+    assert_eq!(section(&out, "root"), format!("{}\n", rootfs_top_level(&r)), "{}", out.describe());
+    // The shadow file read is the rootfs's own, byte for byte.
+    let planted = fs::read_to_string(r.host_path("etc/shadow")).expect("the rootfs's shadow file");
+    assert_eq!(section(&out, "shadow"), planted, "{}", out.describe());
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "host-secret\n", "the host marker changed");
 }
 
@@ -59,13 +77,16 @@ fn dotdot_chains_and_proc_self_root_stay_inside() {
         &r,
         &format!(
             "cd /etc && cat {depth}{m} 2>&1; cat /proc/self/root/..{m} 2>&1; \
-             ls /proc/self/root/../../.. | sort | tr '\\n' ' '; echo; cd {depth} && pwd; echo done",
+             echo ==root; ls /proc/self/root/../../.. | sort | tr '\\n' ' '; echo; echo ==end; \
+             cd {depth} && pwd; echo done",
             m = marker
         ),
     );
     assert_no_secret(&out);
     assert!(out.stdout.contains("done"), "{}", out.describe());
     assert!(out.stdout.lines().any(|l| l == "/"), "cd ../.. did not stop at the root:\n{}", out.describe());
+    // /proc/self/root/../../.. is the sandbox's root: the rootfs's own top level.
+    assert_eq!(section(&out, "root"), format!("{}\n", rootfs_top_level(&r)), "{}", out.describe());
 }
 
 #[test]
