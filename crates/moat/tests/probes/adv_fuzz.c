@@ -8,7 +8,8 @@
  * /dev/null, its cwd a fresh directory) that a watchdog kills if it blocks,
  * so a batch that kills itself or hangs is only counted. Calls that would
  * just end or freeze the fuzzer (exit, fork, exec, signals to others,
- * sleeps and waits without a bound, arch_prctl) are not made.
+ * sleeps and waits without a bound, arch_prctl, limits on other
+ * processes) are not made.
  * Usage: adv_fuzz SEED CALLS [BATCH [trace]]: with BATCH, only that batch
  * runs; with "trace", each call is printed on stderr before it is made (to
  * find the one that breaks the kernel). Run it only under moat: natively
@@ -73,6 +74,7 @@ static int denied(long nr) {
         271, /* ppoll */
         281, /* epoll_pwait */
         297, /* rt_tgsigqueueinfo */
+        302, /* prlimit64: could limit the fuzzer's own parent */
         322, /* execveat */
         424, /* pidfd_send_signal */
         435, /* clone3 */
