@@ -16,9 +16,9 @@ pub enum StopReason {
     /// mode), `sysenter`, or `syscall` in 32-bit compatibility mode. It was not
     /// run; the registers are as the host saw them (the 32-bit number in rax).
     CompatSyscall,
-    /// The app called vsyscall entry `nr` (gettimeofday, time or getcpu) and
-    /// the host's vsyscall emulation asked the tracer: set rax to the result
-    /// and run on; the host then returns to the caller. `rip` must stay.
+    /// The app called vsyscall entry `nr` (gettimeofday, time or getcpu); the
+    /// host's vsyscall emulation skipped it and returned to the caller (rip
+    /// and rsp are the caller's): set rax to the result and run on.
     Vsyscall { nr: u64 },
     /// A host signal arrived for the stub: a fault from app code (SIGSEGV, SIGBUS, SIGFPE,
     /// SIGILL, SIGTRAP) or a kick from the Sentry. Carries signo, si_code and si_addr.
@@ -39,6 +39,9 @@ pub struct Tracee {
 }
 
 const NT_X86_XSTATE: usize = 0x202;
+
+/// si_code of a SIGSYS raised by a seccomp filter.
+const SYS_SECCOMP: i32 = 1;
 
 /// Signals the CPU (or the stub's filter) raises for an instruction of the thread itself.
 const FAULTS: [i32; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGSYS];
@@ -107,8 +110,7 @@ impl Tracee {
         inject_ip: u64,
     ) -> io::Result<Tracee> {
         let pid = process.pid;
-        // TRACESECCOMP: the stub's filter hands vsyscall emulation to us.
-        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESECCOMP;
+        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
         ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)?;
         ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
         let t = Tracee { process, pid, tid, inject_ip, _not_send: std::marker::PhantomData };
@@ -202,15 +204,6 @@ impl Tracee {
                 }
                 return Ok(StopReason::Syscall);
             }
-            if (st >> 16) == libc::PTRACE_EVENT_SECCOMP {
-                // Only the vsyscall page reaches the tracer through the stub's
-                // filter (every other call it does not allow kills the stub).
-                *regs = self.get_regs()?;
-                if abi::x86::vsyscall_at(regs.rip).is_some() {
-                    return Ok(StopReason::Vsyscall { nr: regs.orig_rax });
-                }
-                return Err(io::Error::other(format!("unexpected seccomp stop at {:#x}", regs.rip)));
-            }
             if (st >> 16) != 0 {
                 // A ptrace event stop (e.g. an interrupt); just go on.
                 ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0)?;
@@ -220,8 +213,17 @@ impl Tracee {
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             ptrace(libc::PTRACE_GETSIGINFO, self.tid, 0, &mut info as *mut _ as usize)?;
             *regs = self.get_regs()?;
-            // SAFETY: si_addr is valid to read for any siginfo (it is a union field of plain data).
+            // SAFETY: si_addr is valid to read for any siginfo (it is a union field of plain data);
+            // for a SIGSYS it is the call's address (si_call_addr).
             let addr = unsafe { info.si_addr() } as u64;
+            // The stub's filter traps only the vsyscall entries (every other
+            // call it does not allow kills the stub), and no one else can send
+            // a stub a seccomp SIGSYS.
+            if sig == libc::SIGSYS && info.si_code == SYS_SECCOMP {
+                if let Some(nr) = abi::x86::vsyscall_at(addr) {
+                    return Ok(StopReason::Vsyscall { nr });
+                }
+            }
             return Ok(StopReason::Signal { signo: sig, code: info.si_code, addr });
         }
     }

@@ -394,16 +394,19 @@ pub fn stub_sites(memfd: u32) -> Vec<Site> {
 /// its site, or with other arguments, kills the stub. The host kernel's
 /// vsyscall emulation (app code calling the vsyscall page) consults the
 /// filter too, with the vsyscall page as the instruction pointer: those calls
-/// go to the tracer (SECCOMP_RET_TRACE), which answers them, as the Sentry
-/// answers every app system call. seccompiler cannot compare the instruction
-/// pointer, hence this small program of our own.
+/// are skipped with a SIGSYS (SECCOMP_RET_TRAP) after the host has returned
+/// to the caller, and the tracer answers them there, as the Sentry answers
+/// every app system call. (A SECCOMP_RET_TRACE stop would need the thread's
+/// rip left at the vsyscall entry until it ran on, which no signal delivery
+/// or injection in between may then touch.) seccompiler cannot compare the
+/// instruction pointer, hence this small program of our own.
 pub fn stub_filter(sites: &[Site]) -> Vec<u8> {
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x15;
     const RET_K: u16 = 0x06;
     const KILL_PROCESS: u32 = 0x8000_0000;
-    const TRACE: u32 = 0x7ff0_0000;
+    const TRAP: u32 = 0x0003_0000;
     const ALLOW: u32 = 0x7fff_0000;
     const NR: u32 = 0;
     const ARCH: u32 = 4;
@@ -424,7 +427,7 @@ pub fn stub_filter(sites: &[Site]) -> Vec<u8> {
         jeq(vs1, 2, 0),
         jeq(vs2, 1, 0),
         ret(KILL_PROCESS),
-        ret(TRACE),
+        ret(TRAP),
         // Still the instruction pointer's high half: the stub's page, or death.
         jeq((STUB_BASE >> 32) as u32, 1, 0),
         ret(KILL_PROCESS),

@@ -107,7 +107,8 @@ fn the_vsyscall_page_is_handed_to_the_tracer() {
         StopReason::Vsyscall { nr } => assert_eq!(nr, 201),
         other => panic!("expected the vsyscall time(), got {other:?}"),
     }
-    // The tracer answers; the host returns to the caller, which then halts (a fault).
+    assert_eq!((regs.rip, regs.rsp), (0x40_000c, 0x70_0800), "the host returned to the caller");
+    // The tracer answers; the caller then halts (a fault).
     regs.rax = 1234;
     match stub.run(&mut regs).unwrap() {
         StopReason::Signal { signo, .. } => assert_eq!(signo, libc::SIGSEGV),

@@ -353,3 +353,23 @@ fn host_check_reports_an_untraced_process_named_adv_escaped() {
     let untraced = run.escapes.iter().any(|e| e.contains("is not traced"));
     assert!(named && untraced, "the host check missed the fake escape: {:?}", run.escapes);
 }
+
+// Found by reviewing the fixes as an attacker.
+
+// A heap VMA moved by mremap, then the break raised over it.
+#[test]
+fn a_moved_heap_page_never_stretches_over_another_process_memory() {
+    differential_probe("adv_heap_remap", &[]);
+}
+
+// The Sentry changing registers while the host's vsyscall emulation is in flight.
+#[test]
+fn signals_and_exec_during_vsyscalls_behave_as_on_linux() {
+    differential_probe("adv_vsyscall_signals", &[]);
+}
+
+// Sizes the app gives per thread, and file offsets that overflow.
+#[test]
+fn getrandom_in_many_threads_keeps_the_sentry_small() {
+    differential_probe("adv_getrandom", &[]);
+}

@@ -244,6 +244,14 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // forked, the Gofers attached, the mounts made): from here on a host
     // call outside the list kills the Sentry.
     host::sys::tame_malloc(MALLOC_ARENAS)?;
+    // A panic is a Sentry bug, and its state can no longer be trusted: say
+    // where, then end the sandbox. (Rust's own report may capture a
+    // backtrace, whose file and getcwd calls the filter would kill the
+    // Sentry for, without a word.)
+    std::panic::set_hook(Box::new(|info| {
+        super::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
+        std::process::abort();
+    }));
     let filter = host::seccomp::compile_allow_list_with(crate::seccomp::ALLOW_LIST, crate::seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {

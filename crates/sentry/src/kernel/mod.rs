@@ -65,7 +65,7 @@ pub fn log_line(args: std::fmt::Arguments<'_>) {
 }
 
 /// Past every number Linux x86-64 has given a system call (about 460 now).
-pub const MAX_SYSCALL_NR: u64 = 1024;
+pub const MAX_SYSCALL_NR: u64 = 512;
 /// Where [`Kernel::note_unimplemented`] counts numbers past `MAX_SYSCALL_NR`.
 pub const NOT_A_SYSCALL: u64 = u64::MAX;
 

@@ -555,7 +555,7 @@ impl CurrentTask {
             match ev {
                 Event::Syscall => crate::syscalls::handle(&mut self),
                 Event::CompatSyscall => self.compat_syscall(),
-                Event::Vsyscall { nr, host_returns } => self.vsyscall(nr, host_returns),
+                Event::Vsyscall { nr, returned } => self.vsyscall(nr, returned),
                 Event::Fault { signo, code, addr } => {
                     if !(signo == signal::SIGSEGV && code == SEGV_ACCERR && self.fill_fault(addr)) {
                         let info = SigInfo { signo, code, addr, ..Default::default() };
@@ -707,7 +707,7 @@ impl CurrentTask {
     /// emulation serves it: the call (gettimeofday, time, getcpu) with the
     /// arguments in the registers, its result in rax, then a return to the
     /// caller. A bad pointer is a SIGSEGV, as there.
-    fn vsyscall(&mut self, nr: u64, host_returns: bool) {
+    fn vsyscall(&mut self, nr: u64, returned: bool) {
         self.regs.orig_rax = nr;
         match crate::syscalls::vsyscall(self, nr) {
             Ok(v) => self.regs.rax = v,
@@ -718,7 +718,7 @@ impl CurrentTask {
             }
             Err(e) => self.regs.rax = (-(e.0 as i64)) as u64,
         }
-        if !host_returns {
+        if !returned {
             let Ok(ret) = self.read_u64(self.regs.rsp) else {
                 let addr = self.regs.rsp;
                 self.force_signal(SigInfo { signo: signal::SIGSEGV, code: 1, addr, ..Default::default() });
@@ -834,12 +834,27 @@ impl CurrentTask {
         Ok(())
     }
 
-    /// rt_sigreturn: restores the state saved by `setup_frame`.
+    /// rt_sigreturn: restores the state saved by `setup_frame`. A frame that
+    /// cannot be restored (unreadable, an fpstate the CPU would refuse) is a
+    /// SIGSEGV, as Linux's `badframe`, never an error return.
     pub fn sigreturn(&mut self) -> SysResult<u64> {
+        const SI_KERNEL: i32 = 0x80;
+        if self.restore_frame().is_err() {
+            self.force_signal(SigInfo { signo: signal::SIGSEGV, code: SI_KERNEL, ..Default::default() });
+        }
+        Ok(self.regs.rax)
+    }
+
+    fn restore_frame(&mut self) -> SysResult<()> {
         let uc_addr = self.regs.rsp;
         let uc = self.read_vec(uc_addr, signal::UCONTEXT_SIZE)?;
         let mut regs = self.regs;
         let (mask, fpstate) = signal::parse_sigreturn(&uc, &mut regs)?;
+        self.task.sig.lock().unwrap().mask = mask & !signal::UNBLOCKABLE;
+        // Linux would take cs and ss from the frame: a way into 32-bit mode.
+        // moat runs 64-bit code only, so a frame always returns to 64-bit mode.
+        crate::platform::sixty_four(&mut regs);
+        self.regs = regs;
         if fpstate != 0 {
             let mut fx = [0u8; 512];
             self.read_mem(fpstate, &mut fx)?;
@@ -851,19 +866,21 @@ impl CurrentTask {
                     fp.truncate(512);
                 }
             }
-            // MXCSR reserved bits would make the host's FXRSTOR fault; keep them clear.
-            let mxcsr = u32::from_ne_bytes(fp[24..28].try_into().expect("4 bytes")) & 0xffff;
-            fp[24..28].copy_from_slice(&mxcsr.to_ne_bytes());
-            let _ = self.ctx.set_fpstate(&fp);
+            // MXCSR's reserved bits would make the CPU refuse the state, as
+            // Linux's restore refuses the frame.
+            let mxcsr = u32::from_ne_bytes(fp[24..28].try_into().expect("4 bytes"));
+            if mxcsr & !MXCSR_FEATURES != 0 {
+                return Err(Errno::EINVAL);
+            }
+            self.ctx.set_fpstate(&fp).map_err(|_| Errno::EINVAL)?;
         }
-        self.task.sig.lock().unwrap().mask = mask & !signal::UNBLOCKABLE;
-        // Linux would take cs and ss from the frame: a way into 32-bit mode.
-        // moat runs 64-bit code only, so a frame always returns to 64-bit mode.
-        crate::platform::sixty_four(&mut regs);
-        self.regs = regs;
-        Ok(regs.rax)
+        Ok(())
     }
 }
+
+/// The MXCSR bits a program may set (Linux's mxcsr_feature_mask on CPUs
+/// with DAZ).
+const MXCSR_FEATURES: u32 = 0xffff;
 
 /// Tears down one app thread; the last one out turns the process into a zombie and
 /// tells the parent.

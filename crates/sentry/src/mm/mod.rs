@@ -77,8 +77,18 @@ impl Vma {
         self.backing.off + self.offset + (addr - self.start)
     }
 
+    /// Whether the VMA lies within its backing, as every change keeps it:
+    /// checked again wherever its pages are reached, so that a slip in the
+    /// bookkeeping shows nothing of anyone else's memory.
+    fn fits(&self) -> bool {
+        self.offset.checked_add(self.end - self.start).is_some_and(|e| e <= self.backing.len)
+    }
+
     /// PROT_NONE ranges are mapped too, so a touch faults with SEGV_ACCERR as on Linux.
     fn map_op(&self) -> MapOp {
+        if !self.fits() {
+            return MapOp::Unmap { addr: self.start, len: self.end - self.start };
+        }
         MapOp::Map { addr: self.start, len: self.end - self.start, prot: self.prot, off: self.memoff(self.start) }
     }
 
@@ -86,7 +96,7 @@ impl Vma {
     /// that fills on first use, its pieces not in yet `PROT_NONE` (the app's
     /// first touch faults to the Sentry, which fills them).
     fn map_ops(&self, ops: &mut Vec<MapOp>) {
-        let Some(fill) = self.backing.fill.as_ref().filter(|_| self.prot != 0) else {
+        let Some(fill) = self.backing.fill.as_ref().filter(|_| self.prot != 0 && self.fits()) else {
             ops.push(self.map_op());
             return;
         };
@@ -207,7 +217,7 @@ impl MemoryManager {
         let Some(v) = self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr) else {
             return Ok(None);
         };
-        let Some(fill) = v.backing.fill.as_ref().filter(|_| v.prot != 0) else { return Ok(None) };
+        let Some(fill) = v.backing.fill.as_ref().filter(|_| v.prot != 0 && v.fits()) else { return Ok(None) };
         let index = (v.offset + (addr - v.start)) / PIECE;
         if fill.is_exposed(index) {
             return Ok(None);
@@ -217,7 +227,7 @@ impl MemoryManager {
         // Every VMA of this address space that shows the piece maps it now.
         let backing = v.backing.clone();
         let mut ops = Vec::new();
-        for w in self.vmas.values().filter(|w| Arc::ptr_eq(&w.backing, &backing)) {
+        for w in self.vmas.values().filter(|w| Arc::ptr_eq(&w.backing, &backing) && w.fits()) {
             let (lo, hi) = (w.offset.max(from), (w.offset + (w.end - w.start)).min(to));
             if lo < hi {
                 let at = w.start + (lo - w.offset);
@@ -306,6 +316,10 @@ impl MemoryManager {
             Some(b) => b,
             None => (self.alloc.alloc(len)?, 0),
         };
+        // A VMA shows its own range of the memory file and nothing past it.
+        if offset.checked_add(len).is_none_or(|e| e > backing.len) {
+            return Err(Errno::EINVAL);
+        }
         let mut ops = Vec::new();
         if self.overlaps(start, end) {
             self.carve(start, end);
@@ -354,6 +368,10 @@ impl MemoryManager {
         let target = match fixed {
             Some(a) => {
                 if !a.is_multiple_of(PAGE) || a.checked_add(new_len).is_none_or(|e| e > APP_TOP) {
+                    return Err(Errno::EINVAL);
+                }
+                // The new place may not overlap the old one, as on Linux.
+                if a < old_end && old < a + new_len {
                     return Err(Errno::EINVAL);
                 }
                 a
@@ -473,7 +491,15 @@ impl MemoryManager {
             // Extend the heap VMA (or create it) over the reserved backing.
             let existing = self.vmas.range(..old_end).next_back().map(|(_, v)| v.clone());
             match existing {
-                Some(mut v) if v.name == VmaName::Heap && v.end == old_end => {
+                // Only the heap's own VMA grows in place, and only within the
+                // heap's range: a heap page mremap'd here has a backing of its
+                // own that must not be stretched over memory not its own.
+                Some(mut v)
+                    if v.name == VmaName::Heap
+                        && v.end == old_end
+                        && Arc::ptr_eq(&v.backing, &heap)
+                        && v.offset + (new_end - v.start) <= heap.len =>
+                {
                     self.vmas.remove(&v.start);
                     v.end = new_end;
                     ops.push(v.map_op());
@@ -555,7 +581,7 @@ impl MemoryManager {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         while cur < end {
             let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
-            if v.prot & want != want || v.prot == 0 {
+            if v.prot & want != want || v.prot == 0 || !v.fits() {
                 return Err(Errno::EFAULT);
             }
             let n = (v.end.min(end) - cur) as usize;
@@ -611,6 +637,9 @@ impl MemoryManager {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         while cur < end {
             let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
+            if !v.fits() {
+                return Err(Errno::EFAULT);
+            }
             let n = (v.end.min(end) - cur) as usize;
             v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| Errno::EFAULT)?;
             out.push((v.memoff(cur), n));

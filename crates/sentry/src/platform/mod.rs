@@ -26,10 +26,10 @@ pub enum Event {
     /// moat does not offer. Nothing was run; `rip` is past the instruction.
     CompatSyscall,
     /// The app called the vsyscall entry for call `nr` (gettimeofday, time,
-    /// getcpu): put the result in rax. With `host_returns`, leave `rip` and
-    /// `rsp` alone and the platform returns to the caller; without, return
-    /// to the caller yourself (pop the return address).
-    Vsyscall { nr: u64, host_returns: bool },
+    /// getcpu): put the result in rax. With `returned`, the registers are
+    /// already the caller's; without, return to the caller yourself (pop
+    /// the return address).
+    Vsyscall { nr: u64, returned: bool },
     /// App code faulted (or trapped): deliver `signo` with `code` and `addr` to the app.
     Fault { signo: i32, code: i32, addr: u64 },
     /// The Sentry interrupted the app (a signal or exit is pending).

@@ -96,13 +96,13 @@ impl Context for PtraceContext {
         match self.tracee.run(regs) {
             Ok(StopReason::Syscall) => Event::Syscall,
             Ok(StopReason::CompatSyscall) => Event::CompatSyscall,
-            Ok(StopReason::Vsyscall { nr }) => Event::Vsyscall { nr, host_returns: true },
+            Ok(StopReason::Vsyscall { nr }) => Event::Vsyscall { nr, returned: true },
             // A host without vsyscall emulation (vsyscall=none) has no page
             // there: the call faults at the entry itself.
             Ok(StopReason::Signal { signo: 11, addr, .. })
                 if addr == regs.rip && abi::x86::vsyscall_at(addr).is_some() =>
             {
-                Event::Vsyscall { nr: abi::x86::vsyscall_at(addr).unwrap_or_default(), host_returns: false }
+                Event::Vsyscall { nr: abi::x86::vsyscall_at(addr).unwrap_or_default(), returned: false }
             }
             Ok(StopReason::Signal { signo, code, addr }) => match signo {
                 4 | 5 | 7 | 8 | 11 => Event::Fault { signo, code, addr },

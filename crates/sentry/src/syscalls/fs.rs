@@ -588,12 +588,12 @@ pub fn sys_read(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult
     if f.inode().is_some_and(|i| i.stat().map(|s| s.file_type() == FileType::Directory).unwrap_or(false)) {
         return Err(Errno::EISDIR);
     }
-    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len), None)? as u64)
+    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len)?, None)? as u64)
 }
 
 pub fn sys_write(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
-    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len), None)? as u64)
+    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len)?, None)? as u64)
 }
 
 pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
@@ -601,7 +601,7 @@ pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64)
         return Err(Errno::EINVAL);
     }
     let f = file(t, fd)?;
-    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len), Some(off as u64))? as u64)
+    Ok(read_to_user(t, &f, &UserBuf::flat(buf, len)?, Some(off as u64))? as u64)
 }
 
 pub fn sys_pwrite64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
@@ -609,7 +609,7 @@ pub fn sys_pwrite64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64
         return Err(Errno::EINVAL);
     }
     let f = file(t, fd)?;
-    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len), Some(off as u64))? as u64)
+    Ok(write_from_user(t, &f, &UserBuf::flat(buf, len)?, Some(off as u64))? as u64)
 }
 
 pub fn sys_readv(t: &mut CurrentTask, fd: i32, iov: u64, cnt: usize) -> SysResult<u64> {

@@ -47,6 +47,8 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     if flags & MAP_ANONYMOUS != 0 {
         return t.change_mm(|mm| mm.map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon));
     }
+    // The file range must be addressable, as Linux's pgoff check.
+    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     let f = t.tg().fds.lock().unwrap().get(fd)?;
     if !f.readable() {
         return Err(Errno::EACCES);
@@ -172,11 +174,16 @@ pub fn sys_mincore(t: &mut CurrentTask, addr: u64, len: u64, vec: u64) -> SysRes
     if !t.tg().mm().lock().unwrap().is_mapped(addr, len) {
         return Err(Errno::ENOMEM);
     }
-    // Every mapped page is reported resident: the memory file backs them all.
-    let pages = (len / 4096) as usize;
-    if pages > (1 << 24) {
-        return Err(Errno::ENOMEM);
+    // Every mapped page is reported resident: the memory file backs them
+    // all. Written a page of answers at a time, whatever the length.
+    let ones = [1u8; 4096];
+    let mut left = len / 4096;
+    let mut at = vec;
+    while left > 0 {
+        let n = left.min(ones.len() as u64);
+        t.write_mem(at, &ones[..n as usize])?;
+        at = at.wrapping_add(n);
+        left -= n;
     }
-    t.write_mem(vec, &vec![1u8; pages])?;
     Ok(0)
 }

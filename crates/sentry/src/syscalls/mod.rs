@@ -88,7 +88,7 @@ fn decode_args(t: &CurrentTask, n: u64, a: &Args) -> String {
                 Ok(s) => out.push(format!("{:?}", String::from_utf8_lossy(&s))),
                 Err(_) => out.push(format!("{v:#x}")),
             }
-        } else if (*v as i64).abs() < 4096 {
+        } else if (*v as i64).unsigned_abs() < 4096 {
             out.push(format!("{}", *v as i64));
         } else {
             out.push(format!("{v:#x}"));

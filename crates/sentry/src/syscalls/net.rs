@@ -564,7 +564,7 @@ pub fn sys_sendto(
 ) -> SysResult<u64> {
     let (f, ep) = socket_file(t, fd)?;
     let to = if addr != 0 { Some(read_sockaddr(t, addr, addr_len)?) } else { None };
-    let n = send_common(t, &f, &ep, &UserBuf::flat(buf, len), to, Control::default(), flags)?;
+    let n = send_common(t, &f, &ep, &UserBuf::flat(buf, len)?, to, Control::default(), flags)?;
     Ok(n as u64)
 }
 
@@ -666,7 +666,7 @@ pub fn sys_recvfrom(
     len_ptr: u64,
 ) -> SysResult<u64> {
     let (f, ep) = socket_file(t, fd)?;
-    let (n, r) = recv_common(t, &f, &ep, &UserBuf::flat(buf, len), flags)?;
+    let (n, r) = recv_common(t, &f, &ep, &UserBuf::flat(buf, len)?, flags)?;
     let from = r.from.map(|a| a.to_sockaddr()).unwrap_or_default();
     // Descriptors sent to a plain recv are closed here, with no lock held.
     drop(r.rights);

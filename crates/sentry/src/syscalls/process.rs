@@ -374,7 +374,8 @@ fn target(pid: i32, t: &CurrentTask) -> WaitTarget {
         -1 => WaitTarget::Any,
         0 => WaitTarget::Pgid(t.tg().state.lock().unwrap().pgid),
         p if p > 0 => WaitTarget::Pid(p),
-        p => WaitTarget::Pgid(-p),
+        // -INT_MIN is no process group: nothing can match (ESRCH, as Linux).
+        p => WaitTarget::Pgid(p.checked_neg().unwrap_or(0)),
     }
 }
 
@@ -384,6 +385,10 @@ const WNOWAIT: u32 = 0x0100_0000;
 pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult<u64> {
     if options & !(WNOHANG | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if pid == i32::MIN {
+        // -INT_MIN names no process group.
+        return Err(Errno::ESRCH);
     }
     let tg = t.tg().clone();
     let tgt = target(pid, t);
@@ -964,10 +969,20 @@ pub fn sys_sysinfo(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
 }
 
 pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
-    let mut b = vec![0u8; len.min(1 << 25)];
-    host::sys::getrandom(&mut b).map_err(|_| Errno::EIO)?;
-    t.write_mem(buf, &b)?;
-    Ok(b.len() as u64)
+    // Linux gives at most 32 MiB per call; the Sentry holds 64 KiB of it at a time.
+    const MAX: usize = 1 << 25;
+    let mut piece = [0u8; 64 << 10];
+    let (len, mut done) = (len.min(MAX), 0);
+    while done < len {
+        let n = piece.len().min(len - done);
+        host::sys::getrandom(&mut piece[..n]).map_err(|_| Errno::EIO)?;
+        match t.write_mem(buf.wrapping_add(done as u64), &piece[..n]) {
+            Ok(()) => done += n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done as u64)
 }
 
 pub fn sys_sched_getaffinity(t: &mut CurrentTask, len: usize, mask: u64) -> SysResult<u64> {

@@ -13,6 +13,13 @@ use crate::SysResult;
 pub const MAX_RW_COUNT: usize = 0x7fff_f000;
 /// The most vectors an iovec array may have.
 pub const UIO_MAXIOV: usize = 1024;
+/// Where user addresses end for Linux's access_ok (TASK_SIZE_MAX): a buffer
+/// reaching past it is EFAULT before anything moves, whatever its length.
+const USER_END: u64 = 0x7fff_ffff_f000;
+
+fn access_ok(addr: u64, len: u64) -> bool {
+    addr.checked_add(len).is_some_and(|end| end <= USER_END)
+}
 
 /// An app buffer list (one buffer, or the pieces an iovec array names),
 /// capped at MAX_RW_COUNT bytes in all.
@@ -23,28 +30,41 @@ pub struct UserBuf {
 }
 
 impl UserBuf {
-    /// One buffer of `len` bytes at `addr`.
-    pub fn flat(addr: u64, len: usize) -> UserBuf {
+    /// One buffer of `len` bytes at `addr` (EFAULT if it reaches past the
+    /// user address space).
+    pub fn flat(addr: u64, len: usize) -> SysResult<UserBuf> {
+        if !access_ok(addr, len as u64) {
+            return Err(Errno::EFAULT);
+        }
         let len = len.min(MAX_RW_COUNT);
-        UserBuf { segs: vec![(addr, len)], len }
+        Ok(UserBuf { segs: vec![(addr, len)], len })
     }
 
     /// The `count` iovecs at `ptr`; more than UIO_MAXIOV is `too_many`
     /// (EINVAL for readv/writev, EMSGSIZE for sendmsg), a negative length
-    /// EINVAL. What passes MAX_RW_COUNT in all is left out, as Linux does.
+    /// EINVAL, a buffer reaching past the user address space EFAULT (in that
+    /// order, as Linux checks). What passes MAX_RW_COUNT in all is left out.
     pub fn iovec(t: &CurrentTask, ptr: u64, count: usize, too_many: Errno) -> SysResult<UserBuf> {
         if count > UIO_MAXIOV {
             return Err(too_many);
         }
         let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
+        let vectors: Vec<(u64, u64)> = raw
+            .chunks(16)
+            .map(|c| {
+                let field = |i: usize| u64::from_ne_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+                (field(0), field(8))
+            })
+            .collect();
+        if vectors.iter().any(|&(_, seg)| (seg as i64) < 0) {
+            return Err(Errno::EINVAL);
+        }
+        if vectors.iter().any(|&(base, seg)| !access_ok(base, seg)) {
+            return Err(Errno::EFAULT);
+        }
         let mut segs = Vec::with_capacity(count);
         let mut len = 0usize;
-        for c in raw.chunks(16) {
-            let base = u64::from_ne_bytes(c[0..8].try_into().expect("8 bytes"));
-            let seg = u64::from_ne_bytes(c[8..16].try_into().expect("8 bytes"));
-            if (seg as i64) < 0 {
-                return Err(Errno::EINVAL);
-            }
+        for (base, seg) in vectors {
             let take = (seg as usize).min(MAX_RW_COUNT - len);
             if take > 0 {
                 segs.push((base, take));
