@@ -373,3 +373,62 @@ fn signals_and_exec_during_vsyscalls_behave_as_on_linux() {
 fn getrandom_in_many_threads_keeps_the_sentry_small() {
     differential_probe("adv_getrandom", &[]);
 }
+
+// The OCI path: the same attacks from a container's process (`moat run`).
+
+/// Runs `args` (a probe copied into the bundle's rootfs) as the process of
+/// a container under `moat run`, bounded in time; returns (status, stdout),
+/// and checks that no process of the host took the escape's name.
+fn run_in_container(rootfs: &common::Rootfs, args: &[&str]) -> (i32, String) {
+    let root = common::TempDir::new("oci-root");
+    let bundle = common::TempDir::new("oci-bundle");
+    common::oci::busybox_bundle(root.path(), bundle.path(), rootfs, args, |_| {});
+    let id = common::unique_name("adv");
+    let out = common::oci::moat_at(root.path(), &["run", "--bundle", bundle.path().to_str().expect("utf-8"), &id]);
+    let escaped: Vec<String> = fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "adv-escaped")
+        .collect();
+    assert!(escaped.is_empty(), "a host process took the escape's name after `moat run {args:?}`");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "the Sentry panicked in `moat run {args:?}`:\n{stderr}");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_vectors_hold_in_a_container_too() {
+    let rootfs = common::Rootfs::new();
+    // Probes whose output moat must match natively, and those whose moat
+    // output the tests above pin (a container must give the same).
+    let native: &[(&str, &[&str])] = &[
+        ("adv_compat_signal", &[]),
+        ("adv_sigreturn", &["ss", "flags", "tf", "rip", "fp_nowhere", "fp_header"]),
+        ("adv_vsyscall", &[]),
+        ("adv_vsyscall_signals", &[]),
+        ("adv_jit", &[]),
+        ("adv_heap_remap", &[]),
+        ("adv_iovec", &[]),
+    ];
+    let pinned: &[(&str, &[&str])] = &[("adv_compat_int80", &[]), ("adv_sysenter", &[]), ("adv_stub_unmap", &[])];
+    for &(name, args) in native.iter().chain(pinned) {
+        let bin = static_probe(name);
+        fs::copy(&bin, rootfs.host_path(&format!("bin/{name}"))).expect("copy the probe into the rootfs");
+        let inside = format!("/bin/{name}");
+        let mut container_args = vec![inside.as_str()];
+        container_args.extend_from_slice(args);
+        let (status, stdout) = run_in_container(&rootfs, &container_args);
+        let mut reference_args = vec![bin.as_str()];
+        reference_args.extend_from_slice(args);
+        let reference = if native.iter().any(|(n, _)| *n == name) {
+            let out = run_native(&reference_args, WATCH_LIMIT);
+            (out.status, out.stdout)
+        } else {
+            let run = run_watched(&[], &reference_args, WATCH_LIMIT);
+            run.assert_contained(SENTRY_RSS_BOUND_KIB);
+            (run.output.status, run.output.stdout.clone())
+        };
+        assert_eq!((status, stdout.as_str()), (reference.0, reference.1.as_str()), "{name} {args:?} in a container");
+    }
+}
