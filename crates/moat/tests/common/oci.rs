@@ -40,21 +40,30 @@ pub fn busybox_bundle(root: &Path, dir: &Path, rootfs: &Rootfs, args: &[&str], e
 }
 
 /// `moat create` of `bundle` as `id`, the container's stdio going to
-/// `console` (a file); panics with what it printed if create fails.
-pub fn create(root: &Path, bundle: &Path, id: &str, console: &Path) {
+/// `console` (a file), with `extra` flags before the id; panics with what it
+/// printed if create fails.
+fn create_with(root: &Path, bundle: &Path, id: &str, console: &Path, extra: &[&std::ffi::OsStr]) {
     let file = fs::File::create(console).expect("console file");
     let created = Command::new("timeout")
         .arg("60")
         .arg(moat_binary())
         .arg("--root")
         .arg(root)
-        .args(["create", "--bundle", bundle.to_str().expect("utf-8"), id])
+        .args(["create", "--bundle", bundle.to_str().expect("utf-8")])
+        .args(extra)
+        .arg(id)
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("dup"))
         .stderr(file)
         .status()
         .expect("spawn create");
     assert!(created.success(), "create: {}", fs::read_to_string(console).unwrap_or_default());
+}
+
+/// `moat create` of `bundle` as `id`, the container's stdio going to
+/// `console` (a file); panics with what it printed if create fails.
+pub fn create(root: &Path, bundle: &Path, id: &str, console: &Path) {
+    create_with(root, bundle, id, console, &[]);
 }
 
 /// The container's status, from `moat state`.
@@ -68,21 +77,7 @@ pub fn status(root: &Path, id: &str) -> String {
 /// `moat create --pid-file PID_FILE` of `bundle` as `id`, as `create` does
 /// otherwise; returns the pid written to the file.
 pub fn create_with_pid_file(root: &Path, bundle: &Path, id: &str, console: &Path, pid_file: &Path) -> u32 {
-    let file = fs::File::create(console).expect("console file");
-    let created = Command::new("timeout")
-        .arg("60")
-        .arg(moat_binary())
-        .arg("--root")
-        .arg(root)
-        .args(["create", "--bundle", bundle.to_str().expect("utf-8"), "--pid-file"])
-        .arg(pid_file)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("dup"))
-        .stderr(file)
-        .status()
-        .expect("spawn create");
-    assert!(created.success(), "create: {}", fs::read_to_string(console).unwrap_or_default());
+    create_with(root, bundle, id, console, &["--pid-file".as_ref(), pid_file.as_os_str()]);
     let text = fs::read_to_string(pid_file).expect("read the pid file");
     text.trim().parse().unwrap_or_else(|_| panic!("the pid file holds {text:?}, not a pid"))
 }
