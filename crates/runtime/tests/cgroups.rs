@@ -61,8 +61,18 @@ fn is_v2() -> bool {
     matches!(detect().unwrap(), Layout::V2 { .. })
 }
 
-/// Removes the test's cgroup even when an assertion failed first.
-struct Cleanup(String);
+/// Removes the test's cgroup even when an assertion failed first, and the
+/// shared parent once no test is using it: every test holds `LIVE` for
+/// reading while its cgroup exists, the last one out takes it for writing.
+struct Cleanup(String, Option<std::sync::RwLockReadGuard<'static, ()>>);
+
+static LIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+impl Cleanup {
+    fn new(path: String) -> Cleanup {
+        Cleanup(path, Some(LIVE.read().unwrap_or_else(|e| e.into_inner())))
+    }
+}
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -72,7 +82,23 @@ impl Drop for Cleanup {
             }
             let _ = cgroup.remove();
         }
+        drop(self.1.take());
+        let Ok(_alone) = LIVE.try_write() else { return };
+        let roots: Vec<PathBuf> = match detect() {
+            Ok(Layout::V1 { root }) => controller_dirs(&root),
+            Ok(Layout::Hybrid { v1, unified }) => controller_dirs(&v1).into_iter().chain([unified]).collect(),
+            Ok(Layout::V2 { root }) => vec![root],
+            Err(_) => Vec::new(),
+        };
+        for root in roots {
+            let _ = std::fs::remove_dir(root.join("moat-test"));
+        }
     }
+}
+
+/// The directories of the v1 hierarchies under `root`.
+fn controller_dirs(root: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default()
 }
 
 /// A child killed and reaped when dropped.
@@ -127,7 +153,7 @@ fn proc_state(pid: i32) -> char {
 fn create_writes_the_limits_asked_for() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     // Proportional I/O weights exist only under CFQ or BFQ; on a host
     // without either (a VM whose disks use none or mq-deadline) there is no
     // weight file, and asking for a weight fails as it does with runc.
@@ -192,7 +218,7 @@ fn create_writes_the_limits_asked_for() {
 fn added_process_is_listed_and_named_in_proc_cgroup() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let cgroup = Cgroup::create(&path, None).unwrap();
     let child = Child(Command::new("sleep").arg("30").spawn().unwrap());
     cgroup.add(child.pid()).unwrap();
@@ -226,7 +252,7 @@ fn added_process_is_listed_and_named_in_proc_cgroup() {
 fn pids_limit_stops_forks() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let cgroup = Cgroup::create(&path, Some(&resources(json!({"pids": {"limit": 5}})))).unwrap();
     let mut child =
         Child::shell("read go; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 30 & echo started; done; wait");
@@ -255,7 +281,7 @@ fn pids_limit_stops_forks() {
 fn memory_limit_oom_kills() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     // swap equal to the limit: no swap, so the allocation cannot escape to it.
     let limit = 32 * MIB;
     let r = resources(json!({"memory": {"limit": limit, "swap": limit}}));
@@ -279,7 +305,7 @@ fn memory_limit_oom_kills() {
 fn freeze_stops_processes_and_thaw_restarts_them() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let cgroup = Cgroup::create(&path, None).unwrap();
     let child = Child(Command::new("sleep").arg("30").spawn().unwrap());
     cgroup.add(child.pid()).unwrap();
@@ -316,7 +342,7 @@ fn freeze_stops_processes_and_thaw_restarts_them() {
 fn update_changes_limits() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let cgroup = Cgroup::create(&path, Some(&resources(json!({"memory": {"limit": 64 * MIB}})))).unwrap();
     let opened = Cgroup::open(&path).unwrap();
     opened.update(&resources(json!({"memory": {"limit": 128 * MIB}, "pids": {"limit": 20}}))).unwrap();
@@ -336,7 +362,7 @@ fn update_changes_limits() {
 fn stats_and_events_json_are_sane() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let r = resources(json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 10}}));
     let cgroup = Cgroup::create(&path, Some(&r)).unwrap();
     // Some work charged to the cgroup: CPU for the loop, memory for the
@@ -390,7 +416,7 @@ fn bad_paths_are_refused() {
 fn unsupported_or_contradictory_resources_are_refused() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let r = resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
     let err = Cgroup::create(&path, Some(&r)).unwrap_err();
     assert!(matches!(err, CgroupError::Unsupported(_)), "{err}");
@@ -410,7 +436,7 @@ fn unsupported_or_contradictory_resources_are_refused() {
 fn remove_waits_for_exiting_processes_and_leaves_nothing() {
     require_root();
     let path = unique_path();
-    let _cleanup = Cleanup(path.clone());
+    let _cleanup = Cleanup::new(path.clone());
     let r = resources(json!({"memory": {"limit": 64 * MIB}, "cpu": {"cpus": "0"}}));
     let cgroup = Cgroup::create(&path, Some(&r)).unwrap();
     let mut child = Child(Command::new("sleep").arg("30").spawn().unwrap());
