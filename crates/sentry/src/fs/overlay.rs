@@ -18,7 +18,9 @@ use abi::Errno;
 use super::cache::{default_capacity, Children, Lookup, Recent};
 use super::tmpfs::TmpfsInode;
 use crate::mm::RangeAllocator;
-use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat};
+use crate::vfs::{
+    new_fs_id, DirEntry, FileOps, FileSource, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat,
+};
 use crate::SysResult;
 
 /// What one upper directory hides of the lower one.
@@ -362,29 +364,9 @@ fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef
 /// piece at a time, skipping holes: a copy-up costs the Sentry one piece
 /// of memory, whatever the file's size.
 fn copy_data(lower: &InodeRef, up: &TmpfsInode, size: u64) -> SysResult<()> {
-    const PIECE: usize = 1 << 20;
-    let ops = lower.clone().open(0)?;
-    let file = OpenFile::new(ops.clone(), None, 0);
-    let mut buf = vec![0u8; PIECE.min(size as usize)];
-    let mut pos = 0;
-    while pos < size {
-        let Some((start, stop)) = ops.data_extent(&file, pos)? else { break };
-        let (start, stop) = (start.max(pos), stop.min(size));
-        let mut at = start;
-        while at < stop {
-            let want = PIECE.min((stop - at) as usize);
-            let n = ops.read(&file, &mut buf[..want], at)?;
-            if n == 0 {
-                return up.set_size(at);
-            }
-            if buf[..n].iter().any(|&b| b != 0) {
-                up.write_at(at, &buf[..n])?;
-            }
-            at += n as u64;
-        }
-        pos = stop.max(pos + 1);
-    }
-    up.set_size(size)
+    let source = FileSource(OpenFile::new(lower.clone().open(0)?, None, 0));
+    let end = crate::mm::copy_data(&source, 0, size, |at, data| up.write_at(at, data))?;
+    up.set_size(end)
 }
 
 impl Inode for OverlayInode {

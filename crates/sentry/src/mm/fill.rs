@@ -101,33 +101,50 @@ impl Fill {
         }
         let mut state = self.state.lock().unwrap();
         let end = off.checked_add(len).ok_or(Errno::EFAULT)?;
-        let mut buf = Vec::new();
         for index in off / PIECE..end.div_ceil(PIECE) {
             if bit(&state.filled, index) {
                 continue;
             }
             let (start, stop) = (index * PIECE, ((index + 1) * PIECE).min(self.len));
-            let mut pos = start;
-            while pos < stop {
-                let Some((data, hole)) = self.source.data_extent(self.offset + pos)? else { break };
-                let from = data.saturating_sub(self.offset).max(pos);
-                let to = hole.saturating_sub(self.offset).min(stop);
-                let mut at = from;
-                while at < to {
-                    buf.resize((to - at).min(PIECE) as usize, 0);
-                    let n = self.source.read(self.offset + at, &mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    if buf[..n].iter().any(|&b| b != 0) {
-                        write(at, &buf[..n])?;
-                    }
-                    at += n as u64;
-                }
-                pos = to.max(pos + 1);
+            if start < stop {
+                let base = self.offset;
+                copy_data(&*self.source, base + start, base + stop, |at, data| write(at - base, data))?;
             }
             set_bit(&mut state.filled, index);
         }
         Ok(())
     }
+}
+
+/// Copies `[from, to)` of `source` (its offsets) with `write(offset,
+/// bytes)`, a piece at a time, skipping the source's holes and any piece of
+/// zeros (the destination reads as zero there already, and stays
+/// unallocated): the Sentry holds one piece, whatever the range. Returns
+/// where the source ended, if before `to`, else `to`.
+pub fn copy_data(
+    source: &dyn PageSource,
+    from: u64,
+    to: u64,
+    mut write: impl FnMut(u64, &[u8]) -> SysResult<()>,
+) -> SysResult<u64> {
+    let mut buf = vec![0u8; PIECE.min(to.saturating_sub(from)) as usize];
+    let mut pos = from;
+    while pos < to {
+        let Some((data, hole)) = source.data_extent(pos)? else { break };
+        let (data, hole) = (data.max(pos), hole.min(to));
+        let mut at = data;
+        while at < hole {
+            let want = PIECE.min(hole - at) as usize;
+            let n = source.read(at, &mut buf[..want])?;
+            if n == 0 {
+                return Ok(at);
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                write(at, &buf[..n])?;
+            }
+            at += n as u64;
+        }
+        pos = hole.max(pos + 1);
+    }
+    Ok(to)
 }

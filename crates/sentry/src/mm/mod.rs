@@ -21,7 +21,7 @@ use host::memfile::PAGE;
 use host::APP_TOP;
 
 pub use alloc::{Backing, RangeAllocator};
-pub use fill::{Fill, PageSource, PIECE};
+pub use fill::{copy_data, Fill, PageSource, PIECE};
 
 use crate::SysResult;
 

@@ -7,7 +7,7 @@ use crate::kernel::CurrentTask;
 use std::sync::Arc;
 
 use crate::mm::{page_up, Fill, PageSource, VmaName};
-use crate::vfs::{FileType, OpenFile};
+use crate::vfs::{FileSource, FileType};
 use crate::SysResult;
 
 const MAP_SHARED: u32 = 0x01;
@@ -98,20 +98,6 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
 /// larger ones a piece at a time as they are used, so that a mapping costs
 /// what is used of it, not its length.
 const FILL_AT_MAP: u64 = 8 << 20;
-
-/// An open file as the source of a private mapping's pages.
-#[derive(Debug)]
-struct FileSource(Arc<OpenFile>);
-
-impl PageSource for FileSource {
-    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
-        self.0.ops.read(&self.0, buf, off)
-    }
-
-    fn data_extent(&self, off: u64) -> SysResult<Option<(u64, u64)>> {
-        self.0.ops.data_extent(&self.0, off)
-    }
-}
 
 pub fn sys_munmap(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
     t.change_mm(|mm| Ok((0, mm.unmap(addr, len)?)))

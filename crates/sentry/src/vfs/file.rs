@@ -144,3 +144,18 @@ impl Drop for OpenFile {
         ops.release(self);
     }
 }
+
+/// An open file as a source of pages: a private mapping's, or an overlay
+/// copy-up's.
+#[derive(Debug)]
+pub struct FileSource(pub Arc<OpenFile>);
+
+impl crate::mm::PageSource for FileSource {
+    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+        self.0.ops.read(&self.0, buf, off)
+    }
+
+    fn data_extent(&self, off: u64) -> SysResult<Option<(u64, u64)>> {
+        self.0.ops.data_extent(&self.0, off)
+    }
+}

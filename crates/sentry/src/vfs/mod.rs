@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use abi::Errno;
 
 pub use fdtable::FdTable;
-pub use file::{FileOps, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
+pub use file::{FileOps, FileSource, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
 
 use crate::fs::cache::{Children, Lookup};
 use crate::kernel::task::Creds;
