@@ -1,24 +1,59 @@
 //! The Sentry: moat's application kernel. It implements the Linux syscall ABI
 //! in user space for app code running in stub processes.
+//!
+//! # Layers
+//!
+//! The modules form layers, read bottom-up. A module uses only the crate
+//! root and the modules listed before it; `tests/layers.rs` reads every
+//! `crate::` path in the source and fails on one that reaches up or sideways
+//! (unit-test modules, `#[cfg(test)]`, may use any layer as a fixture).
+//!
+//! 1. `auth` — credentials and capabilities: who is asking.
+//! 2. `waiter` — wait queues: how anything sleeps and is woken.
+//! 3. `mm` — address spaces and the memory file that backs app memory.
+//! 4. `platform` — how app code runs and traps (ptrace today): switching into
+//!    a stub, the events it returns, the host mappings it follows.
+//! 5. `vfs` — file semantics: dentries, mounts, path walks, permissions,
+//!    open files and descriptor tables, locks, inotify.
+//! 6. `fs` — filesystems and file objects that need no tasks: tmpfs, the
+//!    Gofer-backed root and its overlay, /dev, pipes, sockets, eventfd, epoll.
+//! 7. `kernel` — tasks, thread groups, signals, futexes, timers, the PID
+//!    table, and the run loop that switches into app code. It reaches the
+//!    syscall layer only through the table `boot` installs
+//!    (`kernel::SyscallTable`), as gVisor's kernel does.
+//! 8. `taskfs` — files whose contents are tasks: /proc, ptys, signalfd.
+//! 9. `loader` — ELF loading for execve.
+//! 10. `syscalls` — the syscall table: typed arguments, one function per call.
+//! 11. `boot` — the composition root: builds the kernel, mounts, the Sentry's
+//!     own seccomp filter, and starts init.
+//!
+//! Why this order: what app code can ask for (syscalls) is built from
+//! kernel objects, which are built from files and memory, which are built
+//! from identity and sleeping; nothing below knows what is above it, so a
+//! second platform or a network stack slots in at its layer without
+//! touching the ones beneath.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod boot;
 pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
-pub mod seccomp;
 pub mod syscalls;
+pub mod taskfs;
 pub mod vfs;
+pub mod waiter;
 
 pub use abi::Errno;
-pub use kernel::boot::{
+pub use auth::CapSets;
+pub use boot::{
     boot, BootConfig, BootError, FileAccess, HostStdio, MountConfig, MountKind, ProcessConfig, ProcessInfo, RootConfig,
     Sandbox,
 };
-pub use kernel::capability::CapSets;
-pub use kernel::sysctl::{SysctlError, Sysctls};
 pub use kernel::{log_to, LogFormat};
+pub use taskfs::sysctl::{SysctlError, Sysctls};
 
 /// The result of a kernel operation: a value or an errno for the app.
 pub type SysResult<T> = Result<T, Errno>;

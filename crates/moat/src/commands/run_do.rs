@@ -18,7 +18,7 @@ use nix::sys::signal::{SigSet, Signal};
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use runtime::cgroups::Cgroup;
 use runtime::gofers::Gofers;
-use sentry::kernel::boot::BootError;
+use sentry::BootError;
 use sentry::{FileAccess, MountConfig, MountKind, RootConfig};
 
 #[derive(Debug, clap::Args)]

@@ -138,8 +138,10 @@ impl FileOps for DeviceFile {
     }
 }
 
-/// Builds /dev. `tty` is the sandbox's terminal (what /dev/tty opens), if it has one.
-pub fn new_devfs(tty: Option<Arc<dyn FileOps>>, ptys: Option<Arc<super::pty::PtyRegistry>>) -> InodeRef {
+/// Builds /dev. `tty` is the sandbox's terminal (what /dev/tty opens), if it
+/// has one; `ptys` the pseudo-terminal multiplexer and its directory
+/// (`ptmx`, `pts`), if the sandbox offers them.
+pub fn new_devfs(tty: Option<Arc<dyn FileOps>>, ptys: Option<(InodeRef, InodeRef)>) -> InodeRef {
     let fs = new_fs_id();
     let mut entries: Vec<(Vec<u8>, InodeRef)> = Vec::new();
     let mut add = |name: &str, inode: InodeRef| entries.push((name.as_bytes().to_vec(), inode));
@@ -158,9 +160,9 @@ pub fn new_devfs(tty: Option<Arc<dyn FileOps>>, ptys: Option<Arc<super::pty::Pty
     add("stdout", SimpleSymlink::fixed(fs, next_ino(), b"/proc/self/fd/1"));
     add("stderr", SimpleSymlink::fixed(fs, next_ino(), b"/proc/self/fd/2"));
     match ptys {
-        Some(reg) => {
-            add("ptmx", reg.ptmx());
-            add("pts", reg.pts());
+        Some((ptmx, pts)) => {
+            add("ptmx", ptmx);
+            add("pts", pts);
         }
         None => add("pts", SimpleDir::fixed(fs, next_ino(), 0o755, Vec::new())),
     }

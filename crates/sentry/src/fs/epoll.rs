@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 pub const EPOLLET: u32 = 1 << 31;

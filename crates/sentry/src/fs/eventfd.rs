@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 pub const EFD_SEMAPHORE: u32 = 1;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 use p9::{Client, Fid};
 
-use super::cache::{default_capacity, Children, Lookup, Recent};
+use crate::vfs::cache::{default_capacity, Children, Lookup, Recent};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
 

@@ -1,18 +1,13 @@
 //! Filesystems and file-like objects: tmpfs, devfs, procfs, the Gofer-backed
 //! root, the overlay that keeps it read-only, pipes and host-backed stdio.
 
-pub mod cache;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
 pub mod gofer;
 pub mod host;
-pub mod inotify;
 pub mod overlay;
 pub mod pipe;
-pub mod proc;
-pub mod pty;
-pub mod signalfd;
 pub mod simple;
 pub mod sys;
 pub mod timerfd;

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use super::cache::{default_capacity, Children, Lookup, Recent};
 use super::tmpfs::TmpfsInode;
 use crate::mm::RangeAllocator;
+use crate::vfs::cache::{default_capacity, Children, Lookup, Recent};
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileSource, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat,
 };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::SysResult;
 

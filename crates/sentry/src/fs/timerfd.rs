@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 #[derive(Debug, Default)]

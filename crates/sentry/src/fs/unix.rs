@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 pub const AF_UNIX: u16 = 1;
@@ -1034,7 +1034,7 @@ impl FileOps for UnixSocket {
     /// FileOps does not see the task, so SCM_CREDENTIALS name the calling process
     /// with the socket creator's uid and gid.
     fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
-        let (pid, _) = crate::kernel::task::current();
+        let (pid, _) = crate::auth::current();
         let cred = Ucred { pid, ..self.ep.owner };
         match self.ep.kind {
             SockType::Stream => {

@@ -11,8 +11,8 @@ use std::time::Instant;
 use abi::Errno;
 
 use super::task::CurrentTask;
-use super::wait::Waiter;
 use crate::mm::{PROT_READ, PROT_WRITE};
+use crate::waiter::Waiter;
 use crate::SysResult;
 
 #[derive(Debug)]

@@ -7,15 +7,11 @@
 //! Two groups' `state` locks nest parent before child.
 
 pub mod app_seccomp;
-pub mod boot;
-pub mod capability;
 pub mod futex;
 pub mod itimer;
 pub mod posix_timer;
 pub mod signal;
-pub mod sysctl;
 pub mod task;
-pub mod wait;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -92,12 +88,25 @@ pub struct Kernel {
     pub locks: crate::vfs::lock::LockTable,
     /// flock(2) locks, apart from POSIX ones as on Linux.
     pub flocks: crate::vfs::lock::LockTable,
-    pub inotify: crate::fs::inotify::Notifier,
+    pub inotify: crate::vfs::inotify::Notifier,
     /// The app's seccomp policy (the OCI spec's `linux.seccomp`), if any.
     pub app_seccomp: Option<app_seccomp::AppSeccomp>,
     /// Most tasks (threads) the sandbox may have, as a pids cgroup counts
     /// them: fork and clone past it fail with EAGAIN.
     pub max_tasks: Option<usize>,
+    /// The syscall layer, installed by `boot`.
+    pub syscalls: SyscallTable,
+}
+
+/// The syscall layer as the run loop sees it. The kernel sits below the
+/// syscalls it serves, so it calls them through this table, which `boot`
+/// fills in; the kernel never names the `syscalls` module.
+#[derive(Debug, Clone, Copy)]
+pub struct SyscallTable {
+    /// Serves the syscall the task stopped at, leaving the result in rax.
+    pub handle: fn(&mut CurrentTask),
+    /// Serves a call of a vsyscall entry (the call's number).
+    pub vsyscall: fn(&mut CurrentTask, u64) -> crate::SysResult<u64>,
 }
 
 /// The sandbox's PID namespace: pid 1 is the first process.

@@ -8,64 +8,14 @@ use std::time::Instant;
 
 use abi::Errno;
 
-use super::capability::{self, CapSets};
 use super::signal::{self, AltStack, DefaultAction, PendingSignals, SigAction, SigInfo};
-use super::wait::{WaitQueue, Waiter};
 use super::Kernel;
+use crate::auth::Creds;
 use crate::mm::{MapOp, MemoryManager};
 use crate::platform::{Context, Event, Kicker, Regs};
 use crate::vfs::{Dentry, FdTable};
+use crate::waiter::{WaitQueue, Waiter};
 use crate::SysResult;
-
-/// User and group ids, capabilities and no_new_privs (root with every
-/// capability unless the spec says otherwise). They are the process's: every
-/// thread of it has the same. The effective ids are also the filesystem ids.
-#[derive(Debug, Clone)]
-pub struct Creds {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-    pub groups: Vec<u32>,
-    pub caps: CapSets,
-    /// SECBIT_KEEP_CAPS (prctl PR_SET_KEEPCAPS): leaving uid 0 keeps the
-    /// permitted set. Cleared by execve.
-    pub keep_caps: bool,
-    /// prctl PR_SET_NO_NEW_PRIVS: execve grants nothing (no set-ID, no
-    /// capabilities beyond the caller's). Inherited and never cleared.
-    pub no_new_privs: bool,
-}
-
-impl Default for Creds {
-    fn default() -> Creds {
-        Creds {
-            uid: 0,
-            euid: 0,
-            suid: 0,
-            gid: 0,
-            egid: 0,
-            sgid: 0,
-            groups: Vec::new(),
-            caps: CapSets::full(),
-            keep_caps: false,
-            no_new_privs: false,
-        }
-    }
-}
-
-impl Creds {
-    /// Whether `cap` is in the effective set.
-    pub fn has(&self, cap: u32) -> bool {
-        self.caps.effective & capability::bit(cap) != 0
-    }
-
-    /// Whether `gid` is the effective group or a supplementary one.
-    pub fn in_group(&self, gid: u32) -> bool {
-        self.egid == gid || self.groups.contains(&gid)
-    }
-}
 
 /// Root, working directory and umask.
 #[derive(Debug, Clone)]
@@ -538,7 +488,7 @@ impl CurrentTask {
 
     /// Runs the app thread until it exits. Consumes the host thread's attention.
     pub fn run(mut self) {
-        set_current(self.pid(), self.task.tid());
+        crate::auth::set_current(self.pid(), self.task.tid());
         *self.task.kicker.lock().unwrap() = Some(self.ctx.kicker());
         loop {
             if self.task.must_exit() {
@@ -553,7 +503,7 @@ impl CurrentTask {
             let ev = self.ctx.switch(&mut self.regs);
             self.task.cpu_ns.fetch_add(host::sys::thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
             match ev {
-                Event::Syscall => crate::syscalls::handle(&mut self),
+                Event::Syscall => (self.k.syscalls.handle)(&mut self),
                 Event::CompatSyscall => self.compat_syscall(),
                 Event::Vsyscall { nr, returned } => self.vsyscall(nr, returned),
                 Event::Fault { signo, code, addr } => {
@@ -709,7 +659,7 @@ impl CurrentTask {
     /// caller. A bad pointer is a SIGSEGV, as there.
     fn vsyscall(&mut self, nr: u64, returned: bool) {
         self.regs.orig_rax = nr;
-        match crate::syscalls::vsyscall(self, nr) {
+        match (self.k.syscalls.vsyscall)(self, nr) {
             Ok(v) => self.regs.rax = v,
             Err(Errno::EFAULT) => {
                 let addr = self.regs.rip;
@@ -1086,18 +1036,4 @@ impl ThreadGroup {
         let st = self.state.lock().unwrap();
         st.threads.iter().map(|t| t.cpu_ns.load(Ordering::Relaxed)).sum::<u64>() + st.children_cpu_ns
     }
-}
-
-thread_local! {
-    static CURRENT: std::cell::Cell<(i32, i32)> = const { std::cell::Cell::new((0, 0)) };
-}
-
-/// Records which app thread this host thread runs (for /proc/self and friends).
-pub fn set_current(pid: i32, tid: i32) {
-    CURRENT.with(|c| c.set((pid, tid)));
-}
-
-/// (pid, tid) of the app thread the calling host thread runs; (0, 0) outside tasks.
-pub fn current() -> (i32, i32) {
-    CURRENT.with(|c| c.get())
 }

@@ -8,8 +8,8 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 
-use crate::kernel::capability;
-use crate::kernel::task::Creds;
+use crate::auth::capability;
+use crate::auth::Creds;
 use crate::kernel::CurrentTask;
 use crate::mm::{page_down, page_up, MemoryManager, VmaName, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP};
 use crate::vfs::permission::{self, MAY_EXEC};

@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 
 use abi::Errno;
 
+use crate::auth::capability::{CAP_CHOWN, CAP_FSETID, CAP_SYS_CHROOT};
+use crate::auth::Creds;
 use crate::fs::pipe::Pipe;
-use crate::kernel::capability::{CAP_CHOWN, CAP_FSETID, CAP_SYS_CHROOT};
 use crate::kernel::signal::{SigInfo, SIGPIPE};
-use crate::kernel::task::{send_to_task, Creds};
-use crate::kernel::wait::WaitQueue;
+use crate::kernel::task::send_to_task;
 use crate::kernel::CurrentTask;
 use crate::vfs::permission::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::vfs::{
     Dentry, FileOps, FileType, Follow, Inode, InodeRef, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
 };
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 use super::user_io::UserBuf;
@@ -131,7 +132,7 @@ fn open_access(flags: u32) -> u32 {
 }
 
 /// (st_dev, st_ino) of an inode, for inotify.
-fn key_of(i: &crate::vfs::InodeRef) -> Option<crate::fs::inotify::Key> {
+fn key_of(i: &crate::vfs::InodeRef) -> Option<crate::vfs::inotify::Key> {
     i.stat().ok().map(|s| (s.dev, s.ino))
 }
 
@@ -200,7 +201,7 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
                 };
                 own_new_file(&who, &*dir.inode, &*inode);
                 let d = Dentry::new_child(&dir, &name, inode);
-                notify_dentry(t, &d, crate::fs::inotify::IN_CREATE);
+                notify_dentry(t, &d, crate::vfs::inotify::IN_CREATE);
                 created = true;
                 break d;
             }
@@ -302,7 +303,7 @@ fn open_fd_link(
         return Ok(None);
     }
     let Ok(d) = t.k.vfs.walk_as(&t.creds(), root, start, path, Follow::No) else { return Ok(None) };
-    let Some(link) = d.inode.as_any().downcast_ref::<crate::fs::proc::FdLink>() else { return Ok(None) };
+    let Some(link) = d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>() else { return Ok(None) };
     let f = link.open_file()?;
     if f.dentry.is_some() {
         return Ok(None);
@@ -324,7 +325,7 @@ pub fn sys_close(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     release_locks(t, &f);
     if Arc::strong_count(&f) == 1 && f.writable() {
         if let Some(d) = &f.dentry {
-            notify_dentry(t, d, crate::fs::inotify::IN_CLOSE_WRITE);
+            notify_dentry(t, d, crate::vfs::inotify::IN_CLOSE_WRITE);
         }
     }
     drop(f);
@@ -511,7 +512,7 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
     }
     if let (Ok(n), Some(d)) = (&r, &f.dentry) {
         if *n > 0 {
-            notify_dentry(t, d, crate::fs::inotify::IN_MODIFY);
+            notify_dentry(t, d, crate::vfs::inotify::IN_MODIFY);
         }
     }
     r
@@ -689,7 +690,7 @@ fn stat_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<Stat
         // A magic fd link to a pipe or socket has no path to follow; stat the file itself.
         Err(Errno::ENOENT) if flags & AT_SYMLINK_NOFOLLOW == 0 => {
             let d = lookup(t, dirfd, path, flags | AT_SYMLINK_NOFOLLOW).map_err(|_| Errno::ENOENT)?;
-            match d.inode.as_any().downcast_ref::<crate::fs::proc::FdLink>() {
+            match d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>() {
                 Some(link) => link.open_file()?.stat(),
                 None => Err(Errno::ENOENT),
             }
@@ -896,7 +897,7 @@ fn create_at(t: &CurrentTask, dirfd: i32, path: u64, node: NewNode) -> SysResult
     let inode = dir.inode.create(&name, node)?;
     own_new_file(&who, &*dir.inode, &*inode);
     if let Some(k) = key_of(&dir.inode) {
-        t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_CREATE, is_dir);
+        t.k.inotify.entry(k, &name, None, crate::vfs::inotify::IN_CREATE, is_dir);
     }
     Ok(0)
 }
@@ -940,7 +941,7 @@ pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> S
     dir.inode.unlink(&name, rmdir)?;
     dir.forget_child(&name);
     if let Some(k) = key_of(&dir.inode) {
-        t.k.inotify.entry(k, &name, None, crate::fs::inotify::IN_DELETE, rmdir);
+        t.k.inotify.entry(k, &name, None, crate::vfs::inotify::IN_DELETE, rmdir);
     }
     Ok(0)
 }
@@ -1114,7 +1115,7 @@ fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, change: Change
     let d = lookup(t, dirfd, path, flags)?;
     permit_change(&t.creds(), &*d.inode, change, &mut a)?;
     d.inode.setattr(&a)?;
-    let mask = if a.size.is_some() { crate::fs::inotify::IN_MODIFY } else { crate::fs::inotify::IN_ATTRIB };
+    let mask = if a.size.is_some() { crate::vfs::inotify::IN_MODIFY } else { crate::vfs::inotify::IN_ATTRIB };
     notify_dentry(t, &d, mask);
     Ok(0)
 }
@@ -1702,11 +1703,11 @@ pub fn sys_signalfd4(t: &mut CurrentTask, fd: i32, mask: u64, size: usize, flags
     let set = t.read_u64(mask)? & !crate::kernel::signal::UNBLOCKABLE;
     if fd != -1 {
         let f = file(t, fd)?;
-        let sfd = f.ops.as_any_ops().downcast_ref::<crate::fs::signalfd::SignalFd>().ok_or(Errno::EINVAL)?;
+        let sfd = f.ops.as_any_ops().downcast_ref::<crate::taskfs::signalfd::SignalFd>().ok_or(Errno::EINVAL)?;
         *sfd.mask.lock().unwrap() = set;
         return Ok(fd as u64);
     }
-    let ops = Arc::new(crate::fs::signalfd::SignalFd::new(Arc::downgrade(&t.k), set));
+    let ops = Arc::new(crate::taskfs::signalfd::SignalFd::new(Arc::downgrade(&t.k), set));
     install(t, OpenFile::new(ops, None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
 }
 
@@ -1916,13 +1917,13 @@ pub fn sys_inotify_init1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let i = Arc::new(crate::fs::inotify::Inotify::default());
+    let i = Arc::new(crate::vfs::inotify::Inotify::default());
     t.k.inotify.register(&i);
     install(t, OpenFile::new(i, None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
 }
 
-fn inotify_of(f: &Arc<OpenFile>) -> SysResult<&crate::fs::inotify::Inotify> {
-    f.ops.as_any_ops().downcast_ref::<crate::fs::inotify::Inotify>().ok_or(Errno::EINVAL)
+fn inotify_of(f: &Arc<OpenFile>) -> SysResult<&crate::vfs::inotify::Inotify> {
+    f.ops.as_any_ops().downcast_ref::<crate::vfs::inotify::Inotify>().ok_or(Errno::EINVAL)
 }
 
 pub fn sys_inotify_add_watch(t: &mut CurrentTask, fd: i32, path: u64, mask: u32) -> SysResult<u64> {

@@ -15,6 +15,9 @@ use abi::Errno;
 use crate::kernel::CurrentTask;
 use crate::SysResult;
 
+/// The entry points the kernel's run loop calls (installed by `boot`).
+pub const TABLE: crate::kernel::SyscallTable = crate::kernel::SyscallTable { handle, vsyscall };
+
 /// Raw syscall arguments.
 pub type Args = [u64; 6];
 

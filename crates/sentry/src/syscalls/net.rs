@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use abi::Errno;
 
+use crate::auth::capability::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
 use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Ucred, UnixSocket};
-use crate::kernel::capability::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::task::send_to_task;
-use crate::kernel::wait::WaitQueue;
 use crate::kernel::CurrentTask;
 use crate::vfs::fdtable::NOFILE;
 use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 use super::user_io::{UserBuf, UIO_MAXIOV};

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use abi::Errno;
 
-use crate::kernel::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use crate::auth::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use crate::kernel::signal::{self, SigAction};
-use crate::kernel::sysctl::UTS_NAME_MAX;
 use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
 use crate::mm::{MemoryManager, APP_TOP_ADDR};
+use crate::taskfs::sysctl::UTS_NAME_MAX;
 use crate::SysResult;
 
 const CLONE_VM: u64 = 0x100;
@@ -344,7 +344,7 @@ fn kill_other_threads(t: &CurrentTask) {
         pids.tasks.remove(&t.task.tid());
         t.task.become_leader(pid);
         pids.tasks.insert(pid, t.task.clone());
-        task::set_current(pid, pid);
+        crate::auth::set_current(pid, pid);
     }
 }
 

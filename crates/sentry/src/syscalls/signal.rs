@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use abi::Errno;
 
-use crate::kernel::capability::CAP_KILL;
+use crate::auth::capability::CAP_KILL;
 use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
 use crate::kernel::task::{send_to_group, send_to_task};
 use crate::kernel::{CurrentTask, ThreadGroup};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use abi::Errno;
 
 use super::{Dentry, DirEntry, InodeRef, Stat};
-use crate::kernel::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 bitflags::bitflags! {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use abi::Errno;
 
-use crate::kernel::wait::WaitQueue;
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 pub const F_RDLCK: i16 = 0;

@@ -11,8 +11,10 @@
 //! credentials (`permission`); `walk_as` checks search permission on the way,
 //! `walk` is the kernel's own, unchecked.
 
+pub mod cache;
 pub mod fdtable;
 pub mod file;
+pub mod inotify;
 pub mod lock;
 pub mod permission;
 
@@ -25,8 +27,8 @@ use abi::Errno;
 pub use fdtable::FdTable;
 pub use file::{FileOps, FileSource, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
 
-use crate::fs::cache::{Children, Lookup};
-use crate::kernel::task::Creds;
+use crate::auth::Creds;
+use crate::vfs::cache::{Children, Lookup};
 use crate::SysResult;
 
 const MAX_SYMLINKS: u32 = 40;

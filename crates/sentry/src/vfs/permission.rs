@@ -9,8 +9,8 @@
 use abi::Errno;
 
 use super::{FileType, Inode, InodeRef, Stat};
-use crate::kernel::capability::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
-use crate::kernel::task::Creds;
+use crate::auth::capability::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
+use crate::auth::Creds;
 use crate::SysResult;
 
 pub const MAY_EXEC: u32 = 1;
@@ -111,7 +111,7 @@ pub fn may_delete(who: &Creds, dir: &dyn Inode, victim: impl FnOnce() -> SysResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::capability::{bit, CapSets, CAP_CHOWN};
+    use crate::auth::capability::{bit, CapSets, CAP_CHOWN};
 
     fn st(mode: u32, uid: u32, gid: u32) -> Stat {
         Stat { mode, uid, gid, ..Stat::default() }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, Weak};
 
 use abi::Errno;
 
-use crate::kernel::task::current;
+use crate::auth::current;
 use crate::kernel::Kernel;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::SysResult;

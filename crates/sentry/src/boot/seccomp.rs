@@ -321,8 +321,10 @@ mod tests {
             return;
         }
         let me = std::env::current_exe().expect("the test binary's path");
+        // This test's name as the harness knows it: the module path without the crate.
+        let name = format!("{}::threads_start_under_the_filter", module_path!().split_once("::").unwrap().1);
         let output = std::process::Command::new(me)
-            .args(["--exact", "seccomp::tests::threads_start_under_the_filter", "--test-threads=1"])
+            .args(["--exact", &name, "--test-threads=1"])
             .env(FILTERED_CHILD, "1")
             .output()
             .expect("the test binary runs again");

@@ -6,7 +6,7 @@
 //! xattr) and with the default securebits (only SECBIT_KEEP_CAPS can be set):
 //! root is privileged, a process that leaves uid 0 loses its capabilities.
 
-use super::task::Creds;
+use super::Creds;
 
 pub const CAP_CHOWN: u32 = 0;
 pub const CAP_DAC_OVERRIDE: u32 = 1;

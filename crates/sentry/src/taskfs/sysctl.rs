@@ -34,7 +34,7 @@ impl Sysctls {
     /// directory of another or of a file /proc/sys has anyway. A key given
     /// twice keeps its last value.
     pub fn parse(pairs: &[(String, String)]) -> Result<Sysctls, SysctlError> {
-        Self::parse_with(pairs, &crate::fs::proc::sys_file_names())
+        Self::parse_with(pairs, &crate::taskfs::proc::sys_file_names())
     }
 
     /// `parse`, with `builtin` the dotted names of /proc/sys's own files.

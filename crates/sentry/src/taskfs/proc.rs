@@ -14,14 +14,14 @@ use std::sync::{Arc, Weak};
 use abi::Errno;
 use host::memfile::PAGE;
 
-use super::dev::{major, minor};
-use super::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
-use crate::kernel::capability::CAP_LAST_CAP;
+use crate::auth::capability::CAP_LAST_CAP;
+use crate::auth::current;
+use crate::fs::dev::{major, minor};
+use crate::fs::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
 use crate::kernel::signal::{SIG_DFL, SIG_IGN};
-use crate::kernel::sysctl::Sysctls;
-use crate::kernel::task::current;
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::{VmaName, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::taskfs::sysctl::Sysctls;
 use crate::vfs::{new_fs_id, FileOps, FileType, Follow, Inode, InodeRef, OpenFile, Stat, Timespec};
 use crate::SysResult;
 
@@ -1259,10 +1259,11 @@ mod tests {
         use host::MemoryFile;
 
         use super::super::*;
+        use crate::auth::{set_current, Creds};
         use crate::fs::pipe::Pipe;
         use crate::fs::tmpfs::TmpfsInode;
         use crate::kernel::signal::SigAction;
-        use crate::kernel::task::{set_current, Creds, FsContext};
+        use crate::kernel::task::FsContext;
         use crate::kernel::PidTable;
         use crate::mm::MemoryManager;
         use crate::mm::RangeAllocator;
@@ -1305,6 +1306,7 @@ mod tests {
                     flocks: Default::default(),
                     inotify: Default::default(),
                     app_seccomp: None,
+                    syscalls: crate::syscalls::TABLE,
                 }
             })
         }

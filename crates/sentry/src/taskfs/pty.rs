@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use super::dev::makedev;
+use crate::auth::current;
+use crate::fs::dev::makedev;
 use crate::kernel::signal::{SigInfo, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
-use crate::kernel::task::{current, send_to_group};
-use crate::kernel::wait::WaitQueue;
+use crate::kernel::task::send_to_group;
 use crate::kernel::Kernel;
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, IoctlArg, OpenFile, PollMask, Stat, Timespec,
 };
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 const TCGETS: u64 = 0x5401;

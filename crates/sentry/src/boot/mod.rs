@@ -1,6 +1,8 @@
 //! Boot: builds the memory file, platform, filesystems and the init task,
 //! runs until init exits, and reports its wait status.
 
+pub mod seccomp;
+
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -10,15 +12,16 @@ use std::time::Instant;
 use abi::Errno;
 use host::MemoryFile;
 
-use super::capability::CapSets;
-use super::signal::SigAction;
-use super::sysctl::{SysctlError, Sysctls};
-use super::task::{self, Creds, CurrentTask, FsContext, Task, ThreadGroup};
-use super::{Kernel, PidTable};
+use crate::auth::{CapSets, Creds};
 use crate::fs::gofer::{GoferInode, Sharing};
-use crate::fs::{dev, host::HostFile, overlay::OverlayInode, proc, tmpfs::TmpfsInode};
+use crate::fs::{dev, host::HostFile, overlay::OverlayInode, tmpfs::TmpfsInode};
+use crate::kernel::signal::SigAction;
+use crate::kernel::task::{self, CurrentTask, FsContext, Task, ThreadGroup};
+use crate::kernel::{Kernel, PidTable};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
+use crate::taskfs::proc;
+use crate::taskfs::sysctl::{SysctlError, Sysctls};
 use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
 
 /// Size of the sparse memory file. It is address space, not memory: ranges
@@ -105,7 +108,7 @@ pub struct BootConfig {
     /// outside the allow-list (socket(2)), which must kill the Sentry.
     pub selftest_forbidden_syscall: bool,
     /// The seccomp policy for the app's syscalls, enforced by the Sentry.
-    pub app_seccomp: Option<super::app_seccomp::AppSeccomp>,
+    pub app_seccomp: Option<crate::kernel::app_seccomp::AppSeccomp>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -177,7 +180,10 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone(), &sysctls), "proc", "proc");
         vfs.mounts.mount(
             b"/dev",
-            dev::new_devfs(tty_file, Some(crate::fs::pty::PtyRegistry::new(weak.clone()))),
+            dev::new_devfs(
+                tty_file,
+                Some(crate::taskfs::pty::PtyRegistry::new(weak.clone())).map(|r| (r.ptmx(), r.pts())),
+            ),
             "devtmpfs",
             "dev",
         );
@@ -205,6 +211,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             flocks: Default::default(),
             inotify: Default::default(),
             app_seccomp: cfg.app_seccomp,
+            syscalls: crate::syscalls::TABLE,
         }
     });
 
@@ -249,10 +256,11 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // backtrace, whose file and getcwd calls the filter would kill the
     // Sentry for, without a word.)
     std::panic::set_hook(Box::new(|info| {
-        super::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
+        crate::kernel::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
         std::process::abort();
     }));
-    let filter = host::seccomp::compile_allow_list_with(crate::seccomp::ALLOW_LIST, crate::seccomp::mismatch());
+    let filter =
+        host::seccomp::compile_allow_list_with(crate::boot::seccomp::ALLOW_LIST, crate::boot::seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {
         // std's UDP bind starts with socket(2).
@@ -381,13 +389,13 @@ impl Sandbox {
         if group.state.lock().unwrap().zombie.is_some() {
             return Err(Errno::ESRCH);
         }
-        if pid == 1 && sig != super::signal::SIGKILL && sig != super::signal::SIGSTOP {
+        if pid == 1 && sig != crate::kernel::signal::SIGKILL && sig != crate::kernel::signal::SIGSTOP {
             let handler = group.sig.lock().unwrap().actions[(sig - 1) as usize].handler;
-            if handler == super::signal::SIG_DFL {
+            if handler == crate::kernel::signal::SIG_DFL {
                 return Ok(());
             }
         }
-        task::send_to_group(&group, super::signal::SigInfo { signo: sig, code: SI_USER, ..Default::default() });
+        task::send_to_group(&group, crate::kernel::signal::SigInfo { signo: sig, code: SI_USER, ..Default::default() });
         Ok(())
     }
 
@@ -442,7 +450,9 @@ impl Sandbox {
         if self.stats {
             let round_trips: u64 = self.clients.iter().map(|c| c.round_trips()).sum();
             let rss = host::sys::max_rss_kib();
-            super::log_line(format_args!("moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss}"));
+            crate::kernel::log_line(format_args!(
+                "moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss}"
+            ));
         }
         if self.k.strace {
             let counts = self.k.unimplemented.lock().unwrap();
@@ -450,12 +460,14 @@ impl Sandbox {
                 let list: Vec<String> = counts
                     .iter()
                     .map(|(nr, n)| match abi::sysno::name(*nr) {
-                        _ if *nr == super::NOT_A_SYSCALL => format!("numbers past {} x{n}", super::MAX_SYSCALL_NR),
+                        _ if *nr == crate::kernel::NOT_A_SYSCALL => {
+                            format!("numbers past {} x{n}", crate::kernel::MAX_SYSCALL_NR)
+                        }
                         Some(name) => format!("{name}({nr}) x{n}"),
                         None => format!("{nr} x{n}"),
                     })
                     .collect();
-                super::log_line(format_args!("moat: unimplemented syscalls called: {}", list.join(", ")));
+                crate::kernel::log_line(format_args!("moat: unimplemented syscalls called: {}", list.join(", ")));
             }
         }
     }
@@ -543,7 +555,7 @@ impl Sandbox {
                 }
             };
             let mut cur = CurrentTask { k: k2.clone(), task: leader.clone(), ctx, regs, restart: None };
-            task::set_current(pid, pid);
+            crate::auth::set_current(pid, pid);
             let path = resolve_command(&argv, &envp);
             let mut result = Err(Errno::ENOENT);
             for p in &path {
