@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod errno;
+pub mod flags;
+pub mod signal;
 pub mod sysno;
 pub mod x86;
 

@@ -52,6 +52,8 @@ enum Command {
     Spec(extra::spec::SpecArgs),
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// List the Linux system calls moat implements, partly or not at all.
+    Syscalls(commands::syscalls::SyscallsArgs),
     /// Register moat as a Docker runtime; print the containerd/Kubernetes setup.
     Install(extra::install::InstallArgs),
     /// The sandbox process of a container (started by `create`).
@@ -99,6 +101,7 @@ fn main() {
         Command::Update(a) => extra::update::run(g, a),
         Command::Spec(a) => extra::spec::run(g, a),
         Command::Features => extra::features::run(),
+        Command::Syscalls(a) => commands::syscalls::run(a),
         Command::Install(a) => extra::install::run(g, a),
         Command::Boot(a) => extra::boot::run(g, a),
         Command::Gofer(a) => commands::gofer::run(a),

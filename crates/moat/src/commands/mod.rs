@@ -5,3 +5,4 @@ pub mod extra;
 pub mod gofer;
 pub mod oci;
 pub mod run_do;
+pub mod syscalls;

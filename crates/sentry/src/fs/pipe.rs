@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
-use crate::waiter::WaitQueue;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 const CAPACITY: usize = 65536;

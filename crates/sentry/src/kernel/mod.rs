@@ -129,27 +129,16 @@ impl PidTable {
 }
 
 impl Kernel {
-    /// Records and (once per number) logs an unimplemented syscall. The app
-    /// chooses the number: every one past the highest Linux could have is
-    /// counted under [`NOT_A_SYSCALL`], so the table and the log stay small
-    /// whatever it tries.
-    pub fn note_unimplemented(&self, nr: u64) {
+    /// Counts a call of an unimplemented syscall; true the first time for
+    /// its number (the syscall layer logs it then). The app chooses the
+    /// number: every one past the highest Linux could have is counted under
+    /// [`NOT_A_SYSCALL`], so the table stays small whatever it tries.
+    pub fn count_unimplemented(&self, nr: u64) -> bool {
         let key = if nr < MAX_SYSCALL_NR { nr } else { NOT_A_SYSCALL };
         let mut m = self.unimplemented.lock().unwrap();
         let c = m.entry(key).or_insert(0);
         *c = c.saturating_add(1);
-        if *c == 1 {
-            match abi::sysno::name(key) {
-                _ if key == NOT_A_SYSCALL => log_line(format_args!(
-                    "moat: system call number {nr} (and any past {MAX_SYSCALL_NR}) is no Linux call; returning ENOSYS"
-                )),
-                name => {
-                    let name = name.unwrap_or("unknown");
-                    log_line(format_args!("moat: unimplemented syscall {name} ({nr}); returning ENOSYS"));
-                }
-            }
-            tracing::warn!(nr, "unimplemented syscall");
-        }
+        *c == 1
     }
 
     /// EAGAIN if one more task would pass the sandbox's task limit.

@@ -144,7 +144,7 @@ fn notify_dentry(t: &CurrentTask, d: &Dentry, mask: u32) {
     t.k.inotify.entry(pk, &d.name(), fk, mask, is_dir);
 }
 
-fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
+pub(super) fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
     t.tg().fds.lock().unwrap().get(fd)
 }
 
@@ -1175,29 +1175,43 @@ pub fn sys_ftruncate(t: &mut CurrentTask, fd: i32, len: i64) -> SysResult<u64> {
 }
 
 pub fn sys_utimensat(t: &mut CurrentTask, dirfd: i32, path: u64, times: u64, flags: u32) -> SysResult<u64> {
+    let times = if times == 0 {
+        None
+    } else {
+        let b = t.read_vec(times, 32)?;
+        let word = |i: usize| i64::from_ne_bytes(b[i..i + 8].try_into().expect("8"));
+        Some([(word(0), word(8)), (word(16), word(24))])
+    };
+    set_times(t, dirfd, path, flags, times)
+}
+
+/// utimensat's work, with the (seconds, nanoseconds) pairs for atime and
+/// mtime already read (None: both now). `path` 0 means `dirfd` itself.
+pub(super) fn set_times(
+    t: &mut CurrentTask,
+    dirfd: i32,
+    path: u64,
+    flags: u32,
+    times: Option<[(i64, i64); 2]>,
+) -> SysResult<u64> {
     const UTIME_NOW: i64 = (1 << 30) - 1;
     const UTIME_OMIT: i64 = (1 << 30) - 2;
     let now = Timespec::now();
     let mut change = Change::TouchTimes;
-    let (at, mt) = if times == 0 {
-        (Some(now), Some(now))
-    } else {
-        let b = t.read_vec(times, 32)?;
-        let nsec = |i: usize| i64::from_ne_bytes(b[i + 8..i + 16].try_into().expect("8"));
-        if nsec(0) != UTIME_NOW || nsec(16) != UTIME_NOW {
-            change = Change::SetTimes;
-        }
-        let ts = |i: usize| {
-            let sec = i64::from_ne_bytes(b[i..i + 8].try_into().expect("8"));
-            let nsec = i64::from_ne_bytes(b[i + 8..i + 16].try_into().expect("8"));
-            match nsec {
+    let (at, mt) = match times {
+        None => (Some(now), Some(now)),
+        Some(pairs) => {
+            if pairs.iter().any(|&(_, nsec)| nsec != UTIME_NOW) {
+                change = Change::SetTimes;
+            }
+            let ts = |(sec, nsec): (i64, i64)| match nsec {
                 UTIME_NOW => Ok(Some(now)),
                 UTIME_OMIT => Ok(None),
                 n if !(0..1_000_000_000).contains(&n) => Err(Errno::EINVAL),
                 n => Ok(Some(Timespec { sec, nsec: n })),
-            }
-        };
-        (ts(0)?, ts(16)?)
+            };
+            (ts(pairs[0])?, ts(pairs[1])?)
+        }
     };
     let a = SetAttr { atime: at, mtime: mt, ..Default::default() };
     if path == 0 {

@@ -36,7 +36,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     }
     if flags & (CLONE_SIGHAND | CLONE_FS | CLONE_FILES) != 0 {
         // Processes sharing fs or fd tables without being threads are not supported yet.
-        t.k.note_unimplemented(abi::sysno::CLONE);
+        super::unimplemented(t, abi::sysno::CLONE);
         return Err(Errno::EINVAL);
     }
     let k = t.k.clone();
@@ -1051,8 +1051,7 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         FUTEX_WAKE_OP => f.wake_op(t, addr, val, addr2, timeout as u32, val3, private),
         _ => {
             // PI futexes and FUTEX_WAIT_REQUEUE_PI are not implemented yet.
-            t.k.note_unimplemented(abi::sysno::FUTEX);
-            return Err(Errno::ENOSYS);
+            return Err(super::unimplemented(t, abi::sysno::FUTEX));
         }
     };
     match r {

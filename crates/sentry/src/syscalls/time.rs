@@ -128,8 +128,7 @@ fn only_real(t: &CurrentTask, which: i32) -> SysResult<()> {
         ITIMER_REAL => Ok(()),
         1 | 2 => {
             // ITIMER_VIRTUAL and ITIMER_PROF count CPU time; not implemented yet.
-            t.k.note_unimplemented(abi::sysno::SETITIMER);
-            Err(Errno::ENOSYS)
+            Err(super::unimplemented(t, abi::sysno::SETITIMER))
         }
         _ => Err(Errno::EINVAL),
     }
