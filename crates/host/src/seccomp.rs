@@ -17,6 +17,21 @@ use seccompiler::{
     TargetArch,
 };
 
+/// The call numbers `allow!` names rules by.
+pub use abi::sysno;
+
+/// `allow!(READ, "why")` or `allow!(MMAP if When::Without { .. }, "why")`: a
+/// [`Rule`] naming the call by its `abi::sysno` constant.
+#[macro_export]
+macro_rules! allow {
+    ($name:ident, $why:literal) => {
+        $crate::allow!($name if $crate::seccomp::When::Always, $why)
+    };
+    ($name:ident if $when:expr, $why:literal) => {
+        $crate::seccomp::Rule { nr: $crate::seccomp::sysno::$name, when: $when, why: $why }
+    };
+}
+
 /// One entry of an allow-list.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {

@@ -310,6 +310,7 @@ fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, Strin
         tmp_limit: None,
         selftest_forbidden_syscall: false,
         app_seccomp,
+        platform: sentry::PlatformKind::default(),
     })
 }
 

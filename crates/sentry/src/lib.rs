@@ -53,6 +53,7 @@ pub use boot::{
     Sandbox,
 };
 pub use kernel::{log_to, LogFormat};
+pub use platform::PlatformKind;
 pub use taskfs::sysctl::{SysctlError, Sysctls};
 
 /// The result of a kernel operation: a value or an errno for the app.

@@ -46,6 +46,9 @@ pub struct DoArgs {
     /// Log every syscall the app makes, with arguments and result, to stderr.
     #[arg(long)]
     strace: bool,
+    /// How app code runs and traps to the Sentry (`moat syscalls` lists what it serves).
+    #[arg(long, value_name = "NAME", default_value = "ptrace")]
+    platform: sentry::PlatformKind,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     #[arg(long)]
     stats: bool,
@@ -554,6 +557,7 @@ fn sandbox(a: &DoArgs, gofers: &mut Gofers, envp: Vec<Vec<u8>>, max_tasks: usize
         tmp_limit: Some(TMP_LIMIT),
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
         app_seccomp: None,
+        platform: a.platform,
     };
     let result = sentry::boot(cfg);
     match result {

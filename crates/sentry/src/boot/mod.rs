@@ -19,7 +19,7 @@ use crate::kernel::signal::SigAction;
 use crate::kernel::task::{self, CurrentTask, FsContext, Task, ThreadGroup};
 use crate::kernel::{Kernel, PidTable};
 use crate::mm::{MemoryManager, RangeAllocator};
-use crate::platform::ptrace::{PtracePlatform, FIRST_FREE_OFF};
+use crate::platform::PlatformKind;
 use crate::taskfs::proc;
 use crate::taskfs::sysctl::{SysctlError, Sysctls};
 use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
@@ -109,6 +109,8 @@ pub struct BootConfig {
     pub selftest_forbidden_syscall: bool,
     /// The seccomp policy for the app's syscalls, enforced by the Sentry.
     pub app_seccomp: Option<crate::kernel::app_seccomp::AppSeccomp>,
+    /// How app code runs and traps.
+    pub platform: PlatformKind,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -149,8 +151,8 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // capability its tracee does). Whoever called us set up what needed them.
     host::sys::drop_thread_capabilities().map_err(BootError::Capabilities)?;
     let mem = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE)?);
-    let platform = PtracePlatform::new(mem.clone())?;
-    let alloc = RangeAllocator::new(mem.clone(), FIRST_FREE_OFF);
+    let platform = crate::platform::new_platform(cfg.platform, mem.clone())?;
+    let alloc = RangeAllocator::new(mem.clone(), platform.first_free_offset());
 
     let mut clients = Vec::new();
     let root_client = Arc::new(p9::Client::new(cfg.root.gofer, MSIZE)?);
@@ -193,7 +195,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         vfs.mounts.mount(b"/dev/shm", TmpfsInode::new_fs_limited(0o1777, Some(SHM_LIMIT), &alloc), "tmpfs", "shm");
         vfs.mounts.mount(b"/sys", crate::fs::sys::new_sysfs(host::sys::cpu_count()), "sysfs", "sysfs");
         Kernel {
-            platform: Box::new(platform),
+            platform,
             mem: mem.clone(),
             alloc: alloc.clone(),
             vfs: vfs.clone(),
@@ -259,8 +261,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         crate::kernel::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
         std::process::abort();
     }));
-    let filter =
-        host::seccomp::compile_allow_list_with(crate::boot::seccomp::ALLOW_LIST, crate::boot::seccomp::mismatch());
+    let filter = host::seccomp::compile_allow_list_with(&seccomp::allow_list(&*k.platform), seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {
         // std's UDP bind starts with socket(2).
@@ -514,7 +515,7 @@ impl Sandbox {
             let tg = ThreadGroup::new(
                 pid,
                 None,
-                MemoryManager::new(k.alloc.clone()),
+                MemoryManager::new(k.alloc.clone(), k.platform.layout()),
                 fds,
                 fs,
                 creds,

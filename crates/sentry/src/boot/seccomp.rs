@@ -12,18 +12,10 @@
 //! but not the arguments: for a call listed with a condition, find the
 //! argument with `strace` or the `syscalls` trace events).
 
+use host::allow;
 use host::seccomp::{Mismatch, Rule, When};
 
-/// `allow!(READ, "why")` or `allow!(MMAP if When::Without { .. }, "why")`,
-/// naming the call by its `abi::sysno` constant.
-macro_rules! allow {
-    ($name:ident, $why:literal) => {
-        allow!($name if When::Always, $why)
-    };
-    ($name:ident if $when:expr, $why:literal) => {
-        Rule { nr: abi::sysno::$name, when: $when, why: $why }
-    };
-}
+use crate::platform::Platform;
 
 /// The Linux x86-64 values the conditions compare with, from the kernel's
 /// uapi headers (the Sentry does not link the `libc` crate).
@@ -56,48 +48,14 @@ mod linux {
     pub const PR_SET_NAME: u64 = 15;
     pub const RUSAGE_SELF: u64 = 0;
     pub const AT_EMPTY_PATH: u64 = 0x1000;
-    pub const SIGABRT: u64 = 6;
-    pub const SIGKILL: u64 = 9;
-    pub const SIGSTOP: u64 = 19;
     pub const ENOSYS: u16 = 38;
-    pub const PTRACE_CONT: u64 = 7;
-    pub const PTRACE_GETREGS: u64 = 12;
-    pub const PTRACE_SETREGS: u64 = 13;
-    pub const PTRACE_GETFPREGS: u64 = 14;
-    pub const PTRACE_SETFPREGS: u64 = 15;
-    pub const PTRACE_SYSEMU: u64 = 31;
-    pub const PTRACE_SETOPTIONS: u64 = 0x4200;
-    pub const PTRACE_GETSIGINFO: u64 = 0x4202;
-    pub const PTRACE_GETREGSET: u64 = 0x4204;
-    pub const PTRACE_SETREGSET: u64 = 0x4205;
-    pub const PTRACE_SEIZE: u64 = 0x4206;
-    pub const PTRACE_INTERRUPT: u64 = 0x4207;
-    pub const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
 }
 
 use linux::*;
 
-/// Every host system call the running Sentry may make.
+/// Every host system call the running Sentry may make, whatever its
+/// platform (whose own calls [`Platform::seccomp_rules`] adds).
 pub static ALLOW_LIST: &[Rule] = &[
-    // The ptrace platform.
-    allow!(PTRACE if When::OneOf { arg: 0, values: &[
-        PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_SETOPTIONS, PTRACE_CONT, PTRACE_SYSEMU, PTRACE_GETSIGINFO,
-        PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS, PTRACE_GETREGSET, PTRACE_SETREGSET,
-        PTRACE_GET_SYSCALL_INFO,
-    ] },
-        "the platform drives stubs (host::ptrace's requests only); the pid cannot be limited to stubs, so \
-         a compromised Sentry may seize any process it could trace: one of its own uid, dumpable, and, \
-         in a container, in its PID namespace (the Gofer is not dumpable)"),
-    allow!(WAIT4, "the platform waits for stub stops and exits"),
-    allow!(TGKILL if When::Any(&[
-        When::All(&[When::OnePid { arg: 0 }, When::OneOf { arg: 2, values: &[SIGSTOP] }]),
-        When::OwnSignal { arg: 0, signal_arg: 2, signal: SIGABRT },
-    ]),
-        "SIGSTOP interrupts a stub thread (any positive pid: stubs are not known in advance); SIGABRT is \
-         abort() in the Sentry itself"),
-    allow!(KILL if When::All(&[When::OnePid { arg: 0 }, When::OneOf { arg: 1, values: &[SIGKILL] }]),
-        "SIGKILL ends a stub process with its address space; never a group or every process (pid <= 0), \
-         and without capabilities only processes of the Sentry's uid (in a container: of its PID namespace)"),
     allow!(GETTID, "a Sentry thread names itself to the tracee it attaches"),
     allow!(GETPID, "abort() and signal plumbing name the process"),
     // Memory: the memory file and the Sentry's own heap, never executable.
@@ -178,6 +136,12 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(ACCEPT4, "accepting start/kill/exec/ps requests on the already-bound control socket"),
 ];
 
+/// The whole list for a Sentry on `platform`: the calls every platform
+/// needs and the platform's own.
+pub fn allow_list(platform: &dyn Platform) -> Vec<Rule> {
+    ALLOW_LIST.iter().chain(platform.seccomp_rules()).copied().collect()
+}
+
 /// What the filter does with a call not listed: kill, unless moat's
 /// environment says `MOAT_SECCOMP=log` (for growing the list), which this
 /// announces on stderr, since the Sentry then runs unconfined by its filter.
@@ -204,8 +168,15 @@ mod tests {
     /// Above any pid_max: a call that names it and gets through reaches no one.
     const NO_SUCH_PID: u64 = i32::MAX as u64;
 
+    use crate::platform::ptrace::host_abi::*;
+
+    /// The list a Sentry on the ptrace platform installs.
+    fn full_list() -> Vec<Rule> {
+        ALLOW_LIST.iter().chain(crate::platform::ptrace::SECCOMP_RULES).copied().collect()
+    }
+
     fn program() -> Vec<u8> {
-        host::seccomp::compile_allow_list(ALLOW_LIST)
+        host::seccomp::compile_allow_list(&full_list())
     }
 
     fn ending(nr: u64, args: [u64; 6]) -> Ending {
@@ -214,12 +185,12 @@ mod tests {
 
     #[test]
     fn every_rule_has_a_reason_and_the_list_compiles() {
-        for rule in ALLOW_LIST {
+        for rule in &full_list() {
             assert!(!rule.why.trim().is_empty(), "syscall {:?} has no reason", abi::sysno::name(rule.nr));
         }
         // Compiling also refuses a call listed twice.
-        host::seccomp::compile(ALLOW_LIST, Mismatch::KillProcess, std::process::id()).expect("the list compiles");
-        host::seccomp::compile(ALLOW_LIST, Mismatch::Log, std::process::id()).expect("the list compiles");
+        host::seccomp::compile(&full_list(), Mismatch::KillProcess, std::process::id()).expect("the list compiles");
+        host::seccomp::compile(&full_list(), Mismatch::Log, std::process::id()).expect("the list compiles");
     }
 
     #[test]

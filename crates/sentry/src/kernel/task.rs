@@ -862,7 +862,7 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     k.locks.release(tg.pid as i64, None);
     tg.posix_timers.clear();
     tg.real_timer.set(Weak::new(), std::time::Duration::ZERO, std::time::Duration::ZERO);
-    tg.set_mm(Arc::new(Mutex::new(MemoryManager::new(k.alloc.clone()))));
+    tg.set_mm(Arc::new(Mutex::new(MemoryManager::new(k.alloc.clone(), k.platform.layout()))));
 
     // Orphans go to init.
     let orphans = std::mem::take(&mut tg.state.lock().unwrap().children);

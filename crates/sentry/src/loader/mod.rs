@@ -11,7 +11,7 @@ use object::Endianness;
 use crate::auth::capability;
 use crate::auth::Creds;
 use crate::kernel::CurrentTask;
-use crate::mm::{page_down, page_up, MemoryManager, VmaName, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP};
+use crate::mm::{page_down, page_up, MemoryManager, VmaName, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE};
 use crate::vfs::permission::{self, MAY_EXEC};
 use crate::vfs::{Dentry, FileType, Follow, OpenFile, Stat};
 use crate::SysResult;
@@ -136,7 +136,7 @@ struct Loaded {
 }
 
 fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<Image> {
-    let mut mm = MemoryManager::new(cur.k.alloc.clone());
+    let mut mm = MemoryManager::new(cur.k.alloc.clone(), cur.k.platform.layout());
     let main = map_elf(&mut mm, &f, true)?;
     let mut interp_base = 0;
     let mut entry = main.entry;
@@ -150,9 +150,10 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
         entry = li.entry;
     }
     mm.init_brk(page_up(main.end).ok_or(Errno::ENOEXEC)?)?;
+    let stack_top = mm.layout().stack_top();
     let (sbase, _) =
-        mm.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
-    debug_assert_eq!(sbase, STACK_TOP - STACK_SIZE);
+        mm.map(stack_top - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
+    debug_assert_eq!(sbase, stack_top - STACK_SIZE);
     let exe = f.dentry.path();
     // The executable's set-ID bits count, not a script's (this is the
     // interpreter when `path` was a script), as on Linux.
@@ -226,7 +227,7 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
         0
     };
     if lo.checked_add(bias).is_none_or(|s| s < 0x1000)
-        || hi.checked_add(bias).is_none_or(|e| e > crate::mm::STACK_TOP - STACK_SIZE)
+        || hi.checked_add(bias).is_none_or(|e| e > mm.layout().stack_top() - STACK_SIZE)
     {
         return Err(Errno::ENOEXEC);
     }
@@ -323,7 +324,7 @@ fn build_stack(
     if total > MAX_ARG_BYTES {
         return Err(Errno::E2BIG);
     }
-    let mut sp = STACK_TOP;
+    let mut sp = mm.layout().stack_top();
     fn push_at(sp: &mut u64, mm: &mut MemoryManager, bytes: &[u8]) -> SysResult<u64> {
         *sp -= bytes.len() as u64;
         mm.write(*sp, bytes)?;

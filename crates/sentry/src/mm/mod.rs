@@ -1,8 +1,8 @@
 //! Address spaces: VMAs over memory-file ranges, brk, mmap/munmap/mprotect,
 //! fork copies, and copy-in/copy-out of app memory through the Sentry's view.
 //!
-//! Invariants: VMAs never overlap and lie below `APP_TOP_ADDR` (the stub's
-//! pages are above it, outside the app's address space); each VMA maps
+//! Invariants: VMAs never overlap and lie below the layout's `top` (the
+//! platform's own pages are above it, outside the app's address space); each VMA maps
 //! `[start, end)` to `backing.off + offset ..` of the memory file; the stub's
 //! host mappings are kept equal to the VMAs by applying the `MapOp`s every
 //! change returns, under the same lock, so that they change in the VMAs'
@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use abi::Errno;
 use host::memfile::PAGE;
-use host::APP_TOP;
 
 pub use alloc::{Backing, RangeAllocator};
 pub use fill::{copy_data, Fill, PageSource, PIECE};
@@ -29,13 +28,8 @@ pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 
-/// The first address app mappings may not use.
-pub const APP_TOP_ADDR: u64 = APP_TOP;
-/// Top of the initial stack (a guard gap below the stub pages).
-pub const STACK_TOP: u64 = APP_TOP - 16 * PAGE;
 /// Size reserved for the main thread's stack.
 pub const STACK_SIZE: u64 = 8 << 20;
-const MMAP_TOP: u64 = STACK_TOP - STACK_SIZE - (1 << 30);
 const MMAP_BOTTOM: u64 = 0x1_0000;
 /// The lowest address any mapping may have (Linux's default mmap_min_addr).
 const MMAP_BOTTOM_ANY: u64 = PAGE;
@@ -128,9 +122,30 @@ impl Vma {
     }
 }
 
+/// Where an app address space ends, as the platform has it: the platform
+/// keeps its own pages (the stub's) at and above `top`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The first address app mappings may not use.
+    pub top: u64,
+}
+
+impl Layout {
+    /// Top of the initial stack (a guard gap below the platform's pages).
+    pub fn stack_top(&self) -> u64 {
+        self.top - 16 * PAGE
+    }
+
+    /// Where mmap's search for free space starts, below the stack's reserve.
+    fn mmap_top(&self) -> u64 {
+        self.stack_top() - STACK_SIZE - (1 << 30)
+    }
+}
+
 /// An app address space.
 #[derive(Debug)]
 pub struct MemoryManager {
+    layout: Layout,
     vmas: BTreeMap<u64, Vma>,
     alloc: Arc<RangeAllocator>,
     brk_start: u64,
@@ -155,8 +170,9 @@ pub fn page_down(x: u64) -> u64 {
 }
 
 impl MemoryManager {
-    pub fn new(alloc: Arc<RangeAllocator>) -> MemoryManager {
+    pub fn new(alloc: Arc<RangeAllocator>, layout: Layout) -> MemoryManager {
         MemoryManager {
+            layout,
             vmas: BTreeMap::new(),
             alloc,
             brk_start: 0,
@@ -191,9 +207,14 @@ impl MemoryManager {
         self.retired.extend(old.vmas.into_values().map(|v| v.backing));
         self.retired.extend(old.heap);
         self.retired.extend(old.retired);
-        let mut ops = vec![MapOp::Unmap { addr: MMAP_BOTTOM_ANY, len: APP_TOP - MMAP_BOTTOM_ANY }];
+        let mut ops = vec![MapOp::Unmap { addr: MMAP_BOTTOM_ANY, len: self.layout.top - MMAP_BOTTOM_ANY }];
         ops.extend(self.all_map_ops());
         ops
+    }
+
+    /// Where this address space ends.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
@@ -244,8 +265,8 @@ impl MemoryManager {
 
     /// Finds a free gap of `len` bytes, top-down from the mmap area.
     fn find_gap(&self, len: u64) -> SysResult<u64> {
-        let mut top = MMAP_TOP;
-        for v in self.vmas.range(..MMAP_TOP).rev().map(|(_, v)| v) {
+        let mut top = self.layout.mmap_top();
+        for v in self.vmas.range(..self.layout.mmap_top()).rev().map(|(_, v)| v) {
             if v.end <= top && top - v.end >= len {
                 return Ok(top - len);
             }
@@ -297,7 +318,7 @@ impl MemoryManager {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-            if end > APP_TOP || addr < PAGE {
+            if end > self.layout.top || addr < PAGE {
                 return Err(Errno::ENOMEM);
             }
             if noreplace && self.overlaps(addr, end) {
@@ -307,7 +328,7 @@ impl MemoryManager {
         } else {
             let hint = page_down(addr);
             match hint.checked_add(len) {
-                Some(end) if hint >= MMAP_BOTTOM && end <= APP_TOP && !self.overlaps(hint, end) => hint,
+                Some(end) if hint >= MMAP_BOTTOM && end <= self.layout.top && !self.overlaps(hint, end) => hint,
                 _ => self.find_gap(len)?,
             }
         };
@@ -364,10 +385,10 @@ impl MemoryManager {
         }
         let grow_in_place = fixed.is_none()
             && old_end == v.end
-            && old.checked_add(new_len).is_some_and(|e| e <= APP_TOP && !self.overlaps(old_end, e));
+            && old.checked_add(new_len).is_some_and(|e| e <= self.layout.top && !self.overlaps(old_end, e));
         let target = match fixed {
             Some(a) => {
-                if !a.is_multiple_of(PAGE) || a.checked_add(new_len).is_none_or(|e| e > APP_TOP) {
+                if !a.is_multiple_of(PAGE) || a.checked_add(new_len).is_none_or(|e| e > self.layout.top) {
                     return Err(Errno::EINVAL);
                 }
                 // The new place may not overlap the old one, as on Linux.
@@ -421,7 +442,7 @@ impl MemoryManager {
         }
         let end = addr.checked_add(page_up(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
         // As Linux past TASK_SIZE: nothing of the app's is there (the stub is).
-        if end > APP_TOP {
+        if end > self.layout.top {
             return Err(Errno::EINVAL);
         }
         self.carve(addr, end);
@@ -561,6 +582,7 @@ impl MemoryManager {
             vmas.insert(nv.start, nv);
         }
         Ok(MemoryManager {
+            layout: self.layout,
             vmas,
             alloc: self.alloc.clone(),
             brk_start: self.brk_start,

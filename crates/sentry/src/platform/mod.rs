@@ -14,7 +14,7 @@ pub fn sixty_four(regs: &mut Regs) {
     *regs = host::user_mode(regs, host::Mode::Sixty4);
 }
 
-use crate::mm::MapOp;
+use crate::mm::{Layout, MapOp};
 
 /// Why app code stopped running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +67,50 @@ pub trait ContextSeed: Send + std::fmt::Debug {
     fn attach(self: Box<Self>) -> io::Result<Box<dyn Context>>;
 }
 
-/// A way to make contexts.
+/// A way to make contexts, and what the rest of the Sentry must leave to it.
 pub trait Platform: Send + Sync + std::fmt::Debug {
     /// A new context with an empty address space, owned by the calling host thread.
     fn new_context(&self) -> io::Result<Box<dyn Context>>;
+    /// Where app address spaces end (the platform's own pages lie above).
+    fn layout(&self) -> Layout;
+    /// The first memory-file offset free for app memory (the platform's own
+    /// pages come first).
+    fn first_free_offset(&self) -> u64;
+    /// The host calls this platform makes, for the Sentry's own seccomp
+    /// filter (added to the calls every platform needs).
+    fn seccomp_rules(&self) -> &'static [host::seccomp::Rule];
+}
+
+/// The platforms a sandbox can run on, chosen at boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// App processes are ptrace'd stubs; every syscall is a ptrace stop.
+    #[default]
+    Ptrace,
+}
+
+impl PlatformKind {
+    /// Every platform, by the name `--platform` takes.
+    pub const ALL: &'static [(&'static str, PlatformKind)] = &[("ptrace", PlatformKind::Ptrace)];
+}
+
+impl std::str::FromStr for PlatformKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<PlatformKind, String> {
+        match Self::ALL.iter().find(|(n, _)| *n == name) {
+            Some((_, kind)) => Ok(*kind),
+            None => {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                Err(format!("no platform {name:?}; the platforms are: {}", names.join(", ")))
+            }
+        }
+    }
+}
+
+/// Makes the platform `kind` over the memory file `mem`.
+pub fn new_platform(kind: PlatformKind, mem: std::sync::Arc<host::MemoryFile>) -> io::Result<Box<dyn Platform>> {
+    match kind {
+        PlatformKind::Ptrace => Ok(Box::new(ptrace::PtracePlatform::new(mem)?)),
+    }
 }

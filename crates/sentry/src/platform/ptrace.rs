@@ -7,14 +7,62 @@ use std::sync::Arc;
 use host::memfile::PAGE;
 use host::{MemoryFile, Regs, StopReason, StubFactory, Tracee};
 
+use host::allow;
+use host::seccomp::{Rule, When};
+
 use super::{Context, ContextSeed, Event, Kicker, Platform};
-use crate::mm::MapOp;
+use crate::mm::{Layout, MapOp};
 
 /// Memory-file offsets reserved for the stub's code and data pages.
 pub const STUB_CODE_OFF: u64 = 0;
 pub const STUB_DATA_OFF: u64 = PAGE;
 /// The first memory-file offset free for app memory.
 pub const FIRST_FREE_OFF: u64 = 2 * PAGE;
+
+/// The host values the ptrace platform's seccomp rules compare with, from
+/// the kernel's uapi headers.
+pub mod host_abi {
+    pub const PTRACE_CONT: u64 = 7;
+    pub const PTRACE_GETREGS: u64 = 12;
+    pub const PTRACE_SETREGS: u64 = 13;
+    pub const PTRACE_GETFPREGS: u64 = 14;
+    pub const PTRACE_SETFPREGS: u64 = 15;
+    pub const PTRACE_SYSEMU: u64 = 31;
+    pub const PTRACE_SETOPTIONS: u64 = 0x4200;
+    pub const PTRACE_GETSIGINFO: u64 = 0x4202;
+    pub const PTRACE_GETREGSET: u64 = 0x4204;
+    pub const PTRACE_SETREGSET: u64 = 0x4205;
+    pub const PTRACE_SEIZE: u64 = 0x4206;
+    pub const PTRACE_INTERRUPT: u64 = 0x4207;
+    pub const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
+    pub const SIGABRT: u64 = abi::signal::SIGABRT as u64;
+    pub const SIGKILL: u64 = abi::signal::SIGKILL as u64;
+    pub const SIGSTOP: u64 = abi::signal::SIGSTOP as u64;
+}
+
+use host_abi::*;
+
+/// The host calls the ptrace platform makes, for the Sentry's seccomp filter.
+pub static SECCOMP_RULES: &[Rule] = &[
+    allow!(PTRACE if When::OneOf { arg: 0, values: &[
+        PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_SETOPTIONS, PTRACE_CONT, PTRACE_SYSEMU, PTRACE_GETSIGINFO,
+        PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS, PTRACE_GETREGSET, PTRACE_SETREGSET,
+        PTRACE_GET_SYSCALL_INFO,
+    ] },
+        "the platform drives stubs (host::ptrace's requests only); the pid cannot be limited to stubs, so \
+         a compromised Sentry may seize any process it could trace: one of its own uid, dumpable, and, \
+         in a container, in its PID namespace (the Gofer is not dumpable)"),
+    allow!(WAIT4, "the platform waits for stub stops and exits"),
+    allow!(TGKILL if When::Any(&[
+        When::All(&[When::OnePid { arg: 0 }, When::OneOf { arg: 2, values: &[SIGSTOP] }]),
+        When::OwnSignal { arg: 0, signal_arg: 2, signal: SIGABRT },
+    ]),
+        "SIGSTOP interrupts a stub thread (any positive pid: stubs are not known in advance); SIGABRT is \
+         abort() in the Sentry itself"),
+    allow!(KILL if When::All(&[When::OnePid { arg: 0 }, When::OneOf { arg: 1, values: &[SIGKILL] }]),
+        "SIGKILL ends a stub process with its address space; never a group or every process (pid <= 0), \
+         and without capabilities only processes of the Sentry's uid (in a container: of its PID namespace)"),
+];
 
 #[derive(Debug)]
 pub struct PtracePlatform {
@@ -30,6 +78,19 @@ impl PtracePlatform {
 }
 
 impl Platform for PtracePlatform {
+    fn layout(&self) -> Layout {
+        // The stub's pages sit at the top of the address space.
+        Layout { top: host::APP_TOP }
+    }
+
+    fn first_free_offset(&self) -> u64 {
+        FIRST_FREE_OFF
+    }
+
+    fn seccomp_rules(&self) -> &'static [Rule] {
+        SECCOMP_RULES
+    }
+
     fn new_context(&self) -> io::Result<Box<dyn Context>> {
         let tracee = self.factory.new_stub(&self.mem)?;
         let memfd = self.mem_fd_in_stub();

@@ -9,7 +9,7 @@ use crate::auth::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS
 use crate::kernel::signal::{self, SigAction};
 use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
 use crate::loader;
-use crate::mm::{MemoryManager, APP_TOP_ADDR};
+use crate::mm::MemoryManager;
 use crate::taskfs::sysctl::UTS_NAME_MAX;
 use crate::SysResult;
 
@@ -28,7 +28,7 @@ const CLONE_CHILD_SETTID: u64 = 0x1000000;
 pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
     // As arch_prctl(ARCH_SET_FS): a thread pointer beyond the app's address
     // space is refused before anything is made.
-    if flags & CLONE_SETTLS != 0 && tls >= APP_TOP_ADDR {
+    if flags & CLONE_SETTLS != 0 && tls >= t.k.platform.layout().top {
         return Err(Errno::EPERM);
     }
     if flags & CLONE_THREAD != 0 {
@@ -53,7 +53,11 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     } else {
         None
     };
-    let mm = if shared_vm { MemoryManager::new(k.alloc.clone()) } else { parent_tg.mm().lock().unwrap().fork()? };
+    let mm = if shared_vm {
+        MemoryManager::new(k.alloc.clone(), k.platform.layout())
+    } else {
+        parent_tg.mm().lock().unwrap().fork()?
+    };
     let fds = parent_tg.fds.lock().unwrap().clone();
     let fs = parent_tg.fs.lock().unwrap().clone();
     let creds = parent_tg.creds.lock().unwrap().clone();
@@ -477,7 +481,7 @@ pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u6
     const ARCH_GET_GS: u32 = 0x1004;
     match code {
         ARCH_SET_FS | ARCH_SET_GS => {
-            if addr >= APP_TOP_ADDR {
+            if addr >= t.k.platform.layout().top {
                 return Err(Errno::EPERM);
             }
             if code == ARCH_SET_FS {

@@ -1277,6 +1277,18 @@ mod tests {
             fn new_context(&self) -> std::io::Result<Box<dyn Context>> {
                 Err(std::io::Error::from_raw_os_error(38))
             }
+
+            fn layout(&self) -> crate::mm::Layout {
+                crate::mm::Layout { top: 1 << 46 }
+            }
+
+            fn first_free_offset(&self) -> u64 {
+                0
+            }
+
+            fn seccomp_rules(&self) -> &'static [host::seccomp::Rule] {
+                &[]
+            }
         }
 
         fn kernel() -> Arc<Kernel> {
@@ -1312,7 +1324,7 @@ mod tests {
         }
 
         fn spawn(k: &Arc<Kernel>, parent: Option<&Arc<ThreadGroup>>, args: &[u8]) -> Arc<ThreadGroup> {
-            let mut mm = MemoryManager::new(k.alloc.clone());
+            let mut mm = MemoryManager::new(k.alloc.clone(), k.platform.layout());
             let (addr, _) = mm.map(0, PAGE, PROT_READ | PROT_WRITE, false, false, false, None, VmaName::Stack).unwrap();
             mm.write(addr, args).unwrap();
             mm.arg_range = (addr, addr + args.len() as u64);
