@@ -136,7 +136,7 @@ syscall_table! {
     LSEEK(fd: Fd, offset: i64, whence: u32) ok => fs::sys_lseek;
     SENDFILE(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) ok => fs::sys_sendfile;
     COPY_FILE_RANGE(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) ok
-        raw => |t, raw| fs::sys_copy_file_range(t, raw);
+        raw => fs::sys_copy_file_range;
     FALLOCATE(fd: Fd, mode: u32, offset: i64, len: i64) ok => fs::sys_fallocate;
     FSYNC(fd: Fd) ok => fs::sys_fsync;
     FDATASYNC(fd: Fd) ok => fs::sys_fsync;
@@ -315,7 +315,7 @@ syscall_table! {
     SET_ROBUST_LIST(head: UserAddr, len: usize) ok => process::sys_set_robust_list;
     GET_ROBUST_LIST(pid: i32, head: UserAddr, len: UserAddr) ok => process::sys_get_robust_list;
     FUTEX(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32)
-        partial("no PI futexes") raw => |t, raw| process::sys_futex(t, raw);
+        partial("no PI futexes") raw => process::sys_futex;
     ARCH_PRCTL(code: u32, addr: u64) ok => process::sys_arch_prctl;
     PRCTL(option: u32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) partial("the options programs use")
         raw => |t, raw: Args| process::sys_prctl(t, raw[0] as u32, raw);
