@@ -9,7 +9,7 @@
 //! module does too, and a limit that was asked for but cannot be set is an
 //! error naming the file and the value.
 //!
-//! This file is the interface (create, add, update, procs, remove); the
+//! This file is the interface (create, add, update, procs, kill, remove); the
 //! rest is split by topic: `mounts` (which hierarchies exist), `resources`
 //! (the OCI limits both versions share), `v1` and `v2` (writing limits),
 //! `stats`, `freezer` (pause/resume) and `files` (reading and writing them).
@@ -334,6 +334,15 @@ impl Cgroup {
             }
         }
         Ok(pids.into_iter().collect())
+    }
+
+    /// Sends SIGKILL to every process in the cgroup, once: a process that
+    /// joins or is forked meanwhile is missed, so a caller that must empty
+    /// the cgroup repeats this. A cgroup that cannot be read kills nothing.
+    pub fn kill(&self) {
+        for pid in self.procs().unwrap_or_default() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     /// Removes the cgroup's directories. Kills nothing: while processes are
