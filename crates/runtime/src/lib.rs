@@ -1,6 +1,10 @@
 //! moat's OCI runtime: bundles and their specs, container state under
 //! `--root`, cgroups, and the sandbox process (`moat boot`) that runs a
 //! container's Gofers and Sentry and answers its control socket.
+//!
+//! Also the work behind every `moat` command that is not argument parsing:
+//! the OCI lifecycle (`container`), `exec`, `moat do` (`do_command`), and
+//! the command lines of the moat processes moat starts (`subcommands`).
 #![forbid(unsafe_code)]
 
 pub mod bundle;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RuntimeFlags {
     /// Where container state lives.
-    #[arg(long, global = true, default_value = "/run/moat")]
+    #[arg(long, global = true, default_value = crate::state::DEFAULT_ROOT)]
     pub root: PathBuf,
     /// Also write errors to this file (containerd and Docker read it).
     #[arg(long, global = true)]
@@ -192,7 +192,7 @@ impl DoInPidNamespace {
 /// This process's arguments (without the program name) with `extra` added
 /// right after `subcommand`, before any `--` and command: how a moat
 /// command runs itself again with a hidden flag.
-pub fn args_with(subcommand: &str, extra: &[OsString]) -> Vec<OsString> {
+pub(crate) fn args_with(subcommand: &str, extra: &[OsString]) -> Vec<OsString> {
     insert_after(std::env::args_os().skip(1).collect(), subcommand, extra)
 }
 

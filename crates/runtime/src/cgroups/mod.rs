@@ -209,7 +209,6 @@ enum Dirs {
 /// A container's cgroup.
 #[derive(Debug)]
 pub struct Cgroup {
-    path: String,
     dirs: Dirs,
 }
 
@@ -248,7 +247,7 @@ impl Cgroup {
                 Dirs::V1 { controllers, unified }
             }
         };
-        let cgroup = Cgroup { path, dirs };
+        let cgroup = Cgroup { dirs };
         if let Some(resources) = resources {
             if let Err(e) = cgroup.update(resources) {
                 if created {
@@ -291,13 +290,7 @@ impl Cgroup {
                 Dirs::V1 { controllers, unified }
             }
         };
-        Ok(Cgroup { path, dirs })
-    }
-
-    /// The cgroup's path relative to each hierarchy root, without a leading
-    /// `/`.
-    pub fn path(&self) -> &str {
-        &self.path
+        Ok(Cgroup { dirs })
     }
 
     /// Moves process `pid` (with all its threads) into the cgroup in every

@@ -53,7 +53,7 @@ fn capability_number(c: Capability) -> u32 {
 }
 
 /// OCI's `process.capabilities` as masks; a set the spec leaves out is empty.
-pub fn capability_masks(c: &LinuxCapabilities) -> CapabilityMasks {
+pub(crate) fn capability_masks(c: &LinuxCapabilities) -> CapabilityMasks {
     let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
         set.iter().flatten().fold(0u64, |m, &cap| m | 1 << capability_number(cap))
     };

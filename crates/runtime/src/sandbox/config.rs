@@ -26,7 +26,7 @@ fn app_task_limit(spec: &Spec) -> Option<usize> {
 /// thread and (for a process) a stub on the host, so the app's pids limit
 /// is the Sentry's to enforce, and the host's is set above it, to contain
 /// the sandbox without ever being what the app runs into.
-pub fn host_resources(r: &LinuxResources) -> LinuxResources {
+pub(crate) fn host_resources(r: &LinuxResources) -> LinuxResources {
     let mut host = r.clone();
     if let Some(pids) = r.pids() {
         if pids.limit() > 0 {

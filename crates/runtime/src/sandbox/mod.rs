@@ -29,10 +29,11 @@ use std::path::{Path, PathBuf};
 
 use sentry::BootConfig;
 
-pub use capabilities::capability_masks;
-pub use config::host_resources;
+pub(crate) use capabilities::capability_masks;
+pub(crate) use config::host_resources;
 pub use mounts::MountError;
-pub use namespaces::{enter_private_namespaces, rerun_in_pid_namespace, spawn_in_new_pid_namespace, NamespaceError};
+pub use namespaces::NamespaceError;
+pub(crate) use namespaces::{enter_private_namespaces, rerun_in_pid_namespace, spawn_in_new_pid_namespace};
 
 use crate::bundle::{Bundle, BundleError};
 use crate::cgroups::{Cgroup, CgroupError};
@@ -124,12 +125,12 @@ pub enum SandboxError {
 }
 
 /// The default cgroup of a container whose spec names none.
-pub fn default_cgroup_path(id: &str) -> String {
+pub(crate) fn default_cgroup_path(id: &str) -> String {
     format!("/moat/{id}")
 }
 
 /// The shell-style exit status of a wait status.
-pub fn exit_code(status: i32) -> i32 {
+pub(crate) fn exit_code(status: i32) -> i32 {
     if status & 0x7f == 0 {
         (status >> 8) & 0xff
     } else {

@@ -81,7 +81,7 @@ pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
 
 /// New mount (with every mount private), IPC and UTS namespaces for the
 /// calling process, which must be single-threaded.
-pub fn enter_private_namespaces() -> Result<(), NamespaceError> {
+pub(crate) fn enter_private_namespaces() -> Result<(), NamespaceError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
         .map_err(NamespaceError::Private)?;
     nix::mount::mount(
@@ -99,7 +99,7 @@ pub fn enter_private_namespaces() -> Result<(), NamespaceError> {
 /// waits for it and returns its exit status: the sandbox and everything it
 /// starts then see no host process, and die with it. The caller keeps its
 /// stdio and gives it on.
-pub fn rerun_in_pid_namespace(subcommand: &str, extra: &[OsString]) -> Result<i32, NamespaceError> {
+pub(crate) fn rerun_in_pid_namespace(subcommand: &str, extra: &[OsString]) -> Result<i32, NamespaceError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(NamespaceError::NewPid)?;
     let exe = std::env::current_exe().map_err(NamespaceError::FindMoat)?;
     let mut child = Command::new(exe)
@@ -115,7 +115,7 @@ pub fn rerun_in_pid_namespace(subcommand: &str, extra: &[OsString]) -> Result<i3
 /// thread's PID namespace for children is its own: the caller's later
 /// children (engine hooks) stay in the host's. That thread ends at once, so
 /// the child must not rely on PR_SET_PDEATHSIG (which follows the thread).
-pub fn spawn_in_new_pid_namespace(command: &mut Command) -> Result<Child, NamespaceError> {
+pub(crate) fn spawn_in_new_pid_namespace(command: &mut Command) -> Result<Child, NamespaceError> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
