@@ -1,5 +1,5 @@
 //! The `moat` binary: command-line parsing only; the work lives in the
-//! library crates (`sentry`, `gofer`).
+//! library crates (`runtime`, `sentry`, `gofer`).
 #![forbid(unsafe_code)]
 
 mod commands;
@@ -58,10 +58,10 @@ enum Command {
     Install(extra::install::InstallArgs),
     /// The sandbox process of a container (started by `create`).
     #[command(hide = true)]
-    Boot(extra::boot::BootArgs),
+    Boot(runtime::subcommands::BootCommand),
     /// Serve a directory over 9P on an inherited socket (started by moat itself).
     #[command(hide = true)]
-    Gofer(commands::gofer::GoferArgs),
+    Gofer(runtime::subcommands::GoferCommand),
 }
 
 fn main() {
@@ -74,7 +74,8 @@ fn main() {
         // A container's stderr is the app's: the sandbox logs to --log only,
         // and not at all in a JSON log (its diagnostics reach that log as
         // JSON lines by another way: every line there must parse).
-        let text_log = cli.global.log.as_ref().filter(|_| matches!(cli.global.log_format, oci::LogFormat::Text));
+        let flags = &cli.global.runtime;
+        let text_log = flags.log.as_ref().filter(|_| flags.log_format == runtime::subcommands::LogFormat::Text);
         let file = text_log.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
         match file {
             Some(file) => logger.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
@@ -107,4 +108,43 @@ fn main() {
         Command::Gofer(a) => commands::gofer::run(a),
     };
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use clap::Parser;
+    use runtime::subcommands::{BootCommand, GoferCommand, LogFormat, RuntimeFlags};
+
+    use super::{Cli, Command};
+
+    fn parse(args: Vec<OsString>) -> Cli {
+        Cli::try_parse_from(std::iter::once(OsString::from("moat")).chain(args)).expect("moat parses its own argv")
+    }
+
+    /// The argv `create` starts the sandbox process with is the one this
+    /// binary parses, global flags included.
+    #[test]
+    fn boot_command_line_parses_as_rendered() {
+        let flags = RuntimeFlags { root: "/r".into(), log: Some("/l".into()), log_format: LogFormat::Json };
+        let boot = BootCommand { id: "c1".into(), bundle: "/b".into(), ready_fd: 5 };
+        let cli = parse(boot.command_line(&flags));
+        assert_eq!(cli.global.runtime, flags);
+        assert!(matches!(cli.command, Command::Boot(ref b) if *b == boot), "{cli:?}");
+    }
+
+    #[test]
+    fn gofer_command_line_parses_as_rendered() {
+        let gofer = GoferCommand {
+            fd: 4,
+            root: "/srv".into(),
+            read_only: true,
+            only: Some("f".into()),
+            allow_setid: true,
+            selftest_forbidden_syscall: false,
+        };
+        let cli = parse(gofer.command_line());
+        assert!(matches!(cli.command, Command::Gofer(ref g) if *g == gofer), "{cli:?}");
+    }
 }

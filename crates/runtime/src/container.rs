@@ -9,41 +9,164 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Hook;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Hook, LinuxResources};
 
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
 use crate::control::{self, Connection, ExecProcess, Phase, Reply, Request};
-use crate::sandbox::default_cgroup_path;
+use crate::sandbox::{cgroup_path, default_cgroup_path};
 use crate::state::{process_alive, State, StateDir, Status};
+use crate::subcommands::{BootCommand, RuntimeFlags};
 
 /// A runtime operation failed; the message is the one line the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The bundle does not load.
     #[error("{0}")]
     Bundle(#[from] crate::bundle::BundleError),
+    /// The container's state cannot be read or written.
     #[error("{0}")]
     State(#[from] crate::state::StateError),
+    /// The sandbox process did not answer, or refused.
     #[error("{0}")]
     Control(#[from] control::ControlError),
+    /// The container's cgroup cannot be used.
     #[error("{0}")]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// The spec asks for a terminal and the caller gave none.
+    #[error("process.terminal is true but no --console-socket was given")]
+    TerminalWithoutConsoleSocket,
+    /// The sandbox process could not be started.
+    #[error("cannot start the sandbox process: {what}: {source}")]
+    SandboxSetup {
+        /// The step that failed.
+        what: &'static str,
+        /// What it returned.
+        source: std::io::Error,
+    },
+    /// The sandbox process could not be started in its PID namespace.
     #[error("{0}")]
-    Other(String),
+    SandboxSpawn(#[from] crate::sandbox::NamespaceError),
+    /// The sandbox process ended without saying why.
+    #[error("the sandbox process ended before it was ready ({status})")]
+    SandboxEnded {
+        /// How it ended, as `Child::wait` says.
+        status: String,
+    },
+    /// The sandbox process said why it could not get ready.
+    #[error("{0}")]
+    SandboxFailed(String),
+    /// `start` on a container that is not created.
+    #[error("container {id} is {status}, not created: it cannot be started")]
+    NotCreated {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+    },
+    /// `kill` (other than SIGKILL) on a paused container.
+    #[error("container {0} is paused: resume it first, or send SIGKILL")]
+    Paused(String),
+    /// The container's process has ended.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// `delete` without --force on a running or paused container.
+    #[error("container {id} is {status}: stop it first or use --force")]
+    StillRunning {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+    },
+    /// `exec` on a container that is not running.
+    #[error("container {id} is {status}, not running: cannot exec in it")]
+    ExecNotRunning {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+    },
+    /// The sandbox answered with something the request does not expect.
+    #[error("unexpected reply {what}: {reply:?}")]
+    UnexpectedReply {
+        /// Which request: "to exec", "to ps", "from exec".
+        what: &'static str,
+        /// The reply.
+        reply: Reply,
+    },
+    /// An OCI hook could not be started.
+    #[error("hook {}: {source}", .path.display())]
+    HookSpawn {
+        /// The hook's program.
+        path: PathBuf,
+        /// What spawn returned.
+        source: std::io::Error,
+    },
+    /// An OCI hook could not be waited for.
+    #[error("hook {}: waiting for it: {source}", .path.display())]
+    HookWait {
+        /// The hook's program.
+        path: PathBuf,
+        /// What wait returned.
+        source: std::io::Error,
+    },
+    /// An OCI hook exited with a failure.
+    #[error("hook {} failed: {status}", .path.display())]
+    HookFailed {
+        /// The hook's program.
+        path: PathBuf,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// An OCI hook ran past its timeout and was killed.
+    #[error("hook {} timed out after {seconds}s", .path.display())]
+    HookTimeout {
+        /// The hook's program.
+        path: PathBuf,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// No pseudo-terminal could be made.
+    #[error("cannot make a terminal: {0}")]
+    Terminal(#[source] nix::errno::Errno),
+    /// The console socket cannot be connected to.
+    #[error("cannot connect to the console socket {}: {source}", .socket.display())]
+    ConsoleConnect {
+        /// The socket.
+        socket: PathBuf,
+        /// What connect returned.
+        source: std::io::Error,
+    },
+    /// The terminal could not be sent over the console socket.
+    #[error("cannot send the terminal to {}: {source}", .socket.display())]
+    ConsoleSend {
+        /// The socket.
+        socket: PathBuf,
+        /// What sendmsg returned.
+        source: nix::errno::Errno,
+    },
+    /// The pid file cannot be written.
+    #[error("cannot write the pid file {}: {source}", .path.display())]
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// What write or rename returned.
+        source: std::io::Error,
+    },
 }
 
-fn other(e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Other(e.to_string())
+fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    move |source| RuntimeError::SandboxSetup { what, source }
 }
 
 /// A runtime root (`--root`) and the moat binary that serves it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    pub root: PathBuf,
-    /// The runtime's log file, handed on to sandbox processes.
-    pub log: Option<PathBuf>,
-    /// Whether that log takes JSON lines.
-    pub log_json: bool,
+    /// The runtime's global flags: its root, and the log file handed on to
+    /// sandbox processes.
+    pub flags: RuntimeFlags,
 }
 
 /// Where a created container's stdio goes.
@@ -56,8 +179,13 @@ pub enum Stdio3 {
 }
 
 impl Runtime {
-    pub fn new(root: impl Into<PathBuf>, log: Option<PathBuf>, log_json: bool) -> Runtime {
-        Runtime { root: root.into(), log, log_json }
+    /// The runtime its global flags describe.
+    pub fn new(flags: RuntimeFlags) -> Runtime {
+        Runtime { flags }
+    }
+
+    fn root(&self) -> &Path {
+        &self.flags.root
     }
 
     /// `create`: validates the bundle, starts the sandbox process and waits
@@ -67,9 +195,9 @@ impl Runtime {
         let bundle = Bundle::load(bundle_dir)?;
         let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         if terminal && !matches!(stdio, Stdio3::ConsoleSocket(_)) {
-            return Err(other("process.terminal is true but no --console-socket was given"));
+            return Err(RuntimeError::TerminalWithoutConsoleSocket);
         }
-        let dir = StateDir::create(&self.root, id)?;
+        let dir = StateDir::create(self.root(), id)?;
         // Saved at once, so that an engine killing us half-way leaves a
         // container `delete --force` can remove.
         let mut state = State::new(id, &bundle);
@@ -114,38 +242,25 @@ impl Runtime {
     fn spawn_sandbox(&self, id: &str, bundle: &Bundle, stdio: Stdio3) -> Result<i32, RuntimeError> {
         // containerd's shim leaves its own socket open in us (fd 3): the
         // sandbox gets stdio and the ready pipe, nothing else.
-        host::sys::cloexec_from(3).map_err(other)?;
-        let (ready_read, ready_write) = nix::unistd::pipe().map_err(other)?;
-        host::sys::set_cloexec(std::os::fd::AsFd::as_fd(&ready_write), false).map_err(other)?;
-        let mut command = Command::new(std::env::current_exe().map_err(other)?);
-        command.arg("--root").arg(&self.root);
-        if let Some(log) = &self.log {
-            command.arg("--log").arg(log);
-            if self.log_json {
-                command.arg("--log-format").arg("json");
-            }
-        }
-        command
-            .arg("boot")
-            .arg("--id")
-            .arg(id)
-            .arg("--bundle")
-            .arg(&bundle.dir)
-            .arg("--ready-fd")
-            .arg(ready_write.as_raw_fd().to_string());
+        host::sys::cloexec_from(3).map_err(setup("closing inherited fds"))?;
+        let (ready_read, ready_write) = nix::unistd::pipe().map_err(|e| setup("making its ready pipe")(e.into()))?;
+        host::sys::set_cloexec(ready_write.as_fd(), false).map_err(setup("passing on its ready pipe"))?;
+        let mut command = Command::new(std::env::current_exe().map_err(setup("finding the moat binary"))?);
+        let boot = BootCommand { id: id.to_owned(), bundle: bundle.dir.clone(), ready_fd: ready_write.as_raw_fd() };
+        command.args(boot.command_line(&self.flags));
         // Its own process group: a terminal's ^C to the caller is not for it.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         if let Stdio3::ConsoleSocket(socket) = &stdio {
             let slave = console(socket)?;
             command
-                .stdin(Stdio::from(slave.try_clone().map_err(other)?))
-                .stdout(Stdio::from(slave.try_clone().map_err(other)?))
+                .stdin(Stdio::from(slave.try_clone().map_err(setup("sharing its terminal"))?))
+                .stdout(Stdio::from(slave.try_clone().map_err(setup("sharing its terminal"))?))
                 .stderr(Stdio::from(slave));
         }
         // pid 1 of a new PID namespace, so that the pid engines get is in
         // every namespace of the container (it enters the others itself,
         // before it says it is ready).
-        let mut child = crate::sandbox::spawn_in_new_pid_namespace(&mut command).map_err(other)?;
+        let mut child = crate::sandbox::spawn_in_new_pid_namespace(&mut command)?;
         drop(command);
         drop(ready_write);
         let mut line = String::new();
@@ -158,9 +273,9 @@ impl Runtime {
                 let status = child.wait();
                 let why = line.trim();
                 if why.is_empty() {
-                    Err(other(format!("the sandbox process ended before it was ready ({status:?})")))
+                    Err(RuntimeError::SandboxEnded { status: format!("{status:?}") })
                 } else {
-                    Err(other(why))
+                    Err(RuntimeError::SandboxFailed(why.to_owned()))
                 }
             }
         }
@@ -168,7 +283,7 @@ impl Runtime {
 
     /// The container's state, with its status as it is now.
     pub fn state(&self, id: &str) -> Result<State, RuntimeError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         let mut state = dir.load()?;
         state.status = live_status(&dir, &state);
         Ok(state)
@@ -177,8 +292,8 @@ impl Runtime {
     /// Every container under the root, with live statuses and owners.
     pub fn list(&self) -> Result<Vec<State>, RuntimeError> {
         let mut out = Vec::new();
-        for mut state in crate::state::list_entries(&self.root)? {
-            if let Ok(dir) = StateDir::open(&self.root, &state.id) {
+        for mut state in crate::state::list_entries(self.root())? {
+            if let Ok(dir) = StateDir::open(self.root(), &state.id) {
                 state.status = live_status(&dir, &state);
             }
             out.push(state);
@@ -190,9 +305,9 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
         let state = self.state(id)?;
         if state.status != Status::Created {
-            return Err(other(format!("container {id} is {}, not created: it cannot be started", state.status)));
+            return Err(RuntimeError::NotCreated { id: id.to_owned(), status: state.status });
         }
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         control::call(&dir.control_socket(), &Request::Start)?;
         let bundle = Bundle::load(&state.bundle)?;
         let mut running = state.clone();
@@ -222,15 +337,15 @@ impl Runtime {
         }
         if state.status == Status::Paused {
             // A frozen sandbox cannot take the request.
-            return Err(other(format!("container {id} is paused: resume it first, or send SIGKILL")));
+            return Err(RuntimeError::Paused(id.to_owned()));
         }
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None })?;
         Ok(())
     }
 
     fn kill_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         let state = dir.load()?;
         let sandbox =
             state.pid.filter(|_| state.status != Status::Stopped).and_then(|pid| SandboxProcess::find(pid, id));
@@ -254,7 +369,7 @@ impl Runtime {
 
     /// `delete`: removes a stopped container (any container with `force`).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         let state = match dir.load() {
             Ok(state) => state,
             // Half-created, or its state is unreadable: nothing more to stop.
@@ -265,7 +380,7 @@ impl Runtime {
         let status = (!force).then(|| live_status(&dir, &state));
         // As runc: a created container is deleted (its process killed) without --force.
         if let Some(status @ (Status::Running | Status::Paused)) = status {
-            return Err(other(format!("container {id} is {status}: stop it first or use --force")));
+            return Err(RuntimeError::StillRunning { id: id.to_owned(), status });
         }
         let sandbox =
             state.pid.filter(|_| status != Some(Status::Stopped)).and_then(|pid| SandboxProcess::find(pid, id));
@@ -306,36 +421,84 @@ impl Runtime {
     pub fn exec(&self, id: &str, process: &ExecProcess, stdio: [RawFd; 3]) -> Result<Exec, RuntimeError> {
         let state = self.state(id)?;
         if state.status != Status::Running {
-            return Err(other(format!("container {id} is {}, not running: cannot exec in it", state.status)));
+            return Err(RuntimeError::ExecNotRunning { id: id.to_owned(), status: state.status });
         }
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         let mut connection = Connection::request(&dir.control_socket(), &Request::Exec(process.clone()), &stdio)?;
         match connection.reply()? {
             Reply::Started { pid } => Ok(Exec { pid, connection }),
-            other_reply => Err(other(format!("unexpected reply to exec: {other_reply:?}"))),
+            reply => Err(RuntimeError::UnexpectedReply { what: "to exec", reply }),
         }
     }
 
     /// `ps`: the sandbox's processes.
     pub fn processes(&self, id: &str) -> Result<Vec<control::Process>, RuntimeError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         match control::call(&dir.control_socket(), &Request::Ps)? {
             Reply::Processes { processes } => Ok(processes),
-            other_reply => Err(other(format!("unexpected reply to ps: {other_reply:?}"))),
+            reply => Err(RuntimeError::UnexpectedReply { what: "to ps", reply }),
         }
     }
 
     /// Records a status the sandbox cannot know (paused by the freezer).
     pub fn set_status(&self, id: &str, status: Status) -> Result<(), RuntimeError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = StateDir::open(self.root(), id)?;
         let mut state = dir.load()?;
         state.status = status;
         Ok(dir.save(&state)?)
     }
 
+    /// `update`: applies new limits to the container's cgroup, as the host
+    /// applies a spec's (the pids limit raised for the sandbox's own tasks).
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), RuntimeError> {
+        Ok(self.cgroup(id)?.update(&crate::sandbox::host_resources(resources))?)
+    }
+
+    /// `run`: creates and starts the container and, unless `detach`, waits
+    /// for it, deletes it and returns its exit status. The sandbox process's
+    /// pid goes to `pid_file`. A container that fails to start is deleted.
+    pub fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: Stdio3,
+        pid_file: Option<&Path>,
+        detach: bool,
+    ) -> Result<i32, RuntimeError> {
+        let pid = self.create(id, bundle, stdio)?;
+        if let Some(path) = pid_file {
+            write_pid_file(path, pid)?;
+        }
+        if let Err(e) = self.start(id) {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        if detach {
+            return Ok(0);
+        }
+        // The sandbox process is our child: its exit status is the container's.
+        let status = loop {
+            match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => break code,
+                Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => {
+                    // Not our child after all (reparented): poll until it is gone.
+                    while self.state(id).map(|s| s.status != Status::Stopped).unwrap_or(false) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    break 0;
+                }
+            }
+        };
+        self.delete(id, true)?;
+        Ok(status)
+    }
+
     /// The container's cgroup.
     pub fn cgroup(&self, id: &str) -> Result<Cgroup, RuntimeError> {
-        let state = StateDir::open(&self.root, id)?.load()?;
+        let state = StateDir::open(self.root(), id)?.load()?;
         let bundle = Bundle::load(&state.bundle)?;
         Ok(Cgroup::open(&cgroup_path(&bundle, id))?)
     }
@@ -354,19 +517,9 @@ impl Exec {
     pub fn wait(mut self) -> Result<i32, RuntimeError> {
         match self.connection.reply()? {
             Reply::Exited { status } => Ok(status),
-            other_reply => Err(other(format!("unexpected reply from exec: {other_reply:?}"))),
+            reply => Err(RuntimeError::UnexpectedReply { what: "from exec", reply }),
         }
     }
-}
-
-fn cgroup_path(bundle: &Bundle, id: &str) -> String {
-    bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| default_cgroup_path(id))
 }
 
 /// How long `kill` waits for a sandbox to say whether its init has
@@ -375,7 +528,7 @@ fn cgroup_path(bundle: &Bundle, id: &str) -> String {
 const KILL_STATE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn not_running(id: &str) -> RuntimeError {
-    other(format!("container {id} is not running"))
+    RuntimeError::NotRunning(id.to_owned())
 }
 
 /// The sandbox process of a container, held by a pidfd: a signal sent
@@ -418,8 +571,7 @@ fn end_sandbox(pid: i32, id: &str) {
 /// (and not another process that got its pid after it died).
 fn is_sandbox_of(pid: i32, id: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    args.contains(&b"boot".as_slice()) && args.windows(2).any(|w| w[0] == b"--id" && w[1] == id.as_bytes())
+    BootCommand::is_boot_of(&cmdline, id)
 }
 
 fn live_status(dir: &StateDir, state: &State) -> Status {
@@ -467,25 +619,27 @@ fn run_hook(hook: &Hook, state: &State) -> Result<(), RuntimeError> {
             command.env(k, v);
         }
     }
-    let mut child = command.spawn().map_err(|e| other(format!("hook {}: {e}", path.display())))?;
-    let json = serde_json::to_vec(state).map_err(other)?;
+    let mut child = command.spawn().map_err(|source| RuntimeError::HookSpawn { path: path.clone(), source })?;
+    // Serializing a State cannot fail: every key is a string.
+    let json = serde_json::to_vec(state).unwrap_or_default();
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(&json);
     }
     let timeout = hook.timeout().map(|t| Duration::from_secs(t.max(1) as u64)).unwrap_or(Duration::from_secs(60));
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(status) = child.try_wait().map_err(other)? {
+        let exited = child.try_wait().map_err(|source| RuntimeError::HookWait { path: path.clone(), source })?;
+        if let Some(status) = exited {
             return if status.success() {
                 Ok(())
             } else {
-                Err(other(format!("hook {} failed: {status}", path.display())))
+                Err(RuntimeError::HookFailed { path: path.clone(), status })
             };
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(other(format!("hook {} timed out after {}s", path.display(), timeout.as_secs())));
+            return Err(RuntimeError::HookTimeout { path: path.clone(), seconds: timeout.as_secs() });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -494,14 +648,23 @@ fn run_hook(hook: &Hook, state: &State) -> Result<(), RuntimeError> {
 /// Makes a pseudo-terminal, sends its master to the console socket (as
 /// runc does), and returns the slave for the container's stdio.
 pub fn console(socket: &Path) -> Result<OwnedFd, RuntimeError> {
-    let pty = nix::pty::openpty(None, None).map_err(|e| other(format!("cannot make a terminal: {e}")))?;
+    let pty = nix::pty::openpty(None, None).map_err(RuntimeError::Terminal)?;
     let stream = UnixStream::connect(socket)
-        .map_err(|e| other(format!("cannot connect to the console socket {}: {e}", socket.display())))?;
+        .map_err(|source| RuntimeError::ConsoleConnect { socket: socket.to_owned(), source })?;
     let name = b"/dev/ptmx";
     let iov = [std::io::IoSlice::new(name)];
     let fds = [pty.master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     nix::sys::socket::sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
-        .map_err(|e| other(format!("cannot send the terminal to {}: {e}", socket.display())))?;
+        .map_err(|source| RuntimeError::ConsoleSend { socket: socket.to_owned(), source })?;
     Ok(pty.slave)
+}
+
+/// Writes `pid` to the pid file atomically (a temporary file renamed), as
+/// runc does.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> {
+    let tmp = path.with_extension("moat-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| RuntimeError::PidFile { path: path.to_owned(), source })
 }

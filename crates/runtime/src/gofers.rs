@@ -3,8 +3,29 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::subcommands::GoferCommand;
+
+/// Why a Gofer could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum GoferError {
+    /// The directory to serve is not a directory.
+    #[error("{}: not a directory", .root.display())]
+    NotADirectory {
+        /// The directory asked for.
+        root: PathBuf,
+    },
+    /// Making its socket or starting the `moat gofer` process failed.
+    #[error("cannot start the gofer for {}: {source}", .root.display())]
+    Spawn {
+        /// The directory it was to serve.
+        root: PathBuf,
+        /// What socketpair, fcntl or spawn returned.
+        source: std::io::Error,
+    },
+}
 
 /// The Gofers of one sandbox, killed and reaped when dropped.
 #[derive(Debug, Default)]
@@ -23,12 +44,12 @@ pub struct Serving {
 impl Gofers {
     /// Starts a Gofer serving the directory `root` (read-only if asked, with
     /// set-ID bits stripped) and returns the Sentry's end of its socket.
-    pub fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, String> {
+    pub fn start(&mut self, root: &Path, read_only: bool) -> Result<UnixStream, GoferError> {
         self.start_serving(root, Serving { read_only, allow_setid: false }, None)
     }
 
     /// Starts a Gofer serving the directory `root` as `serving` says.
-    pub fn start_dir(&mut self, root: &Path, serving: Serving) -> Result<UnixStream, String> {
+    pub fn start_dir(&mut self, root: &Path, serving: Serving) -> Result<UnixStream, GoferError> {
         self.start_serving(root, serving, None)
     }
 
@@ -38,7 +59,7 @@ impl Gofers {
         root: &Path,
         name: &std::ffi::OsStr,
         serving: Serving,
-    ) -> Result<UnixStream, String> {
+    ) -> Result<UnixStream, GoferError> {
         self.start_serving(root, serving, Some(name))
     }
 
@@ -47,28 +68,27 @@ impl Gofers {
         root: &Path,
         serving: Serving,
         only: Option<&std::ffi::OsStr>,
-    ) -> Result<UnixStream, String> {
+    ) -> Result<UnixStream, GoferError> {
         if !root.is_dir() {
-            return Err(format!("{}: not a directory", root.display()));
+            return Err(GoferError::NotADirectory { root: root.to_owned() });
         }
         let spawn = || -> std::io::Result<(Child, UnixStream)> {
             let (ours, theirs) = UnixStream::pair()?;
             host::sys::set_cloexec(theirs.as_fd(), false)?;
+            let gofer = GoferCommand {
+                fd: theirs.as_raw_fd(),
+                root: root.to_owned(),
+                read_only: serving.read_only,
+                only: only.map(ToOwned::to_owned),
+                allow_setid: serving.allow_setid,
+                selftest_forbidden_syscall: false,
+            };
             let mut command = Command::new(std::env::current_exe()?);
-            command.arg("gofer").arg("--fd").arg(theirs.as_raw_fd().to_string()).arg("--root").arg(root);
-            if serving.read_only {
-                command.arg("--read-only");
-            }
-            if serving.allow_setid {
-                command.arg("--allow-setid");
-            }
-            if let Some(name) = only {
-                command.arg("--only").arg(name);
-            }
-            let child = command.env_clear().stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+            let child =
+                command.args(gofer.command_line()).env_clear().stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
             Ok((child, ours))
         };
-        let (child, socket) = spawn().map_err(|e| format!("cannot start the gofer for {}: {e}", root.display()))?;
+        let (child, socket) = spawn().map_err(|source| GoferError::Spawn { root: root.to_owned(), source })?;
         self.0.push(child);
         Ok(socket)
     }

@@ -20,18 +20,60 @@ const MAX_SYSCALL: u64 = 512;
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
 
+/// Where in `linux.seccomp` the profile asks for what moat cannot enforce.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompProfileError {
+    /// The default action cannot be enforced.
+    #[error("linux.seccomp.defaultAction: {0}")]
+    DefaultAction(Unenforceable),
+    /// A syscall entry's action cannot be enforced.
+    #[error("linux.seccomp.syscalls[{index}] ({names}): {reason}")]
+    SyscallAction {
+        /// The entry's index in `syscalls`.
+        index: usize,
+        /// Its syscall names, comma-separated.
+        names: String,
+        /// What moat cannot do.
+        reason: Unenforceable,
+    },
+    /// A syscall entry's argument conditions cannot be enforced.
+    #[error("linux.seccomp.syscalls[{index}]: {reason}")]
+    SyscallArgs {
+        /// The entry's index in `syscalls`.
+        index: usize,
+        /// What moat cannot do.
+        reason: Unenforceable,
+    },
+}
+
+/// A part of a seccomp profile moat cannot enforce, and what to use instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Unenforceable {
+    /// No seccomp agent can answer for the Sentry.
+    #[error(
+        "SCMP_ACT_NOTIFY is not supported by moat (no seccomp agent can answer for the Sentry); \
+         use SCMP_ACT_ERRNO or SCMP_ACT_ALLOW"
+    )]
+    Notify,
+    /// A condition on an argument a syscall does not have.
+    #[error("argument index {0} is past the sixth argument")]
+    ArgumentIndex(usize),
+}
+
 /// The app policy `s` describes, or what in it moat cannot enforce.
-pub fn from_spec(s: &LinuxSeccomp) -> Result<AppSeccomp, String> {
-    let default =
-        action(s.default_action(), s.default_errno_ret()).map_err(|e| format!("linux.seccomp.defaultAction: {e}"))?;
+pub fn from_spec(s: &LinuxSeccomp) -> Result<AppSeccomp, SeccompProfileError> {
+    let default = action(s.default_action(), s.default_errno_ret()).map_err(SeccompProfileError::DefaultAction)?;
     let numbers: HashMap<&str, u64> =
         (0..=MAX_SYSCALL).filter_map(|nr| abi::sysno::name(nr).map(|name| (name, nr))).collect();
     let mut rules = Vec::new();
     let mut highest_named = None;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
-        let act = action(call.action(), call.errno_ret())
-            .map_err(|e| format!("linux.seccomp.syscalls[{i}] ({}): {e}", call.names().join(", ")))?;
-        let conditions = conditions(call).map_err(|e| format!("linux.seccomp.syscalls[{i}]: {e}"))?;
+        let act = action(call.action(), call.errno_ret()).map_err(|reason| SeccompProfileError::SyscallAction {
+            index: i,
+            names: call.names().join(", "),
+            reason,
+        })?;
+        let conditions = conditions(call).map_err(|reason| SeccompProfileError::SyscallArgs { index: i, reason })?;
         for name in call.names() {
             let Some(&nr) = numbers.get(name.as_str()) else { continue };
             highest_named = highest_named.max(Some(nr));
@@ -50,7 +92,7 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<AppSeccomp, String> {
 }
 
 /// An OCI action with its errno (`errnoRet`, or libseccomp's EPERM).
-fn action(a: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<Action, String> {
+fn action(a: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<Action, Unenforceable> {
     use LinuxSeccompAction as A;
     Ok(match a {
         A::ScmpActAllow => Action::Allow,
@@ -61,24 +103,18 @@ fn action(a: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<Action, Strin
         A::ScmpActTrap => Action::Trap,
         A::ScmpActTrace => Action::Trace,
         A::ScmpActLog => Action::Log,
-        A::ScmpActNotify => {
-            return Err("SCMP_ACT_NOTIFY is not supported by moat (no seccomp agent can answer for the Sentry); \
-                 use SCMP_ACT_ERRNO or SCMP_ACT_ALLOW"
-                .into())
-        }
+        A::ScmpActNotify => return Err(Unenforceable::Notify),
     })
 }
 
 /// A syscall entry's conditions, as the rules to add: one with them all, or,
 /// when one argument has several (libseccomp cannot AND those), one rule per
 /// condition, as runc does.
-fn conditions(call: &LinuxSyscall) -> Result<Vec<Vec<ArgCmp>>, String> {
+fn conditions(call: &LinuxSyscall) -> Result<Vec<Vec<ArgCmp>>, Unenforceable> {
     let mut all = Vec::new();
     for arg in call.args().iter().flatten() {
-        let index = u8::try_from(arg.index())
-            .ok()
-            .filter(|i| *i < 6)
-            .ok_or_else(|| format!("argument index {} is past the sixth argument", arg.index()))?;
+        let index =
+            u8::try_from(arg.index()).ok().filter(|i| *i < 6).ok_or(Unenforceable::ArgumentIndex(arg.index()))?;
         use LinuxSeccompOperator as O;
         let op = match arg.op() {
             O::ScmpCmpNe => Op::NotEqual,
@@ -100,7 +136,7 @@ mod tests {
     use super::*;
 
     fn profile(json: serde_json::Value) -> Result<AppSeccomp, String> {
-        from_spec(&serde_json::from_value(json).expect("a LinuxSeccomp"))
+        from_spec(&serde_json::from_value(json).expect("a LinuxSeccomp")).map_err(|e| e.to_string())
     }
 
     const MKDIR: u64 = 83;

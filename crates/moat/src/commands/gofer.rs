@@ -1,41 +1,18 @@
 //! `moat gofer`: the file-server process. moat starts it with one end of a
 //! socketpair; it jails itself, then serves the root over 9P until the Sentry goes.
+//! Its command line is defined in `runtime::subcommands`.
 
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-#[derive(Debug, clap::Args)]
-pub struct GoferArgs {
-    /// The inherited socket fd to serve on.
-    #[arg(long)]
-    fd: RawFd,
-    /// The directory to serve as the root.
-    #[arg(long)]
-    root: PathBuf,
-    /// Refuse every change to the host tree.
-    #[arg(long)]
-    read_only: bool,
-    /// Serve only this name in the root directory (a bind mount of one file).
-    #[arg(long)]
-    only: Option<std::ffi::OsString>,
-    /// Let the sandbox make set-user-ID and set-group-ID files here (a
-    /// `suid` mount). Without it those bits are cleared from every mode the
-    /// sandbox creates or sets (S_ISGID stays on directories), and writes
-    /// clear them as for an unprivileged writer.
-    #[arg(long)]
-    allow_setid: bool,
-    /// For the jail's tests: once jailed, make a system call outside the
-    /// allow-list (socket(2)), which must kill the Gofer with SIGSYS.
-    #[arg(long, hide = true)]
-    selftest_forbidden_syscall: bool,
-}
+use runtime::subcommands::GoferCommand;
 
 /// Exit code of a Gofer that made a forbidden system call and lived.
 const SURVIVED_FORBIDDEN_SYSCALL: i32 = 3;
 
-pub fn run(a: GoferArgs) -> i32 {
+pub fn run(a: GoferCommand) -> i32 {
     let fd = match host::sys::take_inherited_fd(a.fd) {
         Ok(fd) => fd,
         Err(e) => {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::anyhow;
+
 use crate::commands::oci::{with_runtime, Global};
 
 #[derive(Debug, clap::Args)]
@@ -16,8 +18,8 @@ pub struct EventsArgs {
     pub id: String,
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let bad = || format!("--interval {s}: use a number with ms or s, e.g. 5s");
+fn parse_interval(s: &str) -> anyhow::Result<Duration> {
+    let bad = || anyhow!("--interval {s}: use a number with ms or s, e.g. 5s");
     if let Some(ms) = s.strip_suffix("ms") {
         return ms.parse().map(Duration::from_millis).map_err(|_| bad());
     }
@@ -29,9 +31,7 @@ pub fn run(global: &Global, a: EventsArgs) -> i32 {
     with_runtime(global, |r| {
         let interval = parse_interval(&a.interval)?;
         loop {
-            let cgroup = r.cgroup(&a.id).map_err(|e| e.to_string())?;
-            let event = cgroup.events_json(&a.id).map_err(|e| e.to_string())?;
-            println!("{event}");
+            println!("{}", r.cgroup(&a.id)?.events_json(&a.id)?);
             if a.stats {
                 return Ok(0);
             }

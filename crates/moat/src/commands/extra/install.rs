@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::{anyhow, Context};
 use serde_json::Value;
 
 use crate::commands::oci::Global;
@@ -41,39 +42,39 @@ pub fn run(global: &Global, a: InstallArgs) -> i32 {
             println!("  handler: {}", a.runtime_name);
             0
         }
-        Err(e) => global.fail(e),
+        Err(e) => global.fail(&e),
     }
 }
 
 /// Adds the runtime to the daemon configuration, keeping everything else in
 /// it; returns the moat binary registered.
-fn install(a: &InstallArgs) -> Result<String, String> {
-    let binary = std::env::current_exe().map_err(|e| format!("cannot find the moat binary: {e}"))?;
+fn install(a: &InstallArgs) -> anyhow::Result<String> {
+    let binary = std::env::current_exe().context("cannot find the moat binary")?;
     let binary = binary.display().to_string();
     let shown = a.config.display();
     let mut config = match std::fs::read_to_string(&a.config) {
         Ok(text) if text.trim().is_empty() => Value::Object(Default::default()),
         Ok(text) => {
-            serde_json::from_str(&text).map_err(|e| format!("{shown} is not valid JSON ({e}); fix it first"))?
+            serde_json::from_str(&text).map_err(|e| anyhow!("{shown} is not valid JSON ({e}); fix it first"))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Default::default()),
-        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
     };
-    let object = config.as_object_mut().ok_or_else(|| format!("{shown} is not a JSON object"))?;
+    let object = config.as_object_mut().ok_or_else(|| anyhow!("{shown} is not a JSON object"))?;
     let runtimes = object.entry("runtimes").or_insert_with(|| Value::Object(Default::default()));
-    let runtimes = runtimes.as_object_mut().ok_or_else(|| format!("\"runtimes\" in {shown} is not an object"))?;
+    let runtimes = runtimes.as_object_mut().ok_or_else(|| anyhow!("\"runtimes\" in {shown} is not an object"))?;
     let mut entry = serde_json::json!({ "path": binary });
     if !a.runtime_args.is_empty() {
         entry["runtimeArgs"] = a.runtime_args.clone().into();
     }
     runtimes.insert(a.runtime_name.clone(), entry);
     if let Some(dir) = a.config.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = a.config.with_extension("moat-tmp");
-    let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())? + "\n";
+    let text = serde_json::to_string_pretty(&config)? + "\n";
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, &a.config))
-        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+        .with_context(|| format!("cannot write {shown}"))?;
     Ok(binary)
 }

@@ -1,5 +1,7 @@
 //! `moat list`: every container under the root.
 
+use anyhow::bail;
+
 use crate::commands::oci::{with_runtime, Global};
 
 #[derive(Debug, clap::Args)]
@@ -13,7 +15,7 @@ pub struct ListArgs {
 
 pub fn run(global: &Global, a: ListArgs) -> i32 {
     with_runtime(global, |r| {
-        let states = r.list().map_err(|e| e.to_string())?;
+        let states = r.list()?;
         if a.quiet {
             for s in &states {
                 println!("{}", s.id);
@@ -21,9 +23,7 @@ pub fn run(global: &Global, a: ListArgs) -> i32 {
             return Ok(0);
         }
         match a.format.as_str() {
-            "json" => {
-                println!("{}", serde_json::to_string(&states).map_err(|e| e.to_string())?);
-            }
+            "json" => println!("{}", serde_json::to_string(&states)?),
             "table" => {
                 println!("{:<20} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
                 for s in &states {
@@ -31,7 +31,7 @@ pub fn run(global: &Global, a: ListArgs) -> i32 {
                     println!("{:<20} {:<8} {:<10} {:<40} {}", s.id, pid, s.status, s.bundle.display(), s.created);
                 }
             }
-            other => return Err(format!("--format {other}: must be table or json")),
+            other => bail!("--format {other}: must be table or json"),
         }
         Ok(0)
     })

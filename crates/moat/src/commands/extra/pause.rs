@@ -12,16 +12,16 @@ pub struct PauseArgs {
 
 pub fn pause(global: &Global, a: PauseArgs) -> i32 {
     with_runtime(global, |r| {
-        r.cgroup(&a.id).and_then(|c| Ok(c.freeze()?)).map_err(|e| e.to_string())?;
-        r.set_status(&a.id, Status::Paused).map_err(|e| e.to_string())?;
+        r.cgroup(&a.id)?.freeze()?;
+        r.set_status(&a.id, Status::Paused)?;
         Ok(0)
     })
 }
 
 pub fn resume(global: &Global, a: PauseArgs) -> i32 {
     with_runtime(global, |r| {
-        r.cgroup(&a.id).and_then(|c| Ok(c.thaw()?)).map_err(|e| e.to_string())?;
-        r.set_status(&a.id, Status::Running).map_err(|e| e.to_string())?;
+        r.cgroup(&a.id)?.thaw()?;
+        r.set_status(&a.id, Status::Running)?;
         Ok(0)
     })
 }

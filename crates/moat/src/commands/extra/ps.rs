@@ -2,6 +2,8 @@
 //! the host pids in the container's cgroup (the sandbox process, its Gofers
 //! and stubs); the table shows the sandbox's own processes.
 
+use anyhow::bail;
+
 use crate::commands::oci::{with_runtime, Global};
 
 #[derive(Debug, clap::Args)]
@@ -18,17 +20,17 @@ pub fn run(global: &Global, a: PsArgs) -> i32 {
     with_runtime(global, |r| {
         match a.format.as_str() {
             "json" => {
-                let pids = r.cgroup(&a.id).and_then(|c| Ok(c.procs()?)).map_err(|e| e.to_string())?;
-                println!("{}", serde_json::to_string(&pids).map_err(|e| e.to_string())?);
+                let pids = r.cgroup(&a.id)?.procs()?;
+                println!("{}", serde_json::to_string(&pids)?);
             }
             "table" => {
                 println!("{:>7} {:>7} CMD", "PID", "PPID");
-                for p in r.processes(&a.id).map_err(|e| e.to_string())? {
+                for p in r.processes(&a.id)? {
                     let cmd = if p.args.is_empty() { p.name.clone() } else { p.args.join(" ") };
                     println!("{:>7} {:>7} {cmd}", p.pid, p.ppid);
                 }
             }
-            other => return Err(format!("--format {other}: must be table or json")),
+            other => bail!("--format {other}: must be table or json"),
         }
         Ok(0)
     })

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
+
 use crate::commands::oci::Global;
 
 #[derive(Debug, clap::Args)]
@@ -12,16 +14,14 @@ pub struct SpecArgs {
 }
 
 pub fn run(global: &Global, a: SpecArgs) -> i32 {
+    write_spec(&a).map_or_else(|e| global.fail(&e), |()| 0)
+}
+
+fn write_spec(a: &SpecArgs) -> anyhow::Result<()> {
     let path = a.bundle.join("config.json");
     if path.exists() {
-        return global.fail(format!("{} already exists; remove it first", path.display()));
+        bail!("{} already exists; remove it first", path.display());
     }
-    let spec = runtime::bundle::default_spec();
-    let written = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string()).and_then(|json| {
-        std::fs::write(&path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
-    });
-    match written {
-        Ok(()) => 0,
-        Err(e) => global.fail(e),
-    }
+    let json = serde_json::to_string_pretty(&runtime::bundle::default_spec())?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use oci_spec::runtime::LinuxResources;
 
 use crate::commands::oci::{with_runtime, Global};
@@ -16,15 +17,15 @@ pub struct UpdateArgs {
 
 pub fn run(global: &Global, a: UpdateArgs) -> i32 {
     with_runtime(global, |r| {
+        let shown = a.resources.display();
         let json = if a.resources.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
+            std::io::read_to_string(std::io::stdin()).context("reading stdin")?
         } else {
-            std::fs::read_to_string(&a.resources).map_err(|e| format!("{}: {e}", a.resources.display()))?
+            std::fs::read_to_string(&a.resources).with_context(|| shown.to_string())?
         };
-        let resources: LinuxResources = serde_json::from_str(&json)
-            .map_err(|e| format!("{}: not linux.resources JSON: {e}", a.resources.display()))?;
-        let host = runtime::sandbox::host_resources(&resources);
-        r.cgroup(&a.id).and_then(|c| Ok(c.update(&host)?)).map_err(|e| e.to_string())?;
+        let resources: LinuxResources =
+            serde_json::from_str(&json).with_context(|| format!("{shown}: not linux.resources JSON"))?;
+        r.update(&a.id, &resources)?;
         Ok(0)
     })
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use runtime::container::Stdio3;
+use runtime::container::{write_pid_file, Stdio3};
 
 use super::{with_runtime, Global};
 
@@ -26,23 +26,22 @@ pub struct CreateArgs {
     pub id: String,
 }
 
-pub fn run(global: &Global, a: CreateArgs) -> i32 {
-    with_runtime(global, |r| {
-        let stdio = match a.console_socket {
-            Some(socket) => Stdio3::ConsoleSocket(socket),
+impl CreateArgs {
+    /// Where the container's stdio goes.
+    pub fn stdio(&self) -> Stdio3 {
+        match &self.console_socket {
+            Some(socket) => Stdio3::ConsoleSocket(socket.clone()),
             None => Stdio3::Inherit,
-        };
-        let pid = r.create(&a.id, &a.bundle, stdio).map_err(|e| e.to_string())?;
-        write_pid_file(a.pid_file.as_deref(), pid)?;
-        Ok(0)
-    })
+        }
+    }
 }
 
-/// Writes `pid` to the pid file atomically, as runc does.
-pub fn write_pid_file(path: Option<&std::path::Path>, pid: i32) -> Result<(), String> {
-    let Some(path) = path else { return Ok(()) };
-    let tmp = path.with_extension("moat-tmp");
-    std::fs::write(&tmp, pid.to_string())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write the pid file {}: {e}", path.display()))
+pub fn run(global: &Global, a: CreateArgs) -> i32 {
+    with_runtime(global, |r| {
+        let pid = r.create(&a.id, &a.bundle, a.stdio())?;
+        if let Some(path) = &a.pid_file {
+            write_pid_file(path, pid)?;
+        }
+        Ok(0)
+    })
 }

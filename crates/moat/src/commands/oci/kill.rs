@@ -16,7 +16,7 @@ pub struct KillArgs {
 pub fn run(global: &Global, a: KillArgs) -> i32 {
     with_runtime(global, |r| {
         let signal = parse_signal(&a.signal)?;
-        r.kill(&a.id, signal, a.all).map_err(|e| e.to_string())?;
+        r.kill(&a.id, signal, a.all)?;
         Ok(0)
     })
 }

@@ -8,22 +8,17 @@ pub mod start;
 pub mod state;
 
 use std::io::Write;
-use std::path::PathBuf;
 
+use anyhow::bail;
 use runtime::container::Runtime;
+use runtime::subcommands::{LogFormat, RuntimeFlags};
 
 /// runc's global flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// Where container state lives.
-    #[arg(long, global = true, default_value = "/run/moat")]
-    pub root: PathBuf,
-    /// Also write errors to this file (containerd and Docker read it).
-    #[arg(long, global = true)]
-    pub log: Option<PathBuf>,
-    /// The --log file's format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    /// Those handed on to the sandbox processes: --root, --log, --log-format.
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     /// More logging.
     #[arg(long, global = true)]
     pub debug: bool,
@@ -32,27 +27,21 @@ pub struct Global {
     pub systemd_cgroup: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Global {
-    pub fn runtime(&self) -> Result<Runtime, String> {
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
         if self.systemd_cgroup {
-            return Err("--systemd-cgroup is not supported: configure the cgroupfs cgroup driver".into());
+            bail!("--systemd-cgroup is not supported: configure the cgroupfs cgroup driver");
         }
-        Ok(Runtime::new(&self.root, self.log.clone(), matches!(self.log_format, LogFormat::Json)))
+        Ok(Runtime::new(self.runtime.clone()))
     }
 
-    /// Reports `message` on stderr and in the --log file; returns exit status 1.
-    pub fn fail(&self, message: impl std::fmt::Display) -> i32 {
-        let message = message.to_string();
+    /// Reports `error` on stderr and in the --log file; returns exit status 1.
+    pub fn fail(&self, error: &anyhow::Error) -> i32 {
+        let message = one_line(error);
         eprintln!("moat: {message}");
-        if let Some(path) = &self.log {
+        if let Some(path) = &self.runtime.log {
             if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                let line = match self.log_format {
+                let line = match self.runtime.log_format {
                     LogFormat::Text => format!("level=error msg={message:?}\n"),
                     LogFormat::Json => {
                         let time = runtime::state::format_rfc3339(std::time::SystemTime::now());
@@ -66,20 +55,37 @@ impl Global {
     }
 }
 
+/// An error as one line: the binary's context, then the error under it
+/// (`context: cause`), unless the message already holds it. Library
+/// errors name their own causes in their messages, so one level is enough.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let line = error.to_string();
+    match error.chain().nth(1).map(ToString::to_string) {
+        Some(cause) if !line.contains(&cause) => format!("{line}: {cause}"),
+        _ => line,
+    }
+}
+
 /// Runs `f` with the runtime, turning an error into exit status 1.
-pub fn with_runtime(global: &Global, f: impl FnOnce(&Runtime) -> Result<i32, String>) -> i32 {
+pub fn with_runtime(global: &Global, f: impl FnOnce(&Runtime) -> anyhow::Result<i32>) -> i32 {
     match global.runtime().and_then(|r| f(&r)) {
         Ok(code) => code,
-        Err(e) => global.fail(e),
+        Err(e) => global.fail(&e),
     }
 }
 
 /// A signal given as `9`, `KILL` or `SIGKILL`.
-pub fn parse_signal(s: &str) -> Result<i32, String> {
+pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("{s} is not a signal number")) };
+        if !(1..=64).contains(&n) {
+            bail!("{s} is not a signal number");
+        }
+        return Ok(n);
     }
     let name = s.to_ascii_uppercase();
     let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("{s} is not a signal"))
+    match name.parse::<nix::sys::signal::Signal>() {
+        Ok(signal) => Ok(signal as i32),
+        Err(_) => bail!("{s} is not a signal"),
+    }
 }

@@ -8,5 +8,8 @@ pub struct StartArgs {
 }
 
 pub fn run(global: &Global, a: StartArgs) -> i32 {
-    with_runtime(global, |r| r.start(&a.id).map(|()| 0).map_err(|e| e.to_string()))
+    with_runtime(global, |r| {
+        r.start(&a.id)?;
+        Ok(0)
+    })
 }

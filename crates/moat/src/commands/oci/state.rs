@@ -9,9 +9,8 @@ pub struct StateArgs {
 
 pub fn run(global: &Global, a: StateArgs) -> i32 {
     with_runtime(global, |r| {
-        let state = r.state(&a.id).map_err(|e| e.to_string())?;
-        let json = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
-        println!("{json}");
+        let state = r.state(&a.id)?;
+        println!("{}", serde_json::to_string_pretty(&state)?);
         Ok(0)
     })
 }

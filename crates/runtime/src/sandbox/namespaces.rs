@@ -1,0 +1,128 @@
+//! The namespaces a sandbox process runs in: a PID namespace of its own
+//! (made by whoever starts it), and new mount, IPC, UTS and network ones.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// Why the sandbox's namespaces or its process could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    /// The spec's network namespace path cannot be opened.
+    #[error("cannot open network namespace {}: {source}", .path.display())]
+    OpenNetwork {
+        /// The namespace file the spec names.
+        path: PathBuf,
+        /// What open returned.
+        source: std::io::Error,
+    },
+    /// setns into the spec's network namespace failed.
+    #[error("cannot join network namespace {}: {source}", .path.display())]
+    JoinNetwork {
+        /// The namespace file the spec names.
+        path: PathBuf,
+        /// What setns returned.
+        source: Errno,
+    },
+    /// unshare of a new network namespace failed.
+    #[error("cannot make a network namespace: {0}")]
+    NewNetwork(#[source] Errno),
+    /// unshare of the mount, IPC and UTS namespaces failed.
+    #[error("cannot make the sandbox's namespaces: {0}")]
+    Private(#[source] Errno),
+    /// Making every mount private failed.
+    #[error("cannot make the sandbox's mounts private: {0}")]
+    PrivateMounts(#[source] Errno),
+    /// unshare of a new PID namespace failed.
+    #[error("cannot make the sandbox's PID namespace: {0}")]
+    NewPid(#[source] Errno),
+    /// /proc/self/exe cannot be read.
+    #[error("cannot find the moat binary: {0}")]
+    FindMoat(#[source] std::io::Error),
+    /// Starting the sandbox process failed.
+    #[error("cannot start the sandbox process: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// Waiting for the sandbox process failed.
+    #[error("waiting for the sandbox process: {0}")]
+    Wait(#[source] std::io::Error),
+    /// The thread that starts the sandbox process panicked.
+    #[error("the thread starting the sandbox process panicked")]
+    SpawnPanicked,
+}
+
+/// New mount, IPC and UTS namespaces for the sandbox process (the Sentry
+/// gives the app its own view of each), and the network namespace the spec
+/// names, if any.
+pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
+    enter_private_namespaces()?;
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for ns in namespaces {
+        if ns.typ() != LinuxNamespaceType::Network {
+            continue;
+        }
+        match ns.path() {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|source| NamespaceError::OpenNetwork { path: path.clone(), source })?;
+                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NamespaceError::JoinNetwork { path: path.clone(), source })?;
+            }
+            None => nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(NamespaceError::NewNetwork)?,
+        }
+    }
+    Ok(())
+}
+
+/// New mount (with every mount private), IPC and UTS namespaces for the
+/// calling process, which must be single-threaded.
+pub(crate) fn enter_private_namespaces() -> Result<(), NamespaceError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+        .map_err(NamespaceError::Private)?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(NamespaceError::PrivateMounts)
+}
+
+/// Runs this moat command again as the first process of a new PID
+/// namespace (with `extra` added after `subcommand` in its arguments),
+/// waits for it and returns its exit status: the sandbox and everything it
+/// starts then see no host process, and die with it. The caller keeps its
+/// stdio and gives it on.
+pub(crate) fn rerun_in_pid_namespace(subcommand: &str, extra: &[OsString]) -> Result<i32, NamespaceError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(NamespaceError::NewPid)?;
+    let exe = std::env::current_exe().map_err(NamespaceError::FindMoat)?;
+    let mut child = Command::new(exe)
+        .args(crate::subcommands::args_with(subcommand, extra))
+        .spawn()
+        .map_err(NamespaceError::Spawn)?;
+    let status = child.wait().map_err(NamespaceError::Wait)?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Spawns `command` as pid 1 of a new PID namespace and returns it (its
+/// host pid is `Child::id`). A thread of its own makes the namespace, as a
+/// thread's PID namespace for children is its own: the caller's later
+/// children (engine hooks) stay in the host's. That thread ends at once, so
+/// the child must not rely on PR_SET_PDEATHSIG (which follows the thread).
+pub(crate) fn spawn_in_new_pid_namespace(command: &mut Command) -> Result<Child, NamespaceError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(NamespaceError::NewPid)?;
+                command.spawn().map_err(NamespaceError::Spawn)
+            })
+            .join()
+            .unwrap_or(Err(NamespaceError::SpawnPanicked))
+    })
+}
