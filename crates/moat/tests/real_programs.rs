@@ -293,3 +293,8 @@ fn inotify_directory_events() {
 fn posix_timers_signal_with_value() {
     differential(&[probe("posix_timer").to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn epoll_loops_and_deep_nesting_are_refused() {
+    differential(&[probe("epoll_nesting").to_str().expect("utf-8 path")]);
+}

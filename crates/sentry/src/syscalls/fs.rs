@@ -1660,6 +1660,9 @@ pub fn sys_epoll_ctl(t: &mut CurrentTask, epfd: i32, op: u32, fd: i32, ev: u64) 
         // Regular files and directories are always ready; Linux refuses them.
         return Err(Errno::EPERM);
     }
+    if op == 1 && epoll_of(&target).is_ok() {
+        check_epoll_nesting(&ep, &target)?;
+    }
     let (events, data) = if op == 2 {
         (0, 0)
     } else {
@@ -1668,6 +1671,28 @@ pub fn sys_epoll_ctl(t: &mut CurrentTask, epfd: i32, op: u32, fd: i32, ev: u64) 
     };
     epoll_of(&ep)?.ctl(op, fd, &target, events, data)?;
     Ok(0)
+}
+
+/// Adding the epoll `inner` to `outer`: ELOOP if `outer` is among the epolls
+/// `inner` watches, however deep, or if the nesting below `inner` is deeper
+/// than Linux allows (EP_MAX_NESTS). Without this an epoll watching itself
+/// through another would poll itself forever.
+fn check_epoll_nesting(outer: &Arc<OpenFile>, inner: &Arc<OpenFile>) -> SysResult<()> {
+    const EP_MAX_NESTS: usize = 4;
+    fn walk(outer: &Arc<OpenFile>, f: &Arc<OpenFile>, depth: usize) -> SysResult<()> {
+        if depth > EP_MAX_NESTS {
+            return Err(Errno::ELOOP);
+        }
+        let Ok(ep) = epoll_of(f) else { return Ok(()) };
+        for member in ep.files().0 {
+            if Arc::ptr_eq(&member, outer) {
+                return Err(Errno::ELOOP);
+            }
+            walk(outer, &member, depth + 1)?;
+        }
+        Ok(())
+    }
+    walk(outer, inner, 1)
 }
 
 pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeout_ms: i64) -> SysResult<u64> {
