@@ -630,6 +630,9 @@ pub fn sys_lseek(t: &mut CurrentTask, fd: i32, off: i64, whence: u32) -> SysResu
     if !f.ops.seekable() {
         return Err(Errno::ESPIPE);
     }
+    // In getdents64's order (snapshot, then position): a thread seeking
+    // while another reads the directory must not deadlock with it.
+    let mut snap = f.dir_snapshot.lock().unwrap();
     let mut pos = f.pos.lock().unwrap();
     let base = match whence {
         0 => 0,
@@ -643,7 +646,7 @@ pub fn sys_lseek(t: &mut CurrentTask, fd: i32, off: i64, whence: u32) -> SysResu
     }
     *pos = new as u64;
     if new == 0 {
-        *f.dir_snapshot.lock().unwrap() = None;
+        *snap = None;
     }
     Ok(new as u64)
 }
