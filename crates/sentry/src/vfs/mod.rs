@@ -7,15 +7,20 @@
 //! held only to read or change its place, never across a filesystem call or
 //! while taking another dentry's lock; mounts are looked up by the absolute
 //! path of the mountpoint; symlinks are followed at most `MAX_SYMLINKS` times
-//! per walk. Permissions are the syscalls' to check, with the caller's
-//! credentials (`permission`); `walk_as` checks search permission on the way,
-//! `walk` is the kernel's own, unchecked.
+//! per walk. File semantics are here, for a `Caller` (credentials, root,
+//! umask): `lookup_at` checks search permission on the way, `open_at`,
+//! `create`, `unlink`, `rename`, `link` and `set_attr` what Linux checks, in
+//! its order, and report to inotify; `walk` is the kernel's own, unchecked.
+//! The syscall layer reads the app's arguments and resolves its descriptors.
 
+pub mod attr;
 pub mod cache;
 pub mod fdtable;
 pub mod file;
 pub mod inotify;
 pub mod lock;
+pub mod names;
+pub mod open;
 pub mod permission;
 
 use std::any::Any;
@@ -363,6 +368,17 @@ pub struct Vfs {
     pub mounts: Mounts,
 }
 
+/// Who performs a file operation: the credentials it is checked with, the
+/// root its absolute paths (and `..` at the top) stop at, the umask its new
+/// files get, and the inotify instances that hear of what it changes.
+#[derive(Debug)]
+pub struct Caller<'a> {
+    pub creds: Creds,
+    pub root: Arc<Dentry>,
+    pub umask: u32,
+    pub events: &'a inotify::Notifier,
+}
+
 /// How a walk treats the final component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Follow {
@@ -469,6 +485,12 @@ impl Vfs {
         self.walk_inner(who, root, cwd, path, follow, &mut budget)
     }
 
+    /// Resolves `path` from `start` (or the caller's root if absolute) as
+    /// `walk_as` does, for `who`.
+    pub fn lookup_at(&self, who: &Caller, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+        self.walk_as(&who.creds, &who.root, start, path, follow)
+    }
+
     fn walk_inner(
         &self,
         who: Option<&Creds>,
@@ -527,6 +549,17 @@ impl Vfs {
         path: &[u8],
     ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
         self.walk_parent_inner(Some(who), root, cwd, path)
+    }
+
+    /// Resolves all but the last component of `path` from `start` for
+    /// `who`, as `walk_parent_as` does.
+    pub fn lookup_parent_at(
+        &self,
+        who: &Caller,
+        start: &Arc<Dentry>,
+        path: &[u8],
+    ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+        self.walk_parent_as(&who.creds, &who.root, start, path)
     }
 
     fn walk_parent_inner(
