@@ -6,20 +6,25 @@ use std::time::{Duration, Instant};
 
 use abi::Errno;
 
-use crate::auth::capability::{CAP_CHOWN, CAP_FSETID, CAP_SYS_CHROOT};
-use crate::auth::Creds;
+use crate::auth::capability::CAP_SYS_CHROOT;
 use crate::fs::pipe::Pipe;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::task::send_to_task;
 use crate::kernel::CurrentTask;
-use crate::vfs::permission::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::attr::Change;
+use crate::vfs::inotify::IN_DONT_FOLLOW;
+use crate::vfs::open::{O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE};
+use crate::vfs::permission;
 use crate::vfs::{
-    Dentry, FileOps, FileType, Follow, Inode, InodeRef, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
+    Caller, Dentry, FileType, Follow, Inode, IoctlArg, NewNode, OpenFile, PollMask, SetAttr, Stat, Timespec,
 };
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 use super::user_io::UserBuf;
+
+/// For bind(2), which makes a socket's name as the vfs makes other files'.
+pub(super) use crate::vfs::attr::own_new_file;
 
 pub const AT_FDCWD: i32 = -100;
 pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
@@ -27,42 +32,40 @@ pub const AT_REMOVEDIR: u32 = 0x200;
 const AT_SYMLINK_FOLLOW: u32 = 0x400;
 const AT_EMPTY_PATH: u32 = 0x1000;
 
-const O_ACCMODE: u32 = 3;
-const O_CREAT: u32 = 0o100;
-const O_EXCL: u32 = 0o200;
-const O_NOCTTY: u32 = 0o400;
-const O_TRUNC: u32 = 0o1000;
-const O_APPEND: u32 = 0o2000;
-const O_NONBLOCK: u32 = 0o4000;
-const O_DIRECTORY: u32 = 0o200000;
-const O_NOFOLLOW: u32 = 0o400000;
-const O_CLOEXEC: u32 = 0o2000000;
-const O_PATH: u32 = 0o10000000;
-const O_TMPFILE: u32 = 0o20000000;
-
 /// The most bytes of one transfer the Sentry holds at a time: a 2 GiB write
 /// costs it this, not 2 GiB.
 const IO_CHUNK: usize = 1 << 20;
 
-const S_ISUID: u32 = 0o4000;
-const S_ISGID: u32 = 0o2000;
-const S_IXGRP: u32 = 0o010;
+/// Who is asking, as the vfs checks it: the process's credentials, root and
+/// umask, and the sandbox's inotify instances to tell.
+fn caller(t: &CurrentTask) -> Caller<'_> {
+    let fs = t.tg().fs.lock().unwrap().clone();
+    Caller { creds: t.creds(), root: fs.root, umask: fs.umask, events: &t.k.inotify }
+}
 
-fn start_dir(t: &CurrentTask, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Arc<Dentry>)> {
+/// The directory a relative `path` starts from: `dirfd`'s, or the working
+/// directory for AT_FDCWD (an absolute path ignores `dirfd`).
+fn start_dir(t: &CurrentTask, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>> {
     let fs = t.tg().fs.lock().unwrap().clone();
     if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
-        return Ok((fs.root, fs.cwd));
+        return Ok(fs.cwd);
     }
     let f = t.tg().fds.lock().unwrap().get(dirfd)?;
     let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
     if d.inode.stat()?.file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
-    Ok((fs.root, d))
+    Ok(d)
 }
 
 /// Resolves `dirfd`+`path` (from app memory) to a dentry.
 fn lookup(t: &CurrentTask, dirfd: i32, path_ptr: u64, flags: u32) -> SysResult<Arc<Dentry>> {
+    lookup_as(t, &caller(t), dirfd, path_ptr, flags)
+}
+
+/// `lookup` for `who`: AT_EMPTY_PATH names `dirfd` itself, AT_SYMLINK_NOFOLLOW
+/// leaves a final symlink unfollowed.
+fn lookup_as(t: &CurrentTask, who: &Caller, dirfd: i32, path_ptr: u64, flags: u32) -> SysResult<Arc<Dentry>> {
     let path = t.read_cstr(path_ptr)?;
     if path.is_empty() {
         if flags & AT_EMPTY_PATH != 0 {
@@ -74,90 +77,28 @@ fn lookup(t: &CurrentTask, dirfd: i32, path_ptr: u64, flags: u32) -> SysResult<A
         }
         return Err(Errno::ENOENT);
     }
-    let (root, start) = start_dir(t, dirfd, &path)?;
+    let start = start_dir(t, dirfd, &path)?;
     let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
-    t.k.vfs.walk_as(&t.creds(), &root, &start, &path, follow)
+    t.k.vfs.lookup_at(who, &start, &path, follow)
 }
 
-fn parent_of(t: &CurrentTask, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+/// Resolves `dirfd`+`path` (from app memory) to its parent directory and last name.
+fn parent_of(t: &CurrentTask, who: &Caller, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     let path = t.read_cstr(path_ptr)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let (root, start) = start_dir(t, dirfd, &path)?;
-    t.k.vfs.walk_parent_as(&t.creds(), &root, &start, &path)
-}
-
-/// Looks `name` up in `dir` for `who`, who must be allowed to search it.
-fn step_as(t: &CurrentTask, who: &Creds, dir: &Arc<Dentry>, name: &[u8]) -> SysResult<Arc<Dentry>> {
-    if !permission::searches_anything(who) {
-        permission::may(who, &*dir.inode, MAY_EXEC)?;
-    }
-    t.k.vfs.step(dir, dir, name)
-}
-
-/// Makes `inode`, just created in `dir`, its creator's: owned by the
-/// effective uid, and by the effective gid or, in a set-group-ID directory,
-/// the directory's (a new directory there is set-group-ID too). Root's files
-/// are left as the filesystems make them, root's. Best-effort: a host
-/// filesystem's Gofer may not be allowed to give files away.
-pub(super) fn own_new_file(who: &Creds, dir: &dyn Inode, inode: &dyn Inode) {
-    if who.euid == 0 && who.egid == 0 {
-        return;
-    }
-    let (Ok(dir_st), Ok(st)) = (dir.stat(), inode.stat()) else { return };
-    let mut change = SetAttr::default();
-    let gid = if dir_st.mode & S_ISGID != 0 { dir_st.gid } else { who.egid };
-    if dir_st.mode & S_ISGID != 0 && st.file_type() == FileType::Directory && st.mode & S_ISGID == 0 {
-        change.mode = Some((st.mode | S_ISGID) & 0o7777);
-    }
-    change.uid = (st.uid != who.euid).then_some(who.euid);
-    change.gid = (st.gid != gid).then_some(gid);
-    if change.uid.is_some() || change.gid.is_some() || change.mode.is_some() {
-        let _ = inode.setattr(&change);
-    }
-}
-
-/// The MAY_* bits an open with `flags` needs on an existing file.
-fn open_access(flags: u32) -> u32 {
-    let mut want = match flags & O_ACCMODE {
-        0 => MAY_READ,
-        1 => MAY_WRITE,
-        _ => MAY_READ | MAY_WRITE,
-    };
-    if flags & O_TRUNC != 0 {
-        want |= MAY_WRITE;
-    }
-    want
-}
-
-/// (st_dev, st_ino) of an inode, for inotify.
-fn key_of(i: &crate::vfs::InodeRef) -> Option<crate::vfs::inotify::Key> {
-    i.stat().ok().map(|s| (s.dev, s.ino))
+    let start = start_dir(t, dirfd, &path)?;
+    t.k.vfs.lookup_parent_at(who, &start, &path)
 }
 
 /// Reports an inotify event for the entry `d` (in its parent directory and on itself).
 fn notify_dentry(t: &CurrentTask, d: &Dentry, mask: u32) {
-    let Some(parent) = d.parent() else { return };
-    let (Some(pk), fk) = (key_of(&parent.inode), key_of(&d.inode)) else { return };
-    let is_dir = d.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
-    t.k.inotify.entry(pk, &d.name(), fk, mask, is_dir);
+    t.k.inotify.dentry(d, mask);
 }
 
 pub(super) fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
     t.tg().fds.lock().unwrap().get(fd)
-}
-
-/// An O_PATH description: names a file, allows no I/O.
-#[derive(Debug)]
-struct PathOnly;
-impl FileOps for PathOnly {
-    fn read(&self, _f: &OpenFile, _b: &mut [u8], _o: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
-    }
-    fn write(&self, _f: &OpenFile, _d: &[u8], _o: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
-    }
 }
 
 pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
@@ -168,133 +109,33 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let (root, start) = start_dir(t, dirfd, &path)?;
-    if let Some(f) = open_fd_link(t, &root, &start, &path, flags)? {
+    let start = start_dir(t, dirfd, &path)?;
+    let who = caller(t);
+    if let Some(f) = open_fd_link(t, &who, &start, &path, flags)? {
         return install(t, f, flags & O_CLOEXEC != 0);
     }
-    let follow = if flags & (O_NOFOLLOW | O_EXCL) != 0 { Follow::No } else { Follow::Yes };
-    let who = t.creds();
-    // A file that appears between the lookup and the create (another process,
-    // or the host on a shared mount) is opened as if it had been there.
-    const CREATE_TRIES: u32 = 4;
-    let mut tries = 0;
-    let mut created = false;
-    let d = loop {
-        tries += 1;
-        match t.k.vfs.walk_as(&who, &root, &start, &path, follow) {
-            Ok(d) => {
-                if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
-                    return Err(Errno::EEXIST);
-                }
-                break d;
-            }
-            Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-                let (dir, name) = creation_point(t, &who, &root, &start, &path)?;
-                if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
-                    return Err(Errno::EISDIR);
-                }
-                permission::may_change_entries(&who, &*dir.inode)?;
-                let umask = t.tg().fs.lock().unwrap().umask;
-                let inode = match dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 }) {
-                    Err(Errno::EEXIST) if flags & O_EXCL == 0 && tries < CREATE_TRIES => continue,
-                    other => other?,
-                };
-                own_new_file(&who, &*dir.inode, &*inode);
-                let d = Dentry::new_child(&dir, &name, inode);
-                notify_dentry(t, &d, crate::vfs::inotify::IN_CREATE);
-                created = true;
-                break d;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let st = d.inode.stat()?;
-    let ft = st.file_type();
-    // O_DIRECTORY holds for O_PATH too (mv asks this way whether its target is a directory).
-    if flags & O_DIRECTORY != 0 && ft != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    if flags & O_PATH != 0 {
-        let f = OpenFile::new(Arc::new(PathOnly), Some(d), O_PATH);
-        return install(t, f, flags & O_CLOEXEC != 0);
-    }
-    if ft == FileType::Symlink {
-        return Err(Errno::ELOOP);
-    }
-    if ft == FileType::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
-        return Err(Errno::EISDIR);
-    }
-    // The creator of a file may open it as it asked, whatever mode it gave it.
-    if !created && d.inode.enforces_mode_bits() {
-        permission::check(&who, &st, open_access(flags))?;
-    }
-    let open_flags = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC);
-    let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
-    let f = OpenFile::new(ops, Some(d), open_flags & !O_TRUNC);
+    let f = t.k.vfs.open_at(&who, &start, &path, flags, mode)?;
     install(t, f, flags & O_CLOEXEC != 0)
 }
 
-/// Where O_CREAT of `path` (which does not resolve) creates the file: its
-/// parent and last name, or, when that name is a dangling symlink, the
-/// symlink's target, as Linux does.
-fn creation_point(
-    t: &CurrentTask,
-    who: &Creds,
-    root: &Arc<Dentry>,
-    start: &Arc<Dentry>,
-    path: &[u8],
-) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
-    const MAX_HOPS: u32 = 40;
-    let (mut dir, mut name) = t.k.vfs.walk_parent_as(who, root, start, path)?;
-    for _ in 0..MAX_HOPS {
-        if !permission::searches_anything(who) {
-            permission::may(who, &*dir.inode, MAY_EXEC)?;
-        }
-        let link = match t.k.vfs.step(root, &dir, &name) {
-            Ok(d) if d.inode.stat()?.file_type() == FileType::Symlink => d,
-            Ok(_) | Err(Errno::ENOENT) => return Ok((dir, name)),
-            Err(e) => return Err(e),
-        };
-        let target = link.inode.readlink()?;
-        (dir, name) = t.k.vfs.walk_parent_as(who, root, &dir, &target)?;
-    }
-    Err(Errno::ELOOP)
-}
-
-/// O_TMPFILE: an unnamed regular file in the directory's filesystem. It is created
-/// under a private name and unlinked at once; the open file keeps it alive.
+/// O_TMPFILE: an unnamed regular file in the directory `path` names.
 fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Checked before the path is read, as Linux's build_open_flags does.
     if flags & O_ACCMODE == 0 {
         return Err(Errno::EINVAL);
     }
     let path = t.read_cstr(path_ptr)?;
-    let (root, start) = start_dir(t, dirfd, &path)?;
-    let who = t.creds();
-    let dir = t.k.vfs.walk_as(&who, &root, &start, &path, Follow::Yes)?;
-    if dir.inode.stat()?.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    permission::may_change_entries(&who, &*dir.inode)?;
-    let name = format!(".moat-tmpfile-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into_bytes();
-    let umask = t.tg().fs.lock().unwrap().umask;
-    let inode = dir.inode.create(&name, NewNode::File { mode: mode & !umask & 0o7777 })?;
-    own_new_file(&who, &*dir.inode, &*inode);
-    let ops = inode.clone().open(flags & O_ACCMODE)?;
-    dir.inode.unlink(&name, false)?;
-    let mut dname = b"#".to_vec();
-    dname.extend_from_slice(&name);
-    let d = Dentry::detached(dname, Some(dir), inode);
-    let f = OpenFile::new(ops, Some(d), flags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
+    let start = start_dir(t, dirfd, &path)?;
+    let f = t.k.vfs.open_tmpfile(&caller(t), &start, &path, flags, mode)?;
     install(t, f, flags & O_CLOEXEC != 0)
 }
 
 /// /proc/<pid>/fd/N (and /dev/fd/N, /dev/stdin...) naming a pipe, socket or other file
-/// without a path opens that very file, as Linux's magic links do.
+/// without a path opens that very file, as Linux's magic links do. Here, not
+/// in the vfs: the link is a /proc file, and /proc sits above the vfs.
 fn open_fd_link(
     t: &CurrentTask,
-    root: &Arc<Dentry>,
+    who: &Caller,
     start: &Arc<Dentry>,
     path: &[u8],
     flags: u32,
@@ -302,7 +143,7 @@ fn open_fd_link(
     if flags & (O_NOFOLLOW | O_PATH | O_CREAT) != 0 {
         return Ok(None);
     }
-    let Ok(d) = t.k.vfs.walk_as(&t.creds(), root, start, path, Follow::No) else { return Ok(None) };
+    let Ok(d) = t.k.vfs.lookup_at(who, start, path, Follow::No) else { return Ok(None) };
     let Some(link) = d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>() else { return Ok(None) };
     let f = link.open_file()?;
     if f.dentry.is_some() {
@@ -793,31 +634,13 @@ pub fn sys_faccessat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, flag
     if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    // access(2) asks for the real ids, and for root's capabilities only if
-    // the real uid is root (as Linux's do_faccessat).
-    let mut who = t.creds();
+    let mut who = caller(t);
     if flags & AT_EACCESS == 0 {
-        who.euid = who.uid;
-        who.egid = who.gid;
-        who.caps.effective = if who.uid == 0 { who.caps.permitted } else { 0 };
+        who.creds = permission::with_real_ids(&who.creds);
     }
-    let path = t.read_cstr(path)?;
-    let d = if path.is_empty() {
-        if flags & AT_EMPTY_PATH == 0 {
-            return Err(Errno::ENOENT);
-        }
-        if dirfd == AT_FDCWD {
-            t.tg().fs.lock().unwrap().cwd.clone()
-        } else {
-            file(t, dirfd)?.dentry.clone().ok_or(Errno::EBADF)?
-        }
-    } else {
-        let (root, start) = start_dir(t, dirfd, &path)?;
-        let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
-        t.k.vfs.walk_as(&who, &root, &start, &path, follow)?
-    };
+    let d = lookup_as(t, &who, dirfd, path, flags)?;
     if mode != 0 {
-        permission::may(&who, &*d.inode, mode)?;
+        permission::may(&who.creds, &*d.inode, mode)?;
     }
     Ok(0)
 }
@@ -850,16 +673,8 @@ fn path_from_root(root: &Arc<Dentry>, d: &Arc<Dentry>) -> Vec<u8> {
     }
 }
 
-/// A directory the caller may make its working directory or root.
-fn enterable_dir(t: &CurrentTask, d: &Arc<Dentry>) -> SysResult<()> {
-    if d.inode.stat()?.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    permission::may(&t.creds(), &*d.inode, MAY_EXEC)
-}
-
 fn set_cwd(t: &CurrentTask, d: Arc<Dentry>) -> SysResult<u64> {
-    enterable_dir(t, &d)?;
+    permission::may_enter(&t.creds(), &*d.inode)?;
     t.tg().fs.lock().unwrap().cwd = d;
     Ok(0)
 }
@@ -878,7 +693,7 @@ pub fn sys_fchdir(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
 /// working directory stays where it is, as on Linux.
 pub fn sys_chroot(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
     let d = lookup(t, AT_FDCWD, path, 0)?;
-    enterable_dir(t, &d)?;
+    permission::may_enter(&t.creds(), &*d.inode)?;
     if !t.capable(CAP_SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
@@ -887,39 +702,19 @@ pub fn sys_chroot(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
 }
 
 fn create_at(t: &CurrentTask, dirfd: i32, path: u64, node: NewNode) -> SysResult<u64> {
-    let (dir, name) = parent_of(t, dirfd, path)?;
-    if name.is_empty() || name == b"." || name == b".." {
-        return Err(Errno::EEXIST);
-    }
-    let who = t.creds();
-    if step_as(t, &who, &dir, &name).is_ok() {
-        return Err(Errno::EEXIST);
-    }
-    permission::may_change_entries(&who, &*dir.inode)?;
-    let is_dir = matches!(node, NewNode::Dir { .. });
-    let inode = dir.inode.create(&name, node)?;
-    own_new_file(&who, &*dir.inode, &*inode);
-    if let Some(k) = key_of(&dir.inode) {
-        t.k.inotify.entry(k, &name, None, crate::vfs::inotify::IN_CREATE, is_dir);
-    }
+    let who = caller(t);
+    let (dir, name) = parent_of(t, &who, dirfd, path)?;
+    t.k.vfs.create(&who, &dir, &name, node)?;
     Ok(0)
 }
 
 pub fn sys_mkdirat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32) -> SysResult<u64> {
-    let umask = t.tg().fs.lock().unwrap().umask;
-    create_at(t, dirfd, path, NewNode::Dir { mode: mode & !umask & 0o7777 })
+    create_at(t, dirfd, path, NewNode::Dir { mode })
 }
 
 pub fn sys_mknodat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, _dev: u64) -> SysResult<u64> {
-    let umask = t.tg().fs.lock().unwrap().umask;
-    let perm = mode & !umask & 0o7777;
-    match FileType::from_mode(mode) {
-        FileType::Fifo => create_at(t, dirfd, path, NewNode::Fifo { mode: perm }),
-        FileType::Regular => create_at(t, dirfd, path, NewNode::File { mode: perm }),
-        // Device nodes need CAP_MKNOD, and the Sentry's filesystems hold none
-        // even then; sockets are made by bind(2).
-        _ => Err(Errno::EPERM),
-    }
+    let node = NewNode::for_mknod(mode)?;
+    create_at(t, dirfd, path, node)
 }
 
 pub fn sys_symlinkat(t: &mut CurrentTask, target: u64, dirfd: i32, path: u64) -> SysResult<u64> {
@@ -931,21 +726,9 @@ pub fn sys_symlinkat(t: &mut CurrentTask, target: u64, dirfd: i32, path: u64) ->
 }
 
 pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<u64> {
-    let (dir, name) = parent_of(t, dirfd, path)?;
-    let rmdir = flags & AT_REMOVEDIR != 0;
-    if name == b"." {
-        return Err(if rmdir { Errno::EINVAL } else { Errno::EISDIR });
-    }
-    if name == b".." || name.is_empty() {
-        return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
-    }
-    let who = t.creds();
-    permission::may_delete(&who, &*dir.inode, || Ok(Some(step_as(t, &who, &dir, &name)?.inode.clone())))?;
-    dir.inode.unlink(&name, rmdir)?;
-    dir.forget_child(&name);
-    if let Some(k) = key_of(&dir.inode) {
-        t.k.inotify.entry(k, &name, None, crate::vfs::inotify::IN_DELETE, rmdir);
-    }
+    let who = caller(t);
+    let (dir, name) = parent_of(t, &who, dirfd, path)?;
+    t.k.vfs.unlink(&who, &dir, &name, flags & AT_REMOVEDIR != 0)?;
     Ok(0)
 }
 
@@ -961,47 +744,10 @@ pub fn sys_renameat2(
     if flags & !RENAME_NOREPLACE != 0 {
         return Err(Errno::EINVAL);
     }
-    let (od, on) = parent_of(t, olddirfd, oldpath)?;
-    let (nd, nn) = parent_of(t, newdirfd, newpath)?;
-    for n in [&on, &nn] {
-        if n.is_empty() || n.as_slice() == b"." || n.as_slice() == b".." {
-            return Err(Errno::EBUSY);
-        }
-    }
-    let who = t.creds();
-    if flags & RENAME_NOREPLACE != 0 && step_as(t, &who, &nd, &nn).is_ok() {
-        return Err(Errno::EEXIST);
-    }
-    let src = step_as(t, &who, &od, &on)?;
-    permission::may_delete(&who, &*od.inode, || Ok(Some(src.inode.clone())))?;
-    // Replacing a file is deleting it.
-    permission::may_delete(&who, &*nd.inode, || match step_as(t, &who, &nd, &nn) {
-        Ok(replaced) => Ok(Some(replaced.inode.clone())),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    })?;
-    // A directory moved to another parent has its `..` rewritten.
-    if !Arc::ptr_eq(&od, &nd) && src.inode.stat()?.file_type() == FileType::Directory {
-        permission::may(&who, &*src.inode, MAY_WRITE)?;
-    }
-    // Refuse to move a directory beneath itself.
-    let src_path = src.path();
-    let mut dst_path = nd.path();
-    dst_path.push(b'/');
-    if src.inode.stat()?.file_type() == FileType::Directory
-        && dst_path.starts_with(&[src_path.as_slice(), b"/"].concat())
-    {
-        return Err(Errno::EINVAL);
-    }
-    if od.inode.fs_id() != nd.inode.fs_id() {
-        return Err(Errno::EXDEV);
-    }
-    let is_dir = src.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
-    od.inode.rename(&on, &nd.inode, &nn)?;
-    t.k.vfs.renamed(&od, &on, &nd, &nn);
-    if let (Some(a), Some(b)) = (key_of(&od.inode), key_of(&nd.inode)) {
-        t.k.inotify.rename(a, &on, b, &nn, is_dir);
-    }
+    let who = caller(t);
+    let (od, on) = parent_of(t, &who, olddirfd, oldpath)?;
+    let (nd, nn) = parent_of(t, &who, newdirfd, newpath)?;
+    t.k.vfs.rename(&who, &od, &on, &nd, &nn, flags & RENAME_NOREPLACE != 0)?;
     Ok(0)
 }
 
@@ -1014,120 +760,22 @@ pub fn sys_linkat(
     flags: u32,
 ) -> SysResult<u64> {
     let follow = if flags & AT_SYMLINK_FOLLOW != 0 { 0 } else { AT_SYMLINK_NOFOLLOW };
-    let src = lookup(t, olddirfd, oldpath, follow | (flags & AT_EMPTY_PATH))?;
-    if src.inode.stat()?.file_type() == FileType::Directory {
-        return Err(Errno::EPERM);
-    }
-    let (nd, nn) = parent_of(t, newdirfd, newpath)?;
-    let who = t.creds();
-    if step_as(t, &who, &nd, &nn).is_ok() {
-        return Err(Errno::EEXIST);
-    }
-    if src.inode.fs_id() != nd.inode.fs_id() {
-        return Err(Errno::EXDEV);
-    }
-    permission::may_change_entries(&who, &*nd.inode)?;
-    may_link(&who, &src.inode)?;
-    nd.inode.link(&nn, &src.inode)?;
+    let who = caller(t);
+    let src = lookup_as(t, &who, olddirfd, oldpath, follow | (flags & AT_EMPTY_PATH))?;
+    t.k.vfs.link(&who, &src, || parent_of(t, &who, newdirfd, newpath))?;
     Ok(0)
 }
 
-/// Linux's protected_hardlinks (on by default): a hard link to someone
-/// else's file needs CAP_FOWNER, or the file to be a regular one the caller
-/// may read and write, and not set-ID.
-fn may_link(who: &Creds, src: &InodeRef) -> SysResult<()> {
-    if !src.enforces_mode_bits() {
-        return Ok(());
-    }
-    let st = src.stat()?;
-    if permission::owner_or_capable(who, &st) {
-        return Ok(());
-    }
-    let set_id = st.mode & S_ISUID != 0 || st.mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
-    if st.file_type() == FileType::Regular && !set_id && permission::check(who, &st, MAY_READ | MAY_WRITE).is_ok() {
-        return Ok(());
-    }
-    Err(Errno::EPERM)
-}
-
-/// What an attribute change is, for who may make it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Mode,
-    Owner,
-    /// Both times set to now (utimes with no times): the owner, or anyone who may write.
-    TouchTimes,
-    /// Times set to given values: the owner only.
-    SetTimes,
-    /// A size, through a descriptor open for writing.
-    Size,
-}
-
-/// Linux's setattr_prepare for the changes the Sentry makes: whether `who`
-/// may make `change`, and the set-ID bits it clears (added to `a`).
-fn permit_change(who: &Creds, inode: &dyn Inode, change: Change, a: &mut SetAttr) -> SysResult<()> {
-    if change == Change::Size || !inode.enforces_mode_bits() {
-        return Ok(());
-    }
-    let st = inode.stat()?;
-    match change {
-        Change::Mode => {
-            if !permission::owner_or_capable(who, &st) {
-                return Err(Errno::EPERM);
-            }
-            if let Some(mode) = &mut a.mode {
-                if !who.in_group(st.gid) && !who.has(CAP_FSETID) {
-                    *mode &= !S_ISGID;
-                }
-            }
-        }
-        Change::Owner => {
-            let owner = who.euid == st.uid;
-            let uid_ok = a.uid.is_none_or(|uid| (owner && uid == st.uid) || who.has(CAP_CHOWN));
-            let gid_ok = a.gid.is_none_or(|gid| (owner && (gid == st.gid || who.in_group(gid))) || who.has(CAP_CHOWN));
-            if !uid_ok || !gid_ok {
-                return Err(Errno::EPERM);
-            }
-            // A chown drops the set-user-ID bit, and the set-group-ID bit
-            // with group execute, of anything but a directory (root's too).
-            let perm = st.mode & 0o7777;
-            let mut kept = perm & !S_ISUID;
-            if perm & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP {
-                kept &= !S_ISGID;
-            }
-            if st.file_type() != FileType::Directory && kept != perm && (a.uid.is_some() || a.gid.is_some()) {
-                a.mode = Some(kept);
-            }
-        }
-        Change::TouchTimes => {
-            if !permission::owner_or_capable(who, &st) {
-                permission::check(who, &st, MAY_WRITE)?;
-            }
-        }
-        Change::SetTimes => {
-            if !permission::owner_or_capable(who, &st) {
-                return Err(Errno::EPERM);
-            }
-        }
-        Change::Size => {}
-    }
-    Ok(())
-}
-
-fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, change: Change, mut a: SetAttr) -> SysResult<u64> {
-    let d = lookup(t, dirfd, path, flags)?;
-    permit_change(&t.creds(), &*d.inode, change, &mut a)?;
-    d.inode.setattr(&a)?;
-    let mask = if a.size.is_some() { crate::vfs::inotify::IN_MODIFY } else { crate::vfs::inotify::IN_ATTRIB };
-    notify_dentry(t, &d, mask);
+fn setattr_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32, change: Change, a: SetAttr) -> SysResult<u64> {
+    let who = caller(t);
+    let d = lookup_as(t, &who, dirfd, path, flags)?;
+    t.k.vfs.set_attr(&who, &d, change, a)?;
     Ok(0)
 }
 
-fn setattr_fd(t: &CurrentTask, fd: i32, change: Change, mut a: SetAttr) -> SysResult<u64> {
+fn setattr_fd(t: &CurrentTask, fd: i32, change: Change, a: SetAttr) -> SysResult<u64> {
     let f = file(t, fd)?;
-    let inode = f.inode().ok_or(Errno::EINVAL)?;
-    permit_change(&t.creds(), &**inode, change, &mut a)?;
-    inode.setattr(&a)?;
+    t.k.vfs.set_attr_open(&caller(t), &f, change, a)?;
     Ok(0)
 }
 
@@ -1155,14 +803,9 @@ pub fn sys_truncate(t: &mut CurrentTask, path: u64, len: i64) -> SysResult<u64> 
     if len < 0 {
         return Err(Errno::EINVAL);
     }
-    let d = lookup(t, AT_FDCWD, path, 0)?;
-    if d.inode.stat()?.file_type() == FileType::Directory {
-        return Err(Errno::EISDIR);
-    }
-    permission::may(&t.creds(), &*d.inode, MAY_WRITE)?;
-    // Opening for write copies an overlay file up before the size changes.
-    let _ops = d.inode.clone().open(1)?;
-    d.inode.setattr(&SetAttr { size: Some(len as u64), ..Default::default() })?;
+    let who = caller(t);
+    let d = lookup_as(t, &who, AT_FDCWD, path, 0)?;
+    t.k.vfs.truncate(&who, &d, len as u64)?;
     Ok(0)
 }
 
@@ -1969,20 +1612,12 @@ fn inotify_of(f: &Arc<OpenFile>) -> SysResult<&crate::vfs::inotify::Inotify> {
 }
 
 pub fn sys_inotify_add_watch(t: &mut CurrentTask, fd: i32, path: u64, mask: u32) -> SysResult<u64> {
-    const IN_DONT_FOLLOW: u32 = 0x0200_0000;
-    const IN_ONLYDIR: u32 = 0x0100_0000;
     let f = file(t, fd)?;
     let ino = inotify_of(&f)?;
     let follow = if mask & IN_DONT_FOLLOW != 0 { AT_SYMLINK_NOFOLLOW } else { 0 };
-    let d = lookup(t, AT_FDCWD, path, follow)?;
-    let st = d.inode.stat()?;
-    if mask & IN_ONLYDIR != 0 && st.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
-    }
-    if d.inode.enforces_mode_bits() {
-        permission::check(&t.creds(), &st, MAY_READ)?;
-    }
-    Ok(ino.add_watch((st.dev, st.ino), mask)? as u64)
+    let who = caller(t);
+    let d = lookup_as(t, &who, AT_FDCWD, path, follow)?;
+    Ok(ino.watch(&who.creds, &d, mask)? as u64)
 }
 
 pub fn sys_inotify_rm_watch(t: &mut CurrentTask, fd: i32, wd: i32) -> SysResult<u64> {

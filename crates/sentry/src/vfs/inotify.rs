@@ -1,12 +1,15 @@
-//! inotify (basic): watches on inodes, keyed by (st_dev, st_ino); the syscall
-//! layer reports creations, deletions, renames, writes and closes after writing.
+//! inotify (basic): watches on inodes, keyed by (st_dev, st_ino). The vfs
+//! reports the changes it makes to names and attributes; the syscall layer
+//! reports writes and closes after writing.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 
-use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
+use crate::auth::Creds;
+use crate::vfs::permission::{self, MAY_READ};
+use crate::vfs::{Dentry, FileOps, FileType, InodeRef, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
@@ -19,11 +22,21 @@ pub const IN_CREATE: u32 = 0x100;
 pub const IN_DELETE: u32 = 0x200;
 pub const IN_ISDIR: u32 = 0x4000_0000;
 const IN_Q_OVERFLOW: u32 = 0x4000;
+/// inotify_add_watch: fail with ENOTDIR unless the path names a directory.
+pub const IN_ONLYDIR: u32 = 0x0100_0000;
+/// inotify_add_watch: watch a final symlink itself, not what it points to.
+pub const IN_DONT_FOLLOW: u32 = 0x0200_0000;
 const IN_ALL_EVENTS: u32 = 0xfff;
 const MAX_QUEUED: usize = 16384;
 
 /// A file's identity for watching.
 pub type Key = (u64, u64);
+
+/// (st_dev, st_ino) of an inode; None if it cannot be stat'ed (then no one
+/// hears of it).
+pub fn key_of(i: &InodeRef) -> Option<Key> {
+    i.stat().ok().map(|s| (s.dev, s.ino))
+}
 
 #[derive(Debug)]
 struct Watch {
@@ -47,7 +60,20 @@ pub struct Inotify {
 }
 
 impl Inotify {
-    pub fn add_watch(&self, key: Key, mask: u32) -> SysResult<i32> {
+    /// Watches the file `d` names for `who`, who must be allowed to read it
+    /// (inotify_add_watch); IN_ONLYDIR in `mask` asks for a directory.
+    pub fn watch(&self, who: &Creds, d: &Dentry, mask: u32) -> SysResult<i32> {
+        let st = d.inode.stat()?;
+        if mask & IN_ONLYDIR != 0 && st.file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        if d.inode.enforces_mode_bits() {
+            permission::check(who, &st, MAY_READ)?;
+        }
+        self.add_watch((st.dev, st.ino), mask)
+    }
+
+    fn add_watch(&self, key: Key, mask: u32) -> SysResult<i32> {
         if mask & IN_ALL_EVENTS == 0 {
             return Err(Errno::EINVAL);
         }
@@ -154,6 +180,16 @@ impl Notifier {
 
     fn live(&self) -> Vec<Arc<Inotify>> {
         self.instances.lock().unwrap().iter().filter_map(|w| w.upgrade()).collect()
+    }
+
+    /// An event on the entry `d`: on its name in its parent directory, and on
+    /// the file itself. A file outside the tree (O_TMPFILE, memfd) has no
+    /// directory to report to.
+    pub fn dentry(&self, d: &Dentry, mask: u32) {
+        let Some(parent) = d.parent() else { return };
+        let (Some(pk), fk) = (key_of(&parent.inode), key_of(&d.inode)) else { return };
+        let is_dir = d.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
+        self.entry(pk, &d.name(), fk, mask, is_dir);
     }
 
     /// An event on `name` in directory `dir`, and on the file itself when it is watched.

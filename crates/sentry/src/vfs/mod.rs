@@ -7,15 +7,20 @@
 //! held only to read or change its place, never across a filesystem call or
 //! while taking another dentry's lock; mounts are looked up by the absolute
 //! path of the mountpoint; symlinks are followed at most `MAX_SYMLINKS` times
-//! per walk. Permissions are the syscalls' to check, with the caller's
-//! credentials (`permission`); `walk_as` checks search permission on the way,
-//! `walk` is the kernel's own, unchecked.
+//! per walk. File semantics are here, for a `Caller` (credentials, root,
+//! umask): `lookup_at` checks search permission on the way, `open_at`,
+//! `create`, `unlink`, `rename`, `link` and `set_attr` what Linux checks, in
+//! its order, and report to inotify; `walk` is the kernel's own, unchecked.
+//! The syscall layer reads the app's arguments and resolves its descriptors.
 
+pub mod attr;
 pub mod cache;
 pub mod fdtable;
 pub mod file;
 pub mod inotify;
 pub mod lock;
+pub mod names;
+pub mod open;
 pub mod permission;
 
 use std::any::Any;
@@ -363,6 +368,17 @@ pub struct Vfs {
     pub mounts: Mounts,
 }
 
+/// Who performs a file operation: the credentials it is checked with, the
+/// root its absolute paths (and `..` at the top) stop at, the umask its new
+/// files get, and the inotify instances that hear of what it changes.
+#[derive(Debug)]
+pub struct Caller<'a> {
+    pub creds: Creds,
+    pub root: Arc<Dentry>,
+    pub umask: u32,
+    pub events: &'a inotify::Notifier,
+}
+
 /// How a walk treats the final component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Follow {
@@ -469,6 +485,12 @@ impl Vfs {
         self.walk_inner(who, root, cwd, path, follow, &mut budget)
     }
 
+    /// Resolves `path` from `start` (or the caller's root if absolute) as
+    /// `walk_as` does, for `who`.
+    pub fn lookup_at(&self, who: &Caller, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+        self.walk_as(&who.creds, &who.root, start, path, follow)
+    }
+
     fn walk_inner(
         &self,
         who: Option<&Creds>,
@@ -527,6 +549,17 @@ impl Vfs {
         path: &[u8],
     ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
         self.walk_parent_inner(Some(who), root, cwd, path)
+    }
+
+    /// Resolves all but the last component of `path` from `start` for
+    /// `who`, as `walk_parent_as` does.
+    pub fn lookup_parent_at(
+        &self,
+        who: &Caller,
+        start: &Arc<Dentry>,
+        path: &[u8],
+    ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+        self.walk_parent_as(&who.creds, &who.root, start, path)
     }
 
     fn walk_parent_inner(
@@ -641,5 +674,140 @@ mod tests {
         assert!(!Arc::ptr_eq(&covered, &root));
         assert!(Arc::ptr_eq(&root, &walk(&vfs, b"/mnt")));
         assert_eq!(root.path(), b"/mnt");
+    }
+
+    /// The semantics a caller meets, without a task: the rules the syscall
+    /// layer used to hold, called as the vfs API.
+    mod for_a_caller {
+        use super::*;
+        use crate::vfs::attr::Change;
+        use crate::vfs::inotify::{Inotify, Notifier, IN_CREATE};
+        use crate::vfs::open::{O_CREAT, O_EXCL};
+        use crate::vfs::permission::{S_ISGID, S_ISUID};
+
+        const O_WRONLY: u32 = 1;
+
+        /// An unprivileged user with group `uid` and no capabilities.
+        fn user(uid: u32) -> Creds {
+            Creds {
+                uid,
+                euid: uid,
+                suid: uid,
+                gid: uid,
+                egid: uid,
+                sgid: uid,
+                caps: Default::default(),
+                ..Creds::default()
+            }
+        }
+
+        fn caller<'a>(vfs: &Vfs, creds: Creds, events: &'a Notifier) -> Caller<'a> {
+            Caller { creds, root: vfs.root.clone(), umask: 0o022, events }
+        }
+
+        /// `tree()` with a world-writable sticky /tmp, as root made it.
+        fn with_tmp(events: &Notifier) -> Vfs {
+            let vfs = tree();
+            let root = caller(&vfs, Creds::default(), events);
+            vfs.create(&root, &vfs.root, b"tmp", NewNode::Dir { mode: 0o777 }).unwrap();
+            walk(&vfs, b"/tmp").inode.setattr(&SetAttr { mode: Some(0o1777), ..Default::default() }).unwrap();
+            vfs
+        }
+
+        fn stat(vfs: &Vfs, path: &[u8]) -> Stat {
+            walk(vfs, path).inode.stat().unwrap()
+        }
+
+        #[test]
+        fn the_sticky_bit_keeps_a_strangers_files() {
+            let events = Notifier::default();
+            let vfs = with_tmp(&events);
+            let tmp = walk(&vfs, b"/tmp");
+            let (alice, bob) = (caller(&vfs, user(1000), &events), caller(&vfs, user(2000), &events));
+            vfs.create(&alice, &tmp, b"f", NewNode::File { mode: 0o666 }).unwrap();
+            assert_eq!(stat(&vfs, b"/tmp/f").uid, 1000);
+            assert_eq!(stat(&vfs, b"/tmp/f").mode & 0o7777, 0o644, "the umask applies");
+            assert_eq!(vfs.unlink(&bob, &tmp, b"f", false), Err(Errno::EPERM));
+            assert_eq!(vfs.rename(&bob, &tmp, b"f", &tmp, b"g", false), Err(Errno::EPERM));
+            vfs.unlink(&alice, &tmp, b"f", false).unwrap();
+        }
+
+        #[test]
+        fn a_new_file_in_a_set_group_id_directory_takes_its_group() {
+            let events = Notifier::default();
+            let vfs = with_tmp(&events);
+            let shared = walk(&vfs, b"/b");
+            shared.inode.setattr(&SetAttr { mode: Some(0o2777), gid: Some(50), ..Default::default() }).unwrap();
+            let alice = caller(&vfs, user(1000), &events);
+            vfs.create(&alice, &shared, b"d", NewNode::Dir { mode: 0o755 }).unwrap();
+            vfs.create(&alice, &shared, b"f", NewNode::File { mode: 0o644 }).unwrap();
+            let (d, f) = (stat(&vfs, b"/b/d"), stat(&vfs, b"/b/f"));
+            assert_eq!((d.uid, d.gid, f.uid, f.gid), (1000, 50, 1000, 50));
+            assert_ne!(d.mode & S_ISGID, 0, "a directory there is set-group-ID too");
+            assert_eq!(f.mode & S_ISGID, 0);
+        }
+
+        #[test]
+        fn a_rename_stays_in_its_filesystem_and_out_of_itself() {
+            let events = Notifier::default();
+            let vfs = tree();
+            vfs.mounts.mount(b"/mnt", TmpfsInode::new_fs(0o755, &alloc()), "tmpfs", "tmpfs");
+            let root = caller(&vfs, Creds::default(), &events);
+            let (a, sub, mnt) = (walk(&vfs, b"/a"), walk(&vfs, b"/a/sub"), walk(&vfs, b"/mnt"));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"a", &sub, b"x", false), Err(Errno::EINVAL));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &mnt, b"b", false), Err(Errno::EXDEV));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &a, b"sub", true), Err(Errno::EEXIST));
+            assert_eq!(vfs.rename(&root, &a, b"..", &a, b"x", false), Err(Errno::EBUSY));
+        }
+
+        #[test]
+        fn a_hard_link_to_a_file_the_linker_may_not_write_is_refused() {
+            let events = Notifier::default();
+            let vfs = with_tmp(&events);
+            let tmp = walk(&vfs, b"/tmp");
+            let (root, alice) = (caller(&vfs, Creds::default(), &events), caller(&vfs, user(1000), &events));
+            vfs.create(&root, &tmp, b"secret", NewNode::File { mode: 0o644 }).unwrap();
+            let secret = walk(&vfs, b"/tmp/secret");
+            let place = || Ok((tmp.clone(), b"l".to_vec()));
+            assert_eq!(vfs.link(&alice, &secret, place), Err(Errno::EPERM));
+            vfs.link(&root, &secret, place).unwrap();
+            assert_eq!(vfs.link(&root, &tmp, place), Err(Errno::EPERM), "a directory, before the name is looked at");
+        }
+
+        #[test]
+        fn open_creates_for_its_caller_and_reports_it() {
+            let events = Notifier::default();
+            let watcher = Arc::new(Inotify::default());
+            events.register(&watcher);
+            let vfs = with_tmp(&events);
+            let tmp = walk(&vfs, b"/tmp");
+            watcher.watch(&Creds::default(), &tmp, IN_CREATE).unwrap();
+            let alice = caller(&vfs, user(1000), &events);
+            let f = vfs.open_at(&alice, &vfs.root, b"/tmp/ro", O_CREAT | O_WRONLY, 0o444).unwrap();
+            assert!(f.writable(), "its creator opens it as asked, whatever its mode");
+            assert!(watcher.poll().contains(PollMask::IN), "IN_CREATE queued");
+            assert_eq!(stat(&vfs, b"/tmp/ro").mode & 0o7777, 0o444);
+            assert_eq!(vfs.open_at(&alice, &vfs.root, b"/tmp/ro", O_WRONLY, 0).unwrap_err(), Errno::EACCES);
+            assert_eq!(vfs.open_at(&alice, &vfs.root, b"/tmp/ro", O_CREAT | O_EXCL, 0).unwrap_err(), Errno::EEXIST);
+        }
+
+        #[test]
+        fn chown_is_the_owners_only_within_its_groups_and_drops_set_user_id() {
+            let events = Notifier::default();
+            let vfs = with_tmp(&events);
+            let tmp = walk(&vfs, b"/tmp");
+            let (root, alice) = (caller(&vfs, Creds::default(), &events), caller(&vfs, user(1000), &events));
+            vfs.create(&alice, &tmp, b"prog", NewNode::File { mode: 0o755 }).unwrap();
+            let prog = walk(&vfs, b"/tmp/prog");
+            vfs.set_attr(&alice, &prog, Change::Mode, SetAttr { mode: Some(0o4755), ..Default::default() }).unwrap();
+            let give_away = SetAttr { uid: Some(2000), ..Default::default() };
+            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, give_away.clone()), Err(Errno::EPERM));
+            let other_group = SetAttr { gid: Some(50), ..Default::default() };
+            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, other_group), Err(Errno::EPERM));
+            vfs.set_attr(&root, &prog, Change::Owner, give_away).unwrap();
+            let st = stat(&vfs, b"/tmp/prog");
+            assert_eq!((st.uid, st.mode & 0o7777), (2000, 0o755));
+            assert_eq!(st.mode & S_ISUID, 0);
+        }
     }
 }

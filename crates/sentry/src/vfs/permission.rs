@@ -1,6 +1,7 @@
 //! Unix file permissions: whether a process may read, write or search an
 //! inode by its owner and mode bits, and the capabilities that override them
-//! (Linux's generic_permission, may_delete and inode_owner_or_capable).
+//! (Linux's generic_permission, may_delete, may_linkat and
+//! inode_owner_or_capable).
 //!
 //! Synthetic files (procfs, devfs, ptys) decide for themselves what an open
 //! may do (`Inode::enforces_mode_bits` is false): their mode bits are shown,
@@ -17,7 +18,10 @@ pub const MAY_EXEC: u32 = 1;
 pub const MAY_WRITE: u32 = 2;
 pub const MAY_READ: u32 = 4;
 
+pub const S_ISUID: u32 = 0o4000;
+pub const S_ISGID: u32 = 0o2000;
 const S_ISVTX: u32 = 0o1000;
+pub const S_IXGRP: u32 = 0o010;
 
 /// Whether `who` may access a file with attributes `st` as `want` (MAY_*
 /// bits): the owner's, group's or others' bits, whichever class `who` is in,
@@ -77,6 +81,44 @@ pub fn searches_anything(who: &Creds) -> bool {
 /// utimes with explicit times, and the sticky bit's exceptions.
 pub fn owner_or_capable(who: &Creds, st: &Stat) -> bool {
     who.euid == st.uid || who.has(CAP_FOWNER)
+}
+
+/// The credentials access(2) checks with: the real ids for the effective
+/// ones, and root's capabilities only if the real uid is root (Linux's
+/// do_faccessat).
+pub fn with_real_ids(who: &Creds) -> Creds {
+    let mut real = who.clone();
+    real.euid = who.uid;
+    real.egid = who.gid;
+    real.caps.effective = if who.uid == 0 { who.caps.permitted } else { 0 };
+    real
+}
+
+/// Whether `who` may make `dir` its working directory or root: a directory
+/// it may search.
+pub fn may_enter(who: &Creds, dir: &dyn Inode) -> SysResult<()> {
+    if dir.stat()?.file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    may(who, dir, MAY_EXEC)
+}
+
+/// Linux's protected_hardlinks (on by default): whether `who` may make a
+/// hard link to `src`. Someone else's file needs CAP_FOWNER, or to be a
+/// regular file the caller may read and write, and not set-ID (EPERM).
+pub fn may_link(who: &Creds, src: &dyn Inode) -> SysResult<()> {
+    if !src.enforces_mode_bits() {
+        return Ok(());
+    }
+    let st = src.stat()?;
+    if owner_or_capable(who, &st) {
+        return Ok(());
+    }
+    let set_id = st.mode & S_ISUID != 0 || st.mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
+    if st.file_type() == FileType::Regular && !set_id && check(who, &st, MAY_READ | MAY_WRITE).is_ok() {
+        return Ok(());
+    }
+    Err(Errno::EPERM)
 }
 
 /// Whether `who` may add or remove names in directory `dir`: write and
