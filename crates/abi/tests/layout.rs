@@ -190,6 +190,38 @@ fn file_structs_match_libc() {
 }
 
 #[test]
+fn ucontext_matches_glibc_where_glibc_follows_the_kernel() {
+    use abi::signal::{SigContext, UContext};
+    // glibc's ucontext_t is the kernel's up to uc_sigmask (glibc's sigset_t
+    // is longer, and its extra state follows).
+    assert_eq!(offset_of!(UContext, link), offset_of!(libc::ucontext_t, uc_link));
+    assert_eq!(offset_of!(UContext, stack), offset_of!(libc::ucontext_t, uc_stack));
+    assert_eq!(offset_of!(UContext, mcontext), offset_of!(libc::ucontext_t, uc_mcontext));
+    assert_eq!(offset_of!(UContext, sigmask), offset_of!(libc::ucontext_t, uc_sigmask));
+    // glibc names the sigcontext registers by index into gregs.
+    let greg = |reg: i32| offset_of!(libc::mcontext_t, gregs) + reg as usize * 8;
+    assert_eq!(offset_of!(SigContext, r8), greg(libc::REG_R8));
+    assert_eq!(offset_of!(SigContext, r15), greg(libc::REG_R15));
+    assert_eq!(offset_of!(SigContext, rdi), greg(libc::REG_RDI));
+    assert_eq!(offset_of!(SigContext, rsi), greg(libc::REG_RSI));
+    assert_eq!(offset_of!(SigContext, rbp), greg(libc::REG_RBP));
+    assert_eq!(offset_of!(SigContext, rbx), greg(libc::REG_RBX));
+    assert_eq!(offset_of!(SigContext, rdx), greg(libc::REG_RDX));
+    assert_eq!(offset_of!(SigContext, rax), greg(libc::REG_RAX));
+    assert_eq!(offset_of!(SigContext, rcx), greg(libc::REG_RCX));
+    assert_eq!(offset_of!(SigContext, rsp), greg(libc::REG_RSP));
+    assert_eq!(offset_of!(SigContext, rip), greg(libc::REG_RIP));
+    assert_eq!(offset_of!(SigContext, eflags), greg(libc::REG_EFL));
+    assert_eq!(offset_of!(SigContext, cs), greg(libc::REG_CSGSFS));
+    assert_eq!(offset_of!(SigContext, err), greg(libc::REG_ERR));
+    assert_eq!(offset_of!(SigContext, trapno), greg(libc::REG_TRAPNO));
+    assert_eq!(offset_of!(SigContext, oldmask), greg(libc::REG_OLDMASK));
+    assert_eq!(offset_of!(SigContext, cr2), greg(libc::REG_CR2));
+    assert_eq!(offset_of!(SigContext, fpstate), offset_of!(libc::mcontext_t, fpregs));
+    assert_eq!(size_of::<SigContext>(), size_of::<libc::mcontext_t>());
+}
+
+#[test]
 fn siginfo_union_members_sit_where_linux_puts_them() {
     use abi::signal::{SigChld, SigFault, SigRt, SignalInfo};
     // Offsets from the start of siginfo_t, as in Linux's uapi siginfo.h on x86-64.
