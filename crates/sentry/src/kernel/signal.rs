@@ -4,7 +4,7 @@
 use std::mem::size_of;
 
 use abi::x86::{FxSave, EFLAGS_USER};
-use abi::{AsBytes, FromBytes};
+use abi::{AsBytes, FromBytes, FromZeroes};
 
 use crate::platform::Regs;
 
@@ -65,17 +65,23 @@ impl SigInfo {
         SigInfo { signo, code: SI_KERNEL, ..Default::default() }
     }
 
-    /// The 128-byte `signalfd_siginfo` layout.
+    /// As a signalfd read returns it: `struct signalfd_siginfo`.
     pub fn to_signalfd_bytes(self) -> [u8; 128] {
+        let info = SignalfdSigInfo {
+            signo: self.signo as u32,
+            errno: self.errno,
+            code: self.code,
+            pid: self.pid as u32,
+            uid: self.uid,
+            status: self.status,
+            // si_value, as both union members Linux copies: the pointer and its low int.
+            ptr: self.value,
+            int: self.value as i32,
+            addr: self.addr,
+            ..SignalfdSigInfo::new_zeroed()
+        };
         let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&(self.signo as u32).to_ne_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.code.to_ne_bytes());
-        b[12..16].copy_from_slice(&(self.pid as u32).to_ne_bytes());
-        b[16..20].copy_from_slice(&self.uid.to_ne_bytes());
-        b[48..52].copy_from_slice(&self.status.to_ne_bytes());
-        b[72..80].copy_from_slice(&self.value.to_ne_bytes());
-        b[80..88].copy_from_slice(&self.addr.to_ne_bytes());
+        b.copy_from_slice(info.as_bytes());
         b
     }
 
@@ -370,5 +376,20 @@ mod tests {
         (back.rax, back.rip, back.r8) = (0, 0, 0);
         assert_eq!(parse_sigreturn(&uc, &mut back), (0x55, fpstate));
         assert_eq!((back.rax, back.rip, back.r8), (0xa0, 0x40_1000, 8));
+    }
+
+    /// Each field lands where `struct signalfd_siginfo` has it (the abi
+    /// struct's offsets are checked against libc's).
+    #[test]
+    fn signalfd_fields_sit_at_their_signalfd_siginfo_offsets() {
+        let read = |i: SigInfo| SignalfdSigInfo::read_from(&i.to_signalfd_bytes()[..]).expect("128 bytes");
+        let child = SigInfo { signo: SIGCHLD, code: CLD_EXITED, pid: 7, uid: 1000, status: 3, ..Default::default() };
+        let s = read(child);
+        assert_eq!((s.signo, s.code, s.pid, s.uid, s.status), (17, CLD_EXITED, 7, 1000, 3));
+        let queued = SigInfo { signo: 40, code: SI_QUEUE, pid: 7, value: 0x1_0000_0042, ..Default::default() };
+        let s = read(queued);
+        assert_eq!((s.ptr, s.int), (0x1_0000_0042, 0x42));
+        let fault = SigInfo { signo: SIGSEGV, code: SEGV_MAPERR, addr: 0xdead_0000, ..Default::default() };
+        assert_eq!(read(fault).addr, 0xdead_0000);
     }
 }
