@@ -120,7 +120,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         real_parent.state.lock().unwrap().children.retain(|c| !Arc::ptr_eq(c, &child_tg));
         return Err(Errno::EAGAIN);
     }
-    if has(flags, CloneFlags::CLONE_VFORK) || has(flags, CloneFlags::CLONE_VM) {
+    if has_any(flags, CloneFlags::CLONE_VFORK | CloneFlags::CLONE_VM) {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
             if child_tg.state.lock().unwrap().vfork_released {
                 Ok(())
