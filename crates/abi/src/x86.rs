@@ -1,5 +1,10 @@
 //! The x86-64 user-mode machine state Linux gives 64-bit programs: segment
-//! selectors, the flags a program may change, and where the address space ends.
+//! selectors, the flags a program may change, the FPU image, `arch_prctl`
+//! codes, and where the address space ends.
+
+use core::mem::size_of;
+
+use zerocopy::{AsBytes, FromBytes, FromZeroes};
 
 /// The 64-bit user code segment selector (`__USER_CS`).
 pub const USER_CS: u64 = 0x33;
@@ -42,3 +47,52 @@ pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 /// The bit that marks an x32 system call number.
 pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// The MXCSR bits a program may set (Linux's `mxcsr_feature_mask` on CPUs
+/// with DAZ): any other makes the CPU refuse the state.
+pub const MXCSR_FEATURE_MASK: u32 = 0xffff;
+
+/// `arch_prctl` codes.
+pub const ARCH_SET_GS: u32 = 0x1001;
+pub const ARCH_SET_FS: u32 = 0x1002;
+pub const ARCH_GET_FS: u32 = 0x1003;
+pub const ARCH_GET_GS: u32 = 0x1004;
+
+/// The 512-byte FXSAVE image (Linux's `struct fxregs_state`, the user
+/// `struct _fpstate_64`): x87 and SSE state, then bytes the CPU leaves
+/// alone, whose last 48 Linux uses to describe XSAVE state after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct FxSave {
+    /// The x87 control word.
+    pub cwd: u16,
+    pub swd: u16,
+    pub twd: u16,
+    pub fop: u16,
+    pub rip: u64,
+    pub rdp: u64,
+    pub mxcsr: u32,
+    pub mxcsr_mask: u32,
+    pub st_space: [u32; 32],
+    pub xmm_space: [u32; 64],
+    pub padding: [u32; 12],
+    pub sw_reserved: FpxSwBytes,
+}
+const _: () = assert!(size_of::<FxSave>() == 512);
+
+/// C `struct _fpx_sw_bytes`: in a signal frame's FXSAVE image, whether an
+/// XSAVE image follows and how large it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct FpxSwBytes {
+    /// `FP_XSTATE_MAGIC1` if XSAVE state follows.
+    pub magic1: u32,
+    /// The XSAVE image's size plus the `FP_XSTATE_MAGIC2` after it.
+    pub extended_size: u32,
+    /// The state components present (the XSAVE header's `xfeatures`).
+    pub xfeatures: u64,
+    /// The XSAVE image's size.
+    pub xstate_size: u32,
+    pub padding: [u32; 7],
+}
+const _: () = assert!(size_of::<FpxSwBytes>() == 48);

@@ -1,10 +1,12 @@
 //! Signals: actions, pending sets, default dispositions, and the x86-64
 //! `rt_sigframe` built on the app stack and read back by `rt_sigreturn`.
 
-use abi::Errno;
+use std::mem::size_of;
+
+use abi::x86::{FxSave, EFLAGS_USER};
+use abi::{AsBytes, FromBytes, FromZeroes};
 
 use crate::platform::Regs;
-use crate::SysResult;
 
 pub use abi::signal::*;
 
@@ -15,30 +17,6 @@ pub fn bit(sig: i32) -> u64 {
 
 /// Signals that can never be blocked, caught or ignored.
 pub const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
-
-/// A signal's disposition (the kernel's `struct sigaction` on x86-64).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SigAction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
-}
-
-impl SigAction {
-    pub fn from_bytes(b: &[u8; 32]) -> SigAction {
-        let f = |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        SigAction { handler: f(0), flags: f(1), restorer: f(2), mask: f(3) }
-    }
-
-    pub fn to_bytes(self) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        for (i, v) in [self.handler, self.flags, self.restorer, self.mask].into_iter().enumerate() {
-            b[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
-        }
-        b
-    }
-}
 
 /// What happens to a signal with SIG_DFL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +56,6 @@ pub struct SigInfo {
     pub value: u64,
 }
 
-pub const SI_QUEUE: i32 = -1;
-pub const SI_TIMER: i32 = -2;
-
 impl SigInfo {
     pub fn user(signo: i32, pid: i32) -> SigInfo {
         SigInfo { signo, code: SI_USER, pid, ..Default::default() }
@@ -90,46 +65,43 @@ impl SigInfo {
         SigInfo { signo, code: SI_KERNEL, ..Default::default() }
     }
 
-    /// The 128-byte `signalfd_siginfo` layout.
+    /// As a signalfd read returns it: `struct signalfd_siginfo`.
     pub fn to_signalfd_bytes(self) -> [u8; 128] {
+        let info = SignalfdSigInfo {
+            signo: self.signo as u32,
+            errno: self.errno,
+            code: self.code,
+            pid: self.pid as u32,
+            uid: self.uid,
+            status: self.status,
+            // si_value, as both union members Linux copies: the pointer and its low int.
+            ptr: self.value,
+            int: self.value as i32,
+            addr: self.addr,
+            ..SignalfdSigInfo::new_zeroed()
+        };
         let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&(self.signo as u32).to_ne_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.code.to_ne_bytes());
-        b[12..16].copy_from_slice(&(self.pid as u32).to_ne_bytes());
-        b[16..20].copy_from_slice(&self.uid.to_ne_bytes());
-        b[48..52].copy_from_slice(&self.status.to_ne_bytes());
-        b[72..80].copy_from_slice(&self.value.to_ne_bytes());
-        b[80..88].copy_from_slice(&self.addr.to_ne_bytes());
+        b.copy_from_slice(info.as_bytes());
         b
     }
 
-    /// The 128-byte `siginfo_t` layout.
-    pub fn to_bytes(self) -> [u8; 128] {
-        let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&self.signo.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.code.to_ne_bytes());
-        match self.signo {
-            SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if self.code > 0 => {
-                b[16..24].copy_from_slice(&self.addr.to_ne_bytes());
+    /// As the app's `siginfo_t`: which union member holds pid, status,
+    /// value or address depends on the signal and `si_code`, as on Linux.
+    pub fn to_siginfo(self) -> SignalInfo {
+        let (signo, errno, code) = (self.signo, self.errno, self.code);
+        let (pid, uid, value) = (self.pid, self.uid, self.value);
+        match signo {
+            SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if code > 0 => {
+                SignalInfo::new(signo, errno, code, SigFault { addr: self.addr })
             }
-            _ => {
-                b[16..20].copy_from_slice(&self.pid.to_ne_bytes());
-                b[20..24].copy_from_slice(&self.uid.to_ne_bytes());
-                if self.signo == SIGCHLD {
-                    b[24..28].copy_from_slice(&self.status.to_ne_bytes());
-                } else if self.code == SI_QUEUE || self.code == SI_TIMER {
-                    // SI_TIMER: si_tid (the timer id, in pid's place) and si_overrun (0)
-                    // come before si_value, where sigqueue's pid/uid are.
-                    if self.code == SI_TIMER {
-                        b[20..24].copy_from_slice(&0u32.to_ne_bytes());
-                    }
-                    b[24..32].copy_from_slice(&self.value.to_ne_bytes());
-                }
+            SIGCHLD => {
+                SignalInfo::new(signo, errno, code, SigChld { pid, uid, status: self.status, ..Default::default() })
             }
+            // A timer's id is kept in `pid`: it is si_tid, in pid's place.
+            _ if code == SI_TIMER => SignalInfo::new(signo, errno, code, SigTimer { tid: pid, overrun: 0, value }),
+            _ if code == SI_QUEUE => SignalInfo::new(signo, errno, code, SigRt { pid, uid, value }),
+            _ => SignalInfo::new(signo, errno, code, SigKill { pid, uid }),
         }
-        b
     }
 }
 
@@ -186,48 +158,48 @@ pub struct AltStack {
     pub size: u64,
 }
 
-pub const SS_ONSTACK: i32 = 1;
-pub const SS_DISABLE: i32 = 2;
+impl AltStack {
+    /// As the app's `stack_t`, with `flags` as the caller reports them.
+    pub fn to_stack_t(self, flags: i32) -> SignalStack {
+        SignalStack { sp: self.sp, flags, pad: 0, size: self.size }
+    }
+}
 
-// rt_sigframe layout (x86-64): pretcode(8) | ucontext | siginfo(128) | fpstate(512, 64-aligned).
-const UC_FLAGS: u64 = 0;
-const UC_STACK: u64 = 16;
-const UC_MCONTEXT: u64 = 40;
-const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
-const UC_SIZE: u64 = UC_SIGMASK + 8;
-const FRAME_UC: u64 = 8;
-const FRAME_INFO: u64 = FRAME_UC + UC_SIZE;
-const FRAME_SIZE: u64 = FRAME_INFO + 128;
-
-/// The sigcontext register order.
-fn mcontext(regs: &Regs, fpstate: u64, mask: u64, info: &SigInfo) -> [u64; 32] {
-    let mut m = [0u64; 32];
-    m[0] = regs.r8;
-    m[1] = regs.r9;
-    m[2] = regs.r10;
-    m[3] = regs.r11;
-    m[4] = regs.r12;
-    m[5] = regs.r13;
-    m[6] = regs.r14;
-    m[7] = regs.r15;
-    m[8] = regs.rdi;
-    m[9] = regs.rsi;
-    m[10] = regs.rbp;
-    m[11] = regs.rbx;
-    m[12] = regs.rdx;
-    m[13] = regs.rax;
-    m[14] = regs.rcx;
-    m[15] = regs.rsp;
-    m[16] = regs.rip;
-    m[17] = regs.eflags;
-    // cs, gs, fs, ss packed as four u16.
-    m[18] = (regs.cs & 0xffff) | ((regs.gs & 0xffff) << 16) | ((regs.fs & 0xffff) << 32) | ((regs.ss & 0xffff) << 48);
-    m[19] = 0; // err
-    m[20] = if matches!(info.signo, SIGSEGV | SIGBUS) { 14 } else { 0 }; // trapno
-    m[21] = mask; // oldmask
-    m[22] = if matches!(info.signo, SIGSEGV | SIGBUS) { info.addr } else { 0 }; // cr2
-    m[23] = fpstate;
-    m
+/// The sigcontext of a frame: the registers, the fault, the old mask and
+/// where the fpstate is.
+fn mcontext(regs: &Regs, fpstate: u64, mask: u64, info: &SigInfo) -> SigContext {
+    const X86_TRAP_PF: u64 = 14;
+    let fault = matches!(info.signo, SIGSEGV | SIGBUS);
+    SigContext {
+        r8: regs.r8,
+        r9: regs.r9,
+        r10: regs.r10,
+        r11: regs.r11,
+        r12: regs.r12,
+        r13: regs.r13,
+        r14: regs.r14,
+        r15: regs.r15,
+        rdi: regs.rdi,
+        rsi: regs.rsi,
+        rbp: regs.rbp,
+        rbx: regs.rbx,
+        rdx: regs.rdx,
+        rax: regs.rax,
+        rcx: regs.rcx,
+        rsp: regs.rsp,
+        rip: regs.rip,
+        eflags: regs.eflags,
+        cs: regs.cs as u16,
+        gs: regs.gs as u16,
+        fs: regs.fs as u16,
+        ss: regs.ss as u16,
+        err: 0,
+        trapno: if fault { X86_TRAP_PF } else { 0 },
+        oldmask: mask,
+        cr2: if fault { info.addr } else { 0 },
+        fpstate,
+        reserved: [0; 8],
+    }
 }
 
 /// A built signal frame: bytes to write at `sp`, and the fpstate position in it.
@@ -252,93 +224,172 @@ pub fn build_frame(
     // The XSAVE area, with Linux's software-reserved bytes describing it and MAGIC2 after
     // it, so that the app (and our sigreturn) can tell how much state there is.
     let mut fp = xstate.to_vec();
-    if fp.len() > 512 {
-        let xfeatures = u64::from_ne_bytes(fp[512..520].try_into().expect("xsave header"));
+    let fx_size = size_of::<FxSave>();
+    if fp.len() > fx_size {
+        let xfeatures = u64::read_from_prefix(&fp[fx_size..]).expect("xsave header");
+        let mut fx = FxSave::read_from_prefix(&fp).expect("an XSAVE image starts with the FXSAVE one");
         let n = fp.len() as u32;
-        fp[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_ne_bytes());
-        fp[468..472].copy_from_slice(&(n + 4).to_ne_bytes());
-        fp[472..480].copy_from_slice(&xfeatures.to_ne_bytes());
-        fp[480..484].copy_from_slice(&n.to_ne_bytes());
-        fp.extend_from_slice(&FP_XSTATE_MAGIC2.to_ne_bytes());
+        let sw = &mut fx.sw_reserved;
+        sw.magic1 = FP_XSTATE_MAGIC1;
+        sw.extended_size = n + 4;
+        sw.xfeatures = xfeatures;
+        sw.xstate_size = n;
+        fp[..fx_size].copy_from_slice(fx.as_bytes());
+        fp.extend_from_slice(FP_XSTATE_MAGIC2.as_bytes());
     }
     let fp_addr = stack_top.wrapping_sub(fp.len() as u64) & !63;
-    let sp = (fp_addr.wrapping_sub(FRAME_SIZE) & !15).wrapping_sub(8);
-    let total = stack_top.wrapping_sub(sp) as usize;
-    let mut b = vec![0u8; total];
-    let put = |b: &mut Vec<u8>, at: u64, v: &[u8]| {
-        let i = at.wrapping_sub(sp) as usize;
-        b[i..i + v.len()].copy_from_slice(v);
+    let sp = (fp_addr.wrapping_sub(size_of::<RtSigFrame>() as u64) & !15).wrapping_sub(8);
+    let frame = RtSigFrame {
+        pretcode: act.restorer,
+        uc: UContext {
+            flags: 0,
+            link: 0,
+            stack: alt.to_stack_t(alt.flags),
+            mcontext: mcontext(regs, fp_addr, old_mask, info),
+            sigmask: old_mask,
+        },
+        info: info.to_siginfo(),
     };
-    put(&mut b, sp, &act.restorer.to_ne_bytes());
-    let uc = sp + FRAME_UC;
-    put(&mut b, uc + UC_FLAGS, &0u64.to_ne_bytes());
-    put(&mut b, uc + UC_STACK, &alt.sp.to_ne_bytes());
-    put(&mut b, uc + UC_STACK + 8, &(alt.flags as u64).to_ne_bytes());
-    put(&mut b, uc + UC_STACK + 16, &alt.size.to_ne_bytes());
-    let m = mcontext(regs, fp_addr, old_mask, info);
-    let mbytes: Vec<u8> = m.iter().flat_map(|v| v.to_ne_bytes()).collect();
-    put(&mut b, uc + UC_MCONTEXT, &mbytes);
-    put(&mut b, uc + UC_SIGMASK, &old_mask.to_ne_bytes());
-    put(&mut b, sp + FRAME_INFO, &info.to_bytes());
-    put(&mut b, fp_addr, &fp);
+    let mut b = vec![0u8; stack_top.wrapping_sub(sp) as usize];
+    b[..size_of::<RtSigFrame>()].copy_from_slice(frame.as_bytes());
+    let at = fp_addr.wrapping_sub(sp) as usize;
+    b[at..at + fp.len()].copy_from_slice(&fp);
     Frame { sp, bytes: b }
 }
 
 /// Where the handler finds siginfo and ucontext for a frame at `sp`.
 pub fn frame_args(sp: u64) -> (u64, u64) {
-    (sp + FRAME_INFO, sp + FRAME_UC)
+    let at = |offset: usize| sp + offset as u64;
+    (at(std::mem::offset_of!(RtSigFrame, info)), at(std::mem::offset_of!(RtSigFrame, uc)))
 }
 
-/// Restores registers, mask and fpstate address from the ucontext of the frame whose
-/// `pretcode` was popped (so `rsp` now points at the ucontext).
-pub fn parse_sigreturn(uc_bytes: &[u8], regs: &mut Regs) -> SysResult<(u64, u64)> {
-    if uc_bytes.len() < UC_SIZE as usize {
-        return Err(Errno::EFAULT);
-    }
-    let g = |i: usize| {
-        let o = UC_MCONTEXT as usize + i * 8;
-        u64::from_ne_bytes(uc_bytes[o..o + 8].try_into().expect("8 bytes"))
-    };
-    regs.r8 = g(0);
-    regs.r9 = g(1);
-    regs.r10 = g(2);
-    regs.r11 = g(3);
-    regs.r12 = g(4);
-    regs.r13 = g(5);
-    regs.r14 = g(6);
-    regs.r15 = g(7);
-    regs.rdi = g(8);
-    regs.rsi = g(9);
-    regs.rbp = g(10);
-    regs.rbx = g(11);
-    regs.rdx = g(12);
-    regs.rax = g(13);
-    regs.rcx = g(14);
-    regs.rsp = g(15);
-    regs.rip = g(16);
-    // Only the user-changeable flags (CF PF AF ZF SF TF DF OF, AC, RF) come from the app.
-    const FIX: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000 | 0x10000;
-    regs.eflags = (regs.eflags & !FIX) | (g(17) & FIX);
-    let fpstate = g(23);
-    let o = UC_SIGMASK as usize;
-    let mask = u64::from_ne_bytes(uc_bytes[o..o + 8].try_into().expect("8 bytes"));
-    Ok((mask, fpstate))
+/// Restores registers from the ucontext of the frame whose `pretcode` was
+/// popped (so `rsp` pointed at the ucontext); returns its mask and fpstate address.
+pub fn parse_sigreturn(uc: &UContext, regs: &mut Regs) -> (u64, u64) {
+    let m = &uc.mcontext;
+    regs.r8 = m.r8;
+    regs.r9 = m.r9;
+    regs.r10 = m.r10;
+    regs.r11 = m.r11;
+    regs.r12 = m.r12;
+    regs.r13 = m.r13;
+    regs.r14 = m.r14;
+    regs.r15 = m.r15;
+    regs.rdi = m.rdi;
+    regs.rsi = m.rsi;
+    regs.rbp = m.rbp;
+    regs.rbx = m.rbx;
+    regs.rdx = m.rdx;
+    regs.rax = m.rax;
+    regs.rcx = m.rcx;
+    regs.rsp = m.rsp;
+    regs.rip = m.rip;
+    // Only the user-changeable flags come from the app.
+    regs.eflags = (regs.eflags & !EFLAGS_USER) | (m.eflags & EFLAGS_USER);
+    (uc.sigmask, m.fpstate)
 }
-
-pub const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-pub const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 
 /// How many bytes of fpstate a frame holds, from its software-reserved bytes: the full
 /// XSAVE size if the magic numbers are intact, else the 512-byte FXSAVE image.
-pub fn fpstate_size(fx: &[u8; 512]) -> usize {
-    let magic = u32::from_ne_bytes(fx[464..468].try_into().expect("4 bytes"));
-    let size = u32::from_ne_bytes(fx[480..484].try_into().expect("4 bytes")) as usize;
-    if magic == FP_XSTATE_MAGIC1 && (576..=16384).contains(&size) {
+pub fn fpstate_size(fx: &FxSave) -> usize {
+    let sw = &fx.sw_reserved;
+    let size = sw.xstate_size as usize;
+    if sw.magic1 == FP_XSTATE_MAGIC1 && (576..=16384).contains(&size) {
         size
     } else {
-        512
+        size_of::<FxSave>()
     }
 }
 
-/// Size of the ucontext to read back at sigreturn.
-pub const UCONTEXT_SIZE: usize = UC_SIZE as usize;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> Regs {
+        Regs {
+            r15: 15,
+            r14: 14,
+            r13: 13,
+            r12: 12,
+            rbp: 0xb9,
+            rbx: 0xb8,
+            r11: 11,
+            r10: 10,
+            r9: 9,
+            r8: 8,
+            rax: 0xa0,
+            rcx: 0xc0,
+            rdx: 0xd0,
+            rsi: 0x51,
+            rdi: 0xd1,
+            orig_rax: 0,
+            rip: 0x40_1000,
+            cs: 0x33,
+            eflags: 0x246,
+            rsp: 0x7fff_0000,
+            ss: 0x2b,
+            fs_base: 0,
+            gs_base: 0,
+            ds: 0,
+            es: 0,
+            fs: 0,
+            gs: 0,
+        }
+    }
+
+    fn word(b: &[u8], at: usize) -> u64 {
+        u64::read_from_prefix(&b[at..]).expect("8 bytes")
+    }
+
+    /// The offsets are Linux's rt_sigframe on x86-64, written out: pretcode,
+    /// then the ucontext at 8 (uc_stack at +16, uc_mcontext at +40,
+    /// uc_sigmask at +296), then the siginfo at 312.
+    #[test]
+    fn frame_fields_sit_where_linux_puts_them_and_sigreturn_reads_them_back() {
+        let act = SigAction { handler: 0x40_2000, flags: SA_RESTORER, restorer: 0x40_3000, mask: 0 };
+        let alt = AltStack { sp: 0x6000_0000, flags: 0, size: 0x4000 };
+        let info = SigInfo { signo: SIGSEGV, code: SEGV_MAPERR, addr: 0xdead_0000, ..Default::default() };
+        let regs = regs();
+        let top = 0x7fff_0000 - 128;
+        let frame = build_frame(top, &regs, &[0u8; 512], 0x55, &info, &act, &alt);
+        let b = &frame.bytes;
+        assert_eq!(frame.sp % 16, 8, "as after a call");
+        assert_eq!(word(b, 0), 0x40_3000, "pretcode");
+        assert_eq!((word(b, 24), word(b, 40)), (0x6000_0000, 0x4000), "uc_stack");
+        let mcontext = 48;
+        assert_eq!(word(b, mcontext), 8, "r8");
+        assert_eq!(word(b, mcontext + 13 * 8), 0xa0, "rax");
+        assert_eq!(word(b, mcontext + 16 * 8), 0x40_1000, "rip");
+        assert_eq!(word(b, mcontext + 18 * 8), 0x2b_0000_0000_0033, "cs, gs, fs, ss");
+        assert_eq!(word(b, mcontext + 20 * 8), 14, "trapno: page fault");
+        assert_eq!(word(b, mcontext + 22 * 8), 0xdead_0000, "cr2");
+        let fpstate = word(b, mcontext + 23 * 8);
+        assert_eq!(fpstate % 64, 0, "fpstate is 64-byte aligned");
+        assert!(fpstate > frame.sp + 440 && fpstate + 512 <= top);
+        assert_eq!(word(b, 304), 0x55, "uc_sigmask");
+        assert_eq!(word(b, 312) as u32 as i32, SIGSEGV, "si_signo");
+        assert_eq!(word(b, 328), 0xdead_0000, "si_addr");
+        assert_eq!(frame_args(frame.sp), (frame.sp + 312, frame.sp + 8));
+
+        let uc = UContext::read_from_prefix(&b[8..]).expect("a ucontext");
+        let mut back = regs;
+        (back.rax, back.rip, back.r8) = (0, 0, 0);
+        assert_eq!(parse_sigreturn(&uc, &mut back), (0x55, fpstate));
+        assert_eq!((back.rax, back.rip, back.r8), (0xa0, 0x40_1000, 8));
+    }
+
+    /// Each field lands where `struct signalfd_siginfo` has it (the abi
+    /// struct's offsets are checked against libc's).
+    #[test]
+    fn signalfd_fields_sit_at_their_signalfd_siginfo_offsets() {
+        let read = |i: SigInfo| SignalfdSigInfo::read_from(&i.to_signalfd_bytes()[..]).expect("128 bytes");
+        let child = SigInfo { signo: SIGCHLD, code: CLD_EXITED, pid: 7, uid: 1000, status: 3, ..Default::default() };
+        let s = read(child);
+        assert_eq!((s.signo, s.code, s.pid, s.uid, s.status), (17, CLD_EXITED, 7, 1000, 3));
+        let queued = SigInfo { signo: 40, code: SI_QUEUE, pid: 7, value: 0x1_0000_0042, ..Default::default() };
+        let s = read(queued);
+        assert_eq!((s.ptr, s.int), (0x1_0000_0042, 0x42));
+        let fault = SigInfo { signo: SIGSEGV, code: SEGV_MAPERR, addr: 0xdead_0000, ..Default::default() };
+        assert_eq!(read(fault).addr, 0xdead_0000);
+    }
+}

@@ -2,11 +2,18 @@
 //! switches into app code and handles what comes back, signal delivery,
 //! fork, exit, and waiting for children.
 
+use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use abi::Errno;
+use abi::process::{
+    RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_RTPRIO,
+    RLIMIT_SIGPENDING, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS,
+};
+use abi::signal::UContext;
+use abi::x86::{FxSave, MXCSR_FEATURE_MASK};
+use abi::{AsBytes, Errno, FromBytes};
 
 use super::signal::{self, AltStack, DefaultAction, PendingSignals, SigAction, SigInfo};
 use super::Kernel;
@@ -81,28 +88,27 @@ pub struct ThreadGroup {
     pub real_timer: Arc<super::itimer::RealTimer>,
     pub posix_timers: super::posix_timer::Timers,
     /// Resource limits as (soft, hard), indexed by RLIMIT_*.
-    pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
+    pub rlimits: Mutex<[(u64, u64); RLIMITS]>,
 }
 
-pub const RLIMIT_FSIZE: usize = 1;
-pub const RLIMIT_STACK: usize = 3;
-pub const RLIMIT_NOFILE: usize = 7;
-pub const RLIMIT_AS: usize = 9;
-pub const RLIM_NLIMITS: usize = 16;
-pub const RLIM_INFINITY: u64 = u64::MAX;
+/// The syscalls that check a limit name it from here.
+pub use abi::process::{RLIMIT_AS, RLIMIT_FSIZE};
+/// How many resource limits a process has.
+pub const RLIMITS: usize = RLIM_NLIMITS as usize;
 
 /// Linux's defaults for a new init process.
-pub fn default_rlimits() -> [(u64, u64); RLIM_NLIMITS] {
-    let mut r = [(RLIM_INFINITY, RLIM_INFINITY); RLIM_NLIMITS];
-    r[RLIMIT_STACK] = (crate::mm::STACK_SIZE, RLIM_INFINITY);
-    r[4] = (0, RLIM_INFINITY); // CORE
-    r[6] = (63_488, 63_488); // NPROC
-    r[RLIMIT_NOFILE] = (crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NR_OPEN as u64);
-    r[8] = (8 << 20, 8 << 20); // MEMLOCK
-    r[13] = (0, 0); // NICE
-    r[14] = (0, 0); // RTPRIO
-    r[11] = (63_488, 63_488); // SIGPENDING
-    r[12] = (819_200, 819_200); // MSGQUEUE
+pub fn default_rlimits() -> [(u64, u64); RLIMITS] {
+    let mut r = [(RLIM_INFINITY, RLIM_INFINITY); RLIMITS];
+    let mut set = |which: u32, soft: u64, hard: u64| r[which as usize] = (soft, hard);
+    set(RLIMIT_STACK, crate::mm::STACK_SIZE, RLIM_INFINITY);
+    set(RLIMIT_CORE, 0, RLIM_INFINITY);
+    set(RLIMIT_NPROC, 63_488, 63_488);
+    set(RLIMIT_NOFILE, crate::vfs::fdtable::NOFILE as u64, crate::vfs::fdtable::NR_OPEN as u64);
+    set(RLIMIT_MEMLOCK, 8 << 20, 8 << 20);
+    set(RLIMIT_NICE, 0, 0);
+    set(RLIMIT_RTPRIO, 0, 0);
+    set(RLIMIT_SIGPENDING, 63_488, 63_488);
+    set(RLIMIT_MSGQUEUE, 819_200, 819_200);
     r
 }
 
@@ -133,9 +139,6 @@ pub struct Task {
     /// set_robust_list: the head of the thread's list of held robust futexes.
     pub robust_list: Mutex<u64>,
 }
-
-/// si_code of a SIGSEGV for a mapped page the access is not allowed on.
-const SEGV_ACCERR: i32 = 2;
 
 /// Wait status helpers.
 pub fn exited(code: i32) -> i32 {
@@ -223,9 +226,9 @@ impl ThreadGroup {
         }
     }
 
-    /// (soft, hard) of one resource limit.
-    pub fn rlimit(&self, which: usize) -> (u64, u64) {
-        self.rlimits.lock().unwrap()[which]
+    /// (soft, hard) of one resource limit (an `RLIMIT_*`).
+    pub fn rlimit(&self, which: u32) -> (u64, u64) {
+        self.rlimits.lock().unwrap()[which as usize]
     }
 
     pub fn exiting(&self) -> bool {
@@ -419,9 +422,20 @@ impl CurrentTask {
     }
 
     pub fn read_u32(&self, addr: u64) -> SysResult<u32> {
-        let mut b = [0u8; 4];
-        self.read_mem(addr, &mut b)?;
-        Ok(u32::from_ne_bytes(b))
+        self.read_obj(addr)
+    }
+
+    /// Copies one ABI struct (or integer) out of app memory: exactly
+    /// `size_of::<T>()` bytes at `addr`.
+    pub fn read_obj<T: FromBytes + AsBytes>(&self, addr: u64) -> SysResult<T> {
+        let mut obj = T::new_zeroed();
+        self.read_mem(addr, obj.as_bytes_mut())?;
+        Ok(obj)
+    }
+
+    /// Copies one ABI struct, integer or slice of them into app memory at `addr`.
+    pub fn write_obj<T: AsBytes + ?Sized>(&self, addr: u64, obj: &T) -> SysResult<()> {
+        self.write_mem(addr, obj.as_bytes())
     }
 
     pub fn read_cstr(&self, addr: u64) -> SysResult<Vec<u8>> {
@@ -507,7 +521,7 @@ impl CurrentTask {
                 Event::CompatSyscall => self.compat_syscall(),
                 Event::Vsyscall { nr, returned } => self.vsyscall(nr, returned),
                 Event::Fault { signo, code, addr } => {
-                    if !(signo == signal::SIGSEGV && code == SEGV_ACCERR && self.fill_fault(addr)) {
+                    if !(signo == signal::SIGSEGV && code == signal::SEGV_ACCERR && self.fill_fault(addr)) {
                         let info = SigInfo { signo, code, addr, ..Default::default() };
                         self.force_signal(info);
                     }
@@ -527,18 +541,16 @@ impl CurrentTask {
     /// A dying thread's robust futexes: each word it still owns gets FUTEX_OWNER_DIED and
     /// one waiter is woken, so another thread's pthread_mutex_lock returns EOWNERDEAD.
     fn release_robust_futexes(&self) {
-        const FUTEX_WAITERS: u32 = 0x8000_0000;
-        const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-        const ROBUST_LIST_LIMIT: usize = 2048;
+        use abi::futex::{RobustListHead, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, ROBUST_LIST_LIMIT};
         let head = std::mem::take(&mut *self.task.robust_list.lock().unwrap());
         if head == 0 || self.tg().threads().len() <= 1 {
             return;
         }
         let tid = self.task.tid() as u32;
-        let Ok(first) = self.read_u64(head) else { return };
-        let Ok(offset) = self.read_u64(head + 8) else { return };
-        let Ok(pending) = self.read_u64(head + 16) else { return };
+        let Ok(RobustListHead { list: first, futex_offset: offset, list_op_pending: pending }) = self.read_obj(head)
+        else {
+            return;
+        };
         let mut entries = Vec::new();
         let mut e = first;
         while e != head && e != 0 && entries.len() < ROBUST_LIST_LIMIT {
@@ -553,7 +565,7 @@ impl CurrentTask {
         }
         for entry in entries {
             // Bit 0 of an entry marks a PI futex; the word is at entry + offset either way.
-            let addr = (entry & !1).wrapping_add(offset as i64 as u64);
+            let addr = (entry & !1).wrapping_add(offset as u64);
             let off = match self
                 .tg()
                 .mm()
@@ -589,7 +601,7 @@ impl CurrentTask {
         let off = {
             let mm_arc = self.tg().mm();
             let mm = mm_arc.lock().unwrap();
-            if mm.write(addr, &0u32.to_ne_bytes()).is_err() {
+            if mm.write(addr, 0u32.as_bytes()).is_err() {
                 return;
             }
             mm.translate_u32(addr, crate::mm::PROT_READ)
@@ -636,7 +648,12 @@ impl CurrentTask {
         match self.change_mm(|mm| Ok(mm.fault_in(addr)?.map_or((false, vec![]), |ops| (true, ops)))) {
             Ok(filled) => filled,
             Err(_) => {
-                self.force_signal(SigInfo { signo: signal::SIGBUS, code: 2, addr, ..Default::default() });
+                self.force_signal(SigInfo {
+                    signo: signal::SIGBUS,
+                    code: signal::BUS_ADRERR,
+                    addr,
+                    ..Default::default()
+                });
                 true
             }
         }
@@ -647,10 +664,9 @@ impl CurrentTask {
     /// gives: a general-protection SIGSEGV (SI_KERNEL, no address) at the
     /// instruction. Nothing of it runs, on the host or in the Sentry.
     fn compat_syscall(&mut self) {
-        const SI_KERNEL: i32 = 0x80;
         tracing::debug!(pid = self.pid(), rip = self.regs.rip, cs = self.regs.cs, "32-bit system call refused");
         self.regs.rip = self.regs.rip.wrapping_sub(2);
-        self.force_signal(SigInfo { signo: signal::SIGSEGV, code: SI_KERNEL, ..Default::default() });
+        self.force_signal(SigInfo { signo: signal::SIGSEGV, code: signal::SI_KERNEL, ..Default::default() });
     }
 
     /// A call of the vsyscall page, served as Linux's `vsyscall=xonly`
@@ -663,7 +679,12 @@ impl CurrentTask {
             Ok(v) => self.regs.rax = v,
             Err(Errno::EFAULT) => {
                 let addr = self.regs.rip;
-                self.force_signal(SigInfo { signo: signal::SIGSEGV, code: 1, addr, ..Default::default() });
+                self.force_signal(SigInfo {
+                    signo: signal::SIGSEGV,
+                    code: signal::SEGV_MAPERR,
+                    addr,
+                    ..Default::default()
+                });
                 return;
             }
             Err(e) => self.regs.rax = (-(e.0 as i64)) as u64,
@@ -671,7 +692,12 @@ impl CurrentTask {
         if !returned {
             let Ok(ret) = self.read_u64(self.regs.rsp) else {
                 let addr = self.regs.rsp;
-                self.force_signal(SigInfo { signo: signal::SIGSEGV, code: 1, addr, ..Default::default() });
+                self.force_signal(SigInfo {
+                    signo: signal::SIGSEGV,
+                    code: signal::SEGV_MAPERR,
+                    addr,
+                    ..Default::default()
+                });
                 return;
             };
             self.regs.rip = ret;
@@ -788,38 +814,36 @@ impl CurrentTask {
     /// cannot be restored (unreadable, an fpstate the CPU would refuse) is a
     /// SIGSEGV, as Linux's `badframe`, never an error return.
     pub fn sigreturn(&mut self) -> SysResult<u64> {
-        const SI_KERNEL: i32 = 0x80;
         if self.restore_frame().is_err() {
-            self.force_signal(SigInfo { signo: signal::SIGSEGV, code: SI_KERNEL, ..Default::default() });
+            self.force_signal(SigInfo { signo: signal::SIGSEGV, code: signal::SI_KERNEL, ..Default::default() });
         }
         Ok(self.regs.rax)
     }
 
     fn restore_frame(&mut self) -> SysResult<()> {
         let uc_addr = self.regs.rsp;
-        let uc = self.read_vec(uc_addr, signal::UCONTEXT_SIZE)?;
+        let uc: UContext = self.read_obj(uc_addr)?;
         let mut regs = self.regs;
-        let (mask, fpstate) = signal::parse_sigreturn(&uc, &mut regs)?;
+        let (mask, fpstate) = signal::parse_sigreturn(&uc, &mut regs);
         self.task.sig.lock().unwrap().mask = mask & !signal::UNBLOCKABLE;
         // Linux would take cs and ss from the frame: a way into 32-bit mode.
         // moat runs 64-bit code only, so a frame always returns to 64-bit mode.
         crate::platform::sixty_four(&mut regs);
         self.regs = regs;
         if fpstate != 0 {
-            let mut fx = [0u8; 512];
-            self.read_mem(fpstate, &mut fx)?;
+            let fx: FxSave = self.read_obj(fpstate)?;
             let size = signal::fpstate_size(&fx);
             let mut fp = self.read_vec(fpstate, size)?;
-            if size > 512 {
+            if size > size_of::<FxSave>() {
                 let magic2 = self.read_u32(fpstate + size as u64)?;
                 if magic2 != signal::FP_XSTATE_MAGIC2 {
-                    fp.truncate(512);
+                    fp.truncate(size_of::<FxSave>());
                 }
             }
             // MXCSR's reserved bits would make the CPU refuse the state, as
             // Linux's restore refuses the frame.
-            let mxcsr = u32::from_ne_bytes(fp[24..28].try_into().expect("4 bytes"));
-            if mxcsr & !MXCSR_FEATURES != 0 {
+            let mxcsr = FxSave::read_from_prefix(&fp).expect("an fpstate is at least the FXSAVE image").mxcsr;
+            if mxcsr & !MXCSR_FEATURE_MASK != 0 {
                 return Err(Errno::EINVAL);
             }
             self.ctx.set_fpstate(&fp).map_err(|_| Errno::EINVAL)?;
@@ -827,10 +851,6 @@ impl CurrentTask {
         Ok(())
     }
 }
-
-/// The MXCSR bits a program may set (Linux's mxcsr_feature_mask on CPUs
-/// with DAZ).
-const MXCSR_FEATURES: u32 = 0xffff;
 
 /// Tears down one app thread; the last one out turns the process into a zombie and
 /// tells the parent.
@@ -1021,8 +1041,8 @@ pub fn job_control(tg: &Arc<ThreadGroup>, stop: Option<i32>) {
         let act = parent.sig.lock().unwrap().actions[(signal::SIGCHLD - 1) as usize];
         if act.flags & signal::SA_NOCLDSTOP == 0 {
             let (code, status) = match stop {
-                Some(sig) => (5, sig),        // CLD_STOPPED
-                None => (6, signal::SIGCONT), // CLD_CONTINUED
+                Some(sig) => (signal::CLD_STOPPED, sig),
+                None => (signal::CLD_CONTINUED, signal::SIGCONT),
             };
             send_to_group(&parent, SigInfo { signo: signal::SIGCHLD, code, pid: tg.pid, status, ..Default::default() });
         }

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use abi::Errno;
+use abi::flags::CloneFlags;
+use abi::process::*;
+use abi::signal::{SignalInfo, CLD_CONTINUED, CLD_STOPPED};
+use abi::x86::{FxSave, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS};
+use abi::{AsBytes, Errno, FromZeroes};
 
 use crate::auth::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use crate::kernel::signal::{self, SigAction};
@@ -13,28 +17,26 @@ use crate::mm::MemoryManager;
 use crate::taskfs::sysctl::UTS_NAME_MAX;
 use crate::SysResult;
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_VFORK: u64 = 0x4000;
-const CLONE_PARENT: u64 = 0x8000;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_SETTLS: u64 = 0x80000;
-const CLONE_PARENT_SETTID: u64 = 0x100000;
-const CLONE_CHILD_CLEARTID: u64 = 0x200000;
-const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// Whether the clone `flags` have every one of `set`.
+fn has(flags: u64, set: CloneFlags) -> bool {
+    CloneFlags::from_bits_retain(flags).contains(set)
+}
+
+/// Whether the clone `flags` have any of `set`.
+fn has_any(flags: u64, set: CloneFlags) -> bool {
+    CloneFlags::from_bits_retain(flags).intersects(set)
+}
 
 pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
     // As arch_prctl(ARCH_SET_FS): a thread pointer beyond the app's address
     // space is refused before anything is made.
-    if flags & CLONE_SETTLS != 0 && tls >= t.k.platform.layout().top {
+    if has(flags, CloneFlags::CLONE_SETTLS) && tls >= t.k.platform.layout().top {
         return Err(Errno::EPERM);
     }
-    if flags & CLONE_THREAD != 0 {
+    if has(flags, CloneFlags::CLONE_THREAD) {
         return clone_thread(t, flags, stack, ptid, ctid, tls);
     }
-    if flags & (CLONE_SIGHAND | CLONE_FS | CLONE_FILES) != 0 {
+    if has_any(flags, CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_FS | CloneFlags::CLONE_FILES) {
         // Processes sharing fs or fd tables without being threads are not supported yet.
         super::unimplemented(t, abi::sysno::CLONE);
         return Err(Errno::EINVAL);
@@ -44,7 +46,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     let parent_tg = t.tg().clone();
     // CLONE_VM (vfork, posix_spawn) shares the address space: the child runs as a new
     // thread of the parent's stub until it execs; otherwise the child gets a copy.
-    let shared_vm = flags & CLONE_VM != 0;
+    let shared_vm = has(flags, CloneFlags::CLONE_VM);
     let seed = if shared_vm {
         Some(t.ctx.new_thread().map_err(|e| {
             tracing::warn!("cannot create a stub thread: {e}");
@@ -66,8 +68,11 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         let st = parent_tg.state.lock().unwrap();
         (st.pgid, st.sid)
     };
-    let real_parent =
-        if flags & CLONE_PARENT != 0 { parent_tg.parent().unwrap_or(parent_tg.clone()) } else { parent_tg.clone() };
+    let real_parent = if has(flags, CloneFlags::CLONE_PARENT) {
+        parent_tg.parent().unwrap_or(parent_tg.clone())
+    } else {
+        parent_tg.clone()
+    };
     let comm = parent_tg.comm.lock().unwrap().clone();
     let exe = parent_tg.exe.lock().unwrap().clone();
     let mask = t.task.sig.lock().unwrap().mask;
@@ -95,14 +100,14 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     };
     *child_tg.rlimits.lock().unwrap() = *parent_tg.rlimits.lock().unwrap();
     real_parent.state.lock().unwrap().children.push(child_tg.clone());
-    if flags & CLONE_PARENT_SETTID != 0 {
-        t.write_mem(ptid, &pid.to_ne_bytes())?;
+    if has(flags, CloneFlags::CLONE_PARENT_SETTID) {
+        t.write_obj(ptid, &pid)?;
     }
     if shared_vm {
         child_tg.set_mm(parent_tg.mm());
     }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        child_tg.mm().lock().unwrap().write(ctid, &pid.to_ne_bytes())?;
+    if has(flags, CloneFlags::CLONE_CHILD_SETTID) {
+        child_tg.mm().lock().unwrap().write(ctid, pid.as_bytes())?;
     }
     let (regs, fp) = child_start(t, &child_task, flags, stack, ctid, tls);
     if let Err(e) = spawn(k.clone(), child_task.clone(), regs, fp, seed) {
@@ -115,7 +120,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         real_parent.state.lock().unwrap().children.retain(|c| !Arc::ptr_eq(c, &child_tg));
         return Err(Errno::EAGAIN);
     }
-    if flags & CLONE_VFORK != 0 || flags & CLONE_VM != 0 {
+    if has_any(flags, CloneFlags::CLONE_VFORK | CloneFlags::CLONE_VM) {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
             if child_tg.state.lock().unwrap().vfork_released {
                 Ok(())
@@ -137,7 +142,7 @@ fn child_start(
     ctid: u64,
     tls: u64,
 ) -> (crate::platform::Regs, Option<Vec<u8>>) {
-    if flags & CLONE_CHILD_CLEARTID != 0 {
+    if has(flags, CloneFlags::CLONE_CHILD_CLEARTID) {
         *child.clear_child_tid.lock().unwrap() = ctid;
     }
     let mut regs = t.regs;
@@ -145,7 +150,7 @@ fn child_start(
     if stack != 0 {
         regs.rsp = stack;
     }
-    if flags & CLONE_SETTLS != 0 {
+    if has(flags, CloneFlags::CLONE_SETTLS) {
         regs.fs_base = tls;
     }
     crate::platform::sixty_four(&mut regs);
@@ -154,7 +159,7 @@ fn child_start(
 
 /// A new thread in the caller's process: a new stub thread in the same stub process.
 fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
-    if flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0 {
+    if !has(flags, CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_VM) {
         return Err(Errno::EINVAL);
     }
     t.k.check_task_limit()?;
@@ -174,11 +179,11 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
         task
     };
     let tid = task.tid();
-    if flags & CLONE_PARENT_SETTID != 0 {
-        t.write_mem(ptid, &tid.to_ne_bytes())?;
+    if has(flags, CloneFlags::CLONE_PARENT_SETTID) {
+        t.write_obj(ptid, &tid)?;
     }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        t.write_mem(ctid, &tid.to_ne_bytes())?;
+    if has(flags, CloneFlags::CLONE_CHILD_SETTID) {
+        t.write_obj(ctid, &tid)?;
     }
     let (regs, fp) = child_start(t, &task, flags, stack, ctid, tls);
     let undo = (k.clone(), tg.clone(), task.clone());
@@ -310,7 +315,7 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
     regs.rsp = img.sp;
     crate::platform::sixty_four(&mut regs);
     t.regs = regs;
-    let _ = t.ctx.set_fpstate(&initial_fpstate());
+    let _ = t.ctx.set_fpstate(initial_fpstate().as_bytes());
     let parent = {
         let mut st = t.tg().state.lock().unwrap();
         st.vfork_released = true;
@@ -353,12 +358,8 @@ fn kill_other_threads(t: &CurrentTask) {
 }
 
 /// FXSAVE image of a freshly reset FPU (FCW 0x37f, MXCSR 0x1f80).
-fn initial_fpstate() -> [u8; 512] {
-    let mut fp = [0u8; 512];
-    fp[0..2].copy_from_slice(&0x37fu16.to_ne_bytes());
-    fp[24..28].copy_from_slice(&0x1f80u32.to_ne_bytes());
-    fp[28..32].copy_from_slice(&0xffffu32.to_ne_bytes());
-    fp
+fn initial_fpstate() -> FxSave {
+    FxSave { cwd: 0x37f, mxcsr: 0x1f80, mxcsr_mask: 0xffff, ..FxSave::new_zeroed() }
 }
 
 /// exit(2): ends the calling thread only; the last thread out ends the process.
@@ -383,11 +384,8 @@ fn target(pid: i32, t: &CurrentTask) -> WaitTarget {
     }
 }
 
-const WNOHANG: u32 = 1;
-const WNOWAIT: u32 = 0x0100_0000;
-
 pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult<u64> {
-    if options & !(WNOHANG | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
     if pid == i32::MIN {
@@ -397,7 +395,8 @@ pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusag
     let tg = t.tg().clone();
     let tgt = target(pid, t);
     let k = t.k.clone();
-    let what = WaitFor { exited: true, stopped: options & 2 != 0, continued: options & 8 != 0, keep: false };
+    let what =
+        WaitFor { exited: true, stopped: options & WUNTRACED != 0, continued: options & WCONTINUED != 0, keep: false };
     let r = if options & WNOHANG != 0 {
         find_zombie(&k, &tg, tgt, what)?
     } else {
@@ -405,24 +404,21 @@ pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusag
     };
     let Some((cpid, st, cpu)) = r else { return Ok(0) };
     if status != 0 {
-        t.write_mem(status, &st.to_ne_bytes())?;
+        t.write_obj(status, &st)?;
     }
     if rusage != 0 {
-        t.write_mem(rusage, &rusage_bytes(cpu))?;
+        t.write_obj(rusage, &rusage_of(cpu))?;
     }
     Ok(cpid as u64)
 }
 
 pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options: u32) -> SysResult<u64> {
     let tgt = match idtype {
-        0 => WaitTarget::Any,
-        1 => WaitTarget::Pid(id),
-        2 => WaitTarget::Pgid(if id == 0 { t.tg().state.lock().unwrap().pgid } else { id }),
+        P_ALL => WaitTarget::Any,
+        P_PID => WaitTarget::Pid(id),
+        P_PGID => WaitTarget::Pgid(if id == 0 { t.tg().state.lock().unwrap().pgid } else { id }),
         _ => return Err(Errno::EINVAL),
     };
-    const WSTOPPED: u32 = 2;
-    const WEXITED: u32 = 4;
-    const WCONTINUED: u32 = 8;
     if options & (WSTOPPED | WEXITED | WCONTINUED) == 0 {
         return Err(Errno::EINVAL);
     }
@@ -439,12 +435,12 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
     } else {
         Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(Errno::EAGAIN))?)
     };
-    let mut info = [0u8; 128];
+    let mut info = SignalInfo::new_zeroed();
     if let Some((cpid, st, _)) = r {
         let (code, val) = if st == 0xffff {
-            (6, signal::SIGCONT)
+            (CLD_CONTINUED, signal::SIGCONT)
         } else if st & 0xff == 0x7f {
-            (5, (st >> 8) & 0xff)
+            (CLD_STOPPED, (st >> 8) & 0xff)
         } else if st & 0x7f == 0 {
             (signal::CLD_EXITED, (st >> 8) & 0xff)
         } else if st & 0x80 != 0 {
@@ -453,20 +449,17 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
             (signal::CLD_KILLED, st & 0x7f)
         };
         info =
-            signal::SigInfo { signo: signal::SIGCHLD, code, pid: cpid, status: val, ..Default::default() }.to_bytes();
+            signal::SigInfo { signo: signal::SIGCHLD, code, pid: cpid, status: val, ..Default::default() }.to_siginfo();
     }
     if infop != 0 {
-        t.write_mem(infop, &info)?;
+        t.write_obj(infop, &info)?;
     }
     Ok(0)
 }
 
-fn rusage_bytes(cpu_ns: u64) -> Vec<u8> {
-    let mut b = vec![0u8; 144];
-    let us = cpu_ns / 1000;
-    b[0..8].copy_from_slice(&((us / 1_000_000) as i64).to_ne_bytes());
-    b[8..16].copy_from_slice(&((us % 1_000_000) as i64).to_ne_bytes());
-    b
+/// A `struct rusage` of `cpu_ns` user time, the only usage moat counts.
+fn rusage_of(cpu_ns: u64) -> Rusage {
+    Rusage { utime: abi::time::Timeval::from_micros((cpu_ns / 1000) as i64), ..Default::default() }
 }
 
 pub fn sys_set_tid_address(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
@@ -475,10 +468,6 @@ pub fn sys_set_tid_address(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
 }
 
 pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u64> {
-    const ARCH_SET_GS: u32 = 0x1001;
-    const ARCH_SET_FS: u32 = 0x1002;
-    const ARCH_GET_FS: u32 = 0x1003;
-    const ARCH_GET_GS: u32 = 0x1004;
     match code {
         ARCH_SET_FS | ARCH_SET_GS => {
             if addr >= t.k.platform.layout().top {
@@ -492,11 +481,11 @@ pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u6
             Ok(0)
         }
         ARCH_GET_FS => {
-            t.write_mem(addr, &t.regs.fs_base.to_ne_bytes())?;
+            t.write_obj(addr, &t.regs.fs_base)?;
             Ok(0)
         }
         ARCH_GET_GS => {
-            t.write_mem(addr, &t.regs.gs_base.to_ne_bytes())?;
+            t.write_obj(addr, &t.regs.gs_base)?;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -504,22 +493,6 @@ pub fn sys_arch_prctl(t: &mut CurrentTask, code: u32, addr: u64) -> SysResult<u6
 }
 
 pub fn sys_prctl(t: &mut CurrentTask, op: u32, a: [u64; 6]) -> SysResult<u64> {
-    const PR_SET_PDEATHSIG: u32 = 1;
-    const PR_GET_DUMPABLE: u32 = 3;
-    const PR_SET_DUMPABLE: u32 = 4;
-    const PR_GET_KEEPCAPS: u32 = 7;
-    const PR_SET_KEEPCAPS: u32 = 8;
-    const PR_SET_NAME: u32 = 15;
-    const PR_GET_NAME: u32 = 16;
-    const PR_CAPBSET_READ: u32 = 23;
-    const PR_CAPBSET_DROP: u32 = 24;
-    const PR_GET_SECUREBITS: u32 = 27;
-    const PR_SET_SECUREBITS: u32 = 28;
-    const PR_SET_NO_NEW_PRIVS: u32 = 38;
-    const PR_GET_NO_NEW_PRIVS: u32 = 39;
-    const PR_CAP_AMBIENT: u32 = 47;
-    /// The one securebit the Sentry models.
-    const SECBIT_KEEP_CAPS: u64 = 1 << 4;
     let arg = a[1];
     match op {
         PR_SET_NAME => {
@@ -569,8 +542,8 @@ pub fn sys_prctl(t: &mut CurrentTask, op: u32, a: [u64; 6]) -> SysResult<u64> {
             if !c.has(CAP_SETPCAP) {
                 return Err(Errno::EPERM);
             }
-            // The other securebits (noroot, no setuid fixup, the locks) are
-            // not modelled: refused rather than ignored.
+            // KEEP_CAPS is the one securebit modelled; the others (noroot,
+            // no setuid fixup, the locks) are refused rather than ignored.
             if arg & !SECBIT_KEEP_CAPS != 0 {
                 return Err(Errno::EINVAL);
             }
@@ -601,15 +574,11 @@ pub fn sys_prctl(t: &mut CurrentTask, op: u32, a: [u64; 6]) -> SysResult<u64> {
 
 /// prctl(PR_CAP_AMBIENT, op, cap, 0, 0).
 fn prctl_cap_ambient(t: &CurrentTask, op: u64, cap: u64, arg4: u64, arg5: u64) -> SysResult<u64> {
-    const IS_SET: u64 = 1;
-    const RAISE: u64 = 2;
-    const LOWER: u64 = 3;
-    const CLEAR_ALL: u64 = 4;
     if arg4 != 0 || arg5 != 0 {
         return Err(Errno::EINVAL);
     }
     let mut c = t.tg().creds.lock().unwrap();
-    if op == CLEAR_ALL {
+    if op == PR_CAP_AMBIENT_CLEAR_ALL {
         if cap != 0 {
             return Err(Errno::EINVAL);
         }
@@ -621,8 +590,8 @@ fn prctl_cap_ambient(t: &CurrentTask, op: u64, cap: u64, arg4: u64, arg5: u64) -
     }
     let bit = capability::bit(cap as u32);
     match op {
-        IS_SET => Ok(u64::from(c.caps.ambient & bit != 0)),
-        RAISE => {
+        PR_CAP_AMBIENT_IS_SET => Ok(u64::from(c.caps.ambient & bit != 0)),
+        PR_CAP_AMBIENT_RAISE => {
             // Only what the process may hold and pass on.
             if c.caps.permitted & c.caps.inheritable & bit == 0 {
                 return Err(Errno::EPERM);
@@ -630,7 +599,7 @@ fn prctl_cap_ambient(t: &CurrentTask, op: u64, cap: u64, arg4: u64, arg5: u64) -
             c.caps.ambient |= bit;
             Ok(0)
         }
-        LOWER => {
+        PR_CAP_AMBIENT_LOWER => {
             c.caps.ambient &= !bit;
             Ok(0)
         }
@@ -638,22 +607,15 @@ fn prctl_cap_ambient(t: &CurrentTask, op: u64, cap: u64, arg4: u64, arg5: u64) -
     }
 }
 
-/// The capget/capset header versions: 1 has one 32-bit word per set, 2 and 3 two.
-const CAPABILITY_VERSION_1: u32 = 0x1998_0330;
-const CAPABILITY_VERSION_2: u32 = 0x2007_1026;
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
 /// Reads a capget/capset header: (words per set, pid). An unknown version is
 /// answered with the one the kernel prefers, written back, and EINVAL.
 fn cap_header(t: &CurrentTask, header: u64) -> SysResult<(usize, i32)> {
-    let b = t.read_vec(header, 8)?;
-    let version = u32::from_ne_bytes(b[0..4].try_into().expect("4"));
-    let pid = i32::from_ne_bytes(b[4..8].try_into().expect("4"));
+    let CapUserHeader { version, pid } = t.read_obj(header)?;
     match version {
-        CAPABILITY_VERSION_1 => Ok((1, pid)),
-        CAPABILITY_VERSION_2 | CAPABILITY_VERSION_3 => Ok((2, pid)),
+        LINUX_CAPABILITY_VERSION_1 => Ok((1, pid)),
+        LINUX_CAPABILITY_VERSION_2 | LINUX_CAPABILITY_VERSION_3 => Ok((2, pid)),
         _ => {
-            t.write_mem(header, &CAPABILITY_VERSION_3.to_ne_bytes())?;
+            t.write_obj(header, &LINUX_CAPABILITY_VERSION_3)?;
             Err(Errno::EINVAL)
         }
     }
@@ -678,14 +640,15 @@ pub fn sys_capget(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64>
         let caps = g.creds.lock().unwrap().caps;
         caps
     };
-    // struct __user_cap_data_struct { effective, permitted, inheritable }, per word.
-    let mut out = Vec::with_capacity(words * 12);
-    for w in 0..words {
-        for set in [caps.effective, caps.permitted, caps.inheritable] {
-            out.extend(((set >> (32 * w)) as u32).to_ne_bytes());
-        }
-    }
-    t.write_mem(data, &out)?;
+    let word = |set: u64, w: usize| (set >> (32 * w)) as u32;
+    let out: Vec<CapUserData> = (0..words)
+        .map(|w| CapUserData {
+            effective: word(caps.effective, w),
+            permitted: word(caps.permitted, w),
+            inheritable: word(caps.inheritable, w),
+        })
+        .collect();
+    t.write_obj(data, out.as_slice())?;
     Ok(0)
 }
 
@@ -695,15 +658,13 @@ pub fn sys_capset(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64>
     if pid != 0 && pid != t.pid() {
         return Err(Errno::EPERM);
     }
-    let b = t.read_vec(data, words * 12)?;
-    let word = |w: usize, i: usize| {
-        u64::from(u32::from_ne_bytes(b[w * 12 + i * 4..w * 12 + i * 4 + 4].try_into().expect("4")))
-    };
+    let mut data_words = vec![CapUserData::default(); words];
+    t.read_mem(data, data_words.as_bytes_mut())?;
     let (mut effective, mut permitted, mut inheritable) = (0, 0, 0);
-    for w in 0..words {
-        effective |= word(w, 0) << (32 * w);
-        permitted |= word(w, 1) << (32 * w);
-        inheritable |= word(w, 2) << (32 * w);
+    for (w, d) in data_words.iter().enumerate() {
+        effective |= u64::from(d.effective) << (32 * w);
+        permitted |= u64::from(d.permitted) << (32 * w);
+        inheritable |= u64::from(d.inheritable) << (32 * w);
     }
     let mut c = t.tg().creds.lock().unwrap();
     c.caps = capability::capset(&c.caps, effective, permitted, inheritable).ok_or(Errno::EPERM)?;
@@ -711,16 +672,23 @@ pub fn sys_capset(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64>
 }
 
 pub fn sys_uname(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
-    let mut b = vec![0u8; 65 * 6];
-    let host = t.k.hostname.lock().unwrap().clone();
-    let domain = t.k.domainname_shown();
-    let fields: [&[u8]; 6] =
-        [b"Linux", &host, crate::RELEASE.as_bytes(), crate::VERSION.as_bytes(), b"x86_64", &domain];
-    for (i, f) in fields.iter().enumerate() {
-        let n = f.len().min(64);
-        b[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
+    /// A utsname field: the name, cut to leave room for its NUL.
+    fn field(name: &[u8]) -> [u8; UTS_FIELD_LEN] {
+        let mut f = [0u8; UTS_FIELD_LEN];
+        let n = name.len().min(UTS_FIELD_LEN - 1);
+        f[..n].copy_from_slice(&name[..n]);
+        f
     }
-    t.write_mem(buf, &b)?;
+    let host = t.k.hostname.lock().unwrap().clone();
+    let uts = Utsname {
+        sysname: field(b"Linux"),
+        nodename: field(&host),
+        release: field(crate::RELEASE.as_bytes()),
+        version: field(crate::VERSION.as_bytes()),
+        machine: field(b"x86_64"),
+        domainname: field(&t.k.domainname_shown()),
+    };
+    t.write_obj(buf, &uts)?;
     Ok(0)
 }
 
@@ -811,7 +779,7 @@ pub fn sys_getresid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> 
     let c = t.tg().creds.lock().unwrap().clone();
     let ids = if n == abi::sysno::GETRESUID { [c.uid, c.euid, c.suid] } else { [c.gid, c.egid, c.sgid] };
     for (i, id) in ids.iter().enumerate() {
-        t.write_mem(a[i], &id.to_ne_bytes())?;
+        t.write_obj(a[i], id)?;
     }
     Ok(0)
 }
@@ -827,8 +795,7 @@ pub fn sys_getgroups(t: &mut CurrentTask, size: i32, list: u64) -> SysResult<u64
     if (size as usize) < g.len() {
         return Err(Errno::EINVAL);
     }
-    let b: Vec<u8> = g.iter().flat_map(|x| x.to_ne_bytes()).collect();
-    t.write_mem(list, &b)?;
+    t.write_obj(list, g.as_slice())?;
     Ok(g.len() as u64)
 }
 
@@ -839,8 +806,8 @@ pub fn sys_setgroups(t: &mut CurrentTask, size: usize, list: u64) -> SysResult<u
     if !t.capable(CAP_SETGID) {
         return Err(Errno::EPERM);
     }
-    let b = t.read_vec(list, size * 4)?;
-    let g = b.chunks(4).map(|c| u32::from_ne_bytes(c.try_into().expect("4"))).collect();
+    let mut g = vec![0u32; size];
+    t.read_mem(list, g.as_bytes_mut())?;
     t.tg().creds.lock().unwrap().groups = g;
     Ok(0)
 }
@@ -896,18 +863,16 @@ pub fn sys_getsid(t: &mut CurrentTask, pid: i32) -> SysResult<u64> {
 
 pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64) -> SysResult<u64> {
     let tg = if pid == 0 || pid == t.pid() { t.tg().clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
-    let which = res as usize;
-    if which >= task::RLIM_NLIMITS {
+    if res >= RLIM_NLIMITS {
         return Err(Errno::EINVAL);
     }
+    let which = res as usize;
     let new = if new != 0 {
-        let b = t.read_vec(new, 16)?;
-        let cur = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let max = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
+        let Rlimit { cur, max } = t.read_obj(new)?;
         if cur > max {
             return Err(Errno::EINVAL);
         }
-        if which == task::RLIMIT_NOFILE && max > crate::vfs::fdtable::NR_OPEN as u64 {
+        if res == RLIMIT_NOFILE && max > crate::vfs::fdtable::NR_OPEN as u64 {
             return Err(Errno::EPERM);
         }
         Some((cur, max))
@@ -926,25 +891,23 @@ pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64
         }
         prev
     };
-    if let (Some((cur, _)), task::RLIMIT_NOFILE) = (new, which) {
+    if let (Some((cur, _)), RLIMIT_NOFILE) = (new, res) {
         tg.fds.lock().unwrap().limit = cur.min(crate::vfs::fdtable::NR_OPEN as u64) as u32;
     }
     if old != 0 {
-        let mut b = prev.0.to_ne_bytes().to_vec();
-        b.extend(prev.1.to_ne_bytes());
-        t.write_mem(old, &b)?;
+        t.write_obj(old, &Rlimit { cur: prev.0, max: prev.1 })?;
     }
     Ok(0)
 }
 
 pub fn sys_getrusage(t: &mut CurrentTask, who: i32, buf: u64) -> SysResult<u64> {
     let cpu = match who {
-        0 => t.tg().threads_cpu(),
-        -1 => t.tg().state.lock().unwrap().children_cpu_ns,
-        1 => t.task.cpu_ns.load(std::sync::atomic::Ordering::Relaxed),
+        RUSAGE_SELF => t.tg().threads_cpu(),
+        RUSAGE_CHILDREN => t.tg().state.lock().unwrap().children_cpu_ns,
+        RUSAGE_THREAD => t.task.cpu_ns.load(std::sync::atomic::Ordering::Relaxed),
         _ => return Err(Errno::EINVAL),
     };
-    t.write_mem(buf, &rusage_bytes(cpu))?;
+    t.write_obj(buf, &rusage_of(cpu))?;
     Ok(0)
 }
 
@@ -952,23 +915,23 @@ pub fn sys_times(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
     let me = t.tg().threads_cpu() / 10_000_000;
     let ch = t.tg().state.lock().unwrap().children_cpu_ns / 10_000_000;
     if buf != 0 {
-        let b: Vec<u8> = [me, 0, ch, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
-        t.write_mem(buf, &b)?;
+        t.write_obj(buf, &Tms { utime: me as i64, stime: 0, cutime: ch as i64, cstime: 0 })?;
     }
     Ok((t.k.uptime() * 100.0) as u64)
 }
 
 pub fn sys_sysinfo(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
-    let mut b = vec![0u8; 112];
     let total: u64 = 2 << 30;
     let used = t.k.mem.resident_bytes();
-    let nprocs = t.k.pids.lock().unwrap().groups.len() as u16;
-    b[0..8].copy_from_slice(&(t.k.uptime() as i64).to_ne_bytes());
-    b[32..40].copy_from_slice(&total.to_ne_bytes());
-    b[40..48].copy_from_slice(&total.saturating_sub(used).to_ne_bytes());
-    b[80..82].copy_from_slice(&nprocs.to_ne_bytes());
-    b[104..108].copy_from_slice(&1u32.to_ne_bytes());
-    t.write_mem(buf, &b)?;
+    let info = Sysinfo {
+        uptime: t.k.uptime() as i64,
+        totalram: total,
+        freeram: total.saturating_sub(used),
+        procs: t.k.pids.lock().unwrap().groups.len() as u16,
+        mem_unit: 1,
+        ..Default::default()
+    };
+    t.write_obj(buf, &info)?;
     Ok(0)
 }
 
@@ -1005,38 +968,26 @@ pub fn sys_sched_getaffinity(t: &mut CurrentTask, len: usize, mask: u64) -> SysR
 
 pub fn sys_getcpu(t: &mut CurrentTask, cpu: u64, node: u64) -> SysResult<u64> {
     if cpu != 0 {
-        t.write_mem(cpu, &0u32.to_ne_bytes())?;
+        t.write_obj(cpu, &0u32)?;
     }
     if node != 0 {
-        t.write_mem(node, &0u32.to_ne_bytes())?;
+        t.write_obj(node, &0u32)?;
     }
     Ok(0)
 }
 
 pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
-    const FUTEX_WAIT: u32 = 0;
-    const FUTEX_WAKE: u32 = 1;
-    const FUTEX_REQUEUE: u32 = 3;
-    const FUTEX_CMP_REQUEUE: u32 = 4;
-    const FUTEX_WAKE_OP: u32 = 5;
-    const FUTEX_WAIT_BITSET: u32 = 9;
-    const FUTEX_WAKE_BITSET: u32 = 10;
-    const FUTEX_CLOCK_REALTIME: u32 = 256;
+    use abi::futex::*;
+    use abi::time::{Timespec, CLOCK_MONOTONIC, CLOCK_REALTIME};
     let (addr, op, val, timeout, addr2, val3) = (a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32);
     let f = &t.k.futexes;
     let deadline = |t: &CurrentTask, absolute: bool| -> SysResult<Option<std::time::Instant>> {
         if timeout == 0 {
             return Ok(None);
         }
-        let b = t.read_vec(timeout, 16)?;
-        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::EINVAL);
-        }
-        let d = std::time::Duration::new(sec as u64, nsec as u32);
+        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(Errno::EINVAL)?;
         let rel = if absolute {
-            let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+            let clock = if op & FUTEX_CLOCK_REALTIME != 0 { CLOCK_REALTIME } else { CLOCK_MONOTONIC };
             let (s, n) = host::sys::clock_gettime(clock).map_err(|_| Errno::EINVAL)?;
             d.saturating_sub(std::time::Duration::new(s as u64, n as u32))
         } else {
@@ -1044,8 +995,9 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         };
         Ok(std::time::Instant::now().checked_add(rel))
     };
-    let private = op & 128 != 0; // FUTEX_PRIVATE_FLAG
-    let r = match op & 0x7f {
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    // The command is the bits below FUTEX_PRIVATE_FLAG.
+    let r = match op & (FUTEX_PRIVATE_FLAG - 1) {
         FUTEX_WAIT => f.wait(t, addr, val, u32::MAX, deadline(t, false)?, private),
         FUTEX_WAIT_BITSET => f.wait(t, addr, val, val3, deadline(t, true)?, private),
         FUTEX_WAKE => f.wake(t, addr, val, u32::MAX, private),
@@ -1066,16 +1018,17 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
 
 /// clone3: the same as clone, with its arguments in a struct.
 pub fn sys_clone3(t: &mut CurrentTask, args: u64, size: usize) -> SysResult<u64> {
-    if !(64..=4096).contains(&size) {
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     let b = t.read_vec(args, size)?;
-    let f = |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-    // f(1) is the pidfd pointer, meaningful only with CLONE_PIDFD, which is refused.
-    let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
-        (f(0), f(2), f(3), f(4), f(5), f(6), f(7));
-    const CLONE_PIDFD: u64 = 0x1000;
-    if flags & CLONE_PIDFD != 0 || exit_signal > 64 || (size > 64 && b[64..].iter().any(|&x| x != 0)) {
+    // What the app gave of the struct, the rest zero (Linux's copy_struct_from_user).
+    let mut a = CloneArgs::new_zeroed();
+    let known = size.min(std::mem::size_of::<CloneArgs>());
+    a.as_bytes_mut()[..known].copy_from_slice(&b[..known]);
+    // a.pidfd is meaningful only with CLONE_PIDFD, which is refused.
+    let CloneArgs { flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls, .. } = a;
+    if has(flags, CloneFlags::CLONE_PIDFD) || exit_signal > 64 || b[CLONE_ARGS_SIZE_VER0..].iter().any(|&x| x != 0) {
         // pidfds, set_tid and cgroup placement are not supported.
         return Err(Errno::EINVAL);
     }
@@ -1087,7 +1040,7 @@ pub fn sys_clone3(t: &mut CurrentTask, args: u64, size: usize) -> SysResult<u64>
 }
 
 pub fn sys_set_robust_list(t: &mut CurrentTask, head: u64, len: usize) -> SysResult<u64> {
-    if len != 24 {
+    if len != std::mem::size_of::<abi::futex::RobustListHead>() {
         return Err(Errno::EINVAL);
     }
     *t.task.robust_list.lock().unwrap() = head;
@@ -1097,8 +1050,8 @@ pub fn sys_set_robust_list(t: &mut CurrentTask, head: u64, len: usize) -> SysRes
 pub fn sys_get_robust_list(t: &mut CurrentTask, tid: i32, head: u64, len: u64) -> SysResult<u64> {
     let task = if tid == 0 { t.task.clone() } else { t.k.task(tid).ok_or(Errno::ESRCH)? };
     let h = *task.robust_list.lock().unwrap();
-    t.write_mem(head, &h.to_ne_bytes())?;
-    t.write_mem(len, &24u64.to_ne_bytes())?;
+    t.write_obj(head, &h)?;
+    t.write_obj(len, &(std::mem::size_of::<abi::futex::RobustListHead>() as u64))?;
     Ok(0)
 }
 
@@ -1115,12 +1068,12 @@ pub fn sys_sched_param(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u6
     match n {
         nr::SCHED_GETSCHEDULER => Ok(0),
         nr::SCHED_GETPARAM => {
-            t.write_mem(a[1], &0i32.to_ne_bytes())?;
+            t.write_obj(a[1], &SchedParam { priority: 0 })?;
             Ok(0)
         }
-        nr::SCHED_SETSCHEDULER => match a[1] {
-            0 | 3 | 5 => Ok(0), // SCHED_OTHER, SCHED_BATCH, SCHED_IDLE
-            1 | 2 => Err(Errno::EPERM),
+        nr::SCHED_SETSCHEDULER => match i32::try_from(a[1]) {
+            Ok(SCHED_OTHER | SCHED_BATCH | SCHED_IDLE) => Ok(0),
+            Ok(SCHED_FIFO | SCHED_RR) => Err(Errno::EPERM),
             _ => Err(Errno::EINVAL),
         },
         nr::SCHED_SETPARAM => Ok(0),
@@ -1130,7 +1083,6 @@ pub fn sys_sched_param(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u6
 }
 
 pub fn sys_membarrier(_t: &mut CurrentTask, cmd: i32, flags: u32) -> SysResult<u64> {
-    const MEMBARRIER_CMD_QUERY: i32 = 0;
     if flags != 0 {
         return Err(Errno::EINVAL);
     }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use abi::Errno;
+use abi::signal::{SigRt, SignalInfo, SignalStack, MINSIGSTKSZ, SIGSET_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK};
+use abi::time::Timespec;
+use abi::{AsBytes, Errno};
 
 use crate::auth::capability::CAP_KILL;
 use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
@@ -39,15 +41,10 @@ fn valid(sig: i32) -> SysResult<()> {
 
 pub fn sys_rt_sigaction(t: &mut CurrentTask, sig: i32, act: u64, old: u64, size: usize) -> SysResult<u64> {
     valid(sig)?;
-    if size != 8 {
+    if size != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    let new = if act != 0 {
-        let b: [u8; 32] = t.read_vec(act, 32)?.try_into().map_err(|_| Errno::EFAULT)?;
-        Some(SigAction::from_bytes(&b))
-    } else {
-        None
-    };
+    let new = if act != 0 { Some(t.read_obj::<SigAction>(act)?) } else { None };
     if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -65,13 +62,13 @@ pub fn sys_rt_sigaction(t: &mut CurrentTask, sig: i32, act: u64, old: u64, size:
         prev
     };
     if old != 0 {
-        t.write_mem(old, &prev.to_bytes())?;
+        t.write_obj(old, &prev)?;
     }
     Ok(0)
 }
 
 pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, size: usize) -> SysResult<u64> {
-    if size != 8 {
+    if size != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
     let new = if set != 0 { Some(t.read_u64(set)?) } else { None };
@@ -80,22 +77,22 @@ pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, siz
         let prev = ts.mask;
         if let Some(s) = new {
             ts.mask = match how {
-                0 => prev | s,
-                1 => prev & !s,
-                2 => s,
+                SIG_BLOCK => prev | s,
+                SIG_UNBLOCK => prev & !s,
+                SIG_SETMASK => s,
                 _ => return Err(Errno::EINVAL),
             } & !signal::UNBLOCKABLE;
         }
         prev
     };
     if old != 0 {
-        t.write_mem(old, &prev.to_ne_bytes())?;
+        t.write_obj(old, &prev)?;
     }
     Ok(0)
 }
 
 pub fn sys_rt_sigpending(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
-    if size > 8 {
+    if size > SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
     let p = {
@@ -103,12 +100,12 @@ pub fn sys_rt_sigpending(t: &mut CurrentTask, set: u64, size: usize) -> SysResul
         let gs = t.tg().sig.lock().unwrap();
         (ts.pending.set() | gs.pending.set()) & ts.mask
     };
-    t.write_mem(set, &p.to_ne_bytes()[..size])?;
+    t.write_mem(set, &p.as_bytes()[..size])?;
     Ok(0)
 }
 
 pub fn sys_rt_sigsuspend(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
-    if size != 8 {
+    if size != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
     let mask = t.read_u64(set)?;
@@ -130,7 +127,6 @@ pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64>
     let cur = t.task.sig.lock().unwrap().altstack;
     let on = cur.size != 0 && t.regs.rsp > cur.sp && t.regs.rsp <= cur.sp + cur.size;
     if old != 0 {
-        let mut b = cur.sp.to_ne_bytes().to_vec();
         let flags = if cur.size == 0 {
             signal::SS_DISABLE
         } else if on {
@@ -138,25 +134,20 @@ pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64>
         } else {
             0
         };
-        b.extend((flags as u64).to_ne_bytes());
-        b.extend(cur.size.to_ne_bytes());
-        t.write_mem(old, &b)?;
+        t.write_obj(old, &cur.to_stack_t(flags))?;
     }
     if ss != 0 {
         if on {
             return Err(Errno::EPERM);
         }
-        let b = t.read_vec(ss, 24)?;
-        let sp = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let flags = i32::from_ne_bytes(b[8..12].try_into().expect("4"));
-        let size = u64::from_ne_bytes(b[16..24].try_into().expect("8"));
+        let SignalStack { sp, flags, size, .. } = t.read_obj(ss)?;
         let new = if flags & signal::SS_DISABLE != 0 {
             AltStack { sp: 0, flags: signal::SS_DISABLE, size: 0 }
         } else {
             if flags & !signal::SS_ONSTACK != 0 {
                 return Err(Errno::EINVAL);
             }
-            if size < 2048 {
+            if size < MINSIGSTKSZ {
                 return Err(Errno::ENOMEM);
             }
             AltStack { sp, flags: 0, size }
@@ -237,20 +228,15 @@ pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResu
 }
 
 pub fn sys_rt_sigtimedwait(t: &mut CurrentTask, set: u64, info: u64, timeout: u64, size: usize) -> SysResult<u64> {
-    if size != 8 {
+    if size != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
     let set = t.read_u64(set)? & !signal::UNBLOCKABLE;
     let deadline = if timeout == 0 {
         None
     } else {
-        let b = t.read_vec(timeout, 16)?;
-        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::EINVAL);
-        }
-        std::time::Instant::now().checked_add(std::time::Duration::new(sec as u64, nsec as u32))
+        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(Errno::EINVAL)?;
+        std::time::Instant::now().checked_add(d)
     };
     let task = t.task.clone();
     let got = match t.block_on(&[], deadline, || task.dequeue_in(set).ok_or(Errno::EAGAIN)) {
@@ -260,26 +246,20 @@ pub fn sys_rt_sigtimedwait(t: &mut CurrentTask, set: u64, info: u64, timeout: u6
         Err(e) => return Err(e),
     };
     if info != 0 {
-        t.write_mem(info, &got.to_bytes())?;
+        t.write_obj(info, &got.to_siginfo())?;
     }
     Ok(got.signo as u64)
 }
 
 fn queued_info(t: &CurrentTask, sig: i32, uinfo: u64, target_is_self: bool) -> SysResult<SigInfo> {
-    let b = t.read_vec(uinfo, 128)?;
-    let code = i32::from_ne_bytes(b[8..12].try_into().expect("4"));
+    let info: SignalInfo = t.read_obj(uinfo)?;
+    let code = info.code;
     // Only the kernel may claim SI_USER or kernel codes for another process.
     if (code >= 0 || code == signal::SI_TKILL) && !target_is_self {
         return Err(Errno::EPERM);
     }
-    Ok(SigInfo {
-        signo: sig,
-        code,
-        pid: i32::from_ne_bytes(b[16..20].try_into().expect("4")),
-        uid: u32::from_ne_bytes(b[20..24].try_into().expect("4")),
-        value: u64::from_ne_bytes(b[24..32].try_into().expect("8")),
-        ..Default::default()
-    })
+    let SigRt { pid, uid, value } = info.fields();
+    Ok(SigInfo { signo: sig, code, pid, uid, value, ..Default::default() })
 }
 
 pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) -> SysResult<u64> {
