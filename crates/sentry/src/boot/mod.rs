@@ -15,8 +15,9 @@ use host::MemoryFile;
 use crate::auth::{CapSets, Creds};
 use crate::fs::gofer::{GoferInode, Sharing};
 use crate::fs::{dev, host::HostFile, overlay::OverlayInode, tmpfs::TmpfsInode};
+use crate::kernel::current::CurrentTask;
 use crate::kernel::signal::SigAction;
-use crate::kernel::task::{self, CurrentTask, FsContext, Task, ThreadGroup};
+use crate::kernel::task::{self, FsContext, Task, ThreadGroup};
 use crate::kernel::{Kernel, PidTable};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::PlatformKind;
@@ -396,7 +397,10 @@ impl Sandbox {
                 return Ok(());
             }
         }
-        task::send_to_group(&group, crate::kernel::signal::SigInfo { signo: sig, code: SI_USER, ..Default::default() });
+        crate::kernel::deliver::send_to_group(
+            &group,
+            crate::kernel::signal::SigInfo { signo: sig, code: SI_USER, ..Default::default() },
+        );
         Ok(())
     }
 
@@ -552,7 +556,7 @@ impl Sandbox {
                 Err(e) => {
                     let _ = tx.send(Err((b"stub".to_vec(), Errno(e.raw_os_error().unwrap_or(5)))));
                     leader.tg.begin_exit(task::signaled(9, false));
-                    return task::exit_thread(&k2, &leader);
+                    return crate::kernel::exit::exit_thread(&k2, &leader);
                 }
             };
             let mut cur = CurrentTask { k: k2.clone(), task: leader.clone(), ctx, regs, restart: None };
@@ -574,7 +578,7 @@ impl Sandbox {
                     let _ = tx.send(Err((argv.first().cloned().unwrap_or_default(), e)));
                     cur.tg().begin_exit(task::exited(127));
                     drop(cur);
-                    task::exit_thread(&k2, &leader);
+                    crate::kernel::exit::exit_thread(&k2, &leader);
                 }
             }
         });

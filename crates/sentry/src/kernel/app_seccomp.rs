@@ -14,8 +14,9 @@ use std::sync::Mutex;
 
 use abi::Errno;
 
+use super::current::CurrentTask;
 use super::signal::{SigInfo, SIGSYS};
-use super::task::{self, CurrentTask};
+use super::task;
 use crate::SysResult;
 
 /// What a policy does with a syscall.

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use abi::Errno;
 
-use super::task::CurrentTask;
+use super::current::CurrentTask;
 use crate::mm::{PROT_READ, PROT_WRITE};
 use crate::waiter::Waiter;
 use crate::SysResult;

@@ -4,8 +4,9 @@
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::deliver::send_to_group;
 use super::signal::{SigInfo, SIGALRM};
-use super::task::{send_to_group, ThreadGroup};
+use super::task::ThreadGroup;
 
 #[derive(Debug, Default)]
 struct State {

@@ -7,9 +7,13 @@
 //! Two groups' `state` locks nest parent before child.
 
 pub mod app_seccomp;
+pub mod current;
+pub mod deliver;
+pub mod exit;
 pub mod futex;
 pub mod itimer;
 pub mod posix_timer;
+pub mod run;
 pub mod signal;
 pub mod task;
 
@@ -23,7 +27,8 @@ use crate::mm::RangeAllocator;
 use crate::platform::Platform;
 use crate::vfs::Vfs;
 
-pub use task::{CurrentTask, Task, ThreadGroup};
+pub use current::CurrentTask;
+pub use task::{Task, ThreadGroup};
 
 /// Where diagnostic lines go instead of moat's stderr, once set: in a
 /// container, stderr is the app's, and the runtime's log file is the place.

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::deliver::{send_to_group, send_to_task};
 use super::signal::{SigInfo, SI_TIMER};
-use super::task::{send_to_group, send_to_task, Task, ThreadGroup};
+use super::task::{Task, ThreadGroup};
 
 /// Where a timer's expiry goes.
 #[derive(Debug, Clone)]

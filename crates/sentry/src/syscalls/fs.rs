@@ -8,8 +8,8 @@ use abi::Errno;
 
 use crate::auth::capability::CAP_SYS_CHROOT;
 use crate::fs::pipe::Pipe;
+use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
-use crate::kernel::task::send_to_task;
 use crate::kernel::CurrentTask;
 use crate::vfs::attr::Change;
 use crate::vfs::inotify::IN_DONT_FOLLOW;

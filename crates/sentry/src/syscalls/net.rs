@@ -10,8 +10,8 @@ use abi::Errno;
 
 use crate::auth::capability::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
 use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Ucred, UnixSocket};
+use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
-use crate::kernel::task::send_to_task;
 use crate::kernel::CurrentTask;
 use crate::vfs::fdtable::NOFILE;
 use crate::vfs::permission::{self, MAY_WRITE};

@@ -10,8 +10,10 @@ use abi::x86::{FxSave, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS};
 use abi::{AsBytes, Errno, FromZeroes};
 
 use crate::auth::capability::{self, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use crate::kernel::current::CurrentTask;
+use crate::kernel::exit::{find_zombie, WaitFor, WaitTarget};
 use crate::kernel::signal::{self, SigAction};
-use crate::kernel::task::{self, find_zombie, CurrentTask, Task, ThreadGroup, WaitFor, WaitTarget};
+use crate::kernel::task::{self, Task, ThreadGroup};
 use crate::loader;
 use crate::mm::MemoryManager;
 use crate::taskfs::sysctl::UTS_NAME_MAX;
@@ -193,7 +195,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
             Err(e) => {
                 tracing::error!("cannot attach a stub thread: {e}");
                 *task.thread_exit.lock().unwrap() = Some(0);
-                return task::exit_thread(&k, &task);
+                return crate::kernel::exit::exit_thread(&k, &task);
             }
         };
         let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };
@@ -234,7 +236,7 @@ pub fn spawn(
             Err(e) => {
                 tracing::error!("cannot create a stub: {e}");
                 task.tg.begin_exit(task::signaled(signal::SIGKILL, false));
-                return task::exit_thread(&k, &task);
+                return crate::kernel::exit::exit_thread(&k, &task);
             }
         };
         let mut cur = CurrentTask { k: k.clone(), task: task.clone(), ctx, regs, restart: None };

@@ -7,8 +7,8 @@ use abi::time::Timespec;
 use abi::{AsBytes, Errno};
 
 use crate::auth::capability::CAP_KILL;
+use crate::kernel::deliver::{send_to_group, send_to_task};
 use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
-use crate::kernel::task::{send_to_group, send_to_task};
 use crate::kernel::{CurrentTask, ThreadGroup};
 use crate::SysResult;
 

@@ -10,8 +10,8 @@ use abi::Errno;
 
 use crate::auth::current;
 use crate::fs::dev::makedev;
+use crate::kernel::deliver::send_to_group;
 use crate::kernel::signal::{SigInfo, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
-use crate::kernel::task::send_to_group;
 use crate::kernel::Kernel;
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, IoctlArg, OpenFile, PollMask, Stat, Timespec,
