@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use abi::{AsBytes, Errno, FromBytes};
 
-use super::signal::{self};
+use super::signal;
 use super::task::{signaled, Task, ThreadGroup};
 use super::Kernel;
 use crate::auth::Creds;
