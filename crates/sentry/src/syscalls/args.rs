@@ -1,9 +1,13 @@
 //! Syscall arguments, typed once at the table: how a raw register becomes a
 //! value of its type, and how `--strace` shows it.
 
+use std::marker::PhantomData;
+
 use abi::flags::{AtFlags, CloneFlags, MapFlags, OpenFlags, ProtFlags};
+use abi::{AsBytes, FromBytes};
 
 use crate::kernel::CurrentTask;
+use crate::SysResult;
 
 /// How `--strace` shows an argument.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,45 @@ pub struct UserAddr(pub u64);
 /// The address of a NUL-terminated string (a path, a name) in app memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserCStr(pub u64);
+
+/// The address of one `T` (an `abi` struct) in app memory: read and written
+/// whole, as the C prototype's pointer is.
+#[derive(Debug)]
+pub struct UserRef<T> {
+    pub addr: u64,
+    of: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for UserRef<T> {
+    fn clone(&self) -> UserRef<T> {
+        *self
+    }
+}
+
+impl<T> Copy for UserRef<T> {}
+
+impl<T: FromBytes + AsBytes> UserRef<T> {
+    pub fn is_null(&self) -> bool {
+        self.addr == 0
+    }
+
+    /// The `T` at the address (EFAULT if any byte of it is not readable).
+    pub fn read(&self, t: &CurrentTask) -> SysResult<T> {
+        t.read_obj(self.addr)
+    }
+
+    /// Writes `value` at the address (EFAULT if any byte of it is not writable).
+    pub fn write(&self, t: &CurrentTask, value: &T) -> SysResult<()> {
+        t.write_obj(self.addr, value)
+    }
+}
+
+impl<T> SyscallArg for UserRef<T> {
+    const SHOW: Show = Show::Addr;
+    fn from_arg(raw: u64) -> UserRef<T> {
+        UserRef { addr: raw, of: PhantomData }
+    }
+}
 
 /// A file mode (permission bits and, for mknod, the file type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,9 @@ use abi::flags::{AtFlags, CloneFlags, MapFlags, OpenFlags, ProtFlags, FORK, VFOR
 use abi::sysno as nr;
 use abi::Errno;
 
-use super::args::{Fd, Mode, Show, SyscallArg, UserAddr, UserCStr};
+use abi::time::{Timespec, Timeval};
+
+use super::args::{Fd, Mode, Show, SyscallArg, UserAddr, UserCStr, UserRef};
 use super::fs::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW};
 use super::{extra, fs, mm, net, process, signal, time, Args};
 use crate::kernel::CurrentTask;
@@ -387,12 +389,12 @@ syscall_table! {
     TGKILL(tgid: i32, tid: i32, sig: i32) ok => signal::sys_tgkill;
     PAUSE() ok => signal::sys_pause;
     // Time.
-    CLOCK_GETTIME(clockid: i32, tp: UserAddr) ok => time::sys_clock_gettime;
-    CLOCK_GETRES(clockid: i32, res: UserAddr) ok => time::sys_clock_getres;
+    CLOCK_GETTIME(clockid: i32, tp: UserRef<Timespec>) ok => time::sys_clock_gettime;
+    CLOCK_GETRES(clockid: i32, res: UserRef<Timespec>) ok => time::sys_clock_getres;
     CLOCK_NANOSLEEP(clockid: i32, flags: u32, request: UserAddr, remain: UserAddr) ok => time::sys_clock_nanosleep;
-    GETTIMEOFDAY(tv: UserAddr, tz: UserAddr) ok => |t, tv, _: UserAddr| time::sys_gettimeofday(t, tv);
-    TIME(tloc: UserAddr) ok => time::sys_time;
-    NANOSLEEP(request: UserAddr, remain: UserAddr) ok => time::sys_nanosleep;
+    GETTIMEOFDAY(tv: UserRef<Timeval>, tz: UserAddr) ok => |t, tv, _: UserAddr| time::sys_gettimeofday(t, tv);
+    TIME(tloc: UserRef<i64>) ok => time::sys_time;
+    NANOSLEEP(request: UserRef<Timespec>, remain: UserAddr) ok => time::sys_nanosleep;
     SETITIMER(which: i32, new: UserAddr, old: UserAddr) partial("ITIMER_REAL only") => time::sys_setitimer;
     GETITIMER(which: i32, curr: UserAddr) ok => time::sys_getitimer;
     ALARM(seconds: u32) ok => time::sys_alarm;

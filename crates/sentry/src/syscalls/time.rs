@@ -7,6 +7,7 @@ use abi::signal::{SigEvent, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID};
 use abi::time::*;
 use abi::Errno;
 
+use super::args::UserRef;
 use crate::kernel::CurrentTask;
 use crate::SysResult;
 
@@ -30,32 +31,32 @@ fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
     host::sys::clock_gettime(host).map_err(|_| Errno::EINVAL)
 }
 
-pub fn sys_clock_gettime(t: &mut CurrentTask, clock: i32, tp: u64) -> SysResult<u64> {
+pub fn sys_clock_gettime(t: &mut CurrentTask, clock: i32, tp: UserRef<Timespec>) -> SysResult<u64> {
     let (sec, nsec) = clock_now(clock)?;
-    t.write_obj(tp, &Timespec { sec, nsec })?;
+    tp.write(t, &Timespec { sec, nsec })?;
     Ok(0)
 }
 
-pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, tp: u64) -> SysResult<u64> {
+pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, res: UserRef<Timespec>) -> SysResult<u64> {
     clock_now(clock)?;
-    if tp != 0 {
-        t.write_obj(tp, &Timespec { sec: 0, nsec: 1 })?;
+    if !res.is_null() {
+        res.write(t, &Timespec { sec: 0, nsec: 1 })?;
     }
     Ok(0)
 }
 
-pub fn sys_gettimeofday(t: &mut CurrentTask, tv: u64) -> SysResult<u64> {
-    if tv != 0 {
+pub fn sys_gettimeofday(t: &mut CurrentTask, tv: UserRef<Timeval>) -> SysResult<u64> {
+    if !tv.is_null() {
         let (sec, nsec) = clock_now(CLOCK_REALTIME)?;
-        t.write_obj(tv, &Timeval { sec, usec: nsec / 1000 })?;
+        tv.write(t, &Timeval { sec, usec: nsec / 1000 })?;
     }
     Ok(0)
 }
 
-pub fn sys_time(t: &mut CurrentTask, tloc: u64) -> SysResult<u64> {
+pub fn sys_time(t: &mut CurrentTask, tloc: UserRef<i64>) -> SysResult<u64> {
     let (s, _) = clock_now(CLOCK_REALTIME)?;
-    if tloc != 0 {
-        t.write_obj(tloc, &s)?;
+    if !tloc.is_null() {
+        tloc.write(t, &s)?;
     }
     Ok(s as u64)
 }
@@ -79,8 +80,8 @@ fn sleep_until(t: &CurrentTask, deadline: Option<Instant>, rem: u64) -> SysResul
     }
 }
 
-pub fn sys_nanosleep(t: &mut CurrentTask, req: u64, rem: u64) -> SysResult<u64> {
-    let d = read_ts(t, req)?;
+pub fn sys_nanosleep(t: &mut CurrentTask, req: UserRef<Timespec>, rem: u64) -> SysResult<u64> {
+    let d = req.read(t)?.duration().ok_or(Errno::EINVAL)?;
     sleep_until(t, after(d), rem)
 }
 
