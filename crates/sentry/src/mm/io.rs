@@ -459,3 +459,118 @@ impl IoSrc for AppIo {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::{MemoryManager, RangeAllocator, VmaName, PROT_READ, PROT_WRITE};
+    use host::memfile::PAGE;
+
+    const A: u64 = 0x10_0000;
+    const P: usize = PAGE as usize;
+
+    fn space() -> MemoryManager {
+        let file = Arc::new(MemoryFile::new(64 << 20).unwrap());
+        MemoryManager::new(RangeAllocator::new(file, 0))
+    }
+
+    fn map(mm: &mut MemoryManager, addr: u64, pages: u64, prot: u32) {
+        mm.map(addr, pages * PAGE, prot, false, true, false, None, VmaName::Anon).unwrap();
+    }
+
+    #[test]
+    fn a_transfer_stops_at_the_first_byte_without_access() {
+        let mut mm = space();
+        map(&mut mm, A, 2, PROT_READ | PROT_WRITE);
+        map(&mut mm, A + 2 * PAGE, 1, PROT_READ);
+        // Read into three pages from byte 100: the third is not writable.
+        let mut dst = mm.io(&[(A + 100, 3 * P)], PROT_WRITE);
+        assert_eq!(dst.len(), 3 * P, "the bytes past the fault are still asked for");
+        assert_eq!(dst.copy_out(0, &[7u8; 3 * P]), Ok(2 * P - 100), "up to the fault");
+        assert_eq!(dst.copy_out(2 * P - 100, &[7u8; 1]), Err(Errno::EFAULT), "nothing past it");
+        assert_eq!(dst.copy_out(3 * P, &[]), Ok(0));
+        let mut back = vec![0u8; 2 * P - 100];
+        mm.read(A + 100, &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 7));
+        // Writing from them needs only read access: all three pages serve,
+        // up to the unmapped byte after them.
+        let src = mm.io(&[(A + 100, 3 * P)], PROT_READ);
+        assert_eq!(src.copy_in(0, &mut vec![0u8; 3 * P]), Ok(3 * P - 100));
+        // An iovec list faults at its first unmapped piece, whatever follows.
+        let src = mm.io(&[(A, 10), (A + 3 * PAGE, 10), (A, 10)], PROT_READ);
+        assert_eq!(src.size(), 30);
+        assert_eq!(src.copy_in(0, &mut [0u8; 30]), Ok(10));
+        assert_eq!(src.copy_in(10, &mut [0u8; 20]), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn resolving_holds_at_most_max_ranges() {
+        let mut mm = space();
+        // A page per mapping: one range each.
+        let pages = MAX_RANGES as u64 + 10;
+        for i in 0..pages {
+            map(&mut mm, A + i * PAGE, 1, PROT_READ | PROT_WRITE);
+        }
+        let io = mm.io(&[(A, pages as usize * P)], PROT_WRITE);
+        assert_eq!(io.len(), MAX_RANGES * P, "the rest is for the next call, not a fault");
+        let rest = mm.io(&[(A + MAX_RANGES as u64 * PAGE, 10 * P)], PROT_WRITE);
+        assert_eq!(rest.len(), 10 * P);
+    }
+
+    #[test]
+    fn pages_unmapped_during_a_transfer_go_to_no_one_else() {
+        let mut mm = space();
+        map(&mut mm, A, 1, PROT_READ | PROT_WRITE);
+        let mut dst = mm.io(&[(A, P)], PROT_WRITE);
+        mm.unmap(A, PAGE).unwrap();
+        mm.finish_change();
+        // New mappings cannot be given the pages the transfer still holds.
+        for i in 0..4 {
+            map(&mut mm, A + i * PAGE, 1, PROT_READ | PROT_WRITE);
+        }
+        assert_eq!(dst.copy_out(0, &[9u8; P]), Ok(P));
+        let mut back = vec![0u8; 4 * P];
+        mm.read(A, &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 0), "the late bytes reached a new mapping");
+    }
+
+    #[test]
+    fn file_data_in_the_memory_file_moves_to_and_from_app_memory() {
+        let mut mm = space();
+        map(&mut mm, A, 2, PROT_READ | PROT_WRITE);
+        let data = mm.alloc_backing(4 * PAGE).unwrap();
+        data.write(5000, b"tmpfs bytes").unwrap();
+        mm.write(A + 10, b"garbage!!!!").unwrap();
+        let mut dst = mm.io(&[(A + 10, 11)], PROT_WRITE);
+        assert_eq!(dst.copy_from(0, &data, 5000, 11), Ok(11));
+        // A hole in the file reads as zeros, over whatever the app had there.
+        assert_eq!(dst.copy_from(5, &data, 0, 6), Ok(6));
+        let mut back = [0u8; 11];
+        mm.read(A + 10, &mut back).unwrap();
+        assert_eq!(&back, b"tmpfs\0\0\0\0\0\0");
+        let src = mm.io(&[(A + 10, 5)], PROT_READ);
+        assert_eq!(src.copy_to(0, &data, 3 * PAGE, 5), Ok(5));
+        let mut file = [0u8; 5];
+        data.read(3 * PAGE, &mut file).unwrap();
+        assert_eq!(&file, b"tmpfs");
+        // Past the file data's range: refused, nothing moved.
+        assert_eq!(src.copy_to(0, &data, 4 * PAGE - 2, 5), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn queues_move_whole_across_their_ring() {
+        // A queue whose bytes wrap around its buffer.
+        let mut queue: VecDeque<u8> = VecDeque::with_capacity(8);
+        queue.extend(b"xxxxxx");
+        queue.drain(..5);
+        queue.extend(b"abcde");
+        let mut out = [0u8; 4];
+        assert_eq!(drain_into(&mut out, &mut queue, usize::MAX), Ok(4));
+        assert_eq!(&out, b"xabc");
+        assert_eq!(append_from(b"0123456789", &mut queue, 7), Ok(7));
+        let mut rest = vec![0u8; 20];
+        assert_eq!(drain_into(&mut rest, &mut queue, 5), Ok(5));
+        assert_eq!(&rest[..5], b"de012");
+        assert_eq!(queue, b"3456");
+    }
+}
