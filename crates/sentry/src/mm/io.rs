@@ -134,8 +134,9 @@ pub fn write_through(src: &dyn IoSrc, mut write: impl FnMut(usize, &[u8]) -> Sys
 }
 
 /// Moves up to `n` bytes from the front of `queue` (a pipe's, a
-/// terminal's) to `dst`, with no buffer between: those a fault kept out
-/// stay queued.
+/// terminal's) to `dst`, with no buffer between. A fault moves nothing
+/// (EFAULT) and the bytes stay queued, as a Linux pipe keeps a buffer it
+/// could not copy whole.
 pub fn drain_into(dst: &mut dyn IoDst, queue: &mut VecDeque<u8>, n: usize) -> SysResult<usize> {
     let n = n.min(queue.len()).min(dst.space());
     if n == 0 {
@@ -147,12 +148,16 @@ pub fn drain_into(dst: &mut dyn IoDst, queue: &mut VecDeque<u8>, n: usize) -> Sy
     if got == first && n > first {
         got += dst.copy_out(first, &back[..n - first]).unwrap_or(0);
     }
-    queue.drain(..got);
-    Ok(got)
+    if got < n {
+        return Err(Errno::EFAULT);
+    }
+    queue.drain(..n);
+    Ok(n)
 }
 
-/// Appends up to `n` bytes of `src` to `queue`, with no buffer between:
-/// how many came (fewer at a fault).
+/// Appends up to `n` bytes of `src` to `queue`, with no buffer between.
+/// A fault appends nothing (EFAULT), as a Linux pipe drops a buffer it
+/// could not fill.
 pub fn append_from(src: &dyn IoSrc, queue: &mut VecDeque<u8>, n: usize) -> SysResult<usize> {
     let (old, want) = (queue.len(), n.min(src.size()));
     queue.resize(old + want, 0);
@@ -167,8 +172,13 @@ pub fn append_from(src: &dyn IoSrc, queue: &mut VecDeque<u8>, n: usize) -> SysRe
         (false, Ok(n)) if n == first.len() && !second.is_empty() => Ok(n + src.copy_in(n, second).unwrap_or(0)),
         (false, r) => r,
     };
-    queue.truncate(old + *got.as_ref().unwrap_or(&0));
-    got
+    match got {
+        Ok(n) if n == want => Ok(n),
+        _ => {
+            queue.truncate(old);
+            Err(Errno::EFAULT)
+        }
+    }
 }
 
 /// Runs `step(done, n)` over `len` bytes in pieces of at most `piece`,
@@ -501,6 +511,13 @@ mod tests {
         assert_eq!(src.size(), 30);
         assert_eq!(src.copy_in(0, &mut [0u8; 30]), Ok(10));
         assert_eq!(src.copy_in(10, &mut [0u8; 20]), Err(Errno::EFAULT));
+        // A pipe's queue moves all or nothing, as Linux's pipe buffers do.
+        let mut queue = VecDeque::from(b"ab".to_vec());
+        let src = mm.io(&[(A + 3 * PAGE - 2, 4)], PROT_READ);
+        assert_eq!(append_from(&src, &mut queue, 4), Err(Errno::EFAULT));
+        let mut dst = mm.io(&[(A + 2 * PAGE - 1, 2)], PROT_WRITE);
+        assert_eq!(drain_into(&mut dst, &mut queue, 2), Err(Errno::EFAULT));
+        assert_eq!(queue, b"ab");
     }
 
     #[test]
