@@ -72,9 +72,15 @@ pub static ALLOW_LIST: &[Rule] = &[
     allow!(LSEEK, "SEEK_DATA over the memory file when forking, and host file offsets"),
     allow!(
         COPY_FILE_RANGE,
-        "copying app memory within the memory file when forking (pages never mapped \
-         into the Sentry); the fds cannot be limited to it, but the Sentry may read and write its other \
-         fds anyway"
+        "copying app memory within the memory file when forking, and between tmpfs data and app \
+         memory (pages never mapped into the Sentry); the fds cannot be limited to it, but the Sentry may \
+         read and write its other fds anyway"
+    ),
+    allow!(
+        SPLICE,
+        "file reads and writes between donated host files and app memory, through the memory file's own \
+         pipes (copy_file_range cannot cross filesystems); moves bytes only between fds the Sentry may \
+         read and write anyway"
     ),
     // Threads and waiting.
     allow!(CLONE if When::OneOf { arg: 0, values: &[THREAD_CLONE_FLAGS] },

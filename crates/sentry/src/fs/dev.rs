@@ -7,6 +7,8 @@ use std::sync::Arc;
 use abi::Errno;
 
 use super::simple::{next_ino, SimpleDir, SimpleSymlink};
+use crate::mm::io::read_through;
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{new_fs_id, FileOps, FileType, Inode, InodeRef, OpenFile, Stat, Timespec};
 use crate::SysResult;
 
@@ -113,27 +115,28 @@ impl Inode for CharDevice {
 struct DeviceFile(Device);
 
 impl FileOps for DeviceFile {
-    fn read(&self, _file: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
-        match self.0 {
-            Device::Null => Ok(0),
-            Device::Zero | Device::Full => {
-                buf.fill(0);
-                Ok(buf.len())
-            }
+    fn read(&self, _file: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
+        if matches!(self.0, Device::Null) {
+            return Ok(0);
+        }
+        // Made a piece at a time (zeros: the buffer as it starts): a 2 GiB
+        // read costs the Sentry one piece.
+        let random = matches!(self.0, Device::Random | Device::Urandom);
+        read_through(dst, |_, piece| {
             // Both come from the host's urandom pool: since Linux 5.6 /dev/random no longer
             // blocks once the pool is initialised, which it is by the time a sandbox runs.
-            Device::Random | Device::Urandom => {
-                host::sys::getrandom(buf).map_err(|_| Errno::EIO)?;
-                Ok(buf.len())
+            if random {
+                host::sys::getrandom(piece).map_err(|_| Errno::EIO)?;
             }
-        }
+            Ok(piece.len())
+        })
     }
 
-    fn write(&self, _file: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _file: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         match self.0 {
             Device::Full => Err(Errno::ENOSPC),
             // Writes to random/urandom add entropy on Linux; the host's pool needs none of ours.
-            Device::Null | Device::Zero | Device::Random | Device::Urandom => Ok(data.len()),
+            Device::Null | Device::Zero | Device::Random | Device::Urandom => Ok(src.size()),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
@@ -28,9 +29,18 @@ impl EventFd {
     }
 }
 
+/// The count moved whole, or EFAULT: eight bytes are one value.
+fn full(n: usize) -> SysResult<usize> {
+    if n == 8 {
+        Ok(8)
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
 impl FileOps for EventFd {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
-        if buf.len() < 8 {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
+        if dst.space() < 8 {
             return Err(Errno::EINVAL);
         }
         let mut c = self.count.lock().unwrap();
@@ -40,16 +50,17 @@ impl FileOps for EventFd {
         let v = if self.semaphore { 1 } else { *c };
         *c -= v;
         drop(c);
-        buf[..8].copy_from_slice(&v.to_ne_bytes());
         self.wq.notify_all();
-        Ok(8)
+        full(dst.copy_out(0, &v.to_ne_bytes())?)
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
-        if data.len() < 8 {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
+        if src.size() < 8 {
             return Err(Errno::EINVAL);
         }
-        let v = u64::from_ne_bytes(data[..8].try_into().expect("8 bytes"));
+        let mut raw = [0u8; 8];
+        full(src.copy_in(0, &mut raw)?)?;
+        let v = u64::from_ne_bytes(raw);
         if v == u64::MAX {
             return Err(Errno::EINVAL);
         }

@@ -12,13 +12,15 @@
 
 use std::any::Any;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use abi::Errno;
 use p9::{Client, Fid};
 
+use crate::mm::io::{read_through, write_through};
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::cache::{default_capacity, Children, Lookup, Recent};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
@@ -461,7 +463,7 @@ impl Inode for GoferInode {
 struct GoferDir;
 
 impl FileOps for GoferDir {
-    fn read(&self, _f: &OpenFile, _buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         Err(Errno::EISDIR)
     }
 }
@@ -486,10 +488,14 @@ fn host_errno(e: std::io::Error) -> Errno {
 }
 
 impl FileOps for GoferFile {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         match &self.io {
-            Io::Host(file) => file.read_at(buf, off).map_err(host_errno),
-            Io::Fid(fid) => self.inode.client().read(*fid, off, buf).map_err(remote),
+            // The kernel moves the bytes from the donated file to app memory.
+            Io::Host(file) => dst.read_file(0, file, off, dst.space()),
+            Io::Fid(fid) => {
+                let client = self.inode.client();
+                read_through(dst, |done, buf| client.read(*fid, off + done as u64, buf).map_err(remote))
+            }
         }
     }
 
@@ -500,10 +506,13 @@ impl FileOps for GoferFile {
         }
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, off: u64) -> SysResult<usize> {
         let written = match &self.io {
-            Io::Host(file) => file.write_at(data, off).map_err(host_errno),
-            Io::Fid(fid) => self.inode.client().write(*fid, off, data).map_err(remote),
+            Io::Host(file) => src.write_file(0, file, off, src.size()),
+            Io::Fid(fid) => {
+                let client = self.inode.client();
+                write_through(src, |done, data| client.write(*fid, off + done as u64, data).map_err(remote))
+            }
         };
         self.inode.invalidate();
         written

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use abi::Errno;
 
+use crate::mm::io::BOUNCE;
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArgRef, OpenFile, PollMask, Stat};
 use crate::SysResult;
 
@@ -33,21 +35,27 @@ fn io_err(e: std::io::Error) -> Errno {
 }
 
 impl FileOps for HostFile {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    /// One host read (a tty or pipe has no offsets for the kernel to move
+    /// bytes by), through a bounded buffer.
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         // Sleep in poll with a short timeout so a signal to the app is noticed.
         let r = host::sys::poll_one(self.fd.as_fd(), 1, 50).map_err(io_err)?;
         if r == 0 {
             return Err(Errno::EAGAIN);
         }
-        host::sys::read(self.fd.as_fd(), buf).map_err(io_err)
+        let mut buf = vec![0u8; dst.space().min(BOUNCE)];
+        let n = host::sys::read(self.fd.as_fd(), &mut buf).map_err(io_err)?;
+        dst.copy_out(0, &buf[..n])
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         let r = host::sys::poll_one(self.fd.as_fd(), 4, 50).map_err(io_err)?;
         if r == 0 {
             return Err(Errno::EAGAIN);
         }
-        host::sys::write(self.fd.as_fd(), data).map_err(io_err)
+        let mut buf = vec![0u8; src.size().min(BOUNCE)];
+        let n = src.copy_in(0, &mut buf)?;
+        host::sys::write(self.fd.as_fd(), &buf[..n]).map_err(io_err)
     }
 
     fn seekable(&self) -> bool {

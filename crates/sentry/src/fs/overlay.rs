@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 
 use super::tmpfs::TmpfsInode;
-use crate::mm::RangeAllocator;
+use crate::mm::{IoDst, RangeAllocator};
 use crate::vfs::cache::{default_capacity, Children, Lookup, Recent};
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileSource, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat,
@@ -560,9 +560,9 @@ impl LowerFile {
 }
 
 impl FileOps for LowerFile {
-    fn read(&self, f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+    fn read(&self, f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         let file = self.file.lock().unwrap().clone();
-        file.read(f, buf, off)
+        file.read(f, dst, off)
     }
 
     fn data_extent(&self, f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {

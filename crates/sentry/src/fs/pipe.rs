@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use abi::Errno;
 
+use crate::mm::io::{append_from, drain_into};
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
@@ -79,27 +81,24 @@ struct PipeEnd {
 }
 
 impl FileOps for PipeEnd {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         if self.write {
             return Err(Errno::EBADF);
         }
         let mut s = self.pipe.state.lock().unwrap();
         if s.data.is_empty() {
-            if s.writers == 0 || buf.is_empty() {
+            if s.writers == 0 || dst.space() == 0 {
                 return Ok(0);
             }
             return Err(Errno::EAGAIN);
         }
-        let n = buf.len().min(s.data.len());
-        for (i, b) in s.data.drain(..n).enumerate() {
-            buf[i] = b;
-        }
+        let n = drain_into(dst, &mut s.data, usize::MAX)?;
         drop(s);
         self.pipe.wq.notify_all();
         Ok(n)
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         if !self.write {
             return Err(Errno::EBADF);
         }
@@ -108,11 +107,10 @@ impl FileOps for PipeEnd {
             return Err(Errno::EPIPE);
         }
         let room = CAPACITY - s.data.len();
-        if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
+        if room == 0 || (src.size() <= PIPE_BUF && room < src.size()) {
             return Err(Errno::EAGAIN);
         }
-        let n = data.len().min(room);
-        s.data.extend(&data[..n]);
+        let n = append_from(src, &mut s.data, room)?;
         drop(s);
         self.pipe.wq.notify_all();
         Ok(n)
@@ -170,11 +168,11 @@ struct PipeRdwr {
 }
 
 impl FileOps for PipeRdwr {
-    fn read(&self, f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
-        self.r.read(f, buf, off)
+    fn read(&self, f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
+        self.r.read(f, dst, off)
     }
-    fn write(&self, f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
-        self.w.write(f, data, off)
+    fn write(&self, f: &OpenFile, src: &dyn IoSrc, off: u64) -> SysResult<usize> {
+        self.w.write(f, src, off)
     }
     fn seekable(&self) -> bool {
         false

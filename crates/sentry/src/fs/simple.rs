@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use abi::Errno;
 
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, Stat, Timespec};
 use crate::SysResult;
 
@@ -130,15 +131,17 @@ struct Snapshot {
 }
 
 impl FileOps for Snapshot {
-    fn read(&self, _file: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+    fn read(&self, _file: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         let Ok(start) = usize::try_from(off) else { return Ok(0) };
         let rest = self.data.get(start..).unwrap_or_default();
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        Ok(n)
+        let n = rest.len().min(dst.space());
+        if n == 0 {
+            return Ok(0);
+        }
+        dst.copy_out(0, &rest[..n])
     }
 
-    fn write(&self, _file: &OpenFile, _data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         Err(Errno::EBADF)
     }
 }
@@ -293,11 +296,11 @@ impl Inode for SimpleDir {
 struct DirHandle;
 
 impl FileOps for DirHandle {
-    fn read(&self, _file: &OpenFile, _buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _file: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         Err(Errno::EISDIR)
     }
 
-    fn write(&self, _file: &OpenFile, _data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         Err(Errno::EISDIR)
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use abi::Errno;
 
+use crate::mm::IoDst;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
@@ -79,17 +80,20 @@ fn run(weak: std::sync::Weak<TimerFd>, generation: u64) {
 }
 
 impl FileOps for TimerFd {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
-        if buf.len() < 8 {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
+        if dst.space() < 8 {
             return Err(Errno::EINVAL);
         }
         let mut s = self.state.lock().unwrap();
         if s.expirations == 0 {
             return Err(Errno::EAGAIN);
         }
-        buf[..8].copy_from_slice(&s.expirations.to_ne_bytes());
-        s.expirations = 0;
-        Ok(8)
+        let count = std::mem::take(&mut s.expirations);
+        drop(s);
+        match dst.copy_out(0, &count.to_ne_bytes())? {
+            8 => Ok(8),
+            _ => Err(Errno::EFAULT),
+        }
     }
 
     fn seekable(&self) -> bool {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 
 use super::pipe::Pipe;
-use crate::mm::{Backing, RangeAllocator};
+use crate::mm::{Backing, IoDst, IoSrc, RangeAllocator};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
 use crate::SysResult;
 
@@ -135,72 +135,106 @@ impl FileData {
         }
     }
 
-    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+    /// Reads at `off` into `dst`, straight from the memory file (holes
+    /// as zeros): up to the end of the file or a fault in `dst`.
+    fn read(&self, off: u64, dst: &mut dyn IoDst) -> SysResult<usize> {
         let len = self.len();
         let off = off.min(len);
-        let n = (buf.len() as u64).min(len - off) as usize;
+        let n = (dst.space() as u64).min(len - off) as usize;
         match self {
             FileData::Chunks { chunks, .. } => {
+                let mut zeros = Vec::new();
                 let mut done = 0;
                 while done < n {
                     let at = off + done as u64;
                     let (index, within) = (at / CHUNK, at % CHUNK);
                     let take = ((CHUNK - within) as usize).min(n - done);
-                    match chunks.get(&index) {
-                        Some(chunk) => chunk.backing.read(within, &mut buf[done..done + take])?,
-                        None => buf[done..done + take].fill(0),
+                    let got = match chunks.get(&index) {
+                        Some(chunk) => dst.copy_from(done, &chunk.backing, within, take),
+                        None => {
+                            zeros.resize(take, 0);
+                            dst.copy_out(done, &zeros[..take])
+                        }
+                    };
+                    match got {
+                        Ok(got) if got < take => return Ok(done + got),
+                        Ok(got) => done += got,
+                        Err(_) if done > 0 => break,
+                        Err(e) => return Err(e),
                     }
-                    done += take;
                 }
+                Ok(done)
             }
-            FileData::Mem { backing, .. } => backing.read(off, &mut buf[..n])?,
+            FileData::Mem { backing, .. } => dst.copy_from(0, backing, off, n),
         }
-        Ok(n)
     }
 
-    fn write(&mut self, space: &Space, off: u64, data: &[u8]) -> SysResult<()> {
-        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+    /// Writes `src` at `off`, straight into the memory file: how many
+    /// bytes went (fewer at a fault in `src`, or when space ran out after
+    /// some did).
+    fn write(&mut self, space: &Space, off: u64, src: &dyn IoSrc) -> SysResult<usize> {
+        let len = src.size();
+        let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE {
             return Err(Errno::EFBIG);
         }
         match self {
             FileData::Chunks { chunks, size, pages } => {
                 let mut done = 0;
-                while done < data.len() {
+                while done < len {
                     let at = off + done as u64;
                     let (index, within) = (at / CHUNK, at % CHUNK);
-                    let take = ((CHUNK - within) as usize).min(data.len() - done);
+                    let take = ((CHUNK - within) as usize).min(len - done);
                     let bits = page_bits(within, within + take as u64);
                     let fresh = bits & !chunks.get(&index).map_or(0, |c| c.present);
                     // Pages written for the first time count against the size first.
-                    space.resize(0, u64::from(fresh.count_ones()) * PAGE)?;
-                    let chunk = match chunks.get_mut(&index) {
-                        Some(chunk) => chunk,
-                        None => match space.alloc.alloc(CHUNK) {
-                            Ok(backing) => chunks.entry(index).or_insert(Chunk { backing, present: 0 }),
-                            Err(e) => {
-                                space.shrink(u64::from(fresh.count_ones()) * PAGE, 0);
-                                return Err(e);
+                    let step = space.resize(0, u64::from(fresh.count_ones()) * PAGE).and_then(|()| {
+                        let chunk = match chunks.get_mut(&index) {
+                            Some(chunk) => chunk,
+                            None => match space.alloc.alloc(CHUNK) {
+                                Ok(backing) => chunks.entry(index).or_insert(Chunk { backing, present: 0 }),
+                                Err(e) => {
+                                    space.shrink(u64::from(fresh.count_ones()) * PAGE, 0);
+                                    return Err(e);
+                                }
+                            },
+                        };
+                        let got = src.copy_to(done, &chunk.backing, within, take);
+                        // Fresh pages nothing reached are not the file's after all.
+                        let reached = match got {
+                            Ok(n) if n > 0 => page_bits(within, within + n as u64),
+                            _ => 0,
+                        };
+                        let kept = fresh & reached;
+                        space.shrink(u64::from((fresh & !kept).count_ones()) * PAGE, 0);
+                        chunk.present |= kept;
+                        *pages += u64::from(kept.count_ones());
+                        got
+                    });
+                    match step {
+                        Ok(got) => {
+                            done += got;
+                            *size = (*size).max(off + done as u64);
+                            if got < take {
+                                break;
                             }
-                        },
-                    };
-                    chunk.present |= fresh;
-                    *pages += u64::from(fresh.count_ones());
-                    chunk.backing.write(within, &data[done..done + take])?;
-                    done += take;
-                    *size = (*size).max(off + done as u64);
+                        }
+                        Err(_) if done > 0 => break,
+                        Err(e) => return Err(e),
+                    }
                 }
+                Ok(done)
             }
             FileData::Mem { backing, size } => {
                 if end > backing.len {
                     // Mappings keep the pages they have; the file outgrew them.
                     return Err(Errno::EFBIG);
                 }
-                backing.write(off, data)?;
-                *size = (*size).max(end);
+                let got = src.copy_to(0, backing, off, len)?;
+                *size = (*size).max(off + got as u64);
+                Ok(got)
             }
         }
-        Ok(())
     }
 
     /// What the file holds of its filesystem's space: the pages its pieces
@@ -363,7 +397,10 @@ impl TmpfsInode {
     /// copy a piece at a time), growing it as needed.
     pub fn write_at(&self, off: u64, data: &[u8]) -> SysResult<()> {
         match &self.kind {
-            Kind::File(d) => d.lock().unwrap().write(&self.space, off, data),
+            Kind::File(d) => match d.lock().unwrap().write(&self.space, off, &data)? {
+                n if n == data.len() => Ok(()),
+                _ => Err(Errno::EIO),
+            },
             _ => Err(Errno::EINVAL),
         }
     }
@@ -679,23 +716,23 @@ impl FileOps for TmpfsFile {
         }
     }
 
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         match &self.inode.kind {
-            Kind::File(d) => d.lock().unwrap().read(off, buf),
+            Kind::File(d) => d.lock().unwrap().read(off, dst),
             Kind::Dir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
     }
 
-    fn write(&self, f: &OpenFile, data: &[u8], off: u64) -> SysResult<usize> {
+    fn write(&self, f: &OpenFile, src: &dyn IoSrc, off: u64) -> SysResult<usize> {
         match &self.inode.kind {
             Kind::File(d) => {
                 let mut d = d.lock().unwrap();
                 let off = if f.flags() & 0o2000 != 0 { d.len() } else { off };
-                d.write(&self.inode.space, off, data)?;
+                let n = d.write(&self.inode.space, off, src)?;
                 drop(d);
                 self.inode.touch();
-                Ok(data.len())
+                Ok(n)
             }
             Kind::Dir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use abi::Errno;
 
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
@@ -1018,14 +1019,14 @@ impl UnixSocket {
 
 impl FileOps for UnixSocket {
     /// read(2) is recv with no flags: descriptors that arrive are closed.
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
-        let len = buf.len();
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
+        let len = dst.space();
         if len == 0 && self.ep.kind == SockType::Stream {
             return Ok(0);
         }
-        let r = self.ep.recv(len, false, &mut |off, d| {
-            buf[off..off + d.len()].copy_from_slice(d);
-            Ok(())
+        let r = self.ep.recv(len, false, &mut |off, d| match dst.copy_out(off, d)? {
+            n if n == d.len() => Ok(()),
+            _ => Err(Errno::EFAULT),
         })?;
         Ok(r.copied)
     }
@@ -1033,19 +1034,25 @@ impl FileOps for UnixSocket {
     /// write(2) is send with no flags (the syscall layer raises SIGPIPE on EPIPE).
     /// FileOps does not see the task, so SCM_CREDENTIALS name the calling process
     /// with the socket creator's uid and gid.
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         let (pid, _) = crate::auth::current();
         let cred = Ucred { pid, ..self.ep.owner };
         match self.ep.kind {
             SockType::Stream => {
                 let mut off = 0;
-                self.ep.send_stream(data.len(), false, &mut Vec::new(), cred, &mut |n| {
-                    let chunk = data[off..off + n].to_vec();
-                    off += n;
+                self.ep.send_stream(src.size(), false, &mut Vec::new(), cred, &mut |n| {
+                    let chunk = src.gather(off, n)?;
+                    off += chunk.len();
                     Ok(chunk)
                 })
             }
-            _ => self.ep.send_datagram(data, None, &[], cred),
+            _ => {
+                // Bounded before the datagram is copied out of the app.
+                if src.size() > self.ep.max_datagram() {
+                    return Err(Errno::EMSGSIZE);
+                }
+                self.ep.send_datagram(&src.gather(0, src.size())?, None, &[], cred)
+            }
         }
     }
 

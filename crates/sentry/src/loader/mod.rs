@@ -60,7 +60,7 @@ fn open_exec(cur: &CurrentTask, path: &[u8]) -> SysResult<Opened> {
 fn read_at(f: &Opened, off: u64, buf: &mut [u8]) -> SysResult<usize> {
     let mut done = 0;
     while done < buf.len() {
-        let n = f.file.ops.read(&f.file, &mut buf[done..], off + done as u64)?;
+        let n = f.file.ops.read(&f.file, &mut &mut buf[done..], off + done as u64)?;
         if n == 0 {
             break;
         }

@@ -86,6 +86,12 @@ impl Backing {
         }
     }
 
+    /// The memory-file offset of `len` bytes at `off` within this range
+    /// (EFAULT past its end), for the kernel to copy to or from.
+    pub fn range(&self, off: u64, len: u64) -> SysResult<u64> {
+        self.check(off, len)
+    }
+
     /// Brings in every piece of `[off, off + len)` (offsets in this range)
     /// its file has not filled yet.
     pub fn fill_range(&self, off: u64, len: u64) -> SysResult<()> {

@@ -12,6 +12,7 @@
 
 pub mod alloc;
 pub mod fill;
+pub mod io;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use host::memfile::PAGE;
 
 pub use alloc::{Backing, RangeAllocator};
 pub use fill::{copy_data, Fill, PageSource, PIECE};
+pub use io::{AppIo, IoDst, IoSrc, Part};
 
 use crate::SysResult;
 
@@ -612,6 +614,41 @@ impl MemoryManager {
             cur += n as u64;
         }
         Ok(out)
+    }
+
+    /// App buffers `pieces` (address, length) as memory-file ranges for I/O
+    /// wanting `want` access (`PROT_WRITE` to read into them, `PROT_READ`
+    /// to write from them): up to the first byte without it, where the
+    /// sequence faults, and at most `io::MAX_RANGES` ranges, where it ends
+    /// short (the rest is for another call).
+    pub fn io(&self, pieces: &[(u64, usize)], want: u32) -> AppIo {
+        let mut io = AppIo::new(self.alloc.file.clone());
+        let asked = pieces.iter().fold(0usize, |sum, p| sum.saturating_add(p.1));
+        for &(addr, len) in pieces {
+            let Some(end) = addr.checked_add(len as u64) else {
+                io.fault(asked);
+                return io;
+            };
+            let mut cur = addr;
+            while cur < end {
+                if io.full() {
+                    return io;
+                }
+                let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur);
+                let Some(v) = v.filter(|v| v.prot & want == want && v.prot != 0 && v.fits()) else {
+                    io.fault(asked);
+                    return io;
+                };
+                let n = (v.end.min(end) - cur) as usize;
+                if v.backing.fill_range(v.offset + (cur - v.start), n as u64).is_err() {
+                    io.fault(asked);
+                    return io;
+                }
+                io.push(&v.backing, v.memoff(cur), n);
+                cur += n as u64;
+            }
+        }
+        io
     }
 
     /// The memory-file offset behind the aligned u32 at `addr` (futex keys): the same for

@@ -11,6 +11,7 @@ use crate::fs::pipe::Pipe;
 use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::CurrentTask;
+use crate::mm::{IoDst, IoSrc, Part, PROT_READ, PROT_WRITE};
 use crate::vfs::attr::Change;
 use crate::vfs::inotify::IN_DONT_FOLLOW;
 use crate::vfs::open::{O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE};
@@ -31,10 +32,6 @@ pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 pub const AT_REMOVEDIR: u32 = 0x200;
 const AT_SYMLINK_FOLLOW: u32 = 0x400;
 const AT_EMPTY_PATH: u32 = 0x1000;
-
-/// The most bytes of one transfer the Sentry holds at a time: a 2 GiB write
-/// costs it this, not 2 GiB.
-const IO_CHUNK: usize = 1 << 20;
 
 /// Who is asking, as the vfs checks it: the process's credentials, root and
 /// umask, and the sandbox's inotify instances to tell.
@@ -283,48 +280,50 @@ fn blocking<T>(t: &CurrentTask, f: &OpenFile, mut op: impl FnMut() -> SysResult<
     }
 }
 
-fn read_into(t: &CurrentTask, f: &Arc<OpenFile>, len: usize, off: Option<u64>) -> SysResult<Vec<u8>> {
+/// One read of `f` into `dst` (at `off`, or the file position), sleeping
+/// while it has nothing to give.
+fn read_once(t: &CurrentTask, f: &Arc<OpenFile>, dst: &mut dyn IoDst, off: Option<u64>) -> SysResult<usize> {
     if !f.readable() {
         return Err(Errno::EBADF);
     }
-    let mut buf = vec![0u8; len.min(IO_CHUNK)];
-    let n = if f.ops.seekable() {
+    if f.ops.seekable() {
         match off {
-            Some(o) => blocking(t, f, || f.ops.read(f, &mut buf, o))?,
+            Some(o) => blocking(t, f, || f.ops.read(f, dst, o)),
             None => {
                 let mut pos = f.pos.lock().unwrap();
-                let n = blocking(t, f, || f.ops.read(f, &mut buf, *pos))?;
+                let n = blocking(t, f, || f.ops.read(f, dst, *pos))?;
                 *pos += n as u64;
-                n
+                Ok(n)
             }
         }
     } else {
         if off.is_some() {
             return Err(Errno::ESPIPE);
         }
-        blocking(t, f, || f.ops.read(f, &mut buf, 0))?
-    };
-    buf.truncate(n);
-    Ok(buf)
+        blocking(t, f, || f.ops.read(f, dst, 0))
+    }
 }
 
-fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>) -> SysResult<usize> {
+/// One write of `src` to `f` (at `off`, or the file position; O_APPEND at
+/// its end), cut at RLIMIT_FSIZE; a pipe or socket takes it all, unless
+/// non-blocking.
+fn write_once(t: &CurrentTask, f: &Arc<OpenFile>, src: &dyn IoSrc, off: Option<u64>) -> SysResult<usize> {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
     let r = if f.ops.seekable() {
         match off {
             Some(o) => {
-                let data = clip_to_fsize(t, f, o, data)?;
-                blocking(t, f, || f.ops.write(f, data, o))
+                let src = Part::new(src, 0, clip_to_fsize(t, f, o, src.size())?);
+                blocking(t, f, || f.ops.write(f, &src, o))
             }
             None => {
                 let mut pos = f.pos.lock().unwrap();
                 if f.flags() & O_APPEND != 0 {
                     *pos = f.stat()?.size;
                 }
-                let data = clip_to_fsize(t, f, *pos, data)?;
-                let n = blocking(t, f, || f.ops.write(f, data, *pos))?;
+                let src = Part::new(src, 0, clip_to_fsize(t, f, *pos, src.size())?);
+                let n = blocking(t, f, || f.ops.write(f, &src, *pos))?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -336,10 +335,11 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
         // Pipes: keep writing until everything is in (or an error after partial progress).
         let mut done = 0;
         loop {
-            match blocking(t, f, || f.ops.write(f, &data[done..], 0)) {
+            let rest = Part::new(src, done, usize::MAX);
+            match blocking(t, f, || f.ops.write(f, &rest, 0)) {
                 Ok(n) => {
                     done += n;
-                    if done >= data.len() || f.nonblocking() {
+                    if n == 0 || done >= src.size() || f.nonblocking() {
                         break Ok(done);
                     }
                 }
@@ -360,59 +360,54 @@ fn write_from(t: &CurrentTask, f: &Arc<OpenFile>, data: &[u8], off: Option<u64>)
 }
 
 /// RLIMIT_FSIZE: a regular file may not grow past the limit. Writing at or beyond it
-/// raises SIGXFSZ and fails with EFBIG; a write crossing it is cut short.
-fn clip_to_fsize<'a>(t: &CurrentTask, f: &OpenFile, off: u64, data: &'a [u8]) -> SysResult<&'a [u8]> {
+/// raises SIGXFSZ and fails with EFBIG; a write crossing it is cut short: how many of
+/// `len` bytes at `off` may go.
+fn clip_to_fsize(t: &CurrentTask, f: &OpenFile, off: u64, len: usize) -> SysResult<usize> {
     let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_FSIZE).0;
     if limit == u64::MAX
-        || data.is_empty()
+        || len == 0
         || !f.inode().is_some_and(|i| i.stat().is_ok_and(|s| s.file_type() == FileType::Regular))
     {
-        return Ok(data);
+        return Ok(len);
     }
     if off >= limit {
         send_to_task(&t.task, SigInfo::kernel(crate::kernel::signal::SIGXFSZ));
         return Err(Errno::EFBIG);
     }
-    Ok(&data[..data.len().min((limit - off) as usize)])
+    Ok(len.min((limit - off).min(usize::MAX as u64) as usize))
 }
 
-/// Reads from `f` into the app's buffers (at `off`, or the file position) a
-/// chunk at a time: a seekable file fills them up to its end; a pipe, socket
-/// or terminal gives what one read gives, as on Linux.
+/// Reads from `f` into the app's buffers (at `off`, or the file position),
+/// straight into the memory file: a seekable file fills them up to its end
+/// (a piece of `mm::io::MAX_RANGES` ranges at a time); a pipe, socket or
+/// terminal gives what one read gives, as on Linux.
 fn read_to_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, off: Option<u64>) -> SysResult<usize> {
     let mut done = 0;
     loop {
-        let want = IO_CHUNK.min(buf.len - done);
-        let data = match read_into(t, f, want, off.map(|o| o + done as u64)) {
-            Ok(data) => data,
+        let mut dst = buf.io(t, done, PROT_WRITE);
+        let want = dst.len();
+        let n = match read_once(t, f, &mut dst, off.map(|o| o + done as u64)) {
+            Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return Err(e),
         };
-        match buf.copy_out(t, done, &data) {
-            Ok(()) => done += data.len(),
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(e),
-        }
-        if data.len() < want || done >= buf.len || !f.ops.seekable() {
+        done += n;
+        if n < want || done >= buf.len || !f.ops.seekable() {
             break;
         }
     }
     Ok(done)
 }
 
-/// Writes the app's buffers to `f` (at `off`, or the file position) a chunk
-/// at a time, stopping at the first short write; an error after some bytes
-/// went is the count of those, as on Linux.
+/// Writes the app's buffers to `f` (at `off`, or the file position),
+/// straight from the memory file, stopping at the first short write; an
+/// error after some bytes went is the count of those, as on Linux.
 fn write_from_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, off: Option<u64>) -> SysResult<usize> {
     let mut done = 0;
     loop {
-        let want = IO_CHUNK.min(buf.len - done);
-        let data = match buf.copy_in(t, done, want) {
-            Ok(data) => data,
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(e),
-        };
-        let n = match write_from(t, f, &data, off.map(|o| o + done as u64)) {
+        let src = buf.io(t, done, PROT_READ);
+        let want = src.len();
+        let n = match write_once(t, f, &src, off.map(|o| o + done as u64)) {
             Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return Err(e),
@@ -1516,12 +1511,13 @@ fn copy_between(
     to_off: Option<u64>,
     count: usize,
 ) -> SysResult<(usize, u64, u64)> {
-    let data = read_into(t, from, count.min(1 << 20), from_off)?;
-    if data.is_empty() {
+    let mut data = vec![0u8; count.min(1 << 20)];
+    let got = read_once(t, from, &mut data, from_off)?;
+    if got == 0 {
         return Ok((0, from_off.unwrap_or(0), to_off.unwrap_or(0)));
     }
-    let n = write_from(t, to, &data, to_off)?;
-    Ok((n, from_off.unwrap_or(0) + data.len() as u64, to_off.unwrap_or(0) + n as u64))
+    let n = write_once(t, to, &&data[..got], to_off)?;
+    Ok((n, from_off.unwrap_or(0) + got as u64, to_off.unwrap_or(0) + n as u64))
 }
 
 pub fn sys_sendfile(t: &mut CurrentTask, out_fd: i32, in_fd: i32, offp: u64, count: usize) -> SysResult<u64> {

@@ -7,6 +7,7 @@
 use abi::Errno;
 
 use crate::kernel::CurrentTask;
+use crate::mm::AppIo;
 use crate::SysResult;
 
 /// The most bytes one read, write or send moves (Linux's MAX_RW_COUNT).
@@ -72,6 +73,18 @@ impl UserBuf {
             }
         }
         Ok(UserBuf { segs, len })
+    }
+
+    /// Bytes `off..` of the buffer list as the memory-file ranges behind
+    /// them (see `mm::AppIo`): `PROT_WRITE` to read into, `PROT_READ` to
+    /// write from.
+    pub fn io(&self, t: &CurrentTask, off: usize, want: u32) -> AppIo {
+        let mut pieces = Vec::with_capacity(self.segs.len());
+        let _ = self.walk(off, self.len.saturating_sub(off), |addr, len| {
+            pieces.push((addr, len));
+            Ok(())
+        });
+        t.tg().mm().lock().unwrap().io(&pieces, want)
     }
 
     /// Copies `n` bytes starting at byte `off` of the buffer list out of the app.

@@ -13,6 +13,8 @@ use crate::fs::dev::makedev;
 use crate::kernel::deliver::send_to_group;
 use crate::kernel::signal::{SigInfo, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
 use crate::kernel::Kernel;
+use crate::mm::io::drain_into;
+use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, IoctlArg, OpenFile, PollMask, Stat, Timespec,
 };
@@ -410,7 +412,7 @@ impl Inode for PtsDir {
 #[derive(Debug)]
 struct DirHandle;
 impl FileOps for DirHandle {
-    fn read(&self, _f: &OpenFile, _b: &mut [u8], _o: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _o: u64) -> SysResult<usize> {
         Err(Errno::EISDIR)
     }
 }
@@ -421,22 +423,21 @@ struct Master {
 }
 
 impl FileOps for Master {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let mut s = self.pty.state.lock().unwrap();
         if s.output.is_empty() {
             return if s.slave_opens == 0 && !s.locked { Err(Errno::EIO) } else { Err(Errno::EAGAIN) };
         }
-        let n = buf.len().min(s.output.len());
-        for (i, b) in s.output.drain(..n).enumerate() {
-            buf[i] = b;
-        }
+        let n = drain_into(dst, &mut s.output, usize::MAX)?;
         drop(s);
         self.pty.wq.notify_all();
         Ok(n)
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
-        match self.pty.input(data) {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
+        // The line discipline takes at most a buffer's worth.
+        let data = src.gather(0, src.size().min(CAPACITY))?;
+        match self.pty.input(&data) {
             0 if !data.is_empty() => Err(Errno::EAGAIN),
             n => Ok(n),
         }
@@ -494,7 +495,7 @@ struct Slave {
 }
 
 impl FileOps for Slave {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let mut s = self.pty.state.lock().unwrap();
         if s.input.is_empty() {
             if s.eof_pending {
@@ -503,22 +504,18 @@ impl FileOps for Slave {
             }
             return if s.master_open { Err(Errno::EAGAIN) } else { Ok(0) };
         }
-        let canon = s.flag(12) & ICANON != 0;
-        let mut n = 0;
-        while n < buf.len() {
-            let Some(b) = s.input.pop_front() else { break };
-            buf[n] = b;
-            n += 1;
-            if canon && b == b'\n' {
-                break;
-            }
-        }
+        // A canonical read ends with its line.
+        let line = match s.flag(12) & ICANON != 0 {
+            true => s.input.iter().take(dst.space()).position(|&b| b == b'\n').map_or(usize::MAX, |i| i + 1),
+            false => usize::MAX,
+        };
+        let n = drain_into(dst, &mut s.input, line)?;
         drop(s);
         self.pty.wq.notify_all();
         Ok(n)
     }
 
-    fn write(&self, _f: &OpenFile, data: &[u8], _off: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         let mut s = self.pty.state.lock().unwrap();
         if !s.master_open {
             return Err(Errno::EIO);
@@ -528,6 +525,8 @@ impl FileOps for Slave {
         }
         let onlcr = s.flag(4) & (OPOST | ONLCR) == OPOST | ONLCR;
         let room = CAPACITY - s.output.len();
+        // Output processing looks at each byte: at most the room's worth come in.
+        let data = src.gather(0, src.size().min(room))?;
         let mut n = 0;
         for &b in data.iter().take(room) {
             if b == b'\n' && onlcr {

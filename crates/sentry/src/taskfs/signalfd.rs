@@ -7,6 +7,7 @@ use abi::Errno;
 
 use crate::auth::current;
 use crate::kernel::Kernel;
+use crate::mm::IoDst;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::SysResult;
 
@@ -27,17 +28,21 @@ impl SignalFd {
 }
 
 impl FileOps for SignalFd {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
-        if buf.len() < 128 {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
+        if dst.space() < 128 {
             return Err(Errno::EINVAL);
         }
         let me = self.me().ok_or(Errno::EINVAL)?;
         let mask = *self.mask.lock().unwrap();
         let mut n = 0;
-        while n + 128 <= buf.len() {
+        while n + 128 <= dst.space() {
             let Some(info) = me.dequeue_in(mask) else { break };
-            buf[n..n + 128].copy_from_slice(&info.to_signalfd_bytes());
-            n += 128;
+            match dst.copy_out(n, &info.to_signalfd_bytes()) {
+                Ok(128) => n += 128,
+                // A signal dequeued for a record the buffer cannot hold is lost, as on Linux.
+                _ if n > 0 => break,
+                _ => return Err(Errno::EFAULT),
+            }
         }
         if n == 0 {
             // The reader sleeps on its own waiter, which every signal sent to it wakes.

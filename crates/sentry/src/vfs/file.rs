@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use abi::Errno;
 
 use super::{Dentry, DirEntry, InodeRef, Stat};
+use crate::mm::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
@@ -26,10 +27,16 @@ bitflags::bitflags! {
 /// I/O on an open file. Blocking objects return EAGAIN when not ready and expose the
 /// wait queue to sleep on; the syscall layer does the sleeping.
 pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
-    fn read(&self, _file: &OpenFile, _buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    /// Reads at `off` into `dst` (app memory, or a Sentry buffer), up to
+    /// `dst.space()` bytes: a regular file gives all of them unless it ends
+    /// first or `dst` faults (then what came before the fault; EFAULT if
+    /// nothing did). Bytes go straight to `dst`, with no buffer between.
+    fn read(&self, _file: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
-    fn write(&self, _file: &OpenFile, _data: &[u8], _off: u64) -> SysResult<usize> {
+    /// Writes `src` at `off`, as `read` the other way: how many bytes the
+    /// file took.
+    fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
     /// The next range at or after `off` that may hold data, as (start, end);
@@ -151,8 +158,8 @@ impl Drop for OpenFile {
 pub struct FileSource(pub Arc<OpenFile>);
 
 impl crate::mm::PageSource for FileSource {
-    fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
-        self.0.ops.read(&self.0, buf, off)
+    fn read(&self, off: u64, mut buf: &mut [u8]) -> SysResult<usize> {
+        self.0.ops.read(&self.0, &mut buf, off)
     }
 
     fn data_extent(&self, off: u64) -> SysResult<Option<(u64, u64)>> {

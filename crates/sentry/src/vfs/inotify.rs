@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi::Errno;
 
 use crate::auth::Creds;
+use crate::mm::IoDst;
 use crate::vfs::permission::{self, MAY_READ};
 use crate::vfs::{Dentry, FileOps, FileType, InodeRef, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -125,19 +126,23 @@ impl Inotify {
 }
 
 impl FileOps for Inotify {
-    fn read(&self, _f: &OpenFile, buf: &mut [u8], _off: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let mut s = self.state.lock().unwrap();
         let Some(first) = s.events.front() else { return Err(Errno::EAGAIN) };
-        if first.len() > buf.len() {
+        if first.len() > dst.space() {
             return Err(Errno::EINVAL);
         }
         let mut n = 0;
         while let Some(ev) = s.events.front() {
-            if n + ev.len() > buf.len() {
+            if n + ev.len() > dst.space() {
                 break;
             }
-            buf[n..n + ev.len()].copy_from_slice(ev);
-            n += ev.len();
+            // An event the buffer faults on stays queued.
+            match dst.copy_out(n, ev) {
+                Ok(got) if got == ev.len() => n += got,
+                _ if n > 0 => break,
+                _ => return Err(Errno::EFAULT),
+            }
             s.events.pop_front();
         }
         Ok(n)

@@ -11,6 +11,7 @@ use super::attr::own_new_file;
 use super::inotify::IN_CREATE;
 use super::permission::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use super::{Caller, Dentry, FileOps, FileType, Follow, NewNode, OpenFile, Vfs};
+use crate::mm::{IoDst, IoSrc};
 use crate::SysResult;
 
 /// The access mode: the low two bits, 0 for O_RDONLY.
@@ -33,10 +34,10 @@ pub const O_TMPFILE: u32 = 0o20000000;
 struct PathOnly;
 
 impl FileOps for PathOnly {
-    fn read(&self, _f: &OpenFile, _b: &mut [u8], _o: u64) -> SysResult<usize> {
+    fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _o: u64) -> SysResult<usize> {
         Err(Errno::EBADF)
     }
-    fn write(&self, _f: &OpenFile, _d: &[u8], _o: u64) -> SysResult<usize> {
+    fn write(&self, _f: &OpenFile, _src: &dyn IoSrc, _o: u64) -> SysResult<usize> {
         Err(Errno::EBADF)
     }
 }
