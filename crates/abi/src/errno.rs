@@ -269,14 +269,6 @@ impl Errno {
     pub const ERFKILL: Errno = Errno(132);
     /// Memory page has hardware error
     pub const EHWPOISON: Errno = Errno(133);
-    /// Kernel-internal: restart the syscall if the handler has SA_RESTART, else EINTR. Never reaches the app.
-    pub const ERESTARTSYS: Errno = Errno(512);
-    /// Kernel-internal: always restart the syscall after the handler.
-    pub const ERESTARTNOINTR: Errno = Errno(513);
-    /// Kernel-internal: restart without a handler, EINTR with one.
-    pub const ERESTARTNOHAND: Errno = Errno(514);
-    /// Kernel-internal: restart through restart_syscall.
-    pub const ERESTART_RESTARTBLOCK: Errno = Errno(516);
 
     /// The symbolic name, e.g. "ENOENT".
     pub fn name(self) -> &'static str {
@@ -418,11 +410,6 @@ impl Errno {
             516 => "ERESTART_RESTARTBLOCK",
             _ => "E?",
         }
-    }
-
-    /// True for the restart codes that must never reach the app.
-    pub fn is_restart(self) -> bool {
-        matches!(self.0, 512..=516)
     }
 }
 

@@ -246,3 +246,26 @@ fn a_notify_rule_is_a_create_error() {
         out.describe()
     );
 }
+
+/// errnoRet values that Linux uses inside the kernel for restarts (512–516)
+/// reach the app once, as under runc; the Sentry keeps its own restarts apart
+/// from errno values, so a rule cannot make it restart a call forever.
+#[test]
+fn an_errno_rule_with_a_restart_number_fails_the_call_once() {
+    let probe = common::native::probe_with("errno_ret", &["-static"]);
+    let profile = allow_all_but(json!([
+        { "names": ["sysinfo"], "action": "SCMP_ACT_ERRNO", "errnoRet": 512 },
+        { "names": ["times"], "action": "SCMP_ACT_ERRNO", "errnoRet": 514 }
+    ]));
+    let bundle = Bundle::new("/opt/errno_ret", Some(profile));
+    fs::create_dir_all(bundle._rootfs.host_path("opt")).expect("mkdir opt in the rootfs");
+    fs::copy(&probe, bundle._rootfs.host_path("opt/errno_ret")).expect("copy the probe into the rootfs");
+    let out = run(&bundle);
+    assert_eq!(out.status, 0, "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        "sysinfo: -1 errno 512\ntimes: -1 errno 514\nsysinfo: -1 errno 512\ntimes: -1 errno 514\n",
+        "{}",
+        out.describe()
+    );
+}

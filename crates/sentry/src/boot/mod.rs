@@ -24,6 +24,7 @@ use crate::platform::PlatformKind;
 use crate::taskfs::proc;
 use crate::taskfs::sysctl::{SysctlError, Sysctls};
 use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
+use crate::SysResult;
 
 /// Size of the sparse memory file. It is address space, not memory: ranges
 /// are handed out for every mapping (1 GiB of heap room per process, a 40 GiB
@@ -160,13 +161,16 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     clients.push(root_client.clone());
     let root: InodeRef = match cfg.root.access {
         _ if cfg.root.read_only => {
-            GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?
+            GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(|e| BootError::Root(e.errno()))?
         }
         FileAccess::Exclusive => {
-            let lower = GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(BootError::Root)?;
+            let lower =
+                GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(|e| BootError::Root(e.errno()))?;
             OverlayInode::new_root(lower, cfg.root.overlay_limit, &alloc)
         }
-        FileAccess::Shared => GoferInode::attach(root_client, Sharing::Shared, false).map_err(BootError::Root)?,
+        FileAccess::Shared => {
+            GoferInode::attach(root_client, Sharing::Shared, false).map_err(|e| BootError::Root(e.errno()))?
+        }
     };
     let root_fstype = match cfg.root.access {
         _ if cfg.root.read_only => "9p",
@@ -222,7 +226,10 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // Parents first, so that a mount inside another is made in it.
     mounts.sort_by(|a, b| a.target.cmp(&b.target));
     for m in mounts {
-        let failed = |errno| BootError::Mount { target: String::from_utf8_lossy(&m.target).into_owned(), errno };
+        let failed = |e: crate::Error| BootError::Mount {
+            target: String::from_utf8_lossy(&m.target).into_owned(),
+            errno: e.errno(),
+        };
         let (inode, fstype, source, read_only): (InodeRef, _, _, _) = match m.kind {
             MountKind::Bind { gofer, read_only } => {
                 let client = Arc::new(p9::Client::new(gofer, MSIZE)?);
@@ -235,7 +242,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
                 let dir = GoferInode::attach(client, Sharing::Shared, read_only).map_err(failed)?;
                 let file = dir.lookup(&name).map_err(failed)?;
                 if file.stat().map_err(failed)?.file_type() != FileType::Regular {
-                    return Err(failed(Errno::EINVAL));
+                    return Err(failed(errno!(EINVAL)));
                 }
                 make_mountpoint(&vfs, parent_of(&m.target), &alloc).map_err(failed)?;
                 make_file_mountpoint(&vfs, &m.target).map_err(failed)?;
@@ -480,9 +487,9 @@ impl Sandbox {
     fn spawn(&self, p: ProcessConfig, init: bool) -> Result<i32, BootError> {
         let k = &self.k;
         // An exec'd process counts against the sandbox's task limit like a fork.
-        k.check_task_limit().map_err(|errno| BootError::Exec {
+        k.check_task_limit().map_err(|e| BootError::Exec {
             path: String::from_utf8_lossy(p.argv.first().map_or(&b""[..], |a| a)).into_owned(),
-            errno,
+            errno: e.errno(),
         })?;
         let vfs = &k.vfs;
         let cwd = vfs.walk(&vfs.root, &vfs.root, &p.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
@@ -494,7 +501,7 @@ impl Sandbox {
         {
             let flags = if i == 0 { 0 } else { 1 };
             fds.set(i as i32, OpenFile::new(f, None, flags), false)
-                .map_err(|e| BootError::Exec { path: "stdio".to_owned(), errno: e })?;
+                .map_err(|e| BootError::Exec { path: "stdio".to_owned(), errno: e.errno() })?;
         }
         let fs = FsContext { root: vfs.root.clone(), cwd, umask: 0o022 };
         let default_caps = if p.uid == 0 { CapSets::full() } else { CapSets::unprivileged() };
@@ -546,7 +553,7 @@ impl Sandbox {
         };
         let pid = leader.tid();
 
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(), (Vec<u8>, Errno)>>();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), (Vec<u8>, crate::Error)>>();
         let k2 = k.clone();
         let (argv, envp) = (p.argv, p.envp);
         let spawned = std::thread::Builder::new().name(format!("task-{pid}")).spawn(move || {
@@ -554,7 +561,7 @@ impl Sandbox {
             let (regs, ctx) = match started {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = tx.send(Err((b"stub".to_vec(), Errno(e.raw_os_error().unwrap_or(5)))));
+                    let _ = tx.send(Err((b"stub".to_vec(), crate::Error::from(e))));
                     leader.tg.begin_exit(task::signaled(9, false));
                     return crate::kernel::exit::exit_thread(&k2, &leader);
                 }
@@ -562,10 +569,10 @@ impl Sandbox {
             let mut cur = CurrentTask { k: k2.clone(), task: leader.clone(), ctx, regs, restart: None };
             crate::auth::set_current(pid, pid);
             let path = resolve_command(&argv, &envp);
-            let mut result = Err(Errno::ENOENT);
+            let mut result = Err(errno!(ENOENT));
             for p in &path {
                 result = crate::syscalls::exec_initial(&mut cur, p, argv.clone(), envp.clone());
-                if result != Err(Errno::ENOENT) {
+                if result != Err(errno!(ENOENT)) {
                     break;
                 }
             }
@@ -589,7 +596,7 @@ impl Sandbox {
                 if !init {
                     self.wait(pid);
                 }
-                Err(BootError::Exec { path: String::from_utf8_lossy(&path).into_owned(), errno })
+                Err(BootError::Exec { path: String::from_utf8_lossy(&path).into_owned(), errno: errno.errno() })
             }
             Err(_) => Err(BootError::Host(std::io::Error::other("the process's thread ended before it started"))),
         }
@@ -612,23 +619,23 @@ const MSIZE: u32 = 1 << 20;
 /// Makes every missing directory of the absolute path `target`, as runc
 /// does for a mount point. A symlink on the way is refused: mount targets
 /// are the paths they say.
-fn make_mountpoint(vfs: &Vfs, target: &[u8], alloc: &Arc<RangeAllocator>) -> Result<(), Errno> {
+fn make_mountpoint(vfs: &Vfs, target: &[u8], alloc: &Arc<RangeAllocator>) -> SysResult<()> {
     let mut dir: Arc<Dentry> = vfs.root.clone();
     let mut path = Vec::new();
     for name in target.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         if name == b"." || name == b".." {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         path.push(b'/');
         path.extend_from_slice(name);
         let next = match vfs.step(&vfs.root, &dir, name) {
             Ok(next) => next,
-            Err(Errno::ENOENT) => {
+            Err(e) if e == Errno::ENOENT => {
                 match dir.inode.create(name, NewNode::Dir { mode: 0o755 }) {
                     Ok(_) => {}
                     // A read-only root gets an empty directory of the
                     // Sentry's own there, as the mount point (and the path to it).
-                    Err(Errno::EROFS) => vfs.mounts.mount(
+                    Err(e) if e == Errno::EROFS => vfs.mounts.mount(
                         &path,
                         TmpfsInode::new_fs_limited(0o755, Some(0), alloc),
                         "tmpfs",
@@ -642,8 +649,8 @@ fn make_mountpoint(vfs: &Vfs, target: &[u8], alloc: &Arc<RangeAllocator>) -> Res
         };
         match next.inode.stat()?.file_type() {
             FileType::Directory => dir = next,
-            FileType::Symlink => return Err(Errno::ELOOP),
-            _ => return Err(Errno::ENOTDIR),
+            FileType::Symlink => return Err(errno!(ELOOP)),
+            _ => return Err(errno!(ENOTDIR)),
         }
     }
     Ok(())
@@ -658,19 +665,20 @@ fn parent_of(path: &[u8]) -> &[u8] {
 
 /// Makes sure a regular file is at `target` (its directory exists), to
 /// mount a file over.
-fn make_file_mountpoint(vfs: &Vfs, target: &[u8]) -> Result<(), Errno> {
+fn make_file_mountpoint(vfs: &Vfs, target: &[u8]) -> SysResult<()> {
     let dir = vfs.walk(&vfs.root, &vfs.root, parent_of(target), Follow::No)?;
     let name = &target[parent_of(target).len()..];
     let name = name.strip_prefix(b"/").unwrap_or(name);
     match vfs.step(&vfs.root, &dir, name) {
         Ok(existing) => match existing.inode.stat()?.file_type() {
             FileType::Regular => Ok(()),
-            FileType::Symlink => Err(Errno::ELOOP),
-            _ => Err(Errno::EISDIR),
+            FileType::Symlink => Err(errno!(ELOOP)),
+            _ => Err(errno!(EISDIR)),
         },
-        Err(Errno::ENOENT) => match dir.inode.create(name, NewNode::File { mode: 0o644 }) {
+        Err(e) if e == Errno::ENOENT => match dir.inode.create(name, NewNode::File { mode: 0o644 }) {
             // On a read-only root the mount is found by its path alone.
-            Ok(_) | Err(Errno::EROFS) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) if e == Errno::EROFS => Ok(()),
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

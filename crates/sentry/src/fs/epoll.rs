@@ -4,8 +4,6 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::Errno;
-
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
@@ -45,7 +43,7 @@ impl Epoll {
         let pos =
             l.iter().position(|i| i.fd == fd && i.file.upgrade().is_some_and(|f| Self::key(&f) == Self::key(file)));
         match (op, pos) {
-            (1, Some(_)) => Err(Errno::EEXIST),
+            (1, Some(_)) => Err(errno!(EEXIST)),
             (1, None) => {
                 l.push(Interest {
                     fd,
@@ -71,8 +69,8 @@ impl Epoll {
                 i.disarmed = false;
                 Ok(())
             }
-            (2 | 3, None) => Err(Errno::ENOENT),
-            _ => Err(Errno::EINVAL),
+            (2 | 3, None) => Err(errno!(ENOENT)),
+            _ => Err(errno!(EINVAL)),
         }
     }
 

@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use abi::Errno;
-
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -34,18 +32,18 @@ fn full(n: usize) -> SysResult<usize> {
     if n == 8 {
         Ok(8)
     } else {
-        Err(Errno::EFAULT)
+        Err(errno!(EFAULT))
     }
 }
 
 impl FileOps for EventFd {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         if dst.space() < 8 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut c = self.count.lock().unwrap();
         if *c == 0 {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let v = if self.semaphore { 1 } else { *c };
         *c -= v;
@@ -56,17 +54,17 @@ impl FileOps for EventFd {
 
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         if src.size() < 8 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut raw = [0u8; 8];
         full(src.copy_in(0, &mut raw)?)?;
         let v = u64::from_ne_bytes(raw);
         if v == u64::MAX {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut c = self.count.lock().unwrap();
         if u64::MAX - 1 - *c < v {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         *c += v;
         drop(c);

@@ -30,8 +30,9 @@ const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
 const S_IFIFO: u32 = 0o010000;
 
-fn remote(e: p9::Error) -> Errno {
-    Errno(e.errno())
+#[track_caller]
+fn remote(e: p9::Error) -> crate::Error {
+    crate::Error::new(Errno(e.errno()))
 }
 
 /// Who else may change a Gofer-backed tree while the sandbox runs.
@@ -130,11 +131,11 @@ impl GoferInode {
 
     /// Another inode of the same mount, for rename and link.
     fn same_fs(&self, other: &InodeRef) -> SysResult<Arc<GoferInode>> {
-        let other = GoferInode::from_ref(other).ok_or(Errno::EXDEV)?;
+        let other = GoferInode::from_ref(other).ok_or(errno!(EXDEV))?;
         if Arc::ptr_eq(&other.fs, &self.fs) {
             Ok(other)
         } else {
-            Err(Errno::EXDEV)
+            Err(errno!(EXDEV))
         }
     }
 
@@ -180,7 +181,7 @@ impl GoferInode {
 
     fn writable(&self) -> SysResult<()> {
         if self.fs.read_only {
-            Err(Errno::EROFS)
+            Err(errno!(EROFS))
         } else {
             Ok(())
         }
@@ -189,7 +190,7 @@ impl GoferInode {
     fn fetch_stat(&self) -> SysResult<Stat> {
         let host = self.host.lock().unwrap().clone();
         if let Some(file) = host {
-            let m = file.metadata().map_err(|e| Errno(e.raw_os_error().unwrap_or(Errno::EIO.0)))?;
+            let m = file.metadata()?;
             return Ok(Stat {
                 dev: self.fs.id,
                 ino: m.ino(),
@@ -246,7 +247,7 @@ impl GoferInode {
     fn created(&self, name: &[u8]) -> SysResult<InodeRef> {
         self.invalidate();
         self.children.forget(name);
-        let child = self.walk_child(name)?.ok_or(Errno::ENOENT)?;
+        let child = self.walk_child(name)?.ok_or(errno!(ENOENT))?;
         self.adopt(name, &child);
         Ok(child)
     }
@@ -343,7 +344,7 @@ impl Inode for GoferInode {
         if self.fs.sharing == Sharing::Exclusive {
             match self.children.get(name) {
                 Lookup::Hit(c) => return Ok(c),
-                Lookup::Absent => return Err(Errno::ENOENT),
+                Lookup::Absent => return Err(errno!(ENOENT)),
                 Lookup::Unknown => {}
             }
         }
@@ -356,7 +357,7 @@ impl Inode for GoferInode {
                 if self.fs.sharing == Sharing::Exclusive {
                     self.children.insert_absent(name);
                 }
-                Err(Errno::ENOENT)
+                Err(errno!(ENOENT))
             }
         }
     }
@@ -381,10 +382,10 @@ impl Inode for GoferInode {
         match self.stat()?.file_type() {
             FileType::Directory => Ok(Arc::new(GoferDir)),
             FileType::Regular => self.open_file(flags),
-            FileType::Symlink => Err(Errno::ELOOP),
+            FileType::Symlink => Err(errno!(ELOOP)),
             // Device nodes, FIFOs and sockets in a served tree are metadata
             // only: the host object is never opened.
-            _ => Err(Errno::EACCES),
+            _ => Err(errno!(EACCES)),
         }
     }
 
@@ -464,7 +465,7 @@ struct GoferDir;
 
 impl FileOps for GoferDir {
     fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
-        Err(Errno::EISDIR)
+        Err(errno!(EISDIR))
     }
 }
 
@@ -483,10 +484,6 @@ struct GoferFile {
     io: Io,
 }
 
-fn host_errno(e: std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(Errno::EIO.0))
-}
-
 impl FileOps for GoferFile {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         match &self.io {
@@ -501,7 +498,9 @@ impl FileOps for GoferFile {
 
     fn data_extent(&self, _f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
         match &self.io {
-            Io::Host(file) => host::sys::data_extent(std::os::fd::AsFd::as_fd(&**file), off).map_err(host_errno),
+            Io::Host(file) => {
+                host::sys::data_extent(std::os::fd::AsFd::as_fd(&**file), off).map_err(crate::Error::from)
+            }
             Io::Fid(_) => Ok(Some((off, u64::MAX))),
         }
     }

@@ -4,8 +4,6 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use abi::Errno;
-
 use crate::mm::io::BOUNCE;
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArgRef, OpenFile, PollMask, Stat};
@@ -30,32 +28,28 @@ const TCGETS: u64 = 0x5401;
 const TIOCGPGRP: u64 = 0x540f;
 const TIOCSPGRP: u64 = 0x5410;
 
-fn io_err(e: std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(5))
-}
-
 impl FileOps for HostFile {
     /// One host read (a tty or pipe has no offsets for the kernel to move
     /// bytes by), through a bounded buffer.
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         // Sleep in poll with a short timeout so a signal to the app is noticed.
-        let r = host::sys::poll_one(self.fd.as_fd(), 1, 50).map_err(io_err)?;
+        let r = host::sys::poll_one(self.fd.as_fd(), 1, 50).map_err(crate::Error::from)?;
         if r == 0 {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let mut buf = vec![0u8; dst.space().min(BOUNCE)];
-        let n = host::sys::read(self.fd.as_fd(), &mut buf).map_err(io_err)?;
+        let n = host::sys::read(self.fd.as_fd(), &mut buf).map_err(crate::Error::from)?;
         dst.copy_out(0, &buf[..n])
     }
 
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
-        let r = host::sys::poll_one(self.fd.as_fd(), 4, 50).map_err(io_err)?;
+        let r = host::sys::poll_one(self.fd.as_fd(), 4, 50).map_err(crate::Error::from)?;
         if r == 0 {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let mut buf = vec![0u8; src.size().min(BOUNCE)];
         let n = src.copy_in(0, &mut buf)?;
-        host::sys::write(self.fd.as_fd(), &buf[..n]).map_err(io_err)
+        host::sys::write(self.fd.as_fd(), &buf[..n]).map_err(crate::Error::from)
     }
 
     fn seekable(&self) -> bool {
@@ -69,7 +63,7 @@ impl FileOps for HostFile {
 
     fn ioctl(&self, _f: &OpenFile, req: u64, arg: &mut IoctlArgRef) -> SysResult<u64> {
         if !self.tty {
-            return Err(Errno::ENOTTY);
+            return Err(errno!(ENOTTY));
         }
         match req {
             // The app's process groups live in the Sentry; the host's mean nothing to it.
@@ -81,7 +75,7 @@ impl FileOps for HostFile {
             TIOCSPGRP => Ok(0),
             _ => {
                 let mut buf = arg.buf.clone();
-                let r = host::sys::ioctl_buf(self.fd.as_fd(), req, &mut buf).map_err(io_err)?;
+                let r = host::sys::ioctl_buf(self.fd.as_fd(), req, &mut buf).map_err(crate::Error::from)?;
                 arg.buf = buf;
                 Ok(r as u64)
             }

@@ -137,7 +137,7 @@ impl OverlayInode {
     }
 
     fn this(&self) -> SysResult<Arc<OverlayInode>> {
-        self.me.upgrade().ok_or(Errno::EIO)
+        self.me.upgrade().ok_or(errno!(EIO))
     }
 
     fn from_ref(i: &InodeRef) -> Option<Arc<OverlayInode>> {
@@ -148,7 +148,7 @@ impl OverlayInode {
         if let Some(u) = self.upper() {
             return Ok(u);
         }
-        let lower = self.lower.clone().ok_or(Errno::ENOENT)?;
+        let lower = self.lower.clone().ok_or(errno!(ENOENT))?;
         if self.fs.any_linked_copies() && self.fs.linked_copy(&lower.stat()?).is_some() {
             // Another name of this file was written: this one is the same file.
             return Ok(self.copy_up()?);
@@ -167,14 +167,14 @@ impl OverlayInode {
         if let Some(u) = self.upper() {
             return Ok(u);
         }
-        let parent = self.parent.as_ref().ok_or(Errno::EIO)?;
+        let parent = self.parent.as_ref().ok_or(errno!(EIO))?;
         let parent_upper = parent.copy_up()?;
-        let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
+        let lower = self.lower.as_ref().ok_or(errno!(ENOENT))?;
         let up = match copy_node_up(&self.fs, &parent_upper, &self.name, lower, data) {
             // Already copied up with its parent's tree (a directory rename).
-            Err(Errno::EEXIST) => {
+            Err(e) if e == Errno::EEXIST => {
                 let existing = parent_upper.lookup(&self.name)?;
-                TmpfsInode::from_ref(&existing).ok_or(Errno::EIO)?
+                TmpfsInode::from_ref(&existing).ok_or(errno!(EIO))?
             }
             other => other?,
         };
@@ -191,7 +191,7 @@ impl OverlayInode {
     fn copy_up_tree(&self) -> SysResult<Arc<TmpfsInode>> {
         let up = self.copy_up()?;
         if self.lower.is_some() && !self.fs.opaque(Some(&up)) {
-            copy_lower_children(&self.fs, &up, self.lower.as_ref().ok_or(Errno::EIO)?)?;
+            copy_lower_children(&self.fs, &up, self.lower.as_ref().ok_or(errno!(EIO))?)?;
             self.fs.make_opaque(&up);
             // Cached children predate their copies; look them up afresh.
             self.children.clear();
@@ -202,14 +202,14 @@ impl OverlayInode {
     fn child(&self, name: &[u8]) -> SysResult<Arc<OverlayInode>> {
         match self.children.get(name) {
             Lookup::Hit(c) => return Ok(c),
-            Lookup::Absent => return Err(Errno::ENOENT),
+            Lookup::Absent => return Err(errno!(ENOENT)),
             Lookup::Unknown => {}
         }
         let my_upper = self.upper();
         let upper = match &my_upper {
             Some(u) => match u.lookup(name) {
-                Ok(i) => Some(TmpfsInode::from_ref(&i).ok_or(Errno::EIO)?),
-                Err(Errno::ENOENT) => None,
+                Ok(i) => Some(TmpfsInode::from_ref(&i).ok_or(errno!(EIO))?),
+                Err(e) if e == Errno::ENOENT => None,
                 Err(e) => return Err(e),
             },
             None => None,
@@ -217,7 +217,7 @@ impl OverlayInode {
         let lower = match (&self.lower, self.fs.hides(my_upper.as_ref(), name)) {
             (Some(l), false) => match l.lookup(name) {
                 Ok(i) => Some(i),
-                Err(Errno::ENOENT) => None,
+                Err(e) if e == Errno::ENOENT => None,
                 Err(e) => return Err(e),
             },
             _ => None,
@@ -233,7 +233,7 @@ impl OverlayInode {
         };
         if upper.is_none() && lower.is_none() {
             self.children.insert_absent(name);
-            return Err(Errno::ENOENT);
+            return Err(errno!(ENOENT));
         }
         let c = Self::node(self.fs.clone(), lower, upper, Some(self.this()?), name.to_vec());
         self.children.insert(name, &c);
@@ -250,7 +250,7 @@ impl OverlayInode {
         }
         match lower.lookup(name) {
             Ok(_) => Ok(true),
-            Err(Errno::ENOENT) => Ok(false),
+            Err(e) if e == Errno::ENOENT => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -295,12 +295,12 @@ fn copy_node_up(
         FileType::Symlink => NewNode::Symlink { target: lower.readlink()? },
         FileType::Fifo => NewNode::Fifo { mode: st.mode },
         // Device nodes and sockets in the rootfs are metadata only.
-        _ => return Err(Errno::EPERM),
+        _ => return Err(errno!(EPERM)),
     };
     let space = parent_upper.space();
     let copies_data = with_data && st.file_type() == FileType::Regular;
     if copies_data && space.limit().is_some_and(|l| space.used().saturating_add(st.size) > l) {
-        return Err(Errno::ENOSPC);
+        return Err(errno!(ENOSPC));
     }
     // Copying up is no change to the directory: its times stay.
     let parent_times = parent_upper.stat()?;
@@ -310,7 +310,7 @@ fn copy_node_up(
         mtime: Some(parent_times.mtime),
         ..SetAttr::default()
     })?;
-    let up = TmpfsInode::from_ref(&created).ok_or(Errno::EIO)?;
+    let up = TmpfsInode::from_ref(&created).ok_or(errno!(EIO))?;
     if copies_data {
         let copied = copy_data(lower, &up, st.size);
         if let Err(e) = copied {
@@ -341,7 +341,7 @@ fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef
         let lower_child = lower.lookup(&entry.name)?;
         let upper_child = match upper.lookup(&entry.name) {
             Ok(existing) => {
-                let existing = TmpfsInode::from_ref(&existing).ok_or(Errno::EIO)?;
+                let existing = TmpfsInode::from_ref(&existing).ok_or(errno!(EIO))?;
                 let both_dirs = existing.stat()?.file_type() == FileType::Directory
                     && lower_child.stat()?.file_type() == FileType::Directory;
                 if !both_dirs {
@@ -349,7 +349,7 @@ fn copy_lower_children(fs: &OverlayFs, upper: &Arc<TmpfsInode>, lower: &InodeRef
                 }
                 existing
             }
-            Err(Errno::ENOENT) => copy_node_up(fs, upper, &entry.name, &lower_child, true)?,
+            Err(e) if e == Errno::ENOENT => copy_node_up(fs, upper, &entry.name, &lower_child, true)?,
             Err(e) => return Err(e),
         };
         if upper_child.stat()?.file_type() == FileType::Directory {
@@ -418,8 +418,8 @@ impl Inode for OverlayInode {
 
     fn create(&self, name: &[u8], node: NewNode) -> SysResult<InodeRef> {
         match self.child(name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
+            Ok(_) => return Err(errno!(EEXIST)),
+            Err(e) if e == Errno::ENOENT => {}
             Err(e) => return Err(e),
         }
         // A whiteout here stays: it keeps the deleted lower entry (and, for
@@ -433,9 +433,9 @@ impl Inode for OverlayInode {
         let c = self.child(name)?;
         let ft = c.stat()?.file_type();
         match (ft == FileType::Directory, dir) {
-            (true, false) => return Err(Errno::EISDIR),
-            (false, true) => return Err(Errno::ENOTDIR),
-            (true, true) if !c.merged()?.is_empty() => return Err(Errno::ENOTEMPTY),
+            (true, false) => return Err(errno!(EISDIR)),
+            (false, true) => return Err(errno!(ENOTDIR)),
+            (true, true) if !c.merged()?.is_empty() => return Err(errno!(ENOTEMPTY)),
             _ => {}
         }
         if ft == FileType::Regular && c.upper().is_none() && c.stat()?.nlink > 1 {
@@ -452,7 +452,7 @@ impl Inode for OverlayInode {
                     self.fs.forget(&child_upper);
                 }
             }
-            Err(Errno::ENOENT) => {}
+            Err(e) if e == Errno::ENOENT => {}
             Err(e) => return Err(e),
         }
         if self.lower_has(name)? {
@@ -463,15 +463,15 @@ impl Inode for OverlayInode {
     }
 
     fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8]) -> SysResult<()> {
-        let nd = OverlayInode::from_ref(new_dir).ok_or(Errno::EXDEV)?;
+        let nd = OverlayInode::from_ref(new_dir).ok_or(errno!(EXDEV))?;
         if !Arc::ptr_eq(&nd.fs, &self.fs) {
-            return Err(Errno::EXDEV);
+            return Err(errno!(EXDEV));
         }
         let c = self.child(old)?;
         let ct = c.stat()?.file_type();
         let existing = match nd.child(new) {
             Ok(e) => Some(e),
-            Err(Errno::ENOENT) => None,
+            Err(e) if e == Errno::ENOENT => None,
             Err(e) => return Err(e),
         };
         if let Some(existing) = &existing {
@@ -480,13 +480,13 @@ impl Inode for OverlayInode {
             }
             let et = existing.stat()?.file_type();
             if et == FileType::Directory && ct != FileType::Directory {
-                return Err(Errno::EISDIR);
+                return Err(errno!(EISDIR));
             }
             if et != FileType::Directory && ct == FileType::Directory {
-                return Err(Errno::ENOTDIR);
+                return Err(errno!(ENOTDIR));
             }
             if et == FileType::Directory && !existing.merged()?.is_empty() {
-                return Err(Errno::ENOTEMPTY);
+                return Err(errno!(ENOTEMPTY));
             }
         }
         if ct == FileType::Directory {
@@ -513,9 +513,9 @@ impl Inode for OverlayInode {
     }
 
     fn link(&self, name: &[u8], target: &InodeRef) -> SysResult<()> {
-        let t = OverlayInode::from_ref(target).ok_or(Errno::EXDEV)?;
+        let t = OverlayInode::from_ref(target).ok_or(errno!(EXDEV))?;
         if !Arc::ptr_eq(&t.fs, &self.fs) {
-            return Err(Errno::EXDEV);
+            return Err(errno!(EXDEV));
         }
         let target_upper: InodeRef = t.copy_up()?;
         let up = self.copy_up()?;

@@ -5,8 +5,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use abi::Errno;
-
 use crate::mm::io::{append_from, drain_into};
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
@@ -83,14 +81,14 @@ struct PipeEnd {
 impl FileOps for PipeEnd {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         if self.write {
-            return Err(Errno::EBADF);
+            return Err(errno!(EBADF));
         }
         let mut s = self.pipe.state.lock().unwrap();
         if s.data.is_empty() {
             if s.writers == 0 || dst.space() == 0 {
                 return Ok(0);
             }
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let n = drain_into(dst, &mut s.data, usize::MAX)?;
         drop(s);
@@ -100,15 +98,15 @@ impl FileOps for PipeEnd {
 
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         if !self.write {
-            return Err(Errno::EBADF);
+            return Err(errno!(EBADF));
         }
         let mut s = self.pipe.state.lock().unwrap();
         if s.readers == 0 {
-            return Err(Errno::EPIPE);
+            return Err(errno!(EPIPE));
         }
         let room = CAPACITY - s.data.len();
         if room == 0 || (src.size() <= PIPE_BUF && room < src.size()) {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let n = append_from(src, &mut s.data, room)?;
         drop(s);

@@ -11,8 +11,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use abi::Errno;
-
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, Stat, Timespec};
 use crate::SysResult;
@@ -102,13 +100,13 @@ impl Inode for SimpleFile {
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
         if flags & O_ACCMODE != 0 {
-            return Err(Errno::EACCES);
+            return Err(errno!(EACCES));
         }
         Ok(Arc::new(Snapshot { data: (self.content)()? }))
     }
 
     fn setattr(&self, _attr: &crate::vfs::SetAttr) -> SysResult<()> {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -142,7 +140,7 @@ impl FileOps for Snapshot {
     }
 
     fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
+        Err(errno!(EBADF))
     }
 }
 
@@ -187,7 +185,7 @@ impl Inode for SimpleSymlink {
     fn open(self: Arc<Self>, _flags: u32) -> SysResult<Arc<dyn FileOps>> {
         // The path walk follows symlinks (or the syscall layer refuses or O_PATH-opens them)
         // before an inode is ever opened; reaching here means a symlink loop.
-        Err(Errno::ELOOP)
+        Err(errno!(ELOOP))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -239,7 +237,7 @@ impl Inode for SimpleDir {
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<InodeRef> {
-        (self.entries)()?.into_iter().find(|(n, _)| n == name).map(|(_, i)| i).ok_or(Errno::ENOENT)
+        (self.entries)()?.into_iter().find(|(n, _)| n == name).map(|(_, i)| i).ok_or(errno!(ENOENT))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
@@ -255,7 +253,7 @@ impl Inode for SimpleDir {
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
         if flags & O_ACCMODE != 0 {
-            return Err(Errno::EISDIR);
+            return Err(errno!(EISDIR));
         }
         Ok(Arc::new(DirHandle))
     }
@@ -264,17 +262,17 @@ impl Inode for SimpleDir {
     // mkdir, mknod, symlink, unlink, rmdir and rename get EPERM.
     fn create(&self, _name: &[u8], node: NewNode) -> SysResult<InodeRef> {
         match node {
-            NewNode::File { .. } => Err(Errno::EACCES),
-            _ => Err(Errno::EPERM),
+            NewNode::File { .. } => Err(errno!(EACCES)),
+            _ => Err(errno!(EPERM)),
         }
     }
 
     fn unlink(&self, _name: &[u8], _dir: bool) -> SysResult<()> {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
 
     fn rename(&self, _old: &[u8], _new_dir: &InodeRef, _new: &[u8]) -> SysResult<()> {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -297,11 +295,11 @@ struct DirHandle;
 
 impl FileOps for DirHandle {
     fn read(&self, _file: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
-        Err(Errno::EISDIR)
+        Err(errno!(EISDIR))
     }
 
     fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
-        Err(Errno::EISDIR)
+        Err(errno!(EISDIR))
     }
 }
 
@@ -309,6 +307,7 @@ impl FileOps for DirHandle {
 mod tests {
     use super::*;
     use crate::vfs::new_fs_id;
+    use abi::Errno;
 
     fn read_all(ops: Arc<dyn FileOps>, chunk: usize) -> Vec<u8> {
         let f = OpenFile::new(ops, None, 0);
@@ -337,7 +336,7 @@ mod tests {
         assert_eq!(read_all(file.clone().open(0).unwrap(), 100), b"open number 1\n");
         let f = OpenFile::new(file.clone().open(0).unwrap(), None, 0);
         assert_eq!(f.ops.read(&f, &mut [0u8; 4], u64::MAX).unwrap(), 0);
-        assert_eq!(f.ops.write(&f, b"x", 0), Err(Errno::EBADF));
+        assert_eq!(f.ops.write(&f, b"x", 0), Err(errno!(EBADF)));
     }
 
     #[test]
@@ -345,10 +344,10 @@ mod tests {
         let file = SimpleFile::new(7, 42, 0o400, || Ok(b"x".to_vec()));
         let st = file.stat().unwrap();
         assert_eq!((st.dev, st.ino, st.mode, st.size), (7, 42, 0o100400, 0));
-        assert_eq!(file.clone().open(1).err(), Some(Errno::EACCES));
-        assert_eq!(file.clone().open(2).err(), Some(Errno::EACCES));
-        let failing = SimpleFile::new(7, 43, 0o444, || Err(Errno::ESRCH));
-        assert_eq!(failing.open(0).err(), Some(Errno::ESRCH));
+        assert_eq!(file.clone().open(1).err().map(|e| e.errno()), Some(Errno::EACCES));
+        assert_eq!(file.clone().open(2).err().map(|e| e.errno()), Some(Errno::EACCES));
+        let failing = SimpleFile::new(7, 43, 0o444, || Err(errno!(ESRCH)));
+        assert_eq!(failing.open(0).err().map(|e| e.errno()), Some(Errno::ESRCH));
     }
 
     #[test]
@@ -368,22 +367,22 @@ mod tests {
         let dir =
             SimpleDir::fixed(fs, 12, 0o555, vec![(b"a".to_vec(), a), (b"b".to_vec(), b), (b"gone".to_vec(), gone)]);
         assert_eq!(dir.lookup(b"a").unwrap().stat().unwrap().ino, 10);
-        assert_eq!(dir.lookup(b"c").err(), Some(Errno::ENOENT));
+        assert_eq!(dir.lookup(b"c").err().map(|e| e.errno()), Some(Errno::ENOENT));
         let names: Vec<(Vec<u8>, u64, FileType)> =
             dir.readdir().unwrap().into_iter().map(|e| (e.name, e.ino, e.ftype)).collect();
         assert_eq!(names, vec![(b"a".to_vec(), 10, FileType::Regular), (b"b".to_vec(), 11, FileType::Symlink)]);
         assert_eq!(dir.stat().unwrap().mode, 0o040555);
-        assert_eq!(dir.create(b"x", NewNode::File { mode: 0o644 }).err(), Some(Errno::EACCES));
-        assert_eq!(dir.create(b"x", NewNode::Dir { mode: 0o755 }).err(), Some(Errno::EPERM));
+        assert_eq!(dir.create(b"x", NewNode::File { mode: 0o644 }).err().map(|e| e.errno()), Some(Errno::EACCES));
+        assert_eq!(dir.create(b"x", NewNode::Dir { mode: 0o755 }).err().map(|e| e.errno()), Some(Errno::EPERM));
     }
 
     #[test]
     fn dir_handle_is_seekable_but_not_readable() {
         let dir = SimpleDir::fixed(1, 2, 0o555, vec![]);
-        assert_eq!(dir.clone().open(2).err(), Some(Errno::EISDIR));
+        assert_eq!(dir.clone().open(2).err().map(|e| e.errno()), Some(Errno::EISDIR));
         let f = OpenFile::new(dir.open(0).unwrap(), None, 0);
         assert!(f.ops.seekable());
-        assert_eq!(f.ops.read(&f, &mut [0u8; 8], 0), Err(Errno::EISDIR));
+        assert_eq!(f.ops.read(&f, &mut [0u8; 8], 0), Err(errno!(EISDIR)));
     }
 
     #[test]
@@ -399,10 +398,10 @@ mod tests {
 
     impl Inode for Vanished {
         fn stat(&self) -> SysResult<Stat> {
-            Err(Errno::ESRCH)
+            Err(errno!(ESRCH))
         }
         fn open(self: Arc<Self>, _flags: u32) -> SysResult<Arc<dyn FileOps>> {
-            Err(Errno::ESRCH)
+            Err(errno!(ESRCH))
         }
         fn as_any(&self) -> &dyn Any {
             self

@@ -4,8 +4,6 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use abi::Errno;
-
 use crate::mm::IoDst;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -82,17 +80,17 @@ fn run(weak: std::sync::Weak<TimerFd>, generation: u64) {
 impl FileOps for TimerFd {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         if dst.space() < 8 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut s = self.state.lock().unwrap();
         if s.expirations == 0 {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let count = std::mem::take(&mut s.expirations);
         drop(s);
         match dst.copy_out(0, &count.to_ne_bytes())? {
             8 => Ok(8),
-            _ => Err(Errno::EFAULT),
+            _ => Err(errno!(EFAULT)),
         }
     }
 

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::Errno;
-
 use super::pipe::Pipe;
 use crate::mm::{Backing, IoDst, IoSrc, RangeAllocator};
 use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
@@ -97,7 +95,7 @@ impl Space {
                 used.checked_add(more).filter(|&total| total <= self.limit)
             })
             .map(|_| ())
-            .map_err(|_| Errno::ENOSPC)
+            .map_err(|_| errno!(ENOSPC))
     }
 
     fn shrink(&self, old: u64, new: u64) {
@@ -174,9 +172,9 @@ impl FileData {
     /// some did).
     fn write(&mut self, space: &Space, off: u64, src: &dyn IoSrc) -> SysResult<usize> {
         let len = src.size();
-        let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
+        let end = off.checked_add(len as u64).ok_or(errno!(EFBIG))?;
         if end > MAX_FILE {
-            return Err(Errno::EFBIG);
+            return Err(errno!(EFBIG));
         }
         match self {
             FileData::Chunks { chunks, size, pages } => {
@@ -228,7 +226,7 @@ impl FileData {
             FileData::Mem { backing, size } => {
                 if end > backing.len {
                     // Mappings keep the pages they have; the file outgrew them.
-                    return Err(Errno::EFBIG);
+                    return Err(errno!(EFBIG));
                 }
                 let got = src.copy_to(0, backing, off, len)?;
                 *size = (*size).max(off + got as u64);
@@ -248,7 +246,7 @@ impl FileData {
     /// the end (and the space they were charged).
     fn resize(&mut self, space: &Space, new: u64) -> SysResult<()> {
         if new > MAX_FILE {
-            return Err(Errno::EFBIG);
+            return Err(errno!(EFBIG));
         }
         match self {
             FileData::Chunks { chunks, size, pages } => {
@@ -277,7 +275,7 @@ impl FileData {
             FileData::Mem { backing, size } => {
                 if new > backing.len {
                     // Mappings keep the pages they have; the file outgrew them.
-                    return Err(Errno::EFBIG);
+                    return Err(errno!(EFBIG));
                 }
                 if new < *size {
                     backing.zero(new, *size - new)?;
@@ -354,7 +352,7 @@ impl TmpfsInode {
     fn dir(&self) -> SysResult<&Mutex<BTreeMap<Vec<u8>, Arc<TmpfsInode>>>> {
         match &self.kind {
             Kind::Dir(d) => Ok(d),
-            _ => Err(Errno::ENOTDIR),
+            _ => Err(errno!(ENOTDIR)),
         }
     }
 
@@ -387,7 +385,7 @@ impl TmpfsInode {
     pub fn link_counted(&self, name: &[u8], target: &Arc<TmpfsInode>) -> SysResult<()> {
         let mut d = self.dir()?.lock().unwrap();
         if d.contains_key(name) {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         d.insert(name.to_vec(), target.clone());
         Ok(())
@@ -399,9 +397,9 @@ impl TmpfsInode {
         match &self.kind {
             Kind::File(d) => match d.lock().unwrap().write(&self.space, off, &data)? {
                 n if n == data.len() => Ok(()),
-                _ => Err(Errno::EIO),
+                _ => Err(errno!(EIO)),
             },
-            _ => Err(Errno::EINVAL),
+            _ => Err(errno!(EINVAL)),
         }
     }
 
@@ -410,7 +408,7 @@ impl TmpfsInode {
     pub fn set_size(&self, size: u64) -> SysResult<()> {
         match &self.kind {
             Kind::File(d) => d.lock().unwrap().resize(&self.space, size),
-            _ => Err(Errno::EINVAL),
+            _ => Err(errno!(EINVAL)),
         }
     }
 
@@ -418,19 +416,19 @@ impl TmpfsInode {
     /// MAP_SHARED mappings of it use. Room is reserved for growth: a file mapped shared
     /// cannot later grow past that room (EFBIG).
     pub fn shared_pages(&self, alloc: &Arc<RangeAllocator>, want: u64) -> SysResult<Arc<Backing>> {
-        let Kind::File(d) = &self.kind else { return Err(Errno::ENODEV) };
+        let Kind::File(d) = &self.kind else { return Err(errno!(ENODEV)) };
         let mut d = d.lock().unwrap();
         if let FileData::Mem { backing, .. } = &*d {
             if backing.len >= want {
                 return Ok(backing.clone());
             }
-            return Err(Errno::ENOMEM);
+            return Err(errno!(ENOMEM));
         }
         let size = d.len();
-        let room = want.max(size).max(64 << 10).checked_mul(2).ok_or(Errno::ENOMEM)?.min(MAX_FILE);
+        let room = want.max(size).max(64 << 10).checked_mul(2).ok_or(errno!(ENOMEM))?.min(MAX_FILE);
         // The pages reserved for mappings count against the filesystem's
         // size, like the bytes they replace.
-        self.space.resize(d.charged(), room).map_err(|_| Errno::ENOMEM)?;
+        self.space.resize(d.charged(), room).map_err(|_| errno!(ENOMEM))?;
         let backing = match alloc.alloc(room) {
             Ok(b) => b,
             Err(e) => {
@@ -442,7 +440,7 @@ impl TmpfsInode {
             for (index, chunk) in chunks {
                 let at = index * CHUNK;
                 let len = CHUNK.min(size.saturating_sub(at));
-                alloc.file.copy(chunk.backing.off, backing.off + at, len).map_err(|_| Errno::ENOMEM)?;
+                alloc.file.copy(chunk.backing.off, backing.off + at, len).map_err(|_| errno!(ENOMEM))?;
             }
         }
         *d = FileData::Mem { backing: backing.clone(), size };
@@ -486,7 +484,7 @@ impl Inode for TmpfsInode {
 
     fn lookup(&self, name: &[u8]) -> SysResult<InodeRef> {
         let d = self.dir()?.lock().unwrap();
-        d.get(name).map(|i| i.clone() as InodeRef).ok_or(Errno::ENOENT)
+        d.get(name).map(|i| i.clone() as InodeRef).ok_or(errno!(ENOENT))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
@@ -503,14 +501,14 @@ impl Inode for TmpfsInode {
     fn readlink(&self) -> SysResult<Vec<u8>> {
         match &self.kind {
             Kind::Symlink(t) => Ok(t.clone()),
-            _ => Err(Errno::EINVAL),
+            _ => Err(errno!(EINVAL)),
         }
     }
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
         match &self.kind {
             Kind::Fifo(p) => p.open_fifo(flags),
-            Kind::Symlink(_) => Err(Errno::ELOOP),
+            Kind::Symlink(_) => Err(errno!(ELOOP)),
             _ => {
                 if flags & 0o1000 != 0 {
                     if let Kind::File(d) = &self.kind {
@@ -529,7 +527,7 @@ impl Inode for TmpfsInode {
     fn create(&self, name: &[u8], node: NewNode) -> SysResult<InodeRef> {
         let mut d = self.dir()?.lock().unwrap();
         if d.contains_key(name) {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         let i = match node {
             NewNode::File { mode } => {
@@ -553,16 +551,16 @@ impl Inode for TmpfsInode {
 
     fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
         let mut d = self.dir()?.lock().unwrap();
-        let i = d.get(name).ok_or(Errno::ENOENT)?.clone();
+        let i = d.get(name).ok_or(errno!(ENOENT))?.clone();
         match (&i.kind, dir) {
             (Kind::Dir(c), true) => {
                 if !c.lock().unwrap().is_empty() {
-                    return Err(Errno::ENOTEMPTY);
+                    return Err(errno!(ENOTEMPTY));
                 }
                 self.meta.lock().unwrap().nlink -= 1;
             }
-            (Kind::Dir(_), false) => return Err(Errno::EISDIR),
-            (_, true) => return Err(Errno::ENOTDIR),
+            (Kind::Dir(_), false) => return Err(errno!(EISDIR)),
+            (_, true) => return Err(errno!(ENOTDIR)),
             _ => {}
         }
         d.remove(name);
@@ -574,24 +572,24 @@ impl Inode for TmpfsInode {
     }
 
     fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8]) -> SysResult<()> {
-        let target = TmpfsInode::from_ref(new_dir).ok_or(Errno::EXDEV)?;
+        let target = TmpfsInode::from_ref(new_dir).ok_or(errno!(EXDEV))?;
         if target.fs != self.fs {
-            return Err(Errno::EXDEV);
+            return Err(errno!(EXDEV));
         }
-        let node = self.dir()?.lock().unwrap().get(old).cloned().ok_or(Errno::ENOENT)?;
+        let node = self.dir()?.lock().unwrap().get(old).cloned().ok_or(errno!(ENOENT))?;
         // Moving a directory into itself or a descendant is EINVAL; approximated by identity.
         if Arc::ptr_eq(&node, &target) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         if let Some(existing) = target.dir()?.lock().unwrap().get(new).cloned() {
             if Arc::ptr_eq(&existing, &node) {
                 return Ok(());
             }
             match (&existing.kind, &node.kind) {
-                (Kind::Dir(c), Kind::Dir(_)) if !c.lock().unwrap().is_empty() => return Err(Errno::ENOTEMPTY),
+                (Kind::Dir(c), Kind::Dir(_)) if !c.lock().unwrap().is_empty() => return Err(errno!(ENOTEMPTY)),
                 (Kind::Dir(_), Kind::Dir(_)) => {}
-                (Kind::Dir(_), _) => return Err(Errno::EISDIR),
-                (_, Kind::Dir(_)) => return Err(Errno::ENOTDIR),
+                (Kind::Dir(_), _) => return Err(errno!(EISDIR)),
+                (_, Kind::Dir(_)) => return Err(errno!(ENOTDIR)),
                 _ => {}
             }
         }
@@ -611,13 +609,13 @@ impl Inode for TmpfsInode {
     }
 
     fn link(&self, name: &[u8], target: &InodeRef) -> SysResult<()> {
-        let t = TmpfsInode::from_ref(target).ok_or(Errno::EXDEV)?;
+        let t = TmpfsInode::from_ref(target).ok_or(errno!(EXDEV))?;
         if matches!(t.kind, Kind::Dir(_)) {
-            return Err(Errno::EPERM);
+            return Err(errno!(EPERM));
         }
         let mut d = self.dir()?.lock().unwrap();
         if d.contains_key(name) {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         t.meta.lock().unwrap().nlink += 1;
         d.insert(name.to_vec(), t);
@@ -628,8 +626,8 @@ impl Inode for TmpfsInode {
         if let Some(size) = a.size {
             match &self.kind {
                 Kind::File(d) => d.lock().unwrap().resize(&self.space, size)?,
-                Kind::Dir(_) => return Err(Errno::EISDIR),
-                _ => return Err(Errno::EINVAL),
+                Kind::Dir(_) => return Err(errno!(EISDIR)),
+                _ => return Err(errno!(EINVAL)),
             }
         }
         let mut m = self.meta.lock().unwrap();
@@ -704,7 +702,7 @@ impl Drop for TmpfsFile {
 
 impl FileOps for TmpfsFile {
     fn data_extent(&self, _f: &OpenFile, off: u64) -> SysResult<Option<(u64, u64)>> {
-        let Kind::File(d) = &self.inode.kind else { return Err(Errno::EINVAL) };
+        let Kind::File(d) = &self.inode.kind else { return Err(errno!(EINVAL)) };
         match &*d.lock().unwrap() {
             // The next piece ever written; what lies between pieces is a hole.
             FileData::Chunks { chunks, size, .. } => Ok(chunks
@@ -719,8 +717,8 @@ impl FileOps for TmpfsFile {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, off: u64) -> SysResult<usize> {
         match &self.inode.kind {
             Kind::File(d) => d.lock().unwrap().read(off, dst),
-            Kind::Dir(_) => Err(Errno::EISDIR),
-            _ => Err(Errno::EINVAL),
+            Kind::Dir(_) => Err(errno!(EISDIR)),
+            _ => Err(errno!(EINVAL)),
         }
     }
 
@@ -734,8 +732,8 @@ impl FileOps for TmpfsFile {
                 self.inode.touch();
                 Ok(n)
             }
-            Kind::Dir(_) => Err(Errno::EISDIR),
-            _ => Err(Errno::EINVAL),
+            Kind::Dir(_) => Err(errno!(EISDIR)),
+            _ => Err(errno!(EINVAL)),
         }
     }
 }

@@ -71,7 +71,7 @@ impl SockType {
             1 => Ok(SockType::Stream),
             2 | 3 => Ok(SockType::Dgram),
             5 => Ok(SockType::SeqPacket),
-            _ => Err(Errno::ESOCKTNOSUPPORT),
+            _ => Err(errno!(ESOCKTNOSUPPORT)),
         }
     }
 
@@ -103,7 +103,7 @@ impl Address {
     /// bare family (bind's request to autobind).
     pub fn parse(raw: &[u8]) -> SysResult<Option<Address>> {
         if raw.len() < 2 || raw.len() > SOCKADDR_UN_LEN || u16::from_ne_bytes([raw[0], raw[1]]) != AF_UNIX {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let path = &raw[2..];
         match path.first() {
@@ -418,7 +418,7 @@ impl Endpoint {
     ) -> SysResult<()> {
         let mut s = self.lock();
         if s.addr.is_some() {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let key = match &addr {
             Address::Path(path) => {
@@ -439,7 +439,7 @@ impl Endpoint {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut s = self.lock();
         if s.addr.is_some() {
-            return if only_if_unbound { Ok(()) } else { Err(Errno::EINVAL) };
+            return if only_if_unbound { Ok(()) } else { Err(errno!(EINVAL)) };
         }
         for _ in 0..=0xfffff {
             let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xfffff;
@@ -451,23 +451,23 @@ impl Endpoint {
                 return Ok(());
             }
         }
-        Err(Errno::ENOSPC)
+        Err(errno!(ENOSPC))
     }
 
     /// listen(2): `cred` becomes what connecting peers see as SO_PEERCRED.
     pub fn listen(&self, backlog: i32, cred: PeerCred) -> SysResult<()> {
         if self.kind == SockType::Dgram {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(errno!(EOPNOTSUPP));
         }
         let max = if backlog < 0 || backlog as usize > SOMAXCONN { SOMAXCONN } else { backlog as usize };
         let mut s = self.lock();
         if s.addr.is_none() {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         match &mut s.conn {
             Conn::Listening { max: m, .. } => *m = max,
             Conn::Unconnected => s.conn = Conn::Listening { backlog: VecDeque::new(), max },
-            _ => return Err(Errno::EINVAL),
+            _ => return Err(errno!(EINVAL)),
         }
         s.peer_cred = Some(cred);
         drop(s);
@@ -483,9 +483,9 @@ impl Endpoint {
                 s.conn = Conn::Connecting;
                 Ok(())
             }
-            Conn::Connected(_) => Err(Errno::EISCONN),
-            Conn::Connecting => Err(Errno::EALREADY),
-            Conn::Listening { .. } => Err(Errno::EINVAL),
+            Conn::Connected(_) => Err(errno!(EISCONN)),
+            Conn::Connecting => Err(errno!(EALREADY)),
+            Conn::Listening { .. } => Err(errno!(EINVAL)),
         }
     }
 
@@ -501,19 +501,19 @@ impl Endpoint {
     /// the connecting task's, for the server side's SO_PEERCRED.
     pub fn try_connect(self: &Arc<Self>, listener: &Arc<Endpoint>, cred: &PeerCred) -> SysResult<()> {
         if listener.kind != self.kind {
-            return Err(Errno::EPROTOTYPE);
+            return Err(errno!(EPROTOTYPE));
         }
         let (server, listener_cred) = {
             let mut l = listener.lock();
             if l.closed || l.shut_rd {
-                return Err(Errno::ECONNREFUSED);
+                return Err(errno!(ECONNREFUSED));
             }
             let l_addr = l.addr.clone();
             let l_cred = l.peer_cred.clone();
             let passcred = l.opts.passcred;
-            let Conn::Listening { backlog, max } = &mut l.conn else { return Err(Errno::ECONNREFUSED) };
+            let Conn::Listening { backlog, max } = &mut l.conn else { return Err(errno!(ECONNREFUSED)) };
             if backlog.len() > *max {
-                return Err(Errno::EAGAIN);
+                return Err(errno!(EAGAIN));
             }
             let server = Endpoint::new(self.kind, listener.owner);
             {
@@ -542,11 +542,11 @@ impl Endpoint {
     /// Takes the oldest pending connection; EAGAIN if there is none.
     pub fn accept(&self) -> SysResult<Arc<Endpoint>> {
         if self.kind == SockType::Dgram {
-            return Err(Errno::EOPNOTSUPP);
+            return Err(errno!(EOPNOTSUPP));
         }
         let mut s = self.lock();
-        let Conn::Listening { backlog, .. } = &mut s.conn else { return Err(Errno::EINVAL) };
-        let n = backlog.pop_front().ok_or(Errno::EAGAIN)?;
+        let Conn::Listening { backlog, .. } = &mut s.conn else { return Err(errno!(EINVAL)) };
+        let n = backlog.pop_front().ok_or(errno!(EAGAIN))?;
         drop(s);
         self.wq.notify_all();
         Ok(n)
@@ -556,15 +556,15 @@ impl Endpoint {
     pub fn connect_dgram(self: &Arc<Self>, to: Option<&Arc<Endpoint>>) -> SysResult<()> {
         if let Some(to) = to {
             if to.kind != self.kind {
-                return Err(Errno::EPROTOTYPE);
+                return Err(errno!(EPROTOTYPE));
             }
             let t = to.lock();
             if t.closed {
-                return Err(Errno::ECONNREFUSED);
+                return Err(errno!(ECONNREFUSED));
             }
             if let Conn::Connected(p) = &t.conn {
                 if !Arc::ptr_eq(p, self) {
-                    return Err(Errno::EPERM);
+                    return Err(errno!(EPERM));
                 }
             }
         }
@@ -592,24 +592,24 @@ impl Endpoint {
     ) -> SysResult<usize> {
         let (peer, sndbuf, from) = {
             let mut s = self.lock();
-            let Conn::Connected(peer) = &s.conn else { return Err(Errno::ENOTCONN) };
+            let Conn::Connected(peer) = &s.conn else { return Err(errno!(ENOTCONN)) };
             let peer = peer.clone();
             if !in_progress && s.shut_wr {
-                return Err(Errno::EPIPE);
+                return Err(errno!(EPIPE));
             }
             if remaining == 0 {
                 return Ok(0);
             }
             if let Some(e) = s.error.take() {
-                return Err(e);
+                return Err(e.into());
             }
             if s.shut_wr {
-                return Err(Errno::EPIPE);
+                return Err(errno!(EPIPE));
             }
             (peer, s.opts.sndbuf, s.addr.clone())
         };
         if self.in_flight.load(Ordering::Relaxed) >= sndbuf {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         // Keep two messages in the pipe, as Linux does.
         let n = remaining.min((sndbuf / 2).saturating_sub(64).clamp(1, MAX_STREAM_CHUNK));
@@ -618,7 +618,7 @@ impl Endpoint {
         {
             let mut p = peer.lock();
             if p.closed || p.shut_rd {
-                return Err(Errno::EPIPE);
+                return Err(errno!(EPIPE));
             }
             let charged = n + MSG_OVERHEAD;
             self.in_flight.fetch_add(charged, Ordering::Relaxed);
@@ -657,31 +657,31 @@ impl Endpoint {
             let mut s = self.lock();
             if seqpacket {
                 if let Some(e) = s.error.take() {
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
             let (target, is_default) = match (&s.conn, to) {
                 (_, Some(d)) if !seqpacket => ((*d).clone(), false),
                 (Conn::Connected(p), _) => (p.clone(), true),
-                _ => return Err(Errno::ENOTCONN),
+                _ => return Err(errno!(ENOTCONN)),
             };
             if seqpacket && s.shut_wr {
-                return Err(Errno::EPIPE);
+                return Err(errno!(EPIPE));
             }
             (target, is_default, s.opts.sndbuf, s.addr.clone())
         };
         if data.len() > sndbuf.saturating_sub(32) {
-            return Err(Errno::EMSGSIZE);
+            return Err(errno!(EMSGSIZE));
         }
         if self.in_flight.load(Ordering::Relaxed) >= sndbuf {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         {
             let mut t = target.lock();
             if t.closed {
                 drop(t);
                 if seqpacket {
-                    return Err(Errno::EPIPE);
+                    return Err(errno!(EPIPE));
                 }
                 if is_default {
                     let old = {
@@ -695,17 +695,17 @@ impl Endpoint {
                     };
                     drop(old);
                 }
-                return Err(Errno::ECONNREFUSED);
+                return Err(errno!(ECONNREFUSED));
             }
             let mutual = matches!(&t.conn, Conn::Connected(p) if Arc::ptr_eq(p, self));
             if !seqpacket && !mutual && matches!(t.conn, Conn::Connected(_)) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             if t.shut_rd {
-                return Err(Errno::EPIPE);
+                return Err(errno!(EPIPE));
             }
             if !mutual && !Arc::ptr_eq(&target, self) && t.queue.len() >= MAX_DGRAM_QLEN {
-                return Err(Errno::EAGAIN);
+                return Err(errno!(EAGAIN));
             }
             let charged = data.len() + MSG_OVERHEAD;
             self.in_flight.fetch_add(charged, Ordering::Relaxed);
@@ -759,13 +759,13 @@ impl Endpoint {
         spent: &mut Vec<Message>,
     ) -> SysResult<Received> {
         if !matches!(s.conn, Conn::Connected(_)) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         if s.queue.is_empty() {
             if let Some(e) = s.error.take() {
-                return Err(e);
+                return Err(e.into());
             }
-            return if s.shut_rd { Ok(Received::default()) } else { Err(Errno::EAGAIN) };
+            return if s.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
         }
         let passcred = s.opts.passcred;
         let mut r = Received { from: s.queue[0].from.clone(), ..Default::default() };
@@ -818,14 +818,14 @@ impl Endpoint {
         spent: &mut Vec<Message>,
     ) -> SysResult<Received> {
         if kind == SockType::SeqPacket && !matches!(s.conn, Conn::Connected(_)) {
-            return Err(Errno::ENOTCONN);
+            return Err(errno!(ENOTCONN));
         }
         let passcred = s.opts.passcred;
         let Some(m) = s.queue.front_mut() else {
             if let Some(e) = s.error.take() {
-                return Err(e);
+                return Err(e.into());
             }
-            return if s.shut_rd { Ok(Received::default()) } else { Err(Errno::EAGAIN) };
+            return if s.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
         };
         let n = len.min(m.data.len());
         sink(0, &m.data[..n])?;
@@ -954,7 +954,7 @@ impl Endpoint {
     pub fn readable_bytes(&self) -> SysResult<usize> {
         let s = self.lock();
         match (&s.conn, self.kind) {
-            (Conn::Listening { .. }, _) => Err(Errno::EINVAL),
+            (Conn::Listening { .. }, _) => Err(errno!(EINVAL)),
             (_, SockType::Dgram) => Ok(s.queue.front().map_or(0, |m| m.data.len())),
             _ => Ok(s.queue.iter().map(|m| m.unread().len()).sum()),
         }
@@ -978,7 +978,7 @@ static NAMES: Mutex<BTreeMap<NameKey, Weak<Endpoint>>> = Mutex::new(BTreeMap::ne
 fn register(key: &NameKey, ep: &Arc<Endpoint>) -> SysResult<()> {
     let mut names = NAMES.lock().unwrap();
     if names.get(key).is_some_and(|w| w.strong_count() > 0) {
-        return Err(Errno::EADDRINUSE);
+        return Err(errno!(EADDRINUSE));
     }
     names.insert(key.clone(), Arc::downgrade(ep));
     Ok(())
@@ -1026,7 +1026,7 @@ impl FileOps for UnixSocket {
         }
         let r = self.ep.recv(len, false, &mut |off, d| match dst.copy_out(off, d)? {
             n if n == d.len() => Ok(()),
-            _ => Err(Errno::EFAULT),
+            _ => Err(errno!(EFAULT)),
         })?;
         Ok(r.copied)
     }
@@ -1049,7 +1049,7 @@ impl FileOps for UnixSocket {
             _ => {
                 // Bounded before the datagram is copied out of the app.
                 if src.size() > self.ep.max_datagram() {
-                    return Err(Errno::EMSGSIZE);
+                    return Err(errno!(EMSGSIZE));
                 }
                 self.ep.send_datagram(&src.gather(0, src.size())?, None, &[], cred)
             }
@@ -1067,7 +1067,7 @@ impl FileOps for UnixSocket {
                 arg.buf = n.to_ne_bytes().to_vec();
                 Ok(0)
             }
-            _ => Err(Errno::ENOTTY),
+            _ => Err(errno!(ENOTTY)),
         }
     }
 
@@ -1138,9 +1138,9 @@ mod tests {
         let abs = Address::parse(&[1, 0, 0, b'x', 0, b'y']).unwrap().unwrap();
         assert_eq!(abs, Address::Abstract(b"x\0y".to_vec()));
         assert_eq!(abs.to_sockaddr(), vec![1, 0, 0, b'x', 0, b'y']);
-        assert_eq!(Address::parse(&[2, 0, b'a']), Err(Errno::EINVAL));
-        assert_eq!(Address::parse(&[1]), Err(Errno::EINVAL));
-        assert_eq!(Address::parse(&[1u8; 111]), Err(Errno::EINVAL));
+        assert_eq!(Address::parse(&[2, 0, b'a']), Err(errno!(EINVAL)));
+        assert_eq!(Address::parse(&[1]), Err(errno!(EINVAL)));
+        assert_eq!(Address::parse(&[1u8; 111]), Err(errno!(EINVAL)));
     }
 
     #[test]
@@ -1199,9 +1199,9 @@ mod tests {
     fn listen_connect_accept() {
         let l = Endpoint::new(SockType::Stream, OWNER);
         let c = Endpoint::new(SockType::Stream, OWNER);
-        assert_eq!(l.listen(0, cred()), Err(Errno::EINVAL), "unbound listen");
+        assert_eq!(l.listen(0, cred()), Err(errno!(EINVAL)), "unbound listen");
         l.autobind(7, false).unwrap();
-        assert_eq!(l.autobind(7, false), Err(Errno::EINVAL));
+        assert_eq!(l.autobind(7, false), Err(errno!(EINVAL)));
         l.listen(0, cred()).unwrap();
         let Some(Address::Abstract(name)) = l.address() else { panic!("autobind gave no abstract name") };
         assert_eq!(name.len(), 5);
@@ -1210,14 +1210,14 @@ mod tests {
         c.try_connect(&l, &cred()).unwrap();
         let c2 = Endpoint::new(SockType::Stream, OWNER);
         c2.begin_connect().unwrap();
-        assert_eq!(c2.try_connect(&l, &cred()), Err(Errno::EAGAIN), "backlog 0 holds one");
+        assert_eq!(c2.try_connect(&l, &cred()), Err(errno!(EAGAIN)), "backlog 0 holds one");
         assert!(l.poll().contains(PollMask::IN));
         let s = l.accept().unwrap();
         assert_eq!(l.accept().unwrap_err(), Errno::EAGAIN);
         send_bytes(&c, b"ping").unwrap();
         assert_eq!(recv_all(&s, 10).unwrap().0, b"ping");
         let dg = Endpoint::new(SockType::Dgram, OWNER);
-        assert_eq!(dg.connect_dgram(Some(&l)), Err(Errno::EPROTOTYPE));
+        assert_eq!(dg.connect_dgram(Some(&l)), Err(errno!(EPROTOTYPE)));
         l.close(false);
         assert!(find_abstract(7, &name).is_none());
     }
@@ -1266,14 +1266,14 @@ mod tests {
         let l = Endpoint::new(SockType::Stream, OWNER);
         l.autobind(9, false).unwrap();
         l.listen(1, cred()).unwrap();
-        assert_eq!(l.readable_bytes(), Err(Errno::EINVAL));
+        assert_eq!(l.readable_bytes(), Err(errno!(EINVAL)));
     }
 
     #[test]
     fn datagram_to_closed_peer_is_refused_then_unconnected() {
         let (a, b) = Endpoint::pair(SockType::Dgram, &cred(), OWNER);
         b.close(false);
-        assert_eq!(send_bytes(&a, b"x"), Err(Errno::ECONNREFUSED));
-        assert_eq!(send_bytes(&a, b"x"), Err(Errno::ENOTCONN));
+        assert_eq!(send_bytes(&a, b"x"), Err(errno!(ECONNREFUSED)));
+        assert_eq!(send_bytes(&a, b"x"), Err(errno!(ENOTCONN)));
     }
 }

@@ -181,13 +181,13 @@ pub fn enforce(t: &mut CurrentTask, nr: u64, args: &[u64; 6]) -> Option<SysResul
             None
         }
         Action::Errno(0) => Some(Ok(0)),
-        Action::Errno(e) => Some(Err(Errno(e.clamp(1, 4095)))),
-        Action::Trace => Some(Err(Errno::ENOSYS)),
+        Action::Errno(e) => Some(Err(crate::Error::new(Errno(e.clamp(1, 4095))))),
+        Action::Trace => Some(Err(errno!(ENOSYS))),
         Action::Trap => {
             // Linux also fills si_syscall, si_arch and si_call_addr; SigInfo
             // has no fields for them yet, so the handler sees zeros there.
             t.force_signal(SigInfo { signo: SIGSYS, code: SYS_SECCOMP, errno: 0, ..Default::default() });
-            Some(Err(Errno::ENOSYS))
+            Some(Err(errno!(ENOSYS)))
         }
         action @ (Action::Kill | Action::KillProcess) => {
             // Linux logs seccomp kills by default (the audit log); the
@@ -203,7 +203,7 @@ pub fn enforce(t: &mut CurrentTask, nr: u64, args: &[u64; 6]) -> Option<SysResul
             } else {
                 t.tg().begin_exit(task::signaled(SIGSYS, false));
             }
-            Some(Err(Errno::ENOSYS))
+            Some(Err(errno!(ENOSYS)))
         }
     }
 }

@@ -23,7 +23,7 @@ pub struct CurrentTask {
     pub ctx: Box<dyn Context>,
     pub regs: Regs,
     /// A restart code from the last syscall, resolved at signal delivery.
-    pub restart: Option<Errno>,
+    pub restart: Option<crate::Restart>,
 }
 
 impl CurrentTask {
@@ -83,7 +83,7 @@ impl CurrentTask {
 
     pub fn read_cstr(&self, addr: u64) -> SysResult<Vec<u8>> {
         if addr == 0 {
-            return Err(Errno::EFAULT);
+            return Err(errno!(EFAULT));
         }
         self.tg().mm().lock().unwrap().read_cstr(addr, crate::vfs::PATH_MAX)
     }
@@ -105,7 +105,7 @@ impl CurrentTask {
             drop(mm);
             tracing::error!(pid = self.pid(), "stub mapping failed: {e}");
             self.tg().begin_exit(signaled(signal::SIGKILL, false));
-            return Err(Errno::ENOMEM);
+            return Err(errno!(ENOMEM));
         }
         mm.finish_change();
         Ok(value)
@@ -126,14 +126,14 @@ impl CurrentTask {
             }
             w.reset();
             match ready() {
-                Err(Errno::EAGAIN) => {}
+                Err(e) if e == Errno::EAGAIN => {}
                 r => break r,
             }
             if self.task.interrupted() {
-                break Err(Errno::ERESTARTSYS);
+                break Err(crate::Error::restart(crate::Restart::Sys));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                break Err(Errno::ETIMEDOUT);
+                break Err(errno!(ETIMEDOUT));
             }
             w.wait(deadline);
         };

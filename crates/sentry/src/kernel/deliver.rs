@@ -12,7 +12,7 @@ use super::exit::job_control;
 use super::signal::{self, DefaultAction, SigAction, SigInfo};
 use super::task::{signaled, Task, ThreadGroup};
 use super::CurrentTask;
-use crate::SysResult;
+use crate::{Restart, SysResult};
 
 /// Sends a signal to a process: queued process-wide, one thread woken.
 pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
@@ -117,9 +117,9 @@ impl CurrentTask {
             }
             if let Some(code) = self.restart.take() {
                 match code {
-                    Errno::ERESTARTSYS if act.flags & signal::SA_RESTART != 0 => self.restart_syscall(),
-                    Errno::ERESTARTNOINTR => self.restart_syscall(),
-                    _ => self.regs.rax = (-Errno::EINTR.0) as i64 as u64,
+                    Restart::Sys if act.flags & signal::SA_RESTART != 0 => self.restart_syscall(),
+                    Restart::NoIntr => self.restart_syscall(),
+                    Restart::Sys | Restart::NoHand => self.regs.rax = (-Errno::EINTR.0) as i64 as u64,
                 }
             }
             if let Err(e) = self.setup_frame(&info, &act) {
@@ -149,7 +149,7 @@ impl CurrentTask {
             && alt.size != 0
             && !(self.regs.rsp > alt.sp && self.regs.rsp <= alt.sp.wrapping_add(alt.size));
         let top = if on_alt { alt.sp.wrapping_add(alt.size) } else { self.regs.rsp.wrapping_sub(128) };
-        let fp = self.ctx.fpstate().map_err(|_| Errno::EFAULT)?;
+        let fp = self.ctx.fpstate().map_err(|_| errno!(EFAULT))?;
         let mut alt_report = alt;
         if on_alt {
             alt_report.flags = 0;
@@ -214,9 +214,9 @@ impl CurrentTask {
             // Linux's restore refuses the frame.
             let mxcsr = FxSave::read_from_prefix(&fp).expect("an fpstate is at least the FXSAVE image").mxcsr;
             if mxcsr & !MXCSR_FEATURE_MASK != 0 {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
-            self.ctx.set_fpstate(&fp).map_err(|_| Errno::EINVAL)?;
+            self.ctx.set_fpstate(&fp).map_err(|_| errno!(EINVAL))?;
         }
         Ok(())
     }

@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::Errno;
-
 use super::deliver::send_to_group;
 use super::signal::{self, SigInfo};
 use super::task::{exited, Task, ThreadGroup};
@@ -158,7 +156,7 @@ pub fn find_zombie(
         }
     }
     if !any {
-        return Err(Errno::ECHILD);
+        return Err(errno!(ECHILD));
     }
     let Some((i, pid, status, exited)) = found else { return Ok(None) };
     let cpu = st.children[i].threads_cpu();

@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use abi::Errno;
-
 use super::current::CurrentTask;
 use crate::mm::{PROT_READ, PROT_WRITE};
 use crate::waiter::Waiter;
@@ -47,18 +45,18 @@ impl Futexes {
         private: bool,
     ) -> SysResult<u64> {
         if bitset == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let k = key(t, addr, PROT_READ, private)?;
         let fw = Arc::new(FutexWaiter { waiter: t.task.waiter.clone(), woken: AtomicBool::new(false), bitset });
         {
             let mut q = self.queues.lock().unwrap();
-            if t.k.mem.load_u32(k.0).map_err(|_| Errno::EFAULT)? != val {
-                return Err(Errno::EAGAIN);
+            if t.k.mem.load_u32(k.0).map_err(|_| errno!(EFAULT))? != val {
+                return Err(errno!(EAGAIN));
             }
             q.entry(k).or_default().push(fw.clone());
         }
-        let r = t.block_on(&[], deadline, || if fw.woken.load(Ordering::SeqCst) { Ok(0) } else { Err(Errno::EAGAIN) });
+        let r = t.block_on(&[], deadline, || if fw.woken.load(Ordering::SeqCst) { Ok(0) } else { Err(errno!(EAGAIN)) });
         if r.is_err() {
             let mut q = self.queues.lock().unwrap();
             for v in q.values_mut() {
@@ -95,7 +93,7 @@ impl Futexes {
     /// FUTEX_WAKE(_BITSET): wakes up to `n` waiters.
     pub fn wake(&self, t: &CurrentTask, addr: u64, n: u32, bitset: u32, private: bool) -> SysResult<u64> {
         if bitset == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let k = key(t, addr, PROT_READ, private)?;
         Ok(Self::wake_key(&mut self.queues.lock().unwrap(), k, n, bitset) as u64)
@@ -123,8 +121,8 @@ impl Futexes {
         let k2 = key(t, addr2, PROT_READ, private)?;
         let mut q = self.queues.lock().unwrap();
         if let Some(v) = cmp {
-            if t.k.mem.load_u32(k.0).map_err(|_| Errno::EFAULT)? != v {
-                return Err(Errno::EAGAIN);
+            if t.k.mem.load_u32(k.0).map_err(|_| errno!(EFAULT))? != v {
+                return Err(errno!(EAGAIN));
             }
         }
         let woken = Self::wake_key(&mut q, k, n, u32::MAX);
@@ -170,16 +168,16 @@ impl Futexes {
             oparg = 1u32.checked_shl(oparg).unwrap_or(0);
         }
         let old = loop {
-            let cur = t.k.mem.load_u32(k2.0).map_err(|_| Errno::EFAULT)?;
+            let cur = t.k.mem.load_u32(k2.0).map_err(|_| errno!(EFAULT))?;
             let new = match opcode {
                 0 => oparg,
                 1 => cur.wrapping_add(oparg),
                 2 => cur | oparg,
                 3 => cur & !oparg,
                 4 => cur ^ oparg,
-                _ => return Err(Errno::ENOSYS),
+                _ => return Err(errno!(ENOSYS)),
             };
-            if t.k.mem.cas_u32(k2.0, cur, new).map_err(|_| Errno::EFAULT)? == cur {
+            if t.k.mem.cas_u32(k2.0, cur, new).map_err(|_| errno!(EFAULT))? == cur {
                 break cur;
             }
         };
@@ -191,7 +189,7 @@ impl Futexes {
             3 => o <= c,
             4 => o > c,
             5 => o >= c,
-            _ => return Err(Errno::ENOSYS),
+            _ => return Err(errno!(ENOSYS)),
         };
         let mut woken = Self::wake_key(&mut q, k, n, u32::MAX);
         if hit {

@@ -149,7 +149,7 @@ impl Kernel {
     /// EAGAIN if one more task would pass the sandbox's task limit.
     pub fn check_task_limit(&self) -> crate::SysResult<()> {
         match self.max_tasks {
-            Some(max) if self.pids.lock().unwrap().tasks.len() >= max => Err(abi::Errno::EAGAIN),
+            Some(max) if self.pids.lock().unwrap().tasks.len() >= max => Err(errno!(EAGAIN)),
             _ => Ok(()),
         }
     }

@@ -189,7 +189,7 @@ impl CurrentTask {
         self.regs.orig_rax = nr;
         match (self.k.syscalls.vsyscall)(self, nr) {
             Ok(v) => self.regs.rax = v,
-            Err(Errno::EFAULT) => {
+            Err(e) if e == Errno::EFAULT => {
                 let addr = self.regs.rip;
                 self.force_signal(SigInfo {
                     signo: signal::SIGSEGV,
@@ -199,7 +199,7 @@ impl CurrentTask {
                 });
                 return;
             }
-            Err(e) => self.regs.rax = (-(e.0 as i64)) as u64,
+            Err(e) => self.regs.rax = (-(e.errno().0 as i64)) as u64,
         }
         if !returned {
             let Ok(ret) = self.read_u64(self.regs.rsp) else {

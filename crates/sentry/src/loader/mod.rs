@@ -48,7 +48,7 @@ fn open_exec(cur: &CurrentTask, path: &[u8]) -> SysResult<Opened> {
     let d = cur.k.vfs.walk_as(&who, &fs.root, &fs.cwd, path, Follow::Yes)?;
     let st = d.inode.stat()?;
     if st.file_type() != FileType::Regular || st.mode & 0o111 == 0 {
-        return Err(Errno::EACCES);
+        return Err(errno!(EACCES));
     }
     if d.inode.enforces_mode_bits() {
         permission::check(&who, &st, MAY_EXEC)?;
@@ -87,7 +87,7 @@ fn load_depth(
     let head = &head[..n];
     if head.starts_with(b"#!") {
         if depth >= MAX_SCRIPT_DEPTH {
-            return Err(Errno::ELOOP);
+            return Err(errno!(ELOOP));
         }
         let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
         let line = &head[2..line_end];
@@ -95,7 +95,7 @@ fn load_depth(
         let interp_end = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
         let interp = line[..interp_end].to_vec();
         if interp.is_empty() {
-            return Err(Errno::ENOEXEC);
+            return Err(errno!(ENOEXEC));
         }
         let arg: Vec<u8> = line[interp_end..].iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
         let arg: Vec<u8> = {
@@ -141,15 +141,15 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
     let mut interp_base = 0;
     let mut entry = main.entry;
     if let Some(ipath) = &main.interp {
-        let fi = open_exec(cur, ipath).map_err(|e| if e == Errno::EACCES { Errno::ELIBBAD } else { e })?;
+        let fi = open_exec(cur, ipath).map_err(|e| if e == Errno::EACCES { errno!(ELIBBAD) } else { e })?;
         let li = map_elf(&mut mm, &fi, false)?;
         if li.interp.is_some() {
-            return Err(Errno::ELIBBAD);
+            return Err(errno!(ELIBBAD));
         }
         interp_base = li.bias;
         entry = li.entry;
     }
-    mm.init_brk(page_up(main.end).ok_or(Errno::ENOEXEC)?)?;
+    mm.init_brk(page_up(main.end).ok_or(errno!(ENOEXEC))?)?;
     let stack_top = mm.layout().stack_top();
     let (sbase, _) =
         mm.map(stack_top - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
@@ -165,16 +165,16 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
 fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> {
     let mut hdr = vec![0u8; 64];
     if read_at(f, 0, &mut hdr)? < 64 {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
-    let eh = elf::FileHeader64::<Endianness>::parse(&hdr[..]).map_err(|_| Errno::ENOEXEC)?;
-    let endian = eh.endian().map_err(|_| Errno::ENOEXEC)?;
+    let eh = elf::FileHeader64::<Endianness>::parse(&hdr[..]).map_err(|_| errno!(ENOEXEC))?;
+    let endian = eh.endian().map_err(|_| errno!(ENOEXEC))?;
     if !eh.is_class_64() || eh.e_machine(endian) != elf::EM_X86_64 {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let etype = eh.e_type(endian);
     if etype != elf::ET_EXEC && etype != elf::ET_DYN {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let phoff = eh.e_phoff(endian);
     let phnum = eh.e_phnum(endian) as u64;
@@ -182,38 +182,38 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
         || phnum == 0
         || phnum > 128
     {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let phsize = phnum * 56;
     if phoff.checked_add(phsize).is_none_or(|e| e > f.size) {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let mut phbuf = vec![0u8; phsize as usize];
     if read_at(f, phoff, &mut phbuf)? != phbuf.len() {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let phdrs: &[elf::ProgramHeader64<Endianness>] =
-        object::pod::slice_from_all_bytes(&phbuf).map_err(|_| Errno::ENOEXEC)?;
+        object::pod::slice_from_all_bytes(&phbuf).map_err(|_| errno!(ENOEXEC))?;
 
     let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
     if loads.is_empty() {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let mut lo = u64::MAX;
     let mut hi = 0u64;
     for p in &loads {
         let (va, memsz, filesz, off) = (p.p_vaddr(endian), p.p_memsz(endian), p.p_filesz(endian), p.p_offset(endian));
-        let end = va.checked_add(memsz).ok_or(Errno::ENOEXEC)?;
+        let end = va.checked_add(memsz).ok_or(errno!(ENOEXEC))?;
         if filesz > memsz || off.checked_add(filesz).is_none_or(|e| e > f.size) || (va % 4096) != (off % 4096) {
-            return Err(Errno::ENOEXEC);
+            return Err(errno!(ENOEXEC));
         }
         lo = lo.min(page_down(va));
         hi = hi.max(end);
     }
-    let hi = page_up(hi).ok_or(Errno::ENOEXEC)?;
+    let hi = page_up(hi).ok_or(errno!(ENOEXEC))?;
     let span = hi - lo;
     if span > (1 << 36) {
-        return Err(Errno::ENOMEM);
+        return Err(errno!(ENOMEM));
     }
     let bias = if etype == elf::ET_DYN {
         if main {
@@ -229,7 +229,7 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
     if lo.checked_add(bias).is_none_or(|s| s < 0x1000)
         || hi.checked_add(bias).is_none_or(|e| e > mm.layout().stack_top() - STACK_SIZE)
     {
-        return Err(Errno::ENOEXEC);
+        return Err(errno!(ENOEXEC));
     }
     let backing = mm.alloc_backing(span)?;
     let st = f.dentry.inode.stat()?;
@@ -248,12 +248,12 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
             prot |= PROT_EXEC;
         }
         let start = page_down(va);
-        let end = page_up(va + memsz).ok_or(Errno::ENOEXEC)?;
+        let end = page_up(va + memsz).ok_or(errno!(ENOEXEC))?;
         let name = VmaName::File { path: path.clone(), dev: st.dev, ino: st.ino, offset: page_down(off) };
         mm.map(start + bias, end - start, prot, false, true, false, Some((backing.clone(), start - lo)), name)?;
         let mut data = vec![0u8; filesz as usize];
         if read_at(f, off, &mut data)? != data.len() {
-            return Err(Errno::ENOEXEC);
+            return Err(errno!(ENOEXEC));
         }
         mm.write_force(va + bias, &data)?;
     }
@@ -268,7 +268,7 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
                 let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
                 b.truncate(end);
                 if b.is_empty() {
-                    return Err(Errno::ENOEXEC);
+                    return Err(errno!(ENOEXEC));
                 }
                 interp = Some(b);
             }
@@ -322,7 +322,7 @@ fn build_stack(
 ) -> SysResult<u64> {
     let total: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum();
     if total > MAX_ARG_BYTES {
-        return Err(Errno::E2BIG);
+        return Err(errno!(E2BIG));
     }
     let mut sp = mm.layout().stack_top();
     fn push_at(sp: &mut u64, mm: &mut MemoryManager, bytes: &[u8]) -> SysResult<u64> {
@@ -358,7 +358,7 @@ fn build_stack(
     let arg_start = sp;
     let platform = push!(mm, b"x86_64\0")?;
     let mut rnd = [0u8; 16];
-    host::sys::getrandom(&mut rnd).map_err(|_| Errno::EIO)?;
+    host::sys::getrandom(&mut rnd).map_err(|_| errno!(EIO))?;
     let random = push!(mm, &rnd)?;
     sp &= !15;
 

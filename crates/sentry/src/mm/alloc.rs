@@ -82,7 +82,7 @@ impl Backing {
     fn check(&self, off: u64, len: u64) -> SysResult<u64> {
         match off.checked_add(len) {
             Some(end) if end <= self.len => Ok(self.off + off),
-            _ => Err(abi::Errno::EFAULT),
+            _ => Err(errno!(EFAULT)),
         }
     }
 
@@ -103,7 +103,7 @@ impl Backing {
     /// Reads bytes at `off` within this range.
     pub fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<()> {
         let at = self.check(off, buf.len() as u64)?;
-        self.alloc.file.read(at, buf).map_err(|_| abi::Errno::EFAULT)
+        self.alloc.file.read(at, buf).map_err(|_| errno!(EFAULT))
     }
 
     /// Writes bytes at `off` within this range: ENOMEM (or ENOSPC) when the
@@ -111,8 +111,8 @@ impl Backing {
     pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
         let at = self.check(off, data.len() as u64)?;
         self.alloc.file.write(at, data).map_err(|e| match e.raw_os_error() {
-            Some(errno) if errno == abi::Errno::ENOSPC.0 => abi::Errno::ENOSPC,
-            _ => abi::Errno::ENOMEM,
+            Some(errno) if errno == abi::Errno::ENOSPC.0 => errno!(ENOSPC),
+            _ => errno!(ENOMEM),
         })
     }
 
@@ -123,11 +123,11 @@ impl Backing {
         let first = (at + 4095) & !4095;
         let last = (at + len) & !4095;
         if first < last {
-            self.alloc.file.write(at, &vec![0u8; (first - at) as usize]).map_err(|_| abi::Errno::EFAULT)?;
-            self.alloc.file.zero(first, last - first).map_err(|_| abi::Errno::EFAULT)?;
-            self.alloc.file.write(last, &vec![0u8; (at + len - last) as usize]).map_err(|_| abi::Errno::EFAULT)
+            self.alloc.file.write(at, &vec![0u8; (first - at) as usize]).map_err(|_| errno!(EFAULT))?;
+            self.alloc.file.zero(first, last - first).map_err(|_| errno!(EFAULT))?;
+            self.alloc.file.write(last, &vec![0u8; (at + len - last) as usize]).map_err(|_| errno!(EFAULT))
         } else {
-            self.alloc.file.write(at, &vec![0u8; len as usize]).map_err(|_| abi::Errno::EFAULT)
+            self.alloc.file.write(at, &vec![0u8; len as usize]).map_err(|_| errno!(EFAULT))
         }
     }
 }

@@ -9,8 +9,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use abi::Errno;
-
 use crate::SysResult;
 
 /// How much of a file one fill reads: the Sentry's memory for it, and the
@@ -100,7 +98,7 @@ impl Fill {
             return Ok(());
         }
         let mut state = self.state.lock().unwrap();
-        let end = off.checked_add(len).ok_or(Errno::EFAULT)?;
+        let end = off.checked_add(len).ok_or(errno!(EFAULT))?;
         for index in off / PIECE..end.div_ceil(PIECE) {
             if bit(&state.filled, index) {
                 continue;

@@ -34,10 +34,6 @@ pub const BOUNCE: usize = 1 << 20;
 /// Sentry this many ranges, not one per page of a 2 GiB transfer).
 pub const MAX_RANGES: usize = 1024;
 
-fn host_errno(e: std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(Errno::EIO.0))
-}
-
 /// Where a read puts its bytes. Offsets (`at`) count from the start of the
 /// destination; each call returns how many bytes it moved: all that were
 /// asked for, fewer at a fault (EFAULT if none) or at the source's end.
@@ -52,7 +48,7 @@ pub trait IoDst {
     fn read_file(&mut self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
         let mut buf = vec![0u8; len.min(BOUNCE)];
         bounce(len, BOUNCE, |done, n| {
-            let got = file.read_at(&mut buf[..n], off + done as u64).map_err(host_errno)?;
+            let got = file.read_at(&mut buf[..n], off + done as u64).map_err(crate::Error::from)?;
             self.copy_out(at + done, &buf[..got])
         })
     }
@@ -80,7 +76,7 @@ pub trait IoSrc {
         let mut buf = vec![0u8; len.min(BOUNCE)];
         bounce(len, BOUNCE, |done, n| {
             let got = self.copy_in(at + done, &mut buf[..n])?;
-            file.write_at(&buf[..got], off + done as u64).map_err(host_errno)
+            file.write_at(&buf[..got], off + done as u64).map_err(crate::Error::from)
         })
     }
 
@@ -149,7 +145,7 @@ pub fn drain_into(dst: &mut dyn IoDst, queue: &mut VecDeque<u8>, n: usize) -> Sy
         got += dst.copy_out(first, &back[..n - first]).unwrap_or(0);
     }
     if got < n {
-        return Err(Errno::EFAULT);
+        return Err(errno!(EFAULT));
     }
     queue.drain(..n);
     Ok(n)
@@ -176,7 +172,7 @@ pub fn append_from(src: &dyn IoSrc, queue: &mut VecDeque<u8>, n: usize) -> SysRe
         Ok(n) if n == want => Ok(n),
         _ => {
             queue.truncate(old);
-            Err(Errno::EFAULT)
+            Err(errno!(EFAULT))
         }
     }
 }
@@ -218,7 +214,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> IoDst for T {
     fn read_file(&mut self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
         let buf = self.as_mut().get_mut(at..).unwrap_or_default();
         let n = len.min(buf.len());
-        bounce(n, n.max(1), |done, n| file.read_at(&mut buf[done..done + n], off + done as u64).map_err(host_errno))
+        bounce(n, n.max(1), |done, n| {
+            file.read_at(&mut buf[done..done + n], off + done as u64).map_err(crate::Error::from)
+        })
     }
 
     fn copy_from(&mut self, at: usize, from: &Backing, off: u64, len: usize) -> SysResult<usize> {
@@ -245,7 +243,9 @@ impl<T: AsRef<[u8]> + ?Sized> IoSrc for T {
     fn write_file(&self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
         let data = self.as_ref().get(at..).unwrap_or_default();
         let n = len.min(data.len());
-        bounce(n, n.max(1), |done, n| file.write_at(&data[done..done + n], off + done as u64).map_err(host_errno))
+        bounce(n, n.max(1), |done, n| {
+            file.write_at(&data[done..done + n], off + done as u64).map_err(crate::Error::from)
+        })
     }
 
     fn copy_to(&self, at: usize, to: &Backing, off: u64, len: usize) -> SysResult<usize> {
@@ -378,7 +378,7 @@ impl AppIo {
             i += 1;
         }
         if pos == at && at < end {
-            return Err(Errno::EFAULT);
+            return Err(errno!(EFAULT));
         }
         Ok(pos - at)
     }
@@ -391,20 +391,21 @@ impl AppIo {
             Err(e) if e.raw_os_error() == Some(Errno::EINVAL.0) => {
                 let mut buf = vec![0u8; n.min(BOUNCE)];
                 bounce(n, BOUNCE, |done, k| {
-                    self.file.read(src + done as u64, &mut buf[..k]).map_err(host_errno)?;
-                    self.file.write(dst + done as u64, &buf[..k]).map_err(host_errno)?;
+                    self.file.read(src + done as u64, &mut buf[..k]).map_err(crate::Error::from)?;
+                    self.file.write(dst + done as u64, &buf[..k]).map_err(crate::Error::from)?;
                     Ok(k)
                 })
-                .and_then(|moved| if moved == n { Ok(()) } else { Err(Errno::EFAULT) })
+                .and_then(|moved| if moved == n { Ok(()) } else { Err(errno!(EFAULT)) })
             }
-            r => r.map_err(host_errno),
+            r => r.map_err(crate::Error::from),
         }
     }
 }
 
 /// Out of pages for app memory is EFAULT, as the copy that faulted would be.
-fn app_fault(_: impl std::fmt::Debug) -> Errno {
-    Errno::EFAULT
+#[track_caller]
+fn app_fault(_: impl std::fmt::Debug) -> crate::Error {
+    errno!(EFAULT)
 }
 
 impl IoDst for AppIo {
@@ -422,7 +423,7 @@ impl IoDst for AppIo {
     fn read_file(&mut self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
         self.walk(at, len, |done, mem, n| match self.file.read_fd(file.as_fd(), off + done as u64, mem, n) {
             Ok(got) => Ok(got),
-            Err(CopyError::File(e)) => Err(host_errno(e)),
+            Err(CopyError::File(e)) => Err(crate::Error::from(e)),
             Err(CopyError::Memory(e)) => Err(app_fault(e)),
         })
     }
@@ -451,7 +452,7 @@ impl IoSrc for AppIo {
     fn write_file(&self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
         self.walk(at, len, |done, mem, n| match self.file.write_fd(file.as_fd(), off + done as u64, mem, n) {
             Ok(got) => Ok(got),
-            Err(CopyError::File(e)) => Err(host_errno(e)),
+            Err(CopyError::File(e)) => Err(crate::Error::from(e)),
             Err(CopyError::Memory(e)) => Err(app_fault(e)),
         })
     }
@@ -461,10 +462,8 @@ impl IoSrc for AppIo {
         self.walk(at, len, |done, mem, n| {
             // The destination is file data, whose pages running out is ENOMEM
             // (ENOSPC), as Backing::write reports it.
-            self.copy_within(mem, dst + done as u64, n).map_err(|e| match e {
-                Errno::ENOSPC => Errno::ENOSPC,
-                _ => Errno::ENOMEM,
-            })?;
+            self.copy_within(mem, dst + done as u64, n)
+                .map_err(|e| if e == Errno::ENOSPC { e } else { errno!(ENOMEM) })?;
             Ok(n)
         })
     }
@@ -497,7 +496,7 @@ mod tests {
         let mut dst = mm.io(&[(A + 100, 3 * P)], PROT_WRITE);
         assert_eq!(dst.len(), 3 * P, "the bytes past the fault are still asked for");
         assert_eq!(dst.copy_out(0, &[7u8; 3 * P]), Ok(2 * P - 100), "up to the fault");
-        assert_eq!(dst.copy_out(2 * P - 100, &[7u8; 1]), Err(Errno::EFAULT), "nothing past it");
+        assert_eq!(dst.copy_out(2 * P - 100, &[7u8; 1]), Err(errno!(EFAULT)), "nothing past it");
         assert_eq!(dst.copy_out(3 * P, &[]), Ok(0));
         let mut back = vec![0u8; 2 * P - 100];
         mm.read(A + 100, &mut back).unwrap();
@@ -510,13 +509,13 @@ mod tests {
         let src = mm.io(&[(A, 10), (A + 3 * PAGE, 10), (A, 10)], PROT_READ);
         assert_eq!(src.size(), 30);
         assert_eq!(src.copy_in(0, &mut [0u8; 30]), Ok(10));
-        assert_eq!(src.copy_in(10, &mut [0u8; 20]), Err(Errno::EFAULT));
+        assert_eq!(src.copy_in(10, &mut [0u8; 20]), Err(errno!(EFAULT)));
         // A pipe's queue moves all or nothing, as Linux's pipe buffers do.
         let mut queue = VecDeque::from(b"ab".to_vec());
         let src = mm.io(&[(A + 3 * PAGE - 2, 4)], PROT_READ);
-        assert_eq!(append_from(&src, &mut queue, 4), Err(Errno::EFAULT));
+        assert_eq!(append_from(&src, &mut queue, 4), Err(errno!(EFAULT)));
         let mut dst = mm.io(&[(A + 2 * PAGE - 1, 2)], PROT_WRITE);
-        assert_eq!(drain_into(&mut dst, &mut queue, 2), Err(Errno::EFAULT));
+        assert_eq!(drain_into(&mut dst, &mut queue, 2), Err(errno!(EFAULT)));
         assert_eq!(queue, b"ab");
     }
 
@@ -571,7 +570,7 @@ mod tests {
         data.read(3 * PAGE, &mut file).unwrap();
         assert_eq!(&file, b"tmpfs");
         // Past the file data's range: refused, nothing moved.
-        assert_eq!(src.copy_to(0, &data, 4 * PAGE - 2, 5), Err(Errno::EFAULT));
+        assert_eq!(src.copy_to(0, &data, 4 * PAGE - 2, 5), Err(errno!(EFAULT)));
     }
 
     #[test]

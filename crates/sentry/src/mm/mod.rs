@@ -17,7 +17,6 @@ pub mod io;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use abi::Errno;
 use host::memfile::PAGE;
 
 pub use alloc::{Backing, RangeAllocator};
@@ -277,7 +276,7 @@ impl MemoryManager {
         if top >= MMAP_BOTTOM + len {
             Ok(top - len)
         } else {
-            Err(Errno::ENOMEM)
+            Err(errno!(ENOMEM))
         }
     }
 
@@ -311,20 +310,20 @@ impl MemoryManager {
         backing: Option<(Arc<Backing>, u64)>,
         name: VmaName,
     ) -> SysResult<(u64, Vec<MapOp>)> {
-        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        let len = page_up(len).ok_or(errno!(ENOMEM))?;
         if len == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let start = if fixed || noreplace {
             if !addr.is_multiple_of(PAGE) {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
-            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            let end = addr.checked_add(len).ok_or(errno!(ENOMEM))?;
             if end > self.layout.top || addr < PAGE {
-                return Err(Errno::ENOMEM);
+                return Err(errno!(ENOMEM));
             }
             if noreplace && self.overlaps(addr, end) {
-                return Err(Errno::EEXIST);
+                return Err(errno!(EEXIST));
             }
             addr
         } else {
@@ -341,7 +340,7 @@ impl MemoryManager {
         };
         // A VMA shows its own range of the memory file and nothing past it.
         if offset.checked_add(len).is_none_or(|e| e > backing.len) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut ops = Vec::new();
         if self.overlaps(start, end) {
@@ -365,15 +364,20 @@ impl MemoryManager {
         fixed: Option<u64>,
     ) -> SysResult<(u64, Vec<MapOp>)> {
         if !old.is_multiple_of(PAGE) || new_len == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
-        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
-        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
-        let v =
-            self.vmas.range(..=old).next_back().map(|(_, v)| v.clone()).filter(|v| v.end > old).ok_or(Errno::EFAULT)?;
-        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
+        let old_len = page_up(old_len).ok_or(errno!(EINVAL))?;
+        let new_len = page_up(new_len).ok_or(errno!(EINVAL))?;
+        let v = self
+            .vmas
+            .range(..=old)
+            .next_back()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v.end > old)
+            .ok_or(errno!(EFAULT))?;
+        let old_end = old.checked_add(old_len).ok_or(errno!(EINVAL))?;
         if old_end > v.end || old_len == 0 {
-            return Err(Errno::EFAULT);
+            return Err(errno!(EFAULT));
         }
         if fixed.is_none() && new_len <= old_len {
             let ops = if new_len < old_len { self.unmap(old + new_len, old_len - new_len)? } else { vec![] };
@@ -383,7 +387,7 @@ impl MemoryManager {
         // `v` is a clone, so it holds one more reference.
         if v.shared && Arc::strong_count(&v.backing) > own_refs + 1 {
             // Another process shares these pages; a new backing would break the sharing.
-            return Err(Errno::ENOMEM);
+            return Err(errno!(ENOMEM));
         }
         let grow_in_place = fixed.is_none()
             && old_end == v.end
@@ -391,23 +395,23 @@ impl MemoryManager {
         let target = match fixed {
             Some(a) => {
                 if !a.is_multiple_of(PAGE) || a.checked_add(new_len).is_none_or(|e| e > self.layout.top) {
-                    return Err(Errno::EINVAL);
+                    return Err(errno!(EINVAL));
                 }
                 // The new place may not overlap the old one, as on Linux.
                 if a < old_end && old < a + new_len {
-                    return Err(Errno::EINVAL);
+                    return Err(errno!(EINVAL));
                 }
                 a
             }
             None if grow_in_place => old,
             None if may_move => self.find_gap(new_len)?,
-            None => return Err(Errno::ENOMEM),
+            None => return Err(errno!(ENOMEM)),
         };
         // Copy the pages into a fresh backing of the new size (holes stay
         // holes); a file mapping's pieces come in first.
         v.backing.fill_range(v.offset + (old - v.start), old_len.min(new_len))?;
         let backing = self.alloc.alloc(new_len)?;
-        self.alloc.file.copy(v.memoff(old), backing.off, old_len.min(new_len)).map_err(|_| Errno::ENOMEM)?;
+        self.alloc.file.copy(v.memoff(old), backing.off, old_len.min(new_len)).map_err(|_| errno!(ENOMEM))?;
         let name = match &v.name {
             VmaName::File { path, dev, ino, offset } => {
                 VmaName::File { path: path.clone(), dev: *dev, ino: *ino, offset: offset + (old - v.start) }
@@ -440,12 +444,12 @@ impl MemoryManager {
 
     pub fn unmap(&mut self, addr: u64, len: u64) -> SysResult<Vec<MapOp>> {
         if !addr.is_multiple_of(PAGE) || len == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
-        let end = addr.checked_add(page_up(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(page_up(len).ok_or(errno!(EINVAL))?).ok_or(errno!(EINVAL))?;
         // As Linux past TASK_SIZE: nothing of the app's is there (the stub is).
         if end > self.layout.top {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         self.carve(addr, end);
         Ok(vec![MapOp::Unmap { addr, len: end - addr }])
@@ -453,9 +457,9 @@ impl MemoryManager {
 
     pub fn protect(&mut self, addr: u64, len: u64, prot: u32) -> SysResult<Vec<MapOp>> {
         if !addr.is_multiple_of(PAGE) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
-        let end = addr.checked_add(page_up(len).ok_or(Errno::ENOMEM)?).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(page_up(len).ok_or(errno!(ENOMEM))?).ok_or(errno!(ENOMEM))?;
         if len == 0 {
             return Ok(vec![]);
         }
@@ -463,12 +467,12 @@ impl MemoryManager {
         let mut cursor = addr;
         for v in self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(_, v)| v) {
             if v.start > cursor {
-                return Err(Errno::ENOMEM);
+                return Err(errno!(ENOMEM));
             }
             cursor = v.end;
         }
         if cursor < end {
-            return Err(Errno::ENOMEM);
+            return Err(errno!(ENOMEM));
         }
         let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(&k, _)| k).collect();
         let mut ops = Vec::new();
@@ -560,7 +564,7 @@ impl MemoryManager {
         let heap = match &self.heap {
             Some(h) => {
                 let n = self.alloc.alloc(h.len)?;
-                self.alloc.file.copy(h.off, n.off, h.len).map_err(|_| Errno::ENOMEM)?;
+                self.alloc.file.copy(h.off, n.off, h.len).map_err(|_| errno!(ENOMEM))?;
                 copied.push((Arc::as_ptr(h), n.clone()));
                 Some(n)
             }
@@ -575,7 +579,7 @@ impl MemoryManager {
                     Some(b) => b,
                     None => {
                         let n = self.alloc.alloc_with(v.backing.len, |_| v.backing.fill.as_ref().map(Fill::fork))?;
-                        self.alloc.file.copy(v.backing.off, n.off, v.backing.len).map_err(|_| Errno::ENOMEM)?;
+                        self.alloc.file.copy(v.backing.off, n.off, v.backing.len).map_err(|_| errno!(ENOMEM))?;
                         copied.push((key, n.clone()));
                         n
                     }
@@ -602,14 +606,15 @@ impl MemoryManager {
     fn extents(&self, addr: u64, len: usize, want: u32) -> SysResult<Vec<(u64, usize)>> {
         let mut out = Vec::new();
         let mut cur = addr;
-        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let end = addr.checked_add(len as u64).ok_or(errno!(EFAULT))?;
         while cur < end {
-            let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
+            let v =
+                self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(errno!(EFAULT))?;
             if v.prot & want != want || v.prot == 0 || !v.fits() {
-                return Err(Errno::EFAULT);
+                return Err(errno!(EFAULT));
             }
             let n = (v.end.min(end) - cur) as usize;
-            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| Errno::EFAULT)?;
+            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| errno!(EFAULT))?;
             out.push((v.memoff(cur), n));
             cur += n as u64;
         }
@@ -655,7 +660,7 @@ impl MemoryManager {
     /// every process sharing the page, distinct for private copies.
     pub fn translate_u32(&self, addr: u64, want: u32) -> SysResult<u64> {
         if !addr.is_multiple_of(4) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         Ok(self.extents(addr, 4, want)?[0].0)
     }
@@ -664,7 +669,7 @@ impl MemoryManager {
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
         let mut done = 0;
         for (off, n) in self.extents(addr, buf.len(), PROT_READ)? {
-            self.alloc.file.read(off, &mut buf[done..done + n]).map_err(|_| Errno::EFAULT)?;
+            self.alloc.file.read(off, &mut buf[done..done + n]).map_err(|_| errno!(EFAULT))?;
             done += n;
         }
         Ok(())
@@ -684,7 +689,7 @@ impl MemoryManager {
         let ext = if want == 0 { self.extents_any(addr, data.len())? } else { self.extents(addr, data.len(), want)? };
         let mut done = 0;
         for (off, n) in ext {
-            self.alloc.file.write(off, &data[done..done + n]).map_err(|_| Errno::EFAULT)?;
+            self.alloc.file.write(off, &data[done..done + n]).map_err(|_| errno!(EFAULT))?;
             done += n;
         }
         Ok(())
@@ -693,14 +698,15 @@ impl MemoryManager {
     fn extents_any(&self, addr: u64, len: usize) -> SysResult<Vec<(u64, usize)>> {
         let mut out = Vec::new();
         let mut cur = addr;
-        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let end = addr.checked_add(len as u64).ok_or(errno!(EFAULT))?;
         while cur < end {
-            let v = self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(Errno::EFAULT)?;
+            let v =
+                self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(errno!(EFAULT))?;
             if !v.fits() {
-                return Err(Errno::EFAULT);
+                return Err(errno!(EFAULT));
             }
             let n = (v.end.min(end) - cur) as usize;
-            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| Errno::EFAULT)?;
+            v.backing.fill_range(v.offset + (cur - v.start), n as u64).map_err(|_| errno!(EFAULT))?;
             out.push((v.memoff(cur), n));
             cur += n as u64;
         }
@@ -721,7 +727,7 @@ impl MemoryManager {
             }
             out.extend_from_slice(&buf);
             if out.len() > max {
-                return Err(Errno::ENAMETOOLONG);
+                return Err(errno!(ENAMETOOLONG));
             }
             cur += chunk as u64;
         }
@@ -739,7 +745,7 @@ impl MemoryManager {
     /// the file's or the other sharers', and stay. ENOMEM if part of the
     /// range is unmapped (the mapped parts are still discarded, as on Linux).
     pub fn discard(&self, addr: u64, len: u64) -> SysResult<()> {
-        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(errno!(EINVAL))?;
         let mut cursor = addr;
         let mut gap = false;
         for v in self.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > addr) {
@@ -751,7 +757,7 @@ impl MemoryManager {
             cursor = to;
         }
         if gap || cursor < end {
-            return Err(Errno::ENOMEM);
+            return Err(errno!(ENOMEM));
         }
         Ok(())
     }

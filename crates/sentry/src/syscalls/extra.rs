@@ -1,8 +1,6 @@
 //! Calls the syscall table showed to be cheap once their neighbours were
 //! there: each is a check of its arguments and a call of existing work.
 
-use abi::Errno;
-
 use super::args::{Fd, UserAddr, UserCStr};
 use super::fs::{file, set_times, AT_FDCWD};
 use crate::kernel::CurrentTask;
@@ -14,12 +12,12 @@ use crate::SysResult;
 pub fn sys_sync_file_range(t: &mut CurrentTask, fd: Fd, offset: i64, nbytes: i64, flags: u32) -> SysResult<u64> {
     const VALID: u32 = 0x1 | 0x2 | 0x4; // WAIT_BEFORE | WRITE | WAIT_AFTER
     if flags & !VALID != 0 || offset < 0 || nbytes < 0 || offset.checked_add(nbytes).is_none() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = file(t, fd.0)?;
     match f.stat()?.file_type() {
         FileType::Regular | FileType::Directory | FileType::Symlink | FileType::BlockDev => Ok(0),
-        _ => Err(Errno::ESPIPE),
+        _ => Err(errno!(ESPIPE)),
     }
 }
 
@@ -36,7 +34,7 @@ pub fn sys_utime(t: &mut CurrentTask, path: UserCStr, times: UserAddr) -> SysRes
 /// if NULL. A NULL path names `dirfd` itself, as futimes does.
 pub fn sys_futimesat(t: &mut CurrentTask, dirfd: Fd, path: UserCStr, times: UserAddr) -> SysResult<u64> {
     if path.0 == 0 && dirfd.0 == AT_FDCWD {
-        return Err(Errno::EFAULT);
+        return Err(errno!(EFAULT));
     }
     let times = match times.0 {
         0 => None,
@@ -46,7 +44,7 @@ pub fn sys_futimesat(t: &mut CurrentTask, dirfd: Fd, path: UserCStr, times: User
                 let sec = t.read_u64(addr + 16 * i as u64)? as i64;
                 let usec = t.read_u64(addr + 16 * i as u64 + 8)? as i64;
                 if !(0..1_000_000).contains(&usec) {
-                    return Err(Errno::EINVAL);
+                    return Err(errno!(EINVAL));
                 }
                 *slot = (sec, usec * 1000);
             }
@@ -60,7 +58,7 @@ pub fn sys_futimesat(t: &mut CurrentTask, dirfd: Fd, path: UserCStr, times: User
 pub fn sys_mlock2(_t: &mut CurrentTask, _addr: UserAddr, _len: u64, flags: u32) -> SysResult<u64> {
     const MLOCK_ONFAULT: u32 = 1;
     if flags & !MLOCK_ONFAULT != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     Ok(0)
 }
@@ -72,7 +70,7 @@ pub fn sys_personality(_t: &mut CurrentTask, persona: u32) -> SysResult<u64> {
     const QUERY: u32 = 0xffff_ffff;
     match persona {
         PER_LINUX | QUERY => Ok(u64::from(PER_LINUX)),
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }
 
@@ -86,6 +84,6 @@ pub fn sched_priority(policy: i32, max: bool) -> SysResult<u64> {
     match policy {
         SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
         SCHED_FIFO | SCHED_RR => Ok(if max { 99 } else { 1 }),
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }

@@ -48,9 +48,9 @@ fn start_dir(t: &CurrentTask, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>>
         return Ok(fs.cwd);
     }
     let f = t.tg().fds.lock().unwrap().get(dirfd)?;
-    let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    let d = f.dentry.clone().ok_or(errno!(ENOTDIR))?;
     if d.inode.stat()?.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
+        return Err(errno!(ENOTDIR));
     }
     Ok(d)
 }
@@ -70,9 +70,9 @@ fn lookup_as(t: &CurrentTask, who: &Caller, dirfd: i32, path_ptr: u64, flags: u3
                 return Ok(t.tg().fs.lock().unwrap().cwd.clone());
             }
             let f = t.tg().fds.lock().unwrap().get(dirfd)?;
-            return f.dentry.clone().ok_or(Errno::EBADF);
+            return f.dentry.clone().ok_or(errno!(EBADF));
         }
-        return Err(Errno::ENOENT);
+        return Err(errno!(ENOENT));
     }
     let start = start_dir(t, dirfd, &path)?;
     let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
@@ -83,7 +83,7 @@ fn lookup_as(t: &CurrentTask, who: &Caller, dirfd: i32, path_ptr: u64, flags: u3
 fn parent_of(t: &CurrentTask, who: &Caller, dirfd: i32, path_ptr: u64) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     let path = t.read_cstr(path_ptr)?;
     if path.is_empty() {
-        return Err(Errno::ENOENT);
+        return Err(errno!(ENOENT));
     }
     let start = start_dir(t, dirfd, &path)?;
     t.k.vfs.lookup_parent_at(who, &start, &path)
@@ -104,7 +104,7 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
     }
     let path = t.read_cstr(path_ptr)?;
     if path.is_empty() {
-        return Err(Errno::ENOENT);
+        return Err(errno!(ENOENT));
     }
     let start = start_dir(t, dirfd, &path)?;
     let who = caller(t);
@@ -119,7 +119,7 @@ pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mo
 fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     // Checked before the path is read, as Linux's build_open_flags does.
     if flags & O_ACCMODE == 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let path = t.read_cstr(path_ptr)?;
     let start = start_dir(t, dirfd, &path)?;
@@ -149,7 +149,7 @@ fn open_fd_link(
     let want_write = flags & O_ACCMODE != 0;
     let want_read = flags & O_ACCMODE != 1;
     if (want_write && !f.writable()) || (want_read && !f.readable()) {
-        return Err(Errno::EACCES);
+        return Err(errno!(EACCES));
     }
     Ok(Some(f))
 }
@@ -173,7 +173,7 @@ pub fn sys_close(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
 pub fn sys_close_range(t: &mut CurrentTask, first: u32, last: u32, flags: u32) -> SysResult<u64> {
     const CLOSE_RANGE_CLOEXEC: u32 = 4;
     if first > last || flags & !CLOSE_RANGE_CLOEXEC != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let fds: Vec<i32> = t
         .tg()
@@ -215,25 +215,25 @@ fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, arg: u64) -
     let start = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
     let len = i64::from_ne_bytes(b[16..24].try_into().expect("8"));
     if ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&kind) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if cmd != F_GETLK && kind != F_UNLCK && ((kind == F_RDLCK && !f.readable()) || (kind == F_WRLCK && !f.writable())) {
-        return Err(Errno::EBADF);
+        return Err(errno!(EBADF));
     }
     let st = f.stat()?;
     let base = match whence {
         0 => 0,
         1 => *f.pos.lock().unwrap() as i64,
         2 => st.size as i64,
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
-    let mut s = base.checked_add(start).ok_or(Errno::EOVERFLOW)?;
-    let mut e = if len == 0 { i64::MAX } else { s.checked_add(len).ok_or(Errno::EOVERFLOW)? };
+    let mut s = base.checked_add(start).ok_or(errno!(EOVERFLOW))?;
+    let mut e = if len == 0 { i64::MAX } else { s.checked_add(len).ok_or(errno!(EOVERFLOW))? };
     if len < 0 {
         (s, e) = (e, s);
     }
     if s < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let end = if len == 0 { u64::MAX } else { e as u64 };
     let want = RecordLock { owner: t.pid() as i64, start: s as u64, end, kind };
@@ -273,7 +273,7 @@ fn blocking<T>(t: &CurrentTask, f: &OpenFile, mut op: impl FnMut() -> SysResult<
         None => loop {
             let step = Instant::now().checked_add(Duration::from_millis(10));
             match t.block_on(&[], step, &mut op) {
-                Err(Errno::ETIMEDOUT) => continue,
+                Err(e) if e == Errno::ETIMEDOUT => continue,
                 r => return r,
             }
         },
@@ -284,7 +284,7 @@ fn blocking<T>(t: &CurrentTask, f: &OpenFile, mut op: impl FnMut() -> SysResult<
 /// while it has nothing to give.
 fn read_once(t: &CurrentTask, f: &Arc<OpenFile>, dst: &mut dyn IoDst, off: Option<u64>) -> SysResult<usize> {
     if !f.readable() {
-        return Err(Errno::EBADF);
+        return Err(errno!(EBADF));
     }
     if f.ops.seekable() {
         match off {
@@ -298,7 +298,7 @@ fn read_once(t: &CurrentTask, f: &Arc<OpenFile>, dst: &mut dyn IoDst, off: Optio
         }
     } else {
         if off.is_some() {
-            return Err(Errno::ESPIPE);
+            return Err(errno!(ESPIPE));
         }
         blocking(t, f, || f.ops.read(f, dst, 0))
     }
@@ -309,7 +309,7 @@ fn read_once(t: &CurrentTask, f: &Arc<OpenFile>, dst: &mut dyn IoDst, off: Optio
 /// non-blocking.
 fn write_once(t: &CurrentTask, f: &Arc<OpenFile>, src: &dyn IoSrc, off: Option<u64>) -> SysResult<usize> {
     if !f.writable() {
-        return Err(Errno::EBADF);
+        return Err(errno!(EBADF));
     }
     let r = if f.ops.seekable() {
         match off {
@@ -330,7 +330,7 @@ fn write_once(t: &CurrentTask, f: &Arc<OpenFile>, src: &dyn IoSrc, off: Option<u
         }
     } else {
         if off.is_some() {
-            return Err(Errno::ESPIPE);
+            return Err(errno!(ESPIPE));
         }
         // Pipes: keep writing until everything is in (or an error after partial progress).
         let mut done = 0;
@@ -348,7 +348,7 @@ fn write_once(t: &CurrentTask, f: &Arc<OpenFile>, src: &dyn IoSrc, off: Option<u
             }
         }
     };
-    if r == Err(Errno::EPIPE) {
+    if r == Err(errno!(EPIPE)) {
         send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
     }
     if let (Ok(n), Some(d)) = (&r, &f.dentry) {
@@ -372,7 +372,7 @@ fn clip_to_fsize(t: &CurrentTask, f: &OpenFile, off: u64, len: usize) -> SysResu
     }
     if off >= limit {
         send_to_task(&t.task, SigInfo::kernel(crate::kernel::signal::SIGXFSZ));
-        return Err(Errno::EFBIG);
+        return Err(errno!(EFBIG));
     }
     Ok(len.min((limit - off).min(usize::MAX as u64) as usize))
 }
@@ -423,7 +423,7 @@ fn write_from_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, off: Optio
 pub fn sys_read(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
     if f.inode().is_some_and(|i| i.stat().map(|s| s.file_type() == FileType::Directory).unwrap_or(false)) {
-        return Err(Errno::EISDIR);
+        return Err(errno!(EISDIR));
     }
     Ok(read_to_user(t, &f, &UserBuf::flat(buf, len)?, None)? as u64)
 }
@@ -435,7 +435,7 @@ pub fn sys_write(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResul
 
 pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
     if off < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = file(t, fd)?;
     Ok(read_to_user(t, &f, &UserBuf::flat(buf, len)?, Some(off as u64))? as u64)
@@ -443,7 +443,7 @@ pub fn sys_pread64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64)
 
 pub fn sys_pwrite64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize, off: i64) -> SysResult<u64> {
     if off < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = file(t, fd)?;
     Ok(write_from_user(t, &f, &UserBuf::flat(buf, len)?, Some(off as u64))? as u64)
@@ -464,7 +464,7 @@ pub fn sys_writev(t: &mut CurrentTask, fd: i32, iov: u64, cnt: usize) -> SysResu
 pub fn sys_lseek(t: &mut CurrentTask, fd: i32, off: i64, whence: u32) -> SysResult<u64> {
     let f = file(t, fd)?;
     if !f.ops.seekable() {
-        return Err(Errno::ESPIPE);
+        return Err(errno!(ESPIPE));
     }
     // In getdents64's order (snapshot, then position): a thread seeking
     // while another reads the directory must not deadlock with it.
@@ -474,11 +474,11 @@ pub fn sys_lseek(t: &mut CurrentTask, fd: i32, off: i64, whence: u32) -> SysResu
         0 => 0,
         1 => *pos as i64,
         2 => f.stat()?.size as i64,
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
-    let new = base.checked_add(off).ok_or(Errno::EOVERFLOW)?;
+    let new = base.checked_add(off).ok_or(errno!(EOVERFLOW))?;
     if new < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     *pos = new as u64;
     if new == 0 {
@@ -527,11 +527,11 @@ fn stat_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<Stat
     match lookup(t, dirfd, path, flags) {
         Ok(d) => d.inode.stat(),
         // A magic fd link to a pipe or socket has no path to follow; stat the file itself.
-        Err(Errno::ENOENT) if flags & AT_SYMLINK_NOFOLLOW == 0 => {
-            let d = lookup(t, dirfd, path, flags | AT_SYMLINK_NOFOLLOW).map_err(|_| Errno::ENOENT)?;
+        Err(e) if e == Errno::ENOENT && (flags & AT_SYMLINK_NOFOLLOW == 0) => {
+            let d = lookup(t, dirfd, path, flags | AT_SYMLINK_NOFOLLOW).map_err(|_| errno!(ENOENT))?;
             match d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>() {
                 Some(link) => link.open_file()?.stat(),
-                None => Err(Errno::ENOENT),
+                None => Err(errno!(ENOENT)),
             }
         }
         Err(e) => Err(e),
@@ -571,10 +571,10 @@ pub fn sys_statx(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32, _mask: 
 
 pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
-    let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    let d = f.dentry.clone().ok_or(errno!(ENOTDIR))?;
     let st = d.inode.stat()?;
     if st.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
+        return Err(errno!(ENOTDIR));
     }
     let mut snap = f.dir_snapshot.lock().unwrap();
     let mut pos = f.pos.lock().unwrap();
@@ -606,7 +606,7 @@ pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> Sys
         i += 1;
     }
     if out.is_empty() && i < entries.len() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     *pos = i as u64;
     t.write_mem(buf, &out)?;
@@ -615,7 +615,7 @@ pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> Sys
 
 pub fn sys_readlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, len: usize) -> SysResult<u64> {
     if len == 0 || len > i32::MAX as usize {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let d = lookup(t, dirfd, path, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
     let target = d.inode.readlink()?;
@@ -627,7 +627,7 @@ pub fn sys_readlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, len:
 pub fn sys_faccessat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, flags: u32) -> SysResult<u64> {
     const AT_EACCESS: u32 = 0x200;
     if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let mut who = caller(t);
     if flags & AT_EACCESS == 0 {
@@ -645,7 +645,7 @@ pub fn sys_getcwd(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
     let mut p = path_from_root(&fs.root, &fs.cwd);
     p.push(0);
     if p.len() > len {
-        return Err(Errno::ERANGE);
+        return Err(errno!(ERANGE));
     }
     t.write_mem(buf, &p)?;
     Ok(p.len() as u64)
@@ -680,7 +680,7 @@ pub fn sys_chdir(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
 }
 
 pub fn sys_fchdir(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
-    let d = file(t, fd)?.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    let d = file(t, fd)?.dentry.clone().ok_or(errno!(ENOTDIR))?;
     set_cwd(t, d)
 }
 
@@ -690,7 +690,7 @@ pub fn sys_chroot(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
     let d = lookup(t, AT_FDCWD, path, 0)?;
     permission::may_enter(&t.creds(), &*d.inode)?;
     if !t.capable(CAP_SYS_CHROOT) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     t.tg().fs.lock().unwrap().root = d;
     Ok(0)
@@ -715,7 +715,7 @@ pub fn sys_mknodat(t: &mut CurrentTask, dirfd: i32, path: u64, mode: u32, _dev: 
 pub fn sys_symlinkat(t: &mut CurrentTask, target: u64, dirfd: i32, path: u64) -> SysResult<u64> {
     let target = t.read_cstr(target)?;
     if target.is_empty() {
-        return Err(Errno::ENOENT);
+        return Err(errno!(ENOENT));
     }
     create_at(t, dirfd, path, NewNode::Symlink { target })
 }
@@ -737,7 +737,7 @@ pub fn sys_renameat2(
 ) -> SysResult<u64> {
     const RENAME_NOREPLACE: u32 = 1;
     if flags & !RENAME_NOREPLACE != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let who = caller(t);
     let (od, on) = parent_of(t, &who, olddirfd, oldpath)?;
@@ -796,7 +796,7 @@ pub fn sys_fchown(t: &mut CurrentTask, fd: i32, uid: u32, gid: u32) -> SysResult
 
 pub fn sys_truncate(t: &mut CurrentTask, path: u64, len: i64) -> SysResult<u64> {
     if len < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let who = caller(t);
     let d = lookup_as(t, &who, AT_FDCWD, path, 0)?;
@@ -806,11 +806,11 @@ pub fn sys_truncate(t: &mut CurrentTask, path: u64, len: i64) -> SysResult<u64> 
 
 pub fn sys_ftruncate(t: &mut CurrentTask, fd: i32, len: i64) -> SysResult<u64> {
     if len < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = file(t, fd)?;
     if !f.writable() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     setattr_fd(t, fd, Change::Size, SetAttr { size: Some(len as u64), ..Default::default() })
 }
@@ -848,7 +848,7 @@ pub(super) fn set_times(
             let ts = |(sec, nsec): (i64, i64)| match nsec {
                 UTIME_NOW => Ok(Some(now)),
                 UTIME_OMIT => Ok(None),
-                n if !(0..1_000_000_000).contains(&n) => Err(Errno::EINVAL),
+                n if !(0..1_000_000_000).contains(&n) => Err(errno!(EINVAL)),
                 n => Ok(Some(Timespec { sec, nsec: n })),
             };
             (ts(pairs[0])?, ts(pairs[1])?)
@@ -884,7 +884,7 @@ pub fn sys_dup2(t: &mut CurrentTask, old: i32, new: i32) -> SysResult<u64> {
 
 pub fn sys_dup3(t: &mut CurrentTask, old: i32, new: i32, flags: u32) -> SysResult<u64> {
     if old == new || flags & !O_CLOEXEC != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let replaced = {
         let mut fds = t.tg().fds.lock().unwrap();
@@ -910,7 +910,7 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
             if arg >= fds.limit as u64 {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
             Ok(fds.add(f, cmd == F_DUPFD_CLOEXEC, arg as i32)? as u64)
         }
@@ -931,13 +931,13 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
             sys_record_lock(t, &f, cmd, arg)
         }
         // Open-file-description locks, leases and notifications are not implemented.
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }
 
 pub fn sys_pipe2(t: &mut CurrentTask, fds_ptr: u64, flags: u32) -> SysResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK | 0o40000) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let (r, w) = Pipe::pair();
     let nb = flags & O_NONBLOCK;
@@ -1054,7 +1054,7 @@ pub fn sys_flock(t: &mut CurrentTask, fd: i32, op: u32) -> SysResult<u64> {
         LOCK_SH => F_RDLCK,
         LOCK_EX => F_WRLCK,
         LOCK_UN => F_UNLCK,
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
     let st = f.stat()?;
     let key = (st.dev, st.ino);
@@ -1099,13 +1099,17 @@ fn poll_files(t: &CurrentTask, fds: &[(i32, i16)], deadline: Option<Instant>) ->
             if rev.iter().any(|&r| r != 0) {
                 Ok(rev)
             } else {
-                Err(Errno::EAGAIN)
+                Err(errno!(EAGAIN))
             }
         });
         match r {
-            Err(Errno::ETIMEDOUT) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(vec![0; fds.len()]),
-            Err(Errno::ETIMEDOUT) => continue,
-            Err(Errno::ERESTARTSYS) => return Err(Errno::ERESTARTNOHAND),
+            Err(e) if e == Errno::ETIMEDOUT && (deadline.is_some_and(|d| Instant::now() >= d)) => {
+                return Ok(vec![0; fds.len()])
+            }
+            Err(e) if e == Errno::ETIMEDOUT => continue,
+            Err(e) if e.as_restart() == Some(crate::Restart::Sys) => {
+                return Err(crate::Error::restart(crate::Restart::NoHand))
+            }
             r => return r,
         }
     }
@@ -1127,7 +1131,7 @@ fn ts_deadline(t: &CurrentTask, ts: u64) -> SysResult<Option<Instant>> {
     let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
     let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     Ok(Instant::now().checked_add(Duration::new(sec as u64, nsec as u32)))
 }
@@ -1138,7 +1142,7 @@ fn swap_sigmask(t: &CurrentTask, set: u64, size: u64) -> SysResult<()> {
         return Ok(());
     }
     if size != 8 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let mask = t.read_u64(set)?;
     let mut ts = t.task.sig.lock().unwrap();
@@ -1149,7 +1153,7 @@ fn swap_sigmask(t: &CurrentTask, set: u64, size: u64) -> SysResult<()> {
 
 fn poll_common(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, deadline: Option<Instant>) -> SysResult<u64> {
     if nfds > t.tg().fds.lock().unwrap().limit as usize {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let raw = t.read_vec(fds_ptr, nfds * 8)?;
     let fds: Vec<(i32, i16)> = raw
@@ -1180,7 +1184,7 @@ pub fn sys_ppoll(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, ts: u64, set: u
 
 /// After a masked wait: keep the temporary mask for the signal frame on EINTR, else restore.
 fn finish_masked(t: &CurrentTask, r: SysResult<u64>) -> SysResult<u64> {
-    if r != Err(Errno::ERESTARTNOHAND) {
+    if r != Err(crate::Error::restart(crate::Restart::NoHand)) {
         let mut ts = t.task.sig.lock().unwrap();
         if let Some(m) = ts.saved_mask.take() {
             ts.mask = m;
@@ -1192,7 +1196,7 @@ fn finish_masked(t: &CurrentTask, r: SysResult<u64>) -> SysResult<u64> {
 /// select/pselect6 over fd_set bitmaps.
 fn select_common(t: &mut CurrentTask, nfds: i32, sets: [u64; 3], deadline: Option<Instant>) -> SysResult<u64> {
     if !(0..=crate::vfs::fdtable::NR_OPEN as i32).contains(&nfds) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let bytes = (nfds as usize).div_ceil(64) * 8;
     let mut maps = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
@@ -1216,7 +1220,7 @@ fn select_common(t: &mut CurrentTask, nfds: i32, sets: [u64; 3], deadline: Optio
         }
         if ev != 0 {
             if t.tg().fds.lock().unwrap().get(fd as i32).is_err() {
-                return Err(Errno::EBADF);
+                return Err(errno!(EBADF));
             }
             fds.push((fd as i32, ev));
         }
@@ -1250,7 +1254,7 @@ pub fn sys_select(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, tv: u6
         let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
         let usec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
         if sec < 0 || !(0..1_000_000).contains(&usec) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         Instant::now().checked_add(Duration::new(sec as u64, usec as u32 * 1000))
     };
@@ -1272,7 +1276,7 @@ pub fn sys_pselect6(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, ts: 
 
 pub fn sys_eventfd2(t: &mut CurrentTask, initval: u32, flags: u32) -> SysResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK | crate::fs::eventfd::EFD_SEMAPHORE) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = OpenFile::new(crate::fs::eventfd::EventFd::new(initval, flags), None, 2 | (flags & O_NONBLOCK));
     install(t, f, flags & O_CLOEXEC != 0)
@@ -1280,7 +1284,7 @@ pub fn sys_eventfd2(t: &mut CurrentTask, initval: u32, flags: u32) -> SysResult<
 
 pub fn sys_epoll_create1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
     if flags & !O_CLOEXEC != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = OpenFile::new(crate::fs::epoll::Epoll::new(), None, 2);
     install(t, f, flags & O_CLOEXEC != 0)
@@ -1288,18 +1292,18 @@ pub fn sys_epoll_create1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
 
 fn epoll_of(f: &Arc<OpenFile>) -> SysResult<&crate::fs::epoll::Epoll> {
     let any: &dyn std::any::Any = f.ops.as_any_ops();
-    any.downcast_ref::<crate::fs::epoll::Epoll>().ok_or(Errno::EINVAL)
+    any.downcast_ref::<crate::fs::epoll::Epoll>().ok_or(errno!(EINVAL))
 }
 
 pub fn sys_epoll_ctl(t: &mut CurrentTask, epfd: i32, op: u32, fd: i32, ev: u64) -> SysResult<u64> {
     let ep = file(t, epfd)?;
     let target = file(t, fd)?;
     if Arc::ptr_eq(&ep, &target) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if target.ops.seekable() && target.inode().is_some() {
         // Regular files and directories are always ready; Linux refuses them.
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     if op == 1 && epoll_of(&target).is_ok() {
         check_epoll_nesting(&ep, &target)?;
@@ -1322,12 +1326,12 @@ fn check_epoll_nesting(outer: &Arc<OpenFile>, inner: &Arc<OpenFile>) -> SysResul
     const EP_MAX_NESTS: usize = 4;
     fn walk(outer: &Arc<OpenFile>, f: &Arc<OpenFile>, depth: usize) -> SysResult<()> {
         if depth > EP_MAX_NESTS {
-            return Err(Errno::ELOOP);
+            return Err(errno!(ELOOP));
         }
         let Ok(ep) = epoll_of(f) else { return Ok(()) };
         for member in ep.files().0 {
             if Arc::ptr_eq(&member, outer) {
-                return Err(Errno::ELOOP);
+                return Err(errno!(ELOOP));
             }
             walk(outer, &member, depth + 1)?;
         }
@@ -1338,7 +1342,7 @@ fn check_epoll_nesting(outer: &Arc<OpenFile>, inner: &Arc<OpenFile>) -> SysResul
 
 pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeout_ms: i64) -> SysResult<u64> {
     if max <= 0 || max > 65536 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let epf = file(t, epfd)?;
     let ep = epoll_of(&epf)?;
@@ -1356,14 +1360,14 @@ pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeo
         match t.block_on(&queues, until, || {
             let r = ep.ready(max as usize);
             if r.is_empty() {
-                Err(Errno::EAGAIN)
+                Err(errno!(EAGAIN))
             } else {
                 Ok(r)
             }
         }) {
-            Err(Errno::ETIMEDOUT) if deadline.is_some_and(|d| Instant::now() >= d) => break Ok(Vec::new()),
-            Err(Errno::ETIMEDOUT) => continue,
-            Err(Errno::ERESTARTSYS) => break Err(Errno::EINTR),
+            Err(e) if e == Errno::ETIMEDOUT && (deadline.is_some_and(|d| Instant::now() >= d)) => break Ok(Vec::new()),
+            Err(e) if e == Errno::ETIMEDOUT => continue,
+            Err(e) if e.as_restart() == Some(crate::Restart::Sys) => break Err(errno!(EINTR)),
             r => break r,
         }
     }?;
@@ -1378,12 +1382,12 @@ pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeo
 
 pub fn sys_signalfd4(t: &mut CurrentTask, fd: i32, mask: u64, size: usize, flags: u32) -> SysResult<u64> {
     if size != 8 || flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let set = t.read_u64(mask)? & !crate::kernel::signal::UNBLOCKABLE;
     if fd != -1 {
         let f = file(t, fd)?;
-        let sfd = f.ops.as_any_ops().downcast_ref::<crate::taskfs::signalfd::SignalFd>().ok_or(Errno::EINVAL)?;
+        let sfd = f.ops.as_any_ops().downcast_ref::<crate::taskfs::signalfd::SignalFd>().ok_or(errno!(EINVAL))?;
         *sfd.mask.lock().unwrap() = set;
         return Ok(fd as u64);
     }
@@ -1393,7 +1397,7 @@ pub fn sys_signalfd4(t: &mut CurrentTask, fd: i32, mask: u64, size: usize, flags
 
 pub fn sys_timerfd_create(t: &mut CurrentTask, clock: i32, flags: u32) -> SysResult<u64> {
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) || flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     install(t, OpenFile::new(crate::fs::timerfd::TimerFd::new(), None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
 }
@@ -1401,11 +1405,11 @@ pub fn sys_timerfd_create(t: &mut CurrentTask, clock: i32, flags: u32) -> SysRes
 fn timerfd_of(f: &Arc<OpenFile>) -> SysResult<Arc<crate::fs::timerfd::TimerFd>> {
     let ops = f.ops.clone();
     if ops.as_any_ops().downcast_ref::<crate::fs::timerfd::TimerFd>().is_none() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     // The concrete type was checked just above, so the downcast cannot fail.
     let raw: Arc<dyn std::any::Any + Send + Sync> = ops.into_any_arc();
-    raw.downcast::<crate::fs::timerfd::TimerFd>().map_err(|_| Errno::EINVAL)
+    raw.downcast::<crate::fs::timerfd::TimerFd>().map_err(|_| errno!(EINVAL))
 }
 
 fn itimerspec(value: Duration, interval: Duration) -> Vec<u8> {
@@ -1421,7 +1425,7 @@ fn read_timespec_at(b: &[u8]) -> SysResult<Duration> {
     let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
     let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     Ok(Duration::new(sec as u64, nsec as u32))
 }
@@ -1435,7 +1439,7 @@ pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, o
     let deadline = if value.is_zero() {
         None
     } else if flags & TFD_TIMER_ABSTIME != 0 {
-        let (s, n) = host::sys::clock_gettime(1).map_err(|_| Errno::EINVAL)?;
+        let (s, n) = host::sys::clock_gettime(1).map_err(|_| errno!(EINVAL))?;
         Instant::now().checked_add(value.saturating_sub(Duration::new(s as u64, n as u32)))
     } else {
         Instant::now().checked_add(value)
@@ -1473,28 +1477,28 @@ pub fn sys_xattr(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
     match n {
         nr::LISTXATTR | nr::LLISTXATTR | nr::FLISTXATTR => Ok(0),
         nr::GETXATTR | nr::LGETXATTR | nr::FGETXATTR | nr::REMOVEXATTR | nr::LREMOVEXATTR | nr::FREMOVEXATTR => {
-            Err(Errno::ENODATA)
+            Err(errno!(ENODATA))
         }
-        _ => Err(Errno::EOPNOTSUPP),
+        _ => Err(errno!(EOPNOTSUPP)),
     }
 }
 
 pub fn sys_fallocate(t: &mut CurrentTask, fd: i32, mode: u32, off: i64, len: i64) -> SysResult<u64> {
     if off < 0 || len <= 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let f = file(t, fd)?;
     if !f.writable() {
-        return Err(Errno::EBADF);
+        return Err(errno!(EBADF));
     }
     if mode != 0 {
         // Punching holes and the other modes are not supported by the Sentry's filesystems.
-        return Err(Errno::EOPNOTSUPP);
+        return Err(errno!(EOPNOTSUPP));
     }
-    let end = (off as u64).checked_add(len as u64).ok_or(Errno::EFBIG)?;
-    let inode = f.inode().ok_or(Errno::ESPIPE)?.clone();
+    let end = (off as u64).checked_add(len as u64).ok_or(errno!(EFBIG))?;
+    let inode = f.inode().ok_or(errno!(ESPIPE))?.clone();
     if inode.stat()?.file_type() != FileType::Regular {
-        return Err(Errno::ENODEV);
+        return Err(errno!(ENODEV));
     }
     if inode.stat()?.size < end {
         inode.setattr(&SetAttr { size: Some(end), ..Default::default() })?;
@@ -1532,12 +1536,12 @@ pub fn sys_sendfile(t: &mut CurrentTask, out_fd: i32, in_fd: i32, offp: u64, cou
 
 pub fn sys_copy_file_range(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
     if a[5] != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let (inf, outf) = (file(t, a[0] as i32)?, file(t, a[2] as i32)?);
     for f in [&inf, &outf] {
         if !f.inode().is_some_and(|i| i.stat().is_ok_and(|s| s.file_type() == FileType::Regular)) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
     }
     let in_off = if a[1] != 0 { Some(t.read_u64(a[1])?) } else { None };
@@ -1556,11 +1560,11 @@ pub fn sys_memfd_create(t: &mut CurrentTask, name: u64, flags: u32) -> SysResult
     const MFD_CLOEXEC: u32 = 1;
     const MFD_ALLOW_SEALING: u32 = 2;
     if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let name = t.read_cstr(name)?;
     if name.len() > 249 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     // An unlinked tmpfs file: a private tmpfs root holds nothing else.
     let fs = crate::fs::tmpfs::TmpfsInode::new_fs(0o700, &t.k.alloc);
@@ -1575,28 +1579,28 @@ pub fn sys_memfd_create(t: &mut CurrentTask, name: u64, flags: u32) -> SysResult
 
 pub fn sys_openat2(t: &mut CurrentTask, dirfd: i32, path: u64, how: u64, size: usize) -> SysResult<u64> {
     if !(24..=4096).contains(&size) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let b = t.read_vec(how, size)?;
     if b[24..].iter().any(|&x| x != 0) {
-        return Err(Errno::E2BIG);
+        return Err(errno!(E2BIG));
     }
     let flags = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
     let mode = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
     let resolve = u64::from_ne_bytes(b[16..24].try_into().expect("8"));
     if flags > u32::MAX as u64 || mode > 0o7777 || (mode != 0 && flags & (O_CREAT | O_TMPFILE) as u64 == 0) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if resolve != 0 {
         // RESOLVE_* restrictions are not implemented; refusing beats ignoring them.
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     sys_openat(t, dirfd, path, flags as u32, mode as u32)
 }
 
 pub fn sys_inotify_init1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let i = Arc::new(crate::vfs::inotify::Inotify::default());
     t.k.inotify.register(&i);
@@ -1604,7 +1608,7 @@ pub fn sys_inotify_init1(t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
 }
 
 fn inotify_of(f: &Arc<OpenFile>) -> SysResult<&crate::vfs::inotify::Inotify> {
-    f.ops.as_any_ops().downcast_ref::<crate::vfs::inotify::Inotify>().ok_or(Errno::EINVAL)
+    f.ops.as_any_ops().downcast_ref::<crate::vfs::inotify::Inotify>().ok_or(errno!(EINVAL))
 }
 
 pub fn sys_inotify_add_watch(t: &mut CurrentTask, fd: i32, path: u64, mask: u32) -> SysResult<u64> {

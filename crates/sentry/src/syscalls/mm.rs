@@ -1,8 +1,6 @@
 //! Memory syscalls: brk, mmap (anonymous and private file mappings), munmap,
 //! mprotect, madvise.
 
-use abi::Errno;
-
 use crate::kernel::CurrentTask;
 use std::sync::Arc;
 
@@ -30,16 +28,16 @@ pub fn sys_brk(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
 
 pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult<u64> {
     if len == 0 || !off.is_multiple_of(4096) || prot & !7 != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let len = page_up(len).ok_or(errno!(ENOMEM))?;
     let kind = flags & 3;
     if kind != MAP_SHARED && kind != MAP_PRIVATE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let limit = t.tg().rlimit(crate::kernel::task::RLIMIT_AS).0;
     if limit != u64::MAX && t.tg().mm().lock().unwrap().total_size().saturating_add(len) > limit {
-        return Err(Errno::ENOMEM);
+        return Err(errno!(ENOMEM));
     }
     let fixed = flags & MAP_FIXED != 0;
     let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
@@ -48,25 +46,25 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
         return t.change_mm(|mm| mm.map(addr, len, prot, shared, fixed, noreplace, None, VmaName::Anon));
     }
     // The file range must be addressable, as Linux's pgoff check.
-    off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+    off.checked_add(len).ok_or(errno!(EOVERFLOW))?;
     let f = t.tg().fds.lock().unwrap().get(fd)?;
     if !f.readable() {
-        return Err(Errno::EACCES);
+        return Err(errno!(EACCES));
     }
-    let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
+    let d = f.dentry.clone().ok_or(errno!(ENODEV))?;
     let st = d.inode.stat()?;
     if st.file_type() != FileType::Regular {
-        return Err(Errno::ENODEV);
+        return Err(errno!(ENODEV));
     }
     if shared && (prot & 2 != 0 || f.writable()) {
         // The mapping and the file share pages in the memory file (tmpfs files, and files
         // copied up into the overlay). A read-only shared mapping of a file that cannot
         // share (the Gofer's lower layer) gets a private copy below: nobody writes it.
-        let end = off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+        let end = off.checked_add(len).ok_or(errno!(EOVERFLOW))?;
         match d.inode.shared_pages(&t.k.alloc, end) {
             Ok(backing) => {
                 if prot & 2 != 0 && !f.writable() {
-                    return Err(Errno::EACCES);
+                    return Err(errno!(EACCES));
                 }
                 let name = VmaName::File {
                     path: String::from_utf8_lossy(&d.path()).into_owned(),
@@ -105,19 +103,19 @@ pub fn sys_munmap(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
 
 pub fn sys_mprotect(t: &mut CurrentTask, addr: u64, len: u64, prot: u32) -> SysResult<u64> {
     if prot & !(7 | 0x0100_0000 | 0x0200_0000) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     t.change_mm(|mm| Ok((0, mm.protect(addr, len, prot & 7)?)))
 }
 
 pub fn sys_madvise(t: &mut CurrentTask, addr: u64, len: u64, advice: u32) -> SysResult<u64> {
     if !addr.is_multiple_of(4096) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if advice == MADV_DONTNEED {
         // Private pages read back as zero afterwards; their memory goes back
         // to the host at once.
-        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let len = page_up(len).ok_or(errno!(EINVAL))?;
         t.tg().mm().lock().unwrap().discard(addr, len)?;
     }
     Ok(0)
@@ -135,7 +133,7 @@ pub fn sys_mremap(
     const MREMAP_FIXED: u32 = 2;
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0) {
         // MREMAP_DONTUNMAP is not supported.
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
     t.change_mm(|mm| mm.remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed))
@@ -143,22 +141,22 @@ pub fn sys_mremap(
 
 pub fn sys_msync(t: &mut CurrentTask, addr: u64, len: u64, flags: u32) -> SysResult<u64> {
     if !addr.is_multiple_of(4096) || flags & !7 != 0 || flags & 5 == 5 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     // Private and anonymous mappings have nothing to write back.
-    if !t.tg().mm().lock().unwrap().is_mapped(addr, page_up(len).ok_or(Errno::ENOMEM)?) {
-        return Err(Errno::ENOMEM);
+    if !t.tg().mm().lock().unwrap().is_mapped(addr, page_up(len).ok_or(errno!(ENOMEM))?) {
+        return Err(errno!(ENOMEM));
     }
     Ok(0)
 }
 
 pub fn sys_mincore(t: &mut CurrentTask, addr: u64, len: u64, vec: u64) -> SysResult<u64> {
     if !addr.is_multiple_of(4096) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
-    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let len = page_up(len).ok_or(errno!(ENOMEM))?;
     if !t.tg().mm().lock().unwrap().is_mapped(addr, len) {
-        return Err(Errno::ENOMEM);
+        return Err(errno!(ENOMEM));
     }
     // Every mapped page is reported resident: the memory file backs them
     // all. Written a page of answers at a time, whatever the length.

@@ -40,17 +40,23 @@ pub fn handle(t: &mut CurrentTask) {
         let name = nr::name(n).map(str::to_string).unwrap_or_else(|| format!("syscall_{n}"));
         let res = match &r {
             Ok(v) => format!("{}", *v as i64),
-            Err(e) => format!("-1 {}", e.name()),
+            Err(e) => format!("-1 {}", e.as_restart().map_or_else(|| e.errno().name(), |r| r.name())),
         };
         crate::kernel::log_line(format_args!("[{}] {}({}) = {}", t.task.tid(), name, args, res));
     }
     match r {
         Ok(v) => t.regs.rax = v,
-        Err(e) if e.is_restart() => {
-            t.restart = Some(e);
-            t.regs.rax = (-Errno::EINTR.0) as i64 as u64;
+        Err(e) => {
+            tracing::debug!(tid = t.task.tid(), syscall = nr::name(n).unwrap_or("unknown"), error = %e, "syscall failed");
+            match e.as_restart() {
+                // Resolved at signal delivery: a restart, or EINTR if a handler ran.
+                Some(how) => {
+                    t.restart = Some(how);
+                    t.regs.rax = (-Errno::EINTR.0) as i64 as u64;
+                }
+                None => t.regs.rax = (-(e.errno().0 as i64)) as u64,
+            }
         }
-        Err(e) => t.regs.rax = (-(e.0 as i64)) as u64,
     }
 }
 
@@ -68,7 +74,7 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
     match table::call(t, n, a) {
         Some(r) => r,
         None => match table::status(n) {
-            Status::Refused(errno, _) => Err(errno),
+            Status::Refused(errno, _) => Err(crate::Error::new(errno)),
             _ => Err(unimplemented(t, n)),
         },
     }
@@ -77,7 +83,8 @@ fn dispatch(t: &mut CurrentTask, n: u64, a: Args) -> SysResult<u64> {
 /// ENOSYS for call `nr` (or a part of it the table calls partial): counted,
 /// and logged once per run with the status docs/syscalls.md gives it,
 /// unless the table marks it quiet.
-pub fn unimplemented(t: &CurrentTask, nr: u64) -> Errno {
+#[track_caller]
+pub fn unimplemented(t: &CurrentTask, nr: u64) -> crate::Error {
     if t.k.count_unimplemented(nr) {
         let status = table::status(nr);
         match nr::name(nr) {
@@ -103,7 +110,7 @@ pub fn unimplemented(t: &CurrentTask, nr: u64) -> Errno {
         }
         tracing::warn!(nr, "unimplemented syscall");
     }
-    Errno::ENOSYS
+    errno!(ENOSYS)
 }
 
 /// Every x86-64 syscall with its status, as docs/syscalls.md lists them.

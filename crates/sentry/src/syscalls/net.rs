@@ -103,7 +103,7 @@ fn i32_at(b: &[u8], off: usize) -> i32 {
 /// The open file behind `fd` and its socket endpoint (ENOTSOCK for other files).
 fn socket_file(t: &CurrentTask, fd: i32) -> SysResult<(Arc<OpenFile>, Arc<Endpoint>)> {
     let f = t.tg().fds.lock().unwrap().get(fd)?;
-    let ep = (*f.ops).as_any_ops().downcast_ref::<UnixSocket>().ok_or(Errno::ENOTSOCK)?.ep.clone();
+    let ep = (*f.ops).as_any_ops().downcast_ref::<UnixSocket>().ok_or(errno!(ENOTSOCK))?.ep.clone();
     Ok((f, ep))
 }
 
@@ -144,8 +144,8 @@ fn wait<T>(
     }
     let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
     match t.block_on(queues, deadline, op) {
-        Err(Errno::ETIMEDOUT) => Err(Errno::EAGAIN),
-        Err(Errno::ERESTARTSYS) if timeout.is_some() => Err(Errno::EINTR),
+        Err(e) if e == Errno::ETIMEDOUT => Err(errno!(EAGAIN)),
+        Err(e) if e.as_restart() == Some(crate::Restart::Sys) && (timeout.is_some()) => Err(errno!(EINTR)),
         r => r,
     }
 }
@@ -163,20 +163,20 @@ fn open_socket(ep: Arc<Endpoint>, nonblock: bool) -> Arc<OpenFile> {
 fn socket_args(domain: i32, stype: i32, protocol: i32) -> SysResult<(SockType, bool, bool)> {
     let flags = stype & !SOCK_TYPE_MASK;
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if !(0..AF_MAX).contains(&domain) {
-        return Err(Errno::EAFNOSUPPORT);
+        return Err(errno!(EAFNOSUPPORT));
     }
     if stype & SOCK_TYPE_MASK >= SOCK_MAX {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if domain != AF_UNIX {
         note_unsupported_family(domain);
-        return Err(Errno::EAFNOSUPPORT);
+        return Err(errno!(EAFNOSUPPORT));
     }
     if protocol != 0 && protocol != AF_UNIX {
-        return Err(Errno::EPROTONOSUPPORT);
+        return Err(errno!(EPROTONOSUPPORT));
     }
     let kind = SockType::from_raw(stype & SOCK_TYPE_MASK)?;
     Ok((kind, flags & SOCK_NONBLOCK != 0, flags & SOCK_CLOEXEC != 0))
@@ -237,7 +237,7 @@ pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i3
 fn read_sockaddr(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
     // `sizeof(struct sockaddr_storage)` bounds every address.
     if !(0..=128).contains(&(len as i32)) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     t.read_vec(ptr, len as usize)
 }
@@ -247,7 +247,7 @@ fn read_sockaddr(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
 fn write_sockaddr(t: &CurrentTask, ptr: u64, len_ptr: u64, addr: &[u8]) -> SysResult<()> {
     let ulen = t.read_u32(len_ptr)? as i32;
     if ulen < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let n = (ulen as usize).min(addr.len());
     if n > 0 {
@@ -270,12 +270,12 @@ fn resolve(t: &CurrentTask, addr: &Address, kind: SockType) -> SysResult<Arc<End
             // Connecting to (or sending to) a socket is writing to its node.
             permission::may(&who, &*d.inode, MAY_WRITE)?;
             let st = d.inode.stat()?;
-            unix::find_path(st.dev, st.ino).ok_or(Errno::ECONNREFUSED)?
+            unix::find_path(st.dev, st.ino).ok_or(errno!(ECONNREFUSED))?
         }
-        Address::Abstract(name) => unix::find_abstract(sandbox_id(t), name).ok_or(Errno::ECONNREFUSED)?,
+        Address::Abstract(name) => unix::find_abstract(sandbox_id(t), name).ok_or(errno!(ECONNREFUSED))?,
     };
     if ep.kind != kind {
-        return Err(Errno::EPROTOTYPE);
+        return Err(errno!(EPROTOTYPE));
     }
     Ok(ep)
 }
@@ -287,7 +287,7 @@ fn socket_node_parent(t: &CurrentTask, path: &[u8]) -> SysResult<(Arc<crate::vfs
     let who = t.creds();
     let (dir, name) = t.k.vfs.walk_parent_as(&who, &fs.root, &fs.cwd, path)?;
     if name.is_empty() || name == b"." || name == b".." || t.k.vfs.step(&fs.root, &dir, &name).is_ok() {
-        return Err(Errno::EADDRINUSE);
+        return Err(errno!(EADDRINUSE));
     }
     permission::may_change_entries(&who, &*dir.inode)?;
     Ok((dir, name))
@@ -301,9 +301,12 @@ fn socket_node_parent(t: &CurrentTask, path: &[u8]) -> SysResult<(Arc<crate::vfs
 fn make_socket_node(t: &CurrentTask, path: &[u8]) -> SysResult<(u64, u64)> {
     let (dir, name) = socket_node_parent(t, path)?;
     let umask = t.tg().fs.lock().unwrap().umask;
-    let inode = dir.inode.create(&name, NewNode::File { mode: 0o777 & !umask }).map_err(|e| match e {
-        Errno::EEXIST => Errno::EADDRINUSE,
-        e => e,
+    let inode = dir.inode.create(&name, NewNode::File { mode: 0o777 & !umask }).map_err(|e| {
+        if e == Errno::EEXIST {
+            errno!(EADDRINUSE)
+        } else {
+            e
+        }
     })?;
     super::fs::own_new_file(&t.creds(), &*dir.inode, &*inode);
     let st = inode.stat()?;
@@ -339,7 +342,7 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
         ep.connect_dgram(None)?;
         return Ok(0);
     }
-    let target = Address::parse(&raw)?.ok_or(Errno::EINVAL)?;
+    let target = Address::parse(&raw)?.ok_or(errno!(EINVAL))?;
     if ep.options().passcred {
         ep.autobind(sandbox_id(t), true)?;
     }
@@ -350,7 +353,7 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
     }
     if let Err(e) = ep.begin_connect() {
         // Linux looks at the listener before at this socket's own state.
-        return Err(if target.accepts_connections() { e } else { Errno::ECONNREFUSED });
+        return Err(if target.accepts_connections() { e } else { errno!(ECONNREFUSED) });
     }
     let cred = task_peer_cred(t);
     let timeout = ep.options().sndtimeo;
@@ -363,12 +366,12 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
 
 pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags: u32) -> SysResult<u64> {
     if flags as i32 & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let (f, ep) = socket_file(t, fd)?;
     // Fail before taking a connection off the queue that could not be handed out.
     if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
-        return Err(Errno::EMFILE);
+        return Err(errno!(EMFILE));
     }
     let timeout = ep.options().rcvtimeo;
     let conn = wait(t, f.nonblocking(), timeout, &[&ep.wq], || ep.accept())?;
@@ -391,7 +394,7 @@ pub fn sys_shutdown(t: &mut CurrentTask, fd: i32, how: i32) -> SysResult<u64> {
         0 => ep.shutdown(true, false),
         1 => ep.shutdown(false, true),
         2 => ep.shutdown(true, true),
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     }
     Ok(0)
 }
@@ -404,7 +407,7 @@ pub fn sys_getsockname(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) ->
 
 pub fn sys_getpeername(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
     let (_f, ep) = socket_file(t, fd)?;
-    let peer = ep.peer().ok_or(Errno::ENOTCONN)?;
+    let peer = ep.peer().ok_or(errno!(ENOTCONN))?;
     write_sockaddr(t, addr, len_ptr, &sockaddr_of(peer.address()))?;
     Ok(0)
 }
@@ -424,14 +427,14 @@ fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
         return Ok(ctl);
     }
     if len > MAX_CONTROL {
-        return Err(Errno::ENOBUFS);
+        return Err(errno!(ENOBUFS));
     }
     let buf = t.read_vec(ptr, len)?;
     let mut off = 0;
     while off + CMSGHDR_LEN <= len {
         let cmsg_len = u64_at(&buf, off);
         if cmsg_len < CMSGHDR_LEN as u64 || cmsg_len > (len - off) as u64 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let cmsg_len = cmsg_len as usize;
         let (level, kind) = (i32_at(&buf, off + 8), i32_at(&buf, off + 12));
@@ -441,7 +444,7 @@ fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
                 SCM_RIGHTS => {
                     let n = data.len() / 4;
                     if ctl.rights.len() + n > unix::MAX_RIGHTS {
-                        return Err(Errno::EINVAL);
+                        return Err(errno!(EINVAL));
                     }
                     let fds = t.tg().fds.lock().unwrap();
                     for c in data.chunks_exact(4) {
@@ -450,13 +453,13 @@ fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
                 }
                 SCM_CREDENTIALS => {
                     if data.len() != 12 {
-                        return Err(Errno::EINVAL);
+                        return Err(errno!(EINVAL));
                     }
                     let want = Ucred { pid: i32_at(data, 0), uid: i32_at(data, 4) as u32, gid: i32_at(data, 8) as u32 };
                     check_creds(t, want)?;
                     ctl.cred = Some(want);
                 }
-                _ => return Err(Errno::EINVAL),
+                _ => return Err(errno!(EINVAL)),
             }
         }
         off += cmsg_align(cmsg_len);
@@ -474,7 +477,7 @@ fn check_creds(t: &CurrentTask, want: Ucred) -> SysResult<()> {
     if pid_ok && uid_ok && gid_ok {
         Ok(())
     } else {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
 }
 
@@ -489,7 +492,7 @@ fn send_common(
     flags: u32,
 ) -> SysResult<usize> {
     if flags & MSG_OOB != 0 {
-        return Err(Errno::EOPNOTSUPP);
+        return Err(errno!(EOPNOTSUPP));
     }
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let opts = ep.options();
@@ -497,7 +500,7 @@ fn send_common(
     match ep.kind {
         SockType::Stream => {
             if to.is_some() {
-                return Err(if ep.is_connected() { Errno::EISCONN } else { Errno::EOPNOTSUPP });
+                return Err(if ep.is_connected() { errno!(EISCONN) } else { errno!(EOPNOTSUPP) });
             }
             let mut rights = ctl.rights;
             let mut sent = 0;
@@ -517,11 +520,11 @@ fn send_common(
                         }
                     }
                     Err(_) if sent > 0 => return Ok(sent),
-                    Err(Errno::EPIPE) => {
+                    Err(e) if e == Errno::EPIPE => {
                         if flags & MSG_NOSIGNAL == 0 {
                             send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
                         }
-                        return Err(Errno::EPIPE);
+                        return Err(errno!(EPIPE));
                     }
                     Err(e) => return Err(e),
                 }
@@ -531,7 +534,7 @@ fn send_common(
             // Seqpacket sockets are connected: an address is ignored, as on Linux.
             let target = match to {
                 Some(raw) if ep.kind == SockType::Dgram => {
-                    let addr = Address::parse(&raw)?.ok_or(Errno::EINVAL)?;
+                    let addr = Address::parse(&raw)?.ok_or(errno!(EINVAL))?;
                     Some(resolve(t, &addr, ep.kind)?)
                 }
                 _ => None,
@@ -540,7 +543,7 @@ fn send_common(
                 ep.autobind(sandbox_id(t), true)?;
             }
             if buf.len > ep.max_datagram() {
-                return Err(Errno::EMSGSIZE);
+                return Err(errno!(EMSGSIZE));
             }
             let data = buf.copy_in(t, 0, buf.len)?;
             let dest = target.clone().or_else(|| ep.peer());
@@ -574,7 +577,7 @@ fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
     let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
     let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40));
     if ctl_len > i32::MAX as u64 {
-        return Err(Errno::ENOBUFS);
+        return Err(errno!(ENOBUFS));
     }
     let to = if name != 0 && name_len != 0 { Some(read_sockaddr(t, name, name_len)?) } else { None };
     let ctl = parse_control(t, ctl_ptr, ctl_len as usize)?;
@@ -613,7 +616,7 @@ fn recv_common(
     flags: u32,
 ) -> SysResult<(usize, Received)> {
     if flags & MSG_OOB != 0 {
-        return Err(if ep.kind == SockType::Stream { Errno::EINVAL } else { Errno::EOPNOTSUPP });
+        return Err(if ep.kind == SockType::Stream { errno!(EINVAL) } else { errno!(EOPNOTSUPP) });
     }
     let peek = flags & MSG_PEEK != 0;
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
@@ -752,7 +755,7 @@ fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
     let hdr = t.read_vec(msg, MSGHDR_LEN)?;
     let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8));
     if name_len < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
     let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40).min(MAX_CONTROL as u64) as usize);
@@ -792,7 +795,7 @@ pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
         let b = t.read_vec(timeout, 16)?;
         let (sec, nsec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
         if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         Instant::now().checked_add(Duration::new(sec as u64, nsec as u32))
     };
@@ -835,11 +838,11 @@ fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
 pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len_ptr: u64) -> SysResult<u64> {
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
-        return Err(Errno::EOPNOTSUPP);
+        return Err(errno!(EOPNOTSUPP));
     }
     let len = t.read_u32(len_ptr)? as i32;
     if len < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let o = ep.options();
     let int = |v: i32| v.to_ne_bytes().to_vec();
@@ -855,11 +858,11 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         SO_SNDLOWAT => int(1),
         SO_PEERCRED => ep.peer_cred().map_or(Ucred::NONE, |p| p.ucred).to_bytes().to_vec(),
         SO_PEERGROUPS => {
-            let groups = ep.peer_cred().ok_or(Errno::ENODATA)?.groups;
+            let groups = ep.peer_cred().ok_or(errno!(ENODATA))?.groups;
             let want = groups.len() * 4;
             if (len as usize) < want {
                 t.write_mem(len_ptr, &(want as u32).to_ne_bytes())?;
-                return Err(Errno::ERANGE);
+                return Err(errno!(ERANGE));
             }
             groups.iter().flat_map(|g| g.to_ne_bytes()).collect()
         }
@@ -872,7 +875,7 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(o.sndtimeo),
         n => match stored_option_default(n) {
             Some(default) => int(o.stored.get(&n).copied().unwrap_or(default)),
-            None => return Err(Errno::ENOPROTOOPT),
+            None => return Err(errno!(ENOPROTOOPT)),
         },
     };
     let n = (len as usize).min(bytes.len());
@@ -886,12 +889,12 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
 /// A timeval socket timeout: zero means none; a negative one returns at once.
 fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Duration>> {
     if len < 16 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let b = t.read_vec(val, 16)?;
     let (sec, usec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
     if !(0..1_000_000).contains(&usec) {
-        return Err(Errno::EDOM);
+        return Err(errno!(EDOM));
     }
     if sec < 0 {
         return Ok(Some(Duration::ZERO));
@@ -905,16 +908,16 @@ fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Durat
 pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len: u32) -> SysResult<u64> {
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
-        return Err(Errno::EOPNOTSUPP);
+        return Err(errno!(EOPNOTSUPP));
     }
     let len = len as i32;
     if len < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let len = len as usize;
     let read_int = || -> SysResult<i32> {
         if len < 4 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         Ok(t.read_u32(val)? as i32)
     };
@@ -933,7 +936,7 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         }
         SO_LINGER => {
             if len < 8 {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
             let b = t.read_vec(val, 8)?;
             let (on, secs) = (i32_at(&b, 0), i32_at(&b, 4));
@@ -959,7 +962,7 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
                 o.stored.insert(n, v);
             });
         }
-        _ => return Err(Errno::ENOPROTOOPT),
+        _ => return Err(errno!(ENOPROTOOPT)),
     }
     Ok(0)
 }

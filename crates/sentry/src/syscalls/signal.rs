@@ -35,18 +35,18 @@ fn valid(sig: i32) -> SysResult<()> {
     if (1..=signal::NSIG).contains(&sig) {
         Ok(())
     } else {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
 }
 
 pub fn sys_rt_sigaction(t: &mut CurrentTask, sig: i32, act: u64, old: u64, size: usize) -> SysResult<u64> {
     valid(sig)?;
     if size != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let new = if act != 0 { Some(t.read_obj::<SigAction>(act)?) } else { None };
     if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let prev = {
         let mut gs = t.tg().sig.lock().unwrap();
@@ -69,7 +69,7 @@ pub fn sys_rt_sigaction(t: &mut CurrentTask, sig: i32, act: u64, old: u64, size:
 
 pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, size: usize) -> SysResult<u64> {
     if size != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let new = if set != 0 { Some(t.read_u64(set)?) } else { None };
     let prev = {
@@ -80,7 +80,7 @@ pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, siz
                 SIG_BLOCK => prev | s,
                 SIG_UNBLOCK => prev & !s,
                 SIG_SETMASK => s,
-                _ => return Err(Errno::EINVAL),
+                _ => return Err(errno!(EINVAL)),
             } & !signal::UNBLOCKABLE;
         }
         prev
@@ -93,7 +93,7 @@ pub fn sys_rt_sigprocmask(t: &mut CurrentTask, how: u32, set: u64, old: u64, siz
 
 pub fn sys_rt_sigpending(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
     if size > SIGSET_SIZE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let p = {
         let ts = t.task.sig.lock().unwrap();
@@ -106,7 +106,7 @@ pub fn sys_rt_sigpending(t: &mut CurrentTask, set: u64, size: usize) -> SysResul
 
 pub fn sys_rt_sigsuspend(t: &mut CurrentTask, set: u64, size: usize) -> SysResult<u64> {
     if size != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let mask = t.read_u64(set)?;
     {
@@ -114,13 +114,13 @@ pub fn sys_rt_sigsuspend(t: &mut CurrentTask, set: u64, size: usize) -> SysResul
         ts.saved_mask = Some(ts.mask);
         ts.mask = mask & !signal::UNBLOCKABLE;
     }
-    let _ = t.block_on(&[], None, || Err::<(), _>(Errno::EAGAIN));
-    Err(Errno::ERESTARTNOHAND)
+    let _ = t.block_on(&[], None, || Err::<(), _>(errno!(EAGAIN)));
+    Err(crate::Error::restart(crate::Restart::NoHand))
 }
 
 pub fn sys_pause(t: &mut CurrentTask) -> SysResult<u64> {
-    let _ = t.block_on(&[], None, || Err::<(), _>(Errno::EAGAIN));
-    Err(Errno::ERESTARTNOHAND)
+    let _ = t.block_on(&[], None, || Err::<(), _>(errno!(EAGAIN)));
+    Err(crate::Error::restart(crate::Restart::NoHand))
 }
 
 pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64> {
@@ -138,17 +138,17 @@ pub fn sys_sigaltstack(t: &mut CurrentTask, ss: u64, old: u64) -> SysResult<u64>
     }
     if ss != 0 {
         if on {
-            return Err(Errno::EPERM);
+            return Err(errno!(EPERM));
         }
         let SignalStack { sp, flags, size, .. } = t.read_obj(ss)?;
         let new = if flags & signal::SS_DISABLE != 0 {
             AltStack { sp: 0, flags: signal::SS_DISABLE, size: 0 }
         } else {
             if flags & !signal::SS_ONSTACK != 0 {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
             if size < MINSIGSTKSZ {
-                return Err(Errno::ENOMEM);
+                return Err(errno!(ENOMEM));
             }
             AltStack { sp, flags: 0, size }
         };
@@ -176,7 +176,7 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
         }
     };
     if targets.is_empty() {
-        return Err(Errno::ESRCH);
+        return Err(errno!(ESRCH));
     }
     let mut sent = false;
     for g in targets {
@@ -203,23 +203,23 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
     if sent || pid == -1 {
         Ok(0)
     } else {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
 }
 
 pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResult<u64> {
     if tid <= 0 || (tgid != -1 && tgid <= 0) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if sig != 0 {
         valid(sig)?;
     }
-    let task = t.k.task(tid).ok_or(Errno::ESRCH)?;
+    let task = t.k.task(tid).ok_or(errno!(ESRCH))?;
     if tgid != -1 && task.tg.pid != tgid {
-        return Err(Errno::ESRCH);
+        return Err(errno!(ESRCH));
     }
     if !may_signal(t, &task.tg, sig) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     if sig != 0 {
         send_to_task(&task, SigInfo { signo: sig, code: signal::SI_TKILL, pid: t.pid(), ..Default::default() });
@@ -229,20 +229,20 @@ pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResu
 
 pub fn sys_rt_sigtimedwait(t: &mut CurrentTask, set: u64, info: u64, timeout: u64, size: usize) -> SysResult<u64> {
     if size != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let set = t.read_u64(set)? & !signal::UNBLOCKABLE;
     let deadline = if timeout == 0 {
         None
     } else {
-        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(Errno::EINVAL)?;
+        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(errno!(EINVAL))?;
         std::time::Instant::now().checked_add(d)
     };
     let task = t.task.clone();
-    let got = match t.block_on(&[], deadline, || task.dequeue_in(set).ok_or(Errno::EAGAIN)) {
+    let got = match t.block_on(&[], deadline, || task.dequeue_in(set).ok_or(errno!(EAGAIN))) {
         Ok(i) => i,
-        Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
-        Err(Errno::ERESTARTSYS) => return Err(Errno::EINTR),
+        Err(e) if e == Errno::ETIMEDOUT => return Err(errno!(EAGAIN)),
+        Err(e) if e.as_restart() == Some(crate::Restart::Sys) => return Err(errno!(EINTR)),
         Err(e) => return Err(e),
     };
     if info != 0 {
@@ -256,7 +256,7 @@ fn queued_info(t: &CurrentTask, sig: i32, uinfo: u64, target_is_self: bool) -> S
     let code = info.code;
     // Only the kernel may claim SI_USER or kernel codes for another process.
     if (code >= 0 || code == signal::SI_TKILL) && !target_is_self {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     let SigRt { pid, uid, value } = info.fields();
     Ok(SigInfo { signo: sig, code, pid, uid, value, ..Default::default() })
@@ -264,10 +264,10 @@ fn queued_info(t: &CurrentTask, sig: i32, uinfo: u64, target_is_self: bool) -> S
 
 pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) -> SysResult<u64> {
     valid(sig)?;
-    let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+    let g = t.k.group(pid).ok_or(errno!(ESRCH))?;
     let info = queued_info(t, sig, uinfo, pid == t.pid())?;
     if !may_signal(t, &g, sig) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     send_to_group(&g, info);
     Ok(0)
@@ -275,13 +275,13 @@ pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) 
 
 pub fn sys_rt_tgsigqueueinfo(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32, uinfo: u64) -> SysResult<u64> {
     valid(sig)?;
-    let task = t.k.task(tid).ok_or(Errno::ESRCH)?;
+    let task = t.k.task(tid).ok_or(errno!(ESRCH))?;
     if task.tg.pid != tgid {
-        return Err(Errno::ESRCH);
+        return Err(errno!(ESRCH));
     }
     let info = queued_info(t, sig, uinfo, tgid == t.pid())?;
     if !may_signal(t, &task.tg, sig) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     send_to_task(&task, info);
     Ok(0)

@@ -241,7 +241,7 @@ syscall_table! {
         => fs::sys_select;
     PSELECT6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr, sigmask: UserAddr) ok
         => fs::sys_pselect6;
-    EPOLL_CREATE(size: i32) ok => |t, size: i32| if size <= 0 { Err(Errno::EINVAL) } else { fs::sys_epoll_create1(t, 0) };
+    EPOLL_CREATE(size: i32) ok => |t, size: i32| if size <= 0 { Err(errno!(EINVAL)) } else { fs::sys_epoll_create1(t, 0) };
     EPOLL_CREATE1(flags: u32) ok => fs::sys_epoll_create1;
     EPOLL_CTL(epfd: Fd, op: u32, fd: Fd, event: UserAddr) ok => fs::sys_epoll_ctl;
     EPOLL_WAIT(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32) ok

@@ -12,7 +12,7 @@ use crate::kernel::CurrentTask;
 use crate::SysResult;
 
 fn read_ts(t: &CurrentTask, addr: u64) -> SysResult<Duration> {
-    t.read_obj::<Timespec>(addr)?.duration().ok_or(Errno::EINVAL)
+    t.read_obj::<Timespec>(addr)?.duration().ok_or(errno!(EINVAL))
 }
 
 fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
@@ -26,9 +26,9 @@ fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
         | CLOCK_MONOTONIC_COARSE
         | CLOCK_BOOTTIME => clock,
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => CLOCK_THREAD_CPUTIME_ID,
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
-    host::sys::clock_gettime(host).map_err(|_| Errno::EINVAL)
+    host::sys::clock_gettime(host).map_err(|_| errno!(EINVAL))
 }
 
 pub fn sys_clock_gettime(t: &mut CurrentTask, clock: i32, tp: UserRef<Timespec>) -> SysResult<u64> {
@@ -67,21 +67,21 @@ fn after(d: Duration) -> Option<Instant> {
 }
 
 fn sleep_until(t: &CurrentTask, deadline: Option<Instant>, rem: u64) -> SysResult<u64> {
-    match t.block_on(&[], deadline, || Err::<u64, _>(Errno::EAGAIN)) {
-        Err(Errno::ETIMEDOUT) => Ok(0),
-        Err(Errno::ERESTARTSYS) => {
+    match t.block_on(&[], deadline, || Err::<u64, _>(errno!(EAGAIN))) {
+        Err(e) if e == Errno::ETIMEDOUT => Ok(0),
+        Err(e) if e.as_restart() == Some(crate::Restart::Sys) => {
             if let (true, Some(deadline)) = (rem != 0, deadline) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 t.write_obj(rem, &Timespec::from_duration(left))?;
             }
-            Err(Errno::ERESTARTNOHAND)
+            Err(crate::Error::restart(crate::Restart::NoHand))
         }
         r => r,
     }
 }
 
 pub fn sys_nanosleep(t: &mut CurrentTask, req: UserRef<Timespec>, rem: u64) -> SysResult<u64> {
-    let d = req.read(t)?.duration().ok_or(Errno::EINVAL)?;
+    let d = req.read(t)?.duration().ok_or(errno!(EINVAL))?;
     sleep_until(t, after(d), rem)
 }
 
@@ -110,7 +110,7 @@ fn only_real(t: &CurrentTask, which: i32) -> SysResult<()> {
             // ITIMER_VIRTUAL and ITIMER_PROF count CPU time; not implemented yet.
             Err(super::unimplemented(t, abi::sysno::SETITIMER))
         }
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }
 
@@ -120,7 +120,7 @@ pub fn sys_setitimer(t: &mut CurrentTask, which: i32, new: u64, old: u64) -> Sys
         (Duration::ZERO, Duration::ZERO)
     } else {
         let new: ITimerVal = t.read_obj(new)?;
-        let duration = |tv: Timeval| tv.duration().ok_or(Errno::EINVAL);
+        let duration = |tv: Timeval| tv.duration().ok_or(errno!(EINVAL));
         (duration(new.value)?, duration(new.interval)?)
     };
     let tg = std::sync::Arc::downgrade(t.tg());
@@ -158,13 +158,13 @@ pub fn sys_timer_create(t: &mut CurrentTask, clock: i32, sevp: u64, id_out: u64)
             SIGEV_NONE => Notify::None,
             SIGEV_SIGNAL if valid => Notify::Process { signo, value },
             SIGEV_THREAD_ID if valid => {
-                let task = t.k.task(tid).filter(|x| Arc::ptr_eq(&x.tg, t.tg())).ok_or(Errno::EINVAL)?;
+                let task = t.k.task(tid).filter(|x| Arc::ptr_eq(&x.tg, t.tg())).ok_or(errno!(EINVAL))?;
                 Notify::Thread { signo, value, task: Arc::downgrade(&task) }
             }
-            _ => return Err(Errno::EINVAL),
+            _ => return Err(errno!(EINVAL)),
         }
     };
-    let id = t.tg().posix_timers.create(notify).ok_or(Errno::EAGAIN)?;
+    let id = t.tg().posix_timers.create(notify).ok_or(errno!(EAGAIN))?;
     if let Err(e) = t.write_obj(id_out, &id) {
         t.tg().posix_timers.delete(id);
         return Err(e);
@@ -177,10 +177,10 @@ fn itimerspec(value: Duration, interval: Duration) -> ITimerSpec {
 }
 
 pub fn sys_timer_settime(t: &mut CurrentTask, id: i32, flags: u32, new: u64, old: u64) -> SysResult<u64> {
-    let timer = t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?;
+    let timer = t.tg().posix_timers.get(id).ok_or(errno!(EINVAL))?;
     let new: ITimerSpec = t.read_obj(new)?;
-    let interval = new.interval.duration().ok_or(Errno::EINVAL)?;
-    let value = new.value.duration().ok_or(Errno::EINVAL)?;
+    let interval = new.interval.duration().ok_or(errno!(EINVAL))?;
+    let value = new.value.duration().ok_or(errno!(EINVAL))?;
     let deadline = if value.is_zero() {
         None
     } else if flags & TIMER_ABSTIME != 0 {
@@ -197,20 +197,20 @@ pub fn sys_timer_settime(t: &mut CurrentTask, id: i32, flags: u32, new: u64, old
 }
 
 pub fn sys_timer_gettime(t: &mut CurrentTask, id: i32, cur: u64) -> SysResult<u64> {
-    let timer = t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?;
+    let timer = t.tg().posix_timers.get(id).ok_or(errno!(EINVAL))?;
     let (v, i) = timer.get();
     t.write_obj(cur, &itimerspec(v, i))?;
     Ok(0)
 }
 
 pub fn sys_timer_getoverrun(t: &mut CurrentTask, id: i32) -> SysResult<u64> {
-    Ok(t.tg().posix_timers.get(id).ok_or(Errno::EINVAL)?.overrun())
+    Ok(t.tg().posix_timers.get(id).ok_or(errno!(EINVAL))?.overrun())
 }
 
 pub fn sys_timer_delete(t: &mut CurrentTask, id: i32) -> SysResult<u64> {
     if t.tg().posix_timers.delete(id) {
         Ok(0)
     } else {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
 }

@@ -35,7 +35,7 @@ impl UserBuf {
     /// user address space).
     pub fn flat(addr: u64, len: usize) -> SysResult<UserBuf> {
         if !access_ok(addr, len as u64) {
-            return Err(Errno::EFAULT);
+            return Err(errno!(EFAULT));
         }
         let len = len.min(MAX_RW_COUNT);
         Ok(UserBuf { segs: vec![(addr, len)], len })
@@ -47,7 +47,7 @@ impl UserBuf {
     /// order, as Linux checks). What passes MAX_RW_COUNT in all is left out.
     pub fn iovec(t: &CurrentTask, ptr: u64, count: usize, too_many: Errno) -> SysResult<UserBuf> {
         if count > UIO_MAXIOV {
-            return Err(too_many);
+            return Err(too_many.into());
         }
         let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
         let vectors: Vec<(u64, u64)> = raw
@@ -58,10 +58,10 @@ impl UserBuf {
             })
             .collect();
         if vectors.iter().any(|&(_, seg)| (seg as i64) < 0) {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         if vectors.iter().any(|&(base, seg)| !access_ok(base, seg)) {
-            return Err(Errno::EFAULT);
+            return Err(errno!(EFAULT));
         }
         let mut segs = Vec::with_capacity(count);
         let mut len = 0usize;

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use abi::Errno;
 use host::memfile::PAGE;
 
 use crate::auth::capability::CAP_LAST_CAP;
@@ -81,7 +80,7 @@ const SYS_FILES: &[(&str, SysFileFn)] = &[
     ("kernel.random.boot_id", |fs, _| Ok(line(fs.boot_id.as_bytes()))),
     ("kernel.random.uuid", |_, _| {
         let mut id = [0u8; 16];
-        host::sys::getrandom(&mut id).map_err(|_| Errno::EIO)?;
+        host::sys::getrandom(&mut id).map_err(|_| errno!(EIO))?;
         Ok(line(uuid_text(id).as_bytes()))
     }),
     ("vm.overcommit_memory", |_, _| Ok(b"0\n".to_vec())),
@@ -142,7 +141,7 @@ struct Procfs {
 
 impl Procfs {
     fn kernel(&self) -> SysResult<Arc<Kernel>> {
-        self.k.upgrade().ok_or(Errno::ESRCH)
+        self.k.upgrade().ok_or(errno!(ESRCH))
     }
 
     /// A file made from kernel-wide state.
@@ -183,7 +182,7 @@ impl Procfs {
         let ino = path_ino(base.as_bytes());
         let s = Arc::new(Subject { fs: self.clone(), pid, tg, tid, base });
         SimpleDir::new(self.fs_id, ino, 0o555, move || {
-            s.view().map_err(|_| Errno::ENOENT)?;
+            s.view().map_err(|_| errno!(ENOENT))?;
             Ok(s.entries())
         })
     }
@@ -191,11 +190,11 @@ impl Procfs {
     fn system_entries(self: &Arc<Self>, sysctls: &Sysctls) -> Entries {
         let fs_id = self.fs_id;
         let self_link = SimpleSymlink::new(fs_id, path_ino(b"/self"), || match current() {
-            (0, _) => Err(Errno::ENOENT),
+            (0, _) => Err(errno!(ENOENT)),
             (pid, _) => Ok(pid.to_string().into_bytes()),
         });
         let thread_self_link = SimpleSymlink::new(fs_id, path_ino(b"/thread-self"), || match current() {
-            (0, _) => Err(Errno::ENOENT),
+            (0, _) => Err(errno!(ENOENT)),
             (pid, tid) => Ok(format!("{pid}/task/{tid}").into_bytes()),
         });
         vec![
@@ -272,10 +271,10 @@ struct View {
 impl Subject {
     fn view(&self) -> SysResult<View> {
         let k = self.fs.kernel()?;
-        let tg = self.tg.upgrade().ok_or(Errno::ESRCH)?;
+        let tg = self.tg.upgrade().ok_or(errno!(ESRCH))?;
         // The pid alone is not enough: it may have been reaped and reused.
         if !k.group(self.pid).is_some_and(|g| Arc::ptr_eq(&g, &tg)) {
-            return Err(Errno::ESRCH);
+            return Err(errno!(ESRCH));
         }
         let threads = tg.threads();
         let task = match self.tid {
@@ -284,7 +283,7 @@ impl Subject {
                 let t = threads.iter().find(|t| t.tid() == tid).cloned();
                 // A zombie has no threads left but still shows its main thread.
                 if t.is_none() && !(tid == self.pid && threads.is_empty()) {
-                    return Err(Errno::ESRCH);
+                    return Err(errno!(ESRCH));
                 }
                 t
             }
@@ -337,7 +336,7 @@ impl Subject {
             self.link("exe", |v| {
                 let exe = v.tg.exe.lock().unwrap().clone();
                 if exe.is_empty() {
-                    return Err(Errno::ENOENT);
+                    return Err(errno!(ENOENT));
                 }
                 Ok(exe)
             }),
@@ -414,8 +413,8 @@ impl FdLink {
     /// reaches the file itself even when the link text names nothing openable (pipes,
     /// sockets, deleted files), so the open path should use this, not the readlink text.
     pub fn open_file(&self) -> SysResult<Arc<OpenFile>> {
-        let v = self.subject.view().map_err(|_| Errno::ENOENT)?;
-        let file = v.tg.fds.lock().unwrap().get(self.fd).map_err(|_| Errno::ENOENT)?;
+        let v = self.subject.view().map_err(|_| errno!(ENOENT))?;
+        let file = v.tg.fds.lock().unwrap().get(self.fd).map_err(|_| errno!(ENOENT))?;
         Ok(file)
     }
 }
@@ -452,7 +451,7 @@ impl Inode for FdLink {
 
     fn open(self: Arc<Self>, _flags: u32) -> SysResult<Arc<dyn FileOps>> {
         // Symlinks are resolved (through `open_file` or the link text) before any open.
-        Err(Errno::ELOOP)
+        Err(errno!(ELOOP))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -490,7 +489,7 @@ fn fdinfo_text(s: &Subject, fd: i32) -> SysResult<Vec<u8>> {
     let v = s.view()?;
     let (file, cloexec) = {
         let fds = v.tg.fds.lock().unwrap();
-        (fds.get(fd).map_err(|_| Errno::ENOENT)?, fds.cloexec(fd).unwrap_or(false))
+        (fds.get(fd).map_err(|_| errno!(ENOENT))?, fds.cloexec(fd).unwrap_or(false))
     };
     // A read may hold the position across a slow (gofer) call; never wait behind it.
     let pos = file.pos.try_lock().map(|p| *p).unwrap_or(0);
@@ -1269,6 +1268,7 @@ mod tests {
         use crate::mm::RangeAllocator;
         use crate::platform::{Context, Platform};
         use crate::vfs::{FdTable, Vfs};
+        use abi::Errno;
 
         #[derive(Debug)]
         struct NoPlatform;
@@ -1399,7 +1399,11 @@ mod tests {
                 assert!(status.contains(line), "{line:?} not in {status}");
             }
             assert!(read(&k, "/proc/1/maps").unwrap().ends_with(" [stack]\n"));
-            assert_eq!(walk(&k, "/proc/1/exe").err(), Some(Errno::ENOENT), "exe names a path the tmpfs lacks");
+            assert_eq!(
+                walk(&k, "/proc/1/exe").err().map(|e| e.errno()),
+                Some(Errno::ENOENT),
+                "exe names a path the tmpfs lacks"
+            );
             assert_eq!(names(&k, "/proc/1/task"), ["1"]);
             assert_eq!(read(&k, "/proc/sys/kernel/hostname").unwrap(), "box\n");
             assert!(read(&k, "/proc/mounts").unwrap().contains("proc /proc proc rw 0 0\n"));
@@ -1431,7 +1435,7 @@ mod tests {
             assert!(String::from_utf8(pipe_link.readlink().unwrap()).unwrap().starts_with("pipe:["));
             assert!(read(&k, "/proc/1/fdinfo/3").unwrap().starts_with("pos:\t0\nflags:\t2000000\n"));
             init.fds.lock().unwrap().remove(3).unwrap();
-            assert_eq!(link.readlink().err(), Some(Errno::ENOENT));
+            assert_eq!(link.readlink().err().map(|e| e.errno()), Some(Errno::ENOENT));
         }
 
         #[test]
@@ -1453,12 +1457,12 @@ mod tests {
             assert!(read(&k, "/proc/2/task/2/status").is_ok());
 
             k.pids.lock().unwrap().groups.remove(&2);
-            assert_eq!(stat.clone().open(0).err(), Some(Errno::ESRCH));
-            assert_eq!(walk(&k, "/proc/2").err(), Some(Errno::ENOENT));
+            assert_eq!(stat.clone().open(0).err().map(|e| e.errno()), Some(Errno::ESRCH));
+            assert_eq!(walk(&k, "/proc/2").err().map(|e| e.errno()), Some(Errno::ENOENT));
             // A new process reusing a pid is not the old one.
             let other = spawn(&k, None, b"x\0");
             k.pids.lock().unwrap().groups.insert(2, other);
-            assert_eq!(stat.open(0).err(), Some(Errno::ESRCH));
+            assert_eq!(stat.open(0).err().map(|e| e.errno()), Some(Errno::ESRCH));
         }
     }
 }

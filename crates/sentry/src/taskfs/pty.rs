@@ -6,8 +6,6 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::Errno;
-
 use crate::auth::current;
 use crate::fs::dev::makedev;
 use crate::kernel::deliver::send_to_group;
@@ -213,21 +211,21 @@ impl Pty {
             TIOCSPGRP => s.fg_pgrp = i32::from_ne_bytes(arg.buf[..4].try_into().expect("4 bytes")),
             TIOCGSID => {
                 if s.session == 0 {
-                    return Err(Errno::ENOTTY);
+                    return Err(errno!(ENOTTY));
                 }
                 arg.buf = s.session.to_ne_bytes().to_vec();
             }
             TIOCSCTTY if !master => {
                 // The caller's session takes this terminal; its group is the foreground one.
                 let pid = current().0;
-                let k = self.k.upgrade().ok_or(Errno::EIO)?;
-                let g = k.group(pid).ok_or(Errno::ESRCH)?;
+                let k = self.k.upgrade().ok_or(errno!(EIO))?;
+                let g = k.group(pid).ok_or(errno!(ESRCH))?;
                 let (sid, pgid) = {
                     let st = g.state.lock().unwrap();
                     (st.sid, st.pgid)
                 };
                 if sid != pid {
-                    return Err(Errno::EPERM);
+                    return Err(errno!(EPERM));
                 }
                 s.session = sid;
                 s.fg_pgrp = pgid;
@@ -239,7 +237,7 @@ impl Pty {
             }
             TIOCGPTN if master => arg.buf = self.index.to_ne_bytes().to_vec(),
             TIOCSPTLCK if master => s.locked = u32::from_ne_bytes(arg.buf[..4].try_into().expect("4 bytes")) != 0,
-            _ => return Err(Errno::ENOTTY),
+            _ => return Err(errno!(ENOTTY)),
         }
         Ok(0)
     }
@@ -342,11 +340,11 @@ impl Inode for PtyNode {
         match self.index {
             None => Ok(self.reg.open_master()),
             Some(i) => {
-                let pty = self.reg.get(i).ok_or(Errno::EIO)?;
+                let pty = self.reg.get(i).ok_or(errno!(EIO))?;
                 {
                     let mut s = pty.state.lock().unwrap();
                     if s.locked {
-                        return Err(Errno::EIO);
+                        return Err(errno!(EIO));
                     }
                     s.slave_opens += 1;
                 }
@@ -379,8 +377,8 @@ impl Inode for PtsDir {
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<InodeRef> {
-        let i: u32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
-        self.reg.get(i).ok_or(Errno::ENOENT)?;
+        let i: u32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(errno!(ENOENT))?;
+        self.reg.get(i).ok_or(errno!(ENOENT))?;
         Ok(Arc::new(PtyNode { reg: self.reg.clone(), index: Some(i) }))
     }
 
@@ -413,7 +411,7 @@ impl Inode for PtsDir {
 struct DirHandle;
 impl FileOps for DirHandle {
     fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _o: u64) -> SysResult<usize> {
-        Err(Errno::EISDIR)
+        Err(errno!(EISDIR))
     }
 }
 
@@ -426,7 +424,7 @@ impl FileOps for Master {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let mut s = self.pty.state.lock().unwrap();
         if s.output.is_empty() {
-            return if s.slave_opens == 0 && !s.locked { Err(Errno::EIO) } else { Err(Errno::EAGAIN) };
+            return if s.slave_opens == 0 && !s.locked { Err(errno!(EIO)) } else { Err(errno!(EAGAIN)) };
         }
         let n = drain_into(dst, &mut s.output, usize::MAX)?;
         drop(s);
@@ -438,7 +436,7 @@ impl FileOps for Master {
         // The line discipline takes at most a buffer's worth.
         let data = src.gather(0, src.size().min(CAPACITY))?;
         match self.pty.input(&data) {
-            0 if !data.is_empty() => Err(Errno::EAGAIN),
+            0 if !data.is_empty() => Err(errno!(EAGAIN)),
             n => Ok(n),
         }
     }
@@ -502,7 +500,7 @@ impl FileOps for Slave {
                 s.eof_pending = false;
                 return Ok(0);
             }
-            return if s.master_open { Err(Errno::EAGAIN) } else { Ok(0) };
+            return if s.master_open { Err(errno!(EAGAIN)) } else { Ok(0) };
         }
         // A canonical read ends with its line.
         let line = match s.flag(12) & ICANON != 0 {
@@ -518,10 +516,10 @@ impl FileOps for Slave {
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         let mut s = self.pty.state.lock().unwrap();
         if !s.master_open {
-            return Err(Errno::EIO);
+            return Err(errno!(EIO));
         }
         if s.output.len() >= CAPACITY {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         let onlcr = s.flag(4) & (OPOST | ONLCR) == OPOST | ONLCR;
         let room = CAPACITY - s.output.len();

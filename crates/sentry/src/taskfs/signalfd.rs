@@ -3,8 +3,6 @@
 
 use std::sync::{Mutex, Weak};
 
-use abi::Errno;
-
 use crate::auth::current;
 use crate::kernel::Kernel;
 use crate::mm::IoDst;
@@ -30,9 +28,9 @@ impl SignalFd {
 impl FileOps for SignalFd {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         if dst.space() < 128 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
-        let me = self.me().ok_or(Errno::EINVAL)?;
+        let me = self.me().ok_or(errno!(EINVAL))?;
         let mask = *self.mask.lock().unwrap();
         let mut n = 0;
         while n + 128 <= dst.space() {
@@ -41,12 +39,12 @@ impl FileOps for SignalFd {
                 Ok(128) => n += 128,
                 // A signal dequeued for a record the buffer cannot hold is lost, as on Linux.
                 _ if n > 0 => break,
-                _ => return Err(Errno::EFAULT),
+                _ => return Err(errno!(EFAULT)),
             }
         }
         if n == 0 {
             // The reader sleeps on its own waiter, which every signal sent to it wakes.
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         Ok(n)
     }

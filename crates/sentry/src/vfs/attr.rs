@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use abi::Errno;
-
 use super::inotify::{IN_ATTRIB, IN_MODIFY};
 use super::permission::{self, MAY_WRITE, S_ISGID, S_ISUID, S_IXGRP};
 use super::{Caller, Dentry, FileType, Inode, OpenFile, SetAttr, Vfs};
@@ -42,7 +40,7 @@ impl Vfs {
     /// futimens); EINVAL for a file with no inode (a pipe). inotify is not
     /// told, as it has not been.
     pub fn set_attr_open(&self, who: &Caller, f: &OpenFile, change: Change, mut attr: SetAttr) -> SysResult<()> {
-        let inode = f.inode().ok_or(Errno::EINVAL)?;
+        let inode = f.inode().ok_or(errno!(EINVAL))?;
         permit_change(&who.creds, &**inode, change, &mut attr)?;
         inode.setattr(&attr)
     }
@@ -51,7 +49,7 @@ impl Vfs {
     /// be allowed to write (EISDIR for a directory).
     pub fn truncate(&self, who: &Caller, d: &Arc<Dentry>, len: u64) -> SysResult<()> {
         if d.inode.stat()?.file_type() == FileType::Directory {
-            return Err(Errno::EISDIR);
+            return Err(errno!(EISDIR));
         }
         permission::may(&who.creds, &*d.inode, MAY_WRITE)?;
         // Opening for write copies an overlay file up before the size changes.
@@ -70,7 +68,7 @@ fn permit_change(who: &Creds, inode: &dyn Inode, change: Change, a: &mut SetAttr
     match change {
         Change::Mode => {
             if !permission::owner_or_capable(who, &st) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             if let Some(mode) = &mut a.mode {
                 if !who.in_group(st.gid) && !who.has(CAP_FSETID) {
@@ -83,7 +81,7 @@ fn permit_change(who: &Creds, inode: &dyn Inode, change: Change, a: &mut SetAttr
             let uid_ok = a.uid.is_none_or(|uid| (owner && uid == st.uid) || who.has(CAP_CHOWN));
             let gid_ok = a.gid.is_none_or(|gid| (owner && (gid == st.gid || who.in_group(gid))) || who.has(CAP_CHOWN));
             if !uid_ok || !gid_ok {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             // A chown drops the set-user-ID bit, and the set-group-ID bit
             // with group execute, of anything but a directory (root's too).
@@ -103,7 +101,7 @@ fn permit_change(who: &Creds, inode: &dyn Inode, change: Change, a: &mut SetAttr
         }
         Change::SetTimes => {
             if !permission::owner_or_capable(who, &st) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
         }
         Change::Size => {}

@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use abi::Errno;
-
 use super::OpenFile;
 use crate::SysResult;
 
@@ -28,15 +26,15 @@ impl Default for FdTable {
 
 impl FdTable {
     pub fn get(&self, fd: i32) -> SysResult<Arc<OpenFile>> {
-        self.fds.get(&fd).map(|(f, _)| f.clone()).ok_or(Errno::EBADF)
+        self.fds.get(&fd).map(|(f, _)| f.clone()).ok_or(errno!(EBADF))
     }
 
     pub fn cloexec(&self, fd: i32) -> SysResult<bool> {
-        self.fds.get(&fd).map(|(_, c)| *c).ok_or(Errno::EBADF)
+        self.fds.get(&fd).map(|(_, c)| *c).ok_or(errno!(EBADF))
     }
 
     pub fn set_cloexec(&mut self, fd: i32, on: bool) -> SysResult<()> {
-        self.fds.get_mut(&fd).map(|e| e.1 = on).ok_or(Errno::EBADF)
+        self.fds.get_mut(&fd).map(|e| e.1 = on).ok_or(errno!(EBADF))
     }
 
     /// Installs `file` at the lowest free fd >= `min`.
@@ -49,7 +47,7 @@ impl FdTable {
             fd += 1;
         }
         if fd as u32 >= self.limit {
-            return Err(Errno::EMFILE);
+            return Err(errno!(EMFILE));
         }
         self.fds.insert(fd, (file, cloexec));
         Ok(fd)
@@ -58,13 +56,13 @@ impl FdTable {
     /// Installs `file` at exactly `fd`, returning what was there.
     pub fn set(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> SysResult<Option<Arc<OpenFile>>> {
         if fd < 0 || fd as u32 >= self.limit {
-            return Err(Errno::EBADF);
+            return Err(errno!(EBADF));
         }
         Ok(self.fds.insert(fd, (file, cloexec)).map(|(f, _)| f))
     }
 
     pub fn remove(&mut self, fd: i32) -> SysResult<Arc<OpenFile>> {
-        self.fds.remove(&fd).map(|(f, _)| f).ok_or(Errno::EBADF)
+        self.fds.remove(&fd).map(|(f, _)| f).ok_or(errno!(EBADF))
     }
 
     /// Drops every fd marked close-on-exec.

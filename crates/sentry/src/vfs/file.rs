@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use abi::Errno;
-
 use super::{Dentry, DirEntry, InodeRef, Stat};
 use crate::mm::{IoDst, IoSrc};
 use crate::waiter::WaitQueue;
@@ -32,12 +30,12 @@ pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
     /// first or `dst` faults (then what came before the fault; EFAULT if
     /// nothing did). Bytes go straight to `dst`, with no buffer between.
     fn read(&self, _file: &OpenFile, _dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
     /// Writes `src` at `off`, as `read` the other way: how many bytes the
     /// file took.
     fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
     /// The next range at or after `off` that may hold data, as (start, end);
     /// None past the last. Bytes between ranges read as zero: copying a
@@ -50,7 +48,7 @@ pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
         true
     }
     fn ioctl(&self, _file: &OpenFile, _req: u64, _arg: &mut IoctlArg) -> SysResult<u64> {
-        Err(Errno::ENOTTY)
+        Err(errno!(ENOTTY))
     }
     fn poll(&self) -> PollMask {
         PollMask::IN | PollMask::OUT
@@ -60,7 +58,7 @@ pub trait FileOps: Send + Sync + std::fmt::Debug + AsAnyOps {
     }
     /// Stat of a file with no inode (pipes, host fds).
     fn stat(&self) -> SysResult<Stat> {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
     /// Called when the last reference to the description goes away.
     fn release(&self, _file: &OpenFile) {}

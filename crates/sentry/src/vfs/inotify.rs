@@ -5,8 +5,6 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::Errno;
-
 use crate::auth::Creds;
 use crate::mm::IoDst;
 use crate::vfs::permission::{self, MAY_READ};
@@ -66,7 +64,7 @@ impl Inotify {
     pub fn watch(&self, who: &Creds, d: &Dentry, mask: u32) -> SysResult<i32> {
         let st = d.inode.stat()?;
         if mask & IN_ONLYDIR != 0 && st.file_type() != FileType::Directory {
-            return Err(Errno::ENOTDIR);
+            return Err(errno!(ENOTDIR));
         }
         if d.inode.enforces_mode_bits() {
             permission::check(who, &st, MAY_READ)?;
@@ -76,7 +74,7 @@ impl Inotify {
 
     fn add_watch(&self, key: Key, mask: u32) -> SysResult<i32> {
         if mask & IN_ALL_EVENTS == 0 {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut s = self.state.lock().unwrap();
         if let Some(w) = s.watches.iter_mut().find(|w| w.key == key) {
@@ -94,7 +92,7 @@ impl Inotify {
         let before = s.watches.len();
         s.watches.retain(|w| w.wd != wd);
         if s.watches.len() == before {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         Ok(())
     }
@@ -128,9 +126,9 @@ impl Inotify {
 impl FileOps for Inotify {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let mut s = self.state.lock().unwrap();
-        let Some(first) = s.events.front() else { return Err(Errno::EAGAIN) };
+        let Some(first) = s.events.front() else { return Err(errno!(EAGAIN)) };
         if first.len() > dst.space() {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         let mut n = 0;
         while let Some(ev) = s.events.front() {
@@ -141,7 +139,7 @@ impl FileOps for Inotify {
             match dst.copy_out(n, ev) {
                 Ok(got) if got == ev.len() => n += got,
                 _ if n > 0 => break,
-                _ => return Err(Errno::EFAULT),
+                _ => return Err(errno!(EFAULT)),
             }
             s.events.pop_front();
         }

@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use abi::Errno;
-
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
@@ -58,7 +56,7 @@ impl LockTable {
                     && (l.kind == F_WRLCK || want.kind == F_WRLCK)
             })
         {
-            return Err(Errno::EAGAIN);
+            return Err(errno!(EAGAIN));
         }
         // Carve the range out of the owner's existing locks, then add the new one.
         let mut next = Vec::with_capacity(list.len() + 2);
@@ -121,7 +119,7 @@ mod tests {
         let t = LockTable::default();
         let k = (1, 2);
         t.set(k, RecordLock { owner: 1, start: 0, end: 100, kind: F_WRLCK }).unwrap();
-        assert_eq!(t.set(k, RecordLock { owner: 2, start: 50, end: 60, kind: F_RDLCK }), Err(Errno::EAGAIN));
+        assert_eq!(t.set(k, RecordLock { owner: 2, start: 50, end: 60, kind: F_RDLCK }), Err(errno!(EAGAIN)));
         t.set(k, RecordLock { owner: 1, start: 40, end: 70, kind: F_UNLCK }).unwrap();
         t.set(k, RecordLock { owner: 2, start: 50, end: 60, kind: F_RDLCK }).unwrap();
         assert!(t.conflict(k, &RecordLock { owner: 2, start: 0, end: 10, kind: F_RDLCK }).is_some());

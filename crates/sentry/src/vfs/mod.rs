@@ -27,8 +27,6 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use abi::Errno;
-
 pub use fdtable::FdTable;
 pub use file::{FileOps, FileSource, IoctlArg, IoctlArg as IoctlArgRef, OpenFile, PollMask};
 
@@ -163,31 +161,31 @@ pub struct SetAttr {
 pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     fn stat(&self) -> SysResult<Stat>;
     fn lookup(&self, _name: &[u8]) -> SysResult<InodeRef> {
-        Err(Errno::ENOTDIR)
+        Err(errno!(ENOTDIR))
     }
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
-        Err(Errno::ENOTDIR)
+        Err(errno!(ENOTDIR))
     }
     fn readlink(&self) -> SysResult<Vec<u8>> {
-        Err(Errno::EINVAL)
+        Err(errno!(EINVAL))
     }
     /// Opens the inode for I/O with the given O_* flags.
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>>;
     fn create(&self, _name: &[u8], _node: NewNode) -> SysResult<InodeRef> {
-        Err(Errno::ENOTDIR)
+        Err(errno!(ENOTDIR))
     }
     fn unlink(&self, _name: &[u8], _dir: bool) -> SysResult<()> {
-        Err(Errno::ENOTDIR)
+        Err(errno!(ENOTDIR))
     }
     /// Moves `old` in this directory to `new` in `new_dir` (same filesystem).
     fn rename(&self, _old: &[u8], _new_dir: &InodeRef, _new: &[u8]) -> SysResult<()> {
-        Err(Errno::EXDEV)
+        Err(errno!(EXDEV))
     }
     fn link(&self, _name: &[u8], _target: &InodeRef) -> SysResult<()> {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
     fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
-        Err(Errno::EPERM)
+        Err(errno!(EPERM))
     }
     /// For downcasting to a concrete filesystem's inode (rename, link, overlay copy-up).
     fn as_any(&self) -> &dyn Any;
@@ -198,7 +196,7 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
         _alloc: &std::sync::Arc<crate::mm::RangeAllocator>,
         _want: u64,
     ) -> SysResult<std::sync::Arc<crate::mm::Backing>> {
-        Err(Errno::ENODEV)
+        Err(errno!(ENODEV))
     }
     /// Identity of the filesystem, for rename's EXDEV check.
     fn fs_id(&self) -> u64;
@@ -403,11 +401,11 @@ impl Vfs {
             return Ok(dir.parent().unwrap_or_else(|| dir.clone()));
         }
         if name.len() > NAME_MAX {
-            return Err(Errno::ENAMETOOLONG);
+            return Err(errno!(ENAMETOOLONG));
         }
         let st = dir.inode.stat()?;
         if st.file_type() != FileType::Directory {
-            return Err(Errno::ENOTDIR);
+            return Err(errno!(ENOTDIR));
         }
         let path = join(&dir.path(), name);
         // The mount table comes first: a mount root's dentry is a different
@@ -501,10 +499,10 @@ impl Vfs {
         budget: &mut u32,
     ) -> SysResult<Arc<Dentry>> {
         if path.is_empty() {
-            return Err(Errno::ENOENT);
+            return Err(errno!(ENOENT));
         }
         if path.len() >= PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
+            return Err(errno!(ENAMETOOLONG));
         }
         let mut cur = if path[0] == b'/' { root.clone() } else { cwd.clone() };
         let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
@@ -518,7 +516,7 @@ impl Vfs {
             let st = next.inode.stat()?;
             if st.file_type() == FileType::Symlink && (!last || follow == Follow::Yes || trailing_slash) {
                 if *budget == 0 {
-                    return Err(Errno::ELOOP);
+                    return Err(errno!(ELOOP));
                 }
                 *budget -= 1;
                 let target = next.inode.readlink()?;
@@ -528,7 +526,7 @@ impl Vfs {
             }
         }
         if trailing_slash && cur.inode.stat()?.file_type() != FileType::Directory {
-            return Err(Errno::ENOTDIR);
+            return Err(errno!(ENOTDIR));
         }
         Ok(cur)
     }
@@ -570,7 +568,7 @@ impl Vfs {
         path: &[u8],
     ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
         if path.is_empty() {
-            return Err(Errno::ENOENT);
+            return Err(errno!(ENOENT));
         }
         let trimmed = {
             let mut p = path;
@@ -588,7 +586,7 @@ impl Vfs {
                     (_, None) => self.walk(root, cwd, &trimmed[..i], Follow::Yes)?,
                 };
                 if dir.inode.stat()?.file_type() != FileType::Directory {
-                    return Err(Errno::ENOTDIR);
+                    return Err(errno!(ENOTDIR));
                 }
                 Ok((dir, trimmed[i + 1..].to_vec()))
             }
@@ -617,6 +615,7 @@ pub fn new_fs_id() -> u64 {
 mod tests {
     use super::*;
     use crate::fs::tmpfs::TmpfsInode;
+    use abi::Errno;
 
     /// A memory file for the test's tmpfs trees to keep their files in.
     fn alloc() -> Arc<crate::mm::RangeAllocator> {
@@ -727,8 +726,8 @@ mod tests {
             vfs.create(&alice, &tmp, b"f", NewNode::File { mode: 0o666 }).unwrap();
             assert_eq!(stat(&vfs, b"/tmp/f").uid, 1000);
             assert_eq!(stat(&vfs, b"/tmp/f").mode & 0o7777, 0o644, "the umask applies");
-            assert_eq!(vfs.unlink(&bob, &tmp, b"f", false), Err(Errno::EPERM));
-            assert_eq!(vfs.rename(&bob, &tmp, b"f", &tmp, b"g", false), Err(Errno::EPERM));
+            assert_eq!(vfs.unlink(&bob, &tmp, b"f", false), Err(errno!(EPERM)));
+            assert_eq!(vfs.rename(&bob, &tmp, b"f", &tmp, b"g", false), Err(errno!(EPERM)));
             vfs.unlink(&alice, &tmp, b"f", false).unwrap();
         }
 
@@ -754,10 +753,10 @@ mod tests {
             vfs.mounts.mount(b"/mnt", TmpfsInode::new_fs(0o755, &alloc()), "tmpfs", "tmpfs");
             let root = caller(&vfs, Creds::default(), &events);
             let (a, sub, mnt) = (walk(&vfs, b"/a"), walk(&vfs, b"/a/sub"), walk(&vfs, b"/mnt"));
-            assert_eq!(vfs.rename(&root, &vfs.root, b"a", &sub, b"x", false), Err(Errno::EINVAL));
-            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &mnt, b"b", false), Err(Errno::EXDEV));
-            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &a, b"sub", true), Err(Errno::EEXIST));
-            assert_eq!(vfs.rename(&root, &a, b"..", &a, b"x", false), Err(Errno::EBUSY));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"a", &sub, b"x", false), Err(errno!(EINVAL)));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &mnt, b"b", false), Err(errno!(EXDEV)));
+            assert_eq!(vfs.rename(&root, &vfs.root, b"b", &a, b"sub", true), Err(errno!(EEXIST)));
+            assert_eq!(vfs.rename(&root, &a, b"..", &a, b"x", false), Err(errno!(EBUSY)));
         }
 
         #[test]
@@ -769,9 +768,9 @@ mod tests {
             vfs.create(&root, &tmp, b"secret", NewNode::File { mode: 0o644 }).unwrap();
             let secret = walk(&vfs, b"/tmp/secret");
             let place = || Ok((tmp.clone(), b"l".to_vec()));
-            assert_eq!(vfs.link(&alice, &secret, place), Err(Errno::EPERM));
+            assert_eq!(vfs.link(&alice, &secret, place), Err(errno!(EPERM)));
             vfs.link(&root, &secret, place).unwrap();
-            assert_eq!(vfs.link(&root, &tmp, place), Err(Errno::EPERM), "a directory, before the name is looked at");
+            assert_eq!(vfs.link(&root, &tmp, place), Err(errno!(EPERM)), "a directory, before the name is looked at");
         }
 
         #[test]
@@ -801,9 +800,9 @@ mod tests {
             let prog = walk(&vfs, b"/tmp/prog");
             vfs.set_attr(&alice, &prog, Change::Mode, SetAttr { mode: Some(0o4755), ..Default::default() }).unwrap();
             let give_away = SetAttr { uid: Some(2000), ..Default::default() };
-            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, give_away.clone()), Err(Errno::EPERM));
+            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, give_away.clone()), Err(errno!(EPERM)));
             let other_group = SetAttr { gid: Some(50), ..Default::default() };
-            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, other_group), Err(Errno::EPERM));
+            assert_eq!(vfs.set_attr(&alice, &prog, Change::Owner, other_group), Err(errno!(EPERM)));
             vfs.set_attr(&root, &prog, Change::Owner, give_away).unwrap();
             let st = stat(&vfs, b"/tmp/prog");
             assert_eq!((st.uid, st.mode & 0o7777), (2000, 0o755));

@@ -23,7 +23,7 @@ impl NewNode {
         match FileType::from_mode(mode) {
             FileType::Fifo => Ok(NewNode::Fifo { mode }),
             FileType::Regular => Ok(NewNode::File { mode }),
-            _ => Err(Errno::EPERM),
+            _ => Err(errno!(EPERM)),
         }
     }
 
@@ -55,10 +55,10 @@ impl Vfs {
     /// file is the caller's (`own_new_file`) and inotify hears IN_CREATE.
     pub fn create(&self, who: &Caller, dir: &Arc<Dentry>, name: &[u8], node: NewNode) -> SysResult<()> {
         if name.is_empty() || name == b"." || name == b".." {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         if self.step_as(who, dir, name).is_ok() {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         permission::may_change_entries(&who.creds, &*dir.inode)?;
         let is_dir = matches!(node, NewNode::Dir { .. });
@@ -76,10 +76,10 @@ impl Vfs {
     /// hears IN_DELETE.
     pub fn unlink(&self, who: &Caller, dir: &Arc<Dentry>, name: &[u8], rmdir: bool) -> SysResult<()> {
         if name == b"." {
-            return Err(if rmdir { Errno::EINVAL } else { Errno::EISDIR });
+            return Err(if rmdir { errno!(EINVAL) } else { errno!(EISDIR) });
         }
         if name == b".." || name.is_empty() {
-            return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
+            return Err(if rmdir { errno!(ENOTEMPTY) } else { errno!(EISDIR) });
         }
         permission::may_delete(&who.creds, &*dir.inode, || Ok(Some(self.step_as(who, dir, name)?.inode.clone())))?;
         dir.inode.unlink(name, rmdir)?;
@@ -109,18 +109,18 @@ impl Vfs {
         let (od, on, nd, nn) = (old_dir, old_name, new_dir, new_name);
         for n in [on, nn] {
             if n.is_empty() || n == b"." || n == b".." {
-                return Err(Errno::EBUSY);
+                return Err(errno!(EBUSY));
             }
         }
         if no_replace && self.step_as(who, nd, nn).is_ok() {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         let src = self.step_as(who, od, on)?;
         permission::may_delete(&who.creds, &*od.inode, || Ok(Some(src.inode.clone())))?;
         // Replacing a file is deleting it.
         permission::may_delete(&who.creds, &*nd.inode, || match self.step_as(who, nd, nn) {
             Ok(replaced) => Ok(Some(replaced.inode.clone())),
-            Err(Errno::ENOENT) => Ok(None),
+            Err(e) if e == Errno::ENOENT => Ok(None),
             Err(e) => Err(e),
         })?;
         // A directory moved to another parent has its `..` rewritten.
@@ -134,10 +134,10 @@ impl Vfs {
         if src.inode.stat()?.file_type() == FileType::Directory
             && dst_path.starts_with(&[src_path.as_slice(), b"/"].concat())
         {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         if od.inode.fs_id() != nd.inode.fs_id() {
-            return Err(Errno::EXDEV);
+            return Err(errno!(EXDEV));
         }
         let is_dir = src.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
         od.inode.rename(on, &nd.inode, nn)?;
@@ -159,14 +159,14 @@ impl Vfs {
         new_place: impl FnOnce() -> SysResult<(Arc<Dentry>, Vec<u8>)>,
     ) -> SysResult<()> {
         if src.inode.stat()?.file_type() == FileType::Directory {
-            return Err(Errno::EPERM);
+            return Err(errno!(EPERM));
         }
         let (dir, name) = new_place()?;
         if self.step_as(who, &dir, &name).is_ok() {
-            return Err(Errno::EEXIST);
+            return Err(errno!(EEXIST));
         }
         if src.inode.fs_id() != dir.inode.fs_id() {
-            return Err(Errno::EXDEV);
+            return Err(errno!(EXDEV));
         }
         permission::may_change_entries(&who.creds, &*dir.inode)?;
         permission::may_link(&who.creds, &*src.inode)?;

@@ -35,10 +35,10 @@ struct PathOnly;
 
 impl FileOps for PathOnly {
     fn read(&self, _f: &OpenFile, _dst: &mut dyn IoDst, _o: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
+        Err(errno!(EBADF))
     }
     fn write(&self, _f: &OpenFile, _src: &dyn IoSrc, _o: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
+        Err(errno!(EBADF))
     }
 }
 
@@ -82,18 +82,18 @@ impl Vfs {
             match self.lookup_at(who, start, path, follow) {
                 Ok(d) => {
                     if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
-                        return Err(Errno::EEXIST);
+                        return Err(errno!(EEXIST));
                     }
                     break d;
                 }
-                Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+                Err(e) if e == Errno::ENOENT && (flags & O_CREAT != 0) => {
                     let (dir, name) = self.creation_point(who, start, path)?;
                     if name.is_empty() || name == b"." || name == b".." || path.ends_with(b"/") {
-                        return Err(Errno::EISDIR);
+                        return Err(errno!(EISDIR));
                     }
                     permission::may_change_entries(&who.creds, &*dir.inode)?;
                     let inode = match dir.inode.create(&name, NewNode::File { mode: mode & !who.umask & 0o7777 }) {
-                        Err(Errno::EEXIST) if flags & O_EXCL == 0 && tries < CREATE_TRIES => continue,
+                        Err(e) if e == Errno::EEXIST && (flags & O_EXCL == 0 && tries < CREATE_TRIES) => continue,
                         other => other?,
                     };
                     own_new_file(&who.creds, &*dir.inode, &*inode);
@@ -109,16 +109,16 @@ impl Vfs {
         let ft = st.file_type();
         // O_DIRECTORY holds for O_PATH too (mv asks this way whether its target is a directory).
         if flags & O_DIRECTORY != 0 && ft != FileType::Directory {
-            return Err(Errno::ENOTDIR);
+            return Err(errno!(ENOTDIR));
         }
         if flags & O_PATH != 0 {
             return Ok(OpenFile::new(Arc::new(PathOnly), Some(d), O_PATH));
         }
         if ft == FileType::Symlink {
-            return Err(Errno::ELOOP);
+            return Err(errno!(ELOOP));
         }
         if ft == FileType::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
-            return Err(Errno::EISDIR);
+            return Err(errno!(EISDIR));
         }
         // The creator of a file may open it as it asked, whatever mode it gave it.
         if !created && d.inode.enforces_mode_bits() {
@@ -141,13 +141,14 @@ impl Vfs {
             }
             let link = match self.step(&who.root, &dir, &name) {
                 Ok(d) if d.inode.stat()?.file_type() == FileType::Symlink => d,
-                Ok(_) | Err(Errno::ENOENT) => return Ok((dir, name)),
+                Ok(_) => return Ok((dir, name)),
+                Err(e) if e == Errno::ENOENT => return Ok((dir, name)),
                 Err(e) => return Err(e),
             };
             let target = link.inode.readlink()?;
             (dir, name) = self.lookup_parent_at(who, &dir, &target)?;
         }
-        Err(Errno::ELOOP)
+        Err(errno!(ELOOP))
     }
 
     /// O_TMPFILE: an unnamed regular file in the filesystem of the directory
@@ -166,7 +167,7 @@ impl Vfs {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = self.lookup_at(who, start, path, Follow::Yes)?;
         if dir.inode.stat()?.file_type() != FileType::Directory {
-            return Err(Errno::ENOTDIR);
+            return Err(errno!(ENOTDIR));
         }
         permission::may_change_entries(&who.creds, &*dir.inode)?;
         let name = format!(".moat-tmpfile-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into_bytes();

@@ -7,8 +7,6 @@
 //! may do (`Inode::enforces_mode_bits` is false): their mode bits are shown,
 //! not checked, but for one rule: a file no one may execute is not executed.
 
-use abi::Errno;
-
 use super::{FileType, Inode, InodeRef, Stat};
 use crate::auth::capability::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
 use crate::auth::Creds;
@@ -47,7 +45,7 @@ pub fn check(who: &Creds, st: &Stat, want: u32) -> SysResult<()> {
         if who.has(CAP_DAC_OVERRIDE) {
             return Ok(());
         }
-        return Err(Errno::EACCES);
+        return Err(errno!(EACCES));
     }
     if want == MAY_READ && who.has(CAP_DAC_READ_SEARCH) {
         return Ok(());
@@ -55,7 +53,7 @@ pub fn check(who: &Creds, st: &Stat, want: u32) -> SysResult<()> {
     if (want & MAY_EXEC == 0 || mode & 0o111 != 0) && who.has(CAP_DAC_OVERRIDE) {
         return Ok(());
     }
-    Err(Errno::EACCES)
+    Err(errno!(EACCES))
 }
 
 /// `check` for an inode; no stat is taken when the capabilities settle it.
@@ -66,7 +64,7 @@ pub fn may(who: &Creds, inode: &dyn Inode, want: u32) -> SysResult<()> {
     let st = inode.stat()?;
     if !inode.enforces_mode_bits() {
         let unexecutable = st.file_type() != FileType::Directory && st.mode & 0o111 == 0;
-        return if unexecutable { Err(Errno::EACCES) } else { Ok(()) };
+        return if unexecutable { Err(errno!(EACCES)) } else { Ok(()) };
     }
     check(who, &st, want)
 }
@@ -98,7 +96,7 @@ pub fn with_real_ids(who: &Creds) -> Creds {
 /// it may search.
 pub fn may_enter(who: &Creds, dir: &dyn Inode) -> SysResult<()> {
     if dir.stat()?.file_type() != FileType::Directory {
-        return Err(Errno::ENOTDIR);
+        return Err(errno!(ENOTDIR));
     }
     may(who, dir, MAY_EXEC)
 }
@@ -118,7 +116,7 @@ pub fn may_link(who: &Creds, src: &dyn Inode) -> SysResult<()> {
     if st.file_type() == FileType::Regular && !set_id && check(who, &st, MAY_READ | MAY_WRITE).is_ok() {
         return Ok(());
     }
-    Err(Errno::EPERM)
+    Err(errno!(EPERM))
 }
 
 /// Whether `who` may add or remove names in directory `dir`: write and
@@ -145,7 +143,7 @@ pub fn may_delete(who: &Creds, dir: &dyn Inode, victim: impl FnOnce() -> SysResu
         return Ok(());
     }
     match victim()? {
-        Some(v) if v.stat()?.uid != who.euid => Err(Errno::EPERM),
+        Some(v) if v.stat()?.uid != who.euid => Err(errno!(EPERM)),
         _ => Ok(()),
     }
 }
@@ -172,26 +170,26 @@ mod tests {
         let f = st(FILE | 0o640, 1000, 50);
         assert!(check(&who(1000, 0), &f, MAY_READ | MAY_WRITE).is_ok());
         assert!(check(&who(2000, 0), &f, MAY_READ).is_ok(), "group 50 reads");
-        assert_eq!(check(&who(2000, 0), &f, MAY_WRITE), Err(Errno::EACCES));
+        assert_eq!(check(&who(2000, 0), &f, MAY_WRITE), Err(errno!(EACCES)));
         let mut stranger = who(2000, 0);
         stranger.groups.clear();
-        assert_eq!(check(&stranger, &f, MAY_READ), Err(Errno::EACCES));
+        assert_eq!(check(&stranger, &f, MAY_READ), Err(errno!(EACCES)));
         // The owner's class applies even when it is poorer than the others'.
-        assert_eq!(check(&who(1000, 0), &st(FILE | 0o077, 1000, 50), MAY_READ), Err(Errno::EACCES));
+        assert_eq!(check(&who(1000, 0), &st(FILE | 0o077, 1000, 50), MAY_READ), Err(errno!(EACCES)));
     }
 
     #[test]
     fn root_without_dac_override_is_refused_like_anyone() {
         let locked = st(FILE, 1000, 1000);
-        assert_eq!(check(&who(0, bit(CAP_CHOWN)), &locked, MAY_READ), Err(Errno::EACCES));
-        assert_eq!(check(&who(0, 0), &st(FILE, 0, 0), MAY_READ), Err(Errno::EACCES), "mode 000, even its own");
+        assert_eq!(check(&who(0, bit(CAP_CHOWN)), &locked, MAY_READ), Err(errno!(EACCES)));
+        assert_eq!(check(&who(0, 0), &st(FILE, 0, 0), MAY_READ), Err(errno!(EACCES)), "mode 000, even its own");
         assert!(check(&who(0, bit(CAP_DAC_OVERRIDE)), &locked, MAY_READ | MAY_WRITE).is_ok());
     }
 
     #[test]
     fn dac_override_executes_only_what_someone_may_execute() {
         let root = who(0, bit(CAP_DAC_OVERRIDE));
-        assert_eq!(check(&root, &st(FILE | 0o644, 0, 0), MAY_EXEC), Err(Errno::EACCES));
+        assert_eq!(check(&root, &st(FILE | 0o644, 0, 0), MAY_EXEC), Err(errno!(EACCES)));
         assert!(check(&root, &st(FILE | 0o001, 5, 5), MAY_EXEC).is_ok());
         assert!(check(&root, &st(DIR, 5, 5), MAY_EXEC | MAY_WRITE).is_ok());
     }
@@ -200,8 +198,8 @@ mod tests {
     fn dac_read_search_reads_and_searches_but_never_writes() {
         let reader = who(0, bit(CAP_DAC_READ_SEARCH));
         assert!(check(&reader, &st(FILE, 5, 5), MAY_READ).is_ok());
-        assert_eq!(check(&reader, &st(FILE, 5, 5), MAY_READ | MAY_WRITE), Err(Errno::EACCES));
+        assert_eq!(check(&reader, &st(FILE, 5, 5), MAY_READ | MAY_WRITE), Err(errno!(EACCES)));
         assert!(check(&reader, &st(DIR, 5, 5), MAY_READ | MAY_EXEC).is_ok());
-        assert_eq!(check(&reader, &st(DIR, 5, 5), MAY_WRITE | MAY_EXEC), Err(Errno::EACCES));
+        assert_eq!(check(&reader, &st(DIR, 5, 5), MAY_WRITE | MAY_EXEC), Err(errno!(EACCES)));
     }
 }

@@ -27,7 +27,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     // As arch_prctl(ARCH_SET_FS): a thread pointer beyond the app's address
     // space is refused before anything is made.
     if has(flags, CloneFlags::CLONE_SETTLS) && tls >= t.k.platform.layout().top {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     if has(flags, CloneFlags::CLONE_THREAD) {
         return clone_thread(t, flags, stack, ptid, ctid, tls);
@@ -35,7 +35,7 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     if has_any(flags, CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_FS | CloneFlags::CLONE_FILES) {
         // Processes sharing fs or fd tables without being threads are not supported yet.
         crate::syscalls::unimplemented(t, abi::sysno::CLONE);
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let k = t.k.clone();
     k.check_task_limit()?;
@@ -114,14 +114,14 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
         pids.groups.remove(&pid);
         drop(pids);
         real_parent.state.lock().unwrap().children.retain(|c| !Arc::ptr_eq(c, &child_tg));
-        return Err(Errno::EAGAIN);
+        return Err(errno!(EAGAIN));
     }
     if has_any(flags, CloneFlags::CLONE_VFORK | CloneFlags::CLONE_VM) {
         let _ = t.block_on(&[&parent_tg.vfork_wait], None, || {
             if child_tg.state.lock().unwrap().vfork_released {
                 Ok(())
             } else {
-                Err(Errno::EAGAIN)
+                Err(errno!(EAGAIN))
             }
         });
     }
@@ -156,7 +156,7 @@ fn child_start(
 /// A new thread in the caller's process: a new stub thread in the same stub process.
 fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
     if !has(flags, CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_VM) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     t.k.check_task_limit()?;
     let seed = t.ctx.new_thread().map_err(|e| {
@@ -204,7 +204,7 @@ fn clone_thread(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u6
         let (k, tg, task) = undo;
         k.pids.lock().unwrap().tasks.remove(&tid);
         tg.state.lock().unwrap().threads.retain(|t| !Arc::ptr_eq(t, &task));
-        return Err(Errno::EAGAIN);
+        return Err(errno!(EAGAIN));
     }
     Ok(tid as u64)
 }
@@ -253,7 +253,7 @@ pub fn sys_set_tid_address(t: &mut CurrentTask, addr: u64) -> SysResult<u64> {
 /// clone3: the same as clone, with its arguments in a struct.
 pub fn sys_clone3(t: &mut CurrentTask, args: u64, size: usize) -> SysResult<u64> {
     if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let b = t.read_vec(args, size)?;
     // What the app gave of the struct, the rest zero (Linux's copy_struct_from_user).
@@ -264,25 +264,25 @@ pub fn sys_clone3(t: &mut CurrentTask, args: u64, size: usize) -> SysResult<u64>
     let CloneArgs { flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls, .. } = a;
     if has(flags, CloneFlags::CLONE_PIDFD) || exit_signal > 64 || b[CLONE_ARGS_SIZE_VER0..].iter().any(|&x| x != 0) {
         // pidfds, set_tid and cgroup placement are not supported.
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if (stack == 0) != (stack_size == 0) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
-    let top = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(Errno::EINVAL)? };
+    let top = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(errno!(EINVAL))? };
     sys_clone(t, (flags & !0xff) | exit_signal, top, parent_tid, child_tid, tls)
 }
 
 pub fn sys_set_robust_list(t: &mut CurrentTask, head: u64, len: usize) -> SysResult<u64> {
     if len != std::mem::size_of::<abi::futex::RobustListHead>() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     *t.task.robust_list.lock().unwrap() = head;
     Ok(0)
 }
 
 pub fn sys_get_robust_list(t: &mut CurrentTask, tid: i32, head: u64, len: u64) -> SysResult<u64> {
-    let task = if tid == 0 { t.task.clone() } else { t.k.task(tid).ok_or(Errno::ESRCH)? };
+    let task = if tid == 0 { t.task.clone() } else { t.k.task(tid).ok_or(errno!(ESRCH))? };
     let h = *task.robust_list.lock().unwrap();
     t.write_obj(head, &h)?;
     t.write_obj(len, &(std::mem::size_of::<abi::futex::RobustListHead>() as u64))?;

@@ -16,7 +16,7 @@ fn cap_header(t: &CurrentTask, header: u64) -> SysResult<(usize, i32)> {
         LINUX_CAPABILITY_VERSION_2 | LINUX_CAPABILITY_VERSION_3 => Ok((2, pid)),
         _ => {
             t.write_obj(header, &LINUX_CAPABILITY_VERSION_3)?;
-            Err(Errno::EINVAL)
+            Err(errno!(EINVAL))
         }
     }
 }
@@ -24,19 +24,19 @@ fn cap_header(t: &CurrentTask, header: u64) -> SysResult<(usize, i32)> {
 pub fn sys_capget(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64> {
     let (words, pid) = match cap_header(t, header) {
         // A probe for the version: no data pointer, no error.
-        Err(Errno::EINVAL) if data == 0 => return Ok(0),
+        Err(e) if e == Errno::EINVAL && (data == 0) => return Ok(0),
         r => r?,
     };
     if data == 0 {
         return Ok(0);
     }
     if pid < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let caps = if pid == 0 || pid == t.pid() {
         t.tg().creds.lock().unwrap().caps
     } else {
-        let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+        let g = t.k.group(pid).ok_or(errno!(ESRCH))?;
         let caps = g.creds.lock().unwrap().caps;
         caps
     };
@@ -56,7 +56,7 @@ pub fn sys_capset(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64>
     let (words, pid) = cap_header(t, header)?;
     // Only one's own capabilities can be set.
     if pid != 0 && pid != t.pid() {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     let mut data_words = vec![CapUserData::default(); words];
     t.read_mem(data, data_words.as_bytes_mut())?;
@@ -67,7 +67,7 @@ pub fn sys_capset(t: &mut CurrentTask, header: u64, data: u64) -> SysResult<u64>
         inheritable |= u64::from(d.inheritable) << (32 * w);
     }
     let mut c = t.tg().creds.lock().unwrap();
-    c.caps = capability::capset(&c.caps, effective, permitted, inheritable).ok_or(Errno::EPERM)?;
+    c.caps = capability::capset(&c.caps, effective, permitted, inheritable).ok_or(errno!(EPERM))?;
     Ok(0)
 }
 
@@ -99,20 +99,20 @@ pub fn sys_setid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
         nr::SETUID | nr::SETGID => {
             let id = v(0);
             if id == UNCHANGED {
-                return Err(Errno::EINVAL);
+                return Err(errno!(EINVAL));
             }
             if privileged {
                 (id, id, id)
             } else if id == r || id == s {
                 (r, id, s)
             } else {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
         }
         nr::SETREUID | nr::SETREGID => {
             let (nr_, ne) = (v(0), v(1));
             if !one_of(nr_, &[r, e]) || !one_of(ne, &[r, e, s]) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             let new_r = if nr_ == UNCHANGED { r } else { nr_ };
             let new_e = if ne == UNCHANGED { e } else { ne };
@@ -124,7 +124,7 @@ pub fn sys_setid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> {
         _ => {
             let (nr_, ne, ns) = (v(0), v(1), v(2));
             if ![nr_, ne, ns].iter().all(|&id| one_of(id, &[r, e, s])) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             let pick = |new: u32, cur: u32| if new == UNCHANGED { cur } else { new };
             (pick(nr_, r), pick(ne, e), pick(ns, s))
@@ -151,13 +151,13 @@ pub fn sys_getresid(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u64> 
 pub fn sys_getgroups(t: &mut CurrentTask, size: i32, list: u64) -> SysResult<u64> {
     let g = t.tg().creds.lock().unwrap().groups.clone();
     if size < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if size == 0 {
         return Ok(g.len() as u64);
     }
     if (size as usize) < g.len() {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     t.write_obj(list, g.as_slice())?;
     Ok(g.len() as u64)
@@ -165,10 +165,10 @@ pub fn sys_getgroups(t: &mut CurrentTask, size: i32, list: u64) -> SysResult<u64
 
 pub fn sys_setgroups(t: &mut CurrentTask, size: usize, list: u64) -> SysResult<u64> {
     if size > 65536 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if !t.capable(CAP_SETGID) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     let mut g = vec![0u32; size];
     t.read_mem(list, g.as_bytes_mut())?;

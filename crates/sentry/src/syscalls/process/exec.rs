@@ -25,7 +25,7 @@ fn read_strv(t: &CurrentTask, mut ptr: u64) -> SysResult<Vec<Vec<u8>>> {
         let s = t.read_cstr(p)?;
         total += s.len() + 1;
         if total > (2 << 20) || out.len() > 65536 {
-            return Err(Errno::E2BIG);
+            return Err(errno!(E2BIG));
         }
         out.push(s);
         ptr += 8;
@@ -53,9 +53,9 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
         t.ctx = ctx;
         *t.task.kicker_slot() = Some(t.ctx.kicker());
         t.tg().set_mm(Arc::new(std::sync::Mutex::new(img.mm)));
-        t.change_mm(|mm| Ok(((), mm.all_map_ops()))).map_err(|_| Errno::EFAULT)?;
+        t.change_mm(|mm| Ok(((), mm.all_map_ops()))).map_err(|_| errno!(EFAULT))?;
     } else {
-        t.change_mm(|mm| Ok(((), mm.replace_with(img.mm)))).map_err(|_| Errno::EFAULT)?;
+        t.change_mm(|mm| Ok(((), mm.replace_with(img.mm)))).map_err(|_| errno!(EFAULT))?;
     }
     *t.tg().creds.lock().unwrap() = img.creds;
     t.tg().posix_timers.clear();
@@ -72,7 +72,7 @@ pub fn exec(t: &mut CurrentTask, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<
     t.task.sig.lock().unwrap().altstack = Default::default();
     *t.tg().comm.lock().unwrap() = img.comm;
     *t.tg().exe.lock().unwrap() = img.exe;
-    let mut regs = t.ctx.initial_regs().map_err(|_| Errno::EFAULT)?;
+    let mut regs = t.ctx.initial_regs().map_err(|_| errno!(EFAULT))?;
     regs.rip = img.entry;
     regs.rsp = img.sp;
     crate::platform::sixty_four(&mut regs);

@@ -1,7 +1,5 @@
 //! futex(2): the operations, over the kernel's futex table.
 
-use abi::Errno;
-
 use crate::kernel::current::CurrentTask;
 use crate::SysResult;
 
@@ -14,10 +12,10 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         if timeout == 0 {
             return Ok(None);
         }
-        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(Errno::EINVAL)?;
+        let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(errno!(EINVAL))?;
         let rel = if absolute {
             let clock = if op & FUTEX_CLOCK_REALTIME != 0 { CLOCK_REALTIME } else { CLOCK_MONOTONIC };
-            let (s, n) = host::sys::clock_gettime(clock).map_err(|_| Errno::EINVAL)?;
+            let (s, n) = host::sys::clock_gettime(clock).map_err(|_| errno!(EINVAL))?;
             d.saturating_sub(std::time::Duration::new(s as u64, n as u32))
         } else {
             d
@@ -40,7 +38,7 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         }
     };
     match r {
-        Err(Errno::ERESTARTSYS) if timeout != 0 => Err(Errno::EINTR),
+        Err(e) if e.as_restart() == Some(crate::Restart::Sys) && (timeout != 0) => Err(errno!(EINTR)),
         r => r,
     }
 }

@@ -1,7 +1,6 @@
 //! Resource limits and usage: prlimit64, getrusage, times.
 
 use abi::process::*;
-use abi::Errno;
 
 use super::wait::rusage_of;
 use crate::auth::capability::CAP_SYS_RESOURCE;
@@ -9,18 +8,18 @@ use crate::kernel::current::CurrentTask;
 use crate::SysResult;
 
 pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64) -> SysResult<u64> {
-    let tg = if pid == 0 || pid == t.pid() { t.tg().clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let tg = if pid == 0 || pid == t.pid() { t.tg().clone() } else { t.k.group(pid).ok_or(errno!(ESRCH))? };
     if res >= RLIM_NLIMITS {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let which = res as usize;
     let new = if new != 0 {
         let Rlimit { cur, max } = t.read_obj(new)?;
         if cur > max {
-            return Err(Errno::EINVAL);
+            return Err(errno!(EINVAL));
         }
         if res == RLIMIT_NOFILE && max > crate::vfs::fdtable::NR_OPEN as u64 {
-            return Err(Errno::EPERM);
+            return Err(errno!(EPERM));
         }
         Some((cur, max))
     } else {
@@ -32,7 +31,7 @@ pub fn sys_prlimit64(t: &mut CurrentTask, pid: i32, res: u32, new: u64, old: u64
         if let Some((cur, max)) = new {
             // Raising a hard limit needs CAP_SYS_RESOURCE.
             if max > prev.1 && !t.capable(CAP_SYS_RESOURCE) {
-                return Err(Errno::EPERM);
+                return Err(errno!(EPERM));
             }
             r[which] = (cur, max);
         }
@@ -52,7 +51,7 @@ pub fn sys_getrusage(t: &mut CurrentTask, who: i32, buf: u64) -> SysResult<u64> 
         RUSAGE_SELF => t.tg().threads_cpu(),
         RUSAGE_CHILDREN => t.tg().state.lock().unwrap().children_cpu_ns,
         RUSAGE_THREAD => t.task.cpu_ns.load(std::sync::atomic::Ordering::Relaxed),
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
     t.write_obj(buf, &rusage_of(cpu))?;
     Ok(0)

@@ -1,7 +1,6 @@
 //! Scheduling as the app sees it: CPU affinity, getcpu, policies, membarrier.
 
 use abi::process::*;
-use abi::Errno;
 
 use crate::kernel::current::CurrentTask;
 use crate::SysResult;
@@ -10,7 +9,7 @@ pub fn sys_sched_getaffinity(t: &mut CurrentTask, len: usize, mask: u64) -> SysR
     let n = host::sys::cpu_count();
     let bytes = n.div_ceil(64) * 8;
     if len < bytes || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let mut b = vec![0u8; bytes];
     for i in 0..n {
@@ -35,10 +34,10 @@ pub fn sys_sched_param(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u6
     // Every task runs SCHED_OTHER at priority 0; the host schedules the stubs.
     let pid = a[0] as i32;
     if pid < 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if pid != 0 && t.k.task(pid).is_none() {
-        return Err(Errno::ESRCH);
+        return Err(errno!(ESRCH));
     }
     match n {
         nr::SCHED_GETSCHEDULER => Ok(0),
@@ -48,22 +47,22 @@ pub fn sys_sched_param(t: &mut CurrentTask, n: u64, a: [u64; 6]) -> SysResult<u6
         }
         nr::SCHED_SETSCHEDULER => match i32::try_from(a[1]) {
             Ok(SCHED_OTHER | SCHED_BATCH | SCHED_IDLE) => Ok(0),
-            Ok(SCHED_FIFO | SCHED_RR) => Err(Errno::EPERM),
-            _ => Err(Errno::EINVAL),
+            Ok(SCHED_FIFO | SCHED_RR) => Err(errno!(EPERM)),
+            _ => Err(errno!(EINVAL)),
         },
         nr::SCHED_SETPARAM => Ok(0),
         nr::SCHED_SETAFFINITY => Ok(0),
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }
 
 pub fn sys_membarrier(_t: &mut CurrentTask, cmd: i32, flags: u32) -> SysResult<u64> {
     if flags != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     match cmd {
         // No membarrier command is offered: a query says so, every command is refused.
         MEMBARRIER_CMD_QUERY => Ok(0),
-        _ => Err(Errno::EINVAL),
+        _ => Err(errno!(EINVAL)),
     }
 }

@@ -1,7 +1,6 @@
 //! The system as a process sees it: uname and the UTS names, sysinfo, getrandom.
 
 use abi::process::*;
-use abi::Errno;
 
 use crate::auth::capability::CAP_SYS_ADMIN;
 use crate::kernel::current::CurrentTask;
@@ -33,10 +32,10 @@ pub fn sys_uname(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
 /// changing them needs CAP_SYS_ADMIN.
 pub fn sys_setuts(t: &mut CurrentTask, which: u64, name: u64, len: usize) -> SysResult<u64> {
     if !t.capable(CAP_SYS_ADMIN) {
-        return Err(Errno::EPERM);
+        return Err(errno!(EPERM));
     }
     if len > UTS_NAME_MAX {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let n = t.read_vec(name, len)?;
     let slot = if which == abi::sysno::SETHOSTNAME { &t.k.hostname } else { &t.k.domainname };
@@ -66,7 +65,7 @@ pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64
     let (len, mut done) = (len.min(MAX), 0);
     while done < len {
         let n = piece.len().min(len - done);
-        host::sys::getrandom(&mut piece[..n]).map_err(|_| Errno::EIO)?;
+        host::sys::getrandom(&mut piece[..n]).map_err(|_| errno!(EIO))?;
         match t.write_mem(buf.wrapping_add(done as u64), &piece[..n]) {
             Ok(()) => done += n,
             Err(_) if done > 0 => break,

@@ -2,7 +2,7 @@
 
 use abi::process::*;
 use abi::signal::{SignalInfo, CLD_CONTINUED, CLD_STOPPED};
-use abi::{Errno, FromZeroes};
+use abi::FromZeroes;
 
 use crate::kernel::current::CurrentTask;
 use crate::kernel::exit::{find_zombie, WaitFor, WaitTarget};
@@ -34,11 +34,11 @@ fn target(pid: i32, t: &CurrentTask) -> WaitTarget {
 
 pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult<u64> {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     if pid == i32::MIN {
         // -INT_MIN names no process group.
-        return Err(Errno::ESRCH);
+        return Err(errno!(ESRCH));
     }
     let tg = t.tg().clone();
     let tgt = target(pid, t);
@@ -48,7 +48,7 @@ pub fn sys_wait4(t: &mut CurrentTask, pid: i32, status: u64, options: u32, rusag
     let r = if options & WNOHANG != 0 {
         find_zombie(&k, &tg, tgt, what)?
     } else {
-        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(Errno::EAGAIN))?)
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(errno!(EAGAIN)))?)
     };
     let Some((cpid, st, cpu)) = r else { return Ok(0) };
     if status != 0 {
@@ -65,10 +65,10 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
         P_ALL => WaitTarget::Any,
         P_PID => WaitTarget::Pid(id),
         P_PGID => WaitTarget::Pgid(if id == 0 { t.tg().state.lock().unwrap().pgid } else { id }),
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(errno!(EINVAL)),
     };
     if options & (WSTOPPED | WEXITED | WCONTINUED) == 0 {
-        return Err(Errno::EINVAL);
+        return Err(errno!(EINVAL));
     }
     let tg = t.tg().clone();
     let k = t.k.clone();
@@ -81,7 +81,7 @@ pub fn sys_waitid(t: &mut CurrentTask, idtype: u32, id: i32, infop: u64, options
     let r = if options & WNOHANG != 0 {
         find_zombie(&k, &tg, tgt, what)?
     } else {
-        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(Errno::EAGAIN))?)
+        Some(t.block_on(&[&tg.child_wait], None, || find_zombie(&k, &tg, tgt, what)?.ok_or(errno!(EAGAIN)))?)
     };
     let mut info = SignalInfo::new_zeroed();
     if let Some((cpid, st, _)) = r {
