@@ -298,3 +298,8 @@ fn posix_timers_signal_with_value() {
 fn epoll_loops_and_deep_nesting_are_refused() {
     differential(&[probe("epoll_nesting").to_str().expect("utf-8 path")]);
 }
+
+#[test]
+fn reads_and_writes_stop_at_a_fault_in_the_buffer_as_on_linux() {
+    differential(&[probe("partial_buffer").to_str().expect("utf-8 path")]);
+}
