@@ -1,5 +1,6 @@
 //! stat, fstat, newfstatat, statx, statfs and fstatfs.
 
+use abi::file::{Statfs, Statx, StatxTimestamp};
 use abi::Errno;
 
 use super::path::{file, lookup, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
@@ -7,35 +8,40 @@ use crate::kernel::CurrentTask;
 use crate::vfs::Stat;
 use crate::SysResult;
 
-pub(super) fn stat_bytes(s: &Stat) -> Vec<u8> {
-    let mut b = Vec::with_capacity(144);
-    for v in [s.dev, s.ino, s.nlink] {
-        b.extend(v.to_ne_bytes());
+/// The app's `struct stat` for `s`.
+fn to_abi(s: &Stat) -> abi::file::Stat {
+    let ts = |t: crate::vfs::Timespec| (t.sec, t.nsec);
+    let ((atime, atime_nsec), (mtime, mtime_nsec), (ctime, ctime_nsec)) = (ts(s.atime), ts(s.mtime), ts(s.ctime));
+    abi::file::Stat {
+        dev: s.dev,
+        ino: s.ino,
+        nlink: s.nlink,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        rdev: s.rdev,
+        size: s.size as i64,
+        blksize: s.blksize as i64,
+        blocks: s.blocks as i64,
+        atime,
+        atime_nsec,
+        mtime,
+        mtime_nsec,
+        ctime,
+        ctime_nsec,
+        ..Default::default()
     }
-    b.extend(s.mode.to_ne_bytes());
-    b.extend(s.uid.to_ne_bytes());
-    b.extend(s.gid.to_ne_bytes());
-    b.extend(0u32.to_ne_bytes());
-    for v in [s.rdev, s.size, s.blksize, s.blocks] {
-        b.extend(v.to_ne_bytes());
-    }
-    for ts in [s.atime, s.mtime, s.ctime] {
-        b.extend(ts.sec.to_ne_bytes());
-        b.extend(ts.nsec.to_ne_bytes());
-    }
-    b.extend([0u8; 24]);
-    b
 }
 
 pub fn sys_fstat(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
     let s = file(t, fd)?.stat()?;
-    t.write_mem(buf, &stat_bytes(&s))?;
+    t.write_obj(buf, &to_abi(&s))?;
     Ok(0)
 }
 
 pub fn sys_newfstatat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, flags: u32) -> SysResult<u64> {
     let s = stat_at(t, dirfd, path, flags)?;
-    t.write_mem(buf, &stat_bytes(&s))?;
+    t.write_obj(buf, &to_abi(&s))?;
     Ok(0)
 }
 
@@ -64,48 +70,61 @@ pub(super) fn major_minor(dev: u64) -> (u32, u32) {
 
 pub fn sys_statx(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32, _mask: u32, buf: u64) -> SysResult<u64> {
     let s = stat_at(t, dirfd, path, flags)?;
-    let mut b = vec![0u8; 256];
-    let put = |b: &mut Vec<u8>, at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
-    put(&mut b, 0, &0x7ffu32.to_ne_bytes());
-    put(&mut b, 4, &(s.blksize as u32).to_ne_bytes());
-    put(&mut b, 16, &(s.nlink as u32).to_ne_bytes());
-    put(&mut b, 20, &s.uid.to_ne_bytes());
-    put(&mut b, 24, &s.gid.to_ne_bytes());
-    put(&mut b, 28, &(s.mode as u16).to_ne_bytes());
-    put(&mut b, 32, &s.ino.to_ne_bytes());
-    put(&mut b, 40, &s.size.to_ne_bytes());
-    put(&mut b, 48, &s.blocks.to_ne_bytes());
-    for (at, ts) in [(64, s.atime), (96, s.ctime), (112, s.mtime)] {
-        put(&mut b, at, &ts.sec.to_ne_bytes());
-        put(&mut b, at + 8, &(ts.nsec as u32).to_ne_bytes());
-    }
-    let (rmaj, rmin) = major_minor(s.rdev);
-    let (dmaj, dmin) = major_minor(s.dev);
-    put(&mut b, 128, &rmaj.to_ne_bytes());
-    put(&mut b, 132, &rmin.to_ne_bytes());
-    put(&mut b, 136, &dmaj.to_ne_bytes());
-    put(&mut b, 140, &dmin.to_ne_bytes());
-    t.write_mem(buf, &b)?;
+    // Every basic field (STATX_BASIC_STATS) but the birth time, which no
+    // filesystem here keeps.
+    const STATX_BASIC_STATS: u32 = 0x7ff;
+    let ts = |t: crate::vfs::Timespec| StatxTimestamp { sec: t.sec, nsec: t.nsec as u32, reserved: 0 };
+    let (rdev_major, rdev_minor) = major_minor(s.rdev);
+    let (dev_major, dev_minor) = major_minor(s.dev);
+    let x = Statx {
+        mask: STATX_BASIC_STATS,
+        blksize: s.blksize as u32,
+        nlink: s.nlink as u32,
+        uid: s.uid,
+        gid: s.gid,
+        mode: s.mode as u16,
+        ino: s.ino,
+        size: s.size,
+        blocks: s.blocks,
+        atime: ts(s.atime),
+        ctime: ts(s.ctime),
+        mtime: ts(s.mtime),
+        rdev_major,
+        rdev_minor,
+        dev_major,
+        dev_minor,
+        ..Default::default()
+    };
+    t.write_obj(buf, &x)?;
     Ok(0)
 }
 
-pub(super) fn statfs_bytes(magic: u64) -> Vec<u8> {
-    let mut b = Vec::new();
-    for v in [magic, 4096, 1 << 20, 1 << 19, 1 << 19, 1 << 20, 1 << 19, 0, 255, 4096, 0] {
-        b.extend((v as i64).to_ne_bytes());
+/// What statfs reports for every filesystem: a 4 GiB one, half free, of
+/// tmpfs's magic number.
+fn statfs() -> Statfs {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    Statfs {
+        fs_type: TMPFS_MAGIC,
+        bsize: 4096,
+        blocks: 1 << 20,
+        bfree: 1 << 19,
+        bavail: 1 << 19,
+        files: 1 << 20,
+        ffree: 1 << 19,
+        namelen: 255,
+        frsize: 4096,
+        ..Default::default()
     }
-    b.resize(120, 0);
-    b
 }
 
 pub fn sys_statfs(t: &mut CurrentTask, path: u64, buf: u64) -> SysResult<u64> {
     lookup(t, AT_FDCWD, path, 0)?;
-    t.write_mem(buf, &statfs_bytes(0x0102_1994))?;
+    t.write_obj(buf, &statfs())?;
     Ok(0)
 }
 
 pub fn sys_fstatfs(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
     file(t, fd)?;
-    t.write_mem(buf, &statfs_bytes(0x0102_1994))?;
+    t.write_obj(buf, &statfs())?;
     Ok(0)
 }
