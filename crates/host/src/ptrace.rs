@@ -152,13 +152,6 @@ impl Tracee {
         Ok(())
     }
 
-    /// Reads the legacy FXSAVE area (x87/SSE state).
-    pub fn get_fpregs(&self) -> io::Result<[u8; 512]> {
-        let mut buf = [0u8; 512];
-        ptrace(libc::PTRACE_GETFPREGS, self.tid, 0, buf.as_mut_ptr() as usize)?;
-        Ok(buf)
-    }
-
     /// Writes the legacy FXSAVE area.
     pub fn set_fpregs(&self, buf: &[u8; 512]) -> io::Result<()> {
         ptrace(libc::PTRACE_SETFPREGS, self.tid, 0, buf.as_ptr() as usize)?;

@@ -152,16 +152,6 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// The host's uname, for the few fields moat reports as its own (machine).
-pub fn host_machine() -> String {
-    // SAFETY: utsname is plain data; zeroed is a valid initial value.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: u is a valid utsname to be written.
-    unsafe { libc::uname(&mut u) };
-    let bytes: Vec<u8> = u.machine.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// The host's auxiliary-vector value for `key` (AT_HWCAP etc.), 0 if absent.
 pub fn auxval(key: u64) -> u64 {
     // SAFETY: getauxval only reads the process's auxiliary vector.

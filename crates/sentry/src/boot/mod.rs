@@ -180,7 +180,6 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let vfs = Arc::new(Vfs::new(root.clone()));
 
     let tty_file = cfg.init.stdio.stdin.try_clone().ok().map(HostFile::new).filter(|f| f.is_tty());
-    let tty = tty_file.is_some();
     let tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
@@ -279,7 +278,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Host(std::io::Error::other(wrong)));
     }
 
-    let sandbox = Sandbox { k, clients, stats: cfg.stats, tty };
+    let sandbox = Sandbox { k, clients, stats: cfg.stats };
     let init = sandbox.spawn(cfg.init, true)?;
     debug_assert_eq!(init, 1);
     Ok(sandbox)
@@ -337,7 +336,6 @@ pub struct Sandbox {
     k: Arc<Kernel>,
     clients: Vec<Arc<p9::Client>>,
     stats: bool,
-    tty: bool,
 }
 
 /// Boots the sandbox and runs it until init exits; returns init's wait status.
@@ -352,11 +350,6 @@ impl Sandbox {
     /// Boots the sandbox and starts init; returns once init runs its program.
     pub fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         start(cfg)
-    }
-
-    /// Whether init's stdin is a terminal.
-    pub fn has_tty(&self) -> bool {
-        self.tty
     }
 
     /// Starts `process` as a new process with no parent in the sandbox

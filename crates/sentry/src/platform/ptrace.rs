@@ -25,7 +25,6 @@ pub mod host_abi {
     pub const PTRACE_CONT: u64 = 7;
     pub const PTRACE_GETREGS: u64 = 12;
     pub const PTRACE_SETREGS: u64 = 13;
-    pub const PTRACE_GETFPREGS: u64 = 14;
     pub const PTRACE_SETFPREGS: u64 = 15;
     pub const PTRACE_SYSEMU: u64 = 31;
     pub const PTRACE_SETOPTIONS: u64 = 0x4200;
@@ -46,7 +45,7 @@ use host_abi::*;
 pub static SECCOMP_RULES: &[Rule] = &[
     allow!(PTRACE if When::OneOf { arg: 0, values: &[
         PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_SETOPTIONS, PTRACE_CONT, PTRACE_SYSEMU, PTRACE_GETSIGINFO,
-        PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS, PTRACE_GETREGSET, PTRACE_SETREGSET,
+        PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_SETFPREGS, PTRACE_GETREGSET, PTRACE_SETREGSET,
         PTRACE_GET_SYSCALL_INFO,
     ] },
         "the platform drives stubs (host::ptrace's requests only); the pid cannot be limited to stubs, so \
