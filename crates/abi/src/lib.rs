@@ -10,10 +10,13 @@ pub mod errno;
 pub mod file;
 pub mod flags;
 pub mod futex;
+pub mod io;
+pub mod net;
 pub mod process;
 pub mod signal;
 pub mod sysno;
 pub mod time;
+pub mod tty;
 pub mod x86;
 
 pub use errno::Errno;

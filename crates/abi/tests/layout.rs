@@ -235,3 +235,47 @@ fn siginfo_union_members_sit_where_linux_puts_them() {
     let fault = SignalInfo::new(11, 0, 1, SigFault { addr: 0x1000 });
     assert_eq!(abi::AsBytes::as_bytes(&fault)[16..24], 0x1000u64.to_ne_bytes(), "si_addr");
 }
+
+#[test]
+fn io_structs_match_libc() {
+    use abi::io::{EpollEvent, InotifyEvent, IoVec, PollFd};
+    same_layout!(IoVec, libc::iovec, [base => iov_base, len => iov_len]);
+    same_layout!(PollFd, libc::pollfd, [fd => fd, events => events, revents => revents]);
+    same_layout!(EpollEvent, libc::epoll_event, [events => events, data => u64]);
+    same_layout!(InotifyEvent, libc::inotify_event, [wd => wd, mask => mask, cookie => cookie, len => len]);
+}
+
+#[test]
+fn net_structs_match_libc() {
+    use abi::net::{CmsgHdr, Linger, MMsgHdr, MsgHdr, SockaddrUn, Ucred};
+    same_layout!(SockaddrUn, libc::sockaddr_un, [family => sun_family, path => sun_path]);
+    same_layout!(MsgHdr, libc::msghdr, [
+        name => msg_name,
+        namelen => msg_namelen,
+        iov => msg_iov,
+        iovlen => msg_iovlen,
+        control => msg_control,
+        controllen => msg_controllen,
+        flags => msg_flags,
+    ]);
+    same_layout!(MMsgHdr, libc::mmsghdr, [hdr => msg_hdr, len => msg_len]);
+    same_layout!(CmsgHdr, libc::cmsghdr, [len => cmsg_len, level => cmsg_level, kind => cmsg_type]);
+    same_layout!(Ucred, libc::ucred, [pid => pid, uid => uid, gid => gid]);
+    same_layout!(Linger, libc::linger, [onoff => l_onoff, linger => l_linger]);
+    assert_eq!(abi::net::SOCKADDR_STORAGE_LEN, size_of::<libc::sockaddr_storage>());
+}
+
+#[test]
+fn tty_structs_match_libc() {
+    use abi::tty::{Termios, Winsize};
+    // glibc's termios is the kernel's with a longer c_cc and two speeds
+    // after it: the kernel's fields are at the same offsets.
+    assert_eq!(offset_of!(Termios, iflag), offset_of!(libc::termios, c_iflag));
+    assert_eq!(offset_of!(Termios, oflag), offset_of!(libc::termios, c_oflag));
+    assert_eq!(offset_of!(Termios, cflag), offset_of!(libc::termios, c_cflag));
+    assert_eq!(offset_of!(Termios, lflag), offset_of!(libc::termios, c_lflag));
+    assert_eq!(offset_of!(Termios, line), offset_of!(libc::termios, c_line));
+    assert_eq!(offset_of!(Termios, cc), offset_of!(libc::termios, c_cc));
+    assert_eq!(size_of::<Termios>(), offset_of!(libc::termios, c_cc) + 19);
+    same_layout!(Winsize, libc::winsize, [row => ws_row, col => ws_col, xpixel => ws_xpixel, ypixel => ws_ypixel]);
+}

@@ -1,0 +1,67 @@
+//! Structs of the x86-64 ABI for I/O on descriptors: `iovec`, `pollfd`,
+//! `epoll_event` and `inotify_event`, with the poll and inotify bits.
+
+use core::mem::size_of;
+
+use zerocopy::{AsBytes, FromBytes, FromZeroes};
+
+/// C `struct iovec`: one piece of a vectored read or write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct IoVec {
+    pub base: u64,
+    pub len: u64,
+}
+const _: () = assert!(size_of::<IoVec>() == 16);
+
+/// C `struct pollfd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+const _: () = assert!(size_of::<PollFd>() == 8);
+
+/// C `struct epoll_event`, which x86-64 packs: `data` follows `events`
+/// at offset 4, and the struct is 12 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C, packed)]
+pub struct EpollEvent {
+    pub events: u32,
+    pub data: u64,
+}
+const _: () = assert!(size_of::<EpollEvent>() == 12);
+
+pub const EPOLL_CTL_ADD: i32 = 1;
+pub const EPOLL_CTL_DEL: i32 = 2;
+pub const EPOLL_CTL_MOD: i32 = 3;
+
+/// C `struct inotify_event` without its name: `len` NUL-padded name bytes
+/// follow it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct InotifyEvent {
+    pub wd: i32,
+    pub mask: u32,
+    pub cookie: u32,
+    pub len: u32,
+}
+const _: () = assert!(size_of::<InotifyEvent>() == 16);
+
+pub const IN_MODIFY: u32 = 0x2;
+pub const IN_ATTRIB: u32 = 0x4;
+pub const IN_CLOSE_WRITE: u32 = 0x8;
+pub const IN_MOVED_FROM: u32 = 0x40;
+pub const IN_MOVED_TO: u32 = 0x80;
+pub const IN_CREATE: u32 = 0x100;
+pub const IN_DELETE: u32 = 0x200;
+pub const IN_Q_OVERFLOW: u32 = 0x4000;
+pub const IN_ISDIR: u32 = 0x4000_0000;
+/// inotify_add_watch: fail with ENOTDIR unless the path names a directory.
+pub const IN_ONLYDIR: u32 = 0x0100_0000;
+/// inotify_add_watch: watch a final symlink itself, not what it points to.
+pub const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+/// The event bits a watch can ask for.
+pub const IN_ALL_EVENTS: u32 = 0xfff;
