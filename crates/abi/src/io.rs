@@ -24,6 +24,17 @@ pub struct PollFd {
 }
 const _: () = assert!(size_of::<PollFd>() == 8);
 
+pub const POLLIN: u16 = 0x1;
+pub const POLLPRI: u16 = 0x2;
+pub const POLLOUT: u16 = 0x4;
+pub const POLLERR: u16 = 0x8;
+pub const POLLHUP: u16 = 0x10;
+pub const POLLNVAL: u16 = 0x20;
+pub const POLLRDNORM: u16 = 0x40;
+pub const POLLWRNORM: u16 = 0x100;
+pub const POLLWRBAND: u16 = 0x200;
+pub const POLLRDHUP: u16 = 0x2000;
+
 /// C `struct epoll_event`, which x86-64 packs: `data` follows `events`
 /// at offset 4, and the struct is 12 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
@@ -34,9 +45,14 @@ pub struct EpollEvent {
 }
 const _: () = assert!(size_of::<EpollEvent>() == 12);
 
-pub const EPOLL_CTL_ADD: i32 = 1;
-pub const EPOLL_CTL_DEL: i32 = 2;
-pub const EPOLL_CTL_MOD: i32 = 3;
+/// eventfd2: each read takes 1 from the counter, not all of it.
+pub const EFD_SEMAPHORE: u32 = 1;
+
+pub const EPOLL_CTL_ADD: u32 = 1;
+pub const EPOLL_CTL_DEL: u32 = 2;
+pub const EPOLL_CTL_MOD: u32 = 3;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+pub const EPOLLET: u32 = 1 << 31;
 
 /// C `struct inotify_event` without its name: `len` NUL-padded name bytes
 /// follow it.

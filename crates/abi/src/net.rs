@@ -146,6 +146,11 @@ pub struct Ucred {
 }
 const _: () = assert!(size_of::<Ucred>() == 12);
 
+impl Ucred {
+    /// What SO_PEERCRED reports for a socket without a peer.
+    pub const NONE: Ucred = Ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
+}
+
 /// C `struct linger` (SO_LINGER).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
 #[repr(C)]
