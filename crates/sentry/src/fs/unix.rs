@@ -19,14 +19,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use abi::Errno;
+use abi::io::{POLLRDHUP, POLLRDNORM, POLLWRBAND, POLLWRNORM};
+use abi::net::{SaFamily, SockaddrUn};
+pub use abi::net::{Ucred, SCM_MAX_FD as MAX_RIGHTS, SOMAXCONN};
+use abi::tty::FIONREAD;
+use abi::{AsBytes, Errno, FromBytes};
 
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
-pub const AF_UNIX: u16 = 1;
+/// AF_UNIX as a socket address's 16-bit family field holds it.
+pub const AF_UNIX: SaFamily = abi::net::AF_UNIX as SaFamily;
 /// Linux's default and maximum socket buffer (net.core.wmem_default / wmem_max).
 pub const DEFAULT_BUF: usize = 212_992;
 const MAX_BUF: usize = DEFAULT_BUF;
@@ -39,20 +44,15 @@ const MAX_DGRAM_QLEN: usize = 512;
 const MSG_OVERHEAD: usize = 768;
 /// The largest piece a stream write is cut into (SKB_MAX_HEAD(0) + UNIX_SKB_FRAGS_SZ).
 const MAX_STREAM_CHUNK: usize = 36_544;
-/// SOMAXCONN: the largest listen backlog.
-pub const SOMAXCONN: usize = 4096;
-/// SCM_MAX_FD: the most descriptors one message may carry.
-pub const MAX_RIGHTS: usize = 253;
 /// `sizeof(struct sockaddr_un)`.
-pub const SOCKADDR_UN_LEN: usize = 110;
+pub const SOCKADDR_UN_LEN: usize = std::mem::size_of::<SockaddrUn>();
 /// st_dev of socket inodes (Linux's sockfs is an anonymous device too).
 const SOCKFS_DEV: u64 = 0x8;
-const FIONREAD: u64 = 0x541b;
 
-const RDNORM: PollMask = PollMask::from_bits_retain(0x40);
-const WRNORM: PollMask = PollMask::from_bits_retain(0x100);
-const WRBAND: PollMask = PollMask::from_bits_retain(0x200);
-const RDHUP: PollMask = PollMask::from_bits_retain(0x2000);
+const RDNORM: PollMask = PollMask::from_bits_retain(POLLRDNORM);
+const WRNORM: PollMask = PollMask::from_bits_retain(POLLWRNORM);
+const WRBAND: PollMask = PollMask::from_bits_retain(POLLWRBAND);
+const RDHUP: PollMask = PollMask::from_bits_retain(POLLRDHUP);
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x4000_0000);
 
@@ -102,7 +102,7 @@ impl Address {
     /// Parses a `sockaddr_un` of exactly the length the app passed. `Ok(None)` is the
     /// bare family (bind's request to autobind).
     pub fn parse(raw: &[u8]) -> SysResult<Option<Address>> {
-        if raw.len() < 2 || raw.len() > SOCKADDR_UN_LEN || u16::from_ne_bytes([raw[0], raw[1]]) != AF_UNIX {
+        if raw.len() < 2 || raw.len() > SOCKADDR_UN_LEN || SaFamily::read_from_prefix(raw) != Some(AF_UNIX) {
             return Err(errno!(EINVAL));
         }
         let path = &raw[2..];
@@ -119,7 +119,7 @@ impl Address {
     /// The `sockaddr_un` bytes getsockname and friends report (its length is the
     /// address length).
     pub fn to_sockaddr(&self) -> Vec<u8> {
-        let mut out = AF_UNIX.to_ne_bytes().to_vec();
+        let mut out = AF_UNIX.as_bytes().to_vec();
         match self {
             Address::Path(p) => {
                 out.extend_from_slice(p);
@@ -136,28 +136,7 @@ impl Address {
 
 /// The name of an unbound socket: just the family.
 pub fn unnamed_sockaddr() -> Vec<u8> {
-    AF_UNIX.to_ne_bytes().to_vec()
-}
-
-/// `struct ucred`: who sent a message or created a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ucred {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl Ucred {
-    /// What SO_PEERCRED reports for a socket without a peer.
-    pub const NONE: Ucred = Ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
-
-    pub fn to_bytes(self) -> [u8; 12] {
-        let mut b = [0u8; 12];
-        b[0..4].copy_from_slice(&self.pid.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.uid.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.gid.to_ne_bytes());
-        b
-    }
+    AF_UNIX.as_bytes().to_vec()
 }
 
 /// The credentials SO_PEERCRED / SO_PEERGROUPS report.
@@ -1064,7 +1043,7 @@ impl FileOps for UnixSocket {
         match req {
             FIONREAD => {
                 let n = self.ep.readable_bytes()?.min(i32::MAX as usize) as i32;
-                arg.buf = n.to_ne_bytes().to_vec();
+                arg.buf = n.as_bytes().to_vec();
                 Ok(0)
             }
             _ => Err(errno!(ENOTTY)),

@@ -2,14 +2,18 @@
 //! send and recv families (with SCM_RIGHTS and SCM_CREDENTIALS), shutdown,
 //! names and SOL_SOCKET options. Only AF_UNIX exists so far (fs/unix.rs).
 
+use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abi::Errno;
+use abi::flags::OpenFlags;
+use abi::net::*;
+use abi::time::{Timespec, Timeval};
+use abi::{AsBytes, Errno, FromBytes};
 
 use crate::auth::capability::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
-use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Ucred, UnixSocket};
+use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, UnixSocket};
 use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::CurrentTask;
@@ -21,84 +25,10 @@ use crate::SysResult;
 
 use super::user_io::{UserBuf, UIO_MAXIOV};
 
-const AF_UNSPEC: u16 = 0;
-const AF_UNIX: i32 = 1;
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const AF_NETLINK: i32 = 16;
-/// AF_MAX: families at or above it do not exist.
-const AF_MAX: i32 = 46;
-
-const SOCK_TYPE_MASK: i32 = 0xf;
-/// SOCK_MAX: socket types at or above it do not exist.
-const SOCK_MAX: i32 = 11;
-const SOCK_NONBLOCK: i32 = 0o4000;
-const SOCK_CLOEXEC: i32 = 0o2000000;
-const O_RDWR: u32 = 2;
-const O_NONBLOCK: u32 = 0o4000;
-
-const MSG_OOB: u32 = 0x1;
-const MSG_PEEK: u32 = 0x2;
-const MSG_CTRUNC: u32 = 0x8;
-const MSG_TRUNC: u32 = 0x20;
-const MSG_DONTWAIT: u32 = 0x40;
-const MSG_WAITALL: u32 = 0x100;
-const MSG_NOSIGNAL: u32 = 0x4000;
-const MSG_WAITFORONE: u32 = 0x10000;
-const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
-
-const SOL_SOCKET: i32 = 1;
-const SCM_RIGHTS: i32 = 1;
-const SCM_CREDENTIALS: i32 = 2;
-
-const SO_DEBUG: i32 = 1;
-const SO_REUSEADDR: i32 = 2;
-const SO_TYPE: i32 = 3;
-const SO_ERROR: i32 = 4;
-const SO_DONTROUTE: i32 = 5;
-const SO_BROADCAST: i32 = 6;
-const SO_SNDBUF: i32 = 7;
-const SO_RCVBUF: i32 = 8;
-const SO_KEEPALIVE: i32 = 9;
-const SO_OOBINLINE: i32 = 10;
-const SO_NO_CHECK: i32 = 11;
-const SO_PRIORITY: i32 = 12;
-const SO_LINGER: i32 = 13;
-const SO_BSDCOMPAT: i32 = 14;
-const SO_REUSEPORT: i32 = 15;
-const SO_PASSCRED: i32 = 16;
-const SO_PEERCRED: i32 = 17;
-const SO_RCVLOWAT: i32 = 18;
-const SO_SNDLOWAT: i32 = 19;
-const SO_RCVTIMEO_OLD: i32 = 20;
-const SO_SNDTIMEO_OLD: i32 = 21;
-const SO_ACCEPTCONN: i32 = 30;
-const SO_SNDBUFFORCE: i32 = 32;
-const SO_RCVBUFFORCE: i32 = 33;
-const SO_PASSSEC: i32 = 34;
-const SO_PROTOCOL: i32 = 38;
-const SO_DOMAIN: i32 = 39;
-const SO_PEERGROUPS: i32 = 59;
-const SO_RCVTIMEO_NEW: i32 = 66;
-const SO_SNDTIMEO_NEW: i32 = 67;
-
 /// The largest control buffer sendmsg accepts (Linux's optmem_max is of this order).
 const MAX_CONTROL: usize = 65536;
-const MSGHDR_LEN: usize = 56;
-const MMSGHDR_LEN: u64 = 64;
-const CMSGHDR_LEN: usize = 16;
-
-fn cmsg_align(n: usize) -> usize {
-    (n + 7) & !7
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_ne_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
-fn i32_at(b: &[u8], off: usize) -> i32 {
-    i32::from_ne_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
+const MMSGHDR_LEN: u64 = size_of::<MMsgHdr>() as u64;
+const CMSGHDR_LEN: usize = size_of::<CmsgHdr>();
 
 /// The open file behind `fd` and its socket endpoint (ENOTSOCK for other files).
 fn socket_file(t: &CurrentTask, fd: i32) -> SysResult<(Arc<OpenFile>, Arc<Endpoint>)> {
@@ -156,7 +86,8 @@ fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysResult<i32> {
 
 /// A new open file description (O_RDWR) for an endpoint.
 fn open_socket(ep: Arc<Endpoint>, nonblock: bool) -> Arc<OpenFile> {
-    OpenFile::new(UnixSocket::new(ep), None, O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
+    let flags = if nonblock { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
+    OpenFile::new(UnixSocket::new(ep), None, flags.bits())
 }
 
 /// Validates socket(2)/socketpair(2) arguments: (type, non-blocking, close-on-exec).
@@ -220,9 +151,7 @@ pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i3
             }
         }
     };
-    let mut out = x.to_ne_bytes().to_vec();
-    out.extend(y.to_ne_bytes());
-    if let Err(e) = t.write_mem(sv, &out) {
+    if let Err(e) = t.write_obj(sv, &[x, y]) {
         let undone = {
             let mut fds = t.tg().fds.lock().unwrap();
             (fds.remove(x), fds.remove(y))
@@ -236,7 +165,7 @@ pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i3
 /// Copies in a socket address of `len` bytes.
 fn read_sockaddr(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
     // `sizeof(struct sockaddr_storage)` bounds every address.
-    if !(0..=128).contains(&(len as i32)) {
+    if !(0..=SOCKADDR_STORAGE_LEN as i32).contains(&(len as i32)) {
         return Err(errno!(EINVAL));
     }
     t.read_vec(ptr, len as usize)
@@ -253,7 +182,7 @@ fn write_sockaddr(t: &CurrentTask, ptr: u64, len_ptr: u64, addr: &[u8]) -> SysRe
     if n > 0 {
         t.write_mem(ptr, &addr[..n])?;
     }
-    t.write_mem(len_ptr, &(addr.len() as u32).to_ne_bytes())
+    t.write_obj(len_ptr, &(addr.len() as u32))
 }
 
 fn sockaddr_of(addr: Option<Address>) -> Vec<u8> {
@@ -338,7 +267,7 @@ pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> 
 pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
     let (f, ep) = socket_file(t, fd)?;
     let raw = read_sockaddr(t, addr, len)?;
-    if ep.kind == SockType::Dgram && raw.len() >= 2 && u16::from_ne_bytes([raw[0], raw[1]]) == AF_UNSPEC {
+    if ep.kind == SockType::Dgram && SaFamily::read_from_prefix(&raw) == Some(AF_UNSPEC as SaFamily) {
         ep.connect_dgram(None)?;
         return Ok(0);
     }
@@ -432,30 +361,26 @@ fn parse_control(t: &CurrentTask, ptr: u64, len: usize) -> SysResult<Control> {
     let buf = t.read_vec(ptr, len)?;
     let mut off = 0;
     while off + CMSGHDR_LEN <= len {
-        let cmsg_len = u64_at(&buf, off);
-        if cmsg_len < CMSGHDR_LEN as u64 || cmsg_len > (len - off) as u64 {
+        let h = CmsgHdr::read_from_prefix(&buf[off..]).expect("the loop leaves room for a header");
+        if h.len < CMSGHDR_LEN as u64 || h.len > (len - off) as u64 {
             return Err(errno!(EINVAL));
         }
-        let cmsg_len = cmsg_len as usize;
-        let (level, kind) = (i32_at(&buf, off + 8), i32_at(&buf, off + 12));
+        let cmsg_len = h.len as usize;
         let data = &buf[off + CMSGHDR_LEN..off + cmsg_len];
-        if level == SOL_SOCKET {
-            match kind {
+        if h.level == SOL_SOCKET {
+            match h.kind {
                 SCM_RIGHTS => {
                     let n = data.len() / 4;
-                    if ctl.rights.len() + n > unix::MAX_RIGHTS {
+                    if ctl.rights.len() + n > SCM_MAX_FD {
                         return Err(errno!(EINVAL));
                     }
                     let fds = t.tg().fds.lock().unwrap();
                     for c in data.chunks_exact(4) {
-                        ctl.rights.push(fds.get(i32_at(c, 0))?);
+                        ctl.rights.push(fds.get(i32::read_from(c).expect("4 bytes"))?);
                     }
                 }
                 SCM_CREDENTIALS => {
-                    if data.len() != 12 {
-                        return Err(errno!(EINVAL));
-                    }
-                    let want = Ucred { pid: i32_at(data, 0), uid: i32_at(data, 4) as u32, gid: i32_at(data, 8) as u32 };
+                    let want = Ucred::read_from(data).ok_or(errno!(EINVAL))?;
                     check_creds(t, want)?;
                     ctl.cred = Some(want);
                 }
@@ -572,10 +497,10 @@ pub fn sys_sendto(
 }
 
 fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flags: u32) -> SysResult<usize> {
-    let hdr = t.read_vec(msg, MSGHDR_LEN)?;
-    let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8) as u32);
-    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
-    let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40));
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let (name, name_len) = (hdr.name, hdr.namelen);
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    let (ctl_ptr, ctl_len) = (hdr.control, hdr.controllen);
     if ctl_len > i32::MAX as u64 {
         return Err(errno!(ENOBUFS));
     }
@@ -596,7 +521,7 @@ pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
         let entry = vec.wrapping_add(i * MMSGHDR_LEN);
         match sendmsg_one(t, &f, &ep, entry, flags) {
             Ok(n) => {
-                t.write_mem(entry.wrapping_add(MSGHDR_LEN as u64), &(n as u32).to_ne_bytes())?;
+                t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
                 done += 1;
             }
             Err(e) if done == 0 => return Err(e),
@@ -693,9 +618,7 @@ fn put_cmsg(out: &mut Vec<u8>, cap: usize, kind: i32, data: &[u8], ctrunc: &mut 
         *ctrunc = true;
     }
     let start = out.len();
-    out.extend((len as u64).to_ne_bytes());
-    out.extend(SOL_SOCKET.to_ne_bytes());
-    out.extend(kind.to_ne_bytes());
+    out.extend_from_slice(CmsgHdr { len: len as u64, level: SOL_SOCKET, kind }.as_bytes());
     out.extend_from_slice(&data[..len - CMSGHDR_LEN]);
     out.resize(start + cmsg_align(full).min(room), 0);
 }
@@ -713,7 +636,7 @@ fn deliver_control(
     let mut out = Vec::new();
     let mut ctrunc = false;
     if let Some(c) = cred {
-        put_cmsg(&mut out, cap, SCM_CREDENTIALS, &c.to_bytes(), &mut ctrunc);
+        put_cmsg(&mut out, cap, SCM_CREDENTIALS, c.as_bytes(), &mut ctrunc);
     }
     let mut installed = Vec::new();
     if !rights.is_empty() {
@@ -732,8 +655,7 @@ fn deliver_control(
             ctrunc = true;
         }
         if !installed.is_empty() {
-            let data: Vec<u8> = installed.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
-            put_cmsg(&mut out, cap, SCM_RIGHTS, &data, &mut ctrunc);
+            put_cmsg(&mut out, cap, SCM_RIGHTS, installed.as_bytes(), &mut ctrunc);
         }
     }
     // Descriptors that did not fit are closed here, with no lock held.
@@ -752,13 +674,13 @@ fn deliver_control(
 }
 
 fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flags: u32) -> SysResult<usize> {
-    let hdr = t.read_vec(msg, MSGHDR_LEN)?;
-    let (name, name_len) = (u64_at(&hdr, 0), i32_at(&hdr, 8));
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let (name, name_len) = (hdr.name, hdr.namelen as i32);
     if name_len < 0 {
         return Err(errno!(EINVAL));
     }
-    let buf = UserBuf::iovec(t, u64_at(&hdr, 16), u64_at(&hdr, 24).min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
-    let (ctl_ptr, ctl_len) = (u64_at(&hdr, 32), u64_at(&hdr, 40).min(MAX_CONTROL as u64) as usize);
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    let (ctl_ptr, ctl_len) = (hdr.control, hdr.controllen.min(MAX_CONTROL as u64) as usize);
     let (n, r) = recv_common(t, f, ep, &buf, flags)?;
     let mut out_flags = flags & MSG_CMSG_CLOEXEC;
     if r.truncated {
@@ -774,10 +696,10 @@ fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
         if n > 0 {
             t.write_mem(name, &from[..n])?;
         }
-        t.write_mem(msg.wrapping_add(8), &(from.len() as u32).to_ne_bytes())?;
+        t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, namelen) as u64), &(from.len() as u32))?;
     }
-    t.write_mem(msg.wrapping_add(40), &(used as u64).to_ne_bytes())?;
-    t.write_mem(msg.wrapping_add(48), &out_flags.to_ne_bytes())?;
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, controllen) as u64), &(used as u64))?;
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, flags) as u64), &out_flags)?;
     Ok(n)
 }
 
@@ -792,12 +714,8 @@ pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
     let deadline = if timeout == 0 {
         None
     } else {
-        let b = t.read_vec(timeout, 16)?;
-        let (sec, nsec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(errno!(EINVAL));
-        }
-        Instant::now().checked_add(Duration::new(sec as u64, nsec as u32))
+        let ts: Timespec = t.read_obj(timeout)?;
+        Instant::now().checked_add(ts.duration().ok_or(errno!(EINVAL))?)
     };
     let mut done = 0u64;
     for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
@@ -805,7 +723,7 @@ pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
         let fl = if done > 0 && flags & MSG_WAITFORONE != 0 { flags | MSG_DONTWAIT } else { flags };
         match recvmsg_one(t, &f, &ep, entry, fl & !MSG_WAITFORONE) {
             Ok(n) => {
-                t.write_mem(entry.wrapping_add(MSGHDR_LEN as u64), &(n as u32).to_ne_bytes())?;
+                t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
                 done += 1;
             }
             Err(e) if done == 0 => return Err(e),
@@ -830,9 +748,7 @@ fn stored_option_default(name: i32) -> Option<i32> {
 
 fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
     let d = d.unwrap_or_default();
-    let mut b = (d.as_secs() as i64).to_ne_bytes().to_vec();
-    b.extend((d.subsec_micros() as i64).to_ne_bytes());
-    b
+    Timeval { sec: d.as_secs() as i64, usec: i64::from(d.subsec_micros()) }.as_bytes().to_vec()
 }
 
 pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len_ptr: u64) -> SysResult<u64> {
@@ -845,7 +761,7 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         return Err(errno!(EINVAL));
     }
     let o = ep.options();
-    let int = |v: i32| v.to_ne_bytes().to_vec();
+    let int = |v: i32| v.as_bytes().to_vec();
     let bytes = match name {
         SO_TYPE => int(ep.kind.raw()),
         SO_ERROR => int(ep.take_error().map_or(0, |e| e.0)),
@@ -856,21 +772,17 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         SO_RCVBUF => int(o.rcvbuf as i32),
         SO_PASSCRED => int(o.passcred as i32),
         SO_SNDLOWAT => int(1),
-        SO_PEERCRED => ep.peer_cred().map_or(Ucred::NONE, |p| p.ucred).to_bytes().to_vec(),
+        SO_PEERCRED => ep.peer_cred().map_or(Ucred::NONE, |p| p.ucred).as_bytes().to_vec(),
         SO_PEERGROUPS => {
             let groups = ep.peer_cred().ok_or(errno!(ENODATA))?.groups;
             let want = groups.len() * 4;
             if (len as usize) < want {
-                t.write_mem(len_ptr, &(want as u32).to_ne_bytes())?;
+                t.write_obj(len_ptr, &(want as u32))?;
                 return Err(errno!(ERANGE));
             }
-            groups.iter().flat_map(|g| g.to_ne_bytes()).collect()
+            groups.as_bytes().to_vec()
         }
-        SO_LINGER => {
-            let mut b = int(o.linger.0);
-            b.extend(o.linger.1.to_ne_bytes());
-            b
-        }
+        SO_LINGER => Linger { onoff: o.linger.0, linger: o.linger.1 }.as_bytes().to_vec(),
         SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => timeval_bytes(o.rcvtimeo),
         SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(o.sndtimeo),
         n => match stored_option_default(n) {
@@ -882,17 +794,16 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
     if n > 0 {
         t.write_mem(val, &bytes[..n])?;
     }
-    t.write_mem(len_ptr, &(n as u32).to_ne_bytes())?;
+    t.write_obj(len_ptr, &(n as u32))?;
     Ok(0)
 }
 
 /// A timeval socket timeout: zero means none; a negative one returns at once.
 fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Duration>> {
-    if len < 16 {
+    if len < size_of::<Timeval>() {
         return Err(errno!(EINVAL));
     }
-    let b = t.read_vec(val, 16)?;
-    let (sec, usec) = (u64_at(&b, 0) as i64, u64_at(&b, 8) as i64);
+    let Timeval { sec, usec } = t.read_obj(val)?;
     if !(0..1_000_000).contains(&usec) {
         return Err(errno!(EDOM));
     }
@@ -935,12 +846,11 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
             ep.update_options(|o| o.passcred = v != 0);
         }
         SO_LINGER => {
-            if len < 8 {
+            if len < size_of::<Linger>() {
                 return Err(errno!(EINVAL));
             }
-            let b = t.read_vec(val, 8)?;
-            let (on, secs) = (i32_at(&b, 0), i32_at(&b, 4));
-            ep.update_options(|o| o.linger = ((on != 0) as i32, secs.max(0)));
+            let l: Linger = t.read_obj(val)?;
+            ep.update_options(|o| o.linger = ((l.onoff != 0) as i32, l.linger.max(0)));
         }
         SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => {
             let d = read_timeout(t, val, len)?;
