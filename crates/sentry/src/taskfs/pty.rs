@@ -6,6 +6,13 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
+use abi::tty::{
+    Termios, Winsize, ECHO, FIONREAD, ICANON, ICRNL, ISIG, IXON, ONLCR, OPOST, TCGETS, TCSETS, TCSETSF, TCSETSW,
+    TIOCGPGRP, TIOCGPTN, TIOCGSID, TIOCGWINSZ, TIOCNOTTY, TIOCSCTTY, TIOCSPGRP, TIOCSPTLCK, TIOCSWINSZ, VEOF, VERASE,
+    VINTR, VKILL, VQUIT, VSUSP,
+};
+use abi::{AsBytes, FromBytes};
+
 use crate::auth::current;
 use crate::fs::dev::makedev;
 use crate::kernel::deliver::send_to_group;
@@ -19,51 +26,26 @@ use crate::vfs::{
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
-const TCGETS: u64 = 0x5401;
-const TCSETS: u64 = 0x5402;
-const TCSETSW: u64 = 0x5403;
-const TCSETSF: u64 = 0x5404;
-const TIOCSCTTY: u64 = 0x540e;
-const TIOCGPGRP: u64 = 0x540f;
-const TIOCSPGRP: u64 = 0x5410;
-const TIOCGWINSZ: u64 = 0x5413;
-const TIOCSWINSZ: u64 = 0x5414;
-const FIONREAD: u64 = 0x541b;
-const TIOCNOTTY: u64 = 0x5422;
-const TIOCGSID: u64 = 0x5429;
-const TIOCGPTN: u64 = 0x8004_5430;
-const TIOCSPTLCK: u64 = 0x4004_5431;
-
-const ICRNL: u32 = 0x100;
-const OPOST: u32 = 0x1;
-const ONLCR: u32 = 0x4;
-const ISIG: u32 = 0x1;
-const ICANON: u32 = 0x2;
-const ECHO: u32 = 0x8;
-const VINTR: usize = 0;
-const VQUIT: usize = 1;
-const VERASE: usize = 2;
-const VKILL: usize = 3;
-const VEOF: usize = 4;
-const VSUSP: usize = 10;
 const CAPACITY: usize = 65536;
 
-/// Linux's default termios for a new terminal (kernel struct termios, 36 bytes).
-fn default_termios() -> [u8; 36] {
-    let mut t = [0u8; 36];
-    t[0..4].copy_from_slice(&0x500u32.to_ne_bytes()); // ICRNL | IXON
-    t[4..8].copy_from_slice(&0x5u32.to_ne_bytes()); // OPOST | ONLCR
-    t[8..12].copy_from_slice(&0xbfu32.to_ne_bytes()); // B38400 | CS8 | CREAD | HUPCL
-    t[12..16].copy_from_slice(&0x8a3bu32.to_ne_bytes()); // ISIG ICANON ECHO ECHOE ECHOK ECHOCTL ECHOKE IEXTEN
-    let cc = [3u8, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0xf, 0x17, 0x16, 0];
-    t[17..17 + cc.len()].copy_from_slice(&cc);
-    t
+/// Linux's default termios for a new terminal.
+fn default_termios() -> Termios {
+    let mut cc = [0u8; 19];
+    cc[..17].copy_from_slice(&[3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0xf, 0x17, 0x16, 0]);
+    Termios {
+        iflag: ICRNL | IXON,
+        oflag: OPOST | ONLCR,
+        cflag: 0xbf,   // B38400 | CS8 | CREAD | HUPCL
+        lflag: 0x8a3b, // ISIG ICANON ECHO ECHOE ECHOK ECHOCTL ECHOKE IEXTEN
+        line: 0,
+        cc,
+    }
 }
 
 #[derive(Debug)]
 struct State {
-    termios: [u8; 36],
-    winsize: [u8; 8],
+    termios: Termios,
+    winsize: Winsize,
     /// Bytes the slave may read (completed lines in canonical mode).
     input: VecDeque<u8>,
     /// The line being edited in canonical mode.
@@ -79,11 +61,8 @@ struct State {
 }
 
 impl State {
-    fn flag(&self, at: usize) -> u32 {
-        u32::from_ne_bytes(self.termios[at..at + 4].try_into().expect("4 bytes"))
-    }
     fn cc(&self, i: usize) -> u8 {
-        self.termios[17 + i]
+        self.termios.cc[i]
     }
 }
 
@@ -113,7 +92,7 @@ impl Pty {
     /// Input from the master side through the line discipline.
     fn input(&self, data: &[u8]) -> usize {
         let mut s = self.state.lock().unwrap();
-        let (iflag, lflag) = (s.flag(0), s.flag(12));
+        let (iflag, lflag) = (s.termios.iflag, s.termios.lflag);
         let mut signals = Vec::new();
         let mut taken = 0;
         for &b0 in data {
@@ -184,22 +163,23 @@ impl Pty {
     fn ioctl(&self, master: bool, req: u64, arg: &mut IoctlArg) -> SysResult<u64> {
         let mut s = self.state.lock().unwrap();
         match req {
-            TCGETS => arg.buf = s.termios.to_vec(),
+            TCGETS => arg.buf = s.termios.as_bytes().to_vec(),
             TCSETS | TCSETSW | TCSETSF => {
-                s.termios.copy_from_slice(&arg.buf[..36]);
+                s.termios = Termios::read_from_prefix(&arg.buf).expect("ioctl copies in a whole termios");
                 if req == TCSETSF {
                     s.input.clear();
                 }
                 // Leaving canonical mode makes the partial line readable.
-                if s.flag(12) & ICANON == 0 {
+                if s.termios.lflag & ICANON == 0 {
                     let line = std::mem::take(&mut s.line);
                     s.input.extend(line);
                 }
             }
-            TIOCGWINSZ => arg.buf = s.winsize.to_vec(),
+            TIOCGWINSZ => arg.buf = s.winsize.as_bytes().to_vec(),
             TIOCSWINSZ => {
-                let changed = s.winsize[..] != arg.buf[..8];
-                s.winsize.copy_from_slice(&arg.buf[..8]);
+                let new = Winsize::read_from_prefix(&arg.buf).expect("ioctl copies in a whole winsize");
+                let changed = s.winsize != new;
+                s.winsize = new;
                 let pgrp = s.fg_pgrp;
                 drop(s);
                 if changed {
@@ -207,13 +187,13 @@ impl Pty {
                 }
                 return Ok(0);
             }
-            TIOCGPGRP => arg.buf = s.fg_pgrp.to_ne_bytes().to_vec(),
-            TIOCSPGRP => s.fg_pgrp = i32::from_ne_bytes(arg.buf[..4].try_into().expect("4 bytes")),
+            TIOCGPGRP => arg.buf = s.fg_pgrp.as_bytes().to_vec(),
+            TIOCSPGRP => s.fg_pgrp = i32::read_from_prefix(&arg.buf).expect("ioctl copies in 4 bytes"),
             TIOCGSID => {
                 if s.session == 0 {
                     return Err(errno!(ENOTTY));
                 }
-                arg.buf = s.session.to_ne_bytes().to_vec();
+                arg.buf = s.session.as_bytes().to_vec();
             }
             TIOCSCTTY if !master => {
                 // The caller's session takes this terminal; its group is the foreground one.
@@ -233,10 +213,12 @@ impl Pty {
             TIOCNOTTY => {}
             FIONREAD => {
                 let n = if master { s.output.len() } else { s.input.len() } as u32;
-                arg.buf = n.to_ne_bytes().to_vec();
+                arg.buf = n.as_bytes().to_vec();
             }
-            TIOCGPTN if master => arg.buf = self.index.to_ne_bytes().to_vec(),
-            TIOCSPTLCK if master => s.locked = u32::from_ne_bytes(arg.buf[..4].try_into().expect("4 bytes")) != 0,
+            TIOCGPTN if master => arg.buf = self.index.as_bytes().to_vec(),
+            TIOCSPTLCK if master => {
+                s.locked = u32::read_from_prefix(&arg.buf).expect("ioctl copies in 4 bytes") != 0;
+            }
             _ => return Err(errno!(ENOTTY)),
         }
         Ok(0)
@@ -244,7 +226,7 @@ impl Pty {
 }
 
 fn echo(s: &mut State, b: u8) {
-    let onlcr = s.flag(4) & (OPOST | ONLCR) == OPOST | ONLCR;
+    let onlcr = s.termios.oflag & (OPOST | ONLCR) == OPOST | ONLCR;
     if b == b'\n' && onlcr {
         s.output.extend(b"\r\n");
     } else if b < 0x20 && b != b'\n' && b != b'\t' {
@@ -275,7 +257,7 @@ impl PtyRegistry {
             index,
             state: Mutex::new(State {
                 termios: default_termios(),
-                winsize: [0; 8],
+                winsize: Winsize::default(),
                 input: VecDeque::new(),
                 line: Vec::new(),
                 output: VecDeque::new(),
@@ -503,7 +485,7 @@ impl FileOps for Slave {
             return if s.master_open { Err(errno!(EAGAIN)) } else { Ok(0) };
         }
         // A canonical read ends with its line.
-        let line = match s.flag(12) & ICANON != 0 {
+        let line = match s.termios.lflag & ICANON != 0 {
             true => s.input.iter().take(dst.space()).position(|&b| b == b'\n').map_or(usize::MAX, |i| i + 1),
             false => usize::MAX,
         };
@@ -521,7 +503,7 @@ impl FileOps for Slave {
         if s.output.len() >= CAPACITY {
             return Err(errno!(EAGAIN));
         }
-        let onlcr = s.flag(4) & (OPOST | ONLCR) == OPOST | ONLCR;
+        let onlcr = s.termios.oflag & (OPOST | ONLCR) == OPOST | ONLCR;
         let room = CAPACITY - s.output.len();
         // Output processing looks at each byte: at most the room's worth come in.
         let data = src.gather(0, src.size().min(room))?;
