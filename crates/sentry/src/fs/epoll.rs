@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
+pub use abi::io::{EPOLLET, EPOLLONESHOT};
+use abi::io::{EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD};
+
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
-
-pub const EPOLLET: u32 = 1 << 31;
-pub const EPOLLONESHOT: u32 = 1 << 30;
 
 #[derive(Debug)]
 struct Interest {
@@ -43,8 +43,8 @@ impl Epoll {
         let pos =
             l.iter().position(|i| i.fd == fd && i.file.upgrade().is_some_and(|f| Self::key(&f) == Self::key(file)));
         match (op, pos) {
-            (1, Some(_)) => Err(errno!(EEXIST)),
-            (1, None) => {
+            (EPOLL_CTL_ADD, Some(_)) => Err(errno!(EEXIST)),
+            (EPOLL_CTL_ADD, None) => {
                 l.push(Interest {
                     fd,
                     file: Arc::downgrade(file),
@@ -56,11 +56,11 @@ impl Epoll {
                 });
                 Ok(())
             }
-            (2, Some(p)) => {
+            (EPOLL_CTL_DEL, Some(p)) => {
                 l.remove(p);
                 Ok(())
             }
-            (3, Some(p)) => {
+            (EPOLL_CTL_MOD, Some(p)) => {
                 let i = &mut l[p];
                 i.events = events;
                 i.data = data;

@@ -3,12 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
+pub use abi::io::EFD_SEMAPHORE;
+use abi::AsBytes;
+
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
-
-pub const EFD_SEMAPHORE: u32 = 1;
 
 #[derive(Debug)]
 pub struct EventFd {
@@ -49,16 +50,15 @@ impl FileOps for EventFd {
         *c -= v;
         drop(c);
         self.wq.notify_all();
-        full(dst.copy_out(0, &v.to_ne_bytes())?)
+        full(dst.copy_out(0, v.as_bytes())?)
     }
 
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         if src.size() < 8 {
             return Err(errno!(EINVAL));
         }
-        let mut raw = [0u8; 8];
-        full(src.copy_in(0, &mut raw)?)?;
-        let v = u64::from_ne_bytes(raw);
+        let mut v = 0u64;
+        full(src.copy_in(0, v.as_bytes_mut())?)?;
         if v == u64::MAX {
             return Err(errno!(EINVAL));
         }

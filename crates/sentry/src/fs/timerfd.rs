@@ -4,6 +4,8 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use abi::AsBytes;
+
 use crate::mm::IoDst;
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -88,7 +90,7 @@ impl FileOps for TimerFd {
         }
         let count = std::mem::take(&mut s.expirations);
         drop(s);
-        match dst.copy_out(0, &count.to_ne_bytes())? {
+        match dst.copy_out(0, count.as_bytes())? {
             8 => Ok(8),
             _ => Err(errno!(EFAULT)),
         }

@@ -4,7 +4,8 @@
 //! Sizes are the app's: every list is capped as Linux caps it (UIO_MAXIOV
 //! vectors, MAX_RW_COUNT bytes in all) before anything is allocated.
 
-use abi::Errno;
+use abi::io::IoVec;
+use abi::{AsBytes, Errno};
 
 use crate::kernel::CurrentTask;
 use crate::mm::AppIo;
@@ -49,14 +50,11 @@ impl UserBuf {
         if count > UIO_MAXIOV {
             return Err(too_many.into());
         }
-        let raw = if count == 0 { Vec::new() } else { t.read_vec(ptr, count * 16)? };
-        let vectors: Vec<(u64, u64)> = raw
-            .chunks(16)
-            .map(|c| {
-                let field = |i: usize| u64::from_ne_bytes(c[i..i + 8].try_into().expect("8 bytes"));
-                (field(0), field(8))
-            })
-            .collect();
+        let mut iovs = vec![IoVec::default(); count];
+        if count > 0 {
+            t.read_mem(ptr, iovs.as_bytes_mut())?;
+        }
+        let vectors: Vec<(u64, u64)> = iovs.iter().map(|v| (v.base, v.len)).collect();
         if vectors.iter().any(|&(_, seg)| (seg as i64) < 0) {
             return Err(errno!(EINVAL));
         }

@@ -5,6 +5,13 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
+use abi::io::{InotifyEvent, IN_ALL_EVENTS, IN_Q_OVERFLOW};
+pub use abi::io::{
+    IN_ATTRIB, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DONT_FOLLOW, IN_ISDIR, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO,
+    IN_ONLYDIR,
+};
+use abi::AsBytes;
+
 use crate::auth::Creds;
 use crate::mm::IoDst;
 use crate::vfs::permission::{self, MAY_READ};
@@ -12,20 +19,6 @@ use crate::vfs::{Dentry, FileOps, FileType, InodeRef, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
-pub const IN_MODIFY: u32 = 0x2;
-pub const IN_ATTRIB: u32 = 0x4;
-pub const IN_CLOSE_WRITE: u32 = 0x8;
-pub const IN_MOVED_FROM: u32 = 0x40;
-pub const IN_MOVED_TO: u32 = 0x80;
-pub const IN_CREATE: u32 = 0x100;
-pub const IN_DELETE: u32 = 0x200;
-pub const IN_ISDIR: u32 = 0x4000_0000;
-const IN_Q_OVERFLOW: u32 = 0x4000;
-/// inotify_add_watch: fail with ENOTDIR unless the path names a directory.
-pub const IN_ONLYDIR: u32 = 0x0100_0000;
-/// inotify_add_watch: watch a final symlink itself, not what it points to.
-pub const IN_DONT_FOLLOW: u32 = 0x0200_0000;
-const IN_ALL_EVENTS: u32 = 0xfff;
 const MAX_QUEUED: usize = 16384;
 
 /// A file's identity for watching.
@@ -103,16 +96,19 @@ impl Inotify {
         else {
             return;
         };
+        const HEADER: usize = std::mem::size_of::<InotifyEvent>();
         let len = if name.is_empty() { 0 } else { (name.len() + 1).div_ceil(16) * 16 };
-        let mut ev = Vec::with_capacity(16 + len);
+        let mut ev = Vec::with_capacity(HEADER + len);
         let overflow = s.events.len() >= MAX_QUEUED;
-        ev.extend((if overflow { -1 } else { wd }).to_ne_bytes());
-        ev.extend((if overflow { IN_Q_OVERFLOW } else { mask }).to_ne_bytes());
-        ev.extend(cookie.to_ne_bytes());
-        ev.extend((if overflow { 0 } else { len as u32 }).to_ne_bytes());
+        let header = if overflow {
+            InotifyEvent { wd: -1, mask: IN_Q_OVERFLOW, cookie, len: 0 }
+        } else {
+            InotifyEvent { wd, mask, cookie, len: len as u32 }
+        };
+        ev.extend_from_slice(header.as_bytes());
         if !overflow {
             ev.extend_from_slice(name);
-            ev.resize(16 + len, 0);
+            ev.resize(HEADER + len, 0);
         }
         // Linux merges an event identical to the last one still unread.
         if s.events.back() != Some(&ev) && !(overflow && s.events.len() > MAX_QUEUED) {

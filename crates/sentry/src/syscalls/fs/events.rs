@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use abi::time::{ITimerSpec, Timespec};
+
 use super::open::install;
 use super::path::{caller, file, lookup_as, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::kernel::CurrentTask;
@@ -51,30 +53,16 @@ pub(super) fn timerfd_of(f: &Arc<OpenFile>) -> SysResult<Arc<crate::fs::timerfd:
     raw.downcast::<crate::fs::timerfd::TimerFd>().map_err(|_| errno!(EINVAL))
 }
 
-pub(super) fn itimerspec(value: Duration, interval: Duration) -> Vec<u8> {
-    let mut b = Vec::with_capacity(32);
-    for d in [interval, value] {
-        b.extend((d.as_secs() as i64).to_ne_bytes());
-        b.extend((d.subsec_nanos() as i64).to_ne_bytes());
-    }
-    b
-}
-
-pub(super) fn read_timespec_at(b: &[u8]) -> SysResult<Duration> {
-    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
-    let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(errno!(EINVAL));
-    }
-    Ok(Duration::new(sec as u64, nsec as u32))
+fn itimerspec(value: Duration, interval: Duration) -> ITimerSpec {
+    ITimerSpec { interval: Timespec::from_duration(interval), value: Timespec::from_duration(value) }
 }
 
 pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, old: u64) -> SysResult<u64> {
     const TFD_TIMER_ABSTIME: u32 = 1;
     let tfd = timerfd_of(&file(t, fd)?)?;
-    let b = t.read_vec(new, 32)?;
-    let interval = read_timespec_at(&b[0..16])?;
-    let value = read_timespec_at(&b[16..32])?;
+    let new: ITimerSpec = t.read_obj(new)?;
+    let interval = new.interval.duration().ok_or(errno!(EINVAL))?;
+    let value = new.value.duration().ok_or(errno!(EINVAL))?;
     let deadline = if value.is_zero() {
         None
     } else if flags & TFD_TIMER_ABSTIME != 0 {
@@ -85,7 +73,7 @@ pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, o
     };
     let (ov, oi) = tfd.set(deadline, interval);
     if old != 0 {
-        t.write_mem(old, &itimerspec(ov, oi))?;
+        t.write_obj(old, &itimerspec(ov, oi))?;
     }
     Ok(0)
 }
@@ -93,7 +81,7 @@ pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, o
 pub fn sys_timerfd_gettime(t: &mut CurrentTask, fd: i32, cur: u64) -> SysResult<u64> {
     let tfd = timerfd_of(&file(t, fd)?)?;
     let (v, i) = tfd.get();
-    t.write_mem(cur, &itimerspec(v, i))?;
+    t.write_obj(cur, &itimerspec(v, i))?;
     Ok(0)
 }
 

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abi::Errno;
+use abi::io::{EpollEvent, PollFd, EPOLL_CTL_ADD, EPOLL_CTL_DEL};
+use abi::time::{Timespec, Timeval};
+use abi::{AsBytes, Errno};
 
 use super::open::install;
 use super::path::file;
@@ -74,13 +76,8 @@ pub(super) fn ts_deadline(t: &CurrentTask, ts: u64) -> SysResult<Option<Instant>
     if ts == 0 {
         return Ok(None);
     }
-    let b = t.read_vec(ts, 16)?;
-    let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
-    let nsec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(errno!(EINVAL));
-    }
-    Ok(Instant::now().checked_add(Duration::new(sec as u64, nsec as u32)))
+    let ts: Timespec = t.read_obj(ts)?;
+    Ok(Instant::now().checked_add(ts.duration().ok_or(errno!(EINVAL))?))
 }
 
 /// Installs a temporary signal mask for ppoll/pselect6; delivery restores the old one.
@@ -102,19 +99,14 @@ pub(super) fn poll_common(t: &mut CurrentTask, fds_ptr: u64, nfds: usize, deadli
     if nfds > t.tg().fds.lock().unwrap().limit as usize {
         return Err(errno!(EINVAL));
     }
-    let raw = t.read_vec(fds_ptr, nfds * 8)?;
-    let fds: Vec<(i32, i16)> = raw
-        .chunks(8)
-        .map(|c| {
-            (i32::from_ne_bytes(c[0..4].try_into().expect("4")), i16::from_ne_bytes(c[4..6].try_into().expect("2")))
-        })
-        .collect();
+    let mut pfds = vec![PollFd::default(); nfds];
+    t.read_mem(fds_ptr, pfds.as_bytes_mut())?;
+    let fds: Vec<(i32, i16)> = pfds.iter().map(|p| (p.fd, p.events)).collect();
     let rev = poll_files(t, &fds, deadline)?;
-    let mut out = raw;
-    for (i, c) in out.chunks_mut(8).enumerate() {
-        c[6..8].copy_from_slice(&rev[i].to_ne_bytes());
+    for (p, &r) in pfds.iter_mut().zip(&rev) {
+        p.revents = r;
     }
-    t.write_mem(fds_ptr, &out)?;
+    t.write_obj(fds_ptr, &pfds[..])?;
     Ok(rev.iter().filter(|&&r| r != 0).count() as u64)
 }
 
@@ -202,13 +194,8 @@ pub fn sys_select(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, tv: u6
     let deadline = if tv == 0 {
         None
     } else {
-        let b = t.read_vec(tv, 16)?;
-        let sec = i64::from_ne_bytes(b[0..8].try_into().expect("8"));
-        let usec = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-        if sec < 0 || !(0..1_000_000).contains(&usec) {
-            return Err(errno!(EINVAL));
-        }
-        Instant::now().checked_add(Duration::new(sec as u64, usec as u32 * 1000))
+        let tv: Timeval = t.read_obj(tv)?;
+        Instant::now().checked_add(tv.duration().ok_or(errno!(EINVAL))?)
     };
     select_common(t, nfds, [r, w, e], deadline)
 }
@@ -216,8 +203,9 @@ pub fn sys_select(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, tv: u6
 pub fn sys_pselect6(t: &mut CurrentTask, nfds: i32, r: u64, w: u64, e: u64, ts: u64, sig: u64) -> SysResult<u64> {
     let deadline = ts_deadline(t, ts)?;
     let (set, size) = if sig != 0 {
-        let b = t.read_vec(sig, 16)?;
-        (u64::from_ne_bytes(b[0..8].try_into().expect("8")), u64::from_ne_bytes(b[8..16].try_into().expect("8")))
+        // pselect6's sixth argument: { const sigset_t *ss; size_t ss_len }.
+        let [set, size]: [u64; 2] = t.read_obj(sig)?;
+        (set, size)
     } else {
         (0, 0)
     };
@@ -249,14 +237,14 @@ pub fn sys_epoll_ctl(t: &mut CurrentTask, epfd: i32, op: u32, fd: i32, ev: u64) 
         // Regular files and directories are always ready; Linux refuses them.
         return Err(errno!(EPERM));
     }
-    if op == 1 && epoll_of(&target).is_ok() {
+    if op == EPOLL_CTL_ADD && epoll_of(&target).is_ok() {
         check_epoll_nesting(&ep, &target)?;
     }
-    let (events, data) = if op == 2 {
+    let (events, data) = if op == EPOLL_CTL_DEL {
         (0, 0)
     } else {
-        let b = t.read_vec(ev, 12)?;
-        (u32::from_ne_bytes(b[0..4].try_into().expect("4")), u64::from_ne_bytes(b[4..12].try_into().expect("8")))
+        let e: EpollEvent = t.read_obj(ev)?;
+        (e.events, e.data)
     };
     epoll_of(&ep)?.ctl(op, fd, &target, events, data)?;
     Ok(0)
@@ -315,11 +303,7 @@ pub fn sys_epoll_pwait(t: &mut CurrentTask, epfd: i32, evs: u64, max: i32, timeo
             r => break r,
         }
     }?;
-    let mut out = Vec::with_capacity(r.len() * 12);
-    for (e, d) in &r {
-        out.extend(e.to_ne_bytes());
-        out.extend(d.to_ne_bytes());
-    }
-    t.write_mem(evs, &out)?;
+    let out: Vec<EpollEvent> = r.iter().map(|&(events, data)| EpollEvent { events, data }).collect();
+    t.write_obj(evs, &out[..])?;
     Ok(r.len() as u64)
 }
