@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use abi::Errno;
+use abi::{AsBytes, Errno};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
@@ -397,8 +397,7 @@ fn build_stack(
         sp -= 8;
     }
     sp -= (words.len() * 8) as u64;
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    mm.write(sp, &bytes)?;
+    mm.write(sp, words.as_bytes())?;
     mm.arg_range = (arg_start, arg_end);
     mm.env_range = (env_start, env_end);
     mm.auxv = auxv;

@@ -17,6 +17,7 @@ pub mod io;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use abi::AsBytes;
 use host::memfile::PAGE;
 
 pub use alloc::{Backing, RangeAllocator};
@@ -734,9 +735,9 @@ impl MemoryManager {
     }
 
     pub fn read_u64(&self, addr: u64) -> SysResult<u64> {
-        let mut b = [0u8; 8];
-        self.read(addr, &mut b)?;
-        Ok(u64::from_ne_bytes(b))
+        let mut v = 0u64;
+        self.read(addr, v.as_bytes_mut())?;
+        Ok(v)
     }
 
     /// MADV_DONTNEED: the private pages of `[addr, addr+len)` go back to the

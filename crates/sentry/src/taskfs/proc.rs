@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+use abi::AsBytes;
 use host::memfile::PAGE;
 
 use crate::auth::capability::CAP_LAST_CAP;
@@ -881,7 +882,8 @@ fn auxv_file(v: &View) -> SysResult<Vec<u8>> {
     if !matches!(auxv.last(), Some((0, _))) {
         auxv.push((0, 0));
     }
-    Ok(auxv.iter().flat_map(|&(key, val)| key.to_ne_bytes().into_iter().chain(val.to_ne_bytes())).collect())
+    let words: Vec<u64> = auxv.iter().flat_map(|&(key, val)| [key, val]).collect();
+    Ok(words.as_bytes().to_vec())
 }
 
 fn maps_file(v: &View) -> SysResult<Vec<u8>> {
