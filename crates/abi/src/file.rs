@@ -100,3 +100,46 @@ pub struct Statfs {
     pub spare: [i64; 4],
 }
 const _: () = assert!(size_of::<Statfs>() == 120);
+
+/// C `struct flock` (fcntl's F_GETLK/F_SETLK/F_SETLKW).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct Flock {
+    /// F_RDLCK, F_WRLCK or F_UNLCK.
+    pub kind: i16,
+    /// SEEK_SET, SEEK_CUR or SEEK_END: what `start` counts from.
+    pub whence: i16,
+    pub pad0: u32,
+    pub start: i64,
+    /// 0: to the end of the file, however far it grows.
+    pub len: i64,
+    pub pid: i32,
+    pub pad1: u32,
+}
+const _: () = assert!(size_of::<Flock>() == 32);
+
+/// C `struct open_how` (openat2), in its first, 24-byte version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C)]
+pub struct OpenHow {
+    pub flags: u64,
+    pub mode: u64,
+    /// RESOLVE_* restrictions on the path walk.
+    pub resolve: u64,
+}
+const _: () = assert!(size_of::<OpenHow>() == 24);
+
+/// The fixed head of C `struct linux_dirent64`; the NUL-terminated name
+/// follows, and the record is padded to 8 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromZeroes, FromBytes, AsBytes)]
+#[repr(C, packed)]
+pub struct Dirent64 {
+    pub ino: u64,
+    /// The offset of the next record, as getdents64 reports it.
+    pub off: i64,
+    /// This record's length, name and padding included.
+    pub reclen: u16,
+    /// DT_* file type.
+    pub kind: u8,
+}
+const _: () = assert!(size_of::<Dirent64>() == 19);

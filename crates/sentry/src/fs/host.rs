@@ -68,7 +68,7 @@ impl FileOps for HostFile {
         match req {
             // The app's process groups live in the Sentry; the host's mean nothing to it.
             TIOCGPGRP => {
-                arg.buf = crate::auth::current().0.to_ne_bytes().to_vec();
+                arg.buf = abi::AsBytes::as_bytes(&crate::auth::current().0).to_vec();
                 arg.write_back = true;
                 Ok(0)
             }

@@ -89,9 +89,8 @@ pub fn sys_utimensat(t: &mut CurrentTask, dirfd: i32, path: u64, times: u64, fla
     let times = if times == 0 {
         None
     } else {
-        let b = t.read_vec(times, 32)?;
-        let word = |i: usize| i64::from_ne_bytes(b[i..i + 8].try_into().expect("8"));
-        Some([(word(0), word(8)), (word(16), word(24))])
+        let [at, mt]: [abi::time::Timespec; 2] = t.read_obj(times)?;
+        Some([(at.sec, at.nsec), (mt.sec, mt.nsec)])
     };
     set_times(t, dirfd, path, flags, times)
 }

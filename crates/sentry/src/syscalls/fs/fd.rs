@@ -9,16 +9,14 @@ use crate::kernel::CurrentTask;
 use crate::vfs::open::{O_APPEND, O_CLOEXEC, O_NONBLOCK};
 use crate::vfs::{IoctlArg, OpenFile};
 use crate::SysResult;
+use abi::file::Flock;
 
 pub(super) fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult<u64> {
     use crate::vfs::lock::{RecordLock, F_RDLCK, F_UNLCK, F_WRLCK};
     const F_GETLK: u32 = 5;
     const F_SETLKW: u32 = 7;
-    let b = t.read_vec(arg, 32)?;
-    let kind = i16::from_ne_bytes([b[0], b[1]]);
-    let whence = i16::from_ne_bytes([b[2], b[3]]);
-    let start = i64::from_ne_bytes(b[8..16].try_into().expect("8"));
-    let len = i64::from_ne_bytes(b[16..24].try_into().expect("8"));
+    let given: Flock = t.read_obj(arg)?;
+    let (kind, whence, start, len) = (given.kind, given.whence, given.start, given.len);
     if ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&kind) {
         return Err(errno!(EINVAL));
     }
@@ -44,19 +42,18 @@ pub(super) fn sys_record_lock(t: &mut CurrentTask, f: &Arc<OpenFile>, cmd: u32, 
     let want = RecordLock { owner: t.pid() as i64, start: s as u64, end, kind };
     let key = (st.dev, st.ino);
     if cmd == F_GETLK {
-        let mut out = b.clone();
-        match t.k.locks.conflict(key, &want) {
-            None => out[0..2].copy_from_slice(&F_UNLCK.to_ne_bytes()),
-            Some(l) => {
-                out[0..2].copy_from_slice(&l.kind.to_ne_bytes());
-                out[2..4].copy_from_slice(&0i16.to_ne_bytes());
-                out[8..16].copy_from_slice(&(l.start as i64).to_ne_bytes());
-                let l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
-                out[16..24].copy_from_slice(&l_len.to_ne_bytes());
-                out[24..28].copy_from_slice(&(l.owner as i32).to_ne_bytes());
-            }
-        }
-        t.write_mem(arg, &out)?;
+        let out = match t.k.locks.conflict(key, &want) {
+            None => Flock { kind: F_UNLCK, ..given },
+            Some(l) => Flock {
+                kind: l.kind,
+                whence: 0,
+                start: l.start as i64,
+                len: if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 },
+                pid: l.owner as i32,
+                ..given
+            },
+        };
+        t.write_obj(arg, &out)?;
         return Ok(0);
     }
     if cmd == F_SETLKW {
@@ -154,10 +151,7 @@ pub fn sys_pipe2(t: &mut CurrentTask, fds_ptr: u64, flags: u32) -> SysResult<u64
         };
         (a, b)
     };
-    let mut out = Vec::new();
-    out.extend(a.to_ne_bytes());
-    out.extend(b.to_ne_bytes());
-    if let Err(e) = t.write_mem(fds_ptr, &out) {
+    if let Err(e) = t.write_obj(fds_ptr, &[a, b]) {
         let mut fds = t.tg().fds.lock().unwrap();
         let _ = fds.remove(a);
         let _ = fds.remove(b);

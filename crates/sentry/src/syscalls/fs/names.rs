@@ -12,6 +12,9 @@ use crate::kernel::CurrentTask;
 use crate::vfs::permission;
 use crate::vfs::{Dentry, FileType, NewNode};
 use crate::SysResult;
+use abi::file::Dirent64;
+use abi::AsBytes;
+use std::mem::size_of;
 
 pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> SysResult<u64> {
     let f = file(t, fd)?;
@@ -36,15 +39,13 @@ pub fn sys_getdents64(t: &mut CurrentTask, fd: i32, buf: u64, len: usize) -> Sys
     let mut i = *pos as usize;
     while i < entries.len() {
         let e = &entries[i];
-        let reclen = (19 + e.name.len() + 1).div_ceil(8) * 8;
+        let reclen = (size_of::<Dirent64>() + e.name.len() + 1).div_ceil(8) * 8;
         if out.len() + reclen > len {
             break;
         }
         let start = out.len();
-        out.extend(e.ino.to_ne_bytes());
-        out.extend(((i + 1) as i64).to_ne_bytes());
-        out.extend((reclen as u16).to_ne_bytes());
-        out.push(e.ftype.dtype());
+        let head = Dirent64 { ino: e.ino, off: (i + 1) as i64, reclen: reclen as u16, kind: e.ftype.dtype() };
+        out.extend(head.as_bytes());
         out.extend(&e.name);
         out.resize(start + reclen, 0);
         i += 1;

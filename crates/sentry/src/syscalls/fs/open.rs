@@ -7,6 +7,8 @@ use crate::kernel::CurrentTask;
 use crate::vfs::open::{O_ACCMODE, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_PATH, O_TMPFILE};
 use crate::vfs::{Caller, Dentry, Follow, Inode, NewNode, OpenFile};
 use crate::SysResult;
+use abi::file::OpenHow;
+use abi::FromBytes;
 
 pub fn sys_openat(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     if flags & O_TMPFILE == O_TMPFILE {
@@ -144,9 +146,7 @@ pub fn sys_openat2(t: &mut CurrentTask, dirfd: i32, path: u64, how: u64, size: u
     if b[24..].iter().any(|&x| x != 0) {
         return Err(errno!(E2BIG));
     }
-    let flags = u64::from_ne_bytes(b[0..8].try_into().expect("8"));
-    let mode = u64::from_ne_bytes(b[8..16].try_into().expect("8"));
-    let resolve = u64::from_ne_bytes(b[16..24].try_into().expect("8"));
+    let OpenHow { flags, mode, resolve } = OpenHow::read_from(&b[..24]).ok_or(errno!(EINVAL))?;
     if flags > u32::MAX as u64 || mode > 0o7777 || (mode != 0 && flags & (O_CREAT | O_TMPFILE) as u64 == 0) {
         return Err(errno!(EINVAL));
     }

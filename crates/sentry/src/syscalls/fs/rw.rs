@@ -293,7 +293,7 @@ pub fn sys_sendfile(t: &mut CurrentTask, out_fd: i32, in_fd: i32, offp: u64, cou
     let off = if offp != 0 { Some(t.read_u64(offp)?) } else { None };
     let (n, new_off, _) = copy_between(t, &inf, off, &outf, None, count)?;
     if offp != 0 {
-        t.write_mem(offp, &new_off.to_ne_bytes())?;
+        t.write_obj(offp, &new_off)?;
     }
     Ok(n as u64)
 }
@@ -312,10 +312,10 @@ pub fn sys_copy_file_range(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
     let out_off = if a[3] != 0 { Some(t.read_u64(a[3])?) } else { None };
     let (n, ni, no) = copy_between(t, &inf, in_off, &outf, out_off, a[4] as usize)?;
     if a[1] != 0 {
-        t.write_mem(a[1], &ni.to_ne_bytes())?;
+        t.write_obj(a[1], &ni)?;
     }
     if a[3] != 0 {
-        t.write_mem(a[3], &no.to_ne_bytes())?;
+        t.write_obj(a[3], &no)?;
     }
     Ok(n as u64)
 }
