@@ -285,6 +285,17 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     check(r as libc::c_long).map(|_| ())
 }
 
+/// The host's RAM in bytes (sysinfo; opens no file), or None if the call fails.
+pub fn total_ram() -> Option<u64> {
+    // SAFETY: sysinfo is plain data; zeroed is a valid initial value.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid sysinfo to be written.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    (info.totalram as u64).checked_mul(u64::from(info.mem_unit))
+}
+
 /// Number of CPUs this process may run on (sched_getaffinity; opens no file).
 pub fn cpu_count() -> usize {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.

@@ -407,3 +407,22 @@ fn limits_without_root_are_refused() {
         assert!(out.stdout.is_empty(), "{flags:?}\n{}", out.describe());
     }
 }
+
+/// The sandbox's /proc/meminfo and sysinfo report its memory limit as the
+/// total, as runsc's do (with the default, half the host's RAM): a program
+/// sizing its caches by MemTotal sizes them to what it may use.
+#[test]
+fn meminfo_shows_the_memory_limit() {
+    let shown = |args: &[&str]| {
+        let out = std::process::Command::new(common::moat_binary())
+            .arg("do")
+            .args(args)
+            .args(["--", "/bin/sh", "-c", "grep MemTotal /proc/meminfo"])
+            .output()
+            .expect("run moat do");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).unwrap()
+    };
+    assert_eq!(shown(&["--memory", "256M"]), 256 * 1024);
+    assert_eq!(shown(&[]), host_ram() / 2 / 1024);
+}

@@ -38,16 +38,7 @@ pub(super) fn app_tasks(c: &DoConfig) -> Result<usize, DoError> {
 /// sandbox cannot swap past it), `--pids` scaled as for a container (the
 /// Sentry's threads, stubs, Gofers), `--cpus` as a CFS quota.
 pub(super) fn host_resources(c: &DoConfig) -> Result<LinuxResources, DoError> {
-    let memory = match &c.memory {
-        Some(s) => {
-            let m = parse_size(s).map_err(DoError::Memory)?;
-            if m < MIN_MEMORY {
-                return Err(DoError::MemoryTooSmall(s.clone()));
-            }
-            m
-        }
-        None => host_ram()? / DEFAULT_MEMORY_DIVISOR,
-    };
+    let memory = memory_limit(c)?;
     let memory = i64::try_from(memory).map_err(|_| DoError::MemoryTooLarge(c.memory.clone().unwrap_or_default()))?;
     let mut resources = LinuxResources::default();
     let mut limits = LinuxMemory::default();
@@ -64,6 +55,21 @@ pub(super) fn host_resources(c: &DoConfig) -> Result<LinuxResources, DoError> {
         resources.set_cpu(Some(cpu));
     }
     Ok(crate::sandbox::host_resources(&resources))
+}
+
+/// `--memory`, or its default (a share of the host's RAM), in bytes: the
+/// cgroup's limit, and the total the sandbox's /proc/meminfo shows.
+pub(super) fn memory_limit(c: &DoConfig) -> Result<u64, DoError> {
+    match &c.memory {
+        Some(s) => {
+            let m = parse_size(s).map_err(DoError::Memory)?;
+            if m < MIN_MEMORY {
+                return Err(DoError::MemoryTooSmall(s.clone()));
+            }
+            Ok(m)
+        }
+        None => Ok(host_ram()? / DEFAULT_MEMORY_DIVISOR),
+    }
 }
 
 /// `--cpus N` as microseconds of CPU time per period, N from 0.01 to the

@@ -195,7 +195,7 @@ fn unprivileged(c: &DoConfig) -> Result<i32, DoError> {
     if c.memory.is_some() || c.pids.is_some() || c.cpus.is_some() {
         return Err(DoError::LimitsNeedRoot);
     }
-    boot(c)
+    boot(c, None)
 }
 
 /// The second `moat do`, pid 1 of the sandbox's PID namespace.
@@ -207,15 +207,16 @@ fn in_pid_namespace(c: &DoConfig, cgroup: &str) -> Result<i32, DoError> {
         .and_then(|group| group.add(0))
         .map_err(|source| DoError::JoinCgroup { cgroup: cgroup.to_owned(), source })?;
     crate::sandbox::enter_private_namespaces()?;
-    boot(c)
+    boot(c, Some(limits::memory_limit(c)?))
 }
 
-fn boot(c: &DoConfig) -> Result<i32, DoError> {
+/// Runs the sandbox; `memory_limit` is its cgroup's, if it has one.
+fn boot(c: &DoConfig, memory_limit: Option<u64>) -> Result<i32, DoError> {
     let tty = std::io::stdin().is_terminal() || std::io::stdout().is_terminal();
     let envp = environment::environment(&c.env_files, &c.env, tty, &environment::caller_variable)?;
     let max_tasks = limits::app_tasks(c)?;
     let mut gofers = Gofers::default();
-    sandbox(c, &mut gofers, envp, max_tasks)
+    sandbox(c, &mut gofers, envp, max_tasks, memory_limit)
 }
 
 /// The host signals that end `moat do` early: a terminal's ^C and ^\, a
@@ -300,7 +301,13 @@ impl Stop {
     }
 }
 
-fn sandbox(c: &DoConfig, gofers: &mut Gofers, envp: Vec<Vec<u8>>, max_tasks: usize) -> Result<i32, DoError> {
+fn sandbox(
+    c: &DoConfig,
+    gofers: &mut Gofers,
+    envp: Vec<Vec<u8>>,
+    max_tasks: usize,
+    memory_limit: Option<u64>,
+) -> Result<i32, DoError> {
     let root = c.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let access = c.file_access;
     let sock = gofers.start(&root, access == FileAccess::Exclusive).map_err(DoError::RootGofer)?;
@@ -345,6 +352,7 @@ fn sandbox(c: &DoConfig, gofers: &mut Gofers, envp: Vec<Vec<u8>>, max_tasks: usi
         tmp_limit: Some(TMP_LIMIT),
         selftest_forbidden_syscall: c.selftest_forbidden_syscall,
         platform: c.platform,
+        memory_limit,
         app_seccomp: None,
     };
     match sentry::boot(cfg) {

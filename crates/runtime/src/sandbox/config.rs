@@ -22,6 +22,13 @@ fn app_task_limit(spec: &Spec) -> Option<usize> {
     usize::try_from(limit).ok().filter(|&l| l > 0)
 }
 
+/// The spec's memory limit in bytes, which the Sentry reports as the total
+/// in /proc/meminfo and sysinfo (as runsc does); none if unset or unlimited.
+fn memory_limit(spec: &Spec) -> Option<u64> {
+    let limit = spec.linux().as_ref()?.resources().as_ref()?.memory().as_ref()?.limit()?;
+    u64::try_from(limit).ok().filter(|&l| l > 0)
+}
+
 /// The limits as the host's cgroup applies them. Each app task is a Sentry
 /// thread and (for a process) a stub on the host, so the app's pids limit
 /// is the Sentry's to enforce, and the host's is set above it, to contain
@@ -94,6 +101,7 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootCo
         selftest_forbidden_syscall: false,
         app_seccomp,
         platform: sentry::PlatformKind::default(),
+        memory_limit: memory_limit(spec),
     })
 }
 

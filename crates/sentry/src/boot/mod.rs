@@ -113,6 +113,9 @@ pub struct BootConfig {
     pub app_seccomp: Option<crate::kernel::app_seccomp::AppSeccomp>,
     /// How app code runs and traps.
     pub platform: PlatformKind,
+    /// The sandbox's memory limit in bytes (its cgroup's), which /proc/meminfo
+    /// and sysinfo report as the total; None: the host's RAM.
+    pub memory_limit: Option<u64>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -181,6 +184,9 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
 
     let tty_file = cfg.init.stdio.stdin.try_clone().ok().map(HostFile::new).filter(|f| f.is_tty());
     let tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
+    // Read before the Sentry's seccomp filter is on (sysinfo is not on its list).
+    let host_ram = host::sys::total_ram().unwrap_or(u64::MAX);
+    let memory_total = cfg.memory_limit.map_or(host_ram, |limit| limit.min(host_ram));
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone(), &sysctls), "proc", "proc");
@@ -218,6 +224,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             inotify: Default::default(),
             app_seccomp: cfg.app_seccomp,
             syscalls: crate::syscalls::TABLE,
+            memory_total,
         }
     });
 

@@ -101,6 +101,9 @@ pub struct Kernel {
     pub max_tasks: Option<usize>,
     /// The syscall layer, installed by `boot`.
     pub syscalls: SyscallTable,
+    /// The memory the sandbox may use, as /proc/meminfo and sysinfo report
+    /// it: its limit, or the host's RAM.
+    pub memory_total: u64,
 }
 
 /// The syscall layer as the run loop sees it. The kernel sits below the

@@ -25,8 +25,6 @@ use crate::taskfs::sysctl::Sysctls;
 use crate::vfs::{new_fs_id, FileOps, FileType, Follow, Inode, InodeRef, OpenFile, Stat, Timespec};
 use crate::SysResult;
 
-/// The memory size /proc/meminfo reports: a fixed sandbox size until limits are configurable.
-const SANDBOX_MEMORY: u64 = 2 << 30;
 /// Clock ticks per second in /proc times (Linux's USER_HZ).
 const USER_HZ: u64 = 100;
 /// RLIMIT_SIGPENDING as reported in `SigQ`: moat does not limit queued signals.
@@ -205,7 +203,7 @@ impl Procfs {
             entry(
                 "meminfo",
                 self.kernel_file("/meminfo", |_, k| {
-                    Ok(meminfo_text(SANDBOX_MEMORY, k.mem.resident_bytes()).into_bytes())
+                    Ok(meminfo_text(k.memory_total, k.mem.resident_bytes()).into_bytes())
                 }),
             ),
             entry("uptime", self.kernel_file("/uptime", uptime_file)),
@@ -1321,6 +1319,7 @@ mod tests {
                     inotify: Default::default(),
                     app_seccomp: None,
                     syscalls: crate::syscalls::TABLE,
+                    memory_total: 2 << 30,
                 }
             })
         }

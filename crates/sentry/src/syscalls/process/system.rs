@@ -44,7 +44,7 @@ pub fn sys_setuts(t: &mut CurrentTask, which: u64, name: u64, len: usize) -> Sys
 }
 
 pub fn sys_sysinfo(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
-    let total: u64 = 2 << 30;
+    let total = t.k.memory_total;
     let used = t.k.mem.resident_bytes();
     let info = Sysinfo {
         uptime: t.k.uptime() as i64,
