@@ -69,9 +69,19 @@ pub enum RuntimeError {
     /// `kill` (other than SIGKILL) on a paused container.
     #[error("container {0} is paused: resume it first, or send SIGKILL")]
     Paused(String),
-    /// The container's process has ended.
-    #[error("container {0} is not running")]
+    /// The container's process has ended. containerd matches runc's
+    /// words "container not running" (and otherwise retries forever).
+    #[error("container not running: {0} has stopped")]
     NotRunning(String),
+    /// `start` could not start the container's process; the container is
+    /// gone (as runc's is when its create fails this way).
+    #[error("cannot start container {id}'s process: {message}")]
+    StartFailed {
+        /// The container.
+        id: String,
+        /// Why, in runc's words (engines read them).
+        message: String,
+    },
     /// `delete` without --force on a running or paused container.
     #[error("container {id} is {status}: stop it first or use --force")]
     StillRunning {
@@ -308,7 +318,17 @@ impl Runtime {
             return Err(RuntimeError::NotCreated { id: id.to_owned(), status: state.status });
         }
         let dir = StateDir::open(self.root(), id)?;
-        control::call(&dir.control_socket(), &Request::Start)?;
+        match control::call(&dir.control_socket(), &Request::Start) {
+            Ok(_) => {}
+            Err(control::ControlError::StartFailed(message)) => {
+                // The sandbox is ending; nothing of the container stays
+                // (no process, state or cgroup), as with runc, which finds
+                // a missing program at create.
+                self.delete(id, true)?;
+                return Err(RuntimeError::StartFailed { id: id.to_owned(), message });
+            }
+            Err(e) => return Err(e.into()),
+        }
         let bundle = Bundle::load(&state.bundle)?;
         let mut running = state.clone();
         running.status = Status::Running;
@@ -327,10 +347,20 @@ impl Runtime {
     /// from the host, and with it (pid 1 of the container's PID namespace)
     /// every process of the container, as runc's SIGKILL to init does; a
     /// Sentry that is stuck or stopped cannot keep the container alive.
+    ///
+    /// As runc's: a stopped container's init cannot be signalled (an error
+    /// saying "container not running"), and `--all` of a stopped container
+    /// signals the none left (no error).
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
-        if signal == libc::SIGKILL {
-            return self.kill_sandbox(id);
+        let sent =
+            if signal == libc::SIGKILL { self.kill_sandbox(id) } else { self.signal_in_sandbox(id, signal, all) };
+        match sent {
+            Err(RuntimeError::NotRunning(_)) if all => Ok(()),
+            sent => sent,
         }
+    }
+
+    fn signal_in_sandbox(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
         let state = self.state(id)?;
         if state.status == Status::Stopped {
             return Err(not_running(id));
@@ -340,7 +370,11 @@ impl Runtime {
             return Err(RuntimeError::Paused(id.to_owned()));
         }
         let dir = StateDir::open(self.root(), id)?;
-        control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None })?;
+        if let Err(e) = control::call(&dir.control_socket(), &Request::Kill { signal, all, pid: None }) {
+            // Init may have exited since: then say so, in runc's words.
+            let stopped = dir.load().is_ok_and(|state| live_status(&dir, &state) == Status::Stopped);
+            return Err(if stopped { not_running(id) } else { e.into() });
+        }
         Ok(())
     }
 

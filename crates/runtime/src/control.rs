@@ -117,6 +117,11 @@ pub enum Reply {
     Error {
         message: String,
     },
+    /// `start` could not start init (its program did not execute); the
+    /// sandbox is ending.
+    StartFailed {
+        message: String,
+    },
 }
 
 /// A control-socket exchange failed.
@@ -134,6 +139,9 @@ pub enum ControlError {
     /// The sandbox refused the request.
     #[error("{0}")]
     Refused(String),
+    /// `start` could not start init, and the sandbox is ending.
+    #[error("{0}")]
+    StartFailed(String),
 }
 
 /// A client connection carrying one request.
@@ -154,7 +162,8 @@ impl Connection {
         Ok(Connection { reader: BufReader::new(stream) })
     }
 
-    /// The next reply; a `Reply::Error` becomes `ControlError::Refused`.
+    /// The next reply; a `Reply::Error` becomes `ControlError::Refused`, a
+    /// `Reply::StartFailed` `ControlError::StartFailed`.
     pub fn reply(&mut self) -> Result<Reply, ControlError> {
         let mut line = String::new();
         let n = (&mut self.reader).take(MAX_LINE as u64).read_line(&mut line)?;
@@ -163,6 +172,7 @@ impl Connection {
         }
         match serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))? {
             Reply::Error { message } => Err(ControlError::Refused(message)),
+            Reply::StartFailed { message } => Err(ControlError::StartFailed(message)),
             reply => Ok(reply),
         }
     }

@@ -7,9 +7,11 @@ use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
+use crate::bundle::Bundle;
 use crate::container::{console, write_pid_file, Exec, Runtime, RuntimeError};
 use crate::control::ExecProcess;
 use crate::sandbox::{capability_masks, exit_code};
+use crate::state::StateDir;
 use crate::subcommands::{args_with, ExecWaiter};
 
 /// The PATH of a process exec'd from the command line, as Docker sets it.
@@ -129,11 +131,18 @@ impl Runtime {
     }
 
     fn start_exec(&self, request: &ExecRequest) -> Result<Started, ExecError> {
-        let process = process(request)?;
+        let mut process = process(request)?;
         if request.detach && request.waiter.waiter_fd.is_none() {
             detach(request)?;
             return Ok(Started::Detached);
         }
+        // The container's rootfs as the bundle gave it: the Sentry keeps
+        // the container's own changes in memory, so a user it adds after
+        // create does not count (runc would read its /etc/passwd now).
+        let state =
+            StateDir::open(&self.flags.root, &request.id).and_then(|dir| dir.load()).map_err(RuntimeError::from)?;
+        let bundle = Bundle::load(&state.bundle).map_err(RuntimeError::from)?;
+        crate::passwd::set_home(&mut process.env, &bundle.rootfs, process.uid);
         // With a console socket the process gets a new terminal, whose
         // master goes to the socket; otherwise (even with --tty) our stdio.
         let terminal: Option<OwnedFd> = request.console_socket.as_deref().map(console).transpose()?;

@@ -69,7 +69,8 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootCo
             (Ok(a), Ok(b), Ok(c)) => (a, b, c),
             _ => return Err(SandboxError::NoStdio),
         };
-    let env = process.env().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    crate::passwd::set_home(&mut env, &bundle.rootfs, user.uid());
     let sysctls = sysctls(spec).map_err(|source| SandboxError::Sysctl { config: config(), source })?;
     Ok(BootConfig {
         root: RootConfig {

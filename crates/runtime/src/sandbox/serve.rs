@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{mpsc, Arc, Mutex};
 
-use sentry::{CapSets, HostStdio, ProcessConfig, Sandbox};
+use sentry::{BootError, CapSets, HostStdio, ProcessConfig, Sandbox};
 
 use super::{exit_code, Prepared};
 use crate::control::{ExecProcess, Incoming, Phase, Process, Reply, Request};
@@ -73,8 +73,7 @@ impl Prepared {
         let sandbox = match Sandbox::start(config) {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                // The engine shows this (Docker maps "no such file" to 127).
-                let _ = started.send(Err(e.to_string()));
+                let _ = started.send(Err(failure_message(&e)));
                 return e.exec_status().unwrap_or(1);
             }
         };
@@ -106,8 +105,8 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<mpsc::Sender
             match first.then(|| start.send(tx)) {
                 Some(Ok(())) => match rx.recv() {
                     Ok(Ok(())) => Reply::Ok,
-                    Ok(Err(message)) => Reply::Error { message },
-                    Err(_) => Reply::Error { message: "the sandbox ended while starting".into() },
+                    Ok(Err(message)) => Reply::StartFailed { message },
+                    Err(_) => Reply::StartFailed { message: "the sandbox ended while starting".into() },
                 },
                 _ => Reply::Error { message: "the container is already starting".into() },
             }
@@ -191,7 +190,30 @@ fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec
             let _ = incoming.answer(&Reply::Exited { status });
         }
         Err(e) => {
-            let _ = incoming.answer(&Reply::Error { message: e.to_string() });
+            let _ = incoming.answer(&Reply::Error { message: failure_message(&e) });
         }
+    }
+}
+
+/// Why a process did not start, worded as runc words it: engines read the
+/// words (Docker reports "executable file not found" and "no such file or
+/// directory" as exit status 127, "permission denied" as 126), and
+/// containerd shows them.
+fn failure_message(e: &BootError) -> String {
+    let BootError::Exec { path, errno } = e else { return e.to_string() };
+    let searched = !path.contains('/');
+    // Go's exec.LookPath, which runc uses, skips a $PATH entry it cannot
+    // execute as it skips a missing one.
+    if searched && [sentry::Errno::ENOENT, sentry::Errno::EACCES].contains(errno) {
+        return format!("exec: {path:?}: executable file not found in $PATH");
+    }
+    // strerror's words, lower-cased as Go's syscall errors are.
+    let desc = nix::errno::Errno::from_raw(errno.0).desc();
+    let mut words = desc.chars();
+    let desc: String = words.next().map(|c| c.to_ascii_lowercase()).into_iter().chain(words).collect();
+    if *errno == sentry::Errno::ENOENT {
+        format!("exec: {path:?}: stat {path}: {desc}")
+    } else {
+        format!("exec: {path:?}: {desc}")
     }
 }

@@ -1,0 +1,259 @@
+//! Where engines read runc's words or rely on its effects, moat must match:
+//! `kill` of a stopped container, a process whose program is missing, and
+//! the HOME a process gets. runc runs the same bundle in the same test.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{moat_binary, unique_name, Rootfs, TempDir};
+use serde_json::Value;
+
+/// A runtime binary and its own `--root`.
+struct Runtime {
+    name: &'static str,
+    binary: String,
+    root: TempDir,
+}
+
+/// What one command did.
+struct Out {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn describe(&self) -> String {
+        format!("status {}\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr)
+    }
+}
+
+impl Runtime {
+    fn both() -> [Runtime; 2] {
+        let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("these tests compare with runc: install Debian's runc (apt-get install runc)");
+        [
+            Runtime { name: "runc", binary: runc.to_owned(), root: TempDir::new("parity-root-runc") },
+            Runtime { name: "moat", binary: moat_binary().to_owned(), root: TempDir::new("parity-root-moat") },
+        ]
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("60").arg(&self.binary).arg("--root").arg(self.root.path()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let out = self.command(args).output().expect("spawn");
+        Out {
+            status: out.status.code().unwrap_or(128),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A command whose output goes to a file: `create` leaves the
+    /// container holding its stdio, so a pipe would never close.
+    fn run_to_file(&self, args: &[&str], file: &Path) -> Out {
+        let out = fs::File::create(file).expect("output file");
+        let status = self
+            .command(args)
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .status()
+            .expect("spawn")
+            .code()
+            .unwrap_or(128);
+        Out { status, stdout: String::new(), stderr: fs::read_to_string(file).unwrap_or_default() }
+    }
+
+    fn status(&self, id: &str) -> String {
+        let out = self.run(&["state", id]);
+        assert_eq!(out.status, 0, "{} state {id}: {}", self.name, out.describe());
+        let state: Value = serde_json::from_str(&out.stdout).expect("state JSON");
+        state["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{} {id} never became {want}", self.name);
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A container that is deleted (with --force) when the test ends, however it ends.
+struct Container<'a> {
+    rt: &'a Runtime,
+    id: String,
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.run(&["delete", "--force", &self.id]);
+    }
+}
+
+/// A bundle at `dir` over `rootfs` whose process runs `args` as `uid`
+/// without a terminal, its env runc's default (PATH and TERM, no HOME).
+fn bundle(rt: &Runtime, dir: &TempDir, rootfs: &Rootfs, args: &[&str], uid: u32) -> String {
+    let path = dir.path().to_str().expect("utf-8").to_owned();
+    let out = rt.run(&["spec", "--bundle", &path]);
+    assert_eq!(out.status, 0, "{} spec: {}", rt.name, out.describe());
+    let config = dir.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
+    spec["root"]["path"] = rootfs.path().to_str().expect("utf-8").into();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = args.iter().map(|a| Value::String((*a).to_owned())).collect();
+    spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+    spec["process"]["env"] = serde_json::json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]);
+    fs::write(&config, serde_json::to_vec_pretty(&spec).expect("json")).expect("write config.json");
+    path
+}
+
+/// containerd kills a container whose process has exited, and takes
+/// runc's "container not running" as done (anything else it retries
+/// forever); `kill --all` of a stopped container succeeds.
+#[test]
+fn kill_of_a_stopped_container_fails_as_runc_does() {
+    let rootfs = Rootfs::new();
+    let mut seen = Vec::new();
+    for rt in &Runtime::both() {
+        let dir = TempDir::new("parity-kill");
+        let path = bundle(rt, &dir, &rootfs, &["/bin/true"], 0);
+        let c = Container { rt, id: unique_name("stopped") };
+        let out = rt.run_to_file(&["create", "--bundle", &path, &c.id], &dir.path().join("create.log"));
+        assert_eq!(out.status, 0, "{} create: {}", rt.name, out.describe());
+        let out = rt.run(&["start", &c.id]);
+        assert_eq!(out.status, 0, "{} start: {}", rt.name, out.describe());
+        rt.wait_status(&c.id, "stopped");
+        let mut statuses = Vec::new();
+        for args in [["kill", &c.id, "TERM"], ["kill", &c.id, "KILL"]] {
+            let out = rt.run(&args);
+            assert!(out.stderr.contains("container not running"), "{} {args:?}: {}", rt.name, out.describe());
+            statuses.push(out.status);
+        }
+        for args in [["kill", "--all", &c.id, "TERM"], ["kill", "--all", &c.id, "KILL"]] {
+            let out = rt.run(&args);
+            assert_eq!(out.stderr, "", "{} {args:?}: {}", rt.name, out.describe());
+            statuses.push(out.status);
+        }
+        seen.push((rt.name, statuses));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "kill's exit statuses (TERM, KILL, --all TERM, --all KILL): {seen:?}");
+    assert_eq!(seen[0].1, [1, 1, 0, 0], "runc's own: {seen:?}");
+}
+
+/// Whether any host process is container `id`'s moat sandbox process.
+fn sandbox_process_of(id: &str) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let boot = args.contains(&b"boot".as_slice()) && args.windows(2).any(|w| w == [b"--id", id.as_bytes()]);
+        boot.then_some(pid)
+    })
+}
+
+/// Nothing of container `id` is left: no state, no cgroup, no process.
+fn assert_nothing_left(rt: &Runtime, id: &str) {
+    let out = rt.run(&["state", id]);
+    assert_ne!(out.status, 0, "{} state of {id} after the failure: {}", rt.name, out.describe());
+    assert!(out.stderr.contains("does not exist"), "{} state {id}: {}", rt.name, out.describe());
+    let left: Vec<_> =
+        fs::read_dir(rt.root.path()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{}: state left behind: {left:?}", rt.name);
+    for hierarchy in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        for cgroup in [Path::new(hierarchy).join(id), Path::new(hierarchy).join("moat").join(id)] {
+            assert!(!cgroup.exists(), "{}: cgroup left behind: {}", rt.name, cgroup.display());
+        }
+    }
+    assert_eq!(sandbox_process_of(id), None, "{}: the sandbox process of {id} is left", rt.name);
+}
+
+/// Docker reports a container whose program is missing as exit status 127
+/// (126 if it cannot run) from the words of the runtime's error; runc's
+/// create fails with them and leaves nothing. moat finds the program at
+/// start, and then leaves nothing either.
+#[test]
+fn a_program_that_does_not_run_fails_in_runcs_words_and_leaves_nothing() {
+    let rootfs = Rootfs::new();
+    let cases = [
+        ("nosuchcmd", "executable file not found in $PATH"),
+        ("/bin/nosuch", "no such file or directory"),
+        ("/etc/passwd", "permission denied"),
+    ];
+    for rt in &Runtime::both() {
+        for (program, words) in cases {
+            let dir = TempDir::new("parity-missing");
+            let path = bundle(rt, &dir, &rootfs, &[program], 0);
+            let c = Container { rt, id: unique_name("missing") };
+            let create = rt.run_to_file(&["create", "--bundle", &path, &c.id], &dir.path().join("create.log"));
+            let failed = if create.status == 0 { rt.run(&["start", &c.id]) } else { create };
+            assert_eq!(failed.status, 1, "{} create+start of {program}: {}", rt.name, failed.describe());
+            assert!(failed.stderr.contains(words), "{} {program}: want {words:?}: {}", rt.name, failed.describe());
+            assert_nothing_left(rt, &c.id);
+
+            let c = Container { rt, id: unique_name("missing-run") };
+            let out = rt.run_to_file(&["run", "--bundle", &path, &c.id], &dir.path().join("run.log"));
+            assert_eq!(out.status, 1, "{} run of {program}: {}", rt.name, out.describe());
+            assert!(out.stderr.contains(words), "{} run {program}: want {words:?}: {}", rt.name, out.describe());
+            assert_nothing_left(rt, &c.id);
+        }
+    }
+}
+
+/// runc sets HOME, when the process's env has none, from the container's
+/// /etc/passwd entry of the process's uid ("/" without one), for init and
+/// for exec'd processes alike.
+#[test]
+fn home_comes_from_the_containers_passwd() {
+    let rootfs = Rootfs::new();
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n";
+    rootfs.write_file("etc/passwd", passwd.as_bytes(), 0o644);
+    let echo = ["/bin/sh", "-c", "echo $HOME"];
+    for rt in &Runtime::both() {
+        for (uid, home) in [(1000, "/home/u"), (0, "/root"), (4242, "/")] {
+            let dir = TempDir::new("parity-home");
+            let path = bundle(rt, &dir, &rootfs, &echo, uid);
+            let c = Container { rt, id: unique_name("home") };
+            let out = rt.run(&["run", "--bundle", &path, &c.id]);
+            assert_eq!((out.status, out.stdout.trim()), (0, home), "{} run as {uid}: {}", rt.name, out.describe());
+        }
+
+        let dir = TempDir::new("parity-home-exec");
+        let path = bundle(rt, &dir, &rootfs, &["/bin/sleep", "600"], 0);
+        let c = Container { rt, id: unique_name("home-exec") };
+        let out = rt.run_to_file(&["create", "--bundle", &path, &c.id], &dir.path().join("create.log"));
+        assert_eq!(out.status, 0, "{} create: {}", rt.name, out.describe());
+        let out = rt.run(&["start", &c.id]);
+        assert_eq!(out.status, 0, "{} start: {}", rt.name, out.describe());
+        for (user, home) in [("1000:1000", "/home/u"), ("0:0", "/root")] {
+            let mut args = vec!["exec", "--user", user, &c.id];
+            args.extend(echo);
+            let out = rt.run(&args);
+            assert_eq!((out.status, out.stdout.trim()), (0, home), "{} exec as {user}: {}", rt.name, out.describe());
+        }
+        // containerd's way: the process as JSON.
+        let process = serde_json::json!({
+            "args": echo, "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 1000, "gid": 1000}, "terminal": false,
+        });
+        let file = dir.path().join("process.json");
+        fs::write(&file, process.to_string()).expect("write process.json");
+        let out = rt.run(&["exec", "--process", file.to_str().expect("utf-8"), &c.id]);
+        assert_eq!((out.status, out.stdout.trim()), (0, "/home/u"), "{} exec --process: {}", rt.name, out.describe());
+        let out = rt.run(&["kill", &c.id, "KILL"]);
+        assert_eq!(out.status, 0, "{} kill: {}", rt.name, out.describe());
+        rt.wait_status(&c.id, "stopped");
+    }
+}
