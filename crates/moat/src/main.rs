@@ -4,7 +4,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use commands::{extra, oci};
 
@@ -65,7 +65,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| refuse(e));
     // Inherited by the Gofers and the sandbox; a failure only means fewer files.
     let _ = host::sys::raise_open_files_limit();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG").unwrap_or_else(|_| "error".into());
@@ -108,6 +108,28 @@ fn main() {
         Command::Gofer(a) => commands::gofer::run(a),
     };
     std::process::exit(code);
+}
+
+/// Ends moat on a command line clap refuses. `--help` and `--version` print
+/// and exit 0 as usual; the OCI commands' usage errors keep clap's status 2.
+/// `moat do` exits with the program's status, so its own failures are 125
+/// with one line on stderr, as docker run's are.
+fn refuse(e: clap::Error) -> ! {
+    // Parsed again, past the error, only to learn which command it was in.
+    let in_do = Cli::command().ignore_errors(true).try_get_matches().is_ok_and(|m| m.subcommand_name() == Some("do"));
+    if !in_do || !e.use_stderr() {
+        e.exit();
+    }
+    let rendered = e.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    let message = message.join(" ");
+    eprintln!("moat: {} (moat do --help lists the options)", message.strip_prefix("error: ").unwrap_or(&message));
+    std::process::exit(125);
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,7 +334,7 @@ fn sandbox(
         init: sentry::ProcessConfig {
             argv: c.cmd.iter().map(|s| s.as_bytes().to_vec()).collect(),
             envp,
-            cwd: b"/".to_vec(),
+            cwd: working_directory(c.rootfs.as_deref()),
             stdio,
             uid: 0,
             gid: 0,
@@ -364,6 +364,34 @@ fn sandbox(
             }
             _ => Err(e.into()),
         },
+    }
+}
+
+/// Where the command starts, as with runsc's `do`: the caller's current
+/// directory when the sandbox has it too, else `/`. Under the host's `/` it
+/// is there, unless a mount of the sandbox's own (/tmp, /proc, a volume)
+/// hides it, and then the Sentry starts the command in `/`. Under
+/// `--rootfs DIR` it is used only if DIR holds a directory at that path
+/// with no symlink on the way: DIR is untrusted, and a symlink there would
+/// be followed on the host here but inside the sandbox by the Sentry.
+fn working_directory(rootfs: Option<&Path>) -> Vec<u8> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return b"/".to_vec();
+    };
+    let visible = match rootfs {
+        None => true,
+        Some(root) => {
+            let mut dir = root.to_path_buf();
+            cwd.components().filter(|c| matches!(c, Component::Normal(_))).all(|c| {
+                dir.push(c);
+                std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+            })
+        }
+    };
+    if visible {
+        cwd.as_os_str().as_bytes().to_vec()
+    } else {
+        b"/".to_vec()
     }
 }
 

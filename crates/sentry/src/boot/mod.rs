@@ -568,14 +568,7 @@ impl Sandbox {
             };
             let mut cur = CurrentTask { k: k2.clone(), task: leader.clone(), ctx, regs, restart: None };
             crate::auth::set_current(pid, pid);
-            let path = resolve_command(&argv, &envp);
-            let mut result = Err(errno!(ENOENT));
-            for p in &path {
-                result = crate::syscalls::exec_initial(&mut cur, p, argv.clone(), envp.clone());
-                if result != Err(errno!(ENOENT)) {
-                    break;
-                }
-            }
+            let result = exec_command(&mut cur, &argv, &envp);
             match result {
                 Ok(()) => {
                     let _ = tx.send(Ok(()));
@@ -685,22 +678,49 @@ fn make_file_mountpoint(vfs: &Vfs, target: &[u8]) -> SysResult<()> {
     }
 }
 
-/// Candidate paths for argv[0]: itself if it has a '/', else each $PATH directory.
-fn resolve_command(argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let Some(cmd) = argv.first() else { return vec![] };
-    if cmd.contains(&b'/') {
-        return vec![cmd.clone()];
+/// Executes argv[0] as glibc's execvp does: a name with a '/' is the path;
+/// else each $PATH directory is tried in turn (an empty entry is the
+/// current directory), going on past one where the file is missing, the
+/// directory is not one or cannot be searched, or the file cannot be
+/// executed. Any other failure (not an executable format, too many links)
+/// ends the search. If every candidate failed, the error is EACCES when one
+/// of them was there but could not be executed, else the last one's.
+fn exec_command(cur: &mut CurrentTask, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> SysResult<()> {
+    if let Some(path) = argv.first().filter(|cmd| cmd.contains(&b'/')) {
+        return crate::syscalls::exec_initial(cur, path, argv.to_vec(), envp.to_vec());
     }
+    let mut found_unexecutable = false;
+    let mut last = errno!(ENOENT);
+    for path in &path_candidates(argv, envp) {
+        match crate::syscalls::exec_initial(cur, path, argv.to_vec(), envp.to_vec()) {
+            Err(e)
+                if [Errno::EACCES, Errno::ENOENT, Errno::ENOTDIR, Errno::ESTALE, Errno::ENODEV, Errno::ETIMEDOUT]
+                    .contains(&e.errno()) =>
+            {
+                found_unexecutable |= e == Errno::EACCES;
+                last = e;
+            }
+            done => return done,
+        }
+    }
+    Err(if found_unexecutable { errno!(EACCES) } else { last })
+}
+
+/// The paths $PATH gives for argv[0], a name with no '/', in order (none
+/// for an empty name, which names no file).
+fn path_candidates(argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let Some(cmd) = argv.first().filter(|cmd| !cmd.is_empty()) else { return vec![] };
     let path = envp
         .iter()
         .find_map(|e| e.strip_prefix(b"PATH="))
         .map(|p| p.to_vec())
         .unwrap_or_else(|| b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
     path.split(|&b| b == b':')
-        .filter(|d| !d.is_empty())
         .map(|d| {
             let mut p = d.to_vec();
-            p.push(b'/');
+            if !p.is_empty() {
+                p.push(b'/');
+            }
             p.extend_from_slice(cmd);
             p
         })
