@@ -257,3 +257,45 @@ fn home_comes_from_the_containers_passwd() {
         rt.wait_status(&c.id, "stopped");
     }
 }
+
+/// A bind mount's source is a host path the engine chose, and runc's
+/// mount(2) follows it when it is a symlink: `-v /etc/localtime:…` (a
+/// link into /usr/share/zoneinfo) and `docker run --init` (docker-init is
+/// a link) depend on that. The Gofer itself still follows no symlink: the
+/// runtime resolves the source before it serves it.
+#[test]
+fn bind_mount_sources_that_are_symlinks_are_followed_as_runc_does() {
+    let rootfs = Rootfs::new();
+    let host = TempDir::new("parity-bind-links");
+    fs::write(host.path().join("real-file"), "through-the-file-link\n").expect("write real-file");
+    fs::create_dir(host.path().join("real-dir")).expect("mkdir real-dir");
+    fs::write(host.path().join("real-dir/inside"), "through-the-dir-link\n").expect("write inside");
+    std::os::unix::fs::symlink(host.path().join("real-file"), host.path().join("file-link")).expect("symlink");
+    std::os::unix::fs::symlink("real-dir", host.path().join("dir-link")).expect("symlink");
+    let script = ["/bin/sh", "-c", "cat /mnt-file /mnt-dir/inside"];
+    for rt in &Runtime::both() {
+        let dir = TempDir::new("parity-bind");
+        let path = bundle(rt, &dir, &rootfs, &script, 0);
+        let config = dir.path().join("config.json");
+        let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
+        let mounts = spec["mounts"].as_array_mut().expect("mounts");
+        for (dest, link) in [("/mnt-file", "file-link"), ("/mnt-dir", "dir-link")] {
+            mounts.push(serde_json::json!({
+                "destination": dest, "type": "bind",
+                "source": host.path().join(link).to_str().expect("utf-8"), "options": ["rbind", "ro"],
+            }));
+        }
+        fs::write(&config, serde_json::to_vec_pretty(&spec).expect("json")).expect("write config.json");
+        rootfs.write_file("mnt-file", b"", 0o644);
+        fs::create_dir_all(rootfs.host_path("mnt-dir")).expect("mkdir mnt-dir");
+        let c = Container { rt, id: unique_name("bind-link") };
+        let out = rt.run(&["run", "--bundle", &path, &c.id]);
+        assert_eq!(
+            (out.status, out.stdout.as_str()),
+            (0, "through-the-file-link\nthrough-the-dir-link\n"),
+            "{}: {}",
+            rt.name,
+            out.describe()
+        );
+    }
+}

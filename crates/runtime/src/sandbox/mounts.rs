@@ -91,6 +91,11 @@ pub(super) fn mount_config(m: &Mount, gofers: &mut Gofers) -> Result<Option<Moun
         let serving = Serving { read_only, allow_setid };
         let source =
             m.source().as_ref().ok_or_else(|| MountError::BindWithoutSource { target: destination.clone() })?;
+        // The engine chose this host path, and runc's mount(2) follows it if
+        // it is a symlink (`-v /etc/localtime:…`, docker-init): resolve it
+        // here, on the host's side, as the Gofer serves no symlink itself.
+        let source =
+            &std::fs::canonicalize(source).map_err(|e| MountError::BindSource { path: source.clone(), source: e })?;
         let meta = std::fs::metadata(source).map_err(|e| MountError::BindSource { path: source.clone(), source: e })?;
         if meta.is_dir() {
             let gofer = gofers.start_dir(source, serving).map_err(|e| bind_gofer(destination, e))?;
