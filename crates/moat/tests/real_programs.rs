@@ -303,3 +303,17 @@ fn epoll_loops_and_deep_nesting_are_refused() {
 fn reads_and_writes_stop_at_a_fault_in_the_buffer_as_on_linux() {
     differential(&[probe("partial_buffer").to_str().expect("utf-8 path")]);
 }
+
+/// /dev/stdout, /dev/stderr, /dev/stdin and /dev/fd/N reopen the files the
+/// program was given (pipes here), also for a shell's `>` (O_CREAT), as
+/// nginx-style images and entrypoint scripts use them. They failed with
+/// EACCES and ENOENT before.
+#[test]
+fn dev_stdio_links_reopen_the_given_files() {
+    differential(&[
+        "/bin/sh",
+        "-c",
+        "echo out > /dev/stdout; echo err > /dev/stderr 2>&1; echo in | cat /dev/stdin; echo fd > /dev/fd/1; \
+         exec 3>&1; echo three > /dev/fd/3",
+    ]);
+}

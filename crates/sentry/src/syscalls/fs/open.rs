@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::path::{caller, notify_dentry, start_dir};
 use crate::kernel::CurrentTask;
-use crate::vfs::open::{O_ACCMODE, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_PATH, O_TMPFILE};
-use crate::vfs::{Caller, Dentry, Follow, Inode, NewNode, OpenFile};
+use crate::vfs::open::{O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE};
+use crate::vfs::{Caller, Dentry, FileType, Follow, Inode, NewNode, OpenFile};
 use crate::SysResult;
 use abi::file::OpenHow;
 use abi::FromBytes;
@@ -40,8 +40,11 @@ pub(super) fn open_tmpfile(t: &mut CurrentTask, dirfd: i32, path_ptr: u64, flags
 }
 
 /// /proc/<pid>/fd/N (and /dev/fd/N, /dev/stdin...) naming a pipe, socket or other file
-/// without a path opens that very file, as Linux's magic links do. Here, not
-/// in the vfs: the link is a /proc file, and /proc sits above the vfs.
+/// without a path opens that very file, as Linux's magic links do, also with
+/// O_CREAT (a shell's `> /dev/stderr`) unless O_EXCL. Here, not in the vfs:
+/// the link is a /proc file, and /proc sits above the vfs. Ordinary
+/// symlinks on the way (/dev/stdin → /proc/self/fd/0) are followed, as
+/// many as a path walk may.
 pub(super) fn open_fd_link(
     t: &CurrentTask,
     who: &Caller,
@@ -49,10 +52,23 @@ pub(super) fn open_fd_link(
     path: &[u8],
     flags: u32,
 ) -> SysResult<Option<Arc<OpenFile>>> {
-    if flags & (O_NOFOLLOW | O_PATH | O_CREAT) != 0 {
+    const MAX_LINKS: usize = 40;
+    if flags & (O_NOFOLLOW | O_PATH) != 0 || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
         return Ok(None);
     }
-    let Ok(d) = t.k.vfs.lookup_at(who, start, path, Follow::No) else { return Ok(None) };
+    let Ok(mut d) = t.k.vfs.lookup_at(who, start, path, Follow::No) else { return Ok(None) };
+    for _ in 0..MAX_LINKS {
+        if d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>().is_some() {
+            break;
+        }
+        let Ok(st) = d.inode.stat() else { return Ok(None) };
+        if st.file_type() != FileType::Symlink {
+            return Ok(None);
+        }
+        let (Ok(target), Some(parent)) = (d.inode.readlink(), d.parent()) else { return Ok(None) };
+        let Ok(next) = t.k.vfs.lookup_at(who, &parent, &target, Follow::No) else { return Ok(None) };
+        d = next;
+    }
     let Some(link) = d.inode.as_any().downcast_ref::<crate::taskfs::proc::FdLink>() else { return Ok(None) };
     let f = link.open_file()?;
     if f.dentry.is_some() {
