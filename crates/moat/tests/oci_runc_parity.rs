@@ -299,3 +299,53 @@ fn bind_mount_sources_that_are_symlinks_are_followed_as_runc_does() {
         );
     }
 }
+
+/// A spec without `hostname` keeps its UTS namespace's name under runc:
+/// a new namespace's is the host's, and a pod's containers join the pod's
+/// (Kubernetes sets the pod's hostname there only). moat shows the same.
+#[test]
+fn without_a_hostname_the_uts_namespaces_own_is_kept_as_runc_does() {
+    let rootfs = Rootfs::new();
+    // A "pod": a UTS namespace of its own with a hostname set in it, killed
+    // when the test ends, however it ends.
+    struct Pod(std::process::Child);
+    impl Drop for Pod {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut pod = Command::new("unshare")
+        .args(["--uts", "/bin/sh", "-c", "hostname parity-pod && echo ready && exec sleep 600"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    let stdout = pod.stdout.take().expect("stdout");
+    let pod = Pod(pod);
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready).expect("read");
+    assert_eq!(ready.trim(), "ready");
+    let pod_ns = format!("/proc/{}/ns/uts", pod.0.id());
+    let host_name = fs::read_to_string("/proc/sys/kernel/hostname").expect("host hostname").trim().to_owned();
+    for rt in &Runtime::both() {
+        for (uts_path, want) in [(None, host_name.as_str()), (Some(pod_ns.as_str()), "parity-pod")] {
+            let dir = TempDir::new("parity-hostname");
+            let path = bundle(rt, &dir, &rootfs, &["/bin/sh", "-c", "hostname"], 0);
+            let config = dir.path().join("config.json");
+            let mut spec: Value = serde_json::from_str(&fs::read_to_string(&config).expect("read")).expect("json");
+            spec.as_object_mut().expect("spec").remove("hostname");
+            if let Some(p) = uts_path {
+                for ns in spec["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+                    if ns["type"] == "uts" {
+                        ns["path"] = p.into();
+                    }
+                }
+            }
+            fs::write(&config, serde_json::to_vec_pretty(&spec).expect("json")).expect("write config.json");
+            let c = Container { rt, id: unique_name("hostname") };
+            let out = rt.run(&["run", "--bundle", &path, &c.id]);
+            assert_eq!((out.status, out.stdout.trim()), (0, want), "{} ({uts_path:?}): {}", rt.name, out.describe());
+        }
+    }
+    drop(pod);
+}

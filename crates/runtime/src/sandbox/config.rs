@@ -22,6 +22,18 @@ fn app_task_limit(spec: &Spec) -> Option<usize> {
     usize::try_from(limit).ok().filter(|&l| l > 0)
 }
 
+/// The hostname of the UTS namespace `moat boot` now runs in, for a spec
+/// that names none: runc leaves the namespace's own, which a pod's
+/// containers share with the pod's sandbox (Kubernetes puts the pod's
+/// hostname there and not in their specs); "moat" if it cannot be read.
+fn namespace_hostname() -> Vec<u8> {
+    std::fs::read("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim_ascii_end().to_vec())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| b"moat".to_vec())
+}
+
 /// The spec's memory limit in bytes, which the Sentry reports as the total
 /// in /proc/meminfo and sysinfo (as runsc does); none if unset or unlimited.
 fn memory_limit(spec: &Spec) -> Option<u64> {
@@ -92,7 +104,10 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootCo
             capabilities: process.capabilities().as_ref().map(|c| capability_masks(c).into()),
             no_new_privileges: process.no_new_privileges().unwrap_or(false),
         },
-        hostname: spec.hostname().clone().unwrap_or_else(|| "moat".into()).into_bytes(),
+        hostname: match spec.hostname() {
+            Some(name) => name.clone().into_bytes(),
+            None => namespace_hostname(),
+        },
         domainname: spec.domainname().clone().unwrap_or_default().into_bytes(),
         sysctls,
         strace: false,

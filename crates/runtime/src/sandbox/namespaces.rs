@@ -39,6 +39,22 @@ pub enum NamespaceError {
     /// Making every mount private failed.
     #[error("cannot make the sandbox's mounts private: {0}")]
     PrivateMounts(#[source] Errno),
+    /// The spec's UTS namespace path cannot be opened.
+    #[error("cannot open UTS namespace {}: {source}", .path.display())]
+    OpenUts {
+        /// The namespace file the spec names.
+        path: PathBuf,
+        /// What open returned.
+        source: std::io::Error,
+    },
+    /// setns into the spec's UTS namespace failed.
+    #[error("cannot join UTS namespace {}: {source}", .path.display())]
+    JoinUts {
+        /// The namespace file the spec names.
+        path: PathBuf,
+        /// What setns returned.
+        source: Errno,
+    },
     /// unshare of a new PID namespace failed.
     #[error("cannot make the sandbox's PID namespace: {0}")]
     NewPid(#[source] Errno),
@@ -63,6 +79,18 @@ pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
     enter_private_namespaces()?;
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     for ns in namespaces {
+        if ns.typ() == LinuxNamespaceType::Uts {
+            // A pod's containers join the pod's UTS namespace (runc does):
+            // its hostname is theirs when their spec names none. The
+            // Sentry answers the app's uname itself either way.
+            if let Some(path) = ns.path() {
+                let file = std::fs::File::open(path)
+                    .map_err(|source| NamespaceError::OpenUts { path: path.clone(), source })?;
+                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWUTS)
+                    .map_err(|source| NamespaceError::JoinUts { path: path.clone(), source })?;
+            }
+            continue;
+        }
         if ns.typ() != LinuxNamespaceType::Network {
             continue;
         }
