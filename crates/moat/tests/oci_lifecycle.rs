@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::oci::Runtime;
 use common::{moat_binary, unique_name, Rootfs, TempDir};
 use serde_json::Value;
 
@@ -48,77 +49,6 @@ impl Bundle {
         let mut spec: Value = serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("json");
         f(&mut spec);
         fs::write(&path, serde_json::to_vec_pretty(&spec).expect("json")).expect("write");
-    }
-}
-
-struct Runtime {
-    name: &'static str,
-    binary: String,
-    root: TempDir,
-}
-
-struct Out {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(&self) -> bool {
-        self.status == 0
-    }
-    fn describe(&self) -> String {
-        format!("status {}\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr)
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.describe()))
-    }
-}
-
-impl Runtime {
-    fn moat() -> Runtime {
-        Runtime { name: "moat", binary: moat_binary().to_owned(), root: TempDir::new("oci-root-moat") }
-    }
-
-    fn runc() -> Runtime {
-        let binary = ["/usr/sbin/runc", "/usr/bin/runc"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("these tests compare with runc: install Debian's runc (apt-get install runc)");
-        Runtime { name: "runc", binary: binary.to_owned(), root: TempDir::new("oci-root-runc") }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("60").arg(&self.binary).arg("--root").arg(self.root.path()).args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        let out = self.command(args).stdin(Stdio::null()).output().expect("spawn");
-        Out {
-            status: out.status.code().unwrap_or(128),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn state(&self, id: &str) -> Value {
-        let out = self.run(&["state", id]);
-        assert!(out.ok(), "{} state {id}: {}", self.name, out.describe());
-        out.json()
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_owned()
-    }
-
-    fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.status(id) != want {
-            assert!(Instant::now() < deadline, "{} {id} never became {want}: {}", self.name, self.state(id));
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

@@ -7,90 +7,10 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{moat_binary, unique_name, Rootfs, TempDir};
+use common::oci::Runtime;
+use common::{unique_name, Rootfs, TempDir};
 use serde_json::Value;
-
-/// A runtime binary and its own `--root`.
-struct Runtime {
-    name: &'static str,
-    binary: String,
-    root: TempDir,
-}
-
-/// What one command did.
-struct Out {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn describe(&self) -> String {
-        format!("status {}\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr)
-    }
-}
-
-impl Runtime {
-    fn both() -> [Runtime; 2] {
-        let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("these tests compare with runc: install Debian's runc (apt-get install runc)");
-        [
-            Runtime { name: "runc", binary: runc.to_owned(), root: TempDir::new("parity-root-runc") },
-            Runtime { name: "moat", binary: moat_binary().to_owned(), root: TempDir::new("parity-root-moat") },
-        ]
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("60").arg(&self.binary).arg("--root").arg(self.root.path()).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        let out = self.command(args).output().expect("spawn");
-        Out {
-            status: out.status.code().unwrap_or(128),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// A command whose output goes to a file: `create` leaves the
-    /// container holding its stdio, so a pipe would never close.
-    fn run_to_file(&self, args: &[&str], file: &Path) -> Out {
-        let out = fs::File::create(file).expect("output file");
-        let status = self
-            .command(args)
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .status()
-            .expect("spawn")
-            .code()
-            .unwrap_or(128);
-        Out { status, stdout: String::new(), stderr: fs::read_to_string(file).unwrap_or_default() }
-    }
-
-    fn status(&self, id: &str) -> String {
-        let out = self.run(&["state", id]);
-        assert_eq!(out.status, 0, "{} state {id}: {}", self.name, out.describe());
-        let state: Value = serde_json::from_str(&out.stdout).expect("state JSON");
-        state["status"].as_str().unwrap_or_default().to_owned()
-    }
-
-    fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.status(id) != want {
-            assert!(Instant::now() < deadline, "{} {id} never became {want}", self.name);
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// A container that is deleted (with --force) when the test ends, however it ends.
 struct Container<'a> {

@@ -6,10 +6,110 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{moat_binary, Rootfs};
+use super::{moat_binary, Rootfs, TempDir};
+
+/// One OCI runtime under test with a `--root` of its own: runc, the
+/// oracle, or moat, driven by the same commands.
+pub struct Runtime {
+    pub name: &'static str,
+    pub binary: String,
+    pub root: TempDir,
+}
+
+/// What one runtime command did.
+pub struct RunOut {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOut {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+
+    pub fn describe(&self) -> String {
+        format!("status {}\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.describe()))
+    }
+}
+
+impl Runtime {
+    pub fn moat() -> Runtime {
+        Runtime { name: "moat", binary: moat_binary().to_owned(), root: TempDir::new("oci-root-moat") }
+    }
+
+    pub fn runc() -> Runtime {
+        let binary = ["/usr/sbin/runc", "/usr/bin/runc"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("these tests compare with runc: install Debian's runc (apt-get install runc)");
+        Runtime { name: "runc", binary: binary.to_owned(), root: TempDir::new("oci-root-runc") }
+    }
+
+    /// runc, then moat: the oracle first, so its failures read first.
+    pub fn both() -> [Runtime; 2] {
+        [Runtime::runc(), Runtime::moat()]
+    }
+
+    /// `BINARY --root ROOT ARGS...`, bounded by timeout(1), with no stdin.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("60").arg(&self.binary).arg("--root").arg(self.root.path()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> RunOut {
+        let out = self.command(args).output().expect("spawn");
+        RunOut {
+            status: out.status.code().unwrap_or(128),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A command whose output goes to a file: `create` leaves the
+    /// container holding its stdio, so a pipe would never close.
+    pub fn run_to_file(&self, args: &[&str], file: &Path) -> RunOut {
+        let out = fs::File::create(file).expect("output file");
+        let status = self
+            .command(args)
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .status()
+            .expect("spawn")
+            .code()
+            .unwrap_or(128);
+        RunOut { status, stdout: String::new(), stderr: fs::read_to_string(file).unwrap_or_default() }
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.run(&["state", id]);
+        assert!(out.ok(), "{} state {id}: {}", self.name, out.describe());
+        out.json()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{} {id} never became {want}: {}", self.name, self.state(id));
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 /// `moat --root ROOT ARGS...`, bounded by timeout(1), with no stdin.
 pub fn moat_at(root: &Path, args: &[&str]) -> Output {

@@ -190,31 +190,24 @@ impl CurrentTask {
         match (self.k.syscalls.vsyscall)(self, nr) {
             Ok(v) => self.regs.rax = v,
             Err(e) if e == Errno::EFAULT => {
-                let addr = self.regs.rip;
-                self.force_signal(SigInfo {
-                    signo: signal::SIGSEGV,
-                    code: signal::SEGV_MAPERR,
-                    addr,
-                    ..Default::default()
-                });
+                self.segv_maperr(self.regs.rip);
                 return;
             }
             Err(e) => self.regs.rax = (-(e.errno().0 as i64)) as u64,
         }
         if !returned {
             let Ok(ret) = self.read_u64(self.regs.rsp) else {
-                let addr = self.regs.rsp;
-                self.force_signal(SigInfo {
-                    signo: signal::SIGSEGV,
-                    code: signal::SEGV_MAPERR,
-                    addr,
-                    ..Default::default()
-                });
+                self.segv_maperr(self.regs.rsp);
                 return;
             };
             self.regs.rip = ret;
             self.regs.rsp = self.regs.rsp.wrapping_add(8);
         }
+    }
+
+    /// SIGSEGV for a bad address `addr` the vsyscall emulation met, as Linux's.
+    fn segv_maperr(&mut self, addr: u64) {
+        self.force_signal(SigInfo { signo: signal::SIGSEGV, code: signal::SEGV_MAPERR, addr, ..Default::default() });
     }
 
     pub(super) fn restart_syscall(&mut self) {
