@@ -68,7 +68,7 @@ pub(super) fn memory_limit(c: &DoConfig) -> Result<u64, DoError> {
             }
             Ok(m)
         }
-        None => Ok(host_ram()? / DEFAULT_MEMORY_DIVISOR),
+        None => Ok(host::sys::total_ram().ok_or(DoError::NoHostRam)? / DEFAULT_MEMORY_DIVISOR),
     }
 }
 
@@ -82,16 +82,4 @@ fn cpu_quota(s: &str) -> Result<i64, DoError> {
         return Err(DoError::CpusRange { cpus: s.to_owned(), available });
     }
     Ok(quota as i64)
-}
-
-/// MemTotal from /proc/meminfo, in bytes.
-fn host_ram() -> Result<u64, DoError> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(DoError::Meminfo)?;
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or(DoError::NoMemTotal)
 }

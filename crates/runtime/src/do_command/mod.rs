@@ -127,12 +127,9 @@ pub enum DoError {
         /// The CPUs there are.
         available: usize,
     },
-    /// /proc/meminfo cannot be read for the default memory limit.
-    #[error("cannot read /proc/meminfo: {0}")]
-    Meminfo(#[source] std::io::Error),
-    /// /proc/meminfo does not say how much RAM there is.
-    #[error("/proc/meminfo has no MemTotal line in kB; give --memory")]
-    NoMemTotal,
+    /// The host's RAM, which the default memory limit is a share of, is unknown.
+    #[error("cannot learn the host's RAM (sysinfo failed) for the default memory limit; give --memory")]
+    NoHostRam,
     /// An `--env-file` cannot be read.
     #[error("--env-file {}: cannot read it: {source}", .path.display())]
     EnvFileRead {
