@@ -93,6 +93,9 @@ pub struct Process {
     pub ppid: i32,
     pub name: String,
     pub args: Vec<String>,
+    /// The host process (a stub) that runs it, if any.
+    #[serde(default)]
+    pub host_pid: Option<i32>,
 }
 
 /// A sandbox's answer.

@@ -131,7 +131,7 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<mpsc::Sender
             processes: s
                 .processes()
                 .into_iter()
-                .map(|p| Process { pid: p.pid, ppid: p.ppid, name: p.name, args: p.args })
+                .map(|p| Process { pid: p.pid, ppid: p.ppid, name: p.name, args: p.args, host_pid: p.host_pid })
                 .collect(),
         },
         (Request::Ps, None) => Reply::Processes { processes: Vec::new() },
@@ -190,7 +190,9 @@ fn exec(mut incoming: Incoming, sandbox: &Arc<Sandbox>, p: ExecProcess, fds: Vec
             let _ = incoming.answer(&Reply::Exited { status });
         }
         Err(e) => {
-            let _ = incoming.answer(&Reply::Error { message: failure_message(&e) });
+            // runc's words for an exec that did not start; Docker shows them.
+            let message = format!("exec failed: unable to start container process: {}", failure_message(&e));
+            let _ = incoming.answer(&Reply::Error { message });
         }
     }
 }

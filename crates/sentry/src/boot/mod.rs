@@ -335,6 +335,8 @@ pub struct ProcessInfo {
     pub name: String,
     /// The arguments, as /proc/PID/cmdline has them.
     pub args: Vec<String>,
+    /// The host process that runs it (a stub), if one runs it now.
+    pub host_pid: Option<i32>,
 }
 
 /// A running sandbox: its kernel, seen from outside.
@@ -447,11 +449,13 @@ impl Sandbox {
                 .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
+            let host_pid = g.threads().iter().find_map(|t| t.kicker_slot().as_ref().map(|k| k.host_pid()));
             out.push(ProcessInfo {
                 pid: g.pid,
                 ppid: g.ppid(),
                 name: String::from_utf8_lossy(&name).into_owned(),
                 args,
+                host_pid,
             });
         }
         out

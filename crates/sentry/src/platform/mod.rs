@@ -41,6 +41,9 @@ pub enum Event {
 /// A way for another Sentry thread to make a running context return `Interrupted`.
 pub trait Kicker: Send + Sync + std::fmt::Debug {
     fn kick(&self);
+    /// The host process whose address space runs the thread, as the host's
+    /// `ps` lists it (`moat ps` gives it to engines for `docker top`).
+    fn host_pid(&self) -> i32;
 }
 
 /// An app thread's execution context bound to its address space.

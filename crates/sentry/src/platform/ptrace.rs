@@ -118,6 +118,10 @@ impl Kicker for StubKicker {
     fn kick(&self) {
         let _ = host::sys::tgkill(self.pid, self.tid, libc_sigstop());
     }
+
+    fn host_pid(&self) -> i32 {
+        self.pid
+    }
 }
 
 fn libc_sigstop() -> i32 {

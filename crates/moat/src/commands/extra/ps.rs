@@ -1,6 +1,8 @@
 //! `moat ps`: the processes of a container. As runc, `--format json` lists
-//! the host pids in the container's cgroup (the sandbox process, its Gofers
-//! and stubs); the table shows the sandbox's own processes.
+//! host pids, which engines give to the host's `ps` (`docker top`): those of
+//! the stubs that run the app's processes, not moat's own (all of the
+//! cgroup's while paused); the table shows the sandbox's processes by their
+//! pids inside it.
 
 use anyhow::bail;
 
@@ -20,7 +22,16 @@ pub fn run(global: &Global, a: PsArgs) -> i32 {
     with_runtime(global, |r| {
         match a.format.as_str() {
             "json" => {
-                let pids = r.cgroup(&a.id)?.procs()?;
+                // A paused sandbox is frozen and cannot answer: then, as runc
+                // does, every process in the container's cgroup.
+                let pids = if r.state(&a.id)?.status == runtime::state::Status::Paused {
+                    r.cgroup(&a.id)?.procs()?
+                } else {
+                    let mut pids: Vec<i32> = r.processes(&a.id)?.iter().filter_map(|p| p.host_pid).collect();
+                    pids.sort_unstable();
+                    pids.dedup();
+                    pids
+                };
                 println!("{}", serde_json::to_string(&pids)?);
             }
             "table" => {
