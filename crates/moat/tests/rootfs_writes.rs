@@ -279,7 +279,10 @@ fn planted_symlinks_do_not_lead_exec_out_of_the_rootfs() {
         assert_eq!(fs::read_to_string(rootfs.host_path("live")).ok().as_deref(), Some("live\n"), "{}", rt.name);
 
         for target in [secret.clone(), format!("../../../../../../../../..{secret}")] {
-            exec("0:0", &format!("rm -f /etc/passwd && ln -s {target} /etc/passwd && (echo pwned > /etc/passwd; true)"));
+            exec(
+                "0:0",
+                &format!("rm -f /etc/passwd && ln -s {target} /etc/passwd && (echo pwned > /etc/passwd; true)"),
+            );
             assert_eq!(exec("0:0", "echo $HOME"), "/", "{}: /etc/passwd -> {target}", rt.name);
         }
         assert_eq!(
