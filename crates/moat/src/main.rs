@@ -149,7 +149,8 @@ mod tests {
     /// binary parses, global flags included.
     #[test]
     fn boot_command_line_parses_as_rendered() {
-        let flags = RuntimeFlags { root: "/r".into(), log: Some("/l".into()), log_format: LogFormat::Json };
+        let flags =
+            RuntimeFlags { root: "/r".into(), log: Some("/l".into()), log_format: LogFormat::Json, overlay: true };
         let boot = BootCommand { id: "c1".into(), bundle: "/b".into(), ready_fd: 5 };
         let cli = parse(boot.command_line(&flags));
         assert_eq!(cli.global.runtime, flags);

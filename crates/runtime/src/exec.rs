@@ -136,9 +136,9 @@ impl Runtime {
             detach(request)?;
             return Ok(Started::Detached);
         }
-        // The container's rootfs as the bundle gave it: the Sentry keeps
-        // the container's own changes in memory, so a user it adds after
-        // create does not count (runc would read its /etc/passwd now).
+        // The container's rootfs on the host, which holds the container's
+        // own changes (a user it adds counts, as under runc) unless
+        // `--overlay` keeps them in the Sentry's memory.
         let state =
             StateDir::open(&self.flags.root, &request.id).and_then(|dir| dir.load()).map_err(RuntimeError::from)?;
         let bundle = Bundle::load(&state.bundle).map_err(RuntimeError::from)?;

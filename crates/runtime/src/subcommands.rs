@@ -24,6 +24,11 @@ pub struct RuntimeFlags {
     /// The --log file's format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Keep a container's root-filesystem writes in an in-memory overlay of
+    /// bounded size, discarded at exit (as `runsc --overlay`), instead of
+    /// writing them through to the bundle's rootfs as runc does.
+    #[arg(long, global = true)]
+    pub overlay: bool,
 }
 
 /// How the `--log` file is written.
@@ -45,6 +50,9 @@ impl RuntimeFlags {
             if self.log_format == LogFormat::Json {
                 args.extend(["--log-format".into(), "json".into()]);
             }
+        }
+        if self.overlay {
+            args.push("--overlay".into());
         }
         args
     }
@@ -244,9 +252,9 @@ mod tests {
     fn boot_round_trips_with_the_runtime_flags() {
         let boot = BootCommand { id: "c-1".into(), bundle: "/b dir/x".into(), ready_fd: 7 };
         let flag_sets = [
-            RuntimeFlags { root: "/run/moat".into(), log: None, log_format: LogFormat::Text },
-            RuntimeFlags { root: "/r".into(), log: Some("/l.log".into()), log_format: LogFormat::Text },
-            RuntimeFlags { root: "/r".into(), log: Some("/l.json".into()), log_format: LogFormat::Json },
+            RuntimeFlags { root: "/run/moat".into(), log: None, log_format: LogFormat::Text, overlay: false },
+            RuntimeFlags { root: "/r".into(), log: Some("/l.log".into()), log_format: LogFormat::Text, overlay: false },
+            RuntimeFlags { root: "/r".into(), log: Some("/l.json".into()), log_format: LogFormat::Json, overlay: true },
         ];
         for flags in flag_sets {
             let parsed = parse(boot.command_line(&flags));
@@ -258,7 +266,7 @@ mod tests {
     #[test]
     fn boot_command_line_names_its_container() {
         let boot = BootCommand { id: "abc".into(), bundle: "/b".into(), ready_fd: 3 };
-        let flags = RuntimeFlags { root: "/r".into(), log: None, log_format: LogFormat::Text };
+        let flags = RuntimeFlags { root: "/r".into(), log: None, log_format: LogFormat::Text, overlay: false };
         let mut cmdline = Vec::new();
         for arg in std::iter::once(OsString::from("/usr/bin/moat")).chain(boot.command_line(&flags)) {
             cmdline.extend_from_slice(arg.as_bytes());

@@ -11,7 +11,7 @@ use super::capabilities::capability_masks;
 use super::mounts::mount_config;
 use super::SandboxError;
 use crate::bundle::Bundle;
-use crate::gofers::Gofers;
+use crate::gofers::{Gofers, Serving};
 /// Host tasks a container has beyond two per app task: the sandbox
 /// processes, the Sentry's own threads, the Gofers and the source stub.
 const HOST_TASKS_OVERHEAD: i64 = 64;
@@ -57,7 +57,9 @@ pub(crate) fn host_resources(r: &LinuxResources) -> LinuxResources {
     host
 }
 
-pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootConfig, SandboxError> {
+/// `overlay` (the runtime's `--overlay`) keeps the root's writes in memory;
+/// without it they reach the bundle's rootfs, as under runc.
+pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers, overlay: bool) -> Result<BootConfig, SandboxError> {
     let spec = &bundle.spec;
     let process = spec.process().as_ref().ok_or(SandboxError::NoProcess)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -67,7 +69,11 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootCo
         .transpose()
         .map_err(|source| SandboxError::Seccomp { config: config(), source })?;
     let read_only_root = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-    let root_socket = gofers.start(&bundle.rootfs, true).map_err(SandboxError::RootGofer)?;
+    // The app writes into a host directory: the Gofer opens every name
+    // beneath it without following symlinks, makes no device nodes, and
+    // strips set-ID bits (as for a bind mount without "suid").
+    let root_serving = Serving { read_only: read_only_root || overlay, allow_setid: false };
+    let root_socket = gofers.start_dir(&bundle.rootfs, root_serving).map_err(SandboxError::RootGofer)?;
     let mut mounts = Vec::new();
     for m in spec.mounts().clone().unwrap_or_default() {
         if let Some(mount) = mount_config(&m, gofers)? {
@@ -87,7 +93,7 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers) -> Result<BootCo
     Ok(BootConfig {
         root: RootConfig {
             gofer: root_socket,
-            access: FileAccess::Exclusive,
+            access: if overlay { FileAccess::Exclusive } else { FileAccess::ExclusiveWriteThrough },
             overlay_limit: Some(OVERLAY_LIMIT),
             read_only: read_only_root,
         },
@@ -162,5 +168,5 @@ fn rlimits(process: &oci_spec::runtime::Process) -> Result<Vec<(u32, u64, u64)>,
     Ok(out)
 }
 
-/// The in-memory overlay over a container's root holds at most this much.
+/// The in-memory overlay over a container's root (`--overlay`) holds at most this much.
 const OVERLAY_LIMIT: u64 = 2 << 30;

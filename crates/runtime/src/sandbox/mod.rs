@@ -151,8 +151,7 @@ pub fn run(flags: &RuntimeFlags, boot: &BootCommand) -> Result<i32, SandboxError
     let ready = host::sys::take_inherited_fd(boot.ready_fd)
         .map_err(|source| SandboxError::ReadyFd { fd: boot.ready_fd, source })?;
     let mut ready = std::fs::File::from(ready);
-    let log_json = flags.log_format == LogFormat::Json;
-    let prepared = prepare(&flags.root, &boot.id, &boot.bundle, flags.log.as_deref(), log_json);
+    let prepared = prepare(flags, &boot.id, &boot.bundle);
     let (mut sandbox, listener) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -208,32 +207,26 @@ struct Prepared {
     _gofers: Gofers,
 }
 
-fn prepare(
-    root: &Path,
-    id: &str,
-    bundle_dir: &Path,
-    log: Option<&Path>,
-    log_json: bool,
-) -> Result<(Prepared, UnixListener), SandboxError> {
+fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepared, UnixListener), SandboxError> {
     if std::process::id() != 1 {
         return Err(SandboxError::NotPidOne);
     }
-    if let Some(path) = log {
+    if let Some(path) = flags.log.as_deref() {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|source| SandboxError::LogFile { path: path.to_owned(), source })?;
-        sentry::log_to(file, log_format(log_json));
+        sentry::log_to(file, log_format(flags.log_format == LogFormat::Json));
     }
     // First into the container's cgroup, so that this process, its Gofers
     // and every stub are in it.
     join_cgroup(id, bundle_dir)?;
-    let state_dir = StateDir::open(root, id)?;
+    let state_dir = StateDir::open(&flags.root, id)?;
     let bundle = Bundle::load(bundle_dir)?;
     namespaces::enter_namespaces(&bundle.spec)?;
     let mut gofers = Gofers::default();
-    let config = config::boot_config(&bundle, &mut gofers)?;
+    let config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
     let socket = state_dir.control_socket();
     let _ = std::fs::remove_file(&socket);
     let listener = crate::control::ShortPath::new(&socket)

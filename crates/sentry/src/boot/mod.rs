@@ -47,6 +47,10 @@ pub enum FileAccess {
     /// The Gofer serves the root read-only; the sandbox writes to an
     /// in-memory overlay, and nobody else changes the tree.
     Exclusive,
+    /// Writes go through the Gofer to the host (an OCI container's root, as
+    /// under runc), and nobody else changes the tree: attributes and names
+    /// are cached for good.
+    ExclusiveWriteThrough,
     /// Writes go through the Gofer to the host, and the host may change the
     /// tree too: cached attributes are revalidated.
     Shared,
@@ -58,7 +62,8 @@ pub struct RootConfig {
     /// The connected socket to the Gofer serving the root.
     pub gofer: UnixStream,
     pub access: FileAccess,
-    /// Most bytes of file data the exclusive root's overlay may hold (ENOSPC past it).
+    /// Most bytes of file data the exclusive root's overlay may hold (ENOSPC
+    /// past it); only [`FileAccess::Exclusive`] has an overlay.
     pub overlay_limit: Option<u64>,
     /// Refuse every change to the root (EROFS), as a read-only OCI root.
     pub read_only: bool,
@@ -171,6 +176,9 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
                 GoferInode::attach(root_client, Sharing::Exclusive, true).map_err(|e| BootError::Root(e.errno()))?;
             OverlayInode::new_root(lower, cfg.root.overlay_limit, &alloc)
         }
+        FileAccess::ExclusiveWriteThrough => {
+            GoferInode::attach(root_client, Sharing::Exclusive, false).map_err(|e| BootError::Root(e.errno()))?
+        }
         FileAccess::Shared => {
             GoferInode::attach(root_client, Sharing::Shared, false).map_err(|e| BootError::Root(e.errno()))?
         }
@@ -178,7 +186,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let root_fstype = match cfg.root.access {
         _ if cfg.root.read_only => "9p",
         FileAccess::Exclusive => "overlay",
-        FileAccess::Shared => "9p",
+        FileAccess::ExclusiveWriteThrough | FileAccess::Shared => "9p",
     };
     let vfs = Arc::new(Vfs::new(root.clone()));
 

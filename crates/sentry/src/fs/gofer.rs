@@ -334,7 +334,10 @@ impl Inode for GoferInode {
             }
         }
         let st = self.fetch_stat()?;
-        if self.fs.sharing == Sharing::Exclusive {
+        // A file with other names has other inodes here, whose writes would
+        // not invalidate this one's attributes (a writable root's hard links).
+        let other_names = st.nlink > 1 && st.file_type() != FileType::Directory;
+        if self.fs.sharing == Sharing::Exclusive && !other_names {
             *self.attr.lock().unwrap() = Some(st.clone());
         }
         Ok(st)
