@@ -139,6 +139,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket.display()))
             .args(["--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"])
             .arg(format!("--bridge={}", self.bridge.name))
+            .arg(format!("--cgroup-parent=/{}", self.cgroup_parent()))
             .args(["--storage-driver", driver, "--exec-opt", "native.cgroupdriver=cgroupfs"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -396,6 +397,7 @@ impl Drop for Daemon {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         self.unmount_leftovers();
+        self.remove_cgroup_parent();
         // Like TempDir: never leave the exec root's file system.
         let _ = Command::new("rm").args(["-rf", "--one-file-system"]).arg(&self.exec_root).status();
     }
@@ -503,6 +505,37 @@ pub fn ip(args: &[&str]) {
 }
 
 impl Daemon {
+    /// The cgroup under which dockerd puts its containers (not the host's
+    /// `docker`), removed when the daemon is dropped.
+    pub fn cgroup_parent(&self) -> String {
+        format!("moat-test-docker-{}", std::process::id())
+    }
+
+    /// Removes the daemon's cgroup parent from every hierarchy, deepest
+    /// first (the runtimes removed the containers' own cgroups).
+    fn remove_cgroup_parent(&self) {
+        let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
+        for hierarchy in hierarchies.flatten() {
+            let top = hierarchy.path().join(self.cgroup_parent());
+            if !top.is_dir() {
+                continue;
+            }
+            let mut dirs = vec![top.clone()];
+            let mut i = 0;
+            while i < dirs.len() {
+                if let Ok(entries) = fs::read_dir(&dirs[i]) {
+                    dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+                i += 1;
+            }
+            for dir in dirs.iter().rev() {
+                if let Err(e) = fs::remove_dir(dir) {
+                    eprintln!("docker test: warning: cannot remove cgroup {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+
     /// How many containers moat has been asked to create so far.
     pub fn moat_creates(&self) -> usize {
         let calls = fs::read_to_string(&self.calls).unwrap_or_default();

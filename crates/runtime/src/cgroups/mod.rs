@@ -215,7 +215,35 @@ pub struct Cgroup {
 impl Cgroup {
     /// Creates the cgroup `path` (relative to each hierarchy's root) and
     /// applies `resources`. An existing directory is reused, as runc does.
+    /// A parent removed while the cgroup was being made (`remove_if_empty`
+    /// in another process) is made again.
     pub fn create(path: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
+        let mut attempt = 0;
+        loop {
+            match Cgroup::create_once(path, resources) {
+                Err(CgroupError::Create { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && attempt < POLL_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Removes the cgroup `path` where it is empty (no processes, no
+    /// children) and leaves it where it is not: for a parent that only
+    /// groups other cgroups, once its last child is gone.
+    pub fn remove_if_empty(path: &str) {
+        if let Ok(cgroup) = Cgroup::open(path) {
+            for dir in cgroup.all_dirs() {
+                // EBUSY or ENOTEMPTY: still in use, which is fine.
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
+
+    fn create_once(path: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
         let path = normalize(path)?;
         let mounts = Mounts::read()?;
         let mut created = false;

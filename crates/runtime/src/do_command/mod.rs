@@ -226,6 +226,9 @@ const STOP_SIGNALS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGH
 /// cgroup first), waits for it and removes the cgroup. It stays outside the
 /// cgroup itself, so that the cgroup's OOM killer can never pick the
 /// process that cleans up after it.
+/// The cgroup under which each `moat do` makes its own.
+const DO_CGROUP_PARENT: &str = "/moat";
+
 fn in_cgroup(c: &DoConfig) -> Result<i32, DoError> {
     let resources = limits::host_resources(c)?;
     // Blocked before the cgroup exists (and inherited by the thread that
@@ -238,7 +241,7 @@ fn in_cgroup(c: &DoConfig) -> Result<i32, DoError> {
     // keeps two `moat do` with the same pid in different PID namespaces
     // (containers sharing the host's cgroups) from sharing one.
     let random = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8) as u32;
-    let path = format!("/moat/do-{}-{random:08x}", std::process::id());
+    let path = format!("{DO_CGROUP_PARENT}/do-{}-{random:08x}", std::process::id());
     let cgroup =
         Cgroup::create(&path, Some(&resources)).map_err(|source| DoError::MakeCgroup { path: path.clone(), source })?;
     let stop = Arc::new(Stop::default());
@@ -255,6 +258,8 @@ fn in_cgroup(c: &DoConfig) -> Result<i32, DoError> {
     if let Err(e) = cgroup.remove() {
         eprintln!("moat: cannot remove the sandbox's cgroup: {e}");
     }
+    // The parent is left only while another `moat do` uses it.
+    Cgroup::remove_if_empty(DO_CGROUP_PARENT);
     if let Some(signal) = stop.signal() {
         // Dying by the signal tells the caller (a shell, a supervisor) what
         // happened, as it would have without moat in between.

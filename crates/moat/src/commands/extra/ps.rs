@@ -27,9 +27,16 @@ pub fn run(global: &Global, a: PsArgs) -> i32 {
                 let pids = if r.state(&a.id)?.status == runtime::state::Status::Paused {
                     r.cgroup(&a.id)?.procs()?
                 } else {
-                    let mut pids: Vec<i32> = r.processes(&a.id)?.iter().filter_map(|p| p.host_pid).collect();
+                    // The Sentry knows its stubs by their pids in the sandbox's
+                    // PID namespace; the host's are found among the cgroup's.
+                    let inner: Vec<i32> = r.processes(&a.id)?.iter().filter_map(|p| p.host_pid).collect();
+                    let mut pids: Vec<i32> = r
+                        .cgroup(&a.id)?
+                        .procs()?
+                        .into_iter()
+                        .filter(|&pid| innermost_pid(pid).is_some_and(|p| inner.contains(&p)))
+                        .collect();
                     pids.sort_unstable();
-                    pids.dedup();
                     pids
                 };
                 println!("{}", serde_json::to_string(&pids)?);
@@ -45,4 +52,12 @@ pub fn run(global: &Global, a: PsArgs) -> i32 {
         }
         Ok(0)
     })
+}
+
+/// The pid of host process `pid` in its own (innermost) PID namespace: the
+/// last field of /proc/PID/status's `NSpid:` line.
+fn innermost_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
 }
