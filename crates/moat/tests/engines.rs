@@ -6,11 +6,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::image::image_archive;
 use common::{moat_binary, unique_name, Rootfs, TempDir};
 
 fn require(tool: &str, package: &str) -> PathBuf {
@@ -33,46 +34,6 @@ fn run(command: &mut Command) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-/// An OCI image archive (`oci-layout`, `index.json`, blobs) of the busybox
-/// rootfs, named `name`, for `ctr image import`.
-fn image_archive(rootfs: &Path, name: &str, into: &Path) -> PathBuf {
-    let archive = into.join("image.tar");
-    let script = r#"
-import hashlib, io, json, os, sys, tarfile
-rootfs, name, out = sys.argv[1:4]
-blobs = {}
-def blob(data):
-    digest = hashlib.sha256(data).hexdigest()
-    blobs[digest] = data
-    return {"digest": "sha256:" + digest, "size": len(data)}
-layer = io.BytesIO()
-with tarfile.open(fileobj=layer, mode="w") as t:
-    t.add(rootfs, arcname=".")
-layer = layer.getvalue()
-layer_desc = blob(layer)
-config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-    "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}).encode()
-config_desc = blob(config)
-manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": dict(config_desc, mediaType="application/vnd.oci.image.config.v1+json"),
-    "layers": [dict(layer_desc, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode()
-manifest_desc = blob(manifest)
-index = json.dumps({"schemaVersion": 2, "manifests": [dict(manifest_desc,
-    mediaType="application/vnd.oci.image.manifest.v1+json",
-    annotations={"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"})]}).encode()
-with tarfile.open(out, mode="w") as t:
-    def put(path, data):
-        info = tarfile.TarInfo(path); info.size = len(data); t.addfile(info, io.BytesIO(data))
-    put("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    put("index.json", index)
-    for digest, data in blobs.items():
-        put("blobs/sha256/" + digest, data)
-"#;
-    let out = run(Command::new("python3").arg("-c").arg(script).arg(rootfs).arg(name).arg(&archive));
-    assert_eq!(out.status, 0, "building the image archive failed: {}", out.stderr);
-    archive
 }
 
 /// A containerd of the test's own, stopped when dropped.
@@ -151,7 +112,7 @@ fn containerd_runs_a_container_on_moat() {
     let containerd = Containerd::start();
     let rootfs = Rootfs::new();
     let image = "docker.io/library/moat-engines-test:latest";
-    let archive = image_archive(rootfs.path(), image, containerd.dir.path());
+    let archive = image_archive(rootfs.path(), image, r#"{"Cmd": ["sh"]}"#, containerd.dir.path());
     let out = run(containerd.ctr().args(["image", "import"]).arg(&archive));
     assert_eq!(out.status, 0, "ctr image import: {}{}", out.stdout, out.stderr);
     let id = unique_name("ctr");

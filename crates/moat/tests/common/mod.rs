@@ -4,6 +4,7 @@
 // Each test crate that includes this module uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod image;
 pub mod native;
 pub mod oci;
 

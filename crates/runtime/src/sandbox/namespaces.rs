@@ -55,6 +55,14 @@ pub enum NamespaceError {
         /// What setns returned.
         source: Errno,
     },
+    /// Setting the hostname of the sandbox's new UTS namespace failed.
+    #[error("cannot set hostname {name:?} in the sandbox's UTS namespace (/proc/sys/kernel/hostname): {source}")]
+    SetHostname {
+        /// The spec's hostname.
+        name: String,
+        /// What the write returned.
+        source: std::io::Error,
+    },
     /// unshare of a new PID namespace failed.
     #[error("cannot make the sandbox's PID namespace: {0}")]
     NewPid(#[source] Errno),
@@ -78,6 +86,7 @@ pub enum NamespaceError {
 pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
     enter_private_namespaces()?;
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let mut joined_uts = false;
     for ns in namespaces {
         if ns.typ() == LinuxNamespaceType::Uts {
             // A pod's containers join the pod's UTS namespace (runc does):
@@ -88,6 +97,7 @@ pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
                     .map_err(|source| NamespaceError::OpenUts { path: path.clone(), source })?;
                 nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWUTS)
                     .map_err(|source| NamespaceError::JoinUts { path: path.clone(), source })?;
+                joined_uts = true;
             }
             continue;
         }
@@ -103,6 +113,14 @@ pub(super) fn enter_namespaces(spec: &Spec) -> Result<(), NamespaceError> {
             }
             None => nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(NamespaceError::NewNetwork)?,
         }
+    }
+    // The hostname goes into the new UTS namespace too, as runc puts it
+    // there: a pod's sandbox is where its containers, joining this
+    // namespace with no hostname of their own, read it from. A joined
+    // namespace is the pod's and keeps its name.
+    if let (false, Some(name)) = (joined_uts, spec.hostname().as_deref().filter(|n| !n.is_empty())) {
+        std::fs::write("/proc/sys/kernel/hostname", name)
+            .map_err(|source| NamespaceError::SetHostname { name: name.to_owned(), source })?;
     }
     Ok(())
 }
