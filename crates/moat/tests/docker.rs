@@ -18,6 +18,8 @@
 //! forwarding settings differ at its end from what they were at its start.
 
 mod common;
+#[path = "engines/differential.rs"]
+mod differential;
 #[path = "engines/dockerd.rs"]
 mod dockerd;
 #[path = "engines/host_state.rs"]
@@ -29,6 +31,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use differential::{clean, run_all, Case, Runtime};
 use dockerd::{Daemon, Out, COMMAND_LIMIT, IMAGE};
 use host_state::{HostNetwork, HostState};
 
@@ -36,39 +39,15 @@ use host_state::{HostNetwork, HostState};
 /// file stays bounded however broken moat is.
 const BUDGET: Duration = Duration::from_secs(600);
 
-/// The runtimes compared; runc runs first.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Runtime {
-    Runc,
-    Moat,
-}
-
-impl Runtime {
-    fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Runc => "runc",
-            Runtime::Moat => "moat",
-        }
-    }
-
-    /// A container (or image) name of this runtime's own: `base-runc`.
-    fn own(self, base: &str) -> String {
-        format!("{base}-{}", self.as_str())
-    }
-}
-
-/// One behaviour: what the case's docker commands showed under a runtime,
-/// as text with nothing in it that differs between two honest runs.
-struct Case {
-    name: &'static str,
-    observe: fn(&Daemon, Runtime) -> String,
-}
-
 /// Where moat differs from runc on purpose, and why. The suite fails if a
 /// case listed here no longer differs (the entry must then go).
-const DIFFERENCES: &[(&str, &str)] = &[];
+const DIFFERENCES: &[(&str, &str)] = &[(
+    "top: the CMD column",
+    "the host's `ps` shows moat's stubs, which run the app's processes on the host, as [moat]: \
+     the app's arguments live in the Sentry's view of its memory, not in the stub's command line",
+)];
 
-const CASES: &[Case] = &[
+const CASES: &[Case<Daemon>] = &[
     Case { name: "run: stdout, stderr and exit code", observe: case_exit_code },
     Case { name: "run -i: stdin", observe: case_stdin },
     Case { name: "run -i: a megabyte through stdin", observe: case_big_stdin },
@@ -93,7 +72,8 @@ const CASES: &[Case] = &[
     Case { name: "exit code 137: killed by SIGKILL", observe: case_137 },
     Case { name: "an entrypoint logging through /dev/stdout", observe: case_dev_stdout },
     Case { name: "exec: output, stdin, user, workdir, env, status; stop runs the TERM trap", observe: case_exec },
-    Case { name: "top: the container's processes", observe: case_top },
+    Case { name: "top: one row per app process, by host pid", observe: case_top_rows },
+    Case { name: "top: the CMD column", observe: case_top_cmd },
     Case { name: "stats: memory usage", observe: case_stats },
     Case { name: "cp into and out of a running container", observe: case_cp },
     Case { name: "diff and commit", observe: case_diff_commit },
@@ -119,21 +99,7 @@ fn docker_on_moat_behaves_as_on_runc() {
     if let Err(e) = moat_kernel_runs_under_moat_only(&daemon) {
         failures.push(format!("proof that moat runs the containers: FAILED\n{e}"));
     }
-    for case in CASES {
-        if started.elapsed() > BUDGET {
-            failures.push(format!("{}: not run: the file's time budget of {BUDGET:?} is spent", case.name));
-            continue;
-        }
-        if let Err(e) = compare(&daemon, case) {
-            eprintln!("docker test: {}: FAILED\n{e}\n", case.name);
-            failures.push(format!("{}: FAILED\n{e}", case.name));
-        }
-    }
-    for (name, _) in DIFFERENCES {
-        if !CASES.iter().any(|c| c.name == *name) {
-            failures.push(format!("DIFFERENCES names {name:?}, which is no case"));
-        }
-    }
+    failures.extend(run_all(&daemon, CASES, DIFFERENCES, "docker test", BUDGET));
     if let Err(e) = bridge_network(&daemon) {
         failures.push(format!("the default bridge network on moat: FAILED\n{e}"));
     }
@@ -148,41 +114,6 @@ fn docker_on_moat_behaves_as_on_runc() {
     if !failures.is_empty() {
         panic!("{} docker case(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
     }
-}
-
-/// Runs `case` under runc, then moat, and compares; checks that moat, and
-/// only moat, was asked to create containers for the moat run.
-fn compare(d: &Daemon, case: &Case) -> Result<(), String> {
-    let t = Instant::now();
-    let log_mark = d.dockerd_log_len();
-    let creates = d.moat_creates();
-    let runc = (case.observe)(d, Runtime::Runc);
-    if d.moat_creates() != creates {
-        return Err("moat was called for a container run with --runtime=runc".into());
-    }
-    let moat = (case.observe)(d, Runtime::Moat);
-    if d.moat_creates() == creates {
-        return Err(format!("moat created no container for the run with --runtime=moat; it showed:\n{moat}"));
-    }
-    let allowed = DIFFERENCES.iter().find(|(name, _)| *name == case.name);
-    match (runc == moat, allowed) {
-        (true, None) => {
-            eprintln!("docker test: {}: same ({:?})", case.name, t.elapsed());
-            Ok(())
-        }
-        (false, Some((_, why))) => {
-            eprintln!("docker test: {}: differs, as documented: {why}", case.name);
-            Ok(())
-        }
-        (true, Some(_)) => Err(format!("listed in DIFFERENCES but now the same; remove the entry:\n{moat}")),
-        (false, None) => {
-            Err(format!("under runc:\n{}\nunder moat:\n{}{}", indent(&runc), indent(&moat), d.diagnostics(log_mark)))
-        }
-    }
-}
-
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    | {l}\n")).collect()
 }
 
 /// `uname -r` names moat's kernel under moat and the host's under runc.
@@ -227,23 +158,6 @@ fn everything(out: &Out) -> String {
 /// own (`runc create failed: …`), which Docker reports verbatim.
 fn status_and_stdout(out: &Out) -> String {
     format!("exit {}\nstdout:\n{}", out.status, clean(&out.stdout))
-}
-
-/// Without carriage returns (a terminal's) and container ids, which differ
-/// between any two runs.
-fn clean(text: &str) -> String {
-    let text = text.replace('\r', "");
-    let mut out = String::new();
-    for word in text.split_inclusive(|c: char| !c.is_ascii_hexdigit()) {
-        let hex = word.trim_end_matches(|c: char| !c.is_ascii_hexdigit());
-        if hex.len() == 12 || hex.len() == 64 {
-            out.push_str("<id>");
-            out.push_str(&word[hex.len()..]);
-        } else {
-            out.push_str(word);
-        }
-    }
-    out
 }
 
 /// Polls `check` for up to `limit`; whether it became true.
@@ -491,16 +405,16 @@ fn case_exec(d: &Daemon, rt: Runtime) -> String {
 }
 
 /// `docker top` lists the container's processes by their host pids (runc's
-/// `ps --format json`), as `ps -ef` shows them.
-fn case_top(d: &Daemon, rt: Runtime) -> String {
-    let name = rt.own("top");
+/// `ps --format json`), as `ps -ef` shows them: each row's PID, whether it
+/// is a live host process, and its CMD.
+fn top(d: &Daemon, rt: Runtime, base: &str) -> (i32, Vec<(bool, String)>) {
+    let name = rt.own(base);
     if let Err(e) = detached(d, rt, &name, &[], "sleep 1000 & sleep 2000") {
-        return e + &remove(d, &name);
+        return (-1, vec![(false, e + &remove(d, &name))]);
     }
     let out = d.docker(&["top", &name]);
     let mut lines = out.stdout.lines();
-    let header = lines.next().unwrap_or("");
-    let columns: Vec<&str> = header.split_whitespace().collect();
+    let columns: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     let pid_at = columns.iter().position(|h| *h == "PID");
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -510,10 +424,34 @@ fn case_top(d: &Daemon, rt: Runtime) -> String {
             .and_then(|p| p.parse::<i32>().ok())
             .is_some_and(|p| p > 1 && Path::new(&format!("/proc/{p}")).exists());
         let cmd = fields.get(columns.len().saturating_sub(1)..).map(|c| c.join(" ")).unwrap_or_default();
-        rows.push(format!("host pid: {live}, CMD {cmd}"));
+        rows.push((live, cmd));
     }
     rows.sort();
-    format!("exit {}\ncolumns: {header}\n{}\n{}", out.status, rows.join("\n"), remove(d, &name))
+    let removed = remove(d, &name);
+    if !removed.is_empty() {
+        rows.push((false, removed));
+    }
+    (out.status, rows)
+}
+
+fn case_top_rows(d: &Daemon, rt: Runtime) -> String {
+    let (status, rows) = top(d, rt, "top-rows");
+    let live: Vec<String> = rows.iter().map(|(live, _)| format!("live host pid: {live}")).collect();
+    format!(
+        "exit {status}
+{}",
+        live.join("\n")
+    )
+}
+
+fn case_top_cmd(d: &Daemon, rt: Runtime) -> String {
+    let (status, rows) = top(d, rt, "top-cmd");
+    let cmds: Vec<&str> = rows.iter().map(|(_, cmd)| cmd.as_str()).collect();
+    format!(
+        "exit {status}
+{}",
+        cmds.join("\n")
+    )
 }
 
 fn case_stats(d: &Daemon, rt: Runtime) -> String {

@@ -58,6 +58,10 @@ pub enum RuntimeError {
     /// The sandbox process said why it could not get ready.
     #[error("{0}")]
     SandboxFailed(String),
+    /// The process's program is not in the container, or not executable
+    /// (runc's words, which engines read).
+    #[error("unable to start container process: {0}")]
+    Program(String),
     /// `start` on a container that is not created.
     #[error("container {id} is {status}, not created: it cannot be started")]
     NotCreated {
@@ -207,6 +211,7 @@ impl Runtime {
         if terminal && !matches!(stdio, Stdio3::ConsoleSocket(_)) {
             return Err(RuntimeError::TerminalWithoutConsoleSocket);
         }
+        crate::lookpath::check(&bundle.rootfs, &bundle.spec).map_err(RuntimeError::Program)?;
         let dir = StateDir::create(self.root(), id)?;
         // Saved at once, so that an engine killing us half-way leaves a
         // container `delete --force` can remove.

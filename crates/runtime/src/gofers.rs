@@ -25,6 +25,14 @@ pub enum GoferError {
         /// What socketpair, fcntl or spawn returned.
         source: std::io::Error,
     },
+    /// A Gofer ended, or did not enter a mount namespace of its own in time.
+    #[error("gofer {pid} did not jail itself: {why}")]
+    NotJailed {
+        /// The Gofer's pid.
+        pid: u32,
+        /// What happened instead.
+        why: String,
+    },
 }
 
 /// The Gofers of one sandbox, killed and reaped when dropped.
@@ -93,6 +101,36 @@ impl Gofers {
         Ok(socket)
     }
 }
+
+impl Gofers {
+    /// Waits until every Gofer is in a mount namespace of its own (its
+    /// jail), so that changes to the caller's mounts (the sandbox's
+    /// `enter_root`) no longer reach the paths it is still to open.
+    pub fn wait_until_jailed(&mut self) -> Result<(), GoferError> {
+        let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+        let deadline = std::time::Instant::now() + JAIL_LIMIT;
+        for gofer in &mut self.0 {
+            let pid = gofer.id();
+            loop {
+                if let Ok(Some(status)) = gofer.try_wait() {
+                    return Err(GoferError::NotJailed { pid, why: format!("it ended ({status})") });
+                }
+                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+                if theirs.is_some() && theirs != ours {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(GoferError::NotJailed { pid, why: format!("not within {JAIL_LIMIT:?}") });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Far above the milliseconds a Gofer takes to jail itself.
+const JAIL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Drop for Gofers {
     fn drop(&mut self) {

@@ -14,6 +14,7 @@ pub mod control;
 pub mod do_command;
 pub mod exec;
 pub mod gofers;
+mod lookpath;
 mod passwd;
 pub mod sandbox;
 pub mod seccomp_profile;

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -15,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::common::{busybox, moat_binary, TempDir};
+use crate::differential::{creates_in, moat_wrapper, Engine};
 use crate::host_state::HostNetwork;
 
 /// The image the tests import and run.
@@ -83,14 +83,7 @@ impl Daemon {
         fs::create_dir(dir.path().join("cli")).expect("fixture: make the docker CLI's config dir");
         // moat is registered through a wrapper that records each call, so
         // that a test can prove moat, not runc, ran its container.
-        let calls = dir.path().join("moat-calls.log");
-        let wrapper = dir.path().join("moat-runtime");
-        fs::write(
-            &wrapper,
-            format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", calls.display(), moat_binary()),
-        )
-        .expect("fixture: write the moat wrapper");
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("fixture: chmod the moat wrapper");
+        let (wrapper, calls) = moat_wrapper(dir.path(), moat_binary());
         let config = serde_json::json!({ "runtimes": { "moat": { "path": wrapper } } });
         fs::write(dir.path().join("daemon.json"), config.to_string()).expect("fixture: write daemon.json");
         let bridge = Bridge::create();
@@ -535,10 +528,18 @@ impl Daemon {
             }
         }
     }
+}
 
-    /// How many containers moat has been asked to create so far.
-    pub fn moat_creates(&self) -> usize {
-        let calls = fs::read_to_string(&self.calls).unwrap_or_default();
-        calls.lines().filter(|l| l.split_whitespace().any(|w| w == "create")).count()
+impl Engine for Daemon {
+    fn moat_creates(&self) -> usize {
+        creates_in(&self.calls)
+    }
+
+    fn log_mark(&self) -> u64 {
+        self.dockerd_log_len()
+    }
+
+    fn diagnostics(&self, mark: u64) -> String {
+        Daemon::diagnostics(self, mark)
     }
 }

@@ -10,8 +10,8 @@
 //! `/proc/PID/ns/*` and must find the container's, never the host's.
 //!
 //! Order: PID namespace (made by `create`) → cgroup → spec → mount, IPC,
-//! UTS and network namespaces → Gofers → control socket → "ready" to
-//! `moat create` → wait for `start` → Sentry.
+//! UTS and network namespaces → Gofers → control socket → the container's
+//! root as its own → "ready" to `moat create` → wait for `start` → Sentry.
 //!
 //! Here: that sequence and its errors. `namespaces` makes the namespaces,
 //! `config` and `mounts` turn the spec into the Sentry's boot configuration
@@ -106,6 +106,9 @@ pub enum SandboxError {
     /// The Gofer for the root filesystem did not start.
     #[error("root: {0}")]
     RootGofer(#[source] GoferError),
+    /// A Gofer did not get ready.
+    #[error("{0}")]
+    Gofer(#[source] GoferError),
     /// A spec mount cannot be mounted.
     #[error("{0}")]
     Mount(#[from] MountError),
@@ -225,6 +228,7 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     let state_dir = StateDir::open(&flags.root, id)?;
     let bundle = Bundle::load(bundle_dir)?;
     namespaces::enter_namespaces(&bundle.spec)?;
+    namespaces::mount_own_proc()?;
     let mut gofers = Gofers::default();
     let config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
     let socket = state_dir.control_socket();
@@ -232,5 +236,7 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     let listener = crate::control::ShortPath::new(&socket)
         .and_then(|short| UnixListener::bind(short.path()))
         .map_err(|source| SandboxError::Listen { socket: socket.clone(), source })?;
+    gofers.wait_until_jailed().map_err(SandboxError::Gofer)?;
+    namespaces::enter_root(&bundle.rootfs)?;
     Ok((Prepared { config: Some(config), _gofers: gofers }, listener))
 }

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use nix::errno::Errno;
@@ -39,6 +39,16 @@ pub enum NamespaceError {
     /// Making every mount private failed.
     #[error("cannot make the sandbox's mounts private: {0}")]
     PrivateMounts(#[source] Errno),
+    /// Making the container's root the sandbox process's root failed.
+    #[error("cannot make {} the sandbox's root ({step}): {source}", .rootfs.display())]
+    Root {
+        /// The bundle's root directory.
+        rootfs: PathBuf,
+        /// The step that failed.
+        step: &'static str,
+        /// What the kernel said.
+        source: Errno,
+    },
     /// The spec's UTS namespace path cannot be opened.
     #[error("cannot open UTS namespace {}: {source}", .path.display())]
     OpenUts {
@@ -171,4 +181,46 @@ pub(crate) fn spawn_in_new_pid_namespace(command: &mut Command) -> Result<Child,
             .join()
             .unwrap_or(Err(NamespaceError::SpawnPanicked))
     })
+}
+
+/// Makes the container's root directory the root of the sandbox process's
+/// (private) mount namespace, with a /proc of its PID namespace on it. Once
+/// its Gofers run the sandbox needs no host path; and engines that act on
+/// `/proc/PID/root` of the pid they were given (`podman cp`, `podman top`)
+/// must find the container's files and processes there, not the host's —
+/// as under runc. The host's mounts are gone from the namespace after.
+pub(crate) fn enter_root(rootfs: &Path) -> Result<(), NamespaceError> {
+    enter_root_of(rootfs).map_err(|(step, source)| NamespaceError::Root { rootfs: rootfs.to_path_buf(), step, source })
+}
+
+/// A /proc of the sandbox's own PID namespace over the host's, in its
+/// private mount namespace: the pids it starts (its Gofers) are then its
+/// /proc's, as the host's /proc would show other processes under them.
+pub(crate) fn mount_own_proc() -> Result<(), NamespaceError> {
+    use nix::mount::{mount, MsFlags};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>).map_err(|source| NamespaceError::Root {
+        rootfs: "/".into(),
+        step: "mounting its own /proc",
+        source,
+    })
+}
+
+fn enter_root_of(rootfs: &Path) -> Result<(), (&'static str, Errno)> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let fail = |step| move |source| (step, source);
+    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(fail("bind-mounting it onto itself"))?;
+    nix::unistd::chdir(rootfs).map_err(fail("chdir"))?;
+    nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(fail("unmounting the host's root"))?;
+    nix::unistd::chdir("/").map_err(fail("chdir /"))?;
+    // The stubs raise their own OOM score through /proc/self. A /proc that
+    // is not a plain directory (a symlink an earlier run of the container
+    // planted) gets no mount: the stubs then keep the default score.
+    if std::fs::symlink_metadata("/proc").is_ok_and(|m| m.is_dir()) {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>).map_err(fail("mounting /proc"))?;
+    }
+    Ok(())
 }
