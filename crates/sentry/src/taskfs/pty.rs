@@ -131,7 +131,6 @@ impl Pty {
                     s.line.clear();
                     if echo_on {
                         echo(&mut s, b);
-                        s.output.extend(b"\r\n");
                     }
                     signals.push(sig);
                     continue;
