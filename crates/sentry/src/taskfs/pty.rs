@@ -832,3 +832,45 @@ fn pump_out(pty: &Arc<Pty>, host: &OwnedFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pty() -> Arc<Pty> {
+        let reg = PtyRegistry::new(Weak::new());
+        let pty = reg.new_pty();
+        pty.state.lock().unwrap().slave_opens = 1;
+        pty
+    }
+
+    #[test]
+    fn any_control_character_the_app_sets_echoes_without_overflow() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.cc[VINTR] = 0xff;
+        assert_eq!(pty.input(&[0xff, 0x1b, 0x03]), 3);
+        assert_eq!(pty.state.lock().unwrap().output.iter().copied().collect::<Vec<u8>>(), b"\xff^[^C");
+    }
+
+    #[test]
+    fn echoes_stop_at_the_output_bound_while_nobody_reads_the_master() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.lflag &= !ICANON;
+        for _ in 0..(4 * CAPACITY / 1000) {
+            pty.input(&[b'\x01'; 1000]);
+            pty.state.lock().unwrap().input.clear();
+        }
+        assert!(pty.state.lock().unwrap().output.len() < CAPACITY + 4);
+    }
+
+    #[test]
+    fn a_canonical_line_past_the_limit_drops_all_but_its_newline() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.lflag &= !ECHO;
+        assert_eq!(pty.input(&vec![b'a'; MAX_LINE + 100]), MAX_LINE + 100);
+        pty.input(b"\n");
+        let s = pty.state.lock().unwrap();
+        assert_eq!(s.input.len(), MAX_LINE + 1);
+        assert_eq!(s.input.back(), Some(&b'\n'));
+    }
+}
