@@ -13,6 +13,7 @@
 mod environment;
 mod limits;
 mod options;
+mod terminal;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -176,15 +177,22 @@ const TMP_LIMIT: u64 = 1 << 30;
 
 /// Runs `moat do`; returns the command's exit status.
 pub fn run(c: &DoConfig) -> Result<i32, DoError> {
-    match &c.inner.in_pid_namespace {
-        Some(cgroup) => in_pid_namespace(c, cgroup),
-        // The Sentry runs as pid 1 of a PID namespace of its own, in new
-        // mount, IPC and UTS namespaces: a compromised Sentry sees (and can
-        // signal or trace) no host process. Without the privilege for that
-        // (not root), the sandbox still runs, in the caller's namespaces and
-        // with no cgroup.
-        None if nix::unistd::geteuid().is_root() => in_cgroup(c),
-        None => unprivileged(c),
+    if let Some(cgroup) = &c.inner.in_pid_namespace {
+        return in_pid_namespace(c, cgroup);
+    }
+    // The Sentry's console puts the caller's terminal in raw mode; the
+    // outermost moat do, the one the caller waits for, puts it back (on
+    // return here, or in `in_cgroup` before it dies by a stop signal).
+    let terminal = terminal::SavedMode::save();
+    // The Sentry runs as pid 1 of a PID namespace of its own, in new
+    // mount, IPC and UTS namespaces: a compromised Sentry sees (and can
+    // signal or trace) no host process. Without the privilege for that
+    // (not root), the sandbox still runs, in the caller's namespaces and
+    // with no cgroup.
+    if nix::unistd::geteuid().is_root() {
+        in_cgroup(c, terminal.as_ref())
+    } else {
+        unprivileged(c)
     }
 }
 
@@ -229,7 +237,7 @@ const STOP_SIGNALS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGH
 /// The cgroup under which each `moat do` makes its own.
 const DO_CGROUP_PARENT: &str = "/moat";
 
-fn in_cgroup(c: &DoConfig) -> Result<i32, DoError> {
+fn in_cgroup(c: &DoConfig, terminal: Option<&terminal::SavedMode>) -> Result<i32, DoError> {
     let resources = limits::host_resources(c)?;
     // Blocked before the cgroup exists (and inherited by the thread that
     // waits for them), so that no stop signal ends this process between
@@ -263,6 +271,9 @@ fn in_cgroup(c: &DoConfig) -> Result<i32, DoError> {
     if let Some(signal) = stop.signal() {
         // Dying by the signal tells the caller (a shell, a supervisor) what
         // happened, as it would have without moat in between.
+        if let Some(t) = terminal {
+            t.restore();
+        }
         let _ = SigSet::from(signal).thread_unblock();
         let _ = nix::sys::signal::raise(signal);
         return Ok(128 + signal as i32);

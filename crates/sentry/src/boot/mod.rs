@@ -4,6 +4,7 @@
 pub mod seccomp;
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, Weak};
@@ -22,6 +23,7 @@ use crate::kernel::{Kernel, PidTable};
 use crate::mm::{MemoryManager, RangeAllocator};
 use crate::platform::PlatformKind;
 use crate::taskfs::proc;
+use crate::taskfs::pty::{Console, PtyRegistry};
 use crate::taskfs::sysctl::{SysctlError, Sysctls};
 use crate::vfs::{Dentry, FdTable, FileOps, FileType, Follow, Inode, InodeRef, NewNode, OpenFile, Vfs};
 use crate::SysResult;
@@ -190,23 +192,28 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     };
     let vfs = Arc::new(Vfs::new(root.clone()));
 
-    let tty_file = cfg.init.stdio.stdin.try_clone().ok().map(HostFile::new).filter(|f| f.is_tty());
-    let tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
+    // A terminal on init's stdin and stdout becomes the sandbox's console;
+    // a terminal on stdin alone is still what /dev/tty opens.
+    let init_console = console_fds(&cfg.init.stdio);
+    let tty_file = match init_console {
+        Some(_) => None,
+        None => cfg.init.stdio.stdin.try_clone().ok().map(HostFile::new).filter(|f| f.is_tty()),
+    };
+    let mut tty_file: Option<Arc<dyn FileOps>> = tty_file.map(|f| f as Arc<dyn FileOps>);
+    let mut consoles = None;
     // Read before the Sentry's seccomp filter is on (sysinfo is not on its list).
     let host_ram = host::sys::total_ram().unwrap_or(u64::MAX);
     let memory_total = cfg.memory_limit.map_or(host_ram, |limit| limit.min(host_ram));
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone(), &sysctls), "proc", "proc");
-        vfs.mounts.mount(
-            b"/dev",
-            dev::new_devfs(
-                tty_file,
-                Some(crate::taskfs::pty::PtyRegistry::new(weak.clone())).map(|r| (r.ptmx(), r.pts())),
-            ),
-            "devtmpfs",
-            "dev",
-        );
+        let ptys = PtyRegistry::new(weak.clone());
+        let console = init_console.map(|(input, output)| ptys.console(input, output));
+        if let Some(Ok(c)) = &console {
+            tty_file = Some(c.tty());
+        }
+        vfs.mounts.mount(b"/dev", dev::new_devfs(tty_file, Some((ptys.ptmx(), ptys.pts()))), "devtmpfs", "dev");
+        consoles = Some((ptys, console));
         if let Some(limit) = cfg.tmp_limit {
             vfs.mounts.mount(b"/tmp", TmpfsInode::new_fs_limited(0o1777, Some(limit), &alloc), "tmpfs", "tmpfs");
         }
@@ -235,6 +242,9 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             memory_total,
         }
     });
+
+    let (ptys, init_console) = consoles.expect("the kernel is built");
+    let init_console = init_console.transpose()?;
 
     let mut mounts = cfg.mounts;
     // Parents first, so that a mount inside another is made in it.
@@ -293,8 +303,8 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Host(std::io::Error::other(wrong)));
     }
 
-    let sandbox = Sandbox { k, clients, stats: cfg.stats };
-    let init = sandbox.spawn(cfg.init, true)?;
+    let sandbox = Sandbox { k, clients, stats: cfg.stats, ptys };
+    let init = sandbox.spawn(cfg.init, true, init_console)?;
     debug_assert_eq!(init, 1);
     Ok(sandbox)
 }
@@ -353,6 +363,8 @@ pub struct Sandbox {
     k: Arc<Kernel>,
     clients: Vec<Arc<p9::Client>>,
     stats: bool,
+    /// Where a process started with a terminal gets its console.
+    ptys: Arc<PtyRegistry>,
 }
 
 /// Boots the sandbox and runs it until init exits; returns init's wait status.
@@ -372,7 +384,8 @@ impl Sandbox {
     /// Starts `process` as a new process with no parent in the sandbox
     /// (as `runc exec` does); returns its pid once it runs its program.
     pub fn exec(&self, process: ProcessConfig) -> Result<i32, BootError> {
-        self.spawn(process, false)
+        let console = console_fds(&process.stdio).map(|(input, output)| self.ptys.console(input, output));
+        self.spawn(process, false, console.transpose()?)
     }
 
     /// Waits until process `pid` (init, or one started by [`Sandbox::exec`])
@@ -496,7 +509,9 @@ impl Sandbox {
         }
     }
 
-    fn spawn(&self, p: ProcessConfig, init: bool) -> Result<i32, BootError> {
+    /// Starts `p`; with a `console`, its stdio that is the host terminal is
+    /// the console's slave instead, and the console is its controlling terminal.
+    fn spawn(&self, p: ProcessConfig, init: bool, console: Option<Console>) -> Result<i32, BootError> {
         let k = &self.k;
         // An exec'd process counts against the sandbox's task limit like a fork.
         k.check_task_limit().map_err(|e| BootError::Exec {
@@ -505,14 +520,21 @@ impl Sandbox {
         })?;
         let vfs = &k.vfs;
         let cwd = vfs.walk(&vfs.root, &vfs.root, &p.cwd, Follow::Yes).unwrap_or_else(|_| vfs.root.clone());
-        let stdin = HostFile::new(p.stdio.stdin);
+        // One open file description for every fd on the terminal, as a
+        // terminal's stdio is after runc's dup2s; its path is /dev/pts/N.
+        let tty = console.as_ref().and_then(|c| {
+            let dentry = vfs.walk(&vfs.root, &vfs.root, &c.path(), Follow::No).ok();
+            c.take_slave().map(|slave| OpenFile::new(slave, dentry, O_RDWR))
+        });
         let mut fds = FdTable::default();
-        for (i, f) in [stdin as Arc<dyn FileOps>, HostFile::new(p.stdio.stdout), HostFile::new(p.stdio.stderr)]
-            .into_iter()
-            .enumerate()
-        {
-            let flags = if i == 0 { 0 } else { 1 };
-            fds.set(i as i32, OpenFile::new(f, None, flags), false)
+        for (i, host_fd) in [p.stdio.stdin, p.stdio.stdout, p.stdio.stderr].into_iter().enumerate() {
+            let file = match &tty {
+                // The console reads stdin's terminal and writes stdout's; stderr
+                // joins them if it is a terminal too.
+                Some(tty) if i < 2 || host_fd.is_terminal() => tty.clone(),
+                _ => OpenFile::new(HostFile::new(host_fd), None, if i == 0 { O_RDONLY } else { O_WRONLY }),
+            };
+            fds.set(i as i32, file, false)
                 .map_err(|e| BootError::Exec { path: "stdio".to_owned(), errno: e.errno() })?;
         }
         let fs = FsContext { root: vfs.root.clone(), cwd, umask: 0o022 };
@@ -556,6 +578,9 @@ impl Sandbox {
                     };
                     *limit = (soft.min(hard), hard);
                 }
+            }
+            if let Some(c) = &console {
+                c.set_controlling(pid);
             }
             let t = Task::new(pid, tg.clone(), 0);
             tg.state.lock().unwrap().threads.push(t.clone());
@@ -607,6 +632,20 @@ impl Sandbox {
         }
     }
 }
+
+/// A process's host terminal for a console, as (what it reads, what it
+/// writes): when its stdin and stdout are both terminals. Only then does the
+/// console take them over; otherwise the host fds are the app's as they are.
+fn console_fds(stdio: &HostStdio) -> Option<(OwnedFd, OwnedFd)> {
+    if !(stdio.stdin.is_terminal() && stdio.stdout.is_terminal()) {
+        return None;
+    }
+    Some((stdio.stdin.try_clone().ok()?, stdio.stdout.try_clone().ok()?))
+}
+
+const O_RDONLY: u32 = 0;
+const O_WRONLY: u32 = 1;
+const O_RDWR: u32 = 2;
 
 /// `si_code` of a signal sent by kill(2), here by the runtime from outside.
 const SI_USER: i32 = 0;

@@ -1,10 +1,14 @@
 //! Pseudo-terminals: /dev/ptmx hands out a master, /dev/pts/N is its slave.
 //! A small line discipline sits between them: canonical editing, echo,
 //! ICRNL/ONLCR, and ISIG (^C, ^\, ^Z to the foreground process group).
+//! A [`Console`] is such a pair whose master the Sentry itself pumps to and
+//! from a host terminal in raw mode: the sandbox's terminal, as gVisor's.
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use abi::tty::{
     Termios, Winsize, ECHO, FIONREAD, ICANON, ICRNL, ISIG, IXON, ONLCR, OPOST, TCGETS, TCSETS, TCSETSF, TCSETSW,
@@ -16,17 +20,21 @@ use abi::{AsBytes, FromBytes};
 use crate::auth::current;
 use crate::fs::dev::makedev;
 use crate::kernel::deliver::send_to_group;
-use crate::kernel::signal::{SigInfo, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
+use crate::kernel::signal::{SigInfo, SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH, SIG_DFL};
 use crate::kernel::Kernel;
 use crate::mm::io::drain_into;
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{
     new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, IoctlArg, OpenFile, PollMask, Stat, Timespec,
 };
-use crate::waiter::WaitQueue;
+use crate::waiter::{WaitQueue, Waiter};
 use crate::SysResult;
 
 const CAPACITY: usize = 65536;
+
+/// The longest line canonical mode edits (Linux's N_TTY_BUF_SIZE less the
+/// newline): past it, bytes other than a newline are dropped.
+const MAX_LINE: usize = 4095;
 
 /// Linux's default termios for a new terminal.
 fn default_termios() -> Termios {
@@ -83,9 +91,16 @@ impl Pty {
         }
         let groups: Vec<_> = k.pids.lock().unwrap().groups.values().cloned().collect();
         for g in groups {
-            if g.state.lock().unwrap().pgid == pgrp {
-                send_to_group(&g, SigInfo::kernel(sig));
+            if g.state.lock().unwrap().pgid != pgrp {
+                continue;
             }
+            // The sandbox's init is its PID namespace's: as Linux does, a
+            // signal it takes the default action for is not sent to it from
+            // inside (a shell as pid 1 survives the ^C that ends its child).
+            if g.pid == 1 && g.sig.lock().unwrap().actions[(sig - 1) as usize].handler == SIG_DFL {
+                continue;
+            }
+            send_to_group(&g, SigInfo::kernel(sig));
         }
     }
 
@@ -101,6 +116,10 @@ impl Pty {
             }
             taken += 1;
             let b = if b0 == b'\r' && iflag & ICRNL != 0 { b'\n' } else { b0 };
+            // Echoes are dropped while the master's reader is behind (as
+            // Linux's are), so that what is typed cannot grow the output
+            // buffer past its bound.
+            let echo_on = lflag & ECHO != 0 && s.output.len() < CAPACITY;
             if lflag & ISIG != 0 {
                 let sig = match b {
                     _ if b == s.cc(VINTR) => Some(SIGINT),
@@ -110,8 +129,8 @@ impl Pty {
                 };
                 if let Some(sig) = sig {
                     s.line.clear();
-                    if lflag & ECHO != 0 {
-                        s.output.extend([b'^', b + 0x40, b'\r', b'\n']);
+                    if echo_on {
+                        echo(&mut s, b);
                     }
                     signals.push(sig);
                     continue;
@@ -119,7 +138,7 @@ impl Pty {
             }
             if lflag & ICANON != 0 {
                 if b == s.cc(VERASE) {
-                    if s.line.pop().is_some() && lflag & ECHO != 0 {
+                    if s.line.pop().is_some() && echo_on {
                         s.output.extend(b"\x08 \x08");
                     }
                     continue;
@@ -136,7 +155,10 @@ impl Pty {
                     s.input.extend(line);
                     continue;
                 }
-                if lflag & ECHO != 0 {
+                if b != b'\n' && s.line.len() >= MAX_LINE {
+                    continue;
+                }
+                if echo_on {
                     echo(&mut s, b);
                 }
                 s.line.push(b);
@@ -145,7 +167,7 @@ impl Pty {
                     s.input.extend(line);
                 }
             } else {
-                if lflag & ECHO != 0 {
+                if echo_on {
                     echo(&mut s, b);
                 }
                 s.input.push_back(b);
@@ -229,8 +251,9 @@ fn echo(s: &mut State, b: u8) {
     let onlcr = s.termios.oflag & (OPOST | ONLCR) == OPOST | ONLCR;
     if b == b'\n' && onlcr {
         s.output.extend(b"\r\n");
-    } else if b < 0x20 && b != b'\n' && b != b'\t' {
-        s.output.extend([b'^', b + 0x40]);
+    } else if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
+        // ^C for 0x03, ^? for DEL (ECHOCTL).
+        s.output.extend([b'^', b ^ 0x40]);
     } else {
         s.output.push_back(b);
     }
@@ -250,6 +273,10 @@ impl PtyRegistry {
     }
 
     fn open_master(&self) -> Arc<dyn FileOps> {
+        Arc::new(Master { pty: self.new_pty() })
+    }
+
+    fn new_pty(&self) -> Arc<Pty> {
         let mut m = self.ptys.lock().unwrap();
         m.retain(|_, p| p.strong_count() > 0);
         let index = (0..).find(|i| !m.contains_key(i)).expect("a free index");
@@ -272,7 +299,38 @@ impl PtyRegistry {
             k: self.k.clone(),
         });
         m.insert(index, Arc::downgrade(&pty));
-        Arc::new(Master { pty })
+        pty
+    }
+
+    /// Makes a console on the host terminal `host_in` (read) and `host_out`
+    /// (written): puts the host terminal in raw mode, so that this pty's
+    /// line discipline is the only one, gives the pty its window size, and
+    /// starts the threads that pump bytes between them. The pumps end, and
+    /// close the host fds, once no counted slave is left.
+    pub fn console(&self, host_in: OwnedFd, host_out: OwnedFd) -> std::io::Result<Console> {
+        let mut termios = Termios::default();
+        host::sys::ioctl_buf(host_in.as_fd(), TCGETS, termios.as_bytes_mut())?;
+        make_raw(&mut termios);
+        host::sys::ioctl_buf(host_in.as_fd(), TCSETS, termios.as_bytes_mut())?;
+        let pty = self.new_pty();
+        let winsize = host_winsize(&host_in).unwrap_or_default();
+        {
+            let mut s = pty.state.lock().unwrap();
+            s.locked = false;
+            s.winsize = winsize;
+            // The console's own slave, which the first process's stdio takes.
+            s.slave_opens = 1;
+        }
+        let reader = pty.clone();
+        std::thread::Builder::new()
+            .name(format!("console-{}-in", pty.index))
+            .spawn(move || pump_in(&reader, &host_in, winsize))?;
+        let writer = pty.clone();
+        std::thread::Builder::new()
+            .name(format!("console-{}-out", pty.index))
+            .spawn(move || pump_out(&writer, &host_out))?;
+        let slave = Arc::new(Slave { pty: pty.clone(), counted: true });
+        Ok(Console { pty, slave: Mutex::new(Some(slave)) })
     }
 
     /// The /dev/ptmx inode.
@@ -330,7 +388,7 @@ impl Inode for PtyNode {
                     }
                     s.slave_opens += 1;
                 }
-                Ok(Arc::new(Slave { pty }))
+                Ok(Arc::new(Slave { pty, counted: true }))
             }
         }
     }
@@ -469,9 +527,12 @@ impl FileOps for Master {
     }
 }
 
+/// A slave end. A counted one holds the terminal open (its master reads EIO
+/// once none is left); /dev/tty's, shared by every open of it, does not.
 #[derive(Debug)]
 struct Slave {
     pty: Arc<Pty>,
+    counted: bool,
 }
 
 impl FileOps for Slave {
@@ -562,11 +623,254 @@ impl FileOps for Slave {
     }
 
     fn release(&self, _f: &OpenFile) {
-        self.pty.state.lock().unwrap().slave_opens -= 1;
+        if self.counted {
+            self.pty.state.lock().unwrap().slave_opens -= 1;
+        }
         self.pty.wq.notify_all();
     }
 
     fn is_tty(&self) -> bool {
         true
+    }
+}
+
+/// The sandbox's terminal: a pty whose master the Sentry pumps to and from
+/// a host terminal (see [`PtyRegistry::console`]).
+#[derive(Debug)]
+pub struct Console {
+    pty: Arc<Pty>,
+    /// The counted slave made with the console, until a process takes it.
+    slave: Mutex<Option<Arc<Slave>>>,
+}
+
+impl Console {
+    /// The slave's path in the sandbox.
+    pub fn path(&self) -> Vec<u8> {
+        format!("/dev/pts/{}", self.pty.index).into_bytes()
+    }
+
+    /// The console's slave for a process's stdio, once: one open file
+    /// description its fds 0, 1 and 2 share. Later calls, and a second
+    /// process, open /dev/pts/N instead.
+    pub fn take_slave(&self) -> Option<Arc<dyn FileOps>> {
+        self.slave.lock().unwrap().take().map(|s| s as Arc<dyn FileOps>)
+    }
+
+    /// What /dev/tty opens: the console's slave, not holding it open.
+    pub fn tty(&self) -> Arc<dyn FileOps> {
+        Arc::new(Slave { pty: self.pty.clone(), counted: false })
+    }
+
+    /// Makes the console the controlling terminal of session `sid`, with
+    /// the session leader's group (`sid` too) in the foreground, as a new
+    /// session's TIOCSCTTY does.
+    pub fn set_controlling(&self, sid: i32) {
+        let mut s = self.pty.state.lock().unwrap();
+        s.session = sid;
+        s.fg_pgrp = sid;
+    }
+}
+
+impl Drop for Console {
+    /// A console no process took (its process did not start) is not held:
+    /// its pumps end and give the host terminal back.
+    fn drop(&mut self) {
+        if self.slave.lock().unwrap().take().is_some() {
+            self.pty.state.lock().unwrap().slave_opens -= 1;
+            self.pty.wq.notify_all();
+        }
+    }
+}
+
+/// How long a pump sleeps before it looks again at the host terminal's
+/// window size and whether the console is still held.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Bytes a pump moves per host read or write.
+const CHUNK: usize = 4096;
+
+/// `cfmakeraw`: no input translation, no output processing, no echo, no
+/// signals, 8-bit bytes one at a time.
+fn make_raw(t: &mut Termios) {
+    const IGNBRK: u32 = 0x1;
+    const BRKINT: u32 = 0x2;
+    const PARMRK: u32 = 0x8;
+    const ISTRIP: u32 = 0x20;
+    const INLCR: u32 = 0x40;
+    const IGNCR: u32 = 0x80;
+    const ECHONL: u32 = 0x40;
+    const IEXTEN: u32 = 0x8000;
+    const CSIZE: u32 = 0x30;
+    const PARENB: u32 = 0x100;
+    const CS8: u32 = 0x30;
+    const VTIME: usize = 5;
+    const VMIN: usize = 6;
+    t.iflag &= !(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    t.oflag &= !OPOST;
+    t.lflag &= !(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    t.cflag = (t.cflag & !(CSIZE | PARENB)) | CS8;
+    t.cc[VMIN] = 1;
+    t.cc[VTIME] = 0;
+}
+
+fn host_winsize(fd: &OwnedFd) -> Option<Winsize> {
+    let mut w = Winsize::default();
+    host::sys::ioctl_buf(fd.as_fd(), TIOCGWINSZ, w.as_bytes_mut()).ok()?;
+    Some(w)
+}
+
+impl Pty {
+    /// Whether the console's pumps are done: no counted slave is left, or
+    /// the host terminal hung up.
+    fn console_done(&self) -> bool {
+        let s = self.state.lock().unwrap();
+        s.slave_opens == 0 || !s.master_open
+    }
+
+    /// The host terminal is gone: the slave reads end of file and writes
+    /// fail, and the foreground group gets SIGHUP, as after a hangup.
+    fn hang_up(&self) {
+        let pgrp = {
+            let mut s = self.state.lock().unwrap();
+            if !s.master_open {
+                return;
+            }
+            s.master_open = false;
+            s.fg_pgrp
+        };
+        self.wq.notify_all();
+        self.signal_fg(pgrp, SIGHUP);
+    }
+
+    /// Sleeps until the pty changes or `TICK` passes.
+    fn wait_change(&self, waiter: &Arc<Waiter>, ready: impl Fn(&State) -> bool) {
+        self.wq.add(waiter);
+        if !ready(&self.state.lock().unwrap()) {
+            waiter.wait(Instant::now().checked_add(TICK));
+        }
+        self.wq.remove(waiter);
+        waiter.reset();
+    }
+}
+
+/// Host terminal to the pty's input (through its line discipline), and the
+/// host terminal's window size to the pty's. Only this thread waits on the
+/// host: a terminal that sends nothing holds up no task.
+fn pump_in(pty: &Arc<Pty>, host: &OwnedFd, mut host_size: Winsize) {
+    const POLLIN: i16 = 0x1;
+    let waiter = Waiter::new();
+    let mut buf = vec![0u8; CHUNK];
+    while !pty.console_done() {
+        // A resize on the engine's side (TIOCSWINSZ on its master) changes
+        // the host terminal's size; the app sees it, and SIGWINCH, here.
+        if let Some(now) = host_winsize(host).filter(|w| *w != host_size) {
+            host_size = now;
+            let mut arg = IoctlArg { raw: 0, buf: now.as_bytes().to_vec(), write_back: false };
+            let _ = pty.ioctl(true, TIOCSWINSZ, &mut arg);
+        }
+        let ready = match host::sys::poll_one(host.as_fd(), POLLIN, TICK.as_millis() as i32) {
+            Ok(0) => continue,
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        let n = match ready.then(|| host::sys::read(host.as_fd(), &mut buf)) {
+            Some(Ok(n)) if n > 0 => n,
+            Some(Err(e)) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => {
+                continue
+            }
+            // End of file, EIO (the far side closed), or poll failing.
+            _ => return pty.hang_up(),
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() && !pty.console_done() {
+            let took = pty.input(rest);
+            rest = &rest[took..];
+            if took == 0 {
+                // The app is not reading: wait for room rather than drop what was typed.
+                pty.wait_change(&waiter, |s| s.input.len() + s.line.len() < CAPACITY || s.slave_opens == 0);
+            }
+        }
+    }
+}
+
+/// The pty's output to the host terminal. A host terminal that takes
+/// nothing blocks only this thread; the app's writes fill the pty's
+/// bounded buffer and then wait, as on Linux.
+fn pump_out(pty: &Arc<Pty>, host: &OwnedFd) {
+    const POLLOUT: i16 = 0x4;
+    let waiter = Waiter::new();
+    loop {
+        let chunk: Vec<u8> = {
+            let mut s = pty.state.lock().unwrap();
+            let n = s.output.len().min(CHUNK);
+            s.output.drain(..n).collect()
+        };
+        if chunk.is_empty() {
+            if pty.console_done() {
+                // Nobody holds the console: a /dev/tty still open reads end of file.
+                pty.state.lock().unwrap().master_open = false;
+                pty.wq.notify_all();
+                return;
+            }
+            pty.wait_change(&waiter, |s| !s.output.is_empty() || s.slave_opens == 0 || !s.master_open);
+            continue;
+        }
+        pty.wq.notify_all();
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            match host::sys::poll_one(host.as_fd(), POLLOUT, TICK.as_millis() as i32) {
+                Ok(0) if pty.state.lock().unwrap().master_open => continue,
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(_) => return pty.hang_up(),
+            }
+            match host::sys::write(host.as_fd(), rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => {}
+                Err(_) => return pty.hang_up(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pty() -> Arc<Pty> {
+        let reg = PtyRegistry::new(Weak::new());
+        let pty = reg.new_pty();
+        pty.state.lock().unwrap().slave_opens = 1;
+        pty
+    }
+
+    #[test]
+    fn any_control_character_the_app_sets_echoes_without_overflow() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.cc[VINTR] = 0xff;
+        assert_eq!(pty.input(&[0xff, 0x1b, 0x03]), 3);
+        assert_eq!(pty.state.lock().unwrap().output.iter().copied().collect::<Vec<u8>>(), b"\xff^[^C");
+    }
+
+    #[test]
+    fn echoes_stop_at_the_output_bound_while_nobody_reads_the_master() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.lflag &= !ICANON;
+        for _ in 0..(4 * CAPACITY / 1000) {
+            pty.input(&[b'\x01'; 1000]);
+            pty.state.lock().unwrap().input.clear();
+        }
+        assert!(pty.state.lock().unwrap().output.len() < CAPACITY + 4);
+    }
+
+    #[test]
+    fn a_canonical_line_past_the_limit_drops_all_but_its_newline() {
+        let pty = pty();
+        pty.state.lock().unwrap().termios.lflag &= !ECHO;
+        assert_eq!(pty.input(&vec![b'a'; MAX_LINE + 100]), MAX_LINE + 100);
+        pty.input(b"\n");
+        let s = pty.state.lock().unwrap();
+        assert_eq!(s.input.len(), MAX_LINE + 1);
+        assert_eq!(s.input.back(), Some(&b'\n'));
     }
 }
