@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +19,7 @@ use serde_json::Value;
 /// A bundle: a busybox rootfs and a config.json made by `<runtime> spec`.
 struct Bundle {
     dir: TempDir,
-    _rootfs: Rootfs,
+    rootfs: Rootfs,
 }
 
 impl Bundle {
@@ -37,7 +36,7 @@ impl Bundle {
         spec["root"]["path"] = Value::String(rootfs.path().to_str().expect("utf-8").to_owned());
         spec["process"]["args"] = args.iter().map(|a| Value::String((*a).to_owned())).collect();
         fs::write(&path, serde_json::to_vec_pretty(&spec).expect("json")).expect("write config.json");
-        Bundle { dir, _rootfs: rootfs }
+        Bundle { dir, rootfs }
     }
 
     fn path(&self) -> &str {
@@ -52,12 +51,32 @@ impl Bundle {
     }
 }
 
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+/// `value` (a state or list entry) with what must differ between two runs
+/// replaced by what it must be: the id, bundle and pid the run had, a
+/// creation time in RFC 3339; so that runc's and moat's compare as wholes.
+fn semantic(rt: &Runtime, value: &Value, id: &str, bundle: &Bundle, pid: i32) -> Value {
+    let mut value = value.clone();
+    let Some(object) = value.as_object_mut() else { return value };
+    let mut check = |key: &str, ok: &dyn Fn(&Value) -> bool, what: &str| {
+        if let Some(v) = object.get_mut(key) {
+            assert!(ok(v), "{}: {key} is {v}, not {what}", rt.name);
+            *v = Value::String(format!("<{what}>"));
+        }
+    };
+    check("id", &|v| v == id, "the id given");
+    check("bundle", &|v| v == bundle.path(), "the bundle given");
+    check("rootfs", &|v| v.as_str() == bundle.rootfs.path().to_str(), "the bundle's root");
+    check("pid", &|v| v.as_i64() == Some(i64::from(pid)), "the pid in --pid-file");
+    check(
+        "created",
+        &|v| v.as_str().is_some_and(|t| t.len() >= 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z')),
+        "an RFC 3339 time in UTC",
+    );
+    value
 }
 
 /// Drives one runtime through the lifecycle; returns (state, list entry,
-/// ps JSON) for the shape comparison.
+/// ps JSON), each as `semantic` makes it, for the comparison.
 fn lifecycle(rt: &Runtime) -> (Value, Value, Value) {
     let id = unique_name("life");
     let bundle = Bundle::new(
@@ -112,7 +131,7 @@ fn lifecycle(rt: &Runtime) -> (Value, Value, Value) {
     assert!(out.ok(), "{} delete: {}", rt.name, out.describe());
     let out = rt.run(&["state", &id]);
     assert!(!out.ok(), "{}: state after delete must fail", rt.name);
-    (state, entry, ps)
+    (semantic(rt, &state, &id, &bundle, pid), semantic(rt, &entry, &id, &bundle, pid), ps)
 }
 
 #[test]
@@ -121,8 +140,8 @@ fn the_lifecycle_matches_runc() {
     let runc = Runtime::runc();
     let (moat_state, moat_entry, moat_ps) = lifecycle(&moat);
     let (runc_state, runc_entry, runc_ps) = lifecycle(&runc);
-    assert_eq!(keys(&moat_state), keys(&runc_state), "state JSON keys\nmoat {moat_state}\nrunc {runc_state}");
-    assert_eq!(keys(&moat_entry), keys(&runc_entry), "list JSON keys\nmoat {moat_entry}\nrunc {runc_entry}");
+    assert_eq!(moat_state, runc_state, "state while created\nmoat {moat_state:#}\nrunc {runc_state:#}");
+    assert_eq!(moat_entry, runc_entry, "list entry while running\nmoat {moat_entry:#}\nrunc {runc_entry:#}");
     let ints = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_i64));
     assert!(ints(&moat_ps) && ints(&runc_ps), "ps --format json is a list of pids\nmoat {moat_ps}\nrunc {runc_ps}");
     // No container left behind.

@@ -269,3 +269,30 @@ fn without_a_hostname_the_uts_namespaces_own_is_kept_as_runc_does() {
     }
     drop(pod);
 }
+
+/// `moat spec` writes what `runc spec` writes, but for the differences it
+/// documents (bundle.rs, `default_spec`): hostname "moat", and no
+/// `/sys/fs/cgroup` mount, for the Sentry has no cgroup file system.
+#[test]
+fn moat_spec_is_runc_spec_but_for_its_documented_differences() {
+    let mut specs = Vec::new();
+    for rt in &Runtime::both() {
+        let dir = TempDir::new("parity-spec");
+        let path = dir.path().to_str().expect("utf-8").to_owned();
+        let out = rt.run(&["spec", "--bundle", &path]);
+        assert_eq!(out.status, 0, "{} spec: {}", rt.name, out.describe());
+        let text = fs::read_to_string(dir.path().join("config.json")).expect("read config.json");
+        specs.push((rt.name, serde_json::from_str::<Value>(&text).expect("config.json is JSON")));
+    }
+    let spec_of = |name: &str| specs.iter().find(|(n, _)| *n == name).map(|(_, s)| s.clone()).expect("both ran");
+    let (mut moat, mut runc) = (spec_of("moat"), spec_of("runc"));
+    assert_eq!(moat["hostname"], "moat", "{moat:#}");
+    assert_eq!(runc["hostname"], "runc", "{runc:#}");
+    moat.as_object_mut().expect("spec").remove("hostname");
+    runc.as_object_mut().expect("spec").remove("hostname");
+    let mounts = runc["mounts"].as_array_mut().expect("runc's mounts");
+    let before = mounts.len();
+    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    assert_eq!(mounts.len(), before - 1, "runc spec has one /sys/fs/cgroup mount: {runc:#}");
+    assert_eq!(moat, runc, "moat spec differs from runc spec beyond hostname and /sys/fs/cgroup");
+}

@@ -100,7 +100,8 @@ impl State {
     /// The state of a container `id` being created from `bundle`, timestamped now.
     pub fn new(id: &str, bundle: &Bundle) -> State {
         State {
-            oci_version: oci_spec::runtime::VERSION.to_owned(),
+            // The version the bundle's spec names, as runc reports it.
+            oci_version: bundle.spec.version().clone(),
             id: id.to_owned(),
             pid: None,
             status: Status::Creating,
