@@ -321,10 +321,11 @@ impl PtyRegistry {
             // The console's own slave, which the first process's stdio takes.
             s.slave_opens = 1;
         }
+        let pending = pending_at_switch(&host_in, pty.state.lock().unwrap().cc(VEOF));
         let reader = pty.clone();
         std::thread::Builder::new()
             .name(format!("console-{}-in", pty.index))
-            .spawn(move || pump_in(&reader, &host_in, winsize))?;
+            .spawn(move || pump_in(&reader, &host_in, winsize, pending))?;
         let writer = pty.clone();
         std::thread::Builder::new()
             .name(format!("console-{}-out", pty.index))
@@ -756,10 +757,27 @@ impl Pty {
 /// Host terminal to the pty's input (through its line discipline), and the
 /// host terminal's window size to the pty's. Only this thread waits on the
 /// host: a terminal that sends nothing holds up no task.
-fn pump_in(pty: &Arc<Pty>, host: &OwnedFd, mut host_size: Winsize) {
+/// What the host terminal held when it went raw. Its canonical line
+/// buffer keeps an EOF (^D, as `script` sends for an empty stdin) as a 0
+/// byte, which raw mode then hands over as data: that byte becomes this
+/// pty's own EOF, so the app reads end of file, as it would have natively.
+fn pending_at_switch(host: &OwnedFd, eof: u8) -> Vec<u8> {
+    const POLLIN: i16 = 0x1;
+    let mut buf = vec![0u8; CHUNK];
+    match host::sys::poll_one(host.as_fd(), POLLIN, 0) {
+        Ok(n) if n > 0 => match host::sys::read(host.as_fd(), &mut buf) {
+            Ok(n) => buf[..n].iter().map(|&b| if b == 0 { eof } else { b }).collect(),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn pump_in(pty: &Arc<Pty>, host: &OwnedFd, mut host_size: Winsize, pending: Vec<u8>) {
     const POLLIN: i16 = 0x1;
     let waiter = Waiter::new();
     let mut buf = vec![0u8; CHUNK];
+    feed(pty, &waiter, &pending);
     while !pty.console_done() {
         // A resize on the engine's side (TIOCSWINSZ on its master) changes
         // the host terminal's size; the app sees it, and SIGWINCH, here.
@@ -781,14 +799,19 @@ fn pump_in(pty: &Arc<Pty>, host: &OwnedFd, mut host_size: Winsize) {
             // End of file, EIO (the far side closed), or poll failing.
             _ => return pty.hang_up(),
         };
-        let mut rest = &buf[..n];
-        while !rest.is_empty() && !pty.console_done() {
-            let took = pty.input(rest);
-            rest = &rest[took..];
-            if took == 0 {
-                // The app is not reading: wait for room rather than drop what was typed.
-                pty.wait_change(&waiter, |s| s.input.len() + s.line.len() < CAPACITY || s.slave_opens == 0);
-            }
+        feed(pty, &waiter, &buf[..n]);
+    }
+}
+
+/// Gives `bytes` to the pty's line discipline, waiting while it is full.
+fn feed(pty: &Arc<Pty>, waiter: &Arc<Waiter>, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() && !pty.console_done() {
+        let took = pty.input(rest);
+        rest = &rest[took..];
+        if took == 0 {
+            // The app is not reading: wait for room rather than drop what was typed.
+            pty.wait_change(waiter, |s| s.input.len() + s.line.len() < CAPACITY || s.slave_opens == 0);
         }
     }
 }
