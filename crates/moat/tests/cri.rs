@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::image::image_archive;
-use common::{moat_binary, Rootfs, TempDir};
+use common::{moat_binary, CgroupParent, Rootfs, TempDir};
 
 /// The pod's hostname, which each of its containers must report.
 const HOSTNAME: &str = "moat-pod-test";
@@ -257,40 +257,6 @@ impl Drop for Containerd {
 
 /// The pod's cgroup parent (as the kubelet's `kubepods/...`), one per
 /// handler; removed, with anything left below it, when dropped.
-struct CgroupParent(String);
-
-impl CgroupParent {
-    fn new(handler: &str) -> CgroupParent {
-        CgroupParent(format!("/moat-cri-test-{}-{handler}", std::process::id()))
-    }
-
-    /// The directories the pod's containers left below the parent, in
-    /// every hierarchy.
-    fn children(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        for hierarchy in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let parent = hierarchy.path().join(self.0.trim_start_matches('/'));
-            for entry in fs::read_dir(&parent).into_iter().flatten().flatten() {
-                if entry.path().is_dir() {
-                    found.push(entry.path());
-                }
-            }
-        }
-        found
-    }
-}
-
-impl Drop for CgroupParent {
-    fn drop(&mut self) {
-        for child in self.children() {
-            let _ = fs::remove_dir(child);
-        }
-        for hierarchy in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let _ = fs::remove_dir(hierarchy.path().join(self.0.trim_start_matches('/')));
-        }
-    }
-}
-
 /// The lines of a CRI container log (`TIME STREAM F|P TEXT`), as
 /// "STREAM TEXT".
 fn log_lines(path: &Path) -> Vec<String> {
@@ -318,7 +284,7 @@ struct Observed {
 /// would; checks that removing it leaves nothing, and says what it saw.
 fn run_pod(c: &Containerd, handler: &str) -> Observed {
     let mut steps = Vec::new();
-    let cgroup = CgroupParent::new(handler);
+    let cgroup = CgroupParent::new(&format!("moat-cri-test-{handler}"));
     let logs = c.dir.path().join("logs").join(handler);
     let shared = c.dir.path().join("shared").join(handler);
     fs::create_dir(&logs).expect("mkdir logs");
@@ -327,7 +293,7 @@ fn run_pod(c: &Containerd, handler: &str) -> Observed {
         "metadata": {"name": format!("pod-{handler}"), "uid": format!("uid-{handler}"), "namespace": "default"},
         "hostname": HOSTNAME,
         "log_directory": logs,
-        "linux": {"cgroup_parent": cgroup.0},
+        "linux": {"cgroup_parent": cgroup.path()},
     });
     let reply = c.call("RunPodSandbox", json!({"config": pod, "runtime_handler": handler}));
     let pod_id = reply["pod_sandbox_id"].as_str().expect("pod_sandbox_id").to_owned();

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{busybox, moat_binary, TempDir};
+use common::{busybox, moat_binary, CgroupParent, TempDir};
 use differential::{clean, creates_in, moat_wrapper, run_all, Case, Engine, Runtime};
 
 const IMAGE: &str = "localhost/moat-test-busybox:latest";
@@ -204,6 +204,8 @@ struct Podman {
     conf: PathBuf,
     wrapper: PathBuf,
     calls: PathBuf,
+    /// Where the containers' cgroups go; dropped (removed) last.
+    cgroup_parent: CgroupParent,
 }
 
 impl Podman {
@@ -223,11 +225,7 @@ impl Podman {
              cgroups = \"no-conmon\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
         )
         .expect("fixture: write containers.conf");
-        Podman { dir, conf, wrapper, calls }
-    }
-
-    fn cgroup_parent(&self) -> String {
-        format!("moat-test-podman-{}", std::process::id())
+        Podman { dir, conf, wrapper, calls, cgroup_parent: CgroupParent::new("moat-test-podman") }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -279,7 +277,7 @@ impl Podman {
         };
         let mut args: Vec<String> = vec!["--runtime".into(), runtime, "run".into()];
         args.extend(options.iter().map(|s| (*s).to_owned()));
-        args.push(format!("--cgroup-parent=/{}", self.cgroup_parent()));
+        args.push(format!("--cgroup-parent={}", self.cgroup_parent.path()));
         args.push(IMAGE.to_owned());
         args.extend(command.iter().map(|s| (*s).to_owned()));
         args
@@ -325,27 +323,6 @@ impl Podman {
         let out = self.podman(&["import", "--change", "CMD=/bin/sh", "--change", "ENV=PATH=/bin", &tar, IMAGE]);
         assert_eq!(out.status, 0, "fixture: podman import failed:\n{}", out.describe());
     }
-
-    /// Removes the cgroup parent from every hierarchy, deepest first.
-    fn remove_cgroup_parent(&self) {
-        let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
-        for hierarchy in hierarchies.flatten() {
-            let top = hierarchy.path().join(self.cgroup_parent());
-            let mut dirs = vec![top];
-            let mut i = 0;
-            while i < dirs.len() {
-                if let Ok(entries) = fs::read_dir(&dirs[i]) {
-                    dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-                }
-                i += 1;
-            }
-            for dir in dirs.iter().rev().filter(|d| d.is_dir()) {
-                if let Err(e) = fs::remove_dir(dir) {
-                    eprintln!("podman test: warning: cannot remove cgroup {}: {e}", dir.display());
-                }
-            }
-        }
-    }
 }
 
 impl Engine for Podman {
@@ -383,6 +360,5 @@ impl Drop for Podman {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        self.remove_cgroup_parent();
     }
 }

@@ -537,3 +537,46 @@ pub fn unique_name(label: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{label}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A cgroup parent a test gives an engine for its containers (not the
+/// host's `docker` or `libpod_parent`), removed from every hierarchy, with
+/// what the runtimes left below it, when dropped.
+#[derive(Debug)]
+pub struct CgroupParent(String);
+
+impl CgroupParent {
+    /// `/NAME-PID`, unique to this test process.
+    pub fn new(name: &str) -> CgroupParent {
+        CgroupParent(format!("/{name}-{}", std::process::id()))
+    }
+
+    /// The path engines take (`--cgroup-parent`), with its leading `/`.
+    pub fn path(&self) -> &str {
+        &self.0
+    }
+
+    /// The directories below the parent, in every hierarchy.
+    pub fn children(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for hierarchy in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let parent = hierarchy.path().join(self.0.trim_start_matches('/'));
+            for entry in fs::read_dir(&parent).into_iter().flatten().flatten() {
+                if entry.path().is_dir() {
+                    found.push(entry.path());
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for child in self.children() {
+            let _ = fs::remove_dir(child);
+        }
+        for hierarchy in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = fs::remove_dir(hierarchy.path().join(self.0.trim_start_matches('/')));
+        }
+    }
+}

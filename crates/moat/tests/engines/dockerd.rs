@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::common::{busybox, moat_binary, TempDir};
+use crate::common::{busybox, moat_binary, CgroupParent, TempDir};
 use crate::differential::{creates_in, moat_wrapper, Engine};
 use crate::host_state::HostNetwork;
 
@@ -57,6 +57,8 @@ pub struct Daemon {
     pub log: PathBuf,
     /// One line per call of the moat runtime (its arguments).
     pub calls: PathBuf,
+    /// Where dockerd puts its containers' cgroups; dropped after dockerd.
+    pub cgroup_parent: CgroupParent,
     pub child: Option<Child>,
     /// The containers the current check made, for their moat logs.
     pub containers: std::sync::Mutex<Vec<String>>,
@@ -93,6 +95,7 @@ impl Daemon {
             socket,
             log,
             calls,
+            cgroup_parent: CgroupParent::new("moat-test-docker"),
             child: None,
             containers: std::sync::Mutex::new(Vec::new()),
             bridge,
@@ -132,7 +135,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket.display()))
             .args(["--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"])
             .arg(format!("--bridge={}", self.bridge.name))
-            .arg(format!("--cgroup-parent=/{}", self.cgroup_parent()))
+            .arg(format!("--cgroup-parent={}", self.cgroup_parent.path()))
             .args(["--storage-driver", driver, "--exec-opt", "native.cgroupdriver=cgroupfs"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -390,7 +393,6 @@ impl Drop for Daemon {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         self.unmount_leftovers();
-        self.remove_cgroup_parent();
         // Like TempDir: never leave the exec root's file system.
         let _ = Command::new("rm").args(["-rf", "--one-file-system"]).arg(&self.exec_root).status();
     }
@@ -497,38 +499,7 @@ pub fn ip(args: &[&str]) {
     assert!(out.status.success(), "fixture: ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
-impl Daemon {
-    /// The cgroup under which dockerd puts its containers (not the host's
-    /// `docker`), removed when the daemon is dropped.
-    pub fn cgroup_parent(&self) -> String {
-        format!("moat-test-docker-{}", std::process::id())
-    }
-
-    /// Removes the daemon's cgroup parent from every hierarchy, deepest
-    /// first (the runtimes removed the containers' own cgroups).
-    fn remove_cgroup_parent(&self) {
-        let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
-        for hierarchy in hierarchies.flatten() {
-            let top = hierarchy.path().join(self.cgroup_parent());
-            if !top.is_dir() {
-                continue;
-            }
-            let mut dirs = vec![top.clone()];
-            let mut i = 0;
-            while i < dirs.len() {
-                if let Ok(entries) = fs::read_dir(&dirs[i]) {
-                    dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-                }
-                i += 1;
-            }
-            for dir in dirs.iter().rev() {
-                if let Err(e) = fs::remove_dir(dir) {
-                    eprintln!("docker test: warning: cannot remove cgroup {}: {e}", dir.display());
-                }
-            }
-        }
-    }
-}
+impl Daemon {}
 
 impl Engine for Daemon {
     fn moat_creates(&self) -> usize {

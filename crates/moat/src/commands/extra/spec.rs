@@ -22,6 +22,14 @@ fn write_spec(a: &SpecArgs) -> anyhow::Result<()> {
     if path.exists() {
         bail!("{} already exists; remove it first", path.display());
     }
-    let json = serde_json::to_string_pretty(&runtime::bundle::default_spec())?;
+    let mut spec = serde_json::to_value(runtime::bundle::default_spec())?;
+    // oci-spec keeps capability sets in hash sets, whose order changes from
+    // run to run; runc writes them sorted.
+    if let Some(sets) = spec.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) {
+        for set in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+            set.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+    let json = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
