@@ -123,6 +123,8 @@ pub enum Parsed {
 pub enum Use {
     Bind,
     Connect,
+    /// connect(2) on a UDP socket: an AF_INET6 one also takes an AF_INET address.
+    ConnectDgram,
     SendTo,
 }
 
@@ -158,7 +160,7 @@ pub fn parse(family: Family, raw: &[u8], how: Use) -> SysResult<Parsed> {
         return Err(errno!(EINVAL));
     }
     let fam = i32::from(u16::from_ne_bytes([raw[0], raw[1]]));
-    if how == Use::Connect && fam == AF_UNSPEC {
+    if matches!(how, Use::Connect | Use::ConnectDgram) && fam == AF_UNSPEC {
         return Ok(Parsed::Unspec);
     }
     match (family, how) {
@@ -171,7 +173,8 @@ pub fn parse(family: Family, raw: &[u8], how: Use) -> SysResult<Parsed> {
                 _ => Err(errno!(EAFNOSUPPORT)),
             }
         }
-        (Family::V4, Use::Connect) => {
+        (Family::V6, Use::ConnectDgram) if fam == AF_INET => Ok(Parsed::Addr(v4(raw)?)),
+        (Family::V4, Use::Connect | Use::ConnectDgram) => {
             let e = v4(raw)?;
             if fam != AF_INET {
                 return Err(errno!(EAFNOSUPPORT));
@@ -185,7 +188,7 @@ pub fn parse(family: Family, raw: &[u8], how: Use) -> SysResult<Parsed> {
                 _ => Err(errno!(EAFNOSUPPORT)),
             }
         }
-        (Family::V6, Use::Bind | Use::Connect) => {
+        (Family::V6, Use::Bind | Use::Connect | Use::ConnectDgram) => {
             let e = v6(raw)?;
             if fam != AF_INET6 {
                 return Err(errno!(EAFNOSUPPORT));

@@ -261,7 +261,15 @@ impl Inner {
         let mut i = 0;
         while i < self.orphans.len() {
             let (h, port, owner) = self.orphans[i];
-            if self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if s.recv_queue() > 0 {
+                // Nobody will read it: data for a closed socket resets the
+                // connection, as Linux answers it.
+                s.abort();
+                i += 1;
+                continue;
+            }
+            if s.state() == tcp::State::Closed {
                 self.orphans.swap_remove(i);
                 self.sockets.remove(h);
                 self.release_port(Proto::Tcp, port, owner);

@@ -106,6 +106,8 @@ struct State {
     error: Option<crate::Error>,
     shut_rd: bool,
     shut_wr: bool,
+    /// The peer's FIN was seen: a reset after it is EPIPE, not ECONNRESET.
+    peer_fin: bool,
     opts: Options,
 }
 
@@ -159,6 +161,7 @@ impl InetSocket {
                 error: None,
                 shut_rd: false,
                 shut_wr: false,
+                peer_fin: false,
                 opts: Options {
                     reuseaddr: false,
                     nodelay: false,
@@ -218,9 +221,20 @@ impl InetSocket {
         if st.local.is_some() || !matches!(st.conn, Conn::Idle) {
             return Err(errno!(EINVAL));
         }
+        // A socket bound to one IPv6 address takes IPv6 only, as Linux's inet6_bind sets.
+        let v6only_before = st.opts.v6only;
+        if matches!(e.ip, Ip::V6(a) if !a.is_unspecified()) {
+            st.opts.v6only = true;
+        }
         let u = self.port_use(&st, Some(e.ip));
         let proto = self.proto;
-        let port = self.stack.with(|i| i.take_port(proto, e.port, u))?;
+        let port = match self.stack.with(|i| i.take_port(proto, e.port, u)) {
+            Ok(p) => p,
+            Err(err) => {
+                st.opts.v6only = v6only_before;
+                return Err(err);
+            }
+        };
         st.local = Some(Endpoint { ip: e.ip, port });
         st.port_held = Some(port);
         if self.proto == Proto::Udp {
@@ -373,7 +387,9 @@ impl InetSocket {
     }
 
     /// connect(2) for TCP and UDP. `Err(EALREADY)` while a connect is under way.
-    pub fn connect(&self, target: addr::Parsed) -> SysResult<Connect> {
+    /// A non-blocking TCP connect is always in progress when it returns, as on
+    /// Linux: how it ended shows in poll and SO_ERROR.
+    pub fn connect(&self, target: addr::Parsed, nonblock: bool) -> SysResult<Connect> {
         let mut st = self.lock();
         let e = match target {
             addr::Parsed::Unspec => return self.disconnect(&mut st),
@@ -392,10 +408,14 @@ impl InetSocket {
             Conn::Connecting(_) => return Err(errno!(EALREADY)),
             _ => return Err(errno!(EISCONN)),
         }
-        if remote.port == 0 {
-            return Err(errno!(ECONNREFUSED));
-        }
         let l = self.autobind(&mut st)?;
+        if remote.port == 0 {
+            // Linux sends the SYN, and port 0's RST refuses it.
+            st.conn = Conn::Ended { peer: None };
+            st.error = Some(errno!(ECONNREFUSED));
+            self.wq.notify_all();
+            return if nonblock { Ok(Connect::InProgress) } else { Err(st.error.take().unwrap_or(errno!(ECONNREFUSED))) };
+        }
         let local = IpListenEndpoint { addr: (!l.ip.is_unspecified()).then(|| l.ip.into()), port: l.port };
         let (wq, nodelay, keepalive) = (self.wq.clone(), st.opts.nodelay, st.opts.keepalive);
         let h = self.stack.with(|i| -> SysResult<SocketHandle> {
@@ -413,6 +433,9 @@ impl InetSocket {
         st.error = None;
         st.conn = Conn::Connecting(h);
         self.refresh(&mut st);
+        if nonblock {
+            return Ok(Connect::InProgress);
+        }
         match st.conn {
             Conn::Connected { .. } => Ok(Connect::Done),
             Conn::Ended { .. } => Err(st.error.take().unwrap_or(errno!(ECONNREFUSED))),
@@ -493,11 +516,13 @@ impl InetSocket {
                 st.conn = Conn::Connected { h, peer };
             }
             (Conn::Connected { peer, .. }, TcpState::Closed) if !st.shut_wr => {
-                // Closed without our FIN: the peer reset the connection.
+                // Closed without our FIN: the peer reset the connection (after
+                // its own FIN, Linux's tcp_reset says EPIPE).
                 let peer = Some(*peer);
-                st.error = Some(errno!(ECONNRESET));
+                st.error = Some(if st.peer_fin { errno!(EPIPE) } else { errno!(ECONNRESET) });
                 self.end(st, h, peer);
             }
+            (Conn::Connected { .. }, TcpState::CloseWait | TcpState::LastAck) => st.peer_fin = true,
             _ => {}
         }
     }
@@ -907,7 +932,17 @@ impl InetSocket {
 
     /// setsockopt(2) with the option's bytes (at most the first 64 the app gave).
     pub fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
-        let int = || i32::read_from_prefix(val).ok_or(errno!(EINVAL));
+        // Socket and TCP options want a whole int before anything else is
+        // looked at; IP options take a single byte too, as on Linux.
+        let tcp_level = level == IPPROTO_TCP && self.proto == Proto::Tcp;
+        if (level == SOL_SOCKET || tcp_level) && val.len() < 4 {
+            return Err(errno!(EINVAL));
+        }
+        let int = || match val.len() {
+            0 => Err(errno!(EINVAL)),
+            1..=3 if level == IPPROTO_IP => Ok(i32::from(val[0])),
+            _ => i32::read_from_prefix(val).ok_or(errno!(EINVAL)),
+        };
         let mut st = self.lock();
         match (level, name) {
             (SOL_SOCKET, SO_REUSEADDR) => st.opts.reuseaddr = int()? != 0,
@@ -1083,7 +1118,7 @@ mod tests {
         assert!(port >= 32768, "an ephemeral port: {port}");
         assert_eq!(l.accept().unwrap_err(), Errno::EAGAIN);
         let c = InetSocket::new(stack.clone(), Family::V4, Proto::Tcp, (0, 0));
-        assert_eq!(c.connect(addr::Parsed::Addr(lo(port))), Ok(Connect::Done));
+        assert_eq!(c.connect(addr::Parsed::Addr(lo(port)), false), Ok(Connect::Done));
         assert!(l.poll_mask().contains(PollMask::IN));
         let (s, peer) = l.accept().unwrap();
         assert_eq!(peer.ip, Ip::V4(Ipv4Addr::LOCALHOST));
@@ -1105,9 +1140,9 @@ mod tests {
     fn connect_to_a_closed_port_is_refused() {
         let stack = Stack::new();
         let c = InetSocket::new(stack, Family::V4, Proto::Tcp, (0, 0));
-        assert_eq!(c.connect(addr::Parsed::Addr(lo(9))), Err(errno!(ECONNREFUSED)));
+        assert_eq!(c.connect(addr::Parsed::Addr(lo(9)), false), Err(errno!(ECONNREFUSED)));
         let far = Endpoint { ip: Ip::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 80 };
-        assert_eq!(c.connect(addr::Parsed::Addr(far)), Err(errno!(ENETUNREACH)));
+        assert_eq!(c.connect(addr::Parsed::Addr(far), false), Err(errno!(ENETUNREACH)));
     }
 
     #[test]

@@ -295,10 +295,11 @@ pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> 
 pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
     if let Some((f, s)) = inet_file(t, fd)? {
         let raw = read_sockaddr(t, addr, len)?;
-        let target = inet_addr::parse(s.family, &raw, Use::Connect)?;
+        let how = if s.proto == Proto::Udp { Use::ConnectDgram } else { Use::Connect };
+        let target = inet_addr::parse(s.family, &raw, how)?;
         let timeout = s.options().sndtimeo;
         let wait_done = |t: &CurrentTask| wait(t, false, timeout, &[&s.wq], || s.connect_result()).map(|_| 0);
-        return match s.connect(target) {
+        return match s.connect(target, f.nonblocking()) {
             Ok(Connect::Done) => Ok(0),
             Ok(Connect::InProgress) if f.nonblocking() => Err(errno!(EINPROGRESS)),
             Ok(Connect::InProgress) => wait_done(t),
