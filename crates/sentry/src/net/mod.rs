@@ -78,9 +78,7 @@ impl PortUse {
     fn overlaps(&self, other: &PortUse) -> bool {
         let covers_v4 = |u: &PortUse| u.family == Family::V4 || !u.v6only;
         match (self.ip, other.ip) {
-            (None, None) => {
-                self.family == other.family || (covers_v4(self) && covers_v4(other))
-            }
+            (None, None) => self.family == other.family || (covers_v4(self) && covers_v4(other)),
             (None, Some(ip)) => covers(self, ip, covers_v4(self)),
             (Some(ip), None) => covers(other, ip, covers_v4(other)),
             (Some(a), Some(b)) => a == b,
@@ -151,10 +149,9 @@ impl Stack {
         let start = std::time::Instant::now();
         let mut config = Config::new(HardwareAddress::Ip);
         // Initial sequence numbers come from here: not secret on loopback, but apart per sandbox.
-        config.random_seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ (std::process::id() as u64) << 32;
+        config.random_seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                ^ (std::process::id() as u64) << 32;
         let mut iface = Interface::new(config, &mut dev, smoltcp::time::Instant::ZERO);
         iface.update_ip_addrs(|a| {
             a.push(IpCidr::new(Ipv4Addr::LOCALHOST.into(), 8)).expect("room for two addresses");
@@ -195,7 +192,7 @@ impl Stack {
         let r = f(&mut g);
         g.poll();
         if let Some(at) = g.next_poll() {
-            if g.timer_at.map_or(true, |t| at < t) {
+            if g.timer_at.is_none_or(|t| at < t) {
                 self.timer.notify_one();
             }
         }
@@ -288,10 +285,8 @@ impl Inner {
         if self.socket_count() >= MAX_SOCKETS {
             return Err(errno!(ENOBUFS));
         }
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0u8; TCP_BUF]),
-            tcp::SocketBuffer::new(vec![0u8; TCP_BUF]),
-        );
+        let mut s =
+            tcp::Socket::new(tcp::SocketBuffer::new(vec![0u8; TCP_BUF]), tcp::SocketBuffer::new(vec![0u8; TCP_BUF]));
         // On loopback an ACK costs nothing; delaying it only adds latency.
         s.set_ack_delay(None);
         s.set_nagle_enabled(!nodelay);
@@ -304,9 +299,7 @@ impl Inner {
         if self.socket_count() >= MAX_SOCKETS {
             return Err(errno!(ENOBUFS));
         }
-        let buf = || {
-            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0u8; UDP_BUF])
-        };
+        let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0u8; UDP_BUF]);
         let h = self.sockets.add(udp::Socket::new(buf(), buf()));
         self.watch.insert(h, Watch { wq: wq.clone(), last: u64::MAX });
         Ok(h)

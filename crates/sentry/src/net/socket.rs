@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use abi::io::{POLLRDHUP, POLLRDNORM, POLLWRNORM};
 use abi::net::{
-    SO_ACCEPTCONN, SO_BROADCAST, SO_DOMAIN, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
+    SOL_SOCKET, SO_ACCEPTCONN, SO_BROADCAST, SO_DOMAIN, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
     SO_RCVBUFFORCE, SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDBUFFORCE,
-    SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE, SOL_SOCKET,
+    SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
 };
 use abi::time::Timeval;
 use abi::tty::FIONREAD;
@@ -87,12 +87,23 @@ enum Conn {
     Idle,
     /// Listening: `pool` holds listening smoltcp sockets and the connections
     /// they took that wait for accept, at most `backlog` in all.
-    Listening { pool: VecDeque<SocketHandle>, backlog: usize },
+    Listening {
+        pool: VecDeque<SocketHandle>,
+        backlog: usize,
+    },
     Connecting(SocketHandle),
-    Connected { h: SocketHandle, peer: Endpoint },
+    Connected {
+        h: SocketHandle,
+        peer: Endpoint,
+    },
     /// A TCP connection that ended (refused, reset): the smoltcp socket is gone.
-    Ended { peer: Option<Endpoint> },
-    Udp { h: SocketHandle, peer: Option<Endpoint> },
+    Ended {
+        peer: Option<Endpoint>,
+    },
+    Udp {
+        h: SocketHandle,
+        peer: Option<Endpoint>,
+    },
 }
 
 #[derive(Debug)]
@@ -414,7 +425,11 @@ impl InetSocket {
             st.conn = Conn::Ended { peer: None };
             st.error = Some(errno!(ECONNREFUSED));
             self.wq.notify_all();
-            return if nonblock { Ok(Connect::InProgress) } else { Err(st.error.take().unwrap_or(errno!(ECONNREFUSED))) };
+            return if nonblock {
+                Ok(Connect::InProgress)
+            } else {
+                Err(st.error.take().unwrap_or(errno!(ECONNREFUSED)))
+            };
         }
         let local = IpListenEndpoint { addr: (!l.ip.is_unspecified()).then(|| l.ip.into()), port: l.port };
         let (wq, nodelay, keepalive) = (self.wq.clone(), st.opts.nodelay, st.opts.keepalive);
@@ -905,9 +920,7 @@ impl InetSocket {
             (SOL_SOCKET, SO_KEEPALIVE) => int(o.keepalive as i32),
             (SOL_SOCKET, SO_SNDBUF) => int(o.sndbuf),
             (SOL_SOCKET, SO_RCVBUF) => int(o.rcvbuf),
-            (SOL_SOCKET, SO_LINGER) => {
-                abi::net::Linger { onoff: o.linger.0, linger: o.linger.1 }.as_bytes().to_vec()
-            }
+            (SOL_SOCKET, SO_LINGER) => abi::net::Linger { onoff: o.linger.0, linger: o.linger.1 }.as_bytes().to_vec(),
             (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => timeval_bytes(o.rcvtimeo),
             (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => timeval_bytes(o.sndtimeo),
             (SOL_SOCKET, SO_ERROR) => {
@@ -1157,7 +1170,10 @@ mod tests {
         b.bind(Endpoint { port: 40000, ..any6 }, true).unwrap();
         let c = InetSocket::new(stack.clone(), Family::V4, Proto::Tcp, (0, 0));
         assert_eq!(c.bind(lo(80), false), Err(errno!(EACCES)));
-        assert_eq!(c.bind(Endpoint { ip: Ip::V4(Ipv4Addr::new(10, 1, 1, 1)), port: 1 }, true), Err(errno!(EADDRNOTAVAIL)));
+        assert_eq!(
+            c.bind(Endpoint { ip: Ip::V4(Ipv4Addr::new(10, 1, 1, 1)), port: 1 }, true),
+            Err(errno!(EADDRNOTAVAIL))
+        );
         a.close();
         c.bind(lo(40000), true).unwrap();
     }

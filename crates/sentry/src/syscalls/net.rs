@@ -1044,11 +1044,8 @@ fn inet_accept(
     }
     let timeout = s.options().rcvtimeo;
     let (conn, peer) = wait(t, f.nonblocking(), timeout, &[&s.wq], || s.accept())?;
-    let oflags = if flags as i32 & SOCK_NONBLOCK != 0 {
-        OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK
-    } else {
-        OpenFlags::O_RDWR
-    };
+    let oflags =
+        if flags as i32 & SOCK_NONBLOCK != 0 { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
     let family = conn.family;
     let newfd = install(t, OpenFile::new(conn, None, oflags.bits()), flags as i32 & SOCK_CLOEXEC != 0)?;
     if addr != 0 {
