@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::native::{differential, moat, probe, run, scratch};
+use common::native::{differential, probe, scratch};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -57,27 +55,6 @@ fn python_multiprocessing_manager_forkserver_and_listener() {
     differential(&[PYTHON, script.to_str().expect("utf-8 path")]);
     let _ = std::fs::remove_file(script);
 }
-
-#[test]
-fn inet_sockets_fail_with_eafnosupport() {
-    // Networking is not there yet: a clear EAFNOSUPPORT, not ENOSYS.
-    let out = run(Command::new(moat()).args(["do", "--", PYTHON, "-c", INET]));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "2 97\n10 97\n",
-        "stderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success());
-}
-
-const INET: &str = r#"import socket
-for fam in (socket.AF_INET, socket.AF_INET6):
-    try:
-        socket.socket(fam, socket.SOCK_STREAM)
-        print(int(fam), 'created')
-    except OSError as e:
-        print(int(fam), e.errno)"#;
 
 const SOCKETPAIR: &str = r#"import os, socket, threading
 a, b = socket.socketpair()

@@ -19,14 +19,16 @@
 //!    open files and descriptor tables, locks, inotify.
 //! 7. `fs` — filesystems and file objects that need no tasks: tmpfs, the
 //!    Gofer-backed root and its overlay, /dev, pipes, sockets, eventfd, epoll.
-//! 8. `kernel` — tasks, thread groups, signals, futexes, timers, the PID
+//! 8. `net` — the sandbox's network stack (smoltcp on loopback) and its
+//!    internet sockets, as file objects.
+//! 9. `kernel` — tasks, thread groups, signals, futexes, timers, the PID
 //!    table, and the run loop that switches into app code. It reaches the
 //!    syscall layer only through the table `boot` installs
 //!    (`kernel::SyscallTable`), as gVisor's kernel does.
-//! 9. `taskfs` — files whose contents are tasks: /proc, ptys, signalfd.
-//! 10. `loader` — ELF loading for execve.
-//! 11. `syscalls` — the syscall table: typed arguments, one function per call.
-//! 12. `boot` — the composition root: builds the kernel, mounts, the Sentry's
+//! 10. `taskfs` — files whose contents are tasks: /proc, ptys, signalfd.
+//! 11. `loader` — ELF loading for execve.
+//! 12. `syscalls` — the syscall table: typed arguments, one function per call.
+//! 13. `boot` — the composition root: builds the kernel, mounts, the Sentry's
 //!     own seccomp filter, and starts init.
 //!
 //! Why this order: what app code can ask for (syscalls) is built from
@@ -63,6 +65,7 @@ pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod platform;
 pub mod syscalls;
 pub mod taskfs;

@@ -293,6 +293,10 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         crate::kernel::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
         std::process::abort();
     }));
+    // The sandbox's network: loopback only, no host socket. Made before the
+    // filter so that its timer thread starts under no rule of its own.
+    let net = crate::net::Stack::new();
+    crate::net::install(Arc::as_ptr(&k) as usize, &net);
     let filter = host::seccomp::compile_allow_list_with(&seccomp::allow_list(&*k.platform), seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
     if cfg.selftest_forbidden_syscall {
@@ -303,7 +307,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Host(std::io::Error::other(wrong)));
     }
 
-    let sandbox = Sandbox { k, clients, stats: cfg.stats, ptys };
+    let sandbox = Sandbox { k, clients, stats: cfg.stats, ptys, _net: net };
     let init = sandbox.spawn(cfg.init, true, init_console)?;
     debug_assert_eq!(init, 1);
     Ok(sandbox)
@@ -365,6 +369,8 @@ pub struct Sandbox {
     stats: bool,
     /// Where a process started with a terminal gets its console.
     ptys: Arc<PtyRegistry>,
+    /// The network stack; the sandbox's sockets find it by the kernel's id.
+    _net: Arc<crate::net::Stack>,
 }
 
 /// Boots the sandbox and runs it until init exits; returns init's wait status.

@@ -1,6 +1,7 @@
 //! Socket syscalls: socket, socketpair, bind, listen, accept, connect, the
 //! send and recv families (with SCM_RIGHTS and SCM_CREDENTIALS), shutdown,
-//! names and SOL_SOCKET options. Only AF_UNIX exists so far (fs/unix.rs).
+//! names and options, for AF_UNIX (fs/unix.rs) and, over the sandbox's own
+//! loopback stack, AF_INET and AF_INET6 TCP and UDP (net/).
 
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,9 @@ use crate::fs::unix::{self, Address, Endpoint, PeerCred, Received, SockType, Uni
 use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::CurrentTask;
+use crate::net::addr::{self as inet_addr, Family, Use};
+use crate::net::socket::{Connect, InetSocket, IPPROTO_TCP, IPPROTO_UDP};
+use crate::net::Proto;
 use crate::vfs::fdtable::NOFILE;
 use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
@@ -129,12 +133,24 @@ fn note_unsupported_family(domain: i32) {
 }
 
 pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -> SysResult<u64> {
+    if let Some(family) = Family::from_domain(domain) {
+        let (proto, nonblock, cloexec) = inet_socket_args(t, stype, protocol)?;
+        let stack = crate::net::stack_of(sandbox_id(t)).ok_or(errno!(EAFNOSUPPORT))?;
+        let owner = task_owner(t);
+        let s = InetSocket::new(stack, family, proto, (owner.uid, owner.gid));
+        let flags = if nonblock { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
+        return Ok(install(t, OpenFile::new(s, None, flags.bits()), cloexec)? as u64);
+    }
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
     let ep = Endpoint::new(kind, task_owner(t));
     Ok(install(t, open_socket(ep, nonblock), cloexec)? as u64)
 }
 
 pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32, sv: u64) -> SysResult<u64> {
+    if Family::from_domain(domain).is_some() {
+        inet_socket_args(t, stype, protocol)?;
+        return Err(errno!(EOPNOTSUPP));
+    }
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
     let (a, b) = Endpoint::pair(kind, &task_peer_cred(t), task_owner(t));
     let (fa, fb) = (open_socket(a, nonblock), open_socket(b, nonblock));
@@ -243,6 +259,14 @@ fn make_socket_node(t: &CurrentTask, path: &[u8]) -> SysResult<(u64, u64)> {
 }
 
 pub fn sys_bind(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        let raw = read_sockaddr(t, addr, len)?;
+        let inet_addr::Parsed::Addr(e) = inet_addr::parse(s.family, &raw, Use::Bind)? else {
+            return Err(errno!(EAFNOSUPPORT));
+        };
+        s.bind(e, t.creds().has(CAP_NET_BIND_SERVICE))?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     let raw = read_sockaddr(t, addr, len)?;
     let sandbox = sandbox_id(t);
@@ -259,12 +283,30 @@ pub fn sys_bind(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<
 }
 
 pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        s.listen(backlog)?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     ep.listen(backlog, task_peer_cred(t))?;
     Ok(0)
 }
 
 pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
+    if let Some((f, s)) = inet_file(t, fd)? {
+        let raw = read_sockaddr(t, addr, len)?;
+        let how = if s.proto == Proto::Udp { Use::ConnectDgram } else { Use::Connect };
+        let target = inet_addr::parse(s.family, &raw, how)?;
+        let timeout = s.options().sndtimeo;
+        let wait_done = |t: &CurrentTask| wait(t, false, timeout, &[&s.wq], || s.connect_result()).map(|_| 0);
+        return match s.connect(target, f.nonblocking()) {
+            Ok(Connect::Done) => Ok(0),
+            Ok(Connect::InProgress) if f.nonblocking() => Err(errno!(EINPROGRESS)),
+            Ok(Connect::InProgress) => wait_done(t),
+            Err(e) if e == Errno::EALREADY && !f.nonblocking() => wait_done(t),
+            Err(e) => Err(e),
+        };
+    }
     let (f, ep) = socket_file(t, fd)?;
     let raw = read_sockaddr(t, addr, len)?;
     if ep.kind == SockType::Dgram && SaFamily::read_from_prefix(&raw) == Some(AF_UNSPEC as SaFamily) {
@@ -297,6 +339,9 @@ pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags:
     if flags as i32 & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(errno!(EINVAL));
     }
+    if let Some((f, s)) = inet_file(t, fd)? {
+        return inet_accept(t, &f, &s, addr, len_ptr, flags);
+    }
     let (f, ep) = socket_file(t, fd)?;
     // Fail before taking a connection off the queue that could not be handed out.
     if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
@@ -318,6 +363,10 @@ pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags:
 }
 
 pub fn sys_shutdown(t: &mut CurrentTask, fd: i32, how: i32) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        s.shutdown(how)?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     match how {
         0 => ep.shutdown(true, false),
@@ -329,12 +378,20 @@ pub fn sys_shutdown(t: &mut CurrentTask, fd: i32, how: i32) -> SysResult<u64> {
 }
 
 pub fn sys_getsockname(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        write_sockaddr(t, addr, len_ptr, &s.local_address())?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     write_sockaddr(t, addr, len_ptr, &sockaddr_of(ep.address()))?;
     Ok(0)
 }
 
 pub fn sys_getpeername(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        write_sockaddr(t, addr, len_ptr, &s.peer_address()?)?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     let peer = ep.peer().ok_or(errno!(ENOTCONN))?;
     write_sockaddr(t, addr, len_ptr, &sockaddr_of(peer.address()))?;
@@ -490,8 +547,11 @@ pub fn sys_sendto(
     addr: u64,
     addr_len: u32,
 ) -> SysResult<u64> {
-    let (f, ep) = socket_file(t, fd)?;
     let to = if addr != 0 { Some(read_sockaddr(t, addr, addr_len)?) } else { None };
+    if let Some((f, s)) = inet_file(t, fd)? {
+        return Ok(inet_send(t, &f, &s, &UserBuf::flat(buf, len)?, to, flags)? as u64);
+    }
+    let (f, ep) = socket_file(t, fd)?;
     let n = send_common(t, &f, &ep, &UserBuf::flat(buf, len)?, to, Control::default(), flags)?;
     Ok(n as u64)
 }
@@ -510,11 +570,29 @@ fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
 }
 
 pub fn sys_sendmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysResult<u64> {
+    if let Some((f, s)) = inet_file(t, fd)? {
+        return Ok(inet_sendmsg_one(t, &f, &s, msg, flags)? as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     Ok(sendmsg_one(t, &f, &ep, msg, flags)? as u64)
 }
 
 pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32) -> SysResult<u64> {
+    if let Some((f, s)) = inet_file(t, fd)? {
+        let mut done = 0u64;
+        for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
+            let entry = vec.wrapping_add(i * MMSGHDR_LEN);
+            match inet_sendmsg_one(t, &f, &s, entry, flags) {
+                Ok(n) => {
+                    t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
+                    done += 1;
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        return Ok(done);
+    }
     let (f, ep) = socket_file(t, fd)?;
     let mut done = 0u64;
     for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
@@ -593,6 +671,13 @@ pub fn sys_recvfrom(
     addr: u64,
     len_ptr: u64,
 ) -> SysResult<u64> {
+    if let Some((f, s)) = inet_file(t, fd)? {
+        let (n, r) = inet_recv(t, &f, &s, &UserBuf::flat(buf, len)?, flags)?;
+        if addr != 0 {
+            write_sockaddr(t, addr, len_ptr, &r.from.unwrap_or_default())?;
+        }
+        return Ok(n as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     let (n, r) = recv_common(t, &f, &ep, &UserBuf::flat(buf, len)?, flags)?;
     let from = r.from.map(|a| a.to_sockaddr()).unwrap_or_default();
@@ -704,13 +789,22 @@ fn recvmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
 }
 
 pub fn sys_recvmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysResult<u64> {
+    if let Some((f, s)) = inet_file(t, fd)? {
+        return Ok(inet_recvmsg_one(t, &f, &s, msg, flags)? as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     Ok(recvmsg_one(t, &f, &ep, msg, flags)? as u64)
 }
 
 /// recvmmsg: like Linux, the timeout is checked only between messages.
 pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult<u64> {
-    let (f, ep) = socket_file(t, fd)?;
+    let inet = inet_file(t, fd)?;
+    let unix = if inet.is_none() { Some(socket_file(t, fd)?) } else { None };
+    let one = |t: &CurrentTask, entry: u64, fl: u32| match (&inet, &unix) {
+        (Some((f, s)), _) => inet_recvmsg_one(t, f, s, entry, fl),
+        (_, Some((f, ep))) => recvmsg_one(t, f, ep, entry, fl),
+        _ => Err(errno!(ENOTSOCK)),
+    };
     let deadline = if timeout == 0 {
         None
     } else {
@@ -721,7 +815,7 @@ pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u3
     for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
         let entry = vec.wrapping_add(i * MMSGHDR_LEN);
         let fl = if done > 0 && flags & MSG_WAITFORONE != 0 { flags | MSG_DONTWAIT } else { flags };
-        match recvmsg_one(t, &f, &ep, entry, fl & !MSG_WAITFORONE) {
+        match one(t, entry, fl & !MSG_WAITFORONE) {
             Ok(n) => {
                 t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
                 done += 1;
@@ -752,6 +846,19 @@ fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
 }
 
 pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len_ptr: u64) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        let len = t.read_u32(len_ptr)? as i32;
+        if len < 0 {
+            return Err(errno!(EINVAL));
+        }
+        let bytes = s.getsockopt(level, name)?;
+        let n = (len as usize).min(bytes.len());
+        if n > 0 {
+            t.write_mem(val, &bytes[..n])?;
+        }
+        t.write_obj(len_ptr, &(n as u32))?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
         return Err(errno!(EOPNOTSUPP));
@@ -817,6 +924,15 @@ fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Durat
 }
 
 pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len: u32) -> SysResult<u64> {
+    if let Some((_f, s)) = inet_file(t, fd)? {
+        if (len as i32) < 0 {
+            return Err(errno!(EINVAL));
+        }
+        // No option is longer than this; the rest of a longer value is ignored, as on Linux.
+        let bytes = t.read_vec(val, (len as usize).min(MAX_OPTION))?;
+        s.setsockopt(level, name, &bytes)?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
         return Err(errno!(EOPNOTSUPP));
@@ -875,4 +991,203 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         _ => return Err(errno!(ENOPROTOOPT)),
     }
     Ok(0)
+}
+
+/// CAP_NET_BIND_SERVICE: binding ports below 1024.
+const CAP_NET_BIND_SERVICE: u32 = 10;
+/// CAP_NET_RAW: raw sockets.
+const CAP_NET_RAW: u32 = 13;
+/// The most bytes of an option value setsockopt reads.
+const MAX_OPTION: usize = 64;
+
+/// The open file behind `fd` and its internet socket; `None` for other files
+/// (EBADF for no file).
+fn inet_file(t: &CurrentTask, fd: i32) -> SysResult<Option<(Arc<OpenFile>, Arc<InetSocket>)>> {
+    let f = t.tg().fds.lock().unwrap().get(fd)?;
+    let Ok(s) = f.ops.clone().into_any_arc().downcast::<InetSocket>() else { return Ok(None) };
+    Ok(Some((f, s)))
+}
+
+/// Validates socket(2)'s type and protocol for AF_INET and AF_INET6, with
+/// inet_create's errors: (protocol, non-blocking, close-on-exec).
+fn inet_socket_args(t: &CurrentTask, stype: i32, protocol: i32) -> SysResult<(Proto, bool, bool)> {
+    let flags = stype & !SOCK_TYPE_MASK;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(errno!(EINVAL));
+    }
+    let kind = stype & SOCK_TYPE_MASK;
+    if kind >= SOCK_MAX || !(0..256).contains(&protocol) {
+        return Err(errno!(EINVAL));
+    }
+    let proto = match (kind, protocol) {
+        (SOCK_STREAM, 0 | IPPROTO_TCP) => Proto::Tcp,
+        (SOCK_DGRAM, 0 | IPPROTO_UDP) => Proto::Udp,
+        (SOCK_RAW, _) if !t.creds().has(CAP_NET_RAW) => return Err(errno!(EPERM)),
+        // Raw and ping sockets are not built yet (issue 12).
+        (SOCK_STREAM | SOCK_DGRAM | SOCK_RAW, _) => return Err(errno!(EPROTONOSUPPORT)),
+        _ => return Err(errno!(ESOCKTNOSUPPORT)),
+    };
+    Ok((proto, flags & SOCK_NONBLOCK != 0, flags & SOCK_CLOEXEC != 0))
+}
+
+fn inet_accept(
+    t: &CurrentTask,
+    f: &OpenFile,
+    s: &Arc<InetSocket>,
+    addr: u64,
+    len_ptr: u64,
+    flags: u32,
+) -> SysResult<u64> {
+    // Fail before taking a connection off the queue that could not be handed out.
+    if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
+        return Err(errno!(EMFILE));
+    }
+    let timeout = s.options().rcvtimeo;
+    let (conn, peer) = wait(t, f.nonblocking(), timeout, &[&s.wq], || s.accept())?;
+    let oflags =
+        if flags as i32 & SOCK_NONBLOCK != 0 { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
+    let family = conn.family;
+    let newfd = install(t, OpenFile::new(conn, None, oflags.bits()), flags as i32 & SOCK_CLOEXEC != 0)?;
+    if addr != 0 {
+        if let Err(e) = write_sockaddr(t, addr, len_ptr, &inet_addr::encode(family, peer)) {
+            let undone = t.tg().fds.lock().unwrap().remove(newfd);
+            drop(undone);
+            return Err(e);
+        }
+    }
+    Ok(newfd as u64)
+}
+
+/// The shared body of send, sendto and sendmsg on an internet socket. A stream
+/// send takes everything unless non-blocking; SIGPIPE goes with EPIPE unless
+/// MSG_NOSIGNAL.
+fn inet_send(
+    t: &CurrentTask,
+    f: &OpenFile,
+    s: &InetSocket,
+    buf: &UserBuf,
+    to: Option<Vec<u8>>,
+    flags: u32,
+) -> SysResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(errno!(EOPNOTSUPP));
+    }
+    let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+    let timeout = s.options().sndtimeo;
+    let r = match s.proto {
+        Proto::Udp => {
+            let to = match to {
+                Some(raw) => match inet_addr::parse(s.family, &raw, Use::SendTo)? {
+                    inet_addr::Parsed::Unspec => None,
+                    p => Some(p),
+                },
+                None => None,
+            };
+            // Bounded before anything is copied out of the app.
+            if buf.len > u16::MAX as usize {
+                return Err(errno!(EMSGSIZE));
+            }
+            wait(t, nonblock, timeout, &[&s.wq], || s.send(buf.len, to, &mut |off, n| buf.copy_in(t, off, n)))
+        }
+        // A stream socket ignores the address, as Linux's TCP does.
+        Proto::Tcp => {
+            let mut sent = 0;
+            loop {
+                let r = wait(t, nonblock, timeout, &[&s.wq], || {
+                    s.send(buf.len - sent, None, &mut |off, n| buf.copy_in(t, sent + off, n))
+                });
+                match r {
+                    Ok(n) => {
+                        sent += n;
+                        if n == 0 || sent >= buf.len {
+                            break Ok(sent);
+                        }
+                    }
+                    Err(_) if sent > 0 => break Ok(sent),
+                    Err(e) => break Err(e),
+                }
+            }
+        }
+    };
+    if let Err(e) = &r {
+        if e.errno() == Errno::EPIPE && flags & MSG_NOSIGNAL == 0 {
+            send_to_task(&t.task, SigInfo::kernel(SIGPIPE));
+        }
+    }
+    r
+}
+
+fn inet_sendmsg_one(t: &CurrentTask, f: &OpenFile, s: &InetSocket, msg: u64, flags: u32) -> SysResult<usize> {
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    if hdr.controllen > MAX_CONTROL as u64 {
+        return Err(errno!(ENOBUFS));
+    }
+    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_sockaddr(t, hdr.name, hdr.namelen)?) } else { None };
+    inet_send(t, f, s, &buf, to, flags)
+}
+
+/// The shared body of recv, recvfrom and recvmsg on an internet socket.
+fn inet_recv(
+    t: &CurrentTask,
+    f: &OpenFile,
+    s: &InetSocket,
+    buf: &UserBuf,
+    flags: u32,
+) -> SysResult<(usize, crate::net::socket::Received)> {
+    if flags & MSG_OOB != 0 {
+        return Err(if s.proto == Proto::Tcp { errno!(EINVAL) } else { errno!(EOPNOTSUPP) });
+    }
+    let peek = flags & MSG_PEEK != 0;
+    let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+    let timeout = s.options().rcvtimeo;
+    if s.proto == Proto::Udp {
+        let r = wait(t, nonblock, timeout, &[&s.wq], || s.recv(buf.len, peek, &mut |off, d| buf.copy_out(t, off, d)))?;
+        let n = if flags & MSG_TRUNC != 0 { r.msg_len } else { r.copied };
+        return Ok((n, r));
+    }
+    let waitall = flags & MSG_WAITALL != 0 && !peek;
+    let mut total = 0;
+    loop {
+        let base = total;
+        let r = wait(t, nonblock, timeout, &[&s.wq], || {
+            s.recv(buf.len - base, peek, &mut |off, d| buf.copy_out(t, base + off, d))
+        });
+        match r {
+            Ok(r) => {
+                total += r.copied;
+                if !waitall || r.copied == 0 || total >= buf.len {
+                    break;
+                }
+            }
+            Err(_) if total > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((total, crate::net::socket::Received { copied: total, msg_len: total, ..Default::default() }))
+}
+
+fn inet_recvmsg_one(t: &CurrentTask, f: &OpenFile, s: &InetSocket, msg: u64, flags: u32) -> SysResult<usize> {
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let (name, name_len) = (hdr.name, hdr.namelen as i32);
+    if name_len < 0 {
+        return Err(errno!(EINVAL));
+    }
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    let (n, r) = inet_recv(t, f, s, &buf, flags)?;
+    let mut out_flags = flags & MSG_CMSG_CLOEXEC;
+    if r.truncated {
+        out_flags |= MSG_TRUNC;
+    }
+    if name != 0 {
+        let from = r.from.unwrap_or_default();
+        let k = (name_len as usize).min(from.len());
+        if k > 0 {
+            t.write_mem(name, &from[..k])?;
+        }
+        t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, namelen) as u64), &(from.len() as u32))?;
+    }
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, controllen) as u64), &0u64)?;
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, flags) as u64), &out_flags)?;
+    Ok(n)
 }
