@@ -1,0 +1,117 @@
+//! Real network programs on the Sentry's loopback, against native Linux:
+//! curl fetching from `python3 -m http.server`, a Node `http` server and
+//! client, and an asyncio echo server with 50 concurrent clients. Each
+//! script runs natively (in a network namespace of its own with only `lo`
+//! up, as `moat do`'s default network is) and under `moat do`, and must
+//! print the same and exit the same. Every address is loopback.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::native::{moat, run};
+
+/// Runs the shell `script` natively and under moat; compares stdout and
+/// status, and checks that the Sentry did not panic.
+fn differential_sh(script: &str) {
+    let native = run(Command::new("timeout").args([
+        "120",
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && exec sh -c \"$0\"",
+        script,
+    ]));
+    let sandboxed = run(Command::new("timeout").args(["120", moat(), "do", "--", "/bin/sh", "-c", script]));
+    assert!(native.status.success(), "native run failed: {native:?}");
+    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
+    let stderr = String::from_utf8_lossy(&sandboxed.stderr);
+    assert_eq!(
+        (String::from_utf8_lossy(&native.stdout), native.status.code()),
+        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
+        "moat differs from native; moat stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "the Sentry panicked:\n{stderr}");
+}
+
+fn require(program: &str, package: &str) {
+    assert!(Path::new(program).exists(), "this test needs {program}: apt-get install {package}");
+}
+
+/// curl (Debian's) fetches a file and a 404 from `python3 -m http.server`.
+#[test]
+fn curl_fetches_from_python_http_server() {
+    require("/usr/bin/curl", "curl");
+    require("/usr/bin/python3", "python3");
+    differential_sh(
+        r#"set -e
+d=$(mktemp -d)
+seq 1 20000 > "$d/numbers.txt"
+/usr/bin/python3 -u -m http.server --bind 127.0.0.1 --directory "$d" 0 > "$d/log" 2>/dev/null &
+server=$!
+while ! grep -q ' port ' "$d/log" 2>/dev/null; do sleep 0.1; done
+port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$d/log")
+curl -sS "http://127.0.0.1:$port/numbers.txt" | md5sum
+curl -sS -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$port/missing"
+curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' "http://127.0.0.1:$port/numbers.txt"
+kill $server; wait $server 2>/dev/null || true
+echo done"#,
+    );
+}
+
+/// A Node `http` server and client in one program.
+#[test]
+fn node_http_server_and_client() {
+    require("/usr/bin/node", "nodejs");
+    differential_sh(
+        r#"/usr/bin/node -e '
+const http = require("http");
+const server = http.createServer((req, res) => {
+  res.writeHead(req.url === "/hello" ? 200 : 404, {"content-type": "text/plain"});
+  res.end("hello " + req.url + " " + "x".repeat(100000));
+});
+server.listen(0, "127.0.0.1", async () => {
+  const port = server.address().port;
+  for (const path of ["/hello", "/other", "/hello"]) {
+    await new Promise((done) => http.get({host: "127.0.0.1", port, path}, (res) => {
+      let n = 0;
+      res.on("data", (c) => n += c.length);
+      res.on("end", () => { console.log(path, res.statusCode, n); done(); });
+    }));
+  }
+  server.close(() => console.log("closed"));
+});
+'"#,
+    );
+}
+
+/// An asyncio echo server with 50 concurrent clients, each half-closing.
+#[test]
+fn asyncio_echo_with_50_clients() {
+    require("/usr/bin/python3", "python3");
+    differential_sh(
+        r#"/usr/bin/python3 -c '
+import asyncio
+async def handle(r, w):
+    while data := await r.read(4096):
+        w.write(data); await w.drain()
+    w.close()
+async def client(port, i):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    msg = (f"client {i} " * (20 + i * 30)).encode()
+    w.write(msg); await w.drain(); w.write_eof()
+    got = await r.read()
+    w.close()
+    return got == msg
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=128)
+    port = srv.sockets[0].getsockname()[1]
+    res = await asyncio.gather(*(client(port, i) for i in range(50)))
+    print(len(res), all(res))
+    srv.close(); await srv.wait_closed()
+asyncio.run(main())
+'"#,
+    );
+}
