@@ -12,6 +12,7 @@
 //! lock.
 
 pub mod addr;
+pub mod policy;
 pub mod socket;
 
 use std::collections::BTreeMap;
