@@ -14,6 +14,20 @@ use super::task::{signaled, Task, ThreadGroup};
 use super::CurrentTask;
 use crate::{Restart, SysResult};
 
+/// Whether the sandbox's init drops `sig` sent to it from inside the
+/// sandbox (every sender in it is): as Linux's SIGNAL_UNKILLABLE, pid 1 of a
+/// PID namespace takes no signal from inside whose action is the default,
+/// SIGKILL included, unless one of `receivers` blocks it (then it stays
+/// pending, for a handler installed later). Checked at sending, so `kill`,
+/// `raise` (tgkill), sigqueue and a terminal's ^C all see the same rule.
+pub fn init_drops(tg: &ThreadGroup, sig: i32, receivers: &[Arc<Task>]) -> bool {
+    if tg.pid != 1 || !(1..=signal::NSIG).contains(&sig) {
+        return false;
+    }
+    let default = tg.sig.lock().unwrap().actions[(sig - 1) as usize].handler == signal::SIG_DFL;
+    default && !receivers.iter().any(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0)
+}
+
 /// Sends a signal to a process: queued process-wide, one thread woken.
 pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
     let sig = info.signo;

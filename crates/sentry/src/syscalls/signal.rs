@@ -7,7 +7,7 @@ use abi::time::Timespec;
 use abi::{AsBytes, Errno};
 
 use crate::auth::capability::CAP_KILL;
-use crate::kernel::deliver::{send_to_group, send_to_task};
+use crate::kernel::deliver::{init_drops, send_to_group, send_to_task};
 use crate::kernel::signal::{self, AltStack, SigAction, SigInfo};
 use crate::kernel::{CurrentTask, ThreadGroup};
 use crate::SysResult;
@@ -187,14 +187,8 @@ pub fn sys_kill(t: &mut CurrentTask, pid: i32, sig: i32) -> SysResult<u64> {
         if sig == 0 {
             continue;
         }
-        // Like Linux, init ignores signals it has no handler for (SIGKILL included) when
-        // they come from inside its own namespace.
-        if g.pid == 1 {
-            let act = g.sig.lock().unwrap().actions[(sig - 1) as usize];
-            let blocked = g.threads().iter().any(|t| t.sig.lock().unwrap().mask & signal::bit(sig) != 0);
-            if act.handler == signal::SIG_DFL && !blocked {
-                continue;
-            }
+        if init_drops(&g, sig, &g.threads()) {
+            continue;
         }
         send_to_group(&g, SigInfo::user(sig, me));
     }
@@ -221,7 +215,7 @@ pub fn sys_tgkill(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32) -> SysResu
     if !may_signal(t, &task.tg, sig) {
         return Err(errno!(EPERM));
     }
-    if sig != 0 {
+    if sig != 0 && !init_drops(&task.tg, sig, std::slice::from_ref(&task)) {
         send_to_task(&task, SigInfo { signo: sig, code: signal::SI_TKILL, pid: t.pid(), ..Default::default() });
     }
     Ok(0)
@@ -269,7 +263,9 @@ pub fn sys_rt_sigqueueinfo(t: &mut CurrentTask, pid: i32, sig: i32, uinfo: u64) 
     if !may_signal(t, &g, sig) {
         return Err(errno!(EPERM));
     }
-    send_to_group(&g, info);
+    if !init_drops(&g, sig, &g.threads()) {
+        send_to_group(&g, info);
+    }
     Ok(0)
 }
 
@@ -283,6 +279,8 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut CurrentTask, tgid: i32, tid: i32, sig: i32,
     if !may_signal(t, &task.tg, sig) {
         return Err(errno!(EPERM));
     }
-    send_to_task(&task, info);
+    if !init_drops(&task.tg, sig, std::slice::from_ref(&task)) {
+        send_to_task(&task, info);
+    }
     Ok(0)
 }

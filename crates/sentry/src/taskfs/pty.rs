@@ -19,8 +19,8 @@ use abi::{AsBytes, FromBytes};
 
 use crate::auth::current;
 use crate::fs::dev::makedev;
-use crate::kernel::deliver::send_to_group;
-use crate::kernel::signal::{SigInfo, SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH, SIG_DFL};
+use crate::kernel::deliver::{init_drops, send_to_group};
+use crate::kernel::signal::{SigInfo, SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGWINCH};
 use crate::kernel::Kernel;
 use crate::mm::io::drain_into;
 use crate::mm::{IoDst, IoSrc};
@@ -94,10 +94,8 @@ impl Pty {
             if g.state.lock().unwrap().pgid != pgrp {
                 continue;
             }
-            // The sandbox's init is its PID namespace's: as Linux does, a
-            // signal it takes the default action for is not sent to it from
-            // inside (a shell as pid 1 survives the ^C that ends its child).
-            if g.pid == 1 && g.sig.lock().unwrap().actions[(sig - 1) as usize].handler == SIG_DFL {
+            // A shell as pid 1 survives the ^C that ends its child.
+            if init_drops(&g, sig, &g.threads()) {
                 continue;
             }
             send_to_group(&g, SigInfo::kernel(sig));
