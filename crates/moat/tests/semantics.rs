@@ -102,3 +102,10 @@ fn waitpid_reports_stopped_and_continued_children() {
 fn sigsuspend_pselect_ppoll_and_sigtimedwait() {
     differential_probe("sigwait_masks", &[]);
 }
+
+// execve takes argument and environment strings up to Linux's
+// MAX_ARG_STRLEN (128 KiB with the NUL), E2BIG past it.
+#[test]
+fn execve_takes_strings_up_to_max_arg_strlen() {
+    differential_probe("exec_arg_limits", &[]);
+}

@@ -724,6 +724,9 @@ impl MemoryManager {
             self.read(cur, &mut buf)?;
             if let Some(i) = buf.iter().position(|&b| b == 0) {
                 out.extend_from_slice(&buf[..i]);
+                if out.len() > max {
+                    return Err(errno!(ENAMETOOLONG));
+                }
                 return Ok(out);
             }
             out.extend_from_slice(&buf);

@@ -11,6 +11,9 @@ use crate::kernel::signal::{self, SigAction};
 use crate::loader;
 use crate::SysResult;
 
+/// Linux's MAX_ARG_STRLEN: the longest argument or variable, with its NUL.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
 fn read_strv(t: &CurrentTask, mut ptr: u64) -> SysResult<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     if ptr == 0 {
@@ -22,7 +25,13 @@ fn read_strv(t: &CurrentTask, mut ptr: u64) -> SysResult<Vec<Vec<u8>>> {
         if p == 0 {
             return Ok(out);
         }
-        let s = t.read_cstr(p)?;
+        let s = t.tg().mm().lock().unwrap().read_cstr(p, MAX_ARG_STRLEN - 1).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                errno!(E2BIG)
+            } else {
+                e
+            }
+        })?;
         total += s.len() + 1;
         if total > (2 << 20) || out.len() > 65536 {
             return Err(errno!(E2BIG));
