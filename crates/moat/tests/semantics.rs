@@ -109,3 +109,10 @@ fn sigsuspend_pselect_ppoll_and_sigtimedwait() {
 fn execve_takes_strings_up_to_max_arg_strlen() {
     differential_probe("exec_arg_limits", &[]);
 }
+
+// F_GETPIPE_SZ/F_SETPIPE_SZ (rounding, EBUSY, EINVAL, EBADF, a grown pipe
+// holding what it says) and /proc/sys/fs/pipe-max-size.
+#[test]
+fn pipe_capacity_is_read_and_set_as_linux_does() {
+    differential_probe("pipe_size", &[]);
+}

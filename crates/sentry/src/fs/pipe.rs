@@ -2,7 +2,7 @@
 //! readers see EOF when the last writer goes, writers EPIPE with no reader.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::mm::io::{append_from, drain_into};
@@ -11,15 +11,33 @@ use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
+/// A new pipe's capacity, as Linux's (16 pages).
 const CAPACITY: usize = 65536;
 const PIPE_BUF: usize = 4096;
+const PAGE: usize = 4096;
+/// `/proc/sys/fs/pipe-max-size`: the most F_SETPIPE_SZ gives a process
+/// without CAP_SYS_RESOURCE.
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+/// The most pipe capacity past the default that the whole sandbox may hold,
+/// privileged or not (Linux bounds it per user with pipe-user-pages-*): the
+/// Sentry's memory must not grow with what an app asks for.
+const GROWN_LIMIT: usize = 64 << 20;
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x1000_0000);
+/// Capacity past the default, summed over the sandbox's pipes.
+static GROWN: AtomicUsize = AtomicUsize::new(0);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     data: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    capacity: usize,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State { data: VecDeque::new(), readers: 0, writers: 0, capacity: CAPACITY }
+    }
 }
 
 /// The shared buffer behind both ends.
@@ -58,6 +76,52 @@ impl Pipe {
         Arc::new(PipeEnd { pipe: self.clone(), write })
     }
 
+    /// F_GETPIPE_SZ: the capacity in bytes.
+    pub fn size(&self) -> usize {
+        self.state.lock().unwrap().capacity
+    }
+
+    /// F_SETPIPE_SZ: the capacity becomes `want` rounded up to a power of
+    /// two pages (at least one); EPERM past pipe-max-size unless
+    /// `privileged`, or past what the sandbox may hold in pipes; EBUSY if it
+    /// holds more data than that. Returns the new capacity.
+    pub fn set_size(&self, want: u64, privileged: bool) -> SysResult<usize> {
+        if want > 1 << 31 {
+            return Err(errno!(EINVAL));
+        }
+        let size = (want as usize).max(PAGE).next_power_of_two();
+        if size > PIPE_MAX_SIZE && !privileged {
+            return Err(errno!(EPERM));
+        }
+        let mut s = self.state.lock().unwrap();
+        if s.data.len() > size {
+            return Err(errno!(EBUSY));
+        }
+        let (old, new) = (s.capacity.saturating_sub(CAPACITY), size.saturating_sub(CAPACITY));
+        if new > old {
+            let grow = new - old;
+            let fits = GROWN
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| (g + grow <= GROWN_LIMIT).then_some(g + grow));
+            if fits.is_err() {
+                return Err(errno!(EPERM));
+            }
+        } else {
+            GROWN.fetch_sub(old - new, Ordering::Relaxed);
+        }
+        s.capacity = size;
+        drop(s);
+        self.wq.notify_all();
+        Ok(size)
+    }
+
+    /// The pipe behind a pipe end or FIFO, for the F_*PIPE_SZ calls.
+    pub fn of(ops: &dyn FileOps) -> Option<&Arc<Pipe>> {
+        let any = ops.as_any_ops();
+        any.downcast_ref::<PipeEnd>()
+            .map(|e| &e.pipe)
+            .or_else(|| any.downcast_ref::<PipeRdwr>().and_then(|p| Pipe::of(p.r.as_ref())))
+    }
+
     /// Opens a named FIFO by access mode (O_RDWR counts as both ends).
     pub fn open_fifo(self: &Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
         match flags & 3 {
@@ -69,6 +133,13 @@ impl Pipe {
                 Ok(Arc::new(PipeRdwr { r, w }))
             }
         }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        let grown = self.state.get_mut().map_or(0, |s| s.capacity.saturating_sub(CAPACITY));
+        GROWN.fetch_sub(grown, Ordering::Relaxed);
     }
 }
 
@@ -104,7 +175,7 @@ impl FileOps for PipeEnd {
         if s.readers == 0 {
             return Err(errno!(EPIPE));
         }
-        let room = CAPACITY - s.data.len();
+        let room = s.capacity.saturating_sub(s.data.len());
         if room == 0 || (src.size() <= PIPE_BUF && room < src.size()) {
             return Err(errno!(EAGAIN));
         }
@@ -124,7 +195,7 @@ impl FileOps for PipeEnd {
         if self.write {
             if s.readers == 0 {
                 m |= PollMask::ERR;
-            } else if CAPACITY - s.data.len() >= PIPE_BUF {
+            } else if s.capacity.saturating_sub(s.data.len()) >= PIPE_BUF {
                 m |= PollMask::OUT;
             }
         } else {

@@ -83,6 +83,7 @@ const SYS_FILES: &[(&str, SysFileFn)] = &[
         Ok(line(uuid_text(id).as_bytes()))
     }),
     ("vm.overcommit_memory", |_, _| Ok(b"0\n".to_vec())),
+    ("fs.pipe-max-size", |_, _| Ok(format!("{}\n", crate::fs::pipe::PIPE_MAX_SIZE).into_bytes())),
     ("net.core.somaxconn", |_, _| Ok(b"4096\n".to_vec())),
 ];
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::open::release_locks;
 use super::path::file;
+use crate::auth::capability::CAP_SYS_RESOURCE;
 use crate::fs::pipe::Pipe;
 use crate::kernel::CurrentTask;
 use crate::vfs::open::{O_APPEND, O_CLOEXEC, O_NONBLOCK};
@@ -100,6 +101,8 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
     const F_GETFL: u32 = 3;
     const F_SETFL: u32 = 4;
     const F_DUPFD_CLOEXEC: u32 = 1030;
+    const F_SETPIPE_SZ: u32 = 1031;
+    const F_GETPIPE_SZ: u32 = 1032;
     let mut fds = t.tg().fds.lock().unwrap();
     let f = fds.get(fd)?;
     match cmd {
@@ -124,6 +127,12 @@ pub fn sys_fcntl(t: &mut CurrentTask, fd: i32, cmd: u32, arg: u64) -> SysResult<
         5..=7 => {
             drop(fds);
             sys_record_lock(t, &f, cmd, arg)
+        }
+        F_GETPIPE_SZ => Ok(Pipe::of(f.ops.as_ref()).ok_or(errno!(EBADF))?.size() as u64),
+        F_SETPIPE_SZ => {
+            drop(fds);
+            let pipe = Pipe::of(f.ops.as_ref()).ok_or(errno!(EBADF))?;
+            Ok(pipe.set_size(arg, t.capable(CAP_SYS_RESOURCE))? as u64)
         }
         // Open-file-description locks, leases and notifications are not implemented.
         _ => Err(errno!(EINVAL)),
