@@ -228,7 +228,7 @@ syscall_table! {
     DUP(fd: Fd) ok => fs::sys_dup;
     DUP2(oldfd: Fd, newfd: Fd) ok => fs::sys_dup2;
     DUP3(oldfd: Fd, newfd: Fd, flags: OpenFlags) ok => fs::sys_dup3;
-    FCNTL(fd: Fd, cmd: u32, arg: u64) partial("no leases, OFD locks or pipe sizes") => fs::sys_fcntl;
+    FCNTL(fd: Fd, cmd: u32, arg: u64) partial("no leases, OFD locks or F_NOTIFY") => fs::sys_fcntl;
     FLOCK(fd: Fd, operation: u32) ok => fs::sys_flock;
     IOCTL(fd: Fd, request: u32, arg: u64) partial("terminal, FIONREAD/FIONBIO/FIOCLEX family only")
         => |t, fd, request: u32, arg| fs::sys_ioctl(t, fd, u64::from(request), arg);
