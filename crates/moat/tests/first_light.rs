@@ -696,3 +696,17 @@ fn exec_directory_is_126() {
 fn exec_missing_path_is_127() {
     exec_refused("/opt/hostile/missing", 127);
 }
+
+/// /proc/PID/oom_score_adj takes what Linux takes (LTP and many daemons
+/// write it at start): a value in -1000..=1000, kept and inherited.
+#[test]
+fn oom_score_adj_is_written_kept_and_inherited() {
+    differential(
+        "echo 500 > /proc/self/oom_score_adj && cat /proc/self/oom_score_adj; \
+         sh -c 'cat /proc/self/oom_score_adj'; \
+         (echo 1001 > /proc/self/oom_score_adj) 2>/dev/null || echo refused; \
+         echo 700 > /proc/$$/oom_score_adj; cat /proc/$$/oom_score_adj",
+        Expect::Stdout("500\n500\nrefused\n700\n"),
+        0,
+    );
+}

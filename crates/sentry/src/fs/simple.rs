@@ -67,12 +67,21 @@ impl NodeId {
     }
 }
 
-/// A read-only regular file whose content is generated at open.
+/// A regular file whose content is generated at open; read-only, or with a
+/// `store` that takes what one write(2) gives (a /proc knob).
 pub struct SimpleFile {
     id: NodeId,
     mode: u32,
     content: ContentFn,
+    store: Option<StoreFn>,
 }
+
+/// Takes the bytes of one write to a `SimpleFile`.
+pub type StoreFn = Arc<dyn Fn(&[u8]) -> SysResult<()> + Send + Sync>;
+
+/// The most one write to a `SimpleFile` passes to its store: knobs take a
+/// number or a word.
+const MAX_STORE: usize = 4096;
 
 impl std::fmt::Debug for SimpleFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +97,29 @@ impl SimpleFile {
         perm: u32,
         content: impl Fn() -> SysResult<Vec<u8>> + Send + Sync + 'static,
     ) -> Arc<SimpleFile> {
-        Arc::new(SimpleFile { id: NodeId::new(fs_id, ino), mode: perm & 0o7777, content: Arc::new(content) })
+        Arc::new(SimpleFile {
+            id: NodeId::new(fs_id, ino),
+            mode: perm & 0o7777,
+            content: Arc::new(content),
+            store: None,
+        })
+    }
+
+    /// A file that can also be written: each write(2) of at most 4 KiB goes
+    /// to `store` whole (as a /proc knob takes it), which may refuse it.
+    pub fn writable(
+        fs_id: u64,
+        ino: u64,
+        perm: u32,
+        content: impl Fn() -> SysResult<Vec<u8>> + Send + Sync + 'static,
+        store: impl Fn(&[u8]) -> SysResult<()> + Send + Sync + 'static,
+    ) -> Arc<SimpleFile> {
+        Arc::new(SimpleFile {
+            id: NodeId::new(fs_id, ino),
+            mode: perm & 0o7777,
+            content: Arc::new(content),
+            store: Some(Arc::new(store)),
+        })
     }
 }
 
@@ -99,10 +130,14 @@ impl Inode for SimpleFile {
     }
 
     fn open(self: Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
-        if flags & O_ACCMODE != 0 {
-            return Err(errno!(EACCES));
-        }
-        Ok(Arc::new(Snapshot { data: (self.content)()? }))
+        let store = match (flags & O_ACCMODE, &self.store) {
+            (0, _) => None,
+            (_, Some(store)) => Some(store.clone()),
+            (_, None) => return Err(errno!(EACCES)),
+        };
+        // Opened for writing only, a knob's content is not needed.
+        let data = if flags & O_ACCMODE == 1 { Vec::new() } else { (self.content)()? };
+        Ok(Arc::new(Snapshot { data, store }))
     }
 
     fn setattr(&self, _attr: &crate::vfs::SetAttr) -> SysResult<()> {
@@ -122,10 +157,17 @@ impl Inode for SimpleFile {
     }
 }
 
-/// An open `SimpleFile`: the content as it was at open, served by offset.
-#[derive(Debug)]
+/// An open `SimpleFile`: the content as it was at open, served by offset,
+/// and where writes go if it takes them.
 struct Snapshot {
     data: Vec<u8>,
+    store: Option<StoreFn>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("len", &self.data.len()).field("writable", &self.store.is_some()).finish()
+    }
 }
 
 impl FileOps for Snapshot {
@@ -139,8 +181,15 @@ impl FileOps for Snapshot {
         dst.copy_out(0, &rest[..n])
     }
 
-    fn write(&self, _file: &OpenFile, _src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
-        Err(errno!(EBADF))
+    fn write(&self, _file: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
+        let Some(store) = &self.store else { return Err(errno!(EBADF)) };
+        if src.size() > MAX_STORE {
+            return Err(errno!(EINVAL));
+        }
+        let mut buf = vec![0u8; src.size()];
+        let n = src.copy_in(0, &mut buf)?;
+        store(&buf[..n])?;
+        Ok(n)
     }
 }
 

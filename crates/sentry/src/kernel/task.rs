@@ -82,6 +82,10 @@ pub struct ThreadGroup {
     pub posix_timers: super::posix_timer::Timers,
     /// Resource limits as (soft, hard), indexed by RLIMIT_*.
     pub rlimits: Mutex<[(u64, u64); RLIMITS]>,
+    /// `/proc/PID/oom_score_adj` (-1000..=1000), inherited by children. The
+    /// app's to set as on Linux; the host's OOM killer still picks stubs
+    /// first whatever it says.
+    pub oom_score_adj: std::sync::atomic::AtomicI32,
 }
 
 /// The syscalls that check a limit name it from here.
@@ -175,6 +179,7 @@ impl ThreadGroup {
             real_timer: Default::default(),
             posix_timers: Default::default(),
             rlimits: Mutex::new(default_rlimits()),
+            oom_score_adj: std::sync::atomic::AtomicI32::new(0),
         })
     }
 

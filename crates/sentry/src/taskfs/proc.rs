@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use abi::AsBytes;
 use host::memfile::PAGE;
 
-use crate::auth::capability::CAP_LAST_CAP;
+use crate::auth::capability::{CAP_DAC_OVERRIDE, CAP_LAST_CAP, CAP_SYS_RESOURCE};
 use crate::auth::current;
 use crate::fs::dev::{major, minor};
 use crate::fs::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
@@ -308,6 +308,35 @@ impl Subject {
         entry(name, SimpleFile::new(self.fs.fs_id, self.ino(name), perm, move || make(&s.view()?)))
     }
 
+    /// `oom_score_adj`: -1000..=1000, which the process's owner may raise
+    /// and only CAP_SYS_RESOURCE may take below 0 (Linux's floor for a
+    /// process no privileged one has lowered).
+    fn oom_score_adj(self: &Arc<Self>) -> (Vec<u8>, InodeRef) {
+        let (reader, writer) = (self.clone(), self.clone());
+        let content = move || Ok(format!("{}\n", reader.view()?.tg.oom_score_adj.load(Ordering::Relaxed)).into_bytes());
+        let store = move |bytes: &[u8]| {
+            let v = writer.view()?;
+            let text = std::str::from_utf8(bytes).map_err(|_| errno!(EINVAL))?;
+            let adj: i32 = text.trim().parse().map_err(|_| errno!(EINVAL))?;
+            if !(-1000..=1000).contains(&adj) {
+                return Err(errno!(EINVAL));
+            }
+            let me = v.k.group(current().0).ok_or(errno!(ESRCH))?;
+            let mine = me.creds.lock().unwrap().clone();
+            let owner = v.tg.creds.lock().unwrap().euid;
+            if mine.euid != owner && !mine.has(CAP_DAC_OVERRIDE) {
+                return Err(errno!(EACCES));
+            }
+            if adj < 0 && adj < v.tg.oom_score_adj.load(Ordering::Relaxed) && !mine.has(CAP_SYS_RESOURCE) {
+                return Err(errno!(EACCES));
+            }
+            v.tg.oom_score_adj.store(adj, Ordering::Relaxed);
+            Ok(())
+        };
+        let name = "oom_score_adj";
+        entry(name, SimpleFile::writable(self.fs.fs_id, self.ino(name), 0o644, content, store))
+    }
+
     fn link(self: &Arc<Self>, name: &str, target: fn(&View) -> SysResult<Vec<u8>>) -> (Vec<u8>, InodeRef) {
         let s = self.clone();
         entry(name, SimpleSymlink::new(self.fs.fs_id, self.ino(name), move || target(&s.view()?)))
@@ -329,7 +358,13 @@ impl Subject {
             self.file("auxv", 0o400, auxv_file),
             self.file("smaps_rollup", 0o444, smaps_rollup_file),
             self.file("limits", 0o444, limits_file),
-            self.file("oom_score_adj", 0o644, |_| Ok(b"0\n".to_vec())),
+            self.oom_score_adj(),
+            self.file("oom_score", 0o444, |v| {
+                // Linux's scale, from the adjustment alone: the sandbox's
+                // memory is the host's to weigh.
+                let adj = v.tg.oom_score_adj.load(Ordering::Relaxed);
+                Ok(format!("{}\n", (adj + 1000) * 2 / 3).into_bytes())
+            }),
             self.file("mounts", 0o444, |v| Ok(mounts_text(&v.k))),
             self.file("mountinfo", 0o444, |v| Ok(mountinfo_text(&v.k))),
             self.file("cgroup", 0o444, |_| Ok(b"0::/\n".to_vec())),
