@@ -81,6 +81,8 @@ const ARPHRD_LOOPBACK: u16 = 772;
 /// IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP.
 const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40 | 0x10000;
 const IFA_F_PERMANENT: u32 = 0x80;
+/// IF_READY: IPv6 is up on the interface.
+const IF_READY: u32 = 0x8000_0000;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RT_SCOPE_HOST: u8 = 254;
@@ -344,6 +346,10 @@ impl NetlinkSocket {
     /// destination. `admin`: the sender holds CAP_NET_ADMIN.
     pub fn send(&self, data: &[u8], to: Option<&[u8]>, admin: bool) -> SysResult<usize> {
         let admin = admin && self.opener_admin;
+        if data.is_empty() {
+            // Linux's netlink_sendmsg has nothing to build a message from.
+            return Err(errno!(ENODATA));
+        }
         let (me, dst, ctx_flags) = {
             let mut st = self.lock();
             let dst = match to {
@@ -369,13 +375,7 @@ impl NetlinkSocket {
             peer.deliver(me, vec![data.to_vec()]);
             return Ok(data.len());
         }
-        let ctx = Ctx {
-            portid: me,
-            admin,
-            strict: ctx_flags.0,
-            cap_ack: ctx_flags.1,
-            ifaces: self.stack.interfaces(),
-        };
+        let ctx = Ctx { portid: me, admin, strict: ctx_flags.0, cap_ack: ctx_flags.1, ifaces: self.stack.interfaces() };
         self.deliver(0, respond(data, &ctx));
         Ok(data.len())
     }
@@ -732,6 +732,8 @@ fn dump(h: Hdr, family: u8, body: &[u8], ctx: &Ctx) -> Result<Vec<Vec<u8>>, Errn
     }
     let mut flags = NLM_F_MULTI;
     let bodies: Vec<Vec<u8>> = match h.ty {
+        // An IPv6 link dump is answered by IPv6's own handler, with its attributes only.
+        RTM_GETLINK if family == AF_INET6 => ctx.ifaces.iter().map(inet6_link_body).collect(),
         RTM_GETLINK => ctx.ifaces.iter().map(link_body).collect(),
         RTM_GETADDR => ctx.ifaces.iter().flat_map(|i| addr_bodies(i, family)).collect(),
         RTM_GETROUTE => {
@@ -851,9 +853,36 @@ fn link_body(i: &IfaceInfo) -> Vec<u8> {
     put(&mut b, 7, &[0; 96]); // IFLA_STATS
     let mut xdp = Vec::new();
     put(&mut xdp, 2, &[0]); // IFLA_XDP_ATTACHED: XDP_ATTACHED_NONE
-    put(&mut b, 43 | 0x8000, &xdp); // IFLA_XDP, nested
+    put(&mut b, 43, &xdp); // IFLA_XDP: nested, without NLA_F_NESTED, as Linux puts it
     put(&mut b, 6, b"noqueue\0"); // IFLA_QDISC
+    let mut inet6 = Vec::new();
+    put_u32(&mut inet6, 1, IF_READY); // IFLA_INET6_FLAGS
+    put(&mut inet6, 8, &[0]); // IFLA_INET6_ADDR_GEN_MODE: EUI64
+    let mut spec = Vec::new();
+    put(&mut spec, u16::from(AF_INET6), &inet6);
+    put(&mut b, 26, &spec); // IFLA_AF_SPEC
     put(&mut b, 14, &[0; 32]); // IFLA_MAP
+    b
+}
+
+/// What inet6_fill_ifinfo says of `i` for an AF_INET6 link dump.
+fn inet6_link_body(i: &IfaceInfo) -> Vec<u8> {
+    let mut b = Vec::with_capacity(128);
+    b.extend_from_slice(&[AF_INET6, 0]);
+    b.extend_from_slice(&ARPHRD_LOOPBACK.to_ne_bytes());
+    b.extend_from_slice(&(i.index as i32).to_ne_bytes());
+    b.extend_from_slice(&LO_FLAGS.to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes());
+    let mut name = i.name.as_bytes().to_vec();
+    name.push(0);
+    put(&mut b, IFLA_IFNAME, &name);
+    put(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
+    put_u32(&mut b, 4, i.mtu); // IFLA_MTU
+    put(&mut b, 16, &[0]); // IFLA_OPERSTATE
+    let mut info = Vec::new();
+    put_u32(&mut info, 1, IF_READY); // IFLA_INET6_FLAGS
+    put(&mut info, 8, &[0]); // IFLA_INET6_ADDR_GEN_MODE
+    put(&mut b, 12, &info); // IFLA_PROTINFO
     b
 }
 
@@ -992,7 +1021,9 @@ mod tests {
         let out = respond(&req(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 9, &[AF_INET; 12]), &ctx());
         let h = headers(&out);
         assert_eq!(h.len(), 4, "three IPv4 local-table routes and DONE");
-        assert!(h[..3].iter().all(|&(ty, fl, seq, pid, _)| ty == RTM_NEWROUTE && fl == NLM_F_MULTI && seq == 9 && pid == 42));
+        assert!(h[..3]
+            .iter()
+            .all(|&(ty, fl, seq, pid, _)| ty == RTM_NEWROUTE && fl == NLM_F_MULTI && seq == 9 && pid == 42));
         assert_eq!(h[3].0, NLMSG_DONE);
         let addrs = headers(&respond(&req(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[AF_INET6]), &ctx()));
         assert_eq!(addrs.iter().filter(|h| h.0 == RTM_NEWADDR).count(), 1);
@@ -1004,10 +1035,10 @@ mod tests {
         let one = |ty, flags, body: &[u8]| headers(&respond(&req(ty, flags, 5, body), &c));
         let mut link = vec![0u8; 16];
         link[4] = 1;
-        assert_eq!(one(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, &link).iter().map(|h| (h.0, h.4)).collect::<Vec<_>>(), [
-            (RTM_NEWLINK, 0),
-            (NLMSG_ERROR, 0)
-        ]);
+        assert_eq!(
+            one(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, &link).iter().map(|h| (h.0, h.4)).collect::<Vec<_>>(),
+            [(RTM_NEWLINK, 0), (NLMSG_ERROR, 0)]
+        );
         link[4] = 9;
         assert_eq!(one(RTM_GETLINK, NLM_F_REQUEST, &link)[0].4, -Errno::ENODEV.0);
         link[4] = 0;
@@ -1050,7 +1081,12 @@ mod tests {
             req(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 16]),
             req(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 8]),
             req(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 12]),
-            req(RTM_GETLINK, NLM_F_REQUEST, 1, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 0, b'l', b'o', 0, 0]),
+            req(
+                RTM_GETLINK,
+                NLM_F_REQUEST,
+                1,
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 3, 0, b'l', b'o', 0, 0],
+            ),
         ];
         for round in 0..20_000 {
             let mut buf = if round % 2 == 0 {

@@ -20,9 +20,9 @@ use crate::fs::dev::{major, minor};
 use crate::fs::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
 use crate::kernel::signal::{SIG_DFL, SIG_IGN};
 use crate::kernel::{Kernel, Task, ThreadGroup};
+use crate::mm::{VmaName, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::net::addr::Family;
 use crate::net::{IfaceInfo, InetSocket, Proto, Stack};
-use crate::mm::{VmaName, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::taskfs::sysctl::Sysctls;
 use crate::vfs::{new_fs_id, FileOps, FileType, Follow, Inode, InodeRef, OpenFile, Stat, Timespec};
 use crate::SysResult;
@@ -224,7 +224,7 @@ impl Procfs {
 
     /// /proc/net: the sandbox's network stack as Linux's files show it.
     fn net_dir(self: &Arc<Self>) -> InodeRef {
-        let files: [(&str, fn(&Procfs, &Kernel) -> SysResult<Vec<u8>>); 7] = [
+        let files: [(&str, SysFileFn); 7] = [
             ("dev", |_, k| Ok(net_dev_text(&net_of(k)?.interfaces()))),
             ("if_inet6", |_, k| Ok(if_inet6_text(&net_of(k)?.interfaces()))),
             ("route", |_, _| Ok(route_text())),
@@ -233,7 +233,10 @@ impl Procfs {
             ("udp", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V4))),
             ("udp6", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V6))),
         ];
-        let entries = files.into_iter().map(|(name, make)| entry(name, self.kernel_file(&format!("/net/{name}"), make))).collect();
+        let entries = files
+            .into_iter()
+            .map(|(name, make)| entry(name, self.kernel_file(&format!("/net/{name}"), make)))
+            .collect();
         self.fixed_dir("/net", entries)
     }
 
@@ -1026,7 +1029,8 @@ fn if_inet6_text(ifaces: &[IfaceInfo]) -> Vec<u8> {
 /// /proc/net/route: the main IPv4 table, which holds nothing while the only
 /// interface is loopback (its routes are all in the local table).
 fn route_text() -> Vec<u8> {
-    format!("{:<127}\n", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT").into_bytes()
+    format!("{:<127}\n", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT")
+        .into_bytes()
 }
 
 /// One internet socket of the sandbox as /proc/net shows it.
@@ -1087,7 +1091,8 @@ fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
     let mut lines = Vec::new();
     for s in socks.iter().filter(|s| s.proto == proto && s.family == family) {
         let Some(local) = socket_addr(&s.local_address()) else { continue };
-        let listening = s.getsockopt(abi::net::SOL_SOCKET, abi::net::SO_ACCEPTCONN).is_ok_and(|v| v.first() == Some(&1));
+        let listening =
+            s.getsockopt(abi::net::SOL_SOCKET, abi::net::SO_ACCEPTCONN).is_ok_and(|v| v.first() == Some(&1));
         if local.port() == 0 || (proto == Proto::Tcp && !listening) {
             continue;
         }
@@ -1097,7 +1102,15 @@ fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
             (Proto::Udp, Some(_)) => 0x01,
             (Proto::Udp, None) => 0x07,
         };
-        lines.push(SockLine { local, remote: peer.unwrap_or(unspec(family)), state, tx: 0, rx: 0, uid: uid(s), ino: s.ino });
+        lines.push(SockLine {
+            local,
+            remote: peer.unwrap_or(unspec(family)),
+            state,
+            tx: 0,
+            rx: 0,
+            uid: uid(s),
+            ino: s.ino,
+        });
     }
     if proto == Proto::Tcp {
         let Ok(stack) = net_of(k) else { return inet_text(proto, family, &lines) };
@@ -1112,7 +1125,9 @@ fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
                 continue;
             }
             let shown = |a: std::net::SocketAddr| match (family, a.ip()) {
-                (Family::V6, std::net::IpAddr::V4(v4)) => std::net::SocketAddr::new(v4.to_ipv6_mapped().into(), a.port()),
+                (Family::V6, std::net::IpAddr::V4(v4)) => {
+                    std::net::SocketAddr::new(v4.to_ipv6_mapped().into(), a.port())
+                }
                 _ => a,
             };
             lines.push(SockLine {
@@ -1134,9 +1149,11 @@ fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
 fn proc_addr(a: std::net::SocketAddr) -> String {
     let words: String = match a.ip() {
         std::net::IpAddr::V4(v) => format!("{:08X}", u32::from_ne_bytes(v.octets())),
-        std::net::IpAddr::V6(v) => {
-            v.octets().chunks_exact(4).map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))).collect()
-        }
+        std::net::IpAddr::V6(v) => v
+            .octets()
+            .chunks_exact(4)
+            .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .collect(),
     };
     format!("{words}:{:04X}", a.port())
 }
