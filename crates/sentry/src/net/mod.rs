@@ -12,6 +12,7 @@
 //! lock.
 
 pub mod addr;
+pub mod netlink;
 pub mod policy;
 pub mod socket;
 
@@ -30,6 +31,7 @@ use crate::SysResult;
 
 use addr::{Family, Ip};
 
+pub use netlink::NetlinkSocket;
 pub use socket::InetSocket;
 
 /// Bytes of each TCP socket's receive and send buffer. smoltcp's buffers cannot
@@ -385,6 +387,89 @@ impl Inner {
         uses[mine].listening = true;
         Ok(())
     }
+}
+
+/// An interface as netlink and /proc/net show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    /// ifindex: `lo` is 1, as in a fresh network namespace.
+    pub index: u32,
+    pub name: &'static str,
+    pub mtu: u32,
+    /// Addresses with their prefix lengths, IPv4 first.
+    pub addrs: Vec<(std::net::IpAddr, u8)>,
+}
+
+/// A TCP connection (not a listening socket) as /proc/net/tcp shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConn {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    /// Linux's state number (1 ESTABLISHED … 11 CLOSING).
+    pub state: u8,
+    /// Bytes waiting to be sent and to be read.
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+}
+
+impl Stack {
+    /// The stack's interfaces, read from smoltcp's own address list (the one
+    /// source of what exists).
+    pub fn interfaces(&self) -> Vec<IfaceInfo> {
+        let g = self.lock();
+        let mut addrs: Vec<(std::net::IpAddr, u8)> =
+            g.iface.ip_addrs().iter().map(|c| (std_ip(c.address()), c.prefix_len())).collect();
+        addrs.sort_by_key(|(a, _)| a.is_ipv6());
+        vec![IfaceInfo { index: 1, name: "lo", mtu: 65536, addrs }]
+    }
+
+    /// Every TCP connection the stack holds, closing ones included; listening
+    /// smoltcp sockets (a listener's pool) are not connections.
+    pub fn tcp_connections(&self) -> Vec<TcpConn> {
+        let g = self.lock();
+        g.sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => {
+                    let state = linux_tcp_state(t.state())?;
+                    let (l, r) = (t.local_endpoint()?, t.remote_endpoint()?);
+                    let addr = |e: smoltcp::wire::IpEndpoint| std::net::SocketAddr::new(std_ip(e.addr), e.port);
+                    Some(TcpConn {
+                        local: addr(l),
+                        remote: addr(r),
+                        state,
+                        tx_queue: t.send_queue(),
+                        rx_queue: t.recv_queue(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn std_ip(a: smoltcp::wire::IpAddress) -> std::net::IpAddr {
+    match Ip::from(a) {
+        Ip::V4(a) => a.into(),
+        Ip::V6(a) => a.into(),
+    }
+}
+
+/// Linux's number for a TCP state (include/net/tcp_states.h); None for the
+/// states /proc/net/tcp shows no connection in.
+fn linux_tcp_state(s: tcp::State) -> Option<u8> {
+    Some(match s {
+        tcp::State::Established => 1,
+        tcp::State::SynSent => 2,
+        tcp::State::SynReceived => 3,
+        tcp::State::FinWait1 => 4,
+        tcp::State::FinWait2 => 5,
+        tcp::State::TimeWait => 6,
+        tcp::State::CloseWait => 8,
+        tcp::State::LastAck => 9,
+        tcp::State::Closing => 11,
+        tcp::State::Closed | tcp::State::Listen => return None,
+    })
 }
 
 /// The stacks of the sandboxes in this process, by sandbox id (the Kernel's

@@ -1,7 +1,8 @@
 //! Socket syscalls: socket, socketpair, bind, listen, accept, connect, the
 //! send and recv families (with SCM_RIGHTS and SCM_CREDENTIALS), shutdown,
 //! names and options, for AF_UNIX (fs/unix.rs) and, over the sandbox's own
-//! loopback stack, AF_INET and AF_INET6 TCP and UDP (net/).
+//! loopback stack, AF_INET and AF_INET6 TCP and UDP (net/), and AF_NETLINK
+//! route sockets (net/netlink.rs).
 
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use crate::kernel::deliver::send_to_task;
 use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::CurrentTask;
 use crate::net::addr::{self as inet_addr, Family, Use};
+use crate::net::netlink::{self, NetlinkSocket};
 use crate::net::socket::{Connect, InetSocket, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::Proto;
 use crate::vfs::fdtable::NOFILE;
@@ -141,6 +143,9 @@ pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -
         let flags = if nonblock { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
         return Ok(install(t, OpenFile::new(s, None, flags.bits()), cloexec)? as u64);
     }
+    if domain == AF_NETLINK {
+        return netlink_socket(t, stype, protocol);
+    }
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
     let ep = Endpoint::new(kind, task_owner(t));
     Ok(install(t, open_socket(ep, nonblock), cloexec)? as u64)
@@ -149,6 +154,10 @@ pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -
 pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32, sv: u64) -> SysResult<u64> {
     if Family::from_domain(domain).is_some() {
         inet_socket_args(t, stype, protocol)?;
+        return Err(errno!(EOPNOTSUPP));
+    }
+    if domain == AF_NETLINK {
+        netlink::check_args(stype & SOCK_TYPE_MASK, protocol)?;
         return Err(errno!(EOPNOTSUPP));
     }
     let (kind, nonblock, cloexec) = socket_args(domain, stype, protocol)?;
@@ -267,6 +276,10 @@ pub fn sys_bind(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<
         s.bind(e, t.creds().has(CAP_NET_BIND_SERVICE))?;
         return Ok(0);
     }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        s.bind(&read_sockaddr(t, addr, len)?)?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     let raw = read_sockaddr(t, addr, len)?;
     let sandbox = sandbox_id(t);
@@ -287,6 +300,9 @@ pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> 
         s.listen(backlog)?;
         return Ok(0);
     }
+    if netlink_file(t, fd)?.is_some() {
+        return Err(errno!(EOPNOTSUPP));
+    }
     let (_f, ep) = socket_file(t, fd)?;
     ep.listen(backlog, task_peer_cred(t))?;
     Ok(0)
@@ -306,6 +322,10 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
             Err(e) if e == Errno::EALREADY && !f.nonblocking() => wait_done(t),
             Err(e) => Err(e),
         };
+    }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        s.connect(&read_sockaddr(t, addr, len)?, t.creds().has(CAP_NET_ADMIN))?;
+        return Ok(0);
     }
     let (f, ep) = socket_file(t, fd)?;
     let raw = read_sockaddr(t, addr, len)?;
@@ -342,6 +362,9 @@ pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags:
     if let Some((f, s)) = inet_file(t, fd)? {
         return inet_accept(t, &f, &s, addr, len_ptr, flags);
     }
+    if netlink_file(t, fd)?.is_some() {
+        return Err(errno!(EOPNOTSUPP));
+    }
     let (f, ep) = socket_file(t, fd)?;
     // Fail before taking a connection off the queue that could not be handed out.
     if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
@@ -367,6 +390,9 @@ pub fn sys_shutdown(t: &mut CurrentTask, fd: i32, how: i32) -> SysResult<u64> {
         s.shutdown(how)?;
         return Ok(0);
     }
+    if netlink_file(t, fd)?.is_some() {
+        return Err(errno!(EOPNOTSUPP));
+    }
     let (_f, ep) = socket_file(t, fd)?;
     match how {
         0 => ep.shutdown(true, false),
@@ -382,6 +408,10 @@ pub fn sys_getsockname(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) ->
         write_sockaddr(t, addr, len_ptr, &s.local_address())?;
         return Ok(0);
     }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        write_sockaddr(t, addr, len_ptr, &s.local_address())?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     write_sockaddr(t, addr, len_ptr, &sockaddr_of(ep.address()))?;
     Ok(0)
@@ -390,6 +420,10 @@ pub fn sys_getsockname(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) ->
 pub fn sys_getpeername(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64) -> SysResult<u64> {
     if let Some((_f, s)) = inet_file(t, fd)? {
         write_sockaddr(t, addr, len_ptr, &s.peer_address()?)?;
+        return Ok(0);
+    }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        write_sockaddr(t, addr, len_ptr, &s.peer_address())?;
         return Ok(0);
     }
     let (_f, ep) = socket_file(t, fd)?;
@@ -551,6 +585,9 @@ pub fn sys_sendto(
     if let Some((f, s)) = inet_file(t, fd)? {
         return Ok(inet_send(t, &f, &s, &UserBuf::flat(buf, len)?, to, flags)? as u64);
     }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        return Ok(netlink_send(t, &s, &UserBuf::flat(buf, len)?, to)? as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     let n = send_common(t, &f, &ep, &UserBuf::flat(buf, len)?, to, Control::default(), flags)?;
     Ok(n as u64)
@@ -573,11 +610,29 @@ pub fn sys_sendmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysRes
     if let Some((f, s)) = inet_file(t, fd)? {
         return Ok(inet_sendmsg_one(t, &f, &s, msg, flags)? as u64);
     }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        return Ok(netlink_sendmsg_one(t, &s, msg)? as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     Ok(sendmsg_one(t, &f, &ep, msg, flags)? as u64)
 }
 
 pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32) -> SysResult<u64> {
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        let mut done = 0u64;
+        for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
+            let entry = vec.wrapping_add(i * MMSGHDR_LEN);
+            match netlink_sendmsg_one(t, &s, entry) {
+                Ok(n) => {
+                    t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
+                    done += 1;
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        return Ok(done);
+    }
     if let Some((f, s)) = inet_file(t, fd)? {
         let mut done = 0u64;
         for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
@@ -675,6 +730,13 @@ pub fn sys_recvfrom(
         let (n, r) = inet_recv(t, &f, &s, &UserBuf::flat(buf, len)?, flags)?;
         if addr != 0 {
             write_sockaddr(t, addr, len_ptr, &r.from.unwrap_or_default())?;
+        }
+        return Ok(n as u64);
+    }
+    if let Some((f, s)) = netlink_file(t, fd)? {
+        let (n, r) = netlink_recv(t, &f, &s, &UserBuf::flat(buf, len)?, flags)?;
+        if addr != 0 {
+            write_sockaddr(t, addr, len_ptr, &r.from)?;
         }
         return Ok(n as u64);
     }
@@ -792,6 +854,9 @@ pub fn sys_recvmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysRes
     if let Some((f, s)) = inet_file(t, fd)? {
         return Ok(inet_recvmsg_one(t, &f, &s, msg, flags)? as u64);
     }
+    if let Some((f, s)) = netlink_file(t, fd)? {
+        return Ok(netlink_recvmsg_one(t, &f, &s, msg, flags)? as u64);
+    }
     let (f, ep) = socket_file(t, fd)?;
     Ok(recvmsg_one(t, &f, &ep, msg, flags)? as u64)
 }
@@ -799,10 +864,12 @@ pub fn sys_recvmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysRes
 /// recvmmsg: like Linux, the timeout is checked only between messages.
 pub fn sys_recvmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult<u64> {
     let inet = inet_file(t, fd)?;
-    let unix = if inet.is_none() { Some(socket_file(t, fd)?) } else { None };
-    let one = |t: &CurrentTask, entry: u64, fl: u32| match (&inet, &unix) {
-        (Some((f, s)), _) => inet_recvmsg_one(t, f, s, entry, fl),
-        (_, Some((f, ep))) => recvmsg_one(t, f, ep, entry, fl),
+    let nl = if inet.is_none() { netlink_file(t, fd)? } else { None };
+    let unix = if inet.is_none() && nl.is_none() { Some(socket_file(t, fd)?) } else { None };
+    let one = |t: &CurrentTask, entry: u64, fl: u32| match (&inet, &nl, &unix) {
+        (Some((f, s)), _, _) => inet_recvmsg_one(t, f, s, entry, fl),
+        (_, Some((f, s)), _) => netlink_recvmsg_one(t, f, s, entry, fl),
+        (_, _, Some((f, ep))) => recvmsg_one(t, f, ep, entry, fl),
         _ => Err(errno!(ENOTSOCK)),
     };
     let deadline = if timeout == 0 {
@@ -852,6 +919,19 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
             return Err(errno!(EINVAL));
         }
         let bytes = s.getsockopt(level, name)?;
+        let n = (len as usize).min(bytes.len());
+        if n > 0 {
+            t.write_mem(val, &bytes[..n])?;
+        }
+        t.write_obj(len_ptr, &(n as u32))?;
+        return Ok(0);
+    }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        let len = t.read_u32(len_ptr)? as i32;
+        if len < 0 {
+            return Err(errno!(EINVAL));
+        }
+        let bytes = s.getsockopt(level, name, len as usize)?;
         let n = (len as usize).min(bytes.len());
         if n > 0 {
             t.write_mem(val, &bytes[..n])?;
@@ -933,6 +1013,14 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         s.setsockopt(level, name, &bytes)?;
         return Ok(0);
     }
+    if let Some((_f, s)) = netlink_file(t, fd)? {
+        if (len as i32) < 0 {
+            return Err(errno!(EINVAL));
+        }
+        let bytes = t.read_vec(val, (len as usize).min(MAX_OPTION))?;
+        s.setsockopt(level, name, &bytes, t.creds().has(CAP_NET_ADMIN))?;
+        return Ok(0);
+    }
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
         return Err(errno!(EOPNOTSUPP));
@@ -995,6 +1083,8 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
 
 /// CAP_NET_BIND_SERVICE: binding ports below 1024.
 const CAP_NET_BIND_SERVICE: u32 = 10;
+/// CAP_NET_ADMIN: changing the network, netlink sends to other sockets.
+const CAP_NET_ADMIN: u32 = 12;
 /// CAP_NET_RAW: raw sockets.
 const CAP_NET_RAW: u32 = 13;
 /// The most bytes of an option value setsockopt reads.
@@ -1186,6 +1276,99 @@ fn inet_recvmsg_one(t: &CurrentTask, f: &OpenFile, s: &InetSocket, msg: u64, fla
             t.write_mem(name, &from[..k])?;
         }
         t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, namelen) as u64), &(from.len() as u32))?;
+    }
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, controllen) as u64), &0u64)?;
+    t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, flags) as u64), &out_flags)?;
+    Ok(n)
+}
+
+/// socket(AF_NETLINK, …): a route socket of the sandbox's stack.
+fn netlink_socket(t: &CurrentTask, stype: i32, protocol: i32) -> SysResult<u64> {
+    let flags = stype & !SOCK_TYPE_MASK;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(errno!(EINVAL));
+    }
+    netlink::check_args(stype & SOCK_TYPE_MASK, protocol)?;
+    let stack = crate::net::stack_of(sandbox_id(t)).ok_or(errno!(EAFNOSUPPORT))?;
+    let owner = task_owner(t);
+    let s = NetlinkSocket::new(
+        stack,
+        sandbox_id(t),
+        stype & SOCK_TYPE_MASK,
+        t.pid(),
+        t.creds().has(CAP_NET_ADMIN),
+        (owner.uid, owner.gid),
+    );
+    let nonblock = flags & SOCK_NONBLOCK != 0;
+    let oflags = if nonblock { OpenFlags::O_RDWR | OpenFlags::O_NONBLOCK } else { OpenFlags::O_RDWR };
+    Ok(install(t, OpenFile::new(s, None, oflags.bits()), flags & SOCK_CLOEXEC != 0)? as u64)
+}
+
+/// The open file behind `fd` and its netlink socket; `None` for other files.
+fn netlink_file(t: &CurrentTask, fd: i32) -> SysResult<Option<(Arc<OpenFile>, Arc<NetlinkSocket>)>> {
+    let f = t.tg().fds.lock().unwrap().get(fd)?;
+    let Ok(s) = f.ops.clone().into_any_arc().downcast::<NetlinkSocket>() else { return Ok(None) };
+    Ok(Some((f, s)))
+}
+
+/// Sends one batch of netlink requests; its length is bounded by SO_SNDBUF
+/// before anything is copied, as Linux's netlink_sendmsg does.
+fn netlink_send(t: &CurrentTask, s: &NetlinkSocket, buf: &UserBuf, to: Option<Vec<u8>>) -> SysResult<usize> {
+    if buf.len > s.max_send() {
+        return Err(errno!(EMSGSIZE));
+    }
+    let data = buf.copy_in(t, 0, buf.len)?;
+    s.send(&data, to.as_deref(), t.creds().has(CAP_NET_ADMIN))
+}
+
+fn netlink_sendmsg_one(t: &CurrentTask, s: &NetlinkSocket, msg: u64) -> SysResult<usize> {
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    if hdr.controllen > MAX_CONTROL as u64 {
+        return Err(errno!(ENOBUFS));
+    }
+    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_sockaddr(t, hdr.name, hdr.namelen)?) } else { None };
+    netlink_send(t, s, &buf, to)
+}
+
+/// Receives one netlink datagram: MSG_PEEK leaves it queued, MSG_TRUNC returns
+/// its full length (glibc and `ip` peek with an empty buffer to size theirs).
+fn netlink_recv(
+    t: &CurrentTask,
+    f: &OpenFile,
+    s: &NetlinkSocket,
+    buf: &UserBuf,
+    flags: u32,
+) -> SysResult<(usize, netlink::Received)> {
+    if flags & MSG_OOB != 0 {
+        return Err(errno!(EOPNOTSUPP));
+    }
+    let peek = flags & MSG_PEEK != 0;
+    let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+    let timeout = s.options().rcvtimeo;
+    let r = wait(t, nonblock, timeout, &[&s.wq], || s.recv(buf.len, peek, &mut |d| buf.copy_out(t, 0, d)))?;
+    let n = if flags & MSG_TRUNC != 0 { r.msg_len } else { r.copied };
+    Ok((n, r))
+}
+
+fn netlink_recvmsg_one(t: &CurrentTask, f: &OpenFile, s: &NetlinkSocket, msg: u64, flags: u32) -> SysResult<usize> {
+    let hdr: MsgHdr = t.read_obj(msg)?;
+    let (name, name_len) = (hdr.name, hdr.namelen as i32);
+    if name_len < 0 {
+        return Err(errno!(EINVAL));
+    }
+    let buf = UserBuf::iovec(t, hdr.iov, hdr.iovlen.min(usize::MAX as u64) as usize, Errno::EMSGSIZE)?;
+    let (n, r) = netlink_recv(t, f, s, &buf, flags)?;
+    let mut out_flags = flags & MSG_CMSG_CLOEXEC;
+    if r.msg_len > r.copied {
+        out_flags |= MSG_TRUNC;
+    }
+    if name != 0 {
+        let k = (name_len as usize).min(r.from.len());
+        if k > 0 {
+            t.write_mem(name, &r.from[..k])?;
+        }
+        t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, namelen) as u64), &(r.from.len() as u32))?;
     }
     t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, controllen) as u64), &0u64)?;
     t.write_obj(msg.wrapping_add(offset_of!(MsgHdr, flags) as u64), &out_flags)?;

@@ -265,7 +265,7 @@ syscall_table! {
     INOTIFY_ADD_WATCH(fd: Fd, path: UserCStr, mask: u32) ok => fs::sys_inotify_add_watch;
     INOTIFY_RM_WATCH(fd: Fd, wd: i32) ok => fs::sys_inotify_rm_watch;
     // Sockets.
-    SOCKET(domain: i32, kind: i32, protocol: i32) partial("AF_UNIX; AF_INET and AF_INET6 TCP and UDP on the sandbox's own loopback stack (127.0.0.1, ::1); no raw, ping or netlink sockets, no other interfaces")
+    SOCKET(domain: i32, kind: i32, protocol: i32) partial("AF_UNIX; AF_INET and AF_INET6 TCP and UDP on the sandbox's own loopback stack (127.0.0.1, ::1); AF_NETLINK NETLINK_ROUTE (link, address and route dumps, RTM_GETLINK by index or name; changes EPERM or EOPNOTSUPP); no raw or ping sockets, no other netlink protocols, no other interfaces")
         => net::sys_socket;
     SOCKETPAIR(domain: i32, kind: i32, protocol: i32, sv: UserAddr) ok => net::sys_socketpair;
     BIND(fd: Fd, addr: UserAddr, addrlen: u32) ok => net::sys_bind;
@@ -275,9 +275,9 @@ syscall_table! {
     ACCEPT4(fd: Fd, addr: UserAddr, addrlen: UserAddr, flags: u32) ok => net::sys_accept4;
     SENDTO(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: u32) ok => net::sys_sendto;
     RECVFROM(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: UserAddr) ok => net::sys_recvfrom;
-    SENDMSG(fd: Fd, msg: UserAddr, flags: u32) partial("control messages on AF_UNIX only; ignored on internet sockets")
+    SENDMSG(fd: Fd, msg: UserAddr, flags: u32) partial("control messages on AF_UNIX only; ignored on internet and netlink sockets")
         => net::sys_sendmsg;
-    RECVMSG(fd: Fd, msg: UserAddr, flags: u32) partial("control messages on AF_UNIX only; none on internet sockets")
+    RECVMSG(fd: Fd, msg: UserAddr, flags: u32) partial("control messages on AF_UNIX only; none on internet and netlink sockets (SO_PASSCRED is kept but sends no credentials)")
         => net::sys_recvmsg;
     SENDMMSG(fd: Fd, msgvec: UserAddr, vlen: u32, flags: u32) ok => net::sys_sendmmsg;
     RECVMMSG(fd: Fd, msgvec: UserAddr, vlen: u32, flags: u32, timeout: UserAddr) ok => net::sys_recvmmsg;
@@ -285,10 +285,10 @@ syscall_table! {
     GETSOCKNAME(fd: Fd, addr: UserAddr, addrlen: UserAddr) ok => net::sys_getsockname;
     GETPEERNAME(fd: Fd, addr: UserAddr, addrlen: UserAddr) ok => net::sys_getpeername;
     SETSOCKOPT(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32)
-        partial("internet sockets: the SOL_SOCKET, TCP and IP options glibc, Python and curl set; others ENOPROTOOPT")
+        partial("internet sockets: the SOL_SOCKET, TCP and IP options glibc, Python and curl set; netlink: buffers, SO_PASSCRED, timeouts and the SOL_NETLINK flags and memberships; others ENOPROTOOPT")
         => net::sys_setsockopt;
     GETSOCKOPT(fd: Fd, level: i32, name: i32, value: UserAddr, len: UserAddr)
-        partial("internet sockets: the SOL_SOCKET, TCP and IP options glibc, Python and curl set; others ENOPROTOOPT")
+        partial("internet sockets: the SOL_SOCKET, TCP and IP options glibc, Python and curl set; netlink: buffers, SO_PASSCRED, timeouts and the SOL_NETLINK flags; others ENOPROTOOPT")
         => net::sys_getsockopt;
     // Memory.
     BRK(addr: UserAddr) ok => mm::sys_brk;

@@ -21,6 +21,8 @@ use crate::fs::simple::{path_ino, SimpleDir, SimpleFile, SimpleSymlink};
 use crate::kernel::signal::{SIG_DFL, SIG_IGN};
 use crate::kernel::{Kernel, Task, ThreadGroup};
 use crate::mm::{VmaName, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::net::addr::Family;
+use crate::net::{IfaceInfo, InetSocket, Proto, Stack};
 use crate::taskfs::sysctl::Sysctls;
 use crate::vfs::{new_fs_id, FileOps, FileType, Follow, Inode, InodeRef, OpenFile, Stat, Timespec};
 use crate::SysResult;
@@ -217,7 +219,26 @@ impl Procfs {
             entry("loadavg", self.kernel_file("/loadavg", loadavg_file)),
             entry("stat", self.kernel_file("/stat", system_stat_file)),
             entry("sys", self.sys_dir(sysctls)),
+            entry("net", self.net_dir()),
         ]
+    }
+
+    /// /proc/net: the sandbox's network stack as Linux's files show it.
+    fn net_dir(self: &Arc<Self>) -> InodeRef {
+        let files: [(&str, SysFileFn); 7] = [
+            ("dev", |_, k| Ok(net_dev_text(&net_of(k)?.interfaces()))),
+            ("if_inet6", |_, k| Ok(if_inet6_text(&net_of(k)?.interfaces()))),
+            ("route", |_, _| Ok(route_text())),
+            ("tcp", |_, k| Ok(inet_sockets_text(k, Proto::Tcp, Family::V4))),
+            ("tcp6", |_, k| Ok(inet_sockets_text(k, Proto::Tcp, Family::V6))),
+            ("udp", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V4))),
+            ("udp6", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V6))),
+        ];
+        let entries = files
+            .into_iter()
+            .map(|(name, make)| entry(name, self.kernel_file(&format!("/net/{name}"), make)))
+            .collect();
+        self.fixed_dir("/net", entries)
     }
 
     /// /proc/sys: its own files (`SYS_FILES`) and the spec's sysctls.
@@ -1007,6 +1028,205 @@ fn mountinfo_text(k: &Kernel) -> Vec<u8> {
 /// Whether absolute path `path` lies under directory `dir`.
 fn is_under(path: &[u8], dir: &[u8]) -> bool {
     dir == b"/" || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
+
+/// The network stack of the sandbox `k` runs.
+fn net_of(k: &Kernel) -> SysResult<Arc<Stack>> {
+    crate::net::stack_of(k as *const Kernel as usize).ok_or(errno!(ENOENT))
+}
+
+/// /proc/net/dev. The loopback device counts no packets: its counters are 0.
+fn net_dev_text(ifaces: &[IfaceInfo]) -> Vec<u8> {
+    let mut out = b"Inter-|   Receive                                                |  Transmit\n \
+face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+        .to_vec();
+    for i in ifaces {
+        put!(out, "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} ", i.name, 0, 0, 0, 0, 0, 0, 0, 0);
+        put!(out, "{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}\n", 0, 0, 0, 0, 0, 0, 0, 0);
+    }
+    out
+}
+
+/// /proc/net/if_inet6: address, ifindex, prefix length, scope, flags, name.
+fn if_inet6_text(ifaces: &[IfaceInfo]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in ifaces {
+        for (a, plen) in &i.addrs {
+            let std::net::IpAddr::V6(a) = a else { continue };
+            // IPV6_ADDR_LOOPBACK (0x10) or global (0); IFA_F_PERMANENT.
+            let scope = if a.is_loopback() { 0x10 } else { 0 };
+            let hex: String = a.octets().iter().map(|b| format!("{b:02x}")).collect();
+            put!(out, "{hex} {:02x} {plen:02x} {scope:02x} 80 {:>8}\n", i.index, i.name);
+        }
+    }
+    out
+}
+
+/// /proc/net/route: the main IPv4 table, which holds nothing while the only
+/// interface is loopback (its routes are all in the local table).
+fn route_text() -> Vec<u8> {
+    format!("{:<127}\n", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT")
+        .into_bytes()
+}
+
+/// One internet socket of the sandbox as /proc/net shows it.
+struct SockLine {
+    local: std::net::SocketAddr,
+    remote: std::net::SocketAddr,
+    state: u8,
+    tx: usize,
+    rx: usize,
+    uid: u32,
+    ino: u64,
+}
+
+/// A socket address from getsockname's bytes (sockaddr_in or sockaddr_in6).
+fn socket_addr(raw: &[u8]) -> Option<std::net::SocketAddr> {
+    let family = u16::from_ne_bytes(raw.get(..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(raw.get(2..4)?.try_into().ok()?);
+    let ip: std::net::IpAddr = match i32::from(family) {
+        abi::net::AF_INET => <[u8; 4]>::try_from(raw.get(4..8)?).ok()?.into(),
+        abi::net::AF_INET6 => <[u8; 16]>::try_from(raw.get(8..24)?).ok()?.into(),
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+/// The address as a v4 one when it is v4-mapped, to match the stack's view.
+fn unmapped(a: std::net::SocketAddr) -> std::net::SocketAddr {
+    match a.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, |v4| std::net::SocketAddr::new(v4.into(), a.port())),
+        _ => a,
+    }
+}
+
+/// Every internet socket open in the sandbox, once each.
+fn open_inet_sockets(k: &Kernel) -> Vec<Arc<InetSocket>> {
+    let groups: Vec<Arc<ThreadGroup>> = k.pids.lock().unwrap().groups.values().cloned().collect();
+    let mut seen = BTreeMap::new();
+    for tg in groups {
+        let files: Vec<Arc<OpenFile>> = tg.fds.lock().unwrap().fds().map(|(_, f)| f.clone()).collect();
+        for f in files {
+            if let Ok(s) = f.ops.clone().into_any_arc().downcast::<InetSocket>() {
+                seen.insert(s.ino, s);
+            }
+        }
+    }
+    seen.into_values().collect()
+}
+
+/// /proc/net/{tcp,tcp6,udp,udp6}: listeners and bound UDP sockets from the
+/// open sockets, connections (closing ones too) from the stack.
+fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
+    let socks = open_inet_sockets(k);
+    let unspec = |f: Family| match f {
+        Family::V4 => std::net::SocketAddr::from(([0u8; 4], 0)),
+        Family::V6 => std::net::SocketAddr::from(([0u8; 16], 0)),
+    };
+    let uid = |s: &InetSocket| s.stat().map_or(0, |st| st.uid);
+    let mut lines = Vec::new();
+    for s in socks.iter().filter(|s| s.proto == proto && s.family == family) {
+        let Some(local) = socket_addr(&s.local_address()) else { continue };
+        let listening =
+            s.getsockopt(abi::net::SOL_SOCKET, abi::net::SO_ACCEPTCONN).is_ok_and(|v| v.first() == Some(&1));
+        if local.port() == 0 || (proto == Proto::Tcp && !listening) {
+            continue;
+        }
+        let peer = s.peer_address().ok().and_then(|p| socket_addr(&p));
+        let state = match (proto, peer) {
+            (Proto::Tcp, _) => 0x0A,
+            (Proto::Udp, Some(_)) => 0x01,
+            (Proto::Udp, None) => 0x07,
+        };
+        lines.push(SockLine {
+            local,
+            remote: peer.unwrap_or(unspec(family)),
+            state,
+            tx: 0,
+            rx: 0,
+            uid: uid(s),
+            ino: s.ino,
+        });
+    }
+    if proto == Proto::Tcp {
+        let Ok(stack) = net_of(k) else { return inet_text(proto, family, &lines) };
+        for c in stack.tcp_connections() {
+            let owner = socks.iter().find(|s| {
+                s.proto == Proto::Tcp
+                    && socket_addr(&s.local_address()).map(unmapped) == Some(c.local)
+                    && s.peer_address().ok().and_then(|p| socket_addr(&p)).map(unmapped) == Some(c.remote)
+            });
+            let fam = owner.map_or(if c.local.is_ipv4() { Family::V4 } else { Family::V6 }, |s| s.family);
+            if fam != family {
+                continue;
+            }
+            let shown = |a: std::net::SocketAddr| match (family, a.ip()) {
+                (Family::V6, std::net::IpAddr::V4(v4)) => {
+                    std::net::SocketAddr::new(v4.to_ipv6_mapped().into(), a.port())
+                }
+                _ => a,
+            };
+            lines.push(SockLine {
+                local: shown(c.local),
+                remote: shown(c.remote),
+                state: c.state,
+                tx: c.tx_queue,
+                rx: c.rx_queue,
+                uid: owner.map_or(0, |s| uid(s)),
+                ino: owner.map_or(0, |s| s.ino),
+            });
+        }
+    }
+    inet_text(proto, family, &lines)
+}
+
+/// An address as /proc/net prints it: each 32-bit word of the network-order
+/// address read in host order, then the port.
+fn proc_addr(a: std::net::SocketAddr) -> String {
+    let words: String = match a.ip() {
+        std::net::IpAddr::V4(v) => format!("{:08X}", u32::from_ne_bytes(v.octets())),
+        std::net::IpAddr::V6(v) => v
+            .octets()
+            .chunks_exact(4)
+            .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .collect(),
+    };
+    format!("{words}:{:04X}", a.port())
+}
+
+fn inet_text(proto: Proto, family: Family, lines: &[SockLine]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Linux pads the IPv4 files' lines to a fixed width; the IPv6 ones are not.
+    let (width, header) = match (proto, family) {
+        (Proto::Tcp, Family::V4) => (149, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
+        (Proto::Udp, Family::V4) => (127, "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+        (Proto::Tcp, Family::V6) => (0, "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
+        (Proto::Udp, Family::V6) => (0, "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+    };
+    put!(out, "{header:<width$}\n");
+    for (n, l) in lines.iter().enumerate() {
+        let common = format!(
+            "{}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
+            if proto == Proto::Tcp { format!("{n:>4}") } else { format!("{n:>5}") },
+            proc_addr(l.local),
+            proc_addr(l.remote),
+            l.state,
+            l.tx,
+            l.rx,
+            l.uid,
+            0,
+            l.ino
+        );
+        // refcount, the socket's kernel address (hidden, as with kptr_restrict),
+        // then TCP's rto, ato, pingpong, cwnd and ssthresh, or UDP's drops.
+        let tail = match (proto, l.state) {
+            (Proto::Tcp, 0x0A) => " 1 0000000000000000 100 0 0 10 0".to_string(),
+            (Proto::Tcp, _) => " 1 0000000000000000 20 0 0 10 -1".to_string(),
+            (Proto::Udp, _) => " 2 0000000000000000 0".to_string(),
+        };
+        put!(out, "{:<width$}\n", common + &tail);
+    }
+    out
 }
 
 fn filesystems_file(_: &Procfs, k: &Kernel) -> SysResult<Vec<u8>> {
