@@ -16,7 +16,7 @@ pub mod netlink;
 pub mod policy;
 pub mod socket;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -37,12 +37,16 @@ pub use socket::InetSocket;
 /// Bytes of each TCP socket's receive and send buffer. smoltcp's buffers cannot
 /// grow, so this is also the most a connection holds in flight each way.
 const TCP_BUF: usize = 64 * 1024;
-/// A UDP socket's buffers: datagrams queued, and their bytes.
+/// A UDP socket's buffers: datagrams queued, and their bytes (room for the
+/// largest datagram, and no more than a TCP socket's buffer, so that every
+/// socket costs at most 128 KiB).
 const UDP_PACKETS: usize = 64;
-const UDP_BUF: usize = 128 * 1024;
+const UDP_BUF: usize = 64 * 1024;
 /// The most smoltcp sockets one stack holds (connections, listeners' pools,
-/// sockets closing): with the buffers above, a bound on the stack's memory.
-pub const MAX_SOCKETS: usize = 2048;
+/// sockets closing): with the buffers above, a bound on the stack's memory
+/// (1536 × 128 KiB = 192 MiB, under the 256 MiB the
+/// adversarial tests allow the whole Sentry). Connections in TIME_WAIT hold no smoltcp socket.
+pub const MAX_SOCKETS: usize = 1536;
 /// The most not-yet-accepted connections a listener keeps (its pool of
 /// listening smoltcp sockets, each of which takes one connection).
 pub const MAX_BACKLOG: usize = 64;
@@ -53,6 +57,8 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 const TIMER_IDLE: Duration = Duration::from_secs(1);
 /// How long a closed connection may take to finish its FIN handshake.
 const ORPHAN_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(60);
+/// How long a connection in TIME_WAIT keeps its port (Linux's TCP_TIMEWAIT_LEN).
+const TIME_WAIT: Duration = Duration::from_secs(60);
 
 /// TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,6 +132,11 @@ struct Inner {
     ports: BTreeMap<(Proto, u16), Vec<PortUse>>,
     /// Closed TCP sockets finishing their close, with the port they hold.
     orphans: Vec<(SocketHandle, u16, u64)>,
+    /// Connections in TIME_WAIT, as Linux's timewait minisocks: only their
+    /// port (port, owner) stays taken until the deadline; their smoltcp socket
+    /// and its buffers are freed, so that closing many connections in a row
+    /// does not fill the stack.
+    time_wait: VecDeque<(u16, u64, std::time::Instant)>,
     next_ephemeral: u16,
     /// When the timer thread will poll next.
     timer_at: Option<std::time::Instant>,
@@ -170,6 +181,7 @@ impl Stack {
                 watch: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 orphans: Vec::new(),
+                time_wait: VecDeque::new(),
                 next_ephemeral: EPHEMERAL.start() + seed,
                 timer_at: None,
             }),
@@ -262,20 +274,39 @@ impl Inner {
         while i < self.orphans.len() {
             let (h, port, owner) = self.orphans[i];
             let s = self.sockets.get_mut::<tcp::Socket>(h);
-            if s.recv_queue() > 0 {
+            if s.recv_queue() > 0 && s.state() != tcp::State::Closed {
                 // Nobody will read it: data for a closed socket resets the
-                // connection, as Linux answers it.
+                // connection, as Linux answers it. (An aborted socket keeps
+                // its unread bytes: it is freed below once closed.)
                 s.abort();
                 i += 1;
                 continue;
             }
-            if s.state() == tcp::State::Closed {
-                self.orphans.swap_remove(i);
-                self.sockets.remove(h);
-                self.release_port(Proto::Tcp, port, owner);
-            } else {
-                i += 1;
+            match s.state() {
+                tcp::State::Closed => {
+                    self.orphans.swap_remove(i);
+                    self.sockets.remove(h);
+                    self.release_port(Proto::Tcp, port, owner);
+                }
+                tcp::State::TimeWait => {
+                    // Our last ACK is out: nothing more will move on this
+                    // connection (a retransmitted FIN gets an RST, which ends
+                    // the peer's close as well).
+                    self.orphans.swap_remove(i);
+                    self.sockets.remove(h);
+                    let until = std::time::Instant::now() + TIME_WAIT;
+                    self.time_wait.push_back((port, owner, until));
+                }
+                _ => i += 1,
             }
+        }
+        let now = std::time::Instant::now();
+        while let Some(&(port, owner, until)) = self.time_wait.front() {
+            if until > now {
+                break;
+            }
+            self.time_wait.pop_front();
+            self.release_port(Proto::Tcp, port, owner);
         }
     }
 
@@ -355,14 +386,19 @@ impl Inner {
             uses.push(u);
             return Ok(port);
         }
+        // A free port if there is one; else one held only by closed
+        // connections in TIME_WAIT, which Linux reuses on loopback too
+        // (tcp_tw_reuse): their smoltcp sockets are gone, so nothing mixes up.
         let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
-        for _ in 0..span {
-            let p = self.next_ephemeral;
-            self.next_ephemeral = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
-            let uses = self.ports.entry((proto, p)).or_default();
-            if uses.is_empty() {
-                uses.push(u);
-                return Ok(p);
+        for only_free in [true, false] {
+            for _ in 0..span {
+                let p = self.next_ephemeral;
+                self.next_ephemeral = if p >= *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
+                let uses = self.ports.entry((proto, p)).or_default();
+                if uses.is_empty() || (!only_free && uses.iter().all(|o| o.lingering)) {
+                    uses.push(u);
+                    return Ok(p);
+                }
             }
         }
         Err(errno!(EADDRINUSE))
@@ -374,6 +410,13 @@ impl Inner {
             if uses.is_empty() {
                 self.ports.remove(&(proto, port));
             }
+        }
+    }
+
+    /// The socket of `owner` on `port` stops listening (it stays bound).
+    fn stop_listening(&mut self, port: u16, owner: u64) {
+        if let Some(uses) = self.ports.get_mut(&(Proto::Tcp, port)) {
+            uses.iter_mut().filter(|u| u.owner == owner).for_each(|u| u.listening = false);
         }
     }
 

@@ -21,7 +21,7 @@ use abi::net::{
 };
 use abi::time::Timeval;
 use abi::tty::FIONREAD;
-use abi::{AsBytes, FromBytes};
+use abi::{AsBytes, Errno, FromBytes};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State as TcpState;
 use smoltcp::wire::IpListenEndpoint;
@@ -55,6 +55,9 @@ const PIECE: usize = 64 * 1024;
 const TCP_SNDBUF: i32 = 16_384;
 const TCP_RCVBUF: i32 = 131_072;
 const UDP_BUF_DEFAULT: i32 = 212_992;
+/// SO_LINGER's time after a negative one was set: MAX_SCHEDULE_TIMEOUT / HZ
+/// as an int, with the HZ (250) of Debian's kernels.
+const LINGER_FOREVER: i32 = (i64::MAX / 250) as i32;
 /// st_dev of socket inodes (an anonymous device, as Linux's sockfs).
 const SOCKFS_DEV: u64 = 0x8;
 
@@ -419,7 +422,8 @@ impl InetSocket {
             Conn::Connecting(_) => return Err(errno!(EALREADY)),
             _ => return Err(errno!(EISCONN)),
         }
-        let l = self.autobind(&mut st)?;
+        // No ephemeral port left is EADDRNOTAVAIL for connect, as on Linux.
+        let l = self.autobind(&mut st).map_err(|e| if e == Errno::EADDRINUSE { errno!(EADDRNOTAVAIL) } else { e })?;
         if remote.port == 0 {
             // Linux sends the SYN, and port 0's RST refuses it.
             st.conn = Conn::Ended { peer: None };
@@ -734,12 +738,15 @@ impl InetSocket {
         let Some((data, full, from)) = got else {
             return if st.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
         };
-        out(0, &data)?;
+        let copied = out(0, &data);
+        // A datagram that could not be copied out is dropped all the same,
+        // as udp_recvmsg does: a bad buffer must not wedge the queue.
         if !peek {
             self.stack.with(|i| {
                 let _ = i.udp(h).recv();
             });
         }
+        copied?;
         st.error = None;
         Ok(Received {
             copied: data.len(),
@@ -758,12 +765,37 @@ impl InetSocket {
         self.refresh(&mut st);
         match st.conn {
             Conn::Connected { h, .. } | Conn::Connecting(h) => {
+                // A connection whose close has finished both ways is TCP_CLOSE
+                // to Linux (its TIME_WAIT is a socket of its own): ENOTCONN.
+                let state = self.stack.with(|i| i.tcp(h).state());
+                if matches!(state, TcpState::Closed | TcpState::TimeWait) {
+                    return Err(errno!(ENOTCONN));
+                }
                 if how != 0 && !st.shut_wr {
                     st.shut_wr = true;
                     self.stack.with(|i| i.tcp(h).close());
                 }
             }
-            Conn::Udp { peer: Some(_), .. } | Conn::Listening { .. } => {
+            // Shutting a listener's receive side stops it listening, as
+            // Linux's tcp_disconnect: pending connections are reset, and a
+            // thread blocked in accept wakes with EINVAL.
+            Conn::Listening { .. } if how != 1 => {
+                let Conn::Listening { pool, .. } = std::mem::replace(&mut st.conn, Conn::Idle) else {
+                    unreachable!("matched above")
+                };
+                let (port, ino) = (st.port_held.unwrap_or(0), self.ino);
+                self.stack.with(|i| {
+                    for h in pool {
+                        i.tcp(h).abort();
+                        i.orphan(h, 0, ino);
+                    }
+                    i.stop_listening(port, ino);
+                });
+                self.wq.notify_all();
+                return Ok(());
+            }
+            Conn::Listening { .. } => return Ok(()),
+            Conn::Udp { peer: Some(_), .. } => {
                 if how != 0 {
                     st.shut_wr = true;
                 }
@@ -976,7 +1008,17 @@ impl InetSocket {
             }
             (SOL_SOCKET, SO_LINGER) => {
                 let l = abi::net::Linger::read_from_prefix(val).ok_or(errno!(EINVAL))?;
-                st.opts.linger = ((l.onoff != 0) as i32, l.linger.max(0));
+                // As sock_setsockopt: turning lingering off keeps the time; a
+                // negative time is a huge unsigned one, which Linux caps at
+                // MAX_SCHEDULE_TIMEOUT and reports back divided by HZ.
+                let time = if l.onoff == 0 {
+                    st.opts.linger.1
+                } else if l.linger < 0 {
+                    LINGER_FOREVER
+                } else {
+                    l.linger
+                };
+                st.opts.linger = ((l.onoff != 0) as i32, time);
             }
             (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => st.opts.rcvtimeo = read_timeout(val)?,
             (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => st.opts.sndtimeo = read_timeout(val)?,

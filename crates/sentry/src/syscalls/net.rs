@@ -23,7 +23,6 @@ use crate::net::addr::{self as inet_addr, Family, Use};
 use crate::net::netlink::{self, NetlinkSocket};
 use crate::net::socket::{Connect, InetSocket, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::Proto;
-use crate::vfs::fdtable::NOFILE;
 use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
 use crate::waiter::WaitQueue;
@@ -41,6 +40,13 @@ fn socket_file(t: &CurrentTask, fd: i32) -> SysResult<(Arc<OpenFile>, Arc<Endpoi
     let f = t.tg().fds.lock().unwrap().get(fd)?;
     let ep = (*f.ops).as_any_ops().downcast_ref::<UnixSocket>().ok_or(errno!(ENOTSOCK))?.ep.clone();
     Ok((f, ep))
+}
+
+/// Whether the caller's descriptor table is at its RLIMIT_NOFILE (which the
+/// app may have raised past the default).
+fn table_full(t: &CurrentTask) -> bool {
+    let fds = t.tg().fds.lock().unwrap();
+    fds.fds().count() >= fds.limit as usize
 }
 
 /// Tells sandboxes sharing this process apart in the abstract namespace.
@@ -367,7 +373,7 @@ pub fn sys_accept4(t: &mut CurrentTask, fd: i32, addr: u64, len_ptr: u64, flags:
     }
     let (f, ep) = socket_file(t, fd)?;
     // Fail before taking a connection off the queue that could not be handed out.
-    if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
+    if table_full(t) {
         return Err(errno!(EMFILE));
     }
     let timeout = ep.options().rcvtimeo;
@@ -1087,6 +1093,8 @@ const CAP_NET_BIND_SERVICE: u32 = 10;
 const CAP_NET_ADMIN: u32 = 12;
 /// CAP_NET_RAW: raw sockets.
 const CAP_NET_RAW: u32 = 13;
+/// recv's flag for the socket's error queue.
+const MSG_ERRQUEUE: u32 = 0x2000;
 /// The most bytes of an option value setsockopt reads.
 const MAX_OPTION: usize = 64;
 
@@ -1129,7 +1137,7 @@ fn inet_accept(
     flags: u32,
 ) -> SysResult<u64> {
     // Fail before taking a connection off the queue that could not be handed out.
-    if t.tg().fds.lock().unwrap().fds().count() >= NOFILE as usize {
+    if table_full(t) {
         return Err(errno!(EMFILE));
     }
     let timeout = s.options().rcvtimeo;
@@ -1225,8 +1233,13 @@ fn inet_recv(
     buf: &UserBuf,
     flags: u32,
 ) -> SysResult<(usize, crate::net::socket::Received)> {
-    if flags & MSG_OOB != 0 {
-        return Err(if s.proto == Proto::Tcp { errno!(EINVAL) } else { errno!(EOPNOTSUPP) });
+    // UDP ignores MSG_OOB on receive, as udp_recvmsg does; TCP has no urgent data here.
+    if flags & MSG_OOB != 0 && s.proto == Proto::Tcp {
+        return Err(errno!(EINVAL));
+    }
+    // No ICMP or timestamping errors are ever queued: the error queue is empty.
+    if flags & MSG_ERRQUEUE != 0 {
+        return Err(errno!(EAGAIN));
     }
     let peek = flags & MSG_PEEK != 0;
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
