@@ -458,6 +458,22 @@ impl Inode for GoferInode {
         self
     }
 
+    /// The host filesystem's, as the Gofer reads it with fstatfs: its own
+    /// magic number too, as runc's container sees the directory's.
+    fn statfs(&self) -> SysResult<crate::vfs::FsSpace> {
+        let s = self.fs.client.statfs(self.fid).map_err(remote)?;
+        Ok(crate::vfs::FsSpace {
+            magic: Some(i64::from(s.fs_type)),
+            bsize: u64::from(s.bsize),
+            blocks: s.blocks,
+            bfree: s.bfree,
+            bavail: s.bavail,
+            files: s.files,
+            ffree: s.ffree,
+            namelen: u64::from(s.namelen),
+        })
+    }
+
     fn fs_id(&self) -> u64 {
         self.fs.id
     }

@@ -39,6 +39,8 @@ struct OverlayFs {
     /// number: another name of the same file links to the same copy.
     linked_copies: Mutex<HashMap<u64, Weak<TmpfsInode>>>,
     recent: Recent<OverlayInode>,
+    /// The upper root, whose space is the overlay's (statfs).
+    upper_root: Arc<TmpfsInode>,
 }
 
 impl OverlayFs {
@@ -109,6 +111,7 @@ impl OverlayInode {
             marks: Mutex::new(HashMap::new()),
             linked_copies: Mutex::new(HashMap::new()),
             recent: Recent::new(default_capacity()),
+            upper_root: upper.clone(),
         });
         Self::node(fs, Some(lower), Some(upper), None, Vec::new())
     }
@@ -535,6 +538,12 @@ impl Inode for OverlayInode {
     fn shared_pages(&self, alloc: &Arc<crate::mm::RangeAllocator>, want: u64) -> SysResult<Arc<crate::mm::Backing>> {
         // Shared mappings see later writes, so the file must live in the upper layer.
         self.copy_up()?.shared_pages(alloc, want)
+    }
+
+    /// The upper tmpfs's space, as Linux's overlayfs reports its upper
+    /// filesystem's (the mount's type gives the magic number).
+    fn statfs(&self) -> SysResult<crate::vfs::FsSpace> {
+        self.fs.upper_root.statfs()
     }
 
     fn fs_id(&self) -> u64 {

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::pipe::Pipe;
 use crate::mm::{Backing, IoDst, IoSrc, RangeAllocator};
-use crate::vfs::{new_fs_id, DirEntry, FileOps, FileType, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec};
+use crate::vfs::{
+    new_fs_id, DirEntry, FileOps, FileType, FsSpace, Inode, InodeRef, NewNode, OpenFile, SetAttr, Stat, Timespec,
+};
 use crate::SysResult;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
@@ -656,6 +658,26 @@ impl Inode for TmpfsInode {
 
     fn shared_pages(&self, alloc: &Arc<RangeAllocator>, want: u64) -> SysResult<Arc<Backing>> {
         TmpfsInode::shared_pages(self, alloc, want)
+    }
+
+    /// The filesystem's limit, or half the host's memory as Linux sizes a
+    /// tmpfs without one, in pages; inodes are not counted, so as many are
+    /// free as pages.
+    fn statfs(&self) -> SysResult<FsSpace> {
+        let page = PAGE;
+        let total = self.space.limit().unwrap_or_else(|| host::sys::total_ram().unwrap_or(8 << 30) / 2);
+        let blocks = total / page;
+        let free = blocks.saturating_sub(self.space.used().div_ceil(page));
+        Ok(FsSpace {
+            magic: None,
+            bsize: page,
+            blocks,
+            bfree: free,
+            bavail: free,
+            files: blocks,
+            ffree: free,
+            namelen: 255,
+        })
     }
 
     fn fs_id(&self) -> u64 {

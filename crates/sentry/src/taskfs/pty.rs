@@ -396,6 +396,12 @@ impl Inode for PtyNode {
         self
     }
 
+    /// devpts: empty, with its own magic number (it is no mount of its own here).
+    fn statfs(&self) -> SysResult<crate::vfs::FsSpace> {
+        const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+        Ok(crate::vfs::FsSpace { magic: Some(DEVPTS_SUPER_MAGIC), ..Default::default() })
+    }
+
     fn fs_id(&self) -> u64 {
         self.reg.fs
     }
@@ -435,6 +441,12 @@ impl Inode for PtsDir {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    /// devpts: empty, with its own magic number (it is no mount of its own here).
+    fn statfs(&self) -> SysResult<crate::vfs::FsSpace> {
+        const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+        Ok(crate::vfs::FsSpace { magic: Some(DEVPTS_SUPER_MAGIC), ..Default::default() })
     }
 
     fn fs_id(&self) -> u64 {

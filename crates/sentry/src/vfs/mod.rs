@@ -198,6 +198,12 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     ) -> SysResult<std::sync::Arc<crate::mm::Backing>> {
         Err(errno!(ENODEV))
     }
+    /// What statfs(2) says of this inode's filesystem. `magic` None: the
+    /// mount's type decides it (`Mounts::magic_of`). By default an empty
+    /// filesystem (no blocks, no inodes), as Linux's procfs and sysfs are.
+    fn statfs(&self) -> SysResult<FsSpace> {
+        Ok(FsSpace::default())
+    }
     /// Identity of the filesystem, for rename's EXDEV check.
     fn fs_id(&self) -> u64;
     /// Whether access is checked against the owner and mode bits
@@ -311,6 +317,39 @@ impl Dentry {
     }
 }
 
+/// A filesystem's size and kind, for statfs(2): counts in `bsize` blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsSpace {
+    /// The filesystem's magic number, if the filesystem knows it better
+    /// than its mount's type does (a Gofer's host filesystem).
+    pub magic: Option<i64>,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub namelen: u64,
+}
+
+impl Default for FsSpace {
+    fn default() -> FsSpace {
+        FsSpace { magic: None, bsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, namelen: 255 }
+    }
+}
+
+/// Linux's magic numbers for the filesystem types moat mounts.
+const MAGICS: &[(&str, i64)] = &[
+    ("tmpfs", 0x0102_1994),
+    ("devtmpfs", 0x0102_1994),
+    ("proc", 0x9fa0),
+    ("sysfs", 0x6265_6572),
+    ("devpts", 0x1cd1),
+    ("mqueue", 0x1980_0202),
+    ("overlay", 0x794c_7630),
+    ("9p", 0x0102_1997),
+];
+
 /// The mount table: filesystems grafted on absolute paths.
 #[derive(Debug, Default)]
 pub struct Mounts {
@@ -348,6 +387,19 @@ impl Mounts {
             self.table.read().unwrap().iter().map(|(p, m)| (p.clone(), m.fstype.clone(), m.source.clone())).collect();
         v.sort();
         v
+    }
+
+    /// The magic number of the type of the mount that `path` (absolute, as
+    /// `Dentry::path` gives it) lies in, and whether that mount is
+    /// read-only; None if no mount holds it.
+    pub fn kind_of(&self, path: &[u8]) -> Option<(Option<i64>, bool)> {
+        let table = self.table.read().unwrap();
+        let within = |mount: &[u8]| {
+            mount == b"/" || path == mount || (path.starts_with(mount) && path.get(mount.len()) == Some(&b'/'))
+        };
+        let mount = table.iter().filter(|(p, _)| within(p)).max_by_key(|(p, _)| p.len()).map(|(_, m)| m)?;
+        let magic = MAGICS.iter().find(|(name, _)| *name == mount.fstype).map(|(_, magic)| *magic);
+        Some((magic, mount.read_only))
     }
 
     /// The mount options of the mount at `path` (`ro` or `rw`).

@@ -6,6 +6,7 @@ use abi::Errno;
 use super::path::{file, lookup, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::kernel::CurrentTask;
 use crate::vfs::Stat;
+use crate::vfs::{Dentry, OpenFile};
 use crate::SysResult;
 
 /// The app's `struct stat` for `s`.
@@ -99,32 +100,56 @@ pub fn sys_statx(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32, _mask: 
     Ok(0)
 }
 
-/// What statfs reports for every filesystem: a 4 GiB one, half free, of
-/// tmpfs's magic number.
-fn statfs() -> Statfs {
+/// statfs(2) of the filesystem `dentry` is on: its size as the filesystem
+/// says, its magic number by its mount's type unless the filesystem knows
+/// better, and ST_RDONLY for a read-only mount.
+fn statfs_of(t: &CurrentTask, dentry: &Dentry) -> SysResult<Statfs> {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
-    Statfs {
-        fs_type: TMPFS_MAGIC,
-        bsize: 4096,
-        blocks: 1 << 20,
-        bfree: 1 << 19,
-        bavail: 1 << 19,
-        files: 1 << 20,
-        ffree: 1 << 19,
-        namelen: 255,
-        frsize: 4096,
+    const ST_RDONLY: i64 = 1;
+    const ST_VALID: i64 = 0x20;
+    let space = dentry.inode.statfs()?;
+    let (magic, read_only) = t.k.vfs.mounts.kind_of(&dentry.path()).unwrap_or((None, false));
+    Ok(Statfs {
+        fs_type: space.magic.or(magic).unwrap_or(TMPFS_MAGIC),
+        bsize: space.bsize as i64,
+        blocks: space.blocks,
+        bfree: space.bfree,
+        bavail: space.bavail,
+        files: space.files,
+        ffree: space.ffree,
+        namelen: space.namelen as i64,
+        frsize: space.bsize as i64,
+        flags: ST_VALID | if read_only { ST_RDONLY } else { 0 },
         ..Default::default()
-    }
+    })
+}
+
+/// fstatfs(2) of a file with no name: the pseudo-filesystem Linux keeps it on.
+fn statfs_of_nameless(f: &OpenFile) -> Statfs {
+    const PIPEFS_MAGIC: i64 = 0x5049_5045;
+    const SOCKFS_MAGIC: i64 = 0x534f_434b;
+    const ANON_INODE_FS_MAGIC: i64 = 0x0904_1934;
+    let fs_type = match f.ops.stat().map(|s| s.mode & 0o170000) {
+        Ok(0o010000) => PIPEFS_MAGIC,
+        Ok(0o140000) => SOCKFS_MAGIC,
+        _ => ANON_INODE_FS_MAGIC,
+    };
+    Statfs { fs_type, bsize: 4096, frsize: 4096, namelen: 255, flags: 0x20, ..Default::default() }
 }
 
 pub fn sys_statfs(t: &mut CurrentTask, path: u64, buf: u64) -> SysResult<u64> {
-    lookup(t, AT_FDCWD, path, 0)?;
-    t.write_obj(buf, &statfs())?;
+    let dentry = lookup(t, AT_FDCWD, path, 0)?;
+    let st = statfs_of(t, &dentry)?;
+    t.write_obj(buf, &st)?;
     Ok(0)
 }
 
 pub fn sys_fstatfs(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
-    file(t, fd)?;
-    t.write_obj(buf, &statfs())?;
+    let f = file(t, fd)?;
+    let st = match f.dentry.as_ref() {
+        Some(dentry) => statfs_of(t, dentry)?,
+        None => statfs_of_nameless(&f),
+    };
+    t.write_obj(buf, &st)?;
     Ok(0)
 }
