@@ -115,3 +115,40 @@ asyncio.run(main())
 '"#,
     );
 }
+
+/// The interface ioctls glibc and older tools use on any socket
+/// (if_nametoindex, if_indextoname, SIOCGIF{FLAGS,MTU,TXQLEN,HWADDR,CONF}),
+/// the address ones on AF_INET sockets only, and `ip -6 addr`, which asks
+/// the queue length that way.
+#[test]
+fn interface_ioctls_answer_as_linux_does() {
+    require("/usr/bin/python3", "python3");
+    differential_sh(&format!("/usr/bin/python3 -c '{IFREQ_SCRIPT}' && ip -6 addr"));
+}
+
+const IFREQ_SCRIPT: &str = r#"import socket, fcntl, struct, array
+print(socket.if_nametoindex("lo"), socket.if_indextoname(1))
+try:
+    socket.if_nametoindex("eth9")
+except OSError as e:
+    print("eth9", e.errno)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+for sock in (s, u):
+    print("family", sock.family)
+    ifr = struct.pack("16s24x", b"lo")
+    print("flags", hex(struct.unpack("16xH22x", fcntl.ioctl(sock, 0x8913, ifr))[0]))
+    print("mtu", struct.unpack("16xI20x", fcntl.ioctl(sock, 0x8921, ifr))[0])
+    print("txqlen", struct.unpack("16xI20x", fcntl.ioctl(sock, 0x8942, ifr))[0])
+    for name, req in (("addr", 0x8915), ("mask", 0x891b)):
+        try:
+            print(name, socket.inet_ntoa(fcntl.ioctl(sock, req, ifr)[20:24]))
+        except OSError as e:
+            print(name, "errno", e.errno)
+    print("hw", fcntl.ioctl(sock, 0x8927, ifr)[16:24].hex())
+buf = array.array("B", b"\0" * 40 * 8)
+addr, _ = buf.buffer_info()
+res = fcntl.ioctl(s, 0x8912, struct.pack("iL", len(buf), addr))
+n = struct.unpack("iL", res)[0]
+print("ifconf", n, bytes(buf[:16]).rstrip(b"\0"), socket.inet_ntoa(bytes(buf[20:24])))
+"#;

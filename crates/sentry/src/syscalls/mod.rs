@@ -5,6 +5,7 @@
 mod args;
 mod extra;
 mod fs;
+mod ifreq;
 mod mm;
 mod net;
 mod process;

@@ -230,7 +230,7 @@ syscall_table! {
     DUP3(oldfd: Fd, newfd: Fd, flags: OpenFlags) ok => fs::sys_dup3;
     FCNTL(fd: Fd, cmd: u32, arg: u64) partial("no leases, OFD locks or F_NOTIFY") => fs::sys_fcntl;
     FLOCK(fd: Fd, operation: u32) ok => fs::sys_flock;
-    IOCTL(fd: Fd, request: u32, arg: u64) partial("terminal, FIONREAD/FIONBIO/FIOCLEX family only")
+    IOCTL(fd: Fd, request: u32, arg: u64) partial("terminals, FIONREAD/FIONBIO/FIOCLEX and the SIOCGIF* interface queries only")
         => |t, fd, request: u32, arg| fs::sys_ioctl(t, fd, u64::from(request), arg);
     PIPE(fds: UserAddr) ok => |t, fds| fs::sys_pipe2(t, fds, 0);
     PIPE2(fds: UserAddr, flags: OpenFlags) ok => fs::sys_pipe2;

@@ -183,6 +183,15 @@ pub fn sys_ioctl(t: &mut CurrentTask, fd: i32, req: u64, arg: u64) -> SysResult<
     const FIONCLEX: u64 = 0x5450;
     const FIOCLEX: u64 = 0x5451;
     let f = file(t, fd)?;
+    // Any socket answers the interface ioctls, as on Linux.
+    if crate::syscalls::ifreq::is_ifreq(req) && f.ops.stat().is_ok_and(|s| s.mode & 0o170000 == 0o140000) {
+        let inet4 = f
+            .ops
+            .as_any_ops()
+            .downcast_ref::<crate::net::InetSocket>()
+            .is_some_and(|s| s.family == crate::net::addr::Family::V4);
+        return crate::syscalls::ifreq::ioctl(t, req, arg, inet4);
+    }
     match req {
         FIOCLEX | FIONCLEX => {
             t.tg().fds.lock().unwrap().set_cloexec(fd, req == FIOCLEX)?;
