@@ -116,3 +116,9 @@ fn execve_takes_strings_up_to_max_arg_strlen() {
 fn pipe_capacity_is_read_and_set_as_linux_does() {
     differential_probe("pipe_size", &[]);
 }
+
+// Absolute CLOCK_REALTIME timers (timerfd and POSIX) fire at that time.
+#[test]
+fn absolute_realtime_timers_fire() {
+    differential_probe("abs_timers", &[]);
+}

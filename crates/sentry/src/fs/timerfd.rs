@@ -19,16 +19,18 @@ struct State {
     generation: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TimerFd {
+    /// The clock it was created on: an absolute setting is a time of it.
+    pub clock: i32,
     state: Mutex<State>,
     cv: Condvar,
     wq: WaitQueue,
 }
 
 impl TimerFd {
-    pub fn new() -> Arc<TimerFd> {
-        Arc::new(TimerFd::default())
+    pub fn new(clock: i32) -> Arc<TimerFd> {
+        Arc::new(TimerFd { clock, state: Mutex::default(), cv: Condvar::new(), wq: WaitQueue::default() })
     }
 
     /// (time left, interval).

@@ -29,6 +29,8 @@ struct State {
 #[derive(Debug)]
 pub struct PosixTimer {
     id: i32,
+    /// The clock it was created on: an absolute setting is a time of it.
+    pub clock: i32,
     notify: Notify,
     state: Mutex<State>,
     cv: Condvar,
@@ -115,7 +117,7 @@ pub struct Timers {
 }
 
 impl Timers {
-    pub fn create(&self, notify: Notify) -> Option<i32> {
+    pub fn create(&self, notify: Notify, clock: i32) -> Option<i32> {
         let mut m = self.timers.lock().unwrap();
         if m.len() >= 4096 {
             return None;
@@ -125,6 +127,7 @@ impl Timers {
             id,
             Arc::new(PosixTimer {
                 id,
+                clock,
                 notify,
                 state: Mutex::new(State { deadline: None, interval: Duration::ZERO, generation: 0, overrun: 0 }),
                 cv: Condvar::new(),

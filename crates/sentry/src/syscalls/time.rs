@@ -164,7 +164,7 @@ pub fn sys_timer_create(t: &mut CurrentTask, clock: i32, sevp: u64, id_out: u64)
             _ => return Err(errno!(EINVAL)),
         }
     };
-    let id = t.tg().posix_timers.create(notify).ok_or(errno!(EAGAIN))?;
+    let id = t.tg().posix_timers.create(notify, clock).ok_or(errno!(EAGAIN))?;
     if let Err(e) = t.write_obj(id_out, &id) {
         t.tg().posix_timers.delete(id);
         return Err(e);
@@ -184,7 +184,8 @@ pub fn sys_timer_settime(t: &mut CurrentTask, id: i32, flags: u32, new: u64, old
     let deadline = if value.is_zero() {
         None
     } else if flags & TIMER_ABSTIME != 0 {
-        let (s, n) = clock_now(CLOCK_MONOTONIC)?;
+        // A time of the timer's own clock (CLOCK_REALTIME: since the epoch).
+        let (s, n) = clock_now(timer.clock)?;
         after(value.saturating_sub(Duration::new(s as u64, n as u32)))
     } else {
         after(value)

@@ -40,7 +40,7 @@ pub fn sys_timerfd_create(t: &mut CurrentTask, clock: i32, flags: u32) -> SysRes
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) || flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(errno!(EINVAL));
     }
-    install(t, OpenFile::new(crate::fs::timerfd::TimerFd::new(), None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
+    install(t, OpenFile::new(crate::fs::timerfd::TimerFd::new(clock), None, flags & O_NONBLOCK), flags & O_CLOEXEC != 0)
 }
 
 pub(super) fn timerfd_of(f: &Arc<OpenFile>) -> SysResult<Arc<crate::fs::timerfd::TimerFd>> {
@@ -66,7 +66,14 @@ pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, o
     let deadline = if value.is_zero() {
         None
     } else if flags & TFD_TIMER_ABSTIME != 0 {
-        let (s, n) = host::sys::clock_gettime(1).map_err(|_| errno!(EINVAL))?;
+        // A time of the timer's own clock (CLOCK_REALTIME: since the epoch);
+        // the alarm clocks read as their plain ones.
+        let clock = match tfd.clock {
+            8 => 0,
+            9 => 7,
+            c => c,
+        };
+        let (s, n) = host::sys::clock_gettime(clock).map_err(|_| errno!(EINVAL))?;
         Instant::now().checked_add(value.saturating_sub(Duration::new(s as u64, n as u32)))
     } else {
         Instant::now().checked_add(value)
