@@ -122,3 +122,9 @@ fn pipe_capacity_is_read_and_set_as_linux_does() {
 fn absolute_realtime_timers_fire() {
     differential_probe("abs_timers", &[]);
 }
+
+// Invalid arguments give Linux's errors (advice, flags, unmapped ranges).
+#[test]
+fn invalid_arguments_are_refused_as_linux_does() {
+    differential_probe("invalid_args", &[]);
+}

@@ -54,15 +54,6 @@ pub fn sys_futimesat(t: &mut CurrentTask, dirfd: Fd, path: UserCStr, times: User
     set_times(t, dirfd.0, path.0, 0, times)
 }
 
-/// mlock2(2): nothing is ever swapped out, so a valid call has nothing to do.
-pub fn sys_mlock2(_t: &mut CurrentTask, _addr: UserAddr, _len: u64, flags: u32) -> SysResult<u64> {
-    const MLOCK_ONFAULT: u32 = 1;
-    if flags & !MLOCK_ONFAULT != 0 {
-        return Err(errno!(EINVAL));
-    }
-    Ok(0)
-}
-
 /// personality(2): every process is PER_LINUX; asking (0xffffffff) or
 /// setting PER_LINUX answers so, any other persona is EINVAL.
 pub fn sys_personality(_t: &mut CurrentTask, persona: u32) -> SysResult<u64> {

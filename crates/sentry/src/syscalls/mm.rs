@@ -171,3 +171,37 @@ pub fn sys_mincore(t: &mut CurrentTask, addr: u64, len: u64, vec: u64) -> SysRes
     }
     Ok(0)
 }
+
+/// mlock, munlock: nothing is swapped, so locking changes nothing; but, as
+/// on Linux, every page of the range must be mapped (ENOMEM).
+pub fn sys_mlock(t: &mut CurrentTask, addr: u64, len: u64) -> SysResult<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let start = addr & !4095;
+    let end = addr.checked_add(len).and_then(page_up).ok_or(errno!(ENOMEM))?;
+    if !t.tg().mm().lock().unwrap().is_mapped(start, end - start) {
+        return Err(errno!(ENOMEM));
+    }
+    Ok(0)
+}
+
+/// mlock2: mlock with MLOCK_ONFAULT the only flag.
+pub fn sys_mlock2(t: &mut CurrentTask, addr: u64, len: u64, flags: u32) -> SysResult<u64> {
+    const MLOCK_ONFAULT: u32 = 1;
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(errno!(EINVAL));
+    }
+    sys_mlock(t, addr, len)
+}
+
+/// mlockall: MCL_CURRENT and/or MCL_FUTURE, MCL_ONFAULT only with one of them.
+pub fn sys_mlockall(_t: &mut CurrentTask, flags: u32) -> SysResult<u64> {
+    const MCL_CURRENT: u32 = 1;
+    const MCL_FUTURE: u32 = 2;
+    const MCL_ONFAULT: u32 = 4;
+    if flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags & (MCL_CURRENT | MCL_FUTURE) == 0 {
+        return Err(errno!(EINVAL));
+    }
+    Ok(0)
+}

@@ -145,8 +145,8 @@ syscall_table! {
     SYNC() ok => |_| Ok(0);
     SYNCFS(fd: Fd) ok => fs::sys_fsync;
     SYNC_FILE_RANGE(fd: Fd, offset: i64, nbytes: i64, flags: u32) ok => extra::sys_sync_file_range;
-    FADVISE64(fd: Fd, offset: i64, len: i64, advice: i32) partial("the fd is checked; the advice is not")
-        => |t, fd, _: i64, _: i64, _: i32| fs::sys_fsync(t, fd);
+    FADVISE64(fd: Fd, offset: i64, len: i64, advice: i32) partial("checked as Linux checks it; no advice changes anything")
+        => fs::sys_fadvise64;
     // Files: opening, naming, metadata.
     OPEN(path: UserCStr, flags: OpenFlags, mode: Mode) ok => |t, p, f, m| fs::sys_openat(t, AT_FDCWD, p, f, m);
     CREAT(path: UserCStr, mode: Mode) ok => |t, p, m| fs::sys_openat(t, AT_FDCWD, p, CREAT_FLAGS, m);
@@ -299,11 +299,14 @@ syscall_table! {
     MADVISE(addr: UserAddr, len: u64, advice: u32) ok => mm::sys_madvise;
     MSYNC(addr: UserAddr, len: u64, flags: u32) ok => mm::sys_msync;
     MINCORE(addr: UserAddr, len: u64, vec: UserAddr) ok => mm::sys_mincore;
-    MLOCK(addr: UserAddr, len: u64) partial("accepted without checks: nothing is swapped") raw => |_, _| Ok(0);
-    MUNLOCK(addr: UserAddr, len: u64) partial("accepted without checks: nothing is swapped") raw => |_, _| Ok(0);
-    MLOCKALL(flags: u32) partial("accepted without checks: nothing is swapped") raw => |_, _| Ok(0);
+    MLOCK(addr: UserAddr, len: u64) partial("the range is checked; nothing is swapped, so nothing is locked")
+        => |t, a: UserAddr, l| mm::sys_mlock(t, a.0, l);
+    MUNLOCK(addr: UserAddr, len: u64) partial("the range is checked; nothing is swapped, so nothing is locked")
+        => |t, a: UserAddr, l| mm::sys_mlock(t, a.0, l);
+    MLOCKALL(flags: u32) partial("the flags are checked; nothing is swapped, so nothing is locked") => mm::sys_mlockall;
     MUNLOCKALL() ok => |_| Ok(0);
-    MLOCK2(addr: UserAddr, len: u64, flags: u32) ok => extra::sys_mlock2;
+    MLOCK2(addr: UserAddr, len: u64, flags: u32) partial("the range and flags are checked; nothing is locked")
+        => |t, a: UserAddr, l, f| mm::sys_mlock2(t, a.0, l, f);
     // Processes and threads.
     GETPID() ok => |t: &mut CurrentTask| Ok(t.pid() as u64);
     GETTID() ok => |t: &mut CurrentTask| Ok(t.task.tid() as u64);
@@ -377,8 +380,7 @@ syscall_table! {
     GETRUSAGE(who: i32, usage: UserAddr) ok => process::sys_getrusage;
     TIMES(buf: UserAddr) ok => process::sys_times;
     SYSINFO(info: UserAddr) ok => process::sys_sysinfo;
-    GETRANDOM(buf: UserAddr, len: usize, flags: u32) partial("flags are not checked")
-        => |t, b, l, _: u32| process::sys_getrandom(t, b, l);
+    GETRANDOM(buf: UserAddr, len: usize, flags: u32) ok => process::sys_getrandom;
     // Signals.
     RT_SIGACTION(sig: i32, act: UserAddr, oldact: UserAddr, sigsetsize: usize) ok => signal::sys_rt_sigaction;
     RT_SIGPROCMASK(how: u32, set: UserAddr, oldset: UserAddr, sigsetsize: usize) ok => signal::sys_rt_sigprocmask;

@@ -59,6 +59,10 @@ fn itimerspec(value: Duration, interval: Duration) -> ITimerSpec {
 
 pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, old: u64) -> SysResult<u64> {
     const TFD_TIMER_ABSTIME: u32 = 1;
+    const TFD_TIMER_CANCEL_ON_SET: u32 = 2;
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(errno!(EINVAL));
+    }
     let tfd = timerfd_of(&file(t, fd)?)?;
     let new: ITimerSpec = t.read_obj(new)?;
     let interval = new.interval.duration().ok_or(errno!(EINVAL))?;

@@ -249,3 +249,21 @@ pub fn sys_flock(t: &mut CurrentTask, fd: i32, op: u32) -> SysResult<u64> {
     let k = t.k.clone();
     t.block_on(&[&k.flocks.released], None, || k.flocks.set(key, want)).map(|_| 0)
 }
+
+/// posix_fadvise (fadvise64): advice changes nothing here (the Sentry keeps
+/// no page cache to drop or read ahead), but it is checked as Linux checks
+/// it: EBADF, ESPIPE for a pipe, EINVAL for a negative length, a socket or
+/// an unknown advice.
+pub fn sys_fadvise64(t: &mut CurrentTask, fd: i32, _offset: i64, len: i64, advice: i32) -> SysResult<u64> {
+    const POSIX_FADV_NOREUSE: i32 = 5;
+    let f = file(t, fd)?;
+    match f.ops.stat().map(|s| s.mode & 0o170000) {
+        Ok(0o010000) => return Err(errno!(ESPIPE)),
+        Ok(0o140000) => return Err(errno!(EINVAL)),
+        _ => {}
+    }
+    if len < 0 || !(0..=POSIX_FADV_NOREUSE).contains(&advice) {
+        return Err(errno!(EINVAL));
+    }
+    Ok(0)
+}

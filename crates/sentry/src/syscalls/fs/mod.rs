@@ -21,7 +21,7 @@ pub use events::{
     sys_eventfd2, sys_inotify_add_watch, sys_inotify_init1, sys_inotify_rm_watch, sys_signalfd4, sys_timerfd_create,
     sys_timerfd_gettime, sys_timerfd_settime,
 };
-pub use fd::{sys_dup, sys_dup2, sys_dup3, sys_fcntl, sys_flock, sys_ioctl, sys_pipe2};
+pub use fd::{sys_dup, sys_dup2, sys_dup3, sys_fadvise64, sys_fcntl, sys_flock, sys_ioctl, sys_pipe2};
 pub use names::{
     sys_chdir, sys_chroot, sys_fchdir, sys_getcwd, sys_getdents64, sys_linkat, sys_mkdirat, sys_mknodat,
     sys_readlinkat, sys_renameat2, sys_symlinkat, sys_unlinkat,

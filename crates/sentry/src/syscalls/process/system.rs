@@ -58,7 +58,15 @@ pub fn sys_sysinfo(t: &mut CurrentTask, buf: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize) -> SysResult<u64> {
+pub fn sys_getrandom(t: &mut CurrentTask, buf: u64, len: usize, flags: u32) -> SysResult<u64> {
+    const GRND_NONBLOCK: u32 = 1;
+    const GRND_RANDOM: u32 = 2;
+    const GRND_INSECURE: u32 = 4;
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE)
+    {
+        return Err(errno!(EINVAL));
+    }
     // Linux gives at most 32 MiB per call; the Sentry holds 64 KiB of it at a time.
     const MAX: usize = 1 << 25;
     let mut piece = [0u8; 64 << 10];
