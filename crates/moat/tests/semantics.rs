@@ -128,3 +128,10 @@ fn absolute_realtime_timers_fire() {
 fn invalid_arguments_are_refused_as_linux_does() {
     differential_probe("invalid_args", &[]);
 }
+
+// Path calls fail as Linux's do (NAME_MAX for the last name too, the *at
+// calls' flags).
+#[test]
+fn path_call_errors_are_linuxs() {
+    differential_probe("path_errors", &[]);
+}

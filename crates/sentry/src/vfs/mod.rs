@@ -629,6 +629,11 @@ impl Vfs {
             }
             p
         };
+        // The last name is checked as the walk checks the others.
+        let last = trimmed.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        if last.len() > NAME_MAX {
+            return Err(errno!(ENAMETOOLONG));
+        }
         match trimmed.iter().rposition(|&b| b == b'/') {
             None => Ok((cwd.clone(), trimmed.to_vec())),
             Some(i) => {

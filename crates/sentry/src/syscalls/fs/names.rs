@@ -150,6 +150,9 @@ pub fn sys_symlinkat(t: &mut CurrentTask, target: u64, dirfd: i32, path: u64) ->
 }
 
 pub fn sys_unlinkat(t: &mut CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<u64> {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(errno!(EINVAL));
+    }
     let who = caller(t);
     let (dir, name) = parent_of(t, &who, dirfd, path)?;
     t.k.vfs.unlink(&who, &dir, &name, flags & AT_REMOVEDIR != 0)?;
@@ -183,6 +186,9 @@ pub fn sys_linkat(
     newpath: u64,
     flags: u32,
 ) -> SysResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(errno!(EINVAL));
+    }
     let follow = if flags & AT_SYMLINK_FOLLOW != 0 { 0 } else { AT_SYMLINK_NOFOLLOW };
     let who = caller(t);
     let src = lookup_as(t, &who, olddirfd, oldpath, follow | (flags & AT_EMPTY_PATH))?;

@@ -41,6 +41,10 @@ pub fn sys_fstat(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
 }
 
 pub fn sys_newfstatat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, flags: u32) -> SysResult<u64> {
+    const AT_NO_AUTOMOUNT: u32 = 0x800;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+        return Err(errno!(EINVAL));
+    }
     let s = stat_at(t, dirfd, path, flags)?;
     t.write_obj(buf, &to_abi(&s))?;
     Ok(0)
