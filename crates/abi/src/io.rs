@@ -51,6 +51,8 @@ pub const EFD_SEMAPHORE: u32 = 1;
 pub const EPOLL_CTL_ADD: u32 = 1;
 pub const EPOLL_CTL_DEL: u32 = 2;
 pub const EPOLL_CTL_MOD: u32 = 3;
+/// Wake one of the epolls waiting on a file, not all (EPOLL_CTL_ADD only).
+pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
 pub const EPOLLONESHOT: u32 = 1 << 30;
 pub const EPOLLET: u32 = 1 << 31;
 

@@ -135,3 +135,9 @@ fn invalid_arguments_are_refused_as_linux_does() {
 fn path_call_errors_are_linuxs() {
     differential_probe("path_errors", &[]);
 }
+
+// epoll_ctl and epoll_wait refuse and report as Linux does.
+#[test]
+fn epoll_answers_are_linuxs() {
+    differential_probe("epoll_errors", &[]);
+}

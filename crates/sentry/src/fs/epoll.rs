@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 pub use abi::io::{EPOLLET, EPOLLONESHOT};
-use abi::io::{EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD};
+use abi::io::{EPOLLEXCLUSIVE, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD};
 
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -59,6 +59,11 @@ impl Epoll {
             (EPOLL_CTL_DEL, Some(p)) => {
                 l.remove(p);
                 Ok(())
+            }
+            // EPOLLEXCLUSIVE is for ADD only, and an exclusive interest
+            // cannot be modified (Linux: EINVAL).
+            (EPOLL_CTL_MOD, Some(p)) if events & EPOLLEXCLUSIVE != 0 || l[p].events & EPOLLEXCLUSIVE != 0 => {
+                Err(errno!(EINVAL))
             }
             (EPOLL_CTL_MOD, Some(p)) => {
                 let i = &mut l[p];
