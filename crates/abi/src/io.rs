@@ -68,14 +68,20 @@ pub struct InotifyEvent {
 }
 const _: () = assert!(size_of::<InotifyEvent>() == 16);
 
+pub const IN_ACCESS: u32 = 0x1;
 pub const IN_MODIFY: u32 = 0x2;
 pub const IN_ATTRIB: u32 = 0x4;
 pub const IN_CLOSE_WRITE: u32 = 0x8;
+pub const IN_CLOSE_NOWRITE: u32 = 0x10;
+pub const IN_OPEN: u32 = 0x20;
 pub const IN_MOVED_FROM: u32 = 0x40;
 pub const IN_MOVED_TO: u32 = 0x80;
 pub const IN_CREATE: u32 = 0x100;
 pub const IN_DELETE: u32 = 0x200;
+pub const IN_DELETE_SELF: u32 = 0x400;
 pub const IN_Q_OVERFLOW: u32 = 0x4000;
+/// The watch is gone (removed, or its file deleted).
+pub const IN_IGNORED: u32 = 0x8000;
 pub const IN_ISDIR: u32 = 0x4000_0000;
 /// inotify_add_watch: fail with ENOTDIR unless the path names a directory.
 pub const IN_ONLYDIR: u32 = 0x0100_0000;

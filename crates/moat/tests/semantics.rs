@@ -141,3 +141,10 @@ fn path_call_errors_are_linuxs() {
 fn epoll_answers_are_linuxs() {
     differential_probe("epoll_errors", &[]);
 }
+
+// inotify reports opens, reads, closes without writing, a watched file's
+// deletion and removed watches as Linux does.
+#[test]
+fn inotify_events_are_linuxs() {
+    differential_probe("inotify_events", &[]);
+}

@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
-use abi::io::{InotifyEvent, IN_ALL_EVENTS, IN_Q_OVERFLOW};
+use abi::io::{InotifyEvent, IN_ALL_EVENTS, IN_IGNORED, IN_Q_OVERFLOW};
 pub use abi::io::{
-    IN_ATTRIB, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DONT_FOLLOW, IN_ISDIR, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO,
-    IN_ONLYDIR,
+    IN_ACCESS, IN_ATTRIB, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_DONT_FOLLOW,
+    IN_ISDIR, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_ONLYDIR, IN_OPEN,
 };
 use abi::AsBytes;
 
@@ -80,6 +80,7 @@ impl Inotify {
         Ok(wd)
     }
 
+    /// inotify_rm_watch: the watch goes, and IN_IGNORED says so.
     pub fn rm_watch(&self, wd: i32) -> SysResult<()> {
         let mut s = self.state.lock().unwrap();
         let before = s.watches.len();
@@ -87,7 +88,29 @@ impl Inotify {
         if s.watches.len() == before {
             return Err(errno!(EINVAL));
         }
+        Self::push(&mut s, wd, IN_IGNORED, 0, b"");
+        drop(s);
+        self.wq.notify_all();
         Ok(())
+    }
+
+    /// The watched file `key` is gone: IN_DELETE_SELF if asked for, then
+    /// IN_IGNORED, and the watch goes.
+    fn gone(&self, key: Key) {
+        let mut s = self.state.lock().unwrap();
+        let watches: Vec<(i32, u32)> = s.watches.iter().filter(|w| w.key == key).map(|w| (w.wd, w.mask)).collect();
+        if watches.is_empty() {
+            return;
+        }
+        for (wd, mask) in watches {
+            if mask & IN_DELETE_SELF != 0 {
+                Self::push(&mut s, wd, IN_DELETE_SELF, 0, b"");
+            }
+            Self::push(&mut s, wd, IN_IGNORED, 0, b"");
+        }
+        s.watches.retain(|w| w.key != key);
+        drop(s);
+        self.wq.notify_all();
     }
 
     fn event(&self, key: Key, mask: u32, cookie: u32, name: &[u8]) {
@@ -96,6 +119,14 @@ impl Inotify {
         else {
             return;
         };
+        Self::push(&mut s, wd, mask, cookie, name);
+        drop(s);
+        self.wq.notify_all();
+    }
+
+    /// Queues one event (IN_Q_OVERFLOW past the bound; an event identical
+    /// to the last unread one is merged into it, as Linux does).
+    fn push(s: &mut State, wd: i32, mask: u32, cookie: u32, name: &[u8]) {
         const HEADER: usize = std::mem::size_of::<InotifyEvent>();
         let len = if name.is_empty() { 0 } else { (name.len() + 1).div_ceil(16) * 16 };
         let mut ev = Vec::with_capacity(HEADER + len);
@@ -114,8 +145,6 @@ impl Inotify {
         if s.events.back() != Some(&ev) && !(overflow && s.events.len() > MAX_QUEUED) {
             s.events.push_back(ev);
         }
-        drop(s);
-        self.wq.notify_all();
     }
 }
 
@@ -168,13 +197,22 @@ impl FileOps for Inotify {
 pub struct Notifier {
     instances: Mutex<Vec<Weak<Inotify>>>,
     cookie: std::sync::atomic::AtomicU32,
+    /// Set once an inotify instance exists: until then every report
+    /// (each open, read and close) returns at once.
+    used: std::sync::atomic::AtomicBool,
 }
 
 impl Notifier {
     pub fn register(&self, i: &Arc<Inotify>) {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut v = self.instances.lock().unwrap();
         v.retain(|w| w.strong_count() > 0);
         v.push(Arc::downgrade(i));
+    }
+
+    /// Whether any inotify instance was ever made in the sandbox.
+    pub fn in_use(&self) -> bool {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn live(&self) -> Vec<Arc<Inotify>> {
@@ -185,6 +223,9 @@ impl Notifier {
     /// the file itself. A file outside the tree (O_TMPFILE, memfd) has no
     /// directory to report to.
     pub fn dentry(&self, d: &Dentry, mask: u32) {
+        if !self.used.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let Some(parent) = d.parent() else { return };
         let (Some(pk), fk) = (key_of(&parent.inode), key_of(&d.inode)) else { return };
         let is_dir = d.inode.stat().is_ok_and(|s| s.file_type() == FileType::Directory);
@@ -202,6 +243,24 @@ impl Notifier {
             i.event(dir, m, 0, name);
             if let Some(f) = file {
                 i.event(f, m, 0, b"");
+            }
+        }
+    }
+
+    /// A name of the file `file` went: IN_ATTRIB on it if names are left
+    /// (its link count changed), else (the last one) IN_ATTRIB for a file,
+    /// then IN_DELETE_SELF and IN_IGNORED to its watches, which go. The
+    /// caller reports IN_DELETE in the directory after.
+    pub fn unlinked(&self, file: Key, last: bool, is_dir: bool) {
+        if !self.used.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        for i in &self.live() {
+            if !is_dir {
+                i.event(file, IN_ATTRIB, 0, b"");
+            }
+            if last {
+                i.gone(file);
             }
         }
     }

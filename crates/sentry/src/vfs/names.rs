@@ -82,8 +82,15 @@ impl Vfs {
             return Err(if rmdir { errno!(ENOTEMPTY) } else { errno!(EISDIR) });
         }
         permission::may_delete(&who.creds, &*dir.inode, || Ok(Some(self.step_as(who, dir, name)?.inode.clone())))?;
+        // Only when someone watches: finding the victim costs a lookup.
+        let victim = who.events.in_use().then(|| self.step_as(who, dir, name).ok().map(|d| d.inode.clone())).flatten();
+        let victim_key = victim.as_ref().and_then(key_of);
         dir.inode.unlink(name, rmdir)?;
         dir.forget_child(name);
+        if let (Some(v), Some(k)) = (victim, victim_key) {
+            let last = rmdir || v.stat().map_or(true, |s| s.nlink == 0);
+            who.events.unlinked(k, last, rmdir);
+        }
         if let Some(k) = key_of(&dir.inode) {
             who.events.entry(k, name, None, IN_DELETE, rmdir);
         }

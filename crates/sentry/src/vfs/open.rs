@@ -8,7 +8,7 @@ use std::sync::Arc;
 use abi::Errno;
 
 use super::attr::own_new_file;
-use super::inotify::IN_CREATE;
+use super::inotify::{IN_CREATE, IN_OPEN};
 use super::permission::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use super::{Caller, Dentry, FileOps, FileType, Follow, NewNode, OpenFile, Vfs};
 use crate::mm::{IoDst, IoSrc};
@@ -126,6 +126,7 @@ impl Vfs {
         }
         let open_flags = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC);
         let ops = d.inode.clone().open(if ft == FileType::Regular { open_flags } else { open_flags & !O_TRUNC })?;
+        who.events.dentry(&d, IN_OPEN);
         Ok(OpenFile::new(ops, Some(d), open_flags & !O_TRUNC))
     }
 

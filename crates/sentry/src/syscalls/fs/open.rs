@@ -89,9 +89,11 @@ pub(super) fn install(t: &CurrentTask, f: Arc<OpenFile>, cloexec: bool) -> SysRe
 pub fn sys_close(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
     let f = t.tg().fds.lock().unwrap().remove(fd)?;
     release_locks(t, &f);
-    if Arc::strong_count(&f) == 1 && f.writable() {
+    if Arc::strong_count(&f) == 1 {
         if let Some(d) = &f.dentry {
-            notify_dentry(t, d, crate::vfs::inotify::IN_CLOSE_WRITE);
+            let closed =
+                if f.writable() { crate::vfs::inotify::IN_CLOSE_WRITE } else { crate::vfs::inotify::IN_CLOSE_NOWRITE };
+            notify_dentry(t, d, closed);
         }
     }
     drop(f);

@@ -151,6 +151,9 @@ pub(super) fn read_to_user(t: &CurrentTask, f: &Arc<OpenFile>, buf: &UserBuf, of
             break;
         }
     }
+    if let (true, Some(d)) = (done > 0, &f.dentry) {
+        notify_dentry(t, d, crate::vfs::inotify::IN_ACCESS);
+    }
     Ok(done)
 }
 
