@@ -148,3 +148,10 @@ fn epoll_answers_are_linuxs() {
 fn inotify_events_are_linuxs() {
     differential_probe("inotify_events", &[]);
 }
+
+// /proc/PID/stat shows the main thread's state to the process's other
+// threads: asleep in futex_wait is 'S' (LTP's TST_PROCESS_STATE_WAIT).
+#[test]
+fn proc_stat_shows_the_main_thread_asleep() {
+    differential_probe("proc_state", &[]);
+}

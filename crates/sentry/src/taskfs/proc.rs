@@ -616,8 +616,11 @@ impl MmInfo {
 
 /// The state letter and word for stat/status.
 fn run_state(v: &View, info: &ProcInfo) -> (char, &'static str) {
-    let (cur_pid, cur_tid) = current();
-    let running = if v.thread { v.id == cur_tid } else { v.id == cur_pid };
+    // A process's state is its main thread's (whose tid is the pid): another
+    // thread of it reading /proc/PID/stat sees the main thread asleep, as
+    // LTP's TST_PROCESS_STATE_WAIT waits to see.
+    let (_, cur_tid) = current();
+    let running = v.id == cur_tid;
     if info.zombie.is_some() {
         ('Z', "zombie")
     } else if running {
