@@ -155,3 +155,10 @@ fn inotify_events_are_linuxs() {
 fn proc_stat_shows_the_main_thread_asleep() {
     differential_probe("proc_state", &[]);
 }
+
+// mknod's types, a FIFO writer without a reader, and what an O_PATH fd
+// may do, as on Linux.
+#[test]
+fn fifo_and_o_path_calls_answer_as_linux_does() {
+    differential_probe("fifo_opath", &[]);
+}

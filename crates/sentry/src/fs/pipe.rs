@@ -124,6 +124,11 @@ impl Pipe {
 
     /// Opens a named FIFO by access mode (O_RDWR counts as both ends).
     pub fn open_fifo(self: &Arc<Self>, flags: u32) -> SysResult<Arc<dyn FileOps>> {
+        const O_NONBLOCK: u32 = 0o4000;
+        // A writer that may not wait for a reader finds none: ENXIO.
+        if flags & 3 == 1 && flags & O_NONBLOCK != 0 && self.state.lock().unwrap().readers == 0 {
+            return Err(errno!(ENXIO));
+        }
         match flags & 3 {
             0 => Ok(self.end(false)),
             1 => Ok(self.end(true)),

@@ -47,7 +47,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     }
     // The file range must be addressable, as Linux's pgoff check.
     off.checked_add(len).ok_or(errno!(EOVERFLOW))?;
-    let f = t.tg().fds.lock().unwrap().get(fd)?;
+    let f = crate::syscalls::fs::file(t, fd)?;
     if !f.readable() {
         return Err(errno!(EACCES));
     }

@@ -20,10 +20,14 @@ impl NewNode {
     /// a regular file. Device nodes need CAP_MKNOD, and the Sentry's
     /// filesystems hold none even then; sockets are made by bind(2) (EPERM).
     pub fn for_mknod(mode: u32) -> SysResult<NewNode> {
-        match FileType::from_mode(mode) {
-            FileType::Fifo => Ok(NewNode::Fifo { mode }),
-            FileType::Regular => Ok(NewNode::File { mode }),
-            _ => Err(errno!(EPERM)),
+        const S_IFMT: u32 = 0o170000;
+        match mode & S_IFMT {
+            0 | 0o100000 => Ok(NewNode::File { mode }),
+            0o010000 => Ok(NewNode::Fifo { mode }),
+            // Directories as on Linux; devices and socket nodes are not made
+            // in a sandbox.
+            0o040000 | 0o020000 | 0o060000 | 0o140000 => Err(errno!(EPERM)),
+            _ => Err(errno!(EINVAL)),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::path::{
-    caller, file, lookup, lookup_as, parent_of, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
+    caller, file, file_raw, lookup, lookup_as, parent_of, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
     AT_SYMLINK_NOFOLLOW,
 };
 use crate::auth::capability::CAP_SYS_CHROOT;
@@ -109,7 +109,7 @@ pub fn sys_chdir(t: &mut CurrentTask, path: u64) -> SysResult<u64> {
 }
 
 pub fn sys_fchdir(t: &mut CurrentTask, fd: i32) -> SysResult<u64> {
-    let d = file(t, fd)?.dentry.clone().ok_or(errno!(ENOTDIR))?;
+    let d = file_raw(t, fd)?.dentry.clone().ok_or(errno!(ENOTDIR))?;
     set_cwd(t, d)
 }
 

@@ -84,6 +84,18 @@ pub(super) fn notify_dentry(t: &CurrentTask, d: &Dentry, mask: u32) {
     t.k.inotify.dentry(d, mask);
 }
 
+/// The open file `fd` names for I/O and most calls on it: an O_PATH fd is
+/// EBADF, as Linux's fdget refuses it.
 pub(crate) fn file(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
+    let f = t.tg().fds.lock().unwrap().get(fd)?;
+    if f.flags() & crate::vfs::open::O_PATH != 0 {
+        return Err(errno!(EBADF));
+    }
+    Ok(f)
+}
+
+/// The open file `fd` names, O_PATH too: for the calls Linux lets an
+/// O_PATH fd make (fstat, fstatfs, fchdir, an *at call's dirfd).
+pub(crate) fn file_raw(t: &CurrentTask, fd: i32) -> SysResult<Arc<OpenFile>> {
     t.tg().fds.lock().unwrap().get(fd)
 }

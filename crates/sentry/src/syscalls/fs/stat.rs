@@ -3,7 +3,7 @@
 use abi::file::{Statfs, Statx, StatxTimestamp};
 use abi::Errno;
 
-use super::path::{file, lookup, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use super::path::{file_raw, lookup, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::kernel::CurrentTask;
 use crate::vfs::Stat;
 use crate::vfs::{Dentry, OpenFile};
@@ -35,7 +35,7 @@ fn to_abi(s: &Stat) -> abi::file::Stat {
 }
 
 pub fn sys_fstat(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
-    let s = file(t, fd)?.stat()?;
+    let s = file_raw(t, fd)?.stat()?;
     t.write_obj(buf, &to_abi(&s))?;
     Ok(0)
 }
@@ -53,7 +53,7 @@ pub fn sys_newfstatat(t: &mut CurrentTask, dirfd: i32, path: u64, buf: u64, flag
 pub(super) fn stat_at(t: &CurrentTask, dirfd: i32, path: u64, flags: u32) -> SysResult<Stat> {
     let p = t.read_cstr(path)?;
     if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        return file(t, dirfd)?.stat();
+        return file_raw(t, dirfd)?.stat();
     }
     match lookup(t, dirfd, path, flags) {
         Ok(d) => d.inode.stat(),
@@ -149,7 +149,7 @@ pub fn sys_statfs(t: &mut CurrentTask, path: u64, buf: u64) -> SysResult<u64> {
 }
 
 pub fn sys_fstatfs(t: &mut CurrentTask, fd: i32, buf: u64) -> SysResult<u64> {
-    let f = file(t, fd)?;
+    let f = file_raw(t, fd)?;
     let st = match f.dentry.as_ref() {
         Some(dentry) => statfs_of(t, dentry)?,
         None => statfs_of_nameless(&f),
