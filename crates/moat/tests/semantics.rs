@@ -162,3 +162,9 @@ fn proc_stat_shows_the_main_thread_asleep() {
 fn fifo_and_o_path_calls_answer_as_linux_does() {
     differential_probe("fifo_opath", &[]);
 }
+
+// The positioned vector calls, v2 flags included.
+#[test]
+fn preadv_and_pwritev_families_are_linuxs() {
+    differential_probe("preadv", &[]);
+}

@@ -135,6 +135,12 @@ syscall_table! {
     PWRITE64(fd: Fd, buf: UserAddr, count: usize, offset: i64) ok => fs::sys_pwrite64;
     READV(fd: Fd, iov: UserAddr, iovcnt: usize) ok => fs::sys_readv;
     WRITEV(fd: Fd, iov: UserAddr, iovcnt: usize) ok => fs::sys_writev;
+    PREADV(fd: Fd, iov: UserAddr, iovcnt: usize, pos_l: i64, pos_h: i64) ok => fs::sys_preadv;
+    PWRITEV(fd: Fd, iov: UserAddr, iovcnt: usize, pos_l: i64, pos_h: i64) ok => fs::sys_pwritev;
+    PREADV2(fd: Fd, iov: UserAddr, iovcnt: usize, pos_l: i64, pos_h: i64, flags: u32)
+        partial("RWF_* hints accepted and change nothing") => fs::sys_preadv2;
+    PWRITEV2(fd: Fd, iov: UserAddr, iovcnt: usize, pos_l: i64, pos_h: i64, flags: u32)
+        partial("RWF_APPEND writes at the end; the other RWF_* hints change nothing") => fs::sys_pwritev2;
     LSEEK(fd: Fd, offset: i64, whence: u32) ok => fs::sys_lseek;
     SENDFILE(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) ok => fs::sys_sendfile;
     COPY_FILE_RANGE(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) ok

@@ -31,8 +31,8 @@ pub(crate) use path::file;
 pub use path::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW};
 pub use poll::{sys_epoll_create1, sys_epoll_ctl, sys_epoll_pwait, sys_poll, sys_ppoll, sys_pselect6, sys_select};
 pub use rw::{
-    sys_copy_file_range, sys_fallocate, sys_fsync, sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_readv,
-    sys_sendfile, sys_write, sys_writev,
+    sys_copy_file_range, sys_fallocate, sys_fsync, sys_lseek, sys_pread64, sys_preadv, sys_preadv2, sys_pwrite64,
+    sys_pwritev, sys_pwritev2, sys_read, sys_readv, sys_sendfile, sys_write, sys_writev,
 };
 pub use stat::{sys_fstat, sys_fstatfs, sys_newfstatat, sys_statfs, sys_statx};
 
