@@ -168,3 +168,9 @@ fn fifo_and_o_path_calls_answer_as_linux_does() {
 fn preadv_and_pwritev_families_are_linuxs() {
     differential_probe("preadv", &[]);
 }
+
+// Nice values: kept per process, clamped, inherited and shown in /proc.
+#[test]
+fn nice_values_are_kept_as_linux_keeps_them() {
+    differential_probe("nice", &[]);
+}

@@ -86,6 +86,9 @@ pub struct ThreadGroup {
     /// app's to set as on Linux; the host's OOM killer still picks stubs
     /// first whatever it says.
     pub oom_score_adj: std::sync::atomic::AtomicI32,
+    /// The nice value (-20..=19), inherited by children. Recorded and
+    /// reported; the host schedules the stubs, so it changes no share.
+    pub nice: std::sync::atomic::AtomicI32,
 }
 
 /// The syscalls that check a limit name it from here.
@@ -180,6 +183,7 @@ impl ThreadGroup {
             posix_timers: Default::default(),
             rlimits: Mutex::new(default_rlimits()),
             oom_score_adj: std::sync::atomic::AtomicI32::new(0),
+            nice: std::sync::atomic::AtomicI32::new(0),
         })
     }
 

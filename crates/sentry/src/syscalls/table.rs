@@ -348,6 +348,9 @@ syscall_table! {
     SCHED_GETSCHEDULER(pid: i32) ok raw => |t, raw| process::sys_sched_param(t, nr::SCHED_GETSCHEDULER, raw);
     SCHED_SETSCHEDULER(pid: i32, policy: i32, param: UserAddr) ok
         raw => |t, raw| process::sys_sched_param(t, nr::SCHED_SETSCHEDULER, raw);
+    GETPRIORITY(which: i32, who: i32) ok => process::sys_getpriority;
+    SETPRIORITY(which: i32, who: i32, prio: i32) partial("recorded and reported; the host schedules the stubs")
+        => process::sys_setpriority;
     SCHED_GETPARAM(pid: i32, param: UserAddr) ok raw => |t, raw| process::sys_sched_param(t, nr::SCHED_GETPARAM, raw);
     SCHED_SETPARAM(pid: i32, param: UserAddr) ok raw => |t, raw| process::sys_sched_param(t, nr::SCHED_SETPARAM, raw);
     SCHED_GET_PRIORITY_MAX(policy: i32) ok => |_, policy| extra::sched_priority(policy, true);

@@ -689,6 +689,7 @@ struct StatFields {
     arg_range: (u64, u64),
     env_range: (u64, u64),
     exit_code: i32,
+    nice: i32,
 }
 
 /// Formats the 52 fields of Linux's /proc/<pid>/stat.
@@ -700,13 +701,15 @@ fn format_stat(f: &StatFields) -> Vec<u8> {
     // kernel thread. tty 0, tpgid -1: the sandbox's terminal is no controlling tty here.
     put!(
         out,
-        ") {} {} {} {} 0 -1 4194304 0 0 0 0 {} 0 {} 0 20 0 {} 0 {} {} {} {} {} {} {} 0 0",
+        ") {} {} {} {} 0 -1 4194304 0 0 0 0 {} 0 {} 0 {} {} {} 0 {} {} {} {} {} {} {} 0 0",
         f.state,
         f.ppid,
         f.pgid,
         f.sid,
         f.utime,
         f.cutime,
+        20 + f.nice,
+        f.nice,
         f.threads,
         f.start,
         f.vsize,
@@ -757,6 +760,7 @@ fn stat_file(v: &View) -> SysResult<Vec<u8>> {
         arg_range: mm.arg_range,
         env_range: mm.env_range,
         exit_code: info.zombie.unwrap_or(0),
+        nice: v.tg.nice.load(Ordering::Relaxed),
     }))
 }
 
@@ -1432,6 +1436,7 @@ mod tests {
             arg_range: (1, 2),
             env_range: (2, 3),
             exit_code: 0,
+            nice: 0,
         };
         let text = String::from_utf8(format_stat(&f)).unwrap();
         assert!(text.starts_with("7 (a b) c) S 1 7 1 0 -1 "));

@@ -66,3 +66,72 @@ pub fn sys_membarrier(_t: &mut CurrentTask, cmd: i32, flags: u32) -> SysResult<u
         _ => Err(errno!(EINVAL)),
     }
 }
+
+const PRIO_PROCESS: i32 = 0;
+const PRIO_PGRP: i32 = 1;
+const PRIO_USER: i32 = 2;
+
+/// The live processes `which`/`who` names (who 0: the caller's own process,
+/// process group or user); EINVAL for an unknown `which`.
+fn priority_targets(
+    t: &CurrentTask,
+    which: i32,
+    who: i32,
+) -> SysResult<Vec<std::sync::Arc<crate::kernel::ThreadGroup>>> {
+    let groups: Vec<_> = t.k.pids.lock().unwrap().groups.values().cloned().collect();
+    let live = groups.into_iter().filter(|g| g.state.lock().unwrap().zombie.is_none());
+    Ok(match which {
+        PRIO_PROCESS => {
+            let pid = if who == 0 { t.pid() } else { who };
+            live.filter(|g| g.pid == pid).collect()
+        }
+        PRIO_PGRP => {
+            let pgrp = if who == 0 { t.tg().state.lock().unwrap().pgid } else { who };
+            live.filter(|g| g.state.lock().unwrap().pgid == pgrp).collect()
+        }
+        PRIO_USER => {
+            let uid = if who == 0 { t.tg().creds.lock().unwrap().uid } else { who as u32 };
+            live.filter(|g| g.creds.lock().unwrap().uid == uid).collect()
+        }
+        _ => return Err(errno!(EINVAL)),
+    })
+}
+
+/// getpriority(2): the highest priority among the targets, as the kernel
+/// returns it (20 - nice, so 1..=40; glibc turns it back into a nice).
+pub fn sys_getpriority(t: &mut CurrentTask, which: i32, who: i32) -> SysResult<u64> {
+    let targets = priority_targets(t, which, who)?;
+    let nice = targets.iter().map(|g| g.nice.load(std::sync::atomic::Ordering::Relaxed)).min();
+    Ok((20 - nice.ok_or(errno!(ESRCH))?) as u64)
+}
+
+/// setpriority(2): each target's nice becomes `prio` (clamped to -20..=19).
+/// Another user's process needs CAP_SYS_NICE (EPERM), and so does a nice
+/// lower than RLIMIT_NICE allows (EACCES), as on Linux.
+pub fn sys_setpriority(t: &mut CurrentTask, which: i32, who: i32, prio: i32) -> SysResult<u64> {
+    use crate::auth::capability::CAP_SYS_NICE;
+    let targets = priority_targets(t, which, who)?;
+    if targets.is_empty() {
+        return Err(errno!(ESRCH));
+    }
+    let nice = prio.clamp(-20, 19);
+    let me = t.tg().creds.lock().unwrap().clone();
+    let privileged = me.has(CAP_SYS_NICE);
+    let rlimit = t.tg().rlimits.lock().unwrap()[abi::process::RLIMIT_NICE as usize].0;
+    let floor = 20 - rlimit.min(40) as i32;
+    let mut error = None;
+    for g in targets {
+        let owner = g.creds.lock().unwrap().clone();
+        if me.euid != owner.uid && me.euid != owner.euid && !privileged {
+            error = Some(errno!(EPERM));
+            continue;
+        }
+        let current = g.nice.load(std::sync::atomic::Ordering::Relaxed);
+        if nice < current && nice < floor && !privileged {
+            error = Some(errno!(EACCES));
+            continue;
+        }
+        g.nice.store(nice, std::sync::atomic::Ordering::Relaxed);
+    }
+    error.map_or(Ok(0), Err)
+}
