@@ -174,3 +174,9 @@ fn preadv_and_pwritev_families_are_linuxs() {
 fn nice_values_are_kept_as_linux_keeps_them() {
     differential_probe("nice", &[]);
 }
+
+// I/O priorities: kept per process, inherited, checked as on Linux.
+#[test]
+fn io_priorities_are_kept_as_linux_keeps_them() {
+    differential_probe("ioprio", &[]);
+}

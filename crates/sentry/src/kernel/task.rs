@@ -89,6 +89,9 @@ pub struct ThreadGroup {
     /// The nice value (-20..=19), inherited by children. Recorded and
     /// reported; the host schedules the stubs, so it changes no share.
     pub nice: std::sync::atomic::AtomicI32,
+    /// The I/O priority (ioprio_set's value: class << 13 | data), inherited;
+    /// recorded and reported, as the host does the I/O.
+    pub ioprio: std::sync::atomic::AtomicU32,
 }
 
 /// The syscalls that check a limit name it from here.
@@ -184,6 +187,7 @@ impl ThreadGroup {
             rlimits: Mutex::new(default_rlimits()),
             oom_score_adj: std::sync::atomic::AtomicI32::new(0),
             nice: std::sync::atomic::AtomicI32::new(0),
+            ioprio: std::sync::atomic::AtomicU32::new(0),
         })
     }
 

@@ -349,6 +349,9 @@ syscall_table! {
     SCHED_SETSCHEDULER(pid: i32, policy: i32, param: UserAddr) ok
         raw => |t, raw| process::sys_sched_param(t, nr::SCHED_SETSCHEDULER, raw);
     GETPRIORITY(which: i32, who: i32) ok => process::sys_getpriority;
+    IOPRIO_GET(which: i32, who: i32) ok => process::sys_ioprio_get;
+    IOPRIO_SET(which: i32, who: i32, ioprio: i32) partial("recorded and reported; the host does the I/O")
+        => process::sys_ioprio_set;
     SETPRIORITY(which: i32, who: i32, prio: i32) partial("recorded and reported; the host schedules the stubs")
         => process::sys_setpriority;
     SCHED_GETPARAM(pid: i32, param: UserAddr) ok raw => |t, raw| process::sys_sched_param(t, nr::SCHED_GETPARAM, raw);

@@ -99,6 +99,8 @@ pub fn sys_clone(t: &mut CurrentTask, flags: u64, stack: u64, ptid: u64, ctid: u
     child_tg.oom_score_adj.store(adj, std::sync::atomic::Ordering::Relaxed);
     let nice = parent_tg.nice.load(std::sync::atomic::Ordering::Relaxed);
     child_tg.nice.store(nice, std::sync::atomic::Ordering::Relaxed);
+    let ioprio = parent_tg.ioprio.load(std::sync::atomic::Ordering::Relaxed);
+    child_tg.ioprio.store(ioprio, std::sync::atomic::Ordering::Relaxed);
     real_parent.state.lock().unwrap().children.push(child_tg.clone());
     if has(flags, CloneFlags::CLONE_PARENT_SETTID) {
         t.write_obj(ptid, &pid)?;

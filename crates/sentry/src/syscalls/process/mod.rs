@@ -18,7 +18,10 @@ pub use exec::{exec, sys_execve};
 pub use futex::sys_futex;
 pub use limits::{sys_getrusage, sys_prlimit64, sys_times};
 pub use prctl::{sys_arch_prctl, sys_prctl};
-pub use sched::{sys_getcpu, sys_getpriority, sys_membarrier, sys_sched_getaffinity, sys_sched_param, sys_setpriority};
+pub use sched::{
+    sys_getcpu, sys_getpriority, sys_ioprio_get, sys_ioprio_set, sys_membarrier, sys_sched_getaffinity,
+    sys_sched_param, sys_setpriority,
+};
 pub use session::{sys_getpgid, sys_getsid, sys_setpgid, sys_setsid};
 pub use system::{sys_getrandom, sys_setuts, sys_sysinfo, sys_uname};
 pub use wait::{sys_exit, sys_exit_group, sys_wait4, sys_waitid};

@@ -135,3 +135,45 @@ pub fn sys_setpriority(t: &mut CurrentTask, which: i32, who: i32, prio: i32) -> 
     }
     error.map_or(Ok(0), Err)
 }
+
+/// ioprio's `which` as setpriority's (IOPRIO_WHO_PROCESS, _PGRP, _USER).
+fn ioprio_targets(t: &CurrentTask, which: i32, who: i32) -> SysResult<Vec<std::sync::Arc<crate::kernel::ThreadGroup>>> {
+    match which {
+        1..=3 => priority_targets(t, which - 1, who),
+        _ => Err(errno!(EINVAL)),
+    }
+}
+
+/// ioprio_get(2): the I/O priority of the first process named.
+pub fn sys_ioprio_get(t: &mut CurrentTask, which: i32, who: i32) -> SysResult<u64> {
+    let targets = ioprio_targets(t, which, who)?;
+    let g = targets.first().ok_or(errno!(ESRCH))?;
+    Ok(u64::from(g.ioprio.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+/// ioprio_set(2): classes NONE, RT (CAP_SYS_ADMIN or CAP_SYS_NICE), BE and
+/// IDLE; the value is kept as given. It changes no I/O: the host does it.
+pub fn sys_ioprio_set(t: &mut CurrentTask, which: i32, who: i32, ioprio: i32) -> SysResult<u64> {
+    use crate::auth::capability::{CAP_SYS_ADMIN, CAP_SYS_NICE};
+    const IOPRIO_CLASS_RT: i32 = 1;
+    let class = (ioprio >> 13) & 0x7;
+    if ioprio < 0 || class > 3 {
+        return Err(errno!(EINVAL));
+    }
+    let me = t.tg().creds.lock().unwrap().clone();
+    if class == IOPRIO_CLASS_RT && !me.has(CAP_SYS_ADMIN) && !me.has(CAP_SYS_NICE) {
+        return Err(errno!(EPERM));
+    }
+    let targets = ioprio_targets(t, which, who)?;
+    if targets.is_empty() {
+        return Err(errno!(ESRCH));
+    }
+    for g in targets {
+        let owner = g.creds.lock().unwrap().clone();
+        if me.euid != owner.uid && me.euid != owner.euid && !me.has(CAP_SYS_NICE) {
+            return Err(errno!(EPERM));
+        }
+        g.ioprio.store(ioprio as u32, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(0)
+}
