@@ -180,3 +180,9 @@ fn nice_values_are_kept_as_linux_keeps_them() {
 fn io_priorities_are_kept_as_linux_keeps_them() {
     differential_probe("ioprio", &[]);
 }
+
+// kcmp compares descriptions, address spaces and per-process objects.
+#[test]
+fn kcmp_compares_as_linux_does() {
+    differential_probe("kcmp", &[]);
+}

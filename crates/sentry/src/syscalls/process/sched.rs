@@ -177,3 +177,43 @@ pub fn sys_ioprio_set(t: &mut CurrentTask, which: i32, who: i32, ioprio: i32) ->
     }
     Ok(0)
 }
+
+/// kcmp(2): whether two processes share a kernel object. Objects the Sentry
+/// keeps per process (fd table, fs, signal handlers, I/O and SysV undo
+/// contexts) are shared exactly when the processes are one; an address space
+/// is shared by CLONE_VM/vfork; open files compare as descriptions. Unequal
+/// objects are ordered by their obfuscated address, as Linux orders them,
+/// so that the order tells nothing of the Sentry's memory layout.
+pub fn sys_kcmp(t: &mut CurrentTask, pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: u64) -> SysResult<u64> {
+    const KCMP_FILE: i32 = 0;
+    const KCMP_VM: i32 = 1;
+    const KCMP_EPOLL_TFD: i32 = 7;
+    let find = |pid: i32| t.k.group(pid).filter(|g| g.state.lock().unwrap().zombie.is_none()).ok_or(errno!(ESRCH));
+    let (a, b) = (find(pid1)?, find(pid2)?);
+    let (p, q) = match kind {
+        KCMP_FILE => {
+            let fd = |g: &crate::kernel::ThreadGroup, idx: u64| {
+                let idx = i32::try_from(idx).map_err(|_| errno!(EBADF))?;
+                g.fds.lock().unwrap().get(idx)
+            };
+            (std::sync::Arc::as_ptr(&fd(&a, idx1)?) as usize, std::sync::Arc::as_ptr(&fd(&b, idx2)?) as usize)
+        }
+        KCMP_VM => (std::sync::Arc::as_ptr(&a.mm()) as usize, std::sync::Arc::as_ptr(&b.mm()) as usize),
+        2..=6 => (std::sync::Arc::as_ptr(&a) as usize, std::sync::Arc::as_ptr(&b) as usize),
+        KCMP_EPOLL_TFD => return Err(errno!(EOPNOTSUPP)),
+        _ => return Err(errno!(EINVAL)),
+    };
+    static COOKIES: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    let (xor, mul) = *COOKIES.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        let _ = host::sys::getrandom(&mut bytes);
+        let word = |b: &[u8]| usize::from_ne_bytes(b.try_into().unwrap_or_default());
+        (word(&bytes[..8]), word(&bytes[8..]) | 1)
+    });
+    let obfuscate = |v: usize| (v ^ xor).wrapping_mul(mul);
+    Ok(match obfuscate(p).cmp(&obfuscate(q)) {
+        std::cmp::Ordering::Equal => 0,
+        std::cmp::Ordering::Less => 1,
+        std::cmp::Ordering::Greater => 2,
+    })
+}
