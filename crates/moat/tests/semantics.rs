@@ -186,3 +186,9 @@ fn io_priorities_are_kept_as_linux_keeps_them() {
 fn kcmp_compares_as_linux_does() {
     differential_probe("kcmp", &[]);
 }
+
+// sched_rr_get_interval for SCHED_OTHER, and its errors.
+#[test]
+fn sched_rr_get_interval_answers_as_linux_does() {
+    differential_probe("sched_rr", &[]);
+}

@@ -350,6 +350,7 @@ syscall_table! {
         raw => |t, raw| process::sys_sched_param(t, nr::SCHED_SETSCHEDULER, raw);
     GETPRIORITY(which: i32, who: i32) ok => process::sys_getpriority;
     IOPRIO_GET(which: i32, who: i32) ok => process::sys_ioprio_get;
+    SCHED_RR_GET_INTERVAL(pid: i32, interval: UserAddr) ok => process::sys_sched_rr_get_interval;
     KCMP(pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: u64) partial("no KCMP_EPOLL_TFD; no ptrace-mode check")
         => process::sys_kcmp;
     IOPRIO_SET(which: i32, who: i32, ioprio: i32) partial("recorded and reported; the host does the I/O")

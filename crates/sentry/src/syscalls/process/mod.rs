@@ -20,7 +20,7 @@ pub use limits::{sys_getrusage, sys_prlimit64, sys_times};
 pub use prctl::{sys_arch_prctl, sys_prctl};
 pub use sched::{
     sys_getcpu, sys_getpriority, sys_ioprio_get, sys_ioprio_set, sys_kcmp, sys_membarrier, sys_sched_getaffinity,
-    sys_sched_param, sys_setpriority,
+    sys_sched_param, sys_sched_rr_get_interval, sys_setpriority,
 };
 pub use session::{sys_getpgid, sys_getsid, sys_setpgid, sys_setsid};
 pub use system::{sys_getrandom, sys_setuts, sys_sysinfo, sys_uname};
