@@ -117,7 +117,9 @@ pub(super) fn take_over() -> Result<NetConfig, NetworkError> {
         let (mut name, mut mac, mut mtu) = (None, None, 1500);
         for (ty, val) in attrs(&m.body[16..]).ok_or(NetworkError::Malformed { step: "RTM_GETLINK" })? {
             match ty {
-                IFLA_IFNAME => name = Some(String::from_utf8_lossy(val.split(|&b| b == 0).next().unwrap_or(val)).into_owned()),
+                IFLA_IFNAME => {
+                    name = Some(String::from_utf8_lossy(val.split(|&b| b == 0).next().unwrap_or(val)).into_owned())
+                }
                 IFLA_ADDRESS => mac = <[u8; 6]>::try_from(val).ok(),
                 IFLA_MTU if val.len() == 4 => mtu = u32::from_ne_bytes(val.try_into().expect("four bytes")),
                 _ => {}
@@ -236,8 +238,9 @@ struct Netlink {
 
 impl Netlink {
     fn open() -> Result<Netlink, NetworkError> {
-        let fd = socket::socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
-            .map_err(|source| NetworkError::Netlink { step: "socket", source })?;
+        let fd =
+            socket::socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
+                .map_err(|source| NetworkError::Netlink { step: "socket", source })?;
         socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &NetlinkAddr::new(0, 0))
             .map_err(|source| NetworkError::Netlink { step: "bind", source })?;
         Ok(Netlink { fd })
@@ -264,7 +267,8 @@ impl Netlink {
         let mut buf = vec![0u8; 64 * 1024];
         let (mut out, mut total) = (Vec::new(), 0);
         loop {
-            let n = socket::recv(fd, &mut buf, MsgFlags::empty()).map_err(|source| NetworkError::Netlink { step, source })?;
+            let n = socket::recv(fd, &mut buf, MsgFlags::empty())
+                .map_err(|source| NetworkError::Netlink { step, source })?;
             total += n;
             if total > MAX_DUMP {
                 return Err(NetworkError::TooMany { what: "bytes of rtnetlink answers", max: MAX_DUMP });
