@@ -3,6 +3,7 @@
 //! everything it exports is safe and bounds-checked.
 
 pub mod memfile;
+pub mod packet;
 pub mod ptrace;
 pub mod seccomp;
 pub mod stub;

@@ -367,6 +367,8 @@ fn sandbox(
         platform: c.platform,
         memory_limit,
         app_seccomp: None,
+        // `moat do` has loopback only until its --network (issue 12).
+        network: None,
     };
     match sentry::boot(cfg) {
         Ok(status) => Ok(exit_code(status)),

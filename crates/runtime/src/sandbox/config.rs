@@ -124,6 +124,8 @@ pub(super) fn boot_config(bundle: &Bundle, gofers: &mut Gofers, overlay: bool) -
         app_seccomp,
         platform: sentry::PlatformKind::default(),
         memory_limit: memory_limit(spec),
+        // Read at `start`, once the engine's hooks have set the namespace up.
+        network: None,
     })
 }
 

@@ -14,6 +14,7 @@
 //! root as its own → "ready" to `moat create` → wait for `start` → Sentry.
 //!
 //! Here: that sequence and its errors. `namespaces` makes the namespaces,
+//! `network` hands the network namespace's links to the Sentry at `start`,
 //! `config` and `mounts` turn the spec into the Sentry's boot configuration
 //! (`capabilities` its capability sets), `serve` answers the control socket.
 
@@ -21,6 +22,7 @@ mod capabilities;
 mod config;
 mod mounts;
 mod namespaces;
+mod network;
 mod serve;
 
 use std::io::Write;

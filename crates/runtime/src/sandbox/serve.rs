@@ -69,7 +69,16 @@ impl Prepared {
             Err(_) => return 1,
         }
         let Ok(started) = start_rx.recv() else { return 1 };
-        let Some(config) = self.config.take() else { return 1 };
+        let Some(mut config) = self.config.take() else { return 1 };
+        // The namespace's links, as the engine's hooks left them, become the
+        // Sentry's; this thread still has the capabilities that takes.
+        match super::network::take_over() {
+            Ok(network) => config.network = Some(network),
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+                return 1;
+            }
+        }
         let sandbox = match Sandbox::start(config) {
             Ok(s) => Arc::new(s),
             Err(e) => {

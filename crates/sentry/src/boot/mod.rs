@@ -123,6 +123,9 @@ pub struct BootConfig {
     /// The sandbox's memory limit in bytes (its cgroup's), which /proc/meminfo
     /// and sysinfo report as the total; None: the host's RAM.
     pub memory_limit: Option<u64>,
+    /// The network namespace's links, handed over for the Sentry's stack
+    /// (the `sandbox` network mode); None: loopback only.
+    pub network: Option<crate::net::NetConfig>,
 }
 
 /// Why the sandbox could not start, or how it ended.
@@ -152,6 +155,9 @@ pub enum BootError {
     /// A sysctl the Sentry cannot take.
     #[error("{0}")]
     Sysctl(#[from] SysctlError),
+    /// The network namespace's configuration cannot be taken over.
+    #[error("{0}")]
+    Network(#[from] crate::net::NetConfigError),
 }
 
 fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
@@ -293,9 +299,11 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         crate::kernel::log_line(format_args!("moat: the sentry panicked (a bug; the sandbox ends): {info}"));
         std::process::abort();
     }));
-    // The sandbox's network: loopback only, no host socket. Made before the
-    // filter so that its timer thread starts under no rule of its own.
-    let net = crate::net::Stack::new();
+    // The sandbox's network: loopback, and the links whose packet sockets
+    // the runtime opened (the Sentry opens no host socket). Made before the
+    // filter so that its threads start under no rule of their own; reading
+    // and writing frames on those fds is read(2) and write(2), already allowed.
+    let net = crate::net::Stack::with_network(cfg.network.unwrap_or_default())?;
     crate::net::install(Arc::as_ptr(&k) as usize, &net);
     let filter = host::seccomp::compile_allow_list_with(&seccomp::allow_list(&*k.platform), seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;

@@ -1,10 +1,14 @@
 //! The sandbox's network stack: smoltcp on a loopback interface (`lo`,
-//! 127.0.0.1/8 and ::1/128), driven by the Sentry, with moat's own sockets over it.
+//! 127.0.0.1/8 and ::1/128) and the ethernet links the runtime hands over.
 //!
 //! Nothing here opens a host socket: every packet an app sends goes through the
-//! loopback device back into the same stack. The stack is polled after every
-//! socket operation and by a timer thread (retransmits, TIME_WAIT), and each
-//! poll wakes the wait queues of the sockets whose state it changed.
+//! loopback device back into the same stack, or as a frame onto a link's
+//! packet socket (ether.rs). Each interface has its own smoltcp sockets (a
+//! socket belongs to the interface its traffic uses; a listener on a wildcard
+//! address has listening sockets on each). The stack is polled after every
+//! socket operation, by a timer thread (retransmits, TIME_WAIT) and after each
+//! frame received, and each poll wakes the wait queues of the sockets whose
+//! state it changed.
 //!
 //! Locking: a socket's own lock (socket.rs) is taken before the stack's lock,
 //! never after; the stack lock holds no other Sentry lock except the wait
@@ -12,6 +16,7 @@
 //! lock.
 
 pub mod addr;
+pub mod ether;
 pub mod netlink;
 pub mod policy;
 pub mod socket;
@@ -24,13 +29,14 @@ use std::time::Duration;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{HardwareAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 use addr::{Family, Ip};
 
+pub use ether::{NetConfig, NetInterface, NetRoute};
 pub use netlink::NetlinkSocket;
 pub use socket::InetSocket;
 
@@ -59,6 +65,87 @@ const TIMER_IDLE: Duration = Duration::from_secs(1);
 const ORPHAN_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(60);
 /// How long a connection in TIME_WAIT keeps its port (Linux's TCP_TIMEWAIT_LEN).
 const TIME_WAIT: Duration = Duration::from_secs(60);
+/// How long a connect over a link waits for its next hop to answer ARP or
+/// NDP before failing with EHOSTUNREACH (Linux: 3 probes a second apart).
+const NEIGHBOR_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(3);
+/// How long a connect waits for the peer's SYN-ACK once the next hop answered
+/// before failing with ETIMEDOUT (Linux's 6 SYN retries: 127 s).
+const SYN_TIMEOUT: Duration = Duration::from_secs(127);
+
+/// A smoltcp socket: the interface it belongs to, and its handle there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Handle {
+    net: usize,
+    h: SocketHandle,
+}
+
+/// The loopback interface's place in `Inner::nets`.
+const LO: usize = 0;
+
+/// An interface's device.
+#[derive(Debug)]
+enum Dev {
+    Loopback(Loopback),
+    Ether(ether::PacketDevice),
+}
+
+/// One interface and the smoltcp sockets whose traffic uses it.
+struct Net {
+    iface: Interface,
+    dev: Dev,
+    sockets: SocketSet<'static>,
+    name: String,
+    index: u32,
+    mtu: u32,
+    /// None for loopback.
+    mac: Option<[u8; 6]>,
+    /// The namespace's routes through this interface.
+    routes: Vec<NetRoute>,
+}
+
+impl Net {
+    fn poll(&mut self, now: smoltcp::time::Instant) -> PollResult {
+        match &mut self.dev {
+            Dev::Loopback(d) => self.iface.poll(now, d, &mut self.sockets),
+            Dev::Ether(d) => self.iface.poll(now, d, &mut self.sockets),
+        }
+    }
+
+    /// Whether `ip` is on one of this interface's networks.
+    fn on_link(&self, ip: IpAddress) -> bool {
+        self.iface.ip_addrs().iter().any(|c| c.contains_addr(&ip))
+    }
+
+    /// The first address of this interface of `ip`'s family.
+    fn addr_like(&self, ip: Ip) -> Option<IpAddress> {
+        self.iface.ip_addrs().iter().map(|c| c.address()).find(|a| matches!(Ip::from(*a), x if x.is_v4() == ip.is_v4()))
+    }
+}
+
+/// A connect over a link, watched until its handshake ends.
+#[derive(Debug)]
+struct Connecting {
+    h: Handle,
+    /// The neighbour the SYN goes to: the peer on the link, or a gateway.
+    hop: std::net::IpAddr,
+    since: std::time::Instant,
+    /// The next hop answered ARP or NDP.
+    resolved: bool,
+}
+
+/// Why the runtime's network configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NetConfigError {
+    /// An interface with more addresses than the stack keeps.
+    #[error("network interface {name} has {count} addresses; the sandbox's stack takes at most {max}")]
+    TooManyAddresses { name: String, count: usize, max: usize },
+    /// More routes than the stack keeps.
+    #[error("the network namespace has {count} routes through gateways; the sandbox's stack takes at most {max}")]
+    TooManyRoutes { count: usize, max: usize },
+    /// The thread reading an interface's frames could not start.
+    #[error("cannot start the thread reading network interface {name}: {source}")]
+    Reader { name: String, source: std::io::Error },
+}
 
 /// TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -124,14 +211,17 @@ fn signature(s: &smoltcp::socket::Socket) -> u64 {
 
 /// The stack's state, under one lock.
 struct Inner {
-    iface: Interface,
-    dev: Loopback,
-    sockets: SocketSet<'static>,
+    /// `lo` first, then the links.
+    nets: Vec<Net>,
     start: std::time::Instant,
-    watch: BTreeMap<SocketHandle, Watch>,
+    watch: BTreeMap<Handle, Watch>,
     ports: BTreeMap<(Proto, u16), Vec<PortUse>>,
     /// Closed TCP sockets finishing their close, with the port they hold.
-    orphans: Vec<(SocketHandle, u16, u64)>,
+    orphans: Vec<(Handle, u16, u64)>,
+    /// Connects over links whose handshake is under way.
+    connecting: Vec<Connecting>,
+    /// How connects over links failed, when not with a reset.
+    connect_errors: BTreeMap<Handle, crate::Error>,
     /// Connections in TIME_WAIT, as Linux's timewait minisocks: only their
     /// port (port, owner) stays taken until the deadline; their smoltcp socket
     /// and its buffers are freed, so that closing many connections in a row
@@ -157,44 +247,116 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack with the loopback interface up, and its timer thread.
+    /// A stack with the loopback interface only, and its timer thread.
     pub fn new() -> Arc<Stack> {
-        let mut dev = Loopback::new(Medium::Ip);
+        Stack::with_network(NetConfig::default()).expect("a loopback-only stack needs nothing that can fail")
+    }
+
+    /// A stack with the loopback interface and the links of `config`, each
+    /// with its reader thread, and the timer thread.
+    pub fn with_network(config: NetConfig) -> Result<Arc<Stack>, NetConfigError> {
         let start = std::time::Instant::now();
-        let mut config = Config::new(HardwareAddress::Ip);
-        // Initial sequence numbers come from here: not secret on loopback, but apart per sandbox.
-        config.random_seed =
+        // Initial sequence numbers come from here: apart per sandbox.
+        let seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ (std::process::id() as u64) << 32;
-        let mut iface = Interface::new(config, &mut dev, smoltcp::time::Instant::ZERO);
+        let mut dev = Loopback::new(Medium::Ip);
+        let mut lo_config = Config::new(HardwareAddress::Ip);
+        lo_config.random_seed = seed;
+        let mut iface = Interface::new(lo_config, &mut dev, smoltcp::time::Instant::ZERO);
         iface.update_ip_addrs(|a| {
             a.push(IpCidr::new(Ipv4Addr::LOCALHOST.into(), 8)).expect("room for two addresses");
             a.push(IpCidr::new(Ipv6Addr::LOCALHOST.into(), 128)).expect("room for two addresses");
         });
-        let seed = (config_seed(start) % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16;
+        let lo = Net {
+            iface,
+            dev: Dev::Loopback(dev),
+            sockets: SocketSet::new(Vec::new()),
+            name: "lo".into(),
+            index: 1,
+            mtu: 65536,
+            mac: None,
+            routes: Vec::new(),
+        };
+        let mut nets = vec![lo];
+        let gateways = config.routes.iter().filter(|r| r.gateway.is_some()).count();
+        if gateways > smoltcp::config::IFACE_MAX_ROUTE_COUNT {
+            return Err(NetConfigError::TooManyRoutes { count: gateways, max: smoltcp::config::IFACE_MAX_ROUTE_COUNT });
+        }
+        for (i, link) in config.interfaces.into_iter().enumerate() {
+            if link.addrs.len() > smoltcp::config::IFACE_MAX_ADDR_COUNT {
+                return Err(NetConfigError::TooManyAddresses {
+                    name: link.name,
+                    count: link.addrs.len(),
+                    max: smoltcp::config::IFACE_MAX_ADDR_COUNT,
+                });
+            }
+            let mut dev = ether::PacketDevice::new(link.packet_fd, link.mtu);
+            let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(link.mac)));
+            c.random_seed = seed.rotate_left(8 * (i as u32 + 1));
+            let mut iface = Interface::new(c, &mut dev, smoltcp::time::Instant::ZERO);
+            iface.update_ip_addrs(|a| {
+                for &(ip, plen) in &link.addrs {
+                    // Checked against the capacity above.
+                    let _ = a.push(IpCidr::new(ip.into(), plen));
+                }
+            });
+            let routes: Vec<NetRoute> = config.routes.iter().filter(|r| r.interface == link.name).cloned().collect();
+            iface.routes_mut().update(|table| {
+                for r in routes.iter() {
+                    let Some(via) = r.gateway else { continue };
+                    let cidr = IpCidr::new(r.dst.into(), r.prefix);
+                    // Checked against the capacity above.
+                    let _ = table.push(smoltcp::iface::Route {
+                        cidr,
+                        via_router: via.into(),
+                        preferred_until: None,
+                        expires_at: None,
+                    });
+                }
+            });
+            nets.push(Net {
+                iface,
+                dev: Dev::Ether(dev),
+                sockets: SocketSet::new(Vec::new()),
+                name: link.name,
+                // As in a namespace where lo came first.
+                index: i as u32 + 2,
+                mtu: link.mtu,
+                mac: Some(link.mac),
+                routes,
+            });
+        }
+        let port_seed = (config_seed(start) % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16;
         let stack = Arc::new(Stack {
             inner: Mutex::new(Inner {
-                iface,
-                dev,
-                sockets: SocketSet::new(Vec::new()),
+                nets,
                 start,
                 watch: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 orphans: Vec::new(),
+                connecting: Vec::new(),
+                connect_errors: BTreeMap::new(),
                 time_wait: VecDeque::new(),
-                next_ephemeral: EPHEMERAL.start() + seed,
+                next_ephemeral: EPHEMERAL.start() + port_seed,
                 timer_at: None,
             }),
             timer: Condvar::new(),
         });
         let weak = Arc::downgrade(&stack);
+        for net in &stack.lock().nets {
+            if let Dev::Ether(d) = &net.dev {
+                d.start_reader(&net.name, weak.clone())
+                    .map_err(|source| NetConfigError::Reader { name: net.name.clone(), source })?;
+            }
+        }
         let spawned = std::thread::Builder::new().name("moat-net".into()).spawn(move || timer_thread(weak));
         if let Err(e) = spawned {
             // Without the thread, connections still work; only timers (TIME_WAIT,
             // retransmits, keep-alives) wait for the next socket operation.
             tracing::warn!(error = %e, "network timer thread not started");
         }
-        stack
+        Ok(stack)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -241,31 +403,66 @@ impl Inner {
 
     fn next_poll(&mut self) -> Option<std::time::Instant> {
         let now = self.now();
-        let d = self.iface.poll_delay(now, &self.sockets)?;
+        let d = self.nets.iter_mut().filter_map(|n| n.iface.poll_delay(now, &n.sockets)).min()?;
         std::time::Instant::now().checked_add(Duration::from_micros(d.total_micros()))
     }
 
-    /// Moves packets until the loopback device is empty, frees finished
-    /// orphans, and wakes every socket that changed.
+    /// Moves packets until the loopback device and the links' queues are
+    /// empty, frees finished orphans, and wakes every socket that changed.
     fn poll(&mut self) {
         // Each round delivers what the last one sent; a bound keeps a
-        // pathological exchange from holding the lock forever (the timer
-        // thread picks up the rest).
-        for _ in 0..64 {
-            let now = self.now();
-            let changed = self.iface.poll(now, &mut self.dev, &mut self.sockets);
-            if changed == PollResult::None {
-                break;
+        // pathological exchange (or a flood on a link) from holding the lock
+        // forever (the timer thread and the next frame pick up the rest).
+        let now = self.now();
+        for net in &mut self.nets {
+            for _ in 0..64 {
+                if net.poll(now) == PollResult::None {
+                    break;
+                }
             }
         }
+        self.watch_connects();
         self.reap_orphans();
-        for (h, s) in self.sockets.iter() {
-            let Some(w) = self.watch.get_mut(&h) else { continue };
-            let sig = signature(s);
-            if sig != w.last {
-                w.last = sig;
-                w.wq.notify_all();
+        for (n, net) in self.nets.iter().enumerate() {
+            for (h, s) in net.sockets.iter() {
+                let Some(w) = self.watch.get_mut(&Handle { net: n, h }) else { continue };
+                let sig = signature(s);
+                if sig != w.last {
+                    w.last = sig;
+                    w.wq.notify_all();
+                }
             }
+        }
+    }
+
+    /// Follows connects over links: once the next hop answers, the SYN may
+    /// take as long as Linux lets it; a connect that ended records why.
+    fn watch_connects(&mut self) {
+        let mut i = 0;
+        while i < self.connecting.len() {
+            let c = &mut self.connecting[i];
+            let Net { sockets, dev, .. } = &mut self.nets[c.h.net];
+            let s = sockets.get_mut::<tcp::Socket>(c.h.h);
+            let heard = matches!(dev, Dev::Ether(d) if d.frames.heard(c.hop));
+            if !c.resolved && heard {
+                c.resolved = true;
+                s.set_timeout(Some(smoltcp::time::Duration::from_micros(SYN_TIMEOUT.as_micros() as u64)));
+            }
+            match s.state() {
+                tcp::State::SynSent => {
+                    i += 1;
+                    continue;
+                }
+                tcp::State::Closed if !c.resolved => {
+                    self.connect_errors.insert(c.h, errno!(EHOSTUNREACH));
+                }
+                tcp::State::Closed if c.since.elapsed() >= SYN_TIMEOUT => {
+                    self.connect_errors.insert(c.h, errno!(ETIMEDOUT));
+                }
+                tcp::State::Closed => {}
+                _ => s.set_timeout(None),
+            }
+            self.connecting.swap_remove(i);
         }
     }
 
@@ -273,7 +470,7 @@ impl Inner {
         let mut i = 0;
         while i < self.orphans.len() {
             let (h, port, owner) = self.orphans[i];
-            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            let s = self.tcp(h);
             if s.recv_queue() > 0 && s.state() != tcp::State::Closed {
                 // Nobody will read it: data for a closed socket resets the
                 // connection, as Linux answers it. (An aborted socket keeps
@@ -285,7 +482,7 @@ impl Inner {
             match s.state() {
                 tcp::State::Closed => {
                     self.orphans.swap_remove(i);
-                    self.sockets.remove(h);
+                    self.nets[h.net].sockets.remove(h.h);
                     self.release_port(Proto::Tcp, port, owner);
                 }
                 tcp::State::TimeWait => {
@@ -293,7 +490,7 @@ impl Inner {
                     // connection (a retransmitted FIN gets an RST, which ends
                     // the peer's close as well).
                     self.orphans.swap_remove(i);
-                    self.sockets.remove(h);
+                    self.nets[h.net].sockets.remove(h.h);
                     let until = std::time::Instant::now() + TIME_WAIT;
                     self.time_wait.push_back((port, owner, until));
                 }
@@ -311,47 +508,62 @@ impl Inner {
     }
 
     fn socket_count(&self) -> usize {
-        self.sockets.iter().count()
+        self.nets.iter().map(|n| n.sockets.iter().count()).sum()
     }
 
-    /// A new TCP socket watched by `wq`.
-    fn new_tcp(&mut self, wq: &Arc<WaitQueue>, nodelay: bool) -> SysResult<SocketHandle> {
+    /// A new TCP socket on interface `net`, watched by `wq`.
+    fn new_tcp(&mut self, net: usize, wq: &Arc<WaitQueue>, nodelay: bool) -> SysResult<Handle> {
         if self.socket_count() >= MAX_SOCKETS {
             return Err(errno!(ENOBUFS));
         }
         let mut s =
             tcp::Socket::new(tcp::SocketBuffer::new(vec![0u8; TCP_BUF]), tcp::SocketBuffer::new(vec![0u8; TCP_BUF]));
         // On loopback an ACK costs nothing; delaying it only adds latency.
-        s.set_ack_delay(None);
+        // On a link smoltcp's default delay (10 ms) halves the ACKs, as Linux's delayed ACK.
+        if net == LO {
+            s.set_ack_delay(None);
+        }
         s.set_nagle_enabled(!nodelay);
-        let h = self.sockets.add(s);
+        let h = Handle { net, h: self.nets[net].sockets.add(s) };
         self.watch.insert(h, Watch { wq: wq.clone(), last: u64::MAX });
         Ok(h)
     }
 
-    fn new_udp(&mut self, wq: &Arc<WaitQueue>) -> SysResult<SocketHandle> {
+    fn new_udp(&mut self, net: usize, wq: &Arc<WaitQueue>) -> SysResult<Handle> {
         if self.socket_count() >= MAX_SOCKETS {
             return Err(errno!(ENOBUFS));
         }
         let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0u8; UDP_BUF]);
-        let h = self.sockets.add(udp::Socket::new(buf(), buf()));
+        let h = Handle { net, h: self.nets[net].sockets.add(udp::Socket::new(buf(), buf())) };
         self.watch.insert(h, Watch { wq: wq.clone(), last: u64::MAX });
         Ok(h)
     }
 
     /// Stops watching `h` and frees it now.
-    fn free(&mut self, h: SocketHandle) {
+    fn free(&mut self, h: Handle) {
         self.watch.remove(&h);
-        self.sockets.remove(h);
+        self.forget_connect(h);
+        self.nets[h.net].sockets.remove(h.h);
+    }
+
+    fn forget_connect(&mut self, h: Handle) {
+        self.connecting.retain(|c| c.h != h);
+        self.connect_errors.remove(&h);
+    }
+
+    /// Why a connect over a link ended, if not with a reset.
+    fn take_connect_error(&mut self, h: Handle) -> Option<crate::Error> {
+        self.connect_errors.remove(&h)
     }
 
     /// Hands a closing TCP socket over to the stack, which frees it (and the
     /// port its owner held) once its close has finished.
-    fn orphan(&mut self, h: SocketHandle, port: u16, owner: u64) {
+    fn orphan(&mut self, h: Handle, port: u16, owner: u64) {
         self.watch.remove(&h);
+        self.forget_connect(h);
         // Freed by the next poll's reap once closed: an aborted socket still has
         // its RST to send.
-        self.sockets.get_mut::<tcp::Socket>(h).set_timeout(Some(ORPHAN_TIMEOUT));
+        self.tcp(h).set_timeout(Some(ORPHAN_TIMEOUT));
         if let Some(uses) = self.ports.get_mut(&(Proto::Tcp, port)) {
             for u in uses.iter_mut().filter(|u| u.owner == owner) {
                 u.lingering = true;
@@ -361,12 +573,106 @@ impl Inner {
         self.orphans.push((h, port, owner));
     }
 
-    fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(h)
+    fn tcp(&mut self, h: Handle) -> &mut tcp::Socket<'static> {
+        self.nets[h.net].sockets.get_mut::<tcp::Socket>(h.h)
     }
 
-    fn udp(&mut self, h: SocketHandle) -> &mut udp::Socket<'static> {
-        self.sockets.get_mut::<udp::Socket>(h)
+    fn udp(&mut self, h: Handle) -> &mut udp::Socket<'static> {
+        self.nets[h.net].sockets.get_mut::<udp::Socket>(h.h)
+    }
+
+    /// The interface traffic to `ip` leaves by, as Linux's routing would
+    /// choose it: loopback addresses by `lo`; others by the link they are on,
+    /// else the link of the longest route covering them. None: unreachable.
+    /// (A link's own address is reached by `lo` on Linux; here it is not yet
+    /// reachable from inside the sandbox: issue 12.)
+    fn net_for(&self, ip: Ip) -> Option<usize> {
+        if ip == ip.loopback_of() {
+            return Some(LO);
+        }
+        let a: IpAddress = ip.into();
+        if self.nets.iter().any(|n| n.iface.has_ip_addr(a)) {
+            return None;
+        }
+        if let Some(n) = (1..self.nets.len()).find(|&n| self.nets[n].on_link(a)) {
+            return Some(n);
+        }
+        (1..self.nets.len())
+            .flat_map(|n| self.nets[n].routes.iter().map(move |r| (n, r)))
+            .filter(|(_, r)| r.gateway.is_some() && IpCidr::new(r.dst.into(), r.prefix).contains_addr(&a))
+            .max_by_key(|(_, r)| r.prefix)
+            .map(|(n, _)| n)
+    }
+
+    /// The neighbour a packet to `ip` over link `net` goes to first.
+    fn next_hop(&self, net: usize, ip: Ip) -> std::net::IpAddr {
+        let a: IpAddress = ip.into();
+        let n = &self.nets[net];
+        if n.on_link(a) {
+            return std_ip(a);
+        }
+        n.routes
+            .iter()
+            .filter(|r| IpCidr::new(r.dst.into(), r.prefix).contains_addr(&a))
+            .max_by_key(|r| r.prefix)
+            .and_then(|r| r.gateway)
+            .unwrap_or(std_ip(a))
+    }
+
+    /// The interfaces a socket bound to `ip` (None: a wildcard) of `family`
+    /// takes traffic on: those with an address it covers.
+    fn nets_for_bind(&self, ip: Option<Ip>, family: Family, v6only: bool) -> Vec<usize> {
+        match ip {
+            Some(ip) if ip == ip.loopback_of() => vec![LO],
+            Some(ip) => {
+                let a: IpAddress = ip.into();
+                (0..self.nets.len()).filter(|&n| self.nets[n].iface.has_ip_addr(a)).collect()
+            }
+            None => (0..self.nets.len())
+                .filter(|&n| {
+                    self.nets[n].iface.ip_addrs().iter().any(|c| match Ip::from(c.address()) {
+                        Ip::V4(_) => family == Family::V4 || !v6only,
+                        Ip::V6(_) => family == Family::V6,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `ip` is an address of this stack.
+    fn is_local(&self, ip: Ip) -> bool {
+        ip == ip.loopback_of() || self.nets.iter().any(|n| n.iface.has_ip_addr(IpAddress::from(ip)))
+    }
+
+    /// The smoltcp listen endpoint on interface `net` for a local binding: a
+    /// wildcard means the interface's address of the binding's family (any
+    /// address, for a dual-stack AF_INET6 socket).
+    fn listen_endpoint(&self, net: usize, l: addr::Endpoint, family: Family, v6only: bool) -> IpListenEndpoint {
+        let addr = if !l.ip.is_unspecified() {
+            Some(l.ip.into())
+        } else if family == Family::V4 || v6only {
+            self.nets[net].addr_like(l.ip)
+        } else {
+            None
+        };
+        IpListenEndpoint { addr, port: l.port }
+    }
+
+    /// Starts a TCP connect on `h` (a socket of the interface `remote` is
+    /// reached by); a connect over a link is watched for its neighbour.
+    fn connect_tcp(&mut self, h: Handle, remote: addr::Endpoint, local: IpListenEndpoint) -> SysResult<()> {
+        let net = &mut self.nets[h.net];
+        let cx = net.iface.context();
+        let s = net.sockets.get_mut::<tcp::Socket>(h.h);
+        if s.connect(cx, remote, local).is_err() {
+            return Err(errno!(EADDRNOTAVAIL));
+        }
+        if h.net != LO {
+            s.set_timeout(Some(NEIGHBOR_TIMEOUT));
+            let hop = self.next_hop(h.net, remote.ip);
+            self.connecting.push(Connecting { h, hop, since: std::time::Instant::now(), resolved: false });
+        }
+        Ok(())
     }
 
     /// Takes `port` (0: a free ephemeral one) for `u`, with Linux's rules: two
@@ -435,12 +741,16 @@ impl Inner {
 /// An interface as netlink and /proc/net show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfaceInfo {
-    /// ifindex: `lo` is 1, as in a fresh network namespace.
+    /// ifindex: `lo` is 1, as in a fresh network namespace; links follow.
     pub index: u32,
-    pub name: &'static str,
+    pub name: String,
     pub mtu: u32,
+    /// The link's MAC; None for loopback.
+    pub mac: Option<[u8; 6]>,
     /// Addresses with their prefix lengths, IPv4 first.
     pub addrs: Vec<(std::net::IpAddr, u8)>,
+    /// The routes through it the namespace had (its main table's).
+    pub routes: Vec<NetRoute>,
 }
 
 /// A TCP connection (not a listening socket) as /proc/net/tcp shows it.
@@ -460,18 +770,31 @@ impl Stack {
     /// source of what exists).
     pub fn interfaces(&self) -> Vec<IfaceInfo> {
         let g = self.lock();
-        let mut addrs: Vec<(std::net::IpAddr, u8)> =
-            g.iface.ip_addrs().iter().map(|c| (std_ip(c.address()), c.prefix_len())).collect();
-        addrs.sort_by_key(|(a, _)| a.is_ipv6());
-        vec![IfaceInfo { index: 1, name: "lo", mtu: 65536, addrs }]
+        g.nets
+            .iter()
+            .map(|n| {
+                let mut addrs: Vec<(std::net::IpAddr, u8)> =
+                    n.iface.ip_addrs().iter().map(|c| (std_ip(c.address()), c.prefix_len())).collect();
+                addrs.sort_by_key(|(a, _)| a.is_ipv6());
+                IfaceInfo {
+                    index: n.index,
+                    name: n.name.clone(),
+                    mtu: n.mtu,
+                    mac: n.mac,
+                    addrs,
+                    routes: n.routes.clone(),
+                }
+            })
+            .collect()
     }
 
     /// Every TCP connection the stack holds, closing ones included; listening
     /// smoltcp sockets (a listener's pool) are not connections.
     pub fn tcp_connections(&self) -> Vec<TcpConn> {
         let g = self.lock();
-        g.sockets
+        g.nets
             .iter()
+            .flat_map(|n| n.sockets.iter())
             .filter_map(|(_, s)| match s {
                 smoltcp::socket::Socket::Tcp(t) => {
                     let state = linux_tcp_state(t.state())?;

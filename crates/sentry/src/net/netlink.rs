@@ -78,16 +78,23 @@ const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const ARPHRD_LOOPBACK: u16 = 772;
+const ARPHRD_ETHER: u16 = 1;
 /// IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP.
 const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40 | 0x10000;
+/// IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP: a link that is up.
+const ETHER_FLAGS: u32 = 0x1 | 0x2 | 0x40 | 0x1000 | 0x10000;
 const IFA_F_PERMANENT: u32 = 0x80;
 /// IF_READY: IPv6 is up on the interface.
 const IF_READY: u32 = 0x8000_0000;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RT_SCOPE_HOST: u8 = 254;
+const RT_TABLE_MAIN: u8 = 254;
 const RT_TABLE_LOCAL: u8 = 255;
 const RTPROT_KERNEL: u8 = 2;
+/// What `ip route add` and engines' netlink requests mark their routes with.
+const RTPROT_BOOT: u8 = 3;
+const RTN_UNICAST: u8 = 1;
 const RTN_LOCAL: u8 = 2;
 const RTN_BROADCAST: u8 = 3;
 const IFNAMSIZ: usize = 16;
@@ -817,15 +824,15 @@ fn put_u32(out: &mut Vec<u8>, ty: u16, v: u32) {
 fn link_body(i: &IfaceInfo) -> Vec<u8> {
     let mut b = Vec::with_capacity(1024);
     b.extend_from_slice(&[AF_UNSPEC, 0]);
-    b.extend_from_slice(&ARPHRD_LOOPBACK.to_ne_bytes());
+    b.extend_from_slice(&link_type(i).to_ne_bytes());
     b.extend_from_slice(&(i.index as i32).to_ne_bytes());
-    b.extend_from_slice(&LO_FLAGS.to_ne_bytes());
+    b.extend_from_slice(&link_flags(i).to_ne_bytes());
     b.extend_from_slice(&0u32.to_ne_bytes());
     let mut name = i.name.as_bytes().to_vec();
     name.push(0);
     put(&mut b, IFLA_IFNAME, &name);
     put_u32(&mut b, 13, 1000); // IFLA_TXQLEN
-    put(&mut b, 16, &[0]); // IFLA_OPERSTATE: IF_OPER_UNKNOWN, as lo always is
+    put(&mut b, 16, &[oper_state(i)]); // IFLA_OPERSTATE
     put(&mut b, 17, &[0]); // IFLA_LINKMODE
     put_u32(&mut b, 4, i.mtu); // IFLA_MTU
     put_u32(&mut b, 50, 0); // IFLA_MIN_MTU
@@ -847,8 +854,8 @@ fn link_body(i: &IfaceInfo) -> Vec<u8> {
     put_u32(&mut b, 47, 0); // IFLA_CARRIER_UP_COUNT
     put_u32(&mut b, 48, 0); // IFLA_CARRIER_DOWN_COUNT
     put(&mut b, 39, &[0]); // IFLA_PROTO_DOWN
-    put(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
-    put(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
+    put(&mut b, 1, &i.mac.unwrap_or_default()); // IFLA_ADDRESS
+    put(&mut b, 2, &if i.mac.is_some() { [0xff; 6] } else { [0; 6] }); // IFLA_BROADCAST
     put(&mut b, 23, &[0; 200]); // IFLA_STATS64
     put(&mut b, 7, &[0; 96]); // IFLA_STATS
     let mut xdp = Vec::new();
@@ -865,20 +872,46 @@ fn link_body(i: &IfaceInfo) -> Vec<u8> {
     b
 }
 
+/// ARPHRD_LOOPBACK for `lo`, ARPHRD_ETHER for a link.
+fn link_type(i: &IfaceInfo) -> u16 {
+    if i.mac.is_some() {
+        ARPHRD_ETHER
+    } else {
+        ARPHRD_LOOPBACK
+    }
+}
+
+fn link_flags(i: &IfaceInfo) -> u32 {
+    if i.mac.is_some() {
+        ETHER_FLAGS
+    } else {
+        LO_FLAGS
+    }
+}
+
+/// IF_OPER_UP for a link, IF_OPER_UNKNOWN for `lo` (as Linux has it).
+fn oper_state(i: &IfaceInfo) -> u8 {
+    if i.mac.is_some() {
+        6
+    } else {
+        0
+    }
+}
+
 /// What inet6_fill_ifinfo says of `i` for an AF_INET6 link dump.
 fn inet6_link_body(i: &IfaceInfo) -> Vec<u8> {
     let mut b = Vec::with_capacity(128);
     b.extend_from_slice(&[AF_INET6, 0]);
-    b.extend_from_slice(&ARPHRD_LOOPBACK.to_ne_bytes());
+    b.extend_from_slice(&link_type(i).to_ne_bytes());
     b.extend_from_slice(&(i.index as i32).to_ne_bytes());
-    b.extend_from_slice(&LO_FLAGS.to_ne_bytes());
+    b.extend_from_slice(&link_flags(i).to_ne_bytes());
     b.extend_from_slice(&0u32.to_ne_bytes());
     let mut name = i.name.as_bytes().to_vec();
     name.push(0);
     put(&mut b, IFLA_IFNAME, &name);
-    put(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
+    put(&mut b, 1, &i.mac.unwrap_or_default()); // IFLA_ADDRESS
     put_u32(&mut b, 4, i.mtu); // IFLA_MTU
-    put(&mut b, 16, &[0]); // IFLA_OPERSTATE
+    put(&mut b, 16, &[oper_state(i)]); // IFLA_OPERSTATE
     let mut info = Vec::new();
     put_u32(&mut info, 1, IF_READY); // IFLA_INET6_FLAGS
     put(&mut info, 8, &[0]); // IFLA_INET6_ADDR_GEN_MODE
@@ -897,13 +930,22 @@ fn addr_bodies(i: &IfaceInfo, family: u8) -> Vec<Vec<u8>> {
         if family != AF_UNSPEC && family != fam {
             continue;
         }
-        let mut b = vec![fam, plen, IFA_F_PERMANENT as u8, RT_SCOPE_HOST];
+        let scope = match a {
+            _ if i.mac.is_none() => RT_SCOPE_HOST,
+            std::net::IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => RT_SCOPE_LINK,
+            _ => RT_SCOPE_UNIVERSE,
+        };
+        let mut b = vec![fam, plen, IFA_F_PERMANENT as u8, scope];
         b.extend_from_slice(&i.index.to_ne_bytes());
         // Permanent addresses made when the sandbox (and its uptime) began.
         let cache: Vec<u8> = [u32::MAX, u32::MAX, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
         put(&mut b, 1, &bytes); // IFA_ADDRESS
         if fam == AF_INET {
             put(&mut b, 2, &bytes); // IFA_LOCAL
+            if i.mac.is_some() && plen < 31 {
+                let bits = u32::from_be_bytes(bytes[..4].try_into().expect("four bytes"));
+                put(&mut b, 4, &(bits | (u32::MAX >> plen)).to_be_bytes()); // IFA_BROADCAST
+            }
             let mut label = i.name.as_bytes().to_vec();
             label.push(0);
             put(&mut b, 3, &label); // IFA_LABEL
@@ -912,16 +954,20 @@ fn addr_bodies(i: &IfaceInfo, family: u8) -> Vec<Vec<u8>> {
         } else {
             put(&mut b, 6, &cache);
             put_u32(&mut b, 8, IFA_F_PERMANENT);
-            put(&mut b, 11, &[1]); // IFA_PROTO: IFAPROT_KERNEL_LO
+            if i.mac.is_none() {
+                put(&mut b, 11, &[1]); // IFA_PROTO: IFAPROT_KERNEL_LO
+            }
         }
         out.push(b);
     }
     out
 }
 
-/// RTM_NEWROUTE bodies: what Linux puts in its local table for the loopback
-/// addresses (its main table stays empty), IPv4 first, in its dump order.
+/// RTM_NEWROUTE bodies: the main table (the routes the namespace had
+/// through its links), then what Linux puts in its local table for each
+/// address, IPv4 first, in its dump order.
 fn route_bodies(ifaces: &[IfaceInfo], family: u8) -> Vec<Vec<u8>> {
+    let mut out = main_route_bodies(ifaces, family);
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for i in ifaces {
@@ -930,7 +976,8 @@ fn route_bodies(ifaces: &[IfaceInfo], family: u8) -> Vec<Vec<u8>> {
                 std::net::IpAddr::V4(ip) => {
                     let bits = u32::from(ip);
                     let mask = if plen == 0 { 0 } else { u32::MAX << (32 - u32::from(plen.min(32))) };
-                    if plen < 32 {
+                    // Only on loopback is the whole prefix local (127.0.0.0/8).
+                    if plen < 32 && i.mac.is_none() {
                         v4.push((bits & mask, plen, RT_SCOPE_HOST, RTN_LOCAL, ip, i.index));
                     }
                     v4.push((bits, 32, RT_SCOPE_HOST, RTN_LOCAL, ip, i.index));
@@ -943,7 +990,6 @@ fn route_bodies(ifaces: &[IfaceInfo], family: u8) -> Vec<Vec<u8>> {
         }
     }
     v4.sort_by_key(|r| (r.0, r.1));
-    let mut out = Vec::new();
     if family == AF_UNSPEC || family == AF_INET {
         for (dst, plen, scope, ty, src, oif) in v4 {
             let mut b = vec![AF_INET, plen, 0, 0, RT_TABLE_LOCAL, RTPROT_KERNEL, scope, ty, 0, 0, 0, 0];
@@ -970,6 +1016,61 @@ fn route_bodies(ifaces: &[IfaceInfo], family: u8) -> Vec<Vec<u8>> {
     out
 }
 
+/// The main table's routes: each link's routes as the namespace had them
+/// (the prefix route of an address is the kernel's, with that address as
+/// its source).
+fn main_route_bodies(ifaces: &[IfaceInfo], family: u8) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for want in [AF_INET, AF_INET6] {
+        if family != AF_UNSPEC && family != want {
+            continue;
+        }
+        for i in ifaces {
+            for r in &i.routes {
+                let (fam, dst) = match r.dst {
+                    std::net::IpAddr::V4(v) => (AF_INET, v.octets().to_vec()),
+                    std::net::IpAddr::V6(v) => (AF_INET6, v.octets().to_vec()),
+                };
+                if fam != want {
+                    continue;
+                }
+                let src = i.addrs.iter().find(|&&(a, plen)| plen == r.prefix && same_prefix(a, r.dst, plen));
+                let (proto, scope) = match (r.gateway, src) {
+                    (None, Some(_)) => (RTPROT_KERNEL, RT_SCOPE_LINK),
+                    (None, None) => (RTPROT_BOOT, RT_SCOPE_LINK),
+                    (Some(_), _) => (RTPROT_BOOT, RT_SCOPE_UNIVERSE),
+                };
+                let mut b = vec![fam, r.prefix, 0, 0, RT_TABLE_MAIN, proto, scope, RTN_UNICAST, 0, 0, 0, 0];
+                put_u32(&mut b, 15, u32::from(RT_TABLE_MAIN)); // RTA_TABLE
+                if r.prefix > 0 {
+                    put(&mut b, 1, &dst); // RTA_DST
+                }
+                if let (None, Some((std::net::IpAddr::V4(a), _))) = (r.gateway, src) {
+                    put(&mut b, 7, &a.octets()); // RTA_PREFSRC
+                }
+                match r.gateway {
+                    Some(std::net::IpAddr::V4(g)) => put(&mut b, 5, &g.octets()), // RTA_GATEWAY
+                    Some(std::net::IpAddr::V6(g)) => put(&mut b, 5, &g.octets()),
+                    None => {}
+                }
+                put_u32(&mut b, 4, i.index); // RTA_OIF
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `a` and `b` agree in their first `plen` bits.
+fn same_prefix(a: std::net::IpAddr, b: std::net::IpAddr, plen: u8) -> bool {
+    let bits = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+        std::net::IpAddr::V6(v) => u128::from(v),
+    };
+    let mask = if plen == 0 { 0 } else { u128::MAX << (128 - u32::from(plen.min(128))) };
+    a.is_ipv4() == b.is_ipv4() && bits(a) & mask == bits(b) & mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -983,8 +1084,10 @@ mod tests {
             cap_ack: false,
             ifaces: vec![IfaceInfo {
                 index: 1,
-                name: "lo",
+                name: "lo".into(),
                 mtu: 65536,
+                mac: None,
+                routes: Vec::new(),
                 addrs: vec![(IpAddr::V4(Ipv4Addr::LOCALHOST), 8), (IpAddr::V6(Ipv6Addr::LOCALHOST), 128)],
             }],
         }

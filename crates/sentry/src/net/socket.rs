@@ -22,12 +22,11 @@ use abi::net::{
 use abi::time::Timeval;
 use abi::tty::FIONREAD;
 use abi::{AsBytes, Errno, FromBytes};
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State as TcpState;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::addr::{self, Endpoint, Family, Ip};
-use super::{PortUse, Proto, Stack, MAX_BACKLOG};
+use super::{Handle, PortUse, Proto, Stack, LO, MAX_BACKLOG};
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -91,12 +90,12 @@ enum Conn {
     /// Listening: `pool` holds listening smoltcp sockets and the connections
     /// they took that wait for accept, at most `backlog` in all.
     Listening {
-        pool: VecDeque<SocketHandle>,
+        pool: VecDeque<Handle>,
         backlog: usize,
     },
-    Connecting(SocketHandle),
+    Connecting(Handle),
     Connected {
-        h: SocketHandle,
+        h: Handle,
         peer: Endpoint,
     },
     /// A TCP connection that ended (refused, reset): the smoltcp socket is gone.
@@ -104,7 +103,7 @@ enum Conn {
         peer: Option<Endpoint>,
     },
     Udp {
-        h: SocketHandle,
+        h: Handle,
         peer: Option<Endpoint>,
     },
 }
@@ -206,7 +205,7 @@ impl InetSocket {
         if ip.is_v4() && self.family == Family::V6 && v6only {
             return Err(errno!(EINVAL));
         }
-        if ip.is_unspecified() || ip == ip.loopback_of() {
+        if ip.is_unspecified() || self.stack.with(|i| i.is_local(ip)) {
             Ok(())
         } else {
             Err(errno!(EADDRNOTAVAIL))
@@ -276,29 +275,16 @@ impl InetSocket {
         Ok(l)
     }
 
-    /// The smoltcp listen endpoint for a local binding: the unspecified address
-    /// means this stack's one address of the family (both, for a dual-stack
-    /// AF_INET6 socket).
-    fn listen_endpoint(&self, l: Endpoint, v6only: bool) -> IpListenEndpoint {
-        let addr = if !l.ip.is_unspecified() {
-            Some(l.ip.into())
-        } else if self.family == Family::V4 || v6only {
-            Some(l.ip.loopback_of().into())
-        } else {
-            None
-        };
-        IpListenEndpoint { addr, port: l.port }
-    }
-
-    fn udp_open(&self, st: &mut State) -> SysResult<SocketHandle> {
+    /// UDP moves on loopback only for now (issue 12): its socket is `lo`'s.
+    fn udp_open(&self, st: &mut State) -> SysResult<Handle> {
         if let Conn::Udp { h, .. } = st.conn {
             return Ok(h);
         }
         let l = self.autobind(st)?;
-        let ep = self.listen_endpoint(l, st.opts.v6only);
-        let wq = self.wq.clone();
-        let h = self.stack.with(|i| -> SysResult<SocketHandle> {
-            let h = i.new_udp(&wq)?;
+        let (wq, family, v6only) = (self.wq.clone(), self.family, st.opts.v6only);
+        let h = self.stack.with(|i| -> SysResult<Handle> {
+            let ep = i.listen_endpoint(LO, l, family, v6only);
+            let h = i.new_udp(LO, &wq)?;
             if i.udp(h).bind(ep).is_err() {
                 i.free(h);
                 return Err(errno!(EINVAL));
@@ -333,28 +319,33 @@ impl InetSocket {
 
     /// Tops the listener's pool up to its backlog with listening sockets, and
     /// puts back to listening those whose handshake failed.
+    /// Each interface the binding covers has its own listening sockets, up to
+    /// the backlog: a wildcard listener takes connections on `lo` and on the links.
     fn refill(&self, st: &mut State) -> SysResult<()> {
         let (Some(l), v6only, nodelay) = (st.local, st.opts.v6only, st.opts.nodelay) else {
             return Err(errno!(EINVAL));
         };
-        let ep = self.listen_endpoint(l, v6only);
         let Conn::Listening { pool, backlog } = &mut st.conn else { return Ok(()) };
-        let wq = self.wq.clone();
+        let (wq, family) = (self.wq.clone(), self.family);
         self.stack.with(|i| {
-            for &h in pool.iter() {
-                let s = i.tcp(h);
-                if s.state() == TcpState::Closed {
-                    // Listening on an endpoint that listened before cannot fail.
-                    let _ = s.listen(ep);
+            let bound = (!l.ip.is_unspecified()).then_some(l.ip);
+            for net in i.nets_for_bind(bound, family, v6only) {
+                let ep = i.listen_endpoint(net, l, family, v6only);
+                for &h in pool.iter().filter(|h| h.net == net) {
+                    let s = i.tcp(h);
+                    if s.state() == TcpState::Closed {
+                        // Listening on an endpoint that listened before cannot fail.
+                        let _ = s.listen(ep);
+                    }
                 }
-            }
-            while pool.len() < *backlog {
-                let Ok(h) = i.new_tcp(&wq, nodelay) else { break };
-                if i.tcp(h).listen(ep).is_err() {
-                    i.free(h);
-                    break;
+                while pool.iter().filter(|h| h.net == net).count() < *backlog {
+                    let Ok(h) = i.new_tcp(net, &wq, nodelay) else { break };
+                    if i.tcp(h).listen(ep).is_err() {
+                        i.free(h);
+                        break;
+                    }
+                    pool.push_back(h);
                 }
-                pool.push_back(h);
             }
         });
         if pool.is_empty() {
@@ -409,8 +400,11 @@ impl InetSocket {
             addr::Parsed::Unspec => return self.disconnect(&mut st),
             addr::Parsed::Addr(e) => e,
         };
-        let remote = self.route(&st, e)?;
+        let (remote, net) = self.route(&st, e)?;
         if self.proto == Proto::Udp {
+            if net != LO {
+                return Err(errno!(ENETUNREACH));
+            }
             self.udp_open(&mut st)?;
             if let Conn::Udp { peer, .. } = &mut st.conn {
                 *peer = Some(remote);
@@ -436,16 +430,20 @@ impl InetSocket {
             };
         }
         let local = IpListenEndpoint { addr: (!l.ip.is_unspecified()).then(|| l.ip.into()), port: l.port };
-        let (wq, nodelay, keepalive) = (self.wq.clone(), st.opts.nodelay, st.opts.keepalive);
-        let h = self.stack.with(|i| -> SysResult<SocketHandle> {
-            let h = i.new_tcp(&wq, nodelay)?;
+        let (wq, nodelay, keepalive, family, v6only) =
+            (self.wq.clone(), st.opts.nodelay, st.opts.keepalive, self.family, st.opts.v6only);
+        let h = self.stack.with(|i| -> SysResult<Handle> {
+            // A socket bound to an address of another interface cannot reach this one.
+            if local.addr.is_some() && !i.nets_for_bind(Some(l.ip), family, v6only).contains(&net) {
+                return Err(errno!(ENETUNREACH));
+            }
+            let h = i.new_tcp(net, &wq, nodelay)?;
             if keepalive {
                 i.tcp(h).set_keep_alive(Some(smoltcp::time::Duration::from_secs(7200)));
             }
-            let cx = i.iface.context();
-            if i.sockets.get_mut::<smoltcp::socket::tcp::Socket>(h).connect(cx, remote, local).is_err() {
+            if let Err(e) = i.connect_tcp(h, remote, local) {
                 i.free(h);
-                return Err(errno!(EADDRNOTAVAIL));
+                return Err(e);
             }
             Ok(h)
         })?;
@@ -473,10 +471,9 @@ impl InetSocket {
         }
     }
 
-    /// The remote endpoint for a destination, or why it cannot be reached: the
-    /// unspecified address means this host, as on Linux; only the loopback
-    /// addresses exist.
-    fn route(&self, st: &State, e: Endpoint) -> SysResult<Endpoint> {
+    /// The remote endpoint for a destination and the interface it is reached
+    /// by, or why it cannot be: the unspecified address means this host, as on Linux.
+    fn route(&self, st: &State, e: Endpoint) -> SysResult<(Endpoint, usize)> {
         let ip = if e.ip.is_unspecified() { e.ip.loopback_of() } else { e.ip };
         if ip.is_v4() && self.family == Family::V6 && st.opts.v6only {
             return Err(errno!(ENETUNREACH));
@@ -486,10 +483,8 @@ impl InetSocket {
                 return Err(errno!(EAFNOSUPPORT));
             }
         }
-        if ip != ip.loopback_of() {
-            return Err(errno!(ENETUNREACH));
-        }
-        Ok(Endpoint { ip, port: e.port })
+        let net = self.stack.with(|i| i.net_for(ip)).ok_or(errno!(ENETUNREACH))?;
+        Ok((Endpoint { ip, port: e.port }, net))
     }
 
     fn disconnect(&self, st: &mut State) -> SysResult<Connect> {
@@ -523,7 +518,9 @@ impl InetSocket {
         match (&st.conn, state) {
             (Conn::Connecting(_), TcpState::SynSent | TcpState::SynReceived) => {}
             (Conn::Connecting(_), TcpState::Closed) => {
-                st.error = Some(errno!(ECONNREFUSED));
+                // Refused (a reset), unless a connect over a link timed out.
+                let why = self.stack.with(|i| i.take_connect_error(h));
+                st.error = Some(why.unwrap_or(errno!(ECONNREFUSED)));
                 self.end(st, h, None);
             }
             (Conn::Connecting(_), _) => {
@@ -547,7 +544,7 @@ impl InetSocket {
     }
 
     /// The connection is over: frees its smoltcp socket (the port stays held).
-    fn end(&self, st: &mut State, h: SocketHandle, peer: Option<Endpoint>) {
+    fn end(&self, st: &mut State, h: Handle, peer: Option<Endpoint>) {
         self.stack.with(|i| i.free(h));
         st.conn = Conn::Ended { peer };
         st.shut_rd = true;
@@ -615,7 +612,10 @@ impl InetSocket {
                 if e.port == 0 {
                     return Err(errno!(EINVAL));
                 }
-                self.route(&st, e)?
+                match self.route(&st, e)? {
+                    (dest, LO) => dest,
+                    _ => return Err(errno!(ENETUNREACH)),
+                }
             }
             _ => match st.conn {
                 Conn::Udp { peer: Some(p), .. } => p,

@@ -23,10 +23,13 @@ pub const SIOCGIFTXQLEN: u64 = 0x8942;
 const IFREQ: usize = 40;
 const IFNAMSIZ: usize = 16;
 const AF_INET: u16 = 2;
+const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 const IFF_UP: u16 = 0x1;
+const IFF_BROADCAST: u16 = 0x2;
 const IFF_LOOPBACK: u16 = 0x8;
 const IFF_RUNNING: u16 = 0x40;
+const IFF_MULTICAST: u16 = 0x1000;
 /// The queue length Linux gives a new interface.
 const TXQLEN: u32 = 1000;
 
@@ -79,14 +82,19 @@ pub fn ioctl(t: &mut CurrentTask, req: u64, arg: u64, inet4: bool) -> SysResult<
         SIOCGIFMTU => union[..4].copy_from_slice(&iface.mtu.to_ne_bytes()),
         SIOCGIFTXQLEN => union[..4].copy_from_slice(&TXQLEN.to_ne_bytes()),
         SIOCGIFFLAGS => {
-            let flags = IFF_UP | IFF_RUNNING | if loopback { IFF_LOOPBACK } else { 0 };
-            union[..2].copy_from_slice(&flags.to_ne_bytes());
+            let kind = if loopback { IFF_LOOPBACK } else { IFF_BROADCAST | IFF_MULTICAST };
+            union[..2].copy_from_slice(&(IFF_UP | IFF_RUNNING | kind).to_ne_bytes());
         }
         SIOCGIFHWADDR => {
-            // lo's hardware address is all zeros; other interfaces are not
-            // the stack's yet (issue 12).
+            // lo's hardware address is all zeros; a link's is its MAC.
             union.fill(0);
-            union[..2].copy_from_slice(&ARPHRD_LOOPBACK.to_ne_bytes());
+            match iface.mac {
+                Some(mac) => {
+                    union[..2].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
+                    union[2..8].copy_from_slice(&mac);
+                }
+                None => union[..2].copy_from_slice(&ARPHRD_LOOPBACK.to_ne_bytes()),
+            }
         }
         SIOCGIFADDR | SIOCGIFNETMASK => {
             let (addr, prefix) = first_v4(iface).ok_or(errno!(EADDRNOTAVAIL))?;

@@ -86,7 +86,8 @@ fn wait<T>(
     }
     let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
     match t.block_on(queues, deadline, op) {
-        Err(e) if e == Errno::ETIMEDOUT => Err(errno!(EAGAIN)),
+        // The deadline passed (a connection's own ETIMEDOUT stays what it is).
+        Err(e) if e == Errno::ETIMEDOUT && deadline.is_some_and(|d| Instant::now() >= d) => Err(errno!(EAGAIN)),
         Err(e) if e.as_restart() == Some(crate::Restart::Sys) && (timeout.is_some()) => Err(errno!(EINTR)),
         r => r,
     }

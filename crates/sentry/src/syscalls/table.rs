@@ -271,7 +271,7 @@ syscall_table! {
     INOTIFY_ADD_WATCH(fd: Fd, path: UserCStr, mask: u32) ok => fs::sys_inotify_add_watch;
     INOTIFY_RM_WATCH(fd: Fd, wd: i32) ok => fs::sys_inotify_rm_watch;
     // Sockets.
-    SOCKET(domain: i32, kind: i32, protocol: i32) partial("AF_UNIX; AF_INET and AF_INET6 TCP and UDP on the sandbox's own loopback stack (127.0.0.1, ::1); AF_NETLINK NETLINK_ROUTE (link, address and route dumps, RTM_GETLINK by index or name; changes EPERM or EOPNOTSUPP); no raw or ping sockets, no other netlink protocols, no other interfaces")
+    SOCKET(domain: i32, kind: i32, protocol: i32) partial("AF_UNIX; AF_INET and AF_INET6 TCP and UDP on the sandbox's own stack (127.0.0.1, ::1; TCP also over an OCI container's links, UDP not yet); AF_NETLINK NETLINK_ROUTE (link, address and route dumps, RTM_GETLINK by index or name; changes EPERM or EOPNOTSUPP); no raw or ping sockets, no other netlink protocols")
         => net::sys_socket;
     SOCKETPAIR(domain: i32, kind: i32, protocol: i32, sv: UserAddr) ok => net::sys_socketpair;
     BIND(fd: Fd, addr: UserAddr, addrlen: u32) ok => net::sys_bind;
