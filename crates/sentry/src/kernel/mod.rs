@@ -15,6 +15,7 @@ pub mod itimer;
 pub mod posix_timer;
 pub mod run;
 pub mod signal;
+pub mod sysv;
 pub mod task;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,8 @@ pub struct Kernel {
     pub exits: Mutex<BTreeMap<i32, i32>>,
     pub exits_cv: std::sync::Condvar,
     pub futexes: futex::Futexes,
+    /// System V message queues and semaphores (the sandbox is one IPC namespace).
+    pub sysv: sysv::Sysv,
     pub locks: crate::vfs::lock::LockTable,
     /// flock(2) locks, apart from POSIX ones as on Linux.
     pub flocks: crate::vfs::lock::LockTable,
