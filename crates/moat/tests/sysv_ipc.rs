@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::native::{differential, probe};
+use std::process::Command;
+
+use common::native::{differential, moat, probe, run};
 
 fn sysv(sections: &[&str]) {
     let bin = probe("sysv_ipc");
@@ -55,4 +57,23 @@ fn semtimedop_times_out_and_signals_interrupt() {
 #[test]
 fn hostile_sizes_ids_and_pointers_fail_as_on_linux() {
     sysv(&["hostile"]);
+}
+
+/// The sandbox-wide bounds are moat's own (Linux would let one app pin a
+/// billion semaphores and 512 MiB of messages), so this runs only under moat.
+#[test]
+fn sandbox_wide_bounds_hold_and_free_again() {
+    let bin = probe("sysv_ipc");
+    let out = run(Command::new("timeout").args(["60", moat(), "do", "--"]).arg(&bin).arg("bounds"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        (stdout.as_ref(), out.status.code()),
+        (
+            "bounds\n  sets of 32000: 32, then ENOSPC\n  after removal ok\n  fresh queue full: EAGAIN\n  \
+             queued between 60 and 64 MiB: 1\n  after freeing one queue ok\n  queues: 32000, then ENOSPC\n",
+            Some(0)
+        ),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -449,6 +449,60 @@ static void hostile(void) {
     printf("  rm %s %s\n", r, err(semctl(s, 0, IPC_RMID)));
 }
 
+// moat's sandbox-wide bounds (not Linux's, so not run natively): at most
+// 2^20 semaphores in all sets and 64 MiB queued in all queues.
+static void bounds(void) {
+    puts("bounds");
+    static int ids[40000];
+    int n = 0;
+    while (n < 40000 && (ids[n] = semget(IPC_PRIVATE, 32000, 0600)) >= 0) {
+        n++;
+    }
+    printf("  sets of 32000: %d, then %s\n", n, err(-1));
+    for (int i = 0; i < n; i++) {
+        semctl(ids[i], 0, IPC_RMID);
+    }
+    int s = semget(IPC_PRIVATE, 32000, 0600);
+    printf("  after removal %s\n", err(s));
+    semctl(s, 0, IPC_RMID);
+    char *buf = calloc(1, 8 + 8192);
+    *(long *)buf = 1;
+    long total = 0;
+    n = 0;
+    for (;;) {
+        int q = msgget(IPC_PRIVATE, 0600);
+        if (q < 0) {
+            printf("  msgget %s\n", err(-1));
+            break;
+        }
+        ids[n++] = q;
+        int sent = 0;
+        while (msgsnd(q, buf, 8192, IPC_NOWAIT) == 0) {
+            sent++;
+        }
+        total += sent * 8192L;
+        if (sent == 0) {
+            printf("  fresh queue full: %s\n", err(-1));
+            break;
+        }
+    }
+    printf("  queued between 60 and 64 MiB: %d\n", total >= (60L << 20) && total <= (64L << 20));
+    msgctl(ids[0], IPC_RMID, NULL);
+    printf("  after freeing one queue %s\n", err(msgsnd(ids[n - 1], buf, 8192, IPC_NOWAIT)));
+    for (int i = 1; i < n; i++) {
+        msgctl(ids[i], IPC_RMID, NULL);
+    }
+    n = 0;
+    while (n < 40000 && (ids[n] = msgget(IPC_PRIVATE, 0600)) >= 0) {
+        n++;
+    }
+    printf("  queues: %d, then %s\n", n, err(-1));
+    for (int i = 0; i < n; i++) {
+        msgctl(ids[i], IPC_RMID, NULL);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     static const struct {
@@ -457,10 +511,10 @@ int main(int argc, char **argv) {
     } sections[] = {
         {"msg", msg_basic}, {"keys", keys},         {"eidrm_msg", eidrm_msg}, {"prodcons", prodcons},
         {"sem", sem_basic}, {"undo", undo},         {"waitzero", waitzero},   {"timeout", timeout},
-        {"hostile", hostile},
+        {"hostile", hostile}, {"bounds", bounds},
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        int run = argc == 1;
+        int run = argc == 1 && sections[i].run != bounds;
         for (int a = 1; a < argc; a++) {
             run |= strcmp(argv[a], sections[i].name) == 0;
         }
