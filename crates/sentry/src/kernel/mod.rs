@@ -5,6 +5,8 @@
 //! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds`, `fs` and `creds` are leaf
 //! locks.
 //! Two groups' `state` locks nest parent before child.
+//! `Kernel::sysv`'s locks are taken before `mm` (msgrcv copies a message
+//! out while its queue is locked) and never with another kernel lock held.
 
 pub mod app_seccomp;
 pub mod current;

@@ -826,7 +826,6 @@ impl Sysv {
                 if let Some(sem) = o.body.sems.get_mut(num as usize) {
                     *sem = Sem { val: (sem.val + a).clamp(0, SEMVMX), pid };
                 }
-                o.body.otime = now();
             }
         }
         self.sem_wait.notify_all();
