@@ -240,6 +240,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             exits_cv: std::sync::Condvar::new(),
             max_tasks: cfg.max_tasks,
             futexes: Default::default(),
+            sysv: Default::default(),
             locks: Default::default(),
             flocks: Default::default(),
             inotify: Default::default(),

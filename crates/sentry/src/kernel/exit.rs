@@ -38,6 +38,7 @@ pub fn exit_thread(k: &Arc<Kernel>, task: &Arc<Task>) {
     }
     drop(files);
     k.locks.release(tg.pid as i64, None);
+    k.sysv.exit_process(tg.pid);
     tg.posix_timers.clear();
     tg.real_timer.set(Weak::new(), std::time::Duration::ZERO, std::time::Duration::ZERO);
     tg.set_mm(Arc::new(Mutex::new(MemoryManager::new(k.alloc.clone(), k.platform.layout()))));

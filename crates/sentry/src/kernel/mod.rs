@@ -5,6 +5,8 @@
 //! `Task::sig` → `ThreadGroup::sig`; `mm`, `fds`, `fs` and `creds` are leaf
 //! locks.
 //! Two groups' `state` locks nest parent before child.
+//! `Kernel::sysv`'s locks are taken before `mm` (msgrcv copies a message
+//! out while its queue is locked) and never with another kernel lock held.
 
 pub mod app_seccomp;
 pub mod current;
@@ -15,6 +17,7 @@ pub mod itimer;
 pub mod posix_timer;
 pub mod run;
 pub mod signal;
+pub mod sysv;
 pub mod task;
 
 use std::collections::BTreeMap;
@@ -90,6 +93,8 @@ pub struct Kernel {
     pub exits: Mutex<BTreeMap<i32, i32>>,
     pub exits_cv: std::sync::Condvar,
     pub futexes: futex::Futexes,
+    /// System V message queues and semaphores (the sandbox is one IPC namespace).
+    pub sysv: sysv::Sysv,
     pub locks: crate::vfs::lock::LockTable,
     /// flock(2) locks, apart from POSIX ones as on Linux.
     pub flocks: crate::vfs::lock::LockTable,

@@ -6,6 +6,7 @@ mod args;
 mod extra;
 mod fs;
 mod ifreq;
+mod ipc;
 mod mm;
 mod net;
 mod process;

@@ -22,7 +22,7 @@ use abi::time::{Timespec, Timeval};
 
 use super::args::{Fd, Mode, Show, SyscallArg, UserAddr, UserCStr, UserRef};
 use super::fs::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW};
-use super::{extra, fs, mm, net, process, signal, time, Args};
+use super::{extra, fs, ipc, mm, net, process, signal, time, Args};
 use crate::kernel::CurrentTask;
 use crate::SysResult;
 
@@ -411,6 +411,21 @@ syscall_table! {
     TKILL(tid: i32, sig: i32) ok => |t, tid, sig| signal::sys_tgkill(t, -1, tid, sig);
     TGKILL(tgid: i32, tid: i32, sig: i32) ok => signal::sys_tgkill;
     PAUSE() ok => signal::sys_pause;
+    // System V IPC (the sandbox is one IPC namespace).
+    MSGGET(key: i32, msgflg: i32) ok => ipc::sys_msgget;
+    MSGSND(msqid: i32, msgp: UserAddr, msgsz: usize, msgflg: i32)
+        partial("past 64 MiB queued in the whole sandbox a send waits (or EAGAIN) as on a full queue")
+        => ipc::sys_msgsnd;
+    MSGRCV(msqid: i32, msgp: UserAddr, msgsz: usize, msgtyp: i64, msgflg: i32)
+        partial("a message that cannot be copied out (EFAULT) stays queued; Linux drops it")
+        => ipc::sys_msgrcv;
+    MSGCTL(msqid: i32, cmd: i32, buf: UserAddr) ok => ipc::sys_msgctl;
+    SEMGET(key: i32, nsems: i32, semflg: i32)
+        partial("the sandbox holds at most 1,048,576 semaphores in all sets (Linux's SEMMNS allows about 10⁹)")
+        => ipc::sys_semget;
+    SEMOP(semid: i32, sops: UserAddr, nsops: usize) ok => |t, i, s, n| ipc::sys_semtimedop(t, i, s, n, UserAddr(0));
+    SEMTIMEDOP(semid: i32, sops: UserAddr, nsops: usize, timeout: UserAddr) ok => ipc::sys_semtimedop;
+    SEMCTL(semid: i32, semnum: i32, cmd: i32, arg: u64) ok => ipc::sys_semctl;
     // Time.
     CLOCK_GETTIME(clockid: i32, tp: UserRef<Timespec>) ok => time::sys_clock_gettime;
     CLOCK_GETRES(clockid: i32, res: UserRef<Timespec>) ok => time::sys_clock_getres;

@@ -1578,6 +1578,7 @@ mod tests {
                     exits_cv: std::sync::Condvar::new(),
                     max_tasks: None,
                     futexes: Default::default(),
+                    sysv: Default::default(),
                     locks: Default::default(),
                     flocks: Default::default(),
                     inotify: Default::default(),
