@@ -680,9 +680,11 @@ fn bridge_network(d: &Daemon) -> Result<(), String> {
     }
 }
 
-/// While `name` runs: its eth0, with the address Docker gave it, is in the
-/// network namespace of its pid, which is not the host's; the host has
-/// only the veth's other end, on the bridge, more than `before`.
+/// While `name` runs: its pid is in a network namespace of its own, where
+/// Docker put eth0; the Sentry has taken eth0's address (the host kernel no
+/// longer holds it) and answers for it: the container sees it, and fetches
+/// from an HTTP server the test runs on the bridge's own address. The host
+/// has only the veth's other end, on the bridge, more than `before`.
 fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(), String> {
     let pid = d.inspect(name, "{{.State.Pid}}");
     let address = d.inspect(name, "{{.NetworkSettings.IPAddress}}");
@@ -692,19 +694,17 @@ fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(),
     if theirs == ours {
         return Err(format!("{name}'s pid {pid} is in the host's network namespace {ours:?}"));
     }
-    let inside = Command::new("nsenter")
-        .arg(format!("--net={netns}"))
-        .args(["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
-        .output()
-        .map_err(|e| format!("cannot run nsenter: {e}"))?;
-    let inside_text = String::from_utf8_lossy(&inside.stdout);
-    if !inside.status.success() || address.is_empty() || !inside_text.contains(&format!(" {address}/")) {
-        return Err(format!(
-            "want eth0 with {name}'s address {address:?} in {netns}; `ip addr show dev eth0` there: {}{}",
-            inside_text.trim(),
-            String::from_utf8_lossy(&inside.stderr).trim()
-        ));
+    let seen = d.docker(&["exec", name, "ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    if address.is_empty() || !seen.stdout.contains(&format!(" {address}/")) {
+        return Err(format!("want eth0 with {name}'s address {address:?} inside the container\n{}", seen.describe()));
     }
+    let server = HttpServer::start(&d.bridge.gateway)?;
+    let url = format!("http://{}:{}/hello.txt", d.bridge.gateway, server.port);
+    let fetched = d.docker(&["exec", name, "wget", "-q", "-O", "-", &url]);
+    if fetched.stdout != HELLO {
+        return Err(format!("want {url} fetched through the Sentry's stack\n{}", fetched.describe()));
+    }
+    drop(server);
     let during = HostNetwork::now().without_ports_of(&d.bridge.name);
     if during != *before {
         return Err(format!(
@@ -714,4 +714,43 @@ fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(),
         ));
     }
     Ok(())
+}
+
+const HELLO: &str = "hello over the bridge\n";
+
+/// `python3 -m http.server` on the bridge's address (the test's own bridge:
+/// nothing leaves the machine), serving hello.txt; killed when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: common::TempDir,
+}
+
+impl HttpServer {
+    fn start(address: &str) -> Result<HttpServer, String> {
+        let dir = common::TempDir::new("http");
+        fs::write(dir.path().join("hello.txt"), HELLO).map_err(|e| format!("cannot write hello.txt: {e}"))?;
+        let port = 20000 + (std::process::id() % 20000) as u16;
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "http.server", "--bind", address, "--directory"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start python3 -m http.server: {e}"))?;
+        let server = HttpServer { child, port, _dir: dir };
+        let up = eventually(Duration::from_secs(10), || std::net::TcpStream::connect((address, port)).is_ok());
+        if !up {
+            return Err(format!("python3 -m http.server on {address}:{port} did not come up"));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

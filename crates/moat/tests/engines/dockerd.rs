@@ -457,6 +457,8 @@ pub fn shell_words(args: &[&str]) -> String {
 /// 198.18.0.0/15 that no host route covers, and deleted when dropped.
 pub struct Bridge {
     pub name: String,
+    /// Its address, the containers' gateway (198.18.N.1).
+    pub gateway: String,
 }
 
 impl Bridge {
@@ -474,7 +476,7 @@ impl Bridge {
             },
         );
         let (tag, subnet) = free.expect("fixture: no free bridge name and 198.18.N.0/24 subnet for dockerd");
-        let bridge = Bridge { name: format!("moatbr{tag:04x}") };
+        let bridge = Bridge { name: format!("moatbr{tag:04x}"), gateway: format!("198.18.{subnet}.1") };
         // A MAC of its own (locally administered): else the bridge takes
         // its lowest port's, and changes with the veths Docker plugs in.
         let mac = format!("02:6d:6f:61:{:02x}:{:02x}", tag >> 8, tag & 0xff);
