@@ -5,32 +5,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::native::{moat, run};
+use common::native::differential_in_netns;
 
 /// Runs `script` with Debian's python3 natively and under moat; compares stdout
 /// and status, and checks the Sentry did not panic.
 fn differential_py(script: &str) {
-    let native = run(Command::new("timeout").args([
-        "120",
-        "unshare",
-        "-n",
-        "sh",
-        "-c",
-        "ip link set lo up && exec /usr/bin/python3 -c \"$0\"",
-        script,
-    ]));
-    let sandboxed = run(Command::new("timeout").args(["120", moat(), "do", "--", "/usr/bin/python3", "-c", script]));
-    assert!(native.status.success(), "native run failed: {native:?}");
-    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
-    let stderr = String::from_utf8_lossy(&sandboxed.stderr);
-    assert_eq!(
-        (String::from_utf8_lossy(&native.stdout), native.status.code()),
-        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
-        "moat differs from native; moat stderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "the Sentry panicked:\n{stderr}");
+    differential_in_netns("/usr/bin/python3", &["-c", script]);
 }
 
 /// `python3 -m http.server` on 127.0.0.1, fetched with urllib in the same sandbox.

@@ -60,3 +60,22 @@ pub fn probe_with(name: &str, cflags: &[&str]) -> PathBuf {
 pub fn probe(name: &str) -> PathBuf {
     probe_with(name, &[])
 }
+
+/// Runs `program args` natively in a network namespace of its own with only
+/// `lo` up (as `moat do`'s default network is) and under `moat do`;
+/// compares stdout and status, and checks the Sentry did not panic.
+pub fn differential_in_netns(program: &str, args: &[&str]) {
+    let native = run(Command::new("timeout")
+        .args(["120", "unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh", program])
+        .args(args));
+    let sandboxed = run(Command::new("timeout").args(["120", moat(), "do", "--", program]).args(args));
+    assert!(native.status.success(), "native run failed: {native:?}");
+    assert!(!native.stdout.is_empty(), "native run printed nothing; the case is broken");
+    let stderr = String::from_utf8_lossy(&sandboxed.stderr);
+    assert_eq!(
+        (String::from_utf8_lossy(&native.stdout), native.status.code()),
+        (String::from_utf8_lossy(&sandboxed.stdout), sandboxed.status.code()),
+        "moat differs from native; moat stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "the Sentry panicked:\n{stderr}");
+}

@@ -853,3 +853,28 @@ pub fn install(id: usize, stack: &Arc<Stack>) {
 pub fn stack_of(id: usize) -> Option<Arc<Stack>> {
     STACKS.lock().unwrap_or_else(|e| e.into_inner()).get(&id).and_then(Weak::upgrade)
 }
+
+/// SO_RCVTIMEO/SO_SNDTIMEO as getsockopt shows them: a `struct timeval`
+/// (zero for none). One form for every socket family.
+pub fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
+    use abi::AsBytes;
+    let d = d.unwrap_or_default();
+    abi::time::Timeval { sec: d.as_secs() as i64, usec: i64::from(d.subsec_micros()) }.as_bytes().to_vec()
+}
+
+/// A timeval socket timeout as setsockopt takes it: zero means none; a
+/// negative one returns at once; microseconds out of range are EDOM.
+pub fn read_timeout(val: &[u8]) -> SysResult<Option<Duration>> {
+    use abi::FromBytes;
+    let abi::time::Timeval { sec, usec } = abi::time::Timeval::read_from_prefix(val).ok_or(errno!(EINVAL))?;
+    if !(0..1_000_000).contains(&usec) {
+        return Err(errno!(EDOM));
+    }
+    if sec < 0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    if sec == 0 && usec == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::new(sec as u64, usec as u32 * 1000)))
+}

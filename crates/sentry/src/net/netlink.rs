@@ -20,10 +20,9 @@ use abi::net::{
     SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO_NEW,
     SO_SNDTIMEO_OLD, SO_TYPE,
 };
-use abi::time::Timeval;
 use abi::{AsBytes, Errno, FromBytes};
 
-use super::{IfaceInfo, Stack};
+use super::{read_timeout, timeval_bytes, IfaceInfo, Stack};
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -530,26 +529,6 @@ fn pseudo_random() -> u32 {
     t ^ std::process::id().rotate_left(16)
 }
 
-fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
-    let d = d.unwrap_or_default();
-    Timeval { sec: d.as_secs() as i64, usec: i64::from(d.subsec_micros()) }.as_bytes().to_vec()
-}
-
-/// A timeval socket timeout: zero means none; a negative one returns at once.
-fn read_timeout(val: &[u8]) -> SysResult<Option<Duration>> {
-    let Timeval { sec, usec } = Timeval::read_from_prefix(val).ok_or(errno!(EINVAL))?;
-    if !(0..1_000_000).contains(&usec) {
-        return Err(errno!(EDOM));
-    }
-    if sec < 0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    if sec == 0 && usec == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Duration::new(sec as u64, usec as u32 * 1000)))
-}
-
 impl FileOps for NetlinkSocket {
     fn read(&self, _f: &OpenFile, dst: &mut dyn IoDst, _off: u64) -> SysResult<usize> {
         let len = dst.space();
@@ -819,11 +798,10 @@ fn put_u32(out: &mut Vec<u8>, ty: u16, v: u32) {
     put(out, ty, &v.to_ne_bytes());
 }
 
-/// An RTM_NEWLINK body for `i`, with the attributes Linux gives `lo` (its
-/// counters are zero: the loopback device does not count packets).
-fn link_body(i: &IfaceInfo) -> Vec<u8> {
-    let mut b = Vec::with_capacity(1024);
-    b.extend_from_slice(&[AF_UNSPEC, 0]);
+/// The `struct ifinfomsg` of `i` for a dump of `family`, and its IFLA_IFNAME.
+fn link_head(i: &IfaceInfo, family: u8, capacity: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(capacity);
+    b.extend_from_slice(&[family, 0]);
     b.extend_from_slice(&link_type(i).to_ne_bytes());
     b.extend_from_slice(&(i.index as i32).to_ne_bytes());
     b.extend_from_slice(&link_flags(i).to_ne_bytes());
@@ -831,6 +809,13 @@ fn link_body(i: &IfaceInfo) -> Vec<u8> {
     let mut name = i.name.as_bytes().to_vec();
     name.push(0);
     put(&mut b, IFLA_IFNAME, &name);
+    b
+}
+
+/// An RTM_NEWLINK body for `i`, with the attributes Linux gives `lo` (its
+/// counters are zero: the loopback device does not count packets).
+fn link_body(i: &IfaceInfo) -> Vec<u8> {
+    let mut b = link_head(i, AF_UNSPEC, 1024);
     put_u32(&mut b, 13, 1000); // IFLA_TXQLEN
     put(&mut b, 16, &[oper_state(i)]); // IFLA_OPERSTATE
     put(&mut b, 17, &[0]); // IFLA_LINKMODE
@@ -900,15 +885,7 @@ fn oper_state(i: &IfaceInfo) -> u8 {
 
 /// What inet6_fill_ifinfo says of `i` for an AF_INET6 link dump.
 fn inet6_link_body(i: &IfaceInfo) -> Vec<u8> {
-    let mut b = Vec::with_capacity(128);
-    b.extend_from_slice(&[AF_INET6, 0]);
-    b.extend_from_slice(&link_type(i).to_ne_bytes());
-    b.extend_from_slice(&(i.index as i32).to_ne_bytes());
-    b.extend_from_slice(&link_flags(i).to_ne_bytes());
-    b.extend_from_slice(&0u32.to_ne_bytes());
-    let mut name = i.name.as_bytes().to_vec();
-    name.push(0);
-    put(&mut b, IFLA_IFNAME, &name);
+    let mut b = link_head(i, AF_INET6, 128);
     put(&mut b, 1, &i.mac.unwrap_or_default()); // IFLA_ADDRESS
     put_u32(&mut b, 4, i.mtu); // IFLA_MTU
     put(&mut b, 16, &[oper_state(i)]); // IFLA_OPERSTATE

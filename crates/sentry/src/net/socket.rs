@@ -19,14 +19,13 @@ use abi::net::{
     SO_RCVBUFFORCE, SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDBUFFORCE,
     SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
 };
-use abi::time::Timeval;
 use abi::tty::FIONREAD;
 use abi::{AsBytes, Errno, FromBytes};
 use smoltcp::socket::tcp::State as TcpState;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::addr::{self, Endpoint, Family, Ip};
-use super::{Handle, PortUse, Proto, Stack, LO, MAX_BACKLOG};
+use super::{read_timeout, timeval_bytes, Handle, PortUse, Proto, Stack, LO, MAX_BACKLOG};
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -1058,26 +1057,6 @@ fn stored_default(proto: Proto, family: Family, key: (i32, i32)) -> Option<i32> 
         (IPPROTO_IP, IP_TOS) if family == Family::V4 => Some(0),
         _ => None,
     }
-}
-
-fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
-    let d = d.unwrap_or_default();
-    Timeval { sec: d.as_secs() as i64, usec: i64::from(d.subsec_micros()) }.as_bytes().to_vec()
-}
-
-/// A timeval socket timeout: zero means none; a negative one returns at once.
-fn read_timeout(val: &[u8]) -> SysResult<Option<Duration>> {
-    let Timeval { sec, usec } = Timeval::read_from_prefix(val).ok_or(errno!(EINVAL))?;
-    if !(0..1_000_000).contains(&usec) {
-        return Err(errno!(EDOM));
-    }
-    if sec < 0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    if sec == 0 && usec == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Duration::new(sec as u64, usec as u32 * 1000)))
 }
 
 impl FileOps for InetSocket {

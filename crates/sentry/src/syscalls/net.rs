@@ -625,41 +625,19 @@ pub fn sys_sendmsg(t: &mut CurrentTask, fd: i32, msg: u64, flags: u32) -> SysRes
 }
 
 pub fn sys_sendmmsg(t: &mut CurrentTask, fd: i32, vec: u64, vlen: u32, flags: u32) -> SysResult<u64> {
-    if let Some((_f, s)) = netlink_file(t, fd)? {
-        let mut done = 0u64;
-        for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
-            let entry = vec.wrapping_add(i * MMSGHDR_LEN);
-            match netlink_sendmsg_one(t, &s, entry) {
-                Ok(n) => {
-                    t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
-                    done += 1;
-                }
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        return Ok(done);
-    }
-    if let Some((f, s)) = inet_file(t, fd)? {
-        let mut done = 0u64;
-        for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
-            let entry = vec.wrapping_add(i * MMSGHDR_LEN);
-            match inet_sendmsg_one(t, &f, &s, entry, flags) {
-                Ok(n) => {
-                    t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
-                    done += 1;
-                }
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        return Ok(done);
-    }
-    let (f, ep) = socket_file(t, fd)?;
+    let inet = inet_file(t, fd)?;
+    let nl = if inet.is_none() { netlink_file(t, fd)? } else { None };
+    let unix = if inet.is_none() && nl.is_none() { Some(socket_file(t, fd)?) } else { None };
+    let one = |t: &mut CurrentTask, entry: u64| match (&inet, &nl, &unix) {
+        (Some((f, s)), _, _) => inet_sendmsg_one(t, f, s, entry, flags),
+        (_, Some((_, s)), _) => netlink_sendmsg_one(t, s, entry),
+        (_, _, Some((f, ep))) => sendmsg_one(t, f, ep, entry, flags),
+        _ => Err(errno!(ENOTSOCK)),
+    };
     let mut done = 0u64;
     for i in 0..(vlen as u64).min(UIO_MAXIOV as u64) {
         let entry = vec.wrapping_add(i * MMSGHDR_LEN);
-        match sendmsg_one(t, &f, &ep, entry, flags) {
+        match one(t, entry) {
             Ok(n) => {
                 t.write_obj(entry.wrapping_add(offset_of!(MMsgHdr, len) as u64), &(n as u32))?;
                 done += 1;
@@ -914,37 +892,32 @@ fn stored_option_default(name: i32) -> Option<i32> {
     }
 }
 
-fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
-    let d = d.unwrap_or_default();
-    Timeval { sec: d.as_secs() as i64, usec: i64::from(d.subsec_micros()) }.as_bytes().to_vec()
-}
-
 pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len_ptr: u64) -> SysResult<u64> {
-    if let Some((_f, s)) = inet_file(t, fd)? {
-        let len = t.read_u32(len_ptr)? as i32;
-        if len < 0 {
-            return Err(errno!(EINVAL));
-        }
-        let bytes = s.getsockopt(level, name)?;
-        let n = (len as usize).min(bytes.len());
+    // The stack's sockets answer with the option's bytes; the app gets as
+    // many as its length allows, and that length back.
+    let answer = |t: &mut CurrentTask, bytes: SysResult<Vec<u8>>, len: usize| -> SysResult<u64> {
+        let bytes = bytes?;
+        let n = len.min(bytes.len());
         if n > 0 {
             t.write_mem(val, &bytes[..n])?;
         }
         t.write_obj(len_ptr, &(n as u32))?;
-        return Ok(0);
-    }
-    if let Some((_f, s)) = netlink_file(t, fd)? {
+        Ok(0)
+    };
+    let inet = inet_file(t, fd)?;
+    let nl = if inet.is_none() { netlink_file(t, fd)? } else { None };
+    if inet.is_some() || nl.is_some() {
         let len = t.read_u32(len_ptr)? as i32;
         if len < 0 {
             return Err(errno!(EINVAL));
         }
-        let bytes = s.getsockopt(level, name, len as usize)?;
-        let n = (len as usize).min(bytes.len());
-        if n > 0 {
-            t.write_mem(val, &bytes[..n])?;
-        }
-        t.write_obj(len_ptr, &(n as u32))?;
-        return Ok(0);
+        let len = len as usize;
+        let bytes = match (&inet, &nl) {
+            (Some((_, s)), _) => s.getsockopt(level, name),
+            (_, Some((_, s))) => s.getsockopt(level, name, len),
+            _ => Err(errno!(ENOTSOCK)),
+        };
+        return answer(t, bytes, len);
     }
     let (_f, ep) = socket_file(t, fd)?;
     if level != SOL_SOCKET {
@@ -977,8 +950,8 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
             groups.as_bytes().to_vec()
         }
         SO_LINGER => Linger { onoff: o.linger.0, linger: o.linger.1 }.as_bytes().to_vec(),
-        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => timeval_bytes(o.rcvtimeo),
-        SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(o.sndtimeo),
+        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => crate::net::timeval_bytes(o.rcvtimeo),
+        SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => crate::net::timeval_bytes(o.sndtimeo),
         n => match stored_option_default(n) {
             Some(default) => int(o.stored.get(&n).copied().unwrap_or(default)),
             None => return Err(errno!(ENOPROTOOPT)),
@@ -992,22 +965,14 @@ pub fn sys_getsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
     Ok(0)
 }
 
-/// A timeval socket timeout: zero means none; a negative one returns at once.
+/// A timeval socket timeout from the app's `val` (`len` bytes), read as
+/// every socket family reads it.
 fn read_timeout(t: &CurrentTask, val: u64, len: usize) -> SysResult<Option<Duration>> {
     if len < size_of::<Timeval>() {
         return Err(errno!(EINVAL));
     }
-    let Timeval { sec, usec } = t.read_obj(val)?;
-    if !(0..1_000_000).contains(&usec) {
-        return Err(errno!(EDOM));
-    }
-    if sec < 0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    if sec == 0 && usec == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Duration::new(sec as u64, usec as u32 * 1000)))
+    let v: Timeval = t.read_obj(val)?;
+    crate::net::read_timeout(v.as_bytes())
 }
 
 pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: u64, len: u32) -> SysResult<u64> {
