@@ -198,7 +198,9 @@ pub(super) fn take_over() -> Result<NetConfig, NetworkError> {
         }
         interfaces.push(NetInterface { name, mac, mtu, addrs, packet_fd });
     }
-    Ok(NetConfig { interfaces, routes })
+    // Until the runtime takes a policy (issue 12), its containers' egress is open, as runc's.
+    let egress = sentry::net::EgressConfig { policy: sentry::net::policy::Policy::allow_all(), ..Default::default() };
+    Ok(NetConfig { interfaces, routes, egress })
 }
 
 /// An address attribute of `family`.

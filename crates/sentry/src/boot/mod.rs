@@ -316,7 +316,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Host(std::io::Error::other(wrong)));
     }
 
-    let sandbox = Sandbox { k, clients, stats: cfg.stats, ptys, _net: net };
+    let sandbox = Sandbox { k, clients, stats: cfg.stats, ptys, net };
     let init = sandbox.spawn(cfg.init, true, init_console)?;
     debug_assert_eq!(init, 1);
     Ok(sandbox)
@@ -379,7 +379,7 @@ pub struct Sandbox {
     /// Where a process started with a terminal gets its console.
     ptys: Arc<PtyRegistry>,
     /// The network stack; the sandbox's sockets find it by the kernel's id.
-    _net: Arc<crate::net::Stack>,
+    net: Arc<crate::net::Stack>,
 }
 
 /// Boots the sandbox and runs it until init exits; returns init's wait status.
@@ -401,6 +401,12 @@ impl Sandbox {
     pub fn exec(&self, process: ProcessConfig) -> Result<i32, BootError> {
         let console = console_fds(&process.stdio).map(|(input, output)| self.ptys.console(input, output));
         self.spawn(process, false, console.transpose()?)
+    }
+
+    /// Replaces the egress policy of the sandbox's network (see
+    /// `net::Stack::set_egress_policy`).
+    pub fn set_egress_policy(&self, policy: crate::net::policy::Policy) {
+        self.net.set_egress_policy(policy);
     }
 
     /// Waits until process `pid` (init, or one started by [`Sandbox::exec`])

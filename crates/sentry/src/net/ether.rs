@@ -28,6 +28,8 @@ use super::Stack;
 pub struct NetConfig {
     pub interfaces: Vec<NetInterface>,
     pub routes: Vec<NetRoute>,
+    /// What may leave by the links, and where refusals are recorded.
+    pub egress: super::EgressConfig,
 }
 
 /// One link of the namespace, other than `lo`.

@@ -16,6 +16,8 @@
 //! lock.
 
 pub mod addr;
+mod dns;
+pub mod egress;
 pub mod ether;
 pub mod netlink;
 pub mod policy;
@@ -36,6 +38,7 @@ use crate::SysResult;
 
 use addr::{Family, Ip};
 
+pub use egress::{EgressConfig, Origin};
 pub use ether::{NetConfig, NetInterface, NetRoute};
 pub use netlink::NetlinkSocket;
 pub use socket::InetSocket;
@@ -230,6 +233,12 @@ struct Inner {
     next_ephemeral: u16,
     /// When the timer thread will poll next.
     timer_at: Option<std::time::Instant>,
+    /// The egress policy, its pins and its audit.
+    egress: egress::Enforcer,
+    /// Questions the sandbox's DNS forwarded, and answers for app sockets.
+    dns: dns::Dns,
+    /// Varies the DNS ids of this stack.
+    seed: u16,
 }
 
 impl std::fmt::Debug for Inner {
@@ -340,6 +349,9 @@ impl Stack {
                 time_wait: VecDeque::new(),
                 next_ephemeral: EPHEMERAL.start() + port_seed,
                 timer_at: None,
+                egress: egress::Enforcer::new(config.egress),
+                dns: dns::Dns::default(),
+                seed: seed as u16,
             }),
             timer: Condvar::new(),
         });
@@ -357,6 +369,18 @@ impl Stack {
             tracing::warn!(error = %e, "network timer thread not started");
         }
         Ok(stack)
+    }
+
+    /// Replaces the egress policy while the sandbox runs: connections made
+    /// stay, what starts from now on is judged by the new policy, and the
+    /// addresses DNS pinned to names stay pinned for their TTL.
+    pub fn set_egress_policy(&self, policy: policy::Policy) {
+        self.with(|i| i.egress.policy = policy);
+    }
+
+    /// How many connections, datagrams and DNS questions the egress policy refused.
+    pub fn egress_refusals(&self) -> u64 {
+        self.lock().egress.refused()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -423,6 +447,9 @@ impl Inner {
         }
         self.watch_connects();
         self.reap_orphans();
+        if !self.dns.upstream.is_empty() {
+            self.dns_poll();
+        }
         for (n, net) in self.nets.iter().enumerate() {
             for (h, s) in net.sockets.iter() {
                 let Some(w) = self.watch.get_mut(&Handle { net: n, h }) else { continue };
@@ -736,7 +763,114 @@ impl Inner {
         uses[mine].listening = true;
         Ok(())
     }
+
+    /// Whether `proto` traffic to `dest` may leave by a link; a refusal is
+    /// audited as coming from `who`.
+    fn egress_allows(&mut self, dest: addr::Endpoint, proto: Proto, who: &Origin) -> bool {
+        let protocol = match proto {
+            Proto::Tcp => policy::Protocol::Tcp,
+            Proto::Udp => policy::Protocol::Udp,
+        };
+        self.egress.check(std_ip(dest.ip.into()), dest.port, protocol, who) == policy::Verdict::Allow
+    }
+
+    /// Whether the policy refuses UDP to `dest`, without auditing: a refused
+    /// datagram to port 53 is a question for the sandbox's DNS instead.
+    fn egress_refuses_quietly(&self, dest: addr::Endpoint) -> bool {
+        let d = self.egress.policy.decide(
+            std_ip(dest.ip.into()),
+            dest.port,
+            policy::Protocol::Udp,
+            &self.egress.pins,
+            std::time::Instant::now(),
+        );
+        d.verdict == policy::Verdict::Deny
+    }
+
+    /// A DNS question the app sent to `asked` (an address the policy
+    /// refuses): answered NXDOMAIN if no rule allows the name, forwarded to
+    /// the first resolver otherwise (SERVFAIL if there is none, or it cannot
+    /// be reached). Garbage is dropped, as a resolver drops it.
+    fn dns_ask(&mut self, owner: u64, wq: &Arc<WaitQueue>, data: &[u8], asked: addr::Endpoint, who: &Origin) {
+        let Some(q) = dns::parse_query(data) else { return };
+        if self.egress.check_name(&q.name, who) == policy::Verdict::Deny {
+            let r = dns::reply(&q, dns::RCODE_NXDOMAIN);
+            self.dns.answer(owner, wq, (r, asked));
+            return;
+        }
+        let forwarded = self.egress.resolvers.first().copied().and_then(|resolver| {
+            let (h, _) = self.dns_upstream(resolver)?;
+            let bytes = self.dns.forward((owner, wq), q.clone(), asked, resolver, self.seed)?;
+            let to = smoltcp::wire::IpEndpoint::new(resolver.into(), dns::DNS_PORT);
+            let sent = self.udp(h).send_slice(&bytes, to).ok();
+            if sent.is_none() {
+                self.dns.cancel_last();
+            }
+            sent
+        });
+        if forwarded.is_none() {
+            let r = dns::reply(&q, dns::RCODE_SERVFAIL);
+            self.dns.answer(owner, wq, (r, asked));
+        }
+    }
+
+    /// The stack's own socket towards `resolver` (made on first use, on the
+    /// interface that reaches it, from its address there).
+    fn dns_upstream(&mut self, resolver: std::net::IpAddr) -> Option<(Handle, u16)> {
+        let ip = Ip::from(IpAddress::from(resolver));
+        let net = self.net_for(ip).filter(|&n| n != LO)?;
+        if let Some(&up) = self.dns.upstream.get(&net) {
+            return Some(up);
+        }
+        let local = self.nets[net].addr_like(ip)?;
+        let family = if ip.is_v4() { Family::V4 } else { Family::V6 };
+        let u = PortUse {
+            owner: DNS_OWNER,
+            ip: Some(local.into()),
+            family,
+            v6only: true,
+            reuse: false,
+            listening: false,
+            lingering: false,
+        };
+        let port = self.take_port(Proto::Udp, 0, u).ok()?;
+        let h = match self.new_udp(net, &Arc::new(WaitQueue::default())) {
+            Ok(h) => h,
+            Err(_) => {
+                self.release_port(Proto::Udp, port, DNS_OWNER);
+                return None;
+            }
+        };
+        if self.udp(h).bind(IpListenEndpoint { addr: Some(local), port }).is_err() {
+            self.free(h);
+            self.release_port(Proto::Udp, port, DNS_OWNER);
+            return None;
+        }
+        self.dns.upstream.insert(net, (h, port));
+        Some((h, port))
+    }
+
+    /// Takes the resolvers' answers: each pins its addresses to the name
+    /// asked and goes to the app's socket that asked.
+    fn dns_poll(&mut self) {
+        let ups: Vec<Handle> = self.dns.upstream.values().map(|&(h, _)| h).collect();
+        for h in ups {
+            while let Ok((data, meta)) = self.udp(h).recv() {
+                let (data, from) = (data.to_vec(), std_ip(meta.endpoint.addr));
+                if meta.endpoint.port != dns::DNS_PORT {
+                    continue;
+                }
+                let Some(a) = self.dns.take_answer(&data, from) else { continue };
+                let now = std::time::Instant::now();
+                self.egress.pins.pin(&a.name, &a.addrs, Duration::from_secs(u64::from(a.ttl)), now);
+                self.dns.answer(a.owner, &a.wq, a.reply);
+            }
+        }
+    }
 }
+
+/// The owner the sandbox's DNS holds its upstream ports as (no socket's inode).
+const DNS_OWNER: u64 = u64::MAX;
 
 /// An interface as netlink and /proc/net show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

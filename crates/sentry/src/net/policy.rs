@@ -219,7 +219,7 @@ fn parse_target(text: &str) -> Result<Target, PolicyError> {
     // A name has a dot (a bare word is more likely a typo'd address), and
     // a name that parses as a number is an address gone wrong.
     if name.len() > MAX_NAME
-        || !name.contains('.')
+        || (!name.contains('.') && !subdomains)
         || !name.split('.').all(label_ok)
         || name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -228,92 +228,146 @@ fn parse_target(text: &str) -> Result<Target, PolicyError> {
     Ok(Target::Name { name, subdomains })
 }
 
-/// The policy a sandbox's stack enforces.
+/// The policy a sandbox's stack enforces: allow rules win over deny rules,
+/// and what neither covers gets the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub default: Verdict,
-    pub rules: Vec<Rule>,
+    pub allow: Vec<Rule>,
+    pub deny: Vec<Rule>,
 }
 
 impl Default for Policy {
     /// Default deny, no rule.
     fn default() -> Policy {
-        Policy { default: Verdict::Deny, rules: Vec::new() }
+        Policy { default: Verdict::Deny, allow: Vec::new(), deny: Vec::new() }
+    }
+}
+
+impl Policy {
+    /// Everything allowed (the OCI runtime's default unless told otherwise).
+    pub fn allow_all() -> Policy {
+        Policy { default: Verdict::Allow, ..Policy::default() }
     }
 }
 
 /// What the policy said about one destination, and which rule said it
 /// (`None`: the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub struct Decision<'a> {
     pub verdict: Verdict,
-    pub rule: Option<usize>,
+    pub rule: Option<&'a Rule>,
 }
 
 impl Policy {
-    /// The verdict for `protocol` traffic to `addr`:`port`: the first rule
-    /// that allows it (a network rule containing the address, or a name rule
-    /// whose name DNS pinned to the address), else the default.
-    pub fn decide(&self, addr: IpAddr, port: u16, protocol: Protocol, pins: &Pins, now: Instant) -> Decision {
-        let pinned = pins.rules_of(addr, now);
-        for (i, rule) in self.rules.iter().enumerate() {
-            let reaches = match rule.target {
+    /// The verdict for `protocol` traffic to `addr`:`port`: the first allow
+    /// rule that reaches it (a network rule containing the address, or a name
+    /// rule covering a name DNS pinned to the address), else the first such
+    /// deny rule, else the default.
+    pub fn decide(&self, addr: IpAddr, port: u16, protocol: Protocol, pins: &Pins, now: Instant) -> Decision<'_> {
+        let names = pins.names_of(addr, now);
+        let reaches = |rule: &&Rule| {
+            let hit = match rule.target {
                 Target::Net { .. } => rule.target.contains(addr),
-                Target::Name { .. } => pinned.contains(&i),
+                Target::Name { .. } => names.iter().any(|n| rule.target.covers_name(n)),
             };
-            if reaches && rule.allows(port, protocol) {
-                return Decision { verdict: Verdict::Allow, rule: Some(i) };
-            }
+            hit && rule.allows(port, protocol)
+        };
+        if let Some(rule) = self.allow.iter().find(reaches) {
+            return Decision { verdict: Verdict::Allow, rule: Some(rule) };
+        }
+        if let Some(rule) = self.deny.iter().find(reaches) {
+            return Decision { verdict: Verdict::Deny, rule: Some(rule) };
         }
         Decision { verdict: self.default, rule: None }
     }
 
-    /// The name rules that cover `name`, for the sandbox's DNS: a query for
-    /// a name no rule covers is answered NXDOMAIN (unless the default
-    /// allows everything).
-    pub fn rules_for_name(&self, name: &str) -> Vec<usize> {
-        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        self.rules.iter().enumerate().filter(|(_, r)| r.target.covers_name(&name)).map(|(i, _)| i).collect()
+    /// Whether the sandbox's DNS may resolve `name` (any case, final dot or
+    /// not): allowed when an allow rule covers it, refused when a deny rule
+    /// does, else as the default says.
+    pub fn decide_name(&self, name: &str) -> Decision<'_> {
+        let name = normal_name(name);
+        if let Some(rule) = self.allow.iter().find(|r| r.target.covers_name(&name)) {
+            return Decision { verdict: Verdict::Allow, rule: Some(rule) };
+        }
+        if let Some(rule) = self.deny.iter().find(|r| r.target.covers_name(&name)) {
+            return Decision { verdict: Verdict::Deny, rule: Some(rule) };
+        }
+        Decision { verdict: self.default, rule: None }
     }
 }
 
-/// Addresses DNS answered for names that rules cover, each allowed by
-/// those rules until its TTL runs out. Bounded: past `MAX_PINS` the pin
-/// that expires first goes.
+/// A name as rules compare it: lower-case, without a final dot.
+fn normal_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+impl std::fmt::Display for Rule {
+    /// The command line's form (`TARGET[:PORTS]`), with the protocols after
+    /// a slash when the rule names some: `10.0.0.0/8:443/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bracket = !self.ports.is_empty() && matches!(self.target, Target::Net { addr: IpAddr::V6(_), .. });
+        if bracket {
+            f.write_str("[")?;
+        }
+        match &self.target {
+            Target::Net { addr, prefix } if *prefix == if addr.is_ipv4() { 32 } else { 128 } => write!(f, "{addr}")?,
+            Target::Net { addr, prefix } => write!(f, "{addr}/{prefix}")?,
+            Target::Name { name, subdomains: true } => write!(f, "*.{name}")?,
+            Target::Name { name, subdomains: false } => f.write_str(name)?,
+        }
+        if bracket {
+            f.write_str("]")?;
+        }
+        for (i, r) in self.ports.iter().enumerate() {
+            f.write_str(if i == 0 { ":" } else { "," })?;
+            if r.low == r.high {
+                write!(f, "{}", r.low)?;
+            } else {
+                write!(f, "{}-{}", r.low, r.high)?;
+            }
+        }
+        for (i, p) in self.protocols.iter().enumerate() {
+            f.write_str(if i == 0 { "/" } else { "," })?;
+            f.write_str(p.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// The names DNS answered with each address, while their TTL lasts: a name
+/// rule allows an address pinned to a name it covers. Keyed by name, not
+/// by rule, so that pins outlive a policy replaced while the sandbox runs.
+/// Bounded: past `MAX_PINS` the pin that expires first goes.
 #[derive(Debug, Default)]
 pub struct Pins {
-    by_addr: HashMap<IpAddr, Vec<(usize, Instant)>>,
+    by_addr: HashMap<IpAddr, Vec<(String, Instant)>>,
     count: usize,
 }
 
 impl Pins {
-    /// Pins `addrs` to `rules` for `ttl` from `now`.
-    pub fn pin(&mut self, rules: &[usize], addrs: &[IpAddr], ttl: Duration, now: Instant) {
+    /// Pins `addrs` to `name` for `ttl` from `now`.
+    pub fn pin(&mut self, name: &str, addrs: &[IpAddr], ttl: Duration, now: Instant) {
+        let name = normal_name(name);
         let until = now + ttl;
         for &addr in addrs {
-            for &rule in rules {
-                let entry = self.by_addr.entry(addr).or_default();
-                match entry.iter_mut().find(|(r, _)| *r == rule) {
-                    Some((_, expiry)) => *expiry = (*expiry).max(until),
-                    None => {
-                        entry.push((rule, until));
-                        self.count += 1;
-                    }
+            let entry = self.by_addr.entry(unmapped(addr)).or_default();
+            match entry.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, expiry)) => *expiry = (*expiry).max(until),
+                None => {
+                    entry.push((name.clone(), until));
+                    self.count += 1;
                 }
             }
         }
         self.bound(now);
     }
 
-    /// The rules `addr` is pinned to now.
-    pub fn rules_of(&self, addr: IpAddr, now: Instant) -> Vec<usize> {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
+    /// The names `addr` is pinned to now.
+    pub fn names_of(&self, addr: IpAddr, now: Instant) -> Vec<&str> {
         self.by_addr
-            .get(&addr)
-            .map(|pins| pins.iter().filter(|(_, e)| *e > now).map(|(r, _)| *r).collect())
+            .get(&unmapped(addr))
+            .map(|pins| pins.iter().filter(|(_, e)| *e > now).map(|(n, _)| n.as_str()).collect())
             .unwrap_or_default()
     }
 
@@ -357,6 +411,14 @@ impl Pins {
     }
 }
 
+/// An IPv4-mapped IPv6 address is the IPv4 address it maps.
+fn unmapped(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,7 +428,7 @@ mod tests {
     }
 
     fn policy(rules: &[&str]) -> Policy {
-        Policy { default: Verdict::Deny, rules: rules.iter().map(|r| Rule::parse(r).unwrap()).collect() }
+        Policy { allow: rules.iter().map(|r| Rule::parse(r).unwrap()).collect(), ..Policy::default() }
     }
 
     #[test]
@@ -407,17 +469,17 @@ mod tests {
         let pins = Pins::default();
         let now = Instant::now();
         let d = |a: &str, port| p.decide(ip(a), port, Protocol::Tcp, &pins, now);
-        assert_eq!(d("10.1.255.3", 443), Decision { verdict: Verdict::Allow, rule: Some(0) });
+        assert_eq!(d("10.1.255.3", 443), Decision { verdict: Verdict::Allow, rule: Some(&p.allow[0]) });
         assert_eq!(d("10.1.255.3", 22), Decision { verdict: Verdict::Deny, rule: None });
         assert_eq!(d("10.2.0.1", 443).verdict, Verdict::Deny);
-        assert_eq!(d("192.0.2.127", 9).rule, Some(1));
+        assert_eq!(d("192.0.2.127", 9).rule, Some(&p.allow[1]));
         assert_eq!(d("192.0.2.128", 9).verdict, Verdict::Deny);
-        assert_eq!(d("::ffff:192.0.2.1", 9).rule, Some(1), "an IPv4-mapped address is its IPv4 address");
+        assert_eq!(d("::ffff:192.0.2.1", 9).rule, Some(&p.allow[1]), "an IPv4-mapped address is its IPv4 address");
         let mut udp_only = policy(&["198.51.100.0/24"]);
-        udp_only.rules[0].protocols = vec![Protocol::Udp];
+        udp_only.allow[0].protocols = vec![Protocol::Udp];
         assert_eq!(udp_only.decide(ip("198.51.100.1"), 53, Protocol::Tcp, &pins, now).verdict, Verdict::Deny);
         assert_eq!(udp_only.decide(ip("198.51.100.1"), 53, Protocol::Udp, &pins, now).verdict, Verdict::Allow);
-        let open = Policy { default: Verdict::Allow, rules: Vec::new() };
+        let open = Policy::allow_all();
         assert_eq!(
             open.decide(ip("203.0.113.9"), 1, Protocol::Tcp, &pins, now),
             Decision { verdict: Verdict::Allow, rule: None }
@@ -425,21 +487,46 @@ mod tests {
     }
 
     #[test]
+    fn allow_wins_over_deny_and_deny_over_an_open_default() {
+        let mut p = policy(&["10.1.2.3"]);
+        p.deny = vec![Rule::parse("10.0.0.0/8").unwrap()];
+        p.default = Verdict::Allow;
+        let (pins, now) = (Pins::default(), Instant::now());
+        assert_eq!(p.decide(ip("10.1.2.3"), 80, Protocol::Tcp, &pins, now).verdict, Verdict::Allow);
+        let d = p.decide(ip("10.9.9.9"), 80, Protocol::Tcp, &pins, now);
+        assert_eq!(d, Decision { verdict: Verdict::Deny, rule: Some(&p.deny[0]) });
+        assert_eq!(p.decide(ip("192.0.2.1"), 80, Protocol::Tcp, &pins, now).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn rules_print_as_they_parse() {
+        for text in ["10.0.0.0/8", "192.0.2.7:443,8000-8100", "2001:db8::1", "[2001:db8::/32]:53", "*.example.com:80"] {
+            assert_eq!(Rule::parse(text).unwrap().to_string(), text);
+        }
+        let mut r = Rule::parse("192.0.2.0/24:53").unwrap();
+        r.protocols = vec![Protocol::Udp, Protocol::Tcp];
+        assert_eq!(r.to_string(), "192.0.2.0/24:53/udp,tcp");
+    }
+
+    #[test]
     fn names_allow_only_what_dns_pinned_and_only_until_the_ttl() {
         let p = policy(&["allowed.test:80", "*.cdn.test"]);
-        assert_eq!(p.rules_for_name("allowed.test."), [0]);
-        assert_eq!(p.rules_for_name("a.b.cdn.test"), [1]);
-        assert!(p.rules_for_name("cdn.test").is_empty(), "*.cdn.test does not cover cdn.test");
-        assert!(p.rules_for_name("xcdn.test").is_empty());
-        assert!(p.rules_for_name("other.test").is_empty());
+        assert_eq!(p.decide_name("Allowed.TEST.").rule, Some(&p.allow[0]));
+        assert_eq!(p.decide_name("a.b.cdn.test").rule, Some(&p.allow[1]));
+        assert_eq!(p.decide_name("cdn.test").verdict, Verdict::Deny, "*.cdn.test does not cover cdn.test");
+        assert_eq!(p.decide_name("xcdn.test").verdict, Verdict::Deny);
+        assert_eq!(p.decide_name("other.test"), Decision { verdict: Verdict::Deny, rule: None });
         let now = Instant::now();
         let mut pins = Pins::default();
         assert_eq!(p.decide(ip("192.0.2.10"), 80, Protocol::Tcp, &pins, now).verdict, Verdict::Deny);
-        pins.pin(&p.rules_for_name("allowed.test"), &[ip("192.0.2.10")], Duration::from_secs(30), now);
-        assert_eq!(p.decide(ip("192.0.2.10"), 80, Protocol::Tcp, &pins, now).rule, Some(0));
+        pins.pin("allowed.test.", &[ip("192.0.2.10")], Duration::from_secs(30), now);
+        assert_eq!(p.decide(ip("192.0.2.10"), 80, Protocol::Tcp, &pins, now).rule, Some(&p.allow[0]));
         assert_eq!(p.decide(ip("192.0.2.10"), 81, Protocol::Tcp, &pins, now).verdict, Verdict::Deny);
         let later = now + Duration::from_secs(31);
         assert_eq!(p.decide(ip("192.0.2.10"), 80, Protocol::Tcp, &pins, later).verdict, Verdict::Deny);
+        // A policy replaced while the pins last: its rules see them too.
+        let replaced = policy(&["*.test:81"]);
+        assert_eq!(replaced.decide(ip("192.0.2.10"), 81, Protocol::Tcp, &pins, now).verdict, Verdict::Allow);
     }
 
     #[test]
@@ -448,12 +535,12 @@ mod tests {
         let mut pins = Pins::default();
         for i in 0..(MAX_PINS as u32 + 500) {
             let addr = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
-            pins.pin(&[0], &[addr], Duration::from_secs(u64::from(i) + 1), now);
+            pins.pin("a.test", &[addr], Duration::from_secs(u64::from(i) + 1), now);
         }
         assert_eq!(pins.len(), MAX_PINS);
         // The ones that would expire first went.
-        assert!(pins.rules_of(IpAddr::from(0x0a00_0000u32.to_be_bytes()), now).is_empty());
+        assert!(pins.names_of(IpAddr::from(0x0a00_0000u32.to_be_bytes()), now).is_empty());
         let last = IpAddr::from((0x0a00_0000 + MAX_PINS as u32 + 499).to_be_bytes());
-        assert_eq!(pins.rules_of(last, now), [0]);
+        assert_eq!(pins.names_of(last, now), ["a.test"]);
     }
 }

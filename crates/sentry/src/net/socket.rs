@@ -25,7 +25,7 @@ use smoltcp::socket::tcp::State as TcpState;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::addr::{self, Endpoint, Family, Ip};
-use super::{read_timeout, timeval_bytes, Handle, PortUse, Proto, Stack, LO, MAX_BACKLOG};
+use super::{dns, read_timeout, timeval_bytes, Handle, Origin, PortUse, Proto, Stack, LO, MAX_BACKLOG};
 use crate::mm::{IoDst, IoSrc};
 use crate::vfs::{FileOps, IoctlArg, OpenFile, PollMask, Stat};
 use crate::waiter::WaitQueue;
@@ -101,8 +101,10 @@ enum Conn {
     Ended {
         peer: Option<Endpoint>,
     },
+    /// A UDP socket: one smoltcp socket on each interface its binding covers
+    /// (a datagram leaves by the one its route takes, and arrives on any).
     Udp {
-        h: Handle,
+        hs: Vec<Handle>,
         peer: Option<Endpoint>,
     },
 }
@@ -274,24 +276,38 @@ impl InetSocket {
         Ok(l)
     }
 
-    /// UDP moves on loopback only for now (issue 12): its socket is `lo`'s.
-    fn udp_open(&self, st: &mut State) -> SysResult<Handle> {
-        if let Conn::Udp { h, .. } = st.conn {
-            return Ok(h);
+    /// Makes the UDP socket's smoltcp sockets, one on each interface its
+    /// binding covers, on first use; returns them.
+    fn udp_open(&self, st: &mut State) -> SysResult<Vec<Handle>> {
+        if let Conn::Udp { hs, .. } = &st.conn {
+            return Ok(hs.clone());
         }
         let l = self.autobind(st)?;
         let (wq, family, v6only) = (self.wq.clone(), self.family, st.opts.v6only);
-        let h = self.stack.with(|i| -> SysResult<Handle> {
-            let ep = i.listen_endpoint(LO, l, family, v6only);
-            let h = i.new_udp(LO, &wq)?;
-            if i.udp(h).bind(ep).is_err() {
-                i.free(h);
-                return Err(errno!(EINVAL));
+        let hs = self.stack.with(|i| -> SysResult<Vec<Handle>> {
+            let bound = (!l.ip.is_unspecified()).then_some(l.ip);
+            let mut hs = Vec::new();
+            for net in i.nets_for_bind(bound, family, v6only) {
+                let ep = i.listen_endpoint(net, l, family, v6only);
+                let made = i.new_udp(net, &wq).and_then(|h| {
+                    if i.udp(h).bind(ep).is_err() {
+                        i.free(h);
+                        return Err(errno!(EINVAL));
+                    }
+                    Ok(h)
+                });
+                match made {
+                    Ok(h) => hs.push(h),
+                    Err(e) => {
+                        hs.into_iter().for_each(|h| i.free(h));
+                        return Err(e);
+                    }
+                }
             }
-            Ok(h)
+            Ok(hs)
         })?;
-        st.conn = Conn::Udp { h, peer: None };
-        Ok(h)
+        st.conn = Conn::Udp { hs: hs.clone(), peer: None };
+        Ok(hs)
     }
 
     /// listen(2).
@@ -393,17 +409,32 @@ impl InetSocket {
     /// connect(2) for TCP and UDP. `Err(EALREADY)` while a connect is under way.
     /// A non-blocking TCP connect is always in progress when it returns, as on
     /// Linux: how it ended shows in poll and SO_ERROR.
-    pub fn connect(&self, target: addr::Parsed, nonblock: bool) -> SysResult<Connect> {
+    ///
+    /// A destination beyond the sandbox that the egress policy refuses fails
+    /// at once (ECONNREFUSED for TCP, EPERM for UDP, except a UDP socket
+    /// connected to port 53, whose questions the sandbox's DNS answers), and
+    /// the refusal is audited as coming from `who`.
+    pub fn connect(&self, target: addr::Parsed, nonblock: bool, who: &Origin) -> SysResult<Connect> {
         let mut st = self.lock();
         let e = match target {
             addr::Parsed::Unspec => return self.disconnect(&mut st),
             addr::Parsed::Addr(e) => e,
         };
         let (remote, net) = self.route(&st, e)?;
-        if self.proto == Proto::Udp {
-            if net != LO {
-                return Err(errno!(ENETUNREACH));
+        if net != LO {
+            let proto = self.proto;
+            let refused = self.stack.with(|i| {
+                if proto == Proto::Udp && remote.port == dns::DNS_PORT {
+                    false
+                } else {
+                    !i.egress_allows(remote, proto, who)
+                }
+            });
+            if refused {
+                return Err(if proto == Proto::Tcp { errno!(ECONNREFUSED) } else { errno!(EPERM) });
             }
+        }
+        if self.proto == Proto::Udp {
             self.udp_open(&mut st)?;
             if let Conn::Udp { peer, .. } = &mut st.conn {
                 *peer = Some(remote);
@@ -488,7 +519,7 @@ impl InetSocket {
 
     fn disconnect(&self, st: &mut State) -> SysResult<Connect> {
         match std::mem::replace(&mut st.conn, Conn::Idle) {
-            Conn::Udp { h, .. } => st.conn = Conn::Udp { h, peer: None },
+            Conn::Udp { hs, .. } => st.conn = Conn::Udp { hs, peer: None },
             Conn::Connected { h, .. } | Conn::Connecting(h) => {
                 let (port, ino) = (st.local.map_or(0, |l| l.port), self.ino);
                 self.stack.with(|i| {
@@ -553,15 +584,17 @@ impl InetSocket {
 
     /// Sends up to `len` bytes (TCP) taken from `fill(offset, n)`; EAGAIN when
     /// the send buffer is full. UDP sends one datagram to `to` or the peer.
+    /// A datagram the egress policy refuses is EPERM, audited as from `who`.
     pub fn send(
         &self,
         len: usize,
         to: Option<addr::Parsed>,
         fill: &mut dyn FnMut(usize, usize) -> SysResult<Vec<u8>>,
+        who: &Origin,
     ) -> SysResult<usize> {
         match self.proto {
             Proto::Tcp => self.send_stream(len, fill),
-            Proto::Udp => self.send_datagram(len, to, fill),
+            Proto::Udp => self.send_datagram(len, to, fill, who),
         }
     }
 
@@ -601,31 +634,52 @@ impl InetSocket {
         len: usize,
         to: Option<addr::Parsed>,
         fill: &mut dyn FnMut(usize, usize) -> SysResult<Vec<u8>>,
+        who: &Origin,
     ) -> SysResult<usize> {
         let mut st = self.lock();
         if st.shut_wr {
             return Err(errno!(EPIPE));
         }
-        let dest = match to {
+        let target = match to {
             Some(addr::Parsed::Addr(e)) => {
                 if e.port == 0 {
                     return Err(errno!(EINVAL));
                 }
-                match self.route(&st, e)? {
-                    (dest, LO) => dest,
-                    _ => return Err(errno!(ENETUNREACH)),
-                }
+                e
             }
             _ => match st.conn {
                 Conn::Udp { peer: Some(p), .. } => p,
                 _ => return Err(errno!(EDESTADDRREQ)),
             },
         };
+        let (dest, net) = self.route(&st, target)?;
         let max = if dest.ip.is_v4() { MAX_UDP_V4 } else { MAX_UDP_V6 };
         if len > max {
             return Err(errno!(EMSGSIZE));
         }
-        let h = self.udp_open(&mut st)?;
+        let hs = self.udp_open(&mut st)?;
+        // The socket's smoltcp socket on the interface the datagram leaves by:
+        // none when it is bound to an address of another (Linux: EINVAL).
+        let h = *hs.iter().find(|h| h.net == net).ok_or(errno!(EINVAL))?;
+        if net != LO {
+            let refused = self.stack.with(|i| {
+                if dest.port == dns::DNS_PORT && i.egress_refuses_quietly(dest) {
+                    return Some(true);
+                }
+                (!i.egress_allows(dest, Proto::Udp, who)).then_some(false)
+            });
+            match refused {
+                // A question for the sandbox's DNS: it answers on this socket.
+                Some(true) => {
+                    let data = fill(0, len)?;
+                    let (ino, wq) = (self.ino, self.wq.clone());
+                    self.stack.with(|i| i.dns_ask(ino, &wq, &data, dest, who));
+                    return Ok(data.len());
+                }
+                Some(false) => return Err(errno!(EPERM)),
+                None => {}
+            }
+        }
         let full = self.stack.with(|i| {
             let s = i.udp(h);
             !s.can_send() || s.payload_send_capacity() - s.send_queue() < len
@@ -713,36 +767,45 @@ impl InetSocket {
         out: &mut dyn FnMut(usize, &[u8]) -> SysResult<()>,
     ) -> SysResult<Received> {
         let mut st = self.lock();
-        let (h, peer) = match st.conn {
-            Conn::Udp { h, peer } => (h, peer),
+        let (hs, peer) = match &st.conn {
+            Conn::Udp { hs, peer } => (hs.clone(), *peer),
             // An unbound UDP socket has nothing to receive yet: it waits (Linux binds it on send).
             _ => {
                 return if st.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
             }
         };
+        let ino = self.ino;
+        // The sandbox's DNS answers first, then each interface's datagrams.
         let got = self.stack.with(|i| {
-            let s = i.udp(h);
-            loop {
-                let (data, meta) = s.peek().ok()?;
-                let from = Endpoint::from(meta.endpoint);
-                if peer.is_some_and(|p| p != from) {
-                    // A connected UDP socket takes datagrams from its peer only.
-                    let _ = s.recv();
-                    continue;
-                }
-                let n = data.len().min(len);
-                return Some((data[..n].to_vec(), data.len(), from));
+            if let Some((reply, from)) = i.dns.next_reply(ino, true) {
+                let n = reply.len().min(len);
+                return Some((reply[..n].to_vec(), reply.len(), from, None));
             }
+            for &h in &hs {
+                let s = i.udp(h);
+                while let Ok((data, meta)) = s.peek() {
+                    let from = Endpoint::from(meta.endpoint);
+                    if peer.is_some_and(|p| p != from) {
+                        // A connected UDP socket takes datagrams from its peer only.
+                        let _ = s.recv();
+                        continue;
+                    }
+                    let n = data.len().min(len);
+                    return Some((data[..n].to_vec(), data.len(), from, Some(h)));
+                }
+            }
+            None
         });
-        let Some((data, full, from)) = got else {
+        let Some((data, full, from, h)) = got else {
             return if st.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
         };
         let copied = out(0, &data);
         // A datagram that could not be copied out is dropped all the same,
         // as udp_recvmsg does: a bad buffer must not wedge the queue.
         if !peek {
-            self.stack.with(|i| {
-                let _ = i.udp(h).recv();
+            self.stack.with(|i| match h {
+                Some(h) => drop(i.udp(h).recv()),
+                None => drop(i.dns.next_reply(ino, false)),
             });
         }
         copied?;
@@ -870,10 +933,14 @@ impl InetSocket {
                     m |= writable;
                 }
             }
-            Conn::Udp { h, .. } => {
+            Conn::Udp { ref hs, .. } => {
+                let ino = self.ino;
                 let (can_recv, can_send) = self.stack.with(|i| {
-                    let s = i.udp(h);
-                    (s.can_recv(), s.can_send())
+                    let dns = i.dns.has_reply(ino);
+                    hs.iter().fold((dns, false), |(r, w), &h| {
+                        let s = i.udp(h);
+                        (r || s.can_recv(), w || s.can_send())
+                    })
                 });
                 if can_recv || st.shut_rd {
                     m |= readable;
@@ -895,7 +962,12 @@ impl InetSocket {
         match st.conn {
             Conn::Listening { .. } => Err(errno!(EINVAL)),
             Conn::Connected { h, .. } => Ok(self.stack.with(|i| i.tcp(h).recv_queue())),
-            Conn::Udp { h, .. } => Ok(self.stack.with(|i| i.udp(h).peek().map_or(0, |(d, _)| d.len()))),
+            Conn::Udp { ref hs, .. } => Ok(self.stack.with(|i| {
+                if let Some((reply, _)) = i.dns.next_reply(self.ino, true) {
+                    return reply.len();
+                }
+                hs.iter().find_map(|&h| i.udp(h).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
+            })),
             _ => Ok(0),
         }
     }
@@ -927,7 +999,10 @@ impl InetSocket {
                     i.orphan(h, port.unwrap_or(0), ino);
                     return;
                 }
-                Conn::Udp { h, .. } => i.free(h),
+                Conn::Udp { hs, .. } => {
+                    hs.into_iter().for_each(|h| i.free(h));
+                    i.dns.forget(ino);
+                }
                 Conn::Idle | Conn::Ended { .. } => {}
             }
             if let Some(p) = port {
@@ -1075,7 +1150,9 @@ impl FileOps for InetSocket {
         if self.proto == Proto::Udp && len > MAX_UDP_V6 {
             return Err(errno!(EMSGSIZE));
         }
-        self.send(len, None, &mut |off, n| src.gather(off, n))
+        // No task here: the audit line names the process by pid alone.
+        let who = Origin { pid: crate::auth::current().0, comm: Vec::new() };
+        self.send(len, None, &mut |off, n| src.gather(off, n), &who)
     }
 
     fn seekable(&self) -> bool {
@@ -1130,7 +1207,7 @@ mod tests {
     }
 
     fn send_all(s: &InetSocket, data: &[u8]) -> usize {
-        s.send(data.len(), None, &mut |off, n| Ok(data[off..off + n].to_vec())).unwrap()
+        s.send(data.len(), None, &mut |off, n| Ok(data[off..off + n].to_vec()), &Origin::default()).unwrap()
     }
 
     fn recv_vec(s: &InetSocket, len: usize) -> SysResult<Vec<u8>> {
@@ -1152,7 +1229,7 @@ mod tests {
         assert!(port >= 32768, "an ephemeral port: {port}");
         assert_eq!(l.accept().unwrap_err(), Errno::EAGAIN);
         let c = InetSocket::new(stack.clone(), Family::V4, Proto::Tcp, (0, 0));
-        assert_eq!(c.connect(addr::Parsed::Addr(lo(port)), false), Ok(Connect::Done));
+        assert_eq!(c.connect(addr::Parsed::Addr(lo(port)), false, &Origin::default()), Ok(Connect::Done));
         assert!(l.poll_mask().contains(PollMask::IN));
         let (s, peer) = l.accept().unwrap();
         assert_eq!(peer.ip, Ip::V4(Ipv4Addr::LOCALHOST));
@@ -1174,9 +1251,9 @@ mod tests {
     fn connect_to_a_closed_port_is_refused() {
         let stack = Stack::new();
         let c = InetSocket::new(stack, Family::V4, Proto::Tcp, (0, 0));
-        assert_eq!(c.connect(addr::Parsed::Addr(lo(9)), false), Err(errno!(ECONNREFUSED)));
+        assert_eq!(c.connect(addr::Parsed::Addr(lo(9)), false, &Origin::default()), Err(errno!(ECONNREFUSED)));
         let far = Endpoint { ip: Ip::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 80 };
-        assert_eq!(c.connect(addr::Parsed::Addr(far), false), Err(errno!(ENETUNREACH)));
+        assert_eq!(c.connect(addr::Parsed::Addr(far), false, &Origin::default()), Err(errno!(ENETUNREACH)));
     }
 
     #[test]
@@ -1207,8 +1284,8 @@ mod tests {
         a.bind(lo(0), true).unwrap();
         let port = u16::from_be_bytes(a.local_address()[2..4].try_into().unwrap());
         let to = Some(addr::Parsed::Addr(lo(port)));
-        b.send(5, to, &mut |_, _| Ok(b"hello".to_vec())).unwrap();
-        b.send(3, to, &mut |_, _| Ok(b"abc".to_vec())).unwrap();
+        b.send(5, to, &mut |_, _| Ok(b"hello".to_vec()), &Origin::default()).unwrap();
+        b.send(3, to, &mut |_, _| Ok(b"abc".to_vec()), &Origin::default()).unwrap();
         let mut got = Vec::new();
         let r = a
             .recv(2, false, &mut |_, d| {
@@ -1219,7 +1296,10 @@ mod tests {
         assert_eq!((got.as_slice(), r.msg_len, r.truncated), (&b"he"[..], 5, true));
         assert_eq!(r.from.unwrap()[..4], b.local_address()[..4], "the sender's port");
         assert_eq!(recv_vec(&a, 10).unwrap(), b"abc");
-        assert_eq!(b.send(0, None, &mut |_, _| Ok(Vec::new())), Err(errno!(EDESTADDRREQ)));
-        assert_eq!(b.send(70_000, to, &mut |_, _| unreachable!("bounded first")), Err(errno!(EMSGSIZE)));
+        assert_eq!(b.send(0, None, &mut |_, _| Ok(Vec::new()), &Origin::default()), Err(errno!(EDESTADDRREQ)));
+        assert_eq!(
+            b.send(70_000, to, &mut |_, _| unreachable!("bounded first"), &Origin::default()),
+            Err(errno!(EMSGSIZE))
+        );
     }
 }

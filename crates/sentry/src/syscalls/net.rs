@@ -22,7 +22,7 @@ use crate::kernel::CurrentTask;
 use crate::net::addr::{self as inet_addr, Family, Use};
 use crate::net::netlink::{self, NetlinkSocket};
 use crate::net::socket::{Connect, InetSocket, IPPROTO_TCP, IPPROTO_UDP};
-use crate::net::Proto;
+use crate::net::{Origin, Proto};
 use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
 use crate::waiter::WaitQueue;
@@ -322,7 +322,7 @@ pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResu
         let target = inet_addr::parse(s.family, &raw, how)?;
         let timeout = s.options().sndtimeo;
         let wait_done = |t: &CurrentTask| wait(t, false, timeout, &[&s.wq], || s.connect_result()).map(|_| 0);
-        return match s.connect(target, f.nonblocking()) {
+        return match s.connect(target, f.nonblocking(), &origin(t)) {
             Ok(Connect::Done) => Ok(0),
             Ok(Connect::InProgress) if f.nonblocking() => Err(errno!(EINPROGRESS)),
             Ok(Connect::InProgress) => wait_done(t),
@@ -1122,6 +1122,11 @@ fn inet_accept(
     Ok(newfd as u64)
 }
 
+/// The calling process, as an egress refusal's audit line names it.
+fn origin(t: &CurrentTask) -> Origin {
+    Origin { pid: t.pid(), comm: t.tg().comm.lock().unwrap().clone() }
+}
+
 /// The shared body of send, sendto and sendmsg on an internet socket. A stream
 /// send takes everything unless non-blocking; SIGPIPE goes with EPIPE unless
 /// MSG_NOSIGNAL.
@@ -1151,14 +1156,15 @@ fn inet_send(
             if buf.len > u16::MAX as usize {
                 return Err(errno!(EMSGSIZE));
             }
-            wait(t, nonblock, timeout, &[&s.wq], || s.send(buf.len, to, &mut |off, n| buf.copy_in(t, off, n)))
+            let who = origin(t);
+            wait(t, nonblock, timeout, &[&s.wq], || s.send(buf.len, to, &mut |off, n| buf.copy_in(t, off, n), &who))
         }
         // A stream socket ignores the address, as Linux's TCP does.
         Proto::Tcp => {
             let mut sent = 0;
             loop {
                 let r = wait(t, nonblock, timeout, &[&s.wq], || {
-                    s.send(buf.len - sent, None, &mut |off, n| buf.copy_in(t, sent + off, n))
+                    s.send(buf.len - sent, None, &mut |off, n| buf.copy_in(t, sent + off, n), &Origin::default())
                 });
                 match r {
                     Ok(n) => {
