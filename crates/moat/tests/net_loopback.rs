@@ -202,3 +202,22 @@ fn closed_port_is_refused_and_peer_close_is_seen() {
 fn hostile_addresses_and_many_sockets() {
     differential_py(HOSTILE);
 }
+
+/// `--stats` counts the TCP connections the stack made and took: one
+/// connect and one accept here, on loopback, with nothing over a link.
+#[test]
+fn stats_count_connections() {
+    let script = "import socket\nl = socket.create_server(('127.0.0.1', 0))\n\
+                  c = socket.create_connection(l.getsockname())\ns, _ = l.accept()\nprint('ok')";
+    let out = std::process::Command::new(common::moat_binary())
+        .args(["do", "--stats", "--", "/usr/bin/python3", "-c", script])
+        .output()
+        .expect("moat do runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("moat: stats:")).unwrap_or_else(|| panic!("no stats: {stderr}"));
+    for (field, want) in [("tcp_connects", "1"), ("tcp_accepts", "1"), ("net_tx_packets", "0"), ("egress_refusals", "0")] {
+        let got = line.split_whitespace().find_map(|f| f.strip_prefix(&format!("{field}=")));
+        assert_eq!(got, Some(want), "{field} in {line}");
+    }
+}

@@ -106,7 +106,8 @@ pub struct BootConfig {
     /// /proc/sys; kernel.hostname and kernel.domainname set the UTS names.
     pub sysctls: Vec<(String, String)>,
     pub strace: bool,
-    /// Print counters (Gofer round trips) on stderr when the sandbox ends.
+    /// Print counters (Gofer round trips, the network's traffic and egress
+    /// refusals) on stderr when the sandbox ends.
     pub stats: bool,
     /// A tmpfs of at most this many bytes at /tmp (as `moat do` wants; an
     /// OCI container's /tmp is its image's).
@@ -508,8 +509,19 @@ impl Sandbox {
         if self.stats {
             let round_trips: u64 = self.clients.iter().map(|c| c.round_trips()).sum();
             let rss = host::sys::max_rss_kib();
+            let n = self.net.stats();
             crate::kernel::log_line(format_args!(
-                "moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss}"
+                "moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss} \
+                 net_rx_packets={} net_rx_bytes={} net_tx_packets={} net_tx_bytes={} net_rx_dropped={} \
+                 tcp_connects={} tcp_accepts={} egress_refusals={}",
+                n.rx_packets,
+                n.rx_bytes,
+                n.tx_packets,
+                n.tx_bytes,
+                n.rx_dropped,
+                n.tcp_connects,
+                n.tcp_accepts,
+                n.refusals
             ));
         }
         if self.k.strace {

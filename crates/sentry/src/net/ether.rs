@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium};
@@ -70,6 +71,26 @@ pub(super) struct Frames {
     /// Addresses whose owners answered an ARP request or a neighbour
     /// solicitation: a connect whose next hop never did is EHOSTUNREACH.
     heard: Mutex<BTreeSet<IpAddr>>,
+    /// Frames and bytes moved, for `--stats` and the interface's counters.
+    pub(super) counters: Counters,
+}
+
+/// An interface's traffic: frames (and their bytes) received and sent, and
+/// received frames dropped because the queue was full.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_dropped: AtomicU64,
+}
+
+impl Counters {
+    fn count(packets: &AtomicU64, bytes: &AtomicU64, n: usize) {
+        packets.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 impl Frames {
@@ -145,8 +166,10 @@ fn reader(file: &File, frames: &Frames, stack: &Weak<Stack>) {
         {
             let mut q = frames.queue();
             if q.len() >= RX_QUEUE {
+                frames.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            Counters::count(&frames.counters.rx_packets, &frames.counters.rx_bytes, n);
             q.push_back(buf[..n].to_vec());
         }
         stack.with(|_| ());
@@ -157,7 +180,7 @@ fn reader(file: &File, frames: &Frames, stack: &Weak<Stack>) {
 pub(super) struct Rx(Vec<u8>);
 
 #[derive(Debug)]
-pub(super) struct Tx<'a>(&'a File);
+pub(super) struct Tx<'a>(&'a File, &'a Counters);
 
 impl smoltcp::phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -171,7 +194,9 @@ impl smoltcp::phy::TxToken for Tx<'_> {
         let r = f(&mut frame);
         // A frame the host does not take is lost, as on a wire: TCP resends.
         let mut out = self.0;
-        let _ = out.write(&frame);
+        if out.write(&frame).is_ok() {
+            Counters::count(&self.1.tx_packets, &self.1.tx_bytes, len);
+        }
         r
     }
 }
@@ -182,11 +207,11 @@ impl Device for PacketDevice {
 
     fn receive(&mut self, _now: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
         let frame = self.frames.queue().pop_front()?;
-        Some((Rx(frame), Tx(&self.out)))
+        Some((Rx(frame), Tx(&self.out, &self.frames.counters)))
     }
 
     fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<Tx<'_>> {
-        Some(Tx(&self.out))
+        Some(Tx(&self.out, &self.frames.counters))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -239,6 +239,9 @@ struct Inner {
     dns: dns::Dns,
     /// Varies the DNS ids of this stack.
     seed: u16,
+    /// TCP connects started and connections accepted, for `--stats`.
+    connects: u64,
+    accepts: u64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -352,6 +355,8 @@ impl Stack {
                 egress: egress::Enforcer::new(config.egress),
                 dns: dns::Dns::default(),
                 seed: seed as u16,
+                connects: 0,
+                accepts: 0,
             }),
             timer: Condvar::new(),
         });
@@ -378,9 +383,26 @@ impl Stack {
         self.with(|i| i.egress.policy = policy);
     }
 
-    /// How many connections, datagrams and DNS questions the egress policy refused.
-    pub fn egress_refusals(&self) -> u64 {
-        self.lock().egress.refused()
+    /// What the stack moved over its links and refused.
+    pub fn stats(&self) -> NetStats {
+        let g = self.lock();
+        let mut st = NetStats {
+            tcp_connects: g.connects,
+            tcp_accepts: g.accepts,
+            refusals: g.egress.refused(),
+            ..NetStats::default()
+        };
+        for net in &g.nets {
+            let Dev::Ether(d) = &net.dev else { continue };
+            let c = &d.frames.counters;
+            let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+            st.rx_packets += get(&c.rx_packets);
+            st.rx_bytes += get(&c.rx_bytes);
+            st.tx_packets += get(&c.tx_packets);
+            st.tx_bytes += get(&c.tx_bytes);
+            st.rx_dropped += get(&c.rx_dropped);
+        }
+        st
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -694,6 +716,7 @@ impl Inner {
         if s.connect(cx, remote, local).is_err() {
             return Err(errno!(EADDRNOTAVAIL));
         }
+        self.connects += 1;
         if h.net != LO {
             s.set_timeout(Some(NEIGHBOR_TIMEOUT));
             let hop = self.next_hop(h.net, remote.ip);
@@ -787,6 +810,16 @@ impl Inner {
         d.verdict == policy::Verdict::Deny
     }
 
+    /// Whether `dest` (on loopback) is a DNS server that nothing in the
+    /// sandbox serves while the sandbox has resolvers to ask.
+    fn dns_unserved(&self, dest: addr::Endpoint) -> bool {
+        !self.egress.resolvers.is_empty()
+            && !self
+                .ports
+                .get(&(Proto::Udp, dest.port))
+                .is_some_and(|uses| uses.iter().any(|u| u.ip.is_none_or(|ip| ip == dest.ip)))
+    }
+
     /// A DNS question the app sent to `asked` (an address the policy
     /// refuses): answered NXDOMAIN if no rule allows the name, forwarded to
     /// the first resolver otherwise (SERVFAIL if there is none, or it cannot
@@ -871,6 +904,21 @@ impl Inner {
 
 /// The owner the sandbox's DNS holds its upstream ports as (no socket's inode).
 const DNS_OWNER: u64 = u64::MAX;
+
+/// What a stack moved over its links (frames and their bytes, received
+/// frames dropped for a full queue), the TCP connections it made and took
+/// (on every interface), and the egress policy's refusals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NetStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tcp_connects: u64,
+    pub tcp_accepts: u64,
+    pub refusals: u64,
+}
 
 /// An interface as netlink and /proc/net show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

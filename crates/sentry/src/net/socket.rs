@@ -394,6 +394,7 @@ impl InetSocket {
                 w.wq = cwq;
                 w.last = u64::MAX;
             }
+            i.accepts += 1;
             Some((h, Endpoint::from(local), Endpoint::from(peer)))
         });
         let Some((h, local, peer)) = got else { return Err(errno!(EAGAIN)) };
@@ -661,24 +662,29 @@ impl InetSocket {
         // The socket's smoltcp socket on the interface the datagram leaves by:
         // none when it is bound to an address of another (Linux: EINVAL).
         let h = *hs.iter().find(|h| h.net == net).ok_or(errno!(EINVAL))?;
-        if net != LO {
-            let refused = self.stack.with(|i| {
-                if dest.port == dns::DNS_PORT && i.egress_refuses_quietly(dest) {
-                    return Some(true);
-                }
-                (!i.egress_allows(dest, Proto::Udp, who)).then_some(false)
-            });
-            match refused {
-                // A question for the sandbox's DNS: it answers on this socket.
-                Some(true) => {
-                    let data = fill(0, len)?;
-                    let (ino, wq) = (self.ino, self.wq.clone());
-                    self.stack.with(|i| i.dns_ask(ino, &wq, &data, dest, who));
-                    return Ok(data.len());
-                }
-                Some(false) => return Err(errno!(EPERM)),
-                None => {}
+        // Some(true): a question for the sandbox's DNS, which answers on this
+        // socket; Some(false): refused by the egress policy.
+        let diverted = self.stack.with(|i| {
+            if net == LO {
+                // A resolver on loopback that nothing in the sandbox serves
+                // (systemd-resolved's 127.0.0.53 in the host's resolv.conf):
+                // the sandbox's DNS answers in its place.
+                return (dest.port == dns::DNS_PORT && i.dns_unserved(dest)).then_some(true);
             }
+            if dest.port == dns::DNS_PORT && i.egress_refuses_quietly(dest) {
+                return Some(true);
+            }
+            (!i.egress_allows(dest, Proto::Udp, who)).then_some(false)
+        });
+        match diverted {
+            Some(true) => {
+                let data = fill(0, len)?;
+                let (ino, wq) = (self.ino, self.wq.clone());
+                self.stack.with(|i| i.dns_ask(ino, &wq, &data, dest, who));
+                return Ok(data.len());
+            }
+            Some(false) => return Err(errno!(EPERM)),
+            None => {}
         }
         let full = self.stack.with(|i| {
             let s = i.udp(h);
