@@ -216,7 +216,9 @@ fn stats_count_connections() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("moat: stats:")).unwrap_or_else(|| panic!("no stats: {stderr}"));
-    for (field, want) in [("tcp_connects", "1"), ("tcp_accepts", "1"), ("net_tx_packets", "0"), ("egress_refusals", "0")] {
+    for (field, want) in
+        [("tcp_connects", "1"), ("tcp_accepts", "1"), ("net_tx_packets", "0"), ("egress_refusals", "0")]
+    {
         let got = line.split_whitespace().find_map(|f| f.strip_prefix(&format!("{field}=")));
         assert_eq!(got, Some(want), "{field} in {line}");
     }

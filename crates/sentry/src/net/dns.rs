@@ -15,6 +15,7 @@
 //! a full receive queue drops datagrams), `QUERY_TIMEOUT` per question.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -226,9 +227,25 @@ pub(super) struct Dns {
     /// Answers per app socket (its inode number), with its wait queue.
     replies: BTreeMap<u64, (Arc<WaitQueue>, VecDeque<Reply>)>,
     next_id: u16,
+    /// Loopback resolvers of the container's network namespace, each with
+    /// the socket the runtime connected to it there.
+    netns: Vec<(IpAddr, Arc<File>)>,
 }
 
 impl Dns {
+    pub fn with_netns_resolvers(netns: Vec<(IpAddr, Arc<File>)>) -> Dns {
+        Dns { netns, ..Dns::default() }
+    }
+
+    /// The socket to the namespace's resolver at `ip`, if there is one.
+    pub fn netns_resolver(&self, ip: IpAddr) -> Option<Arc<File>> {
+        self.netns.iter().find(|(a, _)| *a == ip).map(|(_, f)| f.clone())
+    }
+
+    pub fn netns_resolvers(&self) -> Vec<(IpAddr, Arc<File>)> {
+        self.netns.clone()
+    }
+
     /// Queues an answer for socket `owner` and wakes it.
     pub fn answer(&mut self, owner: u64, wq: &Arc<WaitQueue>, reply: Reply) {
         let (_, q) = self.replies.entry(owner).or_insert_with(|| (wq.clone(), VecDeque::new()));

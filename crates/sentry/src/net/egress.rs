@@ -30,8 +30,15 @@ pub struct EgressConfig {
     pub audit: Option<OwnedFd>,
     /// The sandbox's name in audit lines (the container id, or `do-PID`).
     pub sandbox: String,
-    /// The resolvers the sandbox's DNS forwards queries for allowed names to.
+    /// The resolvers the sandbox's DNS forwards queries for allowed names to
+    /// (through the stack, over the links).
     pub resolvers: Vec<IpAddr>,
+    /// Resolvers on the container's own loopback (Docker's embedded DNS at
+    /// 127.0.0.11, behind the engine's NAT rules in that namespace), each
+    /// with a UDP socket the runtime connected to its port 53 there before
+    /// the Sentry's seccomp filter: a question the app sends to one is
+    /// forwarded through that socket (read and write only).
+    pub netns_resolvers: Vec<(IpAddr, OwnedFd)>,
 }
 
 /// The process a socket call came from, for the audit line.

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod socket;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -266,7 +267,7 @@ impl Stack {
 
     /// A stack with the loopback interface and the links of `config`, each
     /// with its reader thread, and the timer thread.
-    pub fn with_network(config: NetConfig) -> Result<Arc<Stack>, NetConfigError> {
+    pub fn with_network(mut config: NetConfig) -> Result<Arc<Stack>, NetConfigError> {
         let start = std::time::Instant::now();
         // Initial sequence numbers come from here: apart per sandbox.
         let seed =
@@ -339,6 +340,11 @@ impl Stack {
                 routes,
             });
         }
+        let netns_resolvers: Vec<(std::net::IpAddr, Arc<std::fs::File>)> =
+            std::mem::take(&mut config.egress.netns_resolvers)
+                .into_iter()
+                .map(|(ip, fd)| (ip, Arc::new(std::fs::File::from(fd))))
+                .collect();
         let port_seed = (config_seed(start) % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16;
         let stack = Arc::new(Stack {
             inner: Mutex::new(Inner {
@@ -353,7 +359,7 @@ impl Stack {
                 next_ephemeral: EPHEMERAL.start() + port_seed,
                 timer_at: None,
                 egress: egress::Enforcer::new(config.egress),
-                dns: dns::Dns::default(),
+                dns: dns::Dns::with_netns_resolvers(netns_resolvers),
                 seed: seed as u16,
                 connects: 0,
                 accepts: 0,
@@ -366,6 +372,13 @@ impl Stack {
                 d.start_reader(&net.name, weak.clone())
                     .map_err(|source| NetConfigError::Reader { name: net.name.clone(), source })?;
             }
+        }
+        for (ip, file) in stack.lock().dns.netns_resolvers() {
+            let weak = weak.clone();
+            std::thread::Builder::new()
+                .name("moat-dns".into())
+                .spawn(move || dns_reader(ip, &file, &weak))
+                .map_err(|source| NetConfigError::Reader { name: format!("the resolver {ip}"), source })?;
         }
         let spawned = std::thread::Builder::new().name("moat-net".into()).spawn(move || timer_thread(weak));
         if let Err(e) = spawned {
@@ -420,6 +433,27 @@ impl Stack {
             }
         }
         r
+    }
+}
+
+/// Reads the answers of a resolver the runtime's socket reaches, until the
+/// stack is gone; each goes to the question it answers.
+fn dns_reader(ip: std::net::IpAddr, file: &std::fs::File, stack: &Weak<Stack>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let n = match (&*file).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // ECONNREFUSED: the resolver was not there for a question; the
+            // app's resolver times out and retries, as with a lost datagram.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, resolver = %ip, "cannot read from the resolver; its answers stop");
+                return;
+            }
+        };
+        let Some(stack) = stack.upgrade() else { return };
+        stack.with(|i| i.dns_deliver(&buf[..n], ip));
     }
 }
 
@@ -813,7 +847,7 @@ impl Inner {
     /// Whether `dest` (on loopback) is a DNS server that nothing in the
     /// sandbox serves while the sandbox has resolvers to ask.
     fn dns_unserved(&self, dest: addr::Endpoint) -> bool {
-        !self.egress.resolvers.is_empty()
+        (!self.egress.resolvers.is_empty() || self.dns.netns_resolver(std_ip(dest.ip.into())).is_some())
             && !self
                 .ports
                 .get(&(Proto::Udp, dest.port))
@@ -831,16 +865,30 @@ impl Inner {
             self.dns.answer(owner, wq, (r, asked));
             return;
         }
-        let forwarded = self.egress.resolvers.first().copied().and_then(|resolver| {
-            let (h, _) = self.dns_upstream(resolver)?;
-            let bytes = self.dns.forward((owner, wq), q.clone(), asked, resolver, self.seed)?;
-            let to = smoltcp::wire::IpEndpoint::new(resolver.into(), dns::DNS_PORT);
-            let sent = self.udp(h).send_slice(&bytes, to).ok();
-            if sent.is_none() {
-                self.dns.cancel_last();
-            }
-            sent
-        });
+        // A loopback resolver of the container's namespace (Docker's
+        // embedded DNS) through the runtime's socket; else the first resolver
+        // through the stack.
+        let asked_ip = std_ip(asked.ip.into());
+        let forwarded = if let Some(file) = self.dns.netns_resolver(asked_ip) {
+            self.dns.forward((owner, wq), q.clone(), asked, asked_ip, self.seed).and_then(|bytes| {
+                let sent = (&*file).write(&bytes).ok();
+                if sent.is_none() {
+                    self.dns.cancel_last();
+                }
+                sent.map(drop)
+            })
+        } else {
+            self.egress.resolvers.first().copied().and_then(|resolver| {
+                let (h, _) = self.dns_upstream(resolver)?;
+                let bytes = self.dns.forward((owner, wq), q.clone(), asked, resolver, self.seed)?;
+                let to = smoltcp::wire::IpEndpoint::new(resolver.into(), dns::DNS_PORT);
+                let sent = self.udp(h).send_slice(&bytes, to).ok();
+                if sent.is_none() {
+                    self.dns.cancel_last();
+                }
+                sent
+            })
+        };
         if forwarded.is_none() {
             let r = dns::reply(&q, dns::RCODE_SERVFAIL);
             self.dns.answer(owner, wq, (r, asked));
@@ -893,12 +941,18 @@ impl Inner {
                 if meta.endpoint.port != dns::DNS_PORT {
                     continue;
                 }
-                let Some(a) = self.dns.take_answer(&data, from) else { continue };
-                let now = std::time::Instant::now();
-                self.egress.pins.pin(&a.name, &a.addrs, Duration::from_secs(u64::from(a.ttl)), now);
-                self.dns.answer(a.owner, &a.wq, a.reply);
+                self.dns_deliver(&data, from);
             }
         }
+    }
+
+    /// A resolver's answer: pins its addresses to the name asked and goes to
+    /// the app's socket that asked; anything else is dropped.
+    fn dns_deliver(&mut self, data: &[u8], from: std::net::IpAddr) {
+        let Some(a) = self.dns.take_answer(data, from) else { return };
+        let now = std::time::Instant::now();
+        self.egress.pins.pin(&a.name, &a.addrs, Duration::from_secs(u64::from(a.ttl)), now);
+        self.dns.answer(a.owner, &a.wq, a.reply);
     }
 }
 
