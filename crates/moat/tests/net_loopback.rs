@@ -223,3 +223,24 @@ fn stats_count_connections() {
         assert_eq!(got, Some(want), "{field} in {line}");
     }
 }
+
+/// SO_BINDTODEVICE as Linux has it: an interface of the namespace holds the
+/// socket (and getsockopt names it), an unknown one is ENODEV, an empty name
+/// lets go; a socket held to `lo` still reaches 127.0.0.1.
+#[test]
+fn bind_to_device() {
+    differential_py(
+        r#"import socket
+l = socket.create_server(('127.0.0.1', 0))
+s = socket.socket()
+for dev in (b'lo', b'nosuchdev0', b'lo\0junk', b''):
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev); print(dev, 'ok')
+    except OSError as e:
+        print(dev, e.errno)
+    print(s.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lo')
+s.connect(l.getsockname()); print('connected')
+"#,
+    );
+}

@@ -722,6 +722,11 @@ impl Inner {
         }
     }
 
+    /// The interface called `name`.
+    fn net_named(&self, name: &str) -> Option<usize> {
+        self.nets.iter().position(|n| n.name == name)
+    }
+
     /// Whether `ip` is an address of this stack.
     fn is_local(&self, ip: Ip) -> bool {
         ip == ip.loopback_of() || self.nets.iter().any(|n| n.iface.has_ip_addr(IpAddress::from(ip)))

@@ -43,6 +43,9 @@ const TCP_KEEPCNT: i32 = 6;
 const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
 const IPV6_V6ONLY: i32 = 26;
+const SO_BINDTODEVICE: i32 = 25;
+/// Interface names are at most this long, with their NUL.
+const IFNAMSIZ: usize = 16;
 /// The largest UDP payload over IPv4 and IPv6 (65535 less the headers).
 const MAX_UDP_V4: usize = 65_507;
 const MAX_UDP_V6: usize = 65_527;
@@ -77,6 +80,9 @@ pub struct Options {
     pub linger: (i32, i32),
     pub rcvtimeo: Option<Duration>,
     pub sndtimeo: Option<Duration>,
+    /// SO_BINDTODEVICE: the interface (its place in the stack, and its name)
+    /// the socket's traffic is held to.
+    pub device: Option<(usize, String)>,
     /// Options only stored and reported back, by (level, name).
     stored: BTreeMap<(i32, i32), i32>,
 }
@@ -186,6 +192,7 @@ impl InetSocket {
                     linger: (0, 0),
                     rcvtimeo: None,
                     sndtimeo: None,
+                    device: None,
                     stored: BTreeMap::new(),
                 },
             }),
@@ -284,10 +291,11 @@ impl InetSocket {
         }
         let l = self.autobind(st)?;
         let (wq, family, v6only) = (self.wq.clone(), self.family, st.opts.v6only);
+        let device = st.opts.device.as_ref().map(|(d, _)| *d);
         let hs = self.stack.with(|i| -> SysResult<Vec<Handle>> {
             let bound = (!l.ip.is_unspecified()).then_some(l.ip);
             let mut hs = Vec::new();
-            for net in i.nets_for_bind(bound, family, v6only) {
+            for net in i.nets_for_bind(bound, family, v6only).into_iter().filter(|n| device.is_none_or(|d| d == *n)) {
                 let ep = i.listen_endpoint(net, l, family, v6only);
                 let made = i.new_udp(net, &wq).and_then(|h| {
                     if i.udp(h).bind(ep).is_err() {
@@ -340,11 +348,12 @@ impl InetSocket {
         let (Some(l), v6only, nodelay) = (st.local, st.opts.v6only, st.opts.nodelay) else {
             return Err(errno!(EINVAL));
         };
+        let device = st.opts.device.as_ref().map(|(d, _)| *d);
         let Conn::Listening { pool, backlog } = &mut st.conn else { return Ok(()) };
         let (wq, family) = (self.wq.clone(), self.family);
         self.stack.with(|i| {
             let bound = (!l.ip.is_unspecified()).then_some(l.ip);
-            for net in i.nets_for_bind(bound, family, v6only) {
+            for net in i.nets_for_bind(bound, family, v6only).into_iter().filter(|n| device.is_none_or(|d| d == *n)) {
                 let ep = i.listen_endpoint(net, l, family, v6only);
                 for &h in pool.iter().filter(|h| h.net == net) {
                     let s = i.tcp(h);
@@ -515,6 +524,10 @@ impl InetSocket {
             }
         }
         let net = self.stack.with(|i| i.net_for(ip)).ok_or(errno!(ENETUNREACH))?;
+        // A socket held to one interface reaches only what that one does.
+        if st.opts.device.as_ref().is_some_and(|(dev, _)| *dev != net) {
+            return Err(errno!(ENETUNREACH));
+        }
         Ok((Endpoint { ip, port: e.port }, net))
     }
 
@@ -1035,6 +1048,11 @@ impl InetSocket {
             (SOL_SOCKET, SO_LINGER) => abi::net::Linger { onoff: o.linger.0, linger: o.linger.1 }.as_bytes().to_vec(),
             (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => timeval_bytes(o.rcvtimeo),
             (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => timeval_bytes(o.sndtimeo),
+            // The name with its NUL; nothing when the socket is held to none.
+            (SOL_SOCKET, SO_BINDTODEVICE) => match &o.device {
+                Some((_, name)) => [name.as_bytes(), &[0]].concat(),
+                None => Vec::new(),
+            },
             (SOL_SOCKET, SO_ERROR) => {
                 drop(st);
                 let mut st = self.lock();
@@ -1056,7 +1074,12 @@ impl InetSocket {
     }
 
     /// setsockopt(2) with the option's bytes (at most the first 64 the app gave).
-    pub fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
+    /// `net_raw`: the caller holds CAP_NET_RAW (to move a socket already held
+    /// to an interface to another, as Linux asks).
+    pub fn setsockopt(&self, level: i32, name: i32, val: &[u8], net_raw: bool) -> SysResult<()> {
+        if (level, name) == (SOL_SOCKET, SO_BINDTODEVICE) {
+            return self.bind_to_device(val, net_raw);
+        }
         // Socket and TCP options want a whole int before anything else is
         // looked at; IP options take a single byte too, as on Linux.
         let tcp_level = level == IPPROTO_TCP && self.proto == Proto::Tcp;
@@ -1124,6 +1147,29 @@ impl InetSocket {
                 st.opts.stored.insert(key, v);
             }
         }
+        Ok(())
+    }
+}
+
+impl InetSocket {
+    /// SO_BINDTODEVICE: holds the socket to the named interface (at most
+    /// IFNAMSIZ - 1 bytes are read, up to a NUL); an empty name lets it go.
+    /// An unknown name is ENODEV; a socket held already may move only with
+    /// CAP_NET_RAW (EPERM), as Linux's sock_bindtoindex.
+    fn bind_to_device(&self, val: &[u8], net_raw: bool) -> SysResult<()> {
+        let val = &val[..val.len().min(IFNAMSIZ - 1)];
+        let name = &val[..val.iter().position(|&b| b == 0).unwrap_or(val.len())];
+        let mut st = self.lock();
+        if st.opts.device.is_some() && !net_raw {
+            return Err(errno!(EPERM));
+        }
+        if name.is_empty() {
+            st.opts.device = None;
+            return Ok(());
+        }
+        let name = String::from_utf8_lossy(name).into_owned();
+        let net = self.stack.with(|i| i.net_named(&name)).ok_or(errno!(ENODEV))?;
+        st.opts.device = Some((net, name));
         Ok(())
     }
 }
@@ -1270,7 +1316,7 @@ mod tests {
         let b = InetSocket::new(stack.clone(), Family::V6, Proto::Tcp, (0, 0));
         let any6 = addr::unspecified(Family::V6);
         assert_eq!(b.bind(Endpoint { port: 40000, ..any6 }, true), Err(errno!(EADDRINUSE)), "dual stack");
-        b.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, &1i32.to_ne_bytes()).unwrap();
+        b.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, &1i32.to_ne_bytes(), false).unwrap();
         b.bind(Endpoint { port: 40000, ..any6 }, true).unwrap();
         let c = InetSocket::new(stack.clone(), Family::V4, Proto::Tcp, (0, 0));
         assert_eq!(c.bind(lo(80), false), Err(errno!(EACCES)));

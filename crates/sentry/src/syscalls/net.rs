@@ -982,7 +982,7 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
         }
         // No option is longer than this; the rest of a longer value is ignored, as on Linux.
         let bytes = t.read_vec(val, (len as usize).min(MAX_OPTION))?;
-        s.setsockopt(level, name, &bytes)?;
+        s.setsockopt(level, name, &bytes, t.creds().has(CAP_NET_RAW))?;
         return Ok(0);
     }
     if let Some((_f, s)) = netlink_file(t, fd)? {
@@ -1057,7 +1057,7 @@ pub fn sys_setsockopt(t: &mut CurrentTask, fd: i32, level: i32, name: i32, val: 
 const CAP_NET_BIND_SERVICE: u32 = 10;
 /// CAP_NET_ADMIN: changing the network, netlink sends to other sockets.
 const CAP_NET_ADMIN: u32 = 12;
-/// CAP_NET_RAW: raw sockets.
+/// CAP_NET_RAW: raw sockets, moving a socket from the interface it is held to.
 const CAP_NET_RAW: u32 = 13;
 /// recv's flag for the socket's error queue.
 const MSG_ERRQUEUE: u32 = 0x2000;
