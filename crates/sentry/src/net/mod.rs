@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Loopback, Medium};
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use crate::waiter::WaitQueue;
@@ -151,11 +151,21 @@ pub enum NetConfigError {
     Reader { name: String, source: std::io::Error },
 }
 
-/// TCP or UDP.
+/// TCP, UDP, or ICMP echo ("ping") datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Proto {
     Tcp,
     Udp,
+    /// ICMP echo on an AF_INET socket, ICMPv6 echo on an AF_INET6 one: a
+    /// datagram socket whose "port" is the echo identifier.
+    Ping,
+}
+
+impl Proto {
+    /// Whether the socket moves datagrams (UDP and ping).
+    pub fn is_datagram(self) -> bool {
+        self != Proto::Tcp
+    }
 }
 
 /// One use of a port: a bound socket, or a closed TCP socket still finishing.
@@ -210,6 +220,9 @@ fn signature(s: &smoltcp::socket::Socket) -> u64 {
         smoltcp::socket::Socket::Udp(u) => {
             (u.recv_queue() as u64) | (u.send_queue() as u64) << 32 | (u.can_send() as u64) << 63
         }
+        smoltcp::socket::Socket::Icmp(p) => {
+            (p.recv_queue() as u64) | (p.send_queue() as u64) << 32 | (p.can_send() as u64) << 63
+        }
     }
 }
 
@@ -240,6 +253,8 @@ struct Inner {
     dns: dns::Dns,
     /// Varies the DNS ids of this stack.
     seed: u16,
+    /// The echo reply each ping socket peeked at and has not yet received.
+    ping_held: BTreeMap<Handle, (Vec<u8>, addr::Endpoint)>,
     /// TCP connects started and connections accepted, for `--stats`.
     connects: u64,
     accepts: u64,
@@ -361,6 +376,7 @@ impl Stack {
                 egress: egress::Enforcer::new(config.egress),
                 dns: dns::Dns::with_netns_resolvers(netns_resolvers),
                 seed: seed as u16,
+                ping_held: BTreeMap::new(),
                 connects: 0,
                 accepts: 0,
             }),
@@ -622,9 +638,120 @@ impl Inner {
         Ok(h)
     }
 
+    /// A new ICMP echo socket on interface `net`, watched by `wq`.
+    fn new_ping(&mut self, net: usize, wq: &Arc<WaitQueue>) -> SysResult<Handle> {
+        if self.socket_count() >= MAX_SOCKETS {
+            return Err(errno!(ENOBUFS));
+        }
+        let buf = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0u8; UDP_BUF]);
+        let h = Handle { net, h: self.nets[net].sockets.add(icmp::Socket::new(buf(), buf())) };
+        self.watch.insert(h, Watch { wq: wq.clone(), last: u64::MAX });
+        Ok(h)
+    }
+
+    /// A new datagram socket (UDP or ping) on `net`, bound to `ep` (a ping
+    /// socket to its port, the echo identifier).
+    fn new_datagram(
+        &mut self,
+        proto: Proto,
+        net: usize,
+        wq: &Arc<WaitQueue>,
+        ep: IpListenEndpoint,
+    ) -> SysResult<Handle> {
+        let h = if proto == Proto::Ping { self.new_ping(net, wq)? } else { self.new_udp(net, wq)? };
+        let bound = match proto {
+            Proto::Ping => self.ping(h).bind(icmp::Endpoint::Ident(ep.port)).is_ok(),
+            _ => self.udp(h).bind(ep).is_ok(),
+        };
+        if !bound {
+            self.free(h);
+            return Err(errno!(EINVAL));
+        }
+        Ok(h)
+    }
+
+    /// The next datagram `h` received (left queued) and its sender: a ping
+    /// socket's echo replies only (smoltcp gives it the echo requests with
+    /// its identifier too, which the interface answers itself; they are dropped).
+    fn datagram_peek(&mut self, proto: Proto, h: Handle) -> Option<(Vec<u8>, addr::Endpoint)> {
+        if proto != Proto::Ping {
+            let (data, meta) = self.udp(h).peek().ok()?;
+            return Some((data.to_vec(), addr::Endpoint::from(meta.endpoint)));
+        }
+        // smoltcp's ICMP sockets cannot peek: the next reply is taken out
+        // and held here until it is received.
+        if let Some((data, from)) = self.ping_held.get(&h) {
+            return Some((data.clone(), *from));
+        }
+        let s = self.ping(h);
+        loop {
+            let (data, from) = s.recv().ok()?;
+            // Type 0 is an ICMP echo reply, 129 an ICMPv6 one.
+            if matches!(data.first(), Some(0 | 129)) {
+                let got = (data.to_vec(), addr::Endpoint { ip: from.into(), port: 0 });
+                self.ping_held.insert(h, got.clone());
+                return Some(got);
+            }
+        }
+    }
+
+    /// Drops the datagram `datagram_peek` returned.
+    fn datagram_drop(&mut self, proto: Proto, h: Handle) {
+        match proto {
+            Proto::Ping => drop(self.ping_held.remove(&h)),
+            _ => drop(self.udp(h).recv()),
+        }
+    }
+
+    /// Whether `h` has a datagram to receive, and room to send.
+    fn datagram_ready(&mut self, proto: Proto, h: Handle) -> (bool, bool) {
+        match proto {
+            // Echo requests are dropped on the way: readable only with a reply.
+            Proto::Ping => (self.datagram_peek(proto, h).is_some(), self.ping(h).can_send()),
+            _ => {
+                let s = self.udp(h);
+                (s.can_recv(), s.can_send())
+            }
+        }
+    }
+
+    /// Whether `h` has room for a datagram of `len` bytes.
+    fn datagram_room(&mut self, proto: Proto, h: Handle, len: usize) -> bool {
+        match proto {
+            Proto::Ping => {
+                let s = self.ping(h);
+                s.can_send() && s.payload_send_capacity() - s.send_queue() >= len
+            }
+            _ => {
+                let s = self.udp(h);
+                s.can_send() && s.payload_send_capacity() - s.send_queue() >= len
+            }
+        }
+    }
+
+    /// Queues a datagram for `dest` on `h`.
+    fn datagram_send(&mut self, proto: Proto, h: Handle, data: &[u8], dest: addr::Endpoint) -> SysResult<()> {
+        let r = match proto {
+            Proto::Ping => self.ping(h).send_slice(data, dest.ip.into()).map_err(|e| match e {
+                icmp::SendError::BufferFull => errno!(EAGAIN),
+                icmp::SendError::Unaddressable => errno!(ENETUNREACH),
+            }),
+            _ => self.udp(h).send_slice(data, smoltcp::wire::IpEndpoint::from(dest)).map_err(|e| match e {
+                udp::SendError::BufferFull => errno!(EAGAIN),
+                udp::SendError::Unaddressable => errno!(ENETUNREACH),
+            }),
+        };
+        r
+    }
+
+    fn ping(&mut self, h: Handle) -> &mut icmp::Socket<'static> {
+        self.nets[h.net].sockets.get_mut::<icmp::Socket>(h.h)
+    }
+
     /// Stops watching `h` and frees it now.
     fn free(&mut self, h: Handle) {
         self.watch.remove(&h);
+        self.ping_held.remove(&h);
         self.forget_connect(h);
         self.nets[h.net].sockets.remove(h.h);
     }
@@ -832,6 +959,7 @@ impl Inner {
         let protocol = match proto {
             Proto::Tcp => policy::Protocol::Tcp,
             Proto::Udp => policy::Protocol::Udp,
+            Proto::Ping => policy::Protocol::Icmp,
         };
         self.egress.check(std_ip(dest.ip.into()), dest.port, protocol, who) == policy::Verdict::Allow
     }

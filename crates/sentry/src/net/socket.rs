@@ -32,6 +32,8 @@ use crate::waiter::WaitQueue;
 use crate::SysResult;
 
 pub const IPPROTO_IP: i32 = 0;
+pub const IPPROTO_ICMP: i32 = 1;
+pub const IPPROTO_ICMPV6: i32 = 58;
 pub const IPPROTO_TCP: i32 = 6;
 pub const IPPROTO_UDP: i32 = 17;
 pub const IPPROTO_IPV6: i32 = 41;
@@ -42,7 +44,11 @@ const TCP_KEEPINTVL: i32 = 5;
 const TCP_KEEPCNT: i32 = 6;
 const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
+const IP_RECVERR: i32 = 11;
+const IP_RECVTTL: i32 = 12;
+const IPV6_RECVHOPLIMIT: i32 = 51;
 const IPV6_V6ONLY: i32 = 26;
+const IPV6_RECVERR: i32 = 25;
 const SO_BINDTODEVICE: i32 = 25;
 /// Interface names are at most this long, with their NUL.
 const IFNAMSIZ: usize = 16;
@@ -166,7 +172,7 @@ impl InetSocket {
     pub fn new(stack: Arc<Stack>, family: Family, proto: Proto, owner: (u32, u32)) -> Arc<InetSocket> {
         let (sndbuf, rcvbuf) = match proto {
             Proto::Tcp => (TCP_SNDBUF, TCP_RCVBUF),
-            Proto::Udp => (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT),
+            Proto::Udp | Proto::Ping => (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT),
         };
         Arc::new(InetSocket {
             family,
@@ -236,7 +242,8 @@ impl InetSocket {
     pub fn bind(&self, e: Endpoint, may_bind_low: bool) -> SysResult<()> {
         let mut st = self.lock();
         self.local_ip_ok(e.ip, st.opts.v6only)?;
-        if e.port != 0 && e.port < 1024 && !may_bind_low {
+        // A ping socket's port is its echo identifier: any will do.
+        if e.port != 0 && e.port < 1024 && !may_bind_low && self.proto != Proto::Ping {
             return Err(errno!(EACCES));
         }
         if st.local.is_some() || !matches!(st.conn, Conn::Idle) {
@@ -258,7 +265,7 @@ impl InetSocket {
         };
         st.local = Some(Endpoint { ip: e.ip, port });
         st.port_held = Some(port);
-        if self.proto == Proto::Udp {
+        if self.proto.is_datagram() {
             if let Err(e) = self.udp_open(&mut st) {
                 self.stack.with(|i| i.release_port(proto, port, self.ino));
                 st.local = None;
@@ -290,20 +297,14 @@ impl InetSocket {
             return Ok(hs.clone());
         }
         let l = self.autobind(st)?;
-        let (wq, family, v6only) = (self.wq.clone(), self.family, st.opts.v6only);
+        let (wq, family, v6only, proto) = (self.wq.clone(), self.family, st.opts.v6only, self.proto);
         let device = st.opts.device.as_ref().map(|(d, _)| *d);
         let hs = self.stack.with(|i| -> SysResult<Vec<Handle>> {
             let bound = (!l.ip.is_unspecified()).then_some(l.ip);
             let mut hs = Vec::new();
             for net in i.nets_for_bind(bound, family, v6only).into_iter().filter(|n| device.is_none_or(|d| d == *n)) {
                 let ep = i.listen_endpoint(net, l, family, v6only);
-                let made = i.new_udp(net, &wq).and_then(|h| {
-                    if i.udp(h).bind(ep).is_err() {
-                        i.free(h);
-                        return Err(errno!(EINVAL));
-                    }
-                    Ok(h)
-                });
+                let made = i.new_datagram(proto, net, &wq, ep);
                 match made {
                     Ok(h) => hs.push(h),
                     Err(e) => {
@@ -444,7 +445,7 @@ impl InetSocket {
                 return Err(if proto == Proto::Tcp { errno!(ECONNREFUSED) } else { errno!(EPERM) });
             }
         }
-        if self.proto == Proto::Udp {
+        if self.proto.is_datagram() {
             self.udp_open(&mut st)?;
             if let Conn::Udp { peer, .. } = &mut st.conn {
                 *peer = Some(remote);
@@ -608,7 +609,7 @@ impl InetSocket {
     ) -> SysResult<usize> {
         match self.proto {
             Proto::Tcp => self.send_stream(len, fill),
-            Proto::Udp => self.send_datagram(len, to, fill, who),
+            Proto::Udp | Proto::Ping => self.send_datagram(len, to, fill, who),
         }
     }
 
@@ -655,8 +656,9 @@ impl InetSocket {
             return Err(errno!(EPIPE));
         }
         let target = match to {
+            // A ping socket's destination has no port (it is ignored).
             Some(addr::Parsed::Addr(e)) => {
-                if e.port == 0 {
+                if e.port == 0 && self.proto == Proto::Udp {
                     return Err(errno!(EINVAL));
                 }
                 e
@@ -667,6 +669,7 @@ impl InetSocket {
             },
         };
         let (dest, net) = self.route(&st, target)?;
+        let proto = self.proto;
         let max = if dest.ip.is_v4() { MAX_UDP_V4 } else { MAX_UDP_V6 };
         if len > max {
             return Err(errno!(EMSGSIZE));
@@ -678,6 +681,9 @@ impl InetSocket {
         // Some(true): a question for the sandbox's DNS, which answers on this
         // socket; Some(false): refused by the egress policy.
         let diverted = self.stack.with(|i| {
+            if proto == Proto::Ping {
+                return (net != LO && !i.egress_allows(dest, proto, who)).then_some(false);
+            }
             if net == LO {
                 // A resolver on loopback that nothing in the sandbox serves
                 // (systemd-resolved's 127.0.0.53 in the host's resolv.conf):
@@ -699,20 +705,16 @@ impl InetSocket {
             Some(false) => return Err(errno!(EPERM)),
             None => {}
         }
-        let full = self.stack.with(|i| {
-            let s = i.udp(h);
-            !s.can_send() || s.payload_send_capacity() - s.send_queue() < len
-        });
-        if full {
+        if !self.stack.with(|i| i.datagram_room(proto, h, len)) {
             return Err(errno!(EAGAIN));
         }
-        let data = fill(0, len)?;
-        let dest: smoltcp::wire::IpEndpoint = dest.into();
-        match self.stack.with(|i| i.udp(h).send_slice(&data, dest)) {
-            Ok(()) => Ok(data.len()),
-            Err(smoltcp::socket::udp::SendError::BufferFull) => Err(errno!(EAGAIN)),
-            Err(smoltcp::socket::udp::SendError::Unaddressable) => Err(errno!(ENETUNREACH)),
+        let mut data = fill(0, len)?;
+        if proto == Proto::Ping {
+            let ident = st.local.map_or(0, |l| l.port);
+            echo_request(&mut data, dest.ip.is_v4(), ident)?;
         }
+        self.stack.with(|i| i.datagram_send(proto, h, &data, dest))?;
+        Ok(data.len())
     }
 
     /// Receives up to `len` bytes into `out(offset, bytes)`; EAGAIN when nothing
@@ -725,7 +727,7 @@ impl InetSocket {
     ) -> SysResult<Received> {
         match self.proto {
             Proto::Tcp => self.recv_stream(len, peek, out),
-            Proto::Udp => self.recv_datagram(len, peek, out),
+            Proto::Udp | Proto::Ping => self.recv_datagram(len, peek, out),
         }
     }
 
@@ -793,7 +795,11 @@ impl InetSocket {
                 return if st.shut_rd { Ok(Received::default()) } else { Err(errno!(EAGAIN)) };
             }
         };
-        let ino = self.ino;
+        let (ino, proto) = (self.ino, self.proto);
+        // A connected socket takes datagrams from its peer only (a ping
+        // socket's replies come from port 0).
+        let from_peer =
+            |from: Endpoint| peer.is_none_or(|p| p.ip == from.ip && (proto == Proto::Ping || p.port == from.port));
         // The sandbox's DNS answers first, then each interface's datagrams.
         let got = self.stack.with(|i| {
             if let Some((reply, from)) = i.dns.next_reply(ino, true) {
@@ -801,12 +807,9 @@ impl InetSocket {
                 return Some((reply[..n].to_vec(), reply.len(), from, None));
             }
             for &h in &hs {
-                let s = i.udp(h);
-                while let Ok((data, meta)) = s.peek() {
-                    let from = Endpoint::from(meta.endpoint);
-                    if peer.is_some_and(|p| p != from) {
-                        // A connected UDP socket takes datagrams from its peer only.
-                        let _ = s.recv();
+                while let Some((data, from)) = i.datagram_peek(proto, h) {
+                    if !from_peer(from) {
+                        i.datagram_drop(proto, h);
                         continue;
                     }
                     let n = data.len().min(len);
@@ -823,7 +826,7 @@ impl InetSocket {
         // as udp_recvmsg does: a bad buffer must not wedge the queue.
         if !peek {
             self.stack.with(|i| match h {
-                Some(h) => drop(i.udp(h).recv()),
+                Some(h) => i.datagram_drop(proto, h),
                 None => drop(i.dns.next_reply(ino, false)),
             });
         }
@@ -953,12 +956,12 @@ impl InetSocket {
                 }
             }
             Conn::Udp { ref hs, .. } => {
-                let ino = self.ino;
+                let (ino, proto) = (self.ino, self.proto);
                 let (can_recv, can_send) = self.stack.with(|i| {
                     let dns = i.dns.has_reply(ino);
                     hs.iter().fold((dns, false), |(r, w), &h| {
-                        let s = i.udp(h);
-                        (r || s.can_recv(), w || s.can_send())
+                        let (can_recv, can_send) = i.datagram_ready(proto, h);
+                        (r || can_recv, w || can_send)
                     })
                 });
                 if can_recv || st.shut_rd {
@@ -985,7 +988,7 @@ impl InetSocket {
                 if let Some((reply, _)) = i.dns.next_reply(self.ino, true) {
                     return reply.len();
                 }
-                hs.iter().find_map(|&h| i.udp(h).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
+                hs.iter().find_map(|&h| i.datagram_peek(self.proto, h).map(|(d, _)| d.len())).unwrap_or(0)
             })),
             _ => Ok(0),
         }
@@ -1039,7 +1042,12 @@ impl InetSocket {
         let v = match (level, name) {
             (SOL_SOCKET, SO_TYPE) => int(if self.proto == Proto::Tcp { 1 } else { 2 }),
             (SOL_SOCKET, SO_DOMAIN) => int(self.family.domain()),
-            (SOL_SOCKET, SO_PROTOCOL) => int(if self.proto == Proto::Tcp { IPPROTO_TCP } else { IPPROTO_UDP }),
+            (SOL_SOCKET, SO_PROTOCOL) => int(match (self.proto, self.family) {
+                (Proto::Tcp, _) => IPPROTO_TCP,
+                (Proto::Udp, _) => IPPROTO_UDP,
+                (Proto::Ping, Family::V4) => IPPROTO_ICMP,
+                (Proto::Ping, Family::V6) => IPPROTO_ICMPV6,
+            }),
             (SOL_SOCKET, SO_ACCEPTCONN) => int(matches!(st.conn, Conn::Listening { .. }) as i32),
             (SOL_SOCKET, SO_REUSEADDR) => int(o.reuseaddr as i32),
             (SOL_SOCKET, SO_KEEPALIVE) => int(o.keepalive as i32),
@@ -1174,6 +1182,19 @@ impl InetSocket {
     }
 }
 
+/// Checks that a ping socket's datagram is an echo request (ICMP type 8, or
+/// ICMPv6 type 128, code 0, at least its 8-byte header: EINVAL otherwise, as
+/// Linux's ping_common_sendmsg) and puts the socket's identifier in it; the
+/// checksum is the stack's to compute.
+fn echo_request(data: &mut [u8], v4: bool, ident: u16) -> SysResult<()> {
+    let want = if v4 { 8 } else { 128 };
+    if data.len() < 8 || data[0] != want || data[1] != 0 {
+        return Err(errno!(EINVAL));
+    }
+    data[4..6].copy_from_slice(&ident.to_be_bytes());
+    Ok(())
+}
+
 /// Options that are only kept and reported back, with their defaults.
 fn stored_default(proto: Proto, family: Family, key: (i32, i32)) -> Option<i32> {
     match key {
@@ -1182,6 +1203,15 @@ fn stored_default(proto: Proto, family: Family, key: (i32, i32)) -> Option<i32> 
         (IPPROTO_TCP, TCP_KEEPINTVL) if proto == Proto::Tcp => Some(75),
         (IPPROTO_TCP, TCP_KEEPCNT) if proto == Proto::Tcp => Some(9),
         (IPPROTO_IP, IP_TOS) if family == Family::V4 => Some(0),
+        // Extended errors: the stack queues no ICMP errors, so the error
+        // queue these ask for stays empty (recv with MSG_ERRQUEUE: EAGAIN).
+        (IPPROTO_IP, IP_RECVERR) if family == Family::V4 => Some(0),
+        (IPPROTO_IPV6, IPV6_RECVERR) if family == Family::V6 => Some(0),
+        // Asking for the received TTL or hop limit: kept and reported, but no
+        // IP_TTL/IPV6_HOPLIMIT control message comes with a datagram (smoltcp
+        // does not say what a packet's was): `ping` prints no TTL (issue 12).
+        (IPPROTO_IP, IP_RECVTTL) if family == Family::V4 => Some(0),
+        (IPPROTO_IPV6, IPV6_RECVHOPLIMIT) if family == Family::V6 => Some(0),
         _ => None,
     }
 }
@@ -1199,7 +1229,7 @@ impl FileOps for InetSocket {
     /// write(2) is send with no flags (the syscall layer raises SIGPIPE on EPIPE).
     fn write(&self, _f: &OpenFile, src: &dyn IoSrc, _off: u64) -> SysResult<usize> {
         let len = src.size();
-        if self.proto == Proto::Udp && len > MAX_UDP_V6 {
+        if self.proto.is_datagram() && len > MAX_UDP_V6 {
             return Err(errno!(EMSGSIZE));
         }
         // No task here: the audit line names the process by pid alone.

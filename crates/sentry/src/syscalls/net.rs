@@ -21,7 +21,7 @@ use crate::kernel::signal::{SigInfo, SIGPIPE};
 use crate::kernel::CurrentTask;
 use crate::net::addr::{self as inet_addr, Family, Use};
 use crate::net::netlink::{self, NetlinkSocket};
-use crate::net::socket::{Connect, InetSocket, IPPROTO_TCP, IPPROTO_UDP};
+use crate::net::socket::{Connect, InetSocket, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::{Origin, Proto};
 use crate::vfs::permission::{self, MAY_WRITE};
 use crate::vfs::{Follow, NewNode, OpenFile};
@@ -143,7 +143,7 @@ fn note_unsupported_family(domain: i32) {
 
 pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -> SysResult<u64> {
     if let Some(family) = Family::from_domain(domain) {
-        let (proto, nonblock, cloexec) = inet_socket_args(t, stype, protocol)?;
+        let (proto, nonblock, cloexec) = inet_socket_args(t, family, stype, protocol)?;
         let stack = crate::net::stack_of(sandbox_id(t)).ok_or(errno!(EAFNOSUPPORT))?;
         let owner = task_owner(t);
         let s = InetSocket::new(stack, family, proto, (owner.uid, owner.gid));
@@ -159,8 +159,8 @@ pub fn sys_socket(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32) -
 }
 
 pub fn sys_socketpair(t: &mut CurrentTask, domain: i32, stype: i32, protocol: i32, sv: u64) -> SysResult<u64> {
-    if Family::from_domain(domain).is_some() {
-        inet_socket_args(t, stype, protocol)?;
+    if let Some(family) = Family::from_domain(domain) {
+        inet_socket_args(t, family, stype, protocol)?;
         return Err(errno!(EOPNOTSUPP));
     }
     if domain == AF_NETLINK {
@@ -318,7 +318,7 @@ pub fn sys_listen(t: &mut CurrentTask, fd: i32, backlog: i32) -> SysResult<u64> 
 pub fn sys_connect(t: &mut CurrentTask, fd: i32, addr: u64, len: u32) -> SysResult<u64> {
     if let Some((f, s)) = inet_file(t, fd)? {
         let raw = read_sockaddr(t, addr, len)?;
-        let how = if s.proto == Proto::Udp { Use::ConnectDgram } else { Use::Connect };
+        let how = if s.proto.is_datagram() { Use::ConnectDgram } else { Use::Connect };
         let target = inet_addr::parse(s.family, &raw, how)?;
         let timeout = s.options().sndtimeo;
         let wait_done = |t: &CurrentTask| wait(t, false, timeout, &[&s.wq], || s.connect_result()).map(|_| 0);
@@ -1074,7 +1074,7 @@ fn inet_file(t: &CurrentTask, fd: i32) -> SysResult<Option<(Arc<OpenFile>, Arc<I
 
 /// Validates socket(2)'s type and protocol for AF_INET and AF_INET6, with
 /// inet_create's errors: (protocol, non-blocking, close-on-exec).
-fn inet_socket_args(t: &CurrentTask, stype: i32, protocol: i32) -> SysResult<(Proto, bool, bool)> {
+fn inet_socket_args(t: &CurrentTask, family: Family, stype: i32, protocol: i32) -> SysResult<(Proto, bool, bool)> {
     let flags = stype & !SOCK_TYPE_MASK;
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(errno!(EINVAL));
@@ -1086,8 +1086,12 @@ fn inet_socket_args(t: &CurrentTask, stype: i32, protocol: i32) -> SysResult<(Pr
     let proto = match (kind, protocol) {
         (SOCK_STREAM, 0 | IPPROTO_TCP) => Proto::Tcp,
         (SOCK_DGRAM, 0 | IPPROTO_UDP) => Proto::Udp,
+        // Ping sockets for everyone, as Docker's default ping_group_range
+        // (0 2147483647) and gVisor have them.
+        (SOCK_DGRAM, IPPROTO_ICMP) if family == Family::V4 => Proto::Ping,
+        (SOCK_DGRAM, IPPROTO_ICMPV6) if family == Family::V6 => Proto::Ping,
         (SOCK_RAW, _) if !t.creds().has(CAP_NET_RAW) => return Err(errno!(EPERM)),
-        // Raw and ping sockets are not built yet (issue 12).
+        // Raw sockets are not built yet (issue 12).
         (SOCK_STREAM | SOCK_DGRAM | SOCK_RAW, _) => return Err(errno!(EPROTONOSUPPORT)),
         _ => return Err(errno!(ESOCKTNOSUPPORT)),
     };
@@ -1144,7 +1148,7 @@ fn inet_send(
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let timeout = s.options().sndtimeo;
     let r = match s.proto {
-        Proto::Udp => {
+        Proto::Udp | Proto::Ping => {
             let to = match to {
                 Some(raw) => match inet_addr::parse(s.family, &raw, Use::SendTo)? {
                     inet_addr::Parsed::Unspec => None,
@@ -1216,7 +1220,7 @@ fn inet_recv(
     let peek = flags & MSG_PEEK != 0;
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let timeout = s.options().rcvtimeo;
-    if s.proto == Proto::Udp {
+    if s.proto.is_datagram() {
         let r = wait(t, nonblock, timeout, &[&s.wq], || s.recv(buf.len, peek, &mut |off, d| buf.copy_out(t, off, d)))?;
         let n = if flags & MSG_TRUNC != 0 { r.msg_len } else { r.copied };
         return Ok((n, r));

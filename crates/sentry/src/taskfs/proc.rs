@@ -225,7 +225,7 @@ impl Procfs {
 
     /// /proc/net: the sandbox's network stack as Linux's files show it.
     fn net_dir(self: &Arc<Self>) -> InodeRef {
-        let files: [(&str, SysFileFn); 7] = [
+        let files: [(&str, SysFileFn); 9] = [
             ("dev", |_, k| Ok(net_dev_text(&net_of(k)?.interfaces()))),
             ("if_inet6", |_, k| Ok(if_inet6_text(&net_of(k)?.interfaces()))),
             ("route", |_, _| Ok(route_text())),
@@ -233,6 +233,8 @@ impl Procfs {
             ("tcp6", |_, k| Ok(inet_sockets_text(k, Proto::Tcp, Family::V6))),
             ("udp", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V4))),
             ("udp6", |_, k| Ok(inet_sockets_text(k, Proto::Udp, Family::V6))),
+            ("icmp", |_, k| Ok(inet_sockets_text(k, Proto::Ping, Family::V4))),
+            ("icmp6", |_, k| Ok(inet_sockets_text(k, Proto::Ping, Family::V6))),
         ];
         let entries = files
             .into_iter()
@@ -1122,7 +1124,7 @@ fn open_inet_sockets(k: &Kernel) -> Vec<Arc<InetSocket>> {
     seen.into_values().collect()
 }
 
-/// /proc/net/{tcp,tcp6,udp,udp6}: listeners and bound UDP sockets from the
+/// /proc/net/{tcp,tcp6,udp,udp6,icmp,icmp6}: listeners and bound UDP sockets from the
 /// open sockets, connections (closing ones too) from the stack.
 fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
     let socks = open_inet_sockets(k);
@@ -1142,8 +1144,8 @@ fn inet_sockets_text(k: &Kernel, proto: Proto, family: Family) -> Vec<u8> {
         let peer = s.peer_address().ok().and_then(|p| socket_addr(&p));
         let state = match (proto, peer) {
             (Proto::Tcp, _) => 0x0A,
-            (Proto::Udp, Some(_)) => 0x01,
-            (Proto::Udp, None) => 0x07,
+            (Proto::Udp | Proto::Ping, Some(_)) => 0x01,
+            (Proto::Udp | Proto::Ping, None) => 0x07,
         };
         lines.push(SockLine {
             local,
@@ -1208,7 +1210,8 @@ fn inet_text(proto: Proto, family: Family, lines: &[SockLine]) -> Vec<u8> {
         (Proto::Tcp, Family::V4) => (149, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
         (Proto::Udp, Family::V4) => (127, "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
         (Proto::Tcp, Family::V6) => (0, "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
-        (Proto::Udp, Family::V6) => (0, "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+        (Proto::Udp | Proto::Ping, Family::V6) => (0, "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+        (Proto::Ping, Family::V4) => (127, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
     };
     put!(out, "{header:<width$}\n");
     for (n, l) in lines.iter().enumerate() {
@@ -1229,7 +1232,7 @@ fn inet_text(proto: Proto, family: Family, lines: &[SockLine]) -> Vec<u8> {
         let tail = match (proto, l.state) {
             (Proto::Tcp, 0x0A) => " 1 0000000000000000 100 0 0 10 0".to_string(),
             (Proto::Tcp, _) => " 1 0000000000000000 20 0 0 10 -1".to_string(),
-            (Proto::Udp, _) => " 2 0000000000000000 0".to_string(),
+            (Proto::Udp | Proto::Ping, _) => " 2 0000000000000000 0".to_string(),
         };
         put!(out, "{:<width$}\n", common + &tail);
     }
