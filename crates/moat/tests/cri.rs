@@ -13,8 +13,19 @@
 //! 1.6 refuses a POD network namespace without a CNI network, and a NODE
 //! one would also put the pod in the host's UTS namespace, hiding the
 //! pod's hostname.
+//!
+//! A second test puts pods on Kubernetes' usual network instead, a CNI
+//! bridge (Debian's containernetworking-plugins, on a bridge and subnet of
+//! the test's own), and has a pod's container fetch from an HTTP server the
+//! test runs on the bridge's address, under runc and under moat.
 
+#[path = "engines/bridge.rs"]
+mod bridge;
 mod common;
+#[path = "engines/host_state.rs"]
+mod host_state;
+#[path = "engines/http.rs"]
+mod http;
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -25,8 +36,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use bridge::Bridge;
 use common::image::image_archive;
 use common::{moat_binary, CgroupParent, Rootfs, TempDir};
+use host_state::{namespace_holds, HostState};
+use http::{HttpServer, HELLO};
 
 /// The pod's hostname, which each of its containers must report.
 const HOSTNAME: &str = "moat-pod-test";
@@ -67,6 +81,16 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The pods' network, as containerd's CNI config gives it.
+enum PodNetwork<'a> {
+    /// The test's own plugin (cni-plugin.sh): a veth pair wholly inside the
+    /// pod's network namespace.
+    Enclosed,
+    /// Debian's `bridge` and `host-local` plugins, on a bridge of the
+    /// test's own in the host's network namespace.
+    Bridge(&'a Bridge),
+}
+
 /// A containerd of the test's own with the CRI plugin on, stopped (with
 /// whatever it left running) when dropped.
 struct Containerd {
@@ -77,7 +101,7 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    fn start(network: PodNetwork) -> Containerd {
         let containerd = require("containerd", "containerd");
         require("ctr", "containerd");
         let runc = require("/usr/sbin/runc", "runc");
@@ -110,14 +134,35 @@ impl Containerd {
         for sub in ["cni-bin", "cni-conf", "logs", "shared"] {
             fs::create_dir(d.join(sub)).expect("mkdir");
         }
-        for name in ["loopback", "moat-test-net"] {
-            symlink(cri_dir().join("cni-plugin.sh"), d.join("cni-bin").join(name)).expect("link the CNI plugin");
-        }
-        fs::write(
-            d.join("cni-conf/10-moat-test.conf"),
-            r#"{"cniVersion": "0.4.0", "name": "moat-test", "type": "moat-test-net"}"#,
-        )
-        .expect("write the CNI config");
+        let cni_config = match network {
+            PodNetwork::Enclosed => {
+                for name in ["loopback", "moat-test-net"] {
+                    symlink(cri_dir().join("cni-plugin.sh"), d.join("cni-bin").join(name))
+                        .expect("link the CNI plugin");
+                }
+                json!({"cniVersion": "0.4.0", "name": "moat-test", "type": "moat-test-net"})
+            }
+            PodNetwork::Bridge(bridge) => {
+                for name in ["loopback", "bridge", "host-local"] {
+                    let plugin = require(&format!("/usr/lib/cni/{name}"), "containernetworking-plugins");
+                    symlink(plugin, d.join("cni-bin").join(name)).expect("link the CNI plugin");
+                }
+                // Not the gateway: the bridge has its address already, and a
+                // gateway bridge would turn the host's IP forwarding on. No
+                // masquerading (no firewall rule); leases in the test's
+                // directory, not /var/lib/cni.
+                json!({
+                    "cniVersion": "0.4.0", "name": "moat-test-bridge", "type": "bridge",
+                    "bridge": bridge.name, "isGateway": false, "ipMasq": false,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": bridge.subnet, "gateway": bridge.gateway}]],
+                        "dataDir": d.join("ipam"),
+                    },
+                })
+            }
+        };
+        fs::write(d.join("cni-conf/10-moat-test.conf"), cni_config.to_string()).expect("write the CNI config");
 
         let socket = d.join("c.sock");
         let runtime = |name: &str, binary: &Path| {
@@ -150,7 +195,12 @@ impl Containerd {
         let log = fs::File::create(d.join("containerd.log")).expect("log file");
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount -t tmpfs tmpfs /run && exec "$0" --config "$1""#)
+            // libcni caches each pod's CNI result in /var/lib/cni (made if
+            // missing): a tmpfs there, or on /var/lib, keeps that off the host.
+            .arg(
+                r#"mount -t tmpfs tmpfs /run && if [ -d /var/lib/cni ]; then cni=/var/lib/cni; else cni=/var/lib; fi \
+                   && mount -t tmpfs tmpfs "$cni" && exec "$0" --config "$1""#,
+            )
             .arg(containerd)
             .arg(d.join("config.toml"))
             .stdin(Stdio::null())
@@ -274,7 +324,7 @@ fn log_lines(path: &Path) -> Vec<String> {
 #[derive(Debug, PartialEq)]
 struct Observed {
     steps: Vec<(&'static str, String)>,
-    /// The kernel release the writer container printed: the host's under
+    /// The kernel release a container of the pod printed: the host's under
     /// runc, moat's own under moat (the one difference expected, by design:
     /// the Sentry is the kernel the app sees).
     release: String,
@@ -361,7 +411,13 @@ fn run_pod(c: &Containerd, handler: &str) -> Observed {
     let left = c.call("ListPodSandbox", json!({}));
     steps.push(("pods left", left["items"].to_string()));
 
-    // Nothing of the pod may outlive it: processes, runtime state, cgroups.
+    wait_pod_gone(c, handler, &cgroup);
+    Observed { steps, release }
+}
+
+/// Waits until nothing of the removed `handler` pod outlives it: processes,
+/// runtime state, cgroups; then checks containerd still answers.
+fn wait_pod_gone(c: &Containerd, handler: &str, cgroup: &CgroupParent) {
     let runtime_state = c.dir.path().join("runtime-root").join(handler).join("k8s.io");
     wait_for(&format!("the {handler} pod's processes, runtime state and cgroups to go"), || {
         let processes = c.leftover_processes();
@@ -374,12 +430,11 @@ fn run_pod(c: &Containerd, handler: &str) -> Observed {
         None
     });
     c.call("Version", json!({}));
-    Observed { steps, release }
 }
 
 #[test]
 fn a_pod_runs_through_the_cri_on_moat_as_on_runc() {
-    let c = Containerd::start();
+    let c = Containerd::start(PodNetwork::Enclosed);
     let rootfs = Rootfs::new();
     c.import(rootfs.path(), BUSYBOX_IMAGE, r#"{"Cmd": ["sh"]}"#);
     // The pod's sandbox ("pause") container only has to stay up until killed.
@@ -405,4 +460,120 @@ fn a_pod_runs_through_the_cri_on_moat_as_on_runc() {
     assert_eq!(moat.steps, runc.steps, "the pod under moat differs from the same pod under runc");
     // moat, not runc, ran the pod's containers: they saw the Sentry's kernel.
     assert!(moat.release.ends_with("-moat"), "the container under moat saw kernel {:?}", moat.release);
+}
+
+/// Runs a one-container pod on the CNI bridge under `handler`: the container
+/// fetches from `server` on the bridge's address, and sees its pod's address
+/// on eth0, which the kernel it runs on holds (the host's, in the pod's
+/// network namespace, under runc; the Sentry under moat, where that
+/// namespace no longer does). Says what it saw, step by step, and the kernel
+/// release the container saw.
+fn run_bridged_pod(c: &Containerd, handler: &str, bridge: &Bridge, server: &HttpServer) -> Observed {
+    let mut steps = Vec::new();
+    let cgroup = CgroupParent::new(&format!("moat-cri-bridge-{handler}"));
+    let logs = c.dir.path().join("logs").join(handler);
+    fs::create_dir(&logs).expect("mkdir logs");
+    let pod = json!({
+        "metadata": {"name": format!("pod-{handler}"), "uid": format!("uid-{handler}"), "namespace": "default"},
+        "hostname": HOSTNAME,
+        "log_directory": logs,
+        "linux": {"cgroup_parent": cgroup.path()},
+    });
+    let reply = c.call("RunPodSandbox", json!({"config": pod, "runtime_handler": handler}));
+    let pod_id = reply["pod_sandbox_id"].as_str().expect("pod_sandbox_id").to_owned();
+    let status = c.call("PodSandboxStatus", json!({"pod_sandbox_id": pod_id}));
+    steps.push(("pod state", status["status"]["state"].to_string()));
+    let pod_ip = status["status"]["network"]["ip"].as_str().unwrap_or_default().to_owned();
+    let prefix = bridge.subnet.trim_end_matches("0/24");
+    steps.push(("pod ip in the bridge's subnet", (pod_ip.starts_with(prefix) && pod_ip != bridge.gateway).to_string()));
+
+    let config = json!({
+        "metadata": {"name": "fetcher"},
+        "image": {"image": BUSYBOX_IMAGE},
+        "command": ["/bin/sh", "-c"],
+        "args": ["trap 'echo fetcher got TERM; exit 0' TERM; echo fetcher up; sleep 1000 & wait"],
+        "log_path": "fetcher.log",
+    });
+    let reply = c.call("CreateContainer", json!({"pod_sandbox_id": pod_id, "config": config, "sandbox_config": pod}));
+    let fetcher = reply["container_id"].as_str().expect("container_id").to_owned();
+    c.call("StartContainer", json!({"container_id": fetcher}));
+    let log = logs.join("fetcher.log");
+    wait_for("the fetcher's log to show it is up", || (!log_lines(&log).is_empty()).then_some(()));
+    let exec = |cmd: &[&str]| c.call("ExecSync", json!({"container_id": fetcher, "timeout": 30, "cmd": cmd}));
+
+    let fetched = exec(&["wget", "-q", "-O", "-", &server.url()]);
+    steps.push((
+        "fetch from the bridge's address",
+        format!("{} {} {}", fetched["exit_code"], fetched["stdout"], fetched["stderr"]),
+    ));
+    let seen = exec(&["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    let sees = !pod_ip.is_empty() && seen["stdout"].as_str().unwrap_or_default().contains(&format!(" {pod_ip}/"));
+    steps.push(("the container sees the pod's address on eth0", sees.to_string()));
+    let verbose = c.call("ContainerStatus", json!({"container_id": fetcher, "verbose": true}));
+    let info: Value = serde_json::from_str(verbose["info"]["info"].as_str().unwrap_or("{}")).unwrap_or_default();
+    let holder = match (handler, namespace_holds(&info["pid"].to_string(), &pod_ip)) {
+        (_, Err(e)) => e,
+        // The same words for different facts: the kernel differs by design.
+        ("moat", Ok(held)) => (!held && sees).to_string(),
+        (_, Ok(held)) => held.to_string(),
+    };
+    steps.push(("the container's kernel holds the pod's address", holder));
+    let release = exec(&["uname", "-r"])["stdout"].as_str().unwrap_or_default().trim_end().to_owned();
+
+    c.call("StopContainer", json!({"container_id": fetcher, "timeout": 30}));
+    steps.push(("fetcher's log", log_lines(&log).join("\n")));
+    c.call("RemoveContainer", json!({"container_id": fetcher}));
+    c.call("StopPodSandbox", json!({"pod_sandbox_id": pod_id}));
+    c.call("RemovePodSandbox", json!({"pod_sandbox_id": pod_id}));
+    let left = c.call("ListPodSandbox", json!({}));
+    steps.push(("pods left", left["items"].to_string()));
+    wait_pod_gone(c, handler, &cgroup);
+    Observed { steps, release }
+}
+
+/// Kubernetes' usual pod network: a CNI bridge (Debian's `bridge` and
+/// `host-local` plugins on a bridge and a 198.18.N.0/24 of the test's own,
+/// no masquerading, no forwarding). A pod's container fetches from an HTTP
+/// server the test runs on the bridge's address, under runc and under moat,
+/// with the same result; the host's network, firewall and forwarding are as
+/// the test found them afterwards.
+#[test]
+fn a_pod_on_a_cni_bridge_reaches_the_host_on_moat_as_on_runc() {
+    let host_before = HostState::now();
+    {
+        let bridge = Bridge::create();
+        let server = HttpServer::start(&bridge.gateway, None).unwrap_or_else(|e| panic!("fixture: {e}"));
+        let c = Containerd::start(PodNetwork::Bridge(&bridge));
+        let rootfs = Rootfs::new();
+        c.import(rootfs.path(), BUSYBOX_IMAGE, r#"{"Cmd": ["sh"]}"#);
+        c.import(rootfs.path(), PAUSE_IMAGE, r#"{"Entrypoint": ["/bin/sleep", "2147483647"]}"#);
+
+        let expected: Vec<(&str, String)> = vec![
+            ("pod state", "\"SANDBOX_READY\"".into()),
+            ("pod ip in the bridge's subnet", "true".into()),
+            ("fetch from the bridge's address", format!("0 {:?} \"\"", HELLO)),
+            ("the container sees the pod's address on eth0", "true".into()),
+            ("the container's kernel holds the pod's address", "true".into()),
+            ("fetcher's log", "stdout fetcher up\nstdout fetcher got TERM".into()),
+            ("pods left", "[]".into()),
+        ];
+        let runc = run_bridged_pod(&c, "runc", &bridge, &server);
+        assert_eq!(runc.steps, expected, "the pod under runc (the oracle) did not do what the test expects");
+        assert!(!runc.release.ends_with("-moat"), "runc's container saw moat's kernel {:?}", runc.release);
+        let moat = run_bridged_pod(&c, "moat", &bridge, &server);
+        assert_eq!(moat.steps, runc.steps, "the pod under moat differs from the same pod under runc");
+        assert!(moat.release.ends_with("-moat"), "the container under moat saw kernel {:?}", moat.release);
+    }
+    // The pods' veths may go just after their namespaces do.
+    let deadline = Instant::now() + SETTLE;
+    let mut host_after = HostState::now();
+    while host_after != host_before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+        host_after = HostState::now();
+    }
+    assert!(
+        host_after == host_before,
+        "the host's network is not as the test found it:\n{}",
+        host_before.difference(&host_after)
+    );
 }

@@ -17,6 +17,8 @@
 //! fails if the host's links, addresses, routes, firewall rules or
 //! forwarding settings differ at its end from what they were at its start.
 
+#[path = "engines/bridge.rs"]
+mod bridge;
 mod common;
 #[path = "engines/differential.rs"]
 mod differential;
@@ -24,6 +26,8 @@ mod differential;
 mod dockerd;
 #[path = "engines/host_state.rs"]
 mod host_state;
+#[path = "engines/http.rs"]
+mod http;
 
 use std::fs;
 use std::path::Path;
@@ -33,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use differential::{clean, run_all, Case, Runtime};
 use dockerd::{Daemon, Out, COMMAND_LIMIT, IMAGE};
-use host_state::{HostNetwork, HostState};
+use host_state::{namespace_holds, HostNetwork, HostState};
+use http::{HttpServer, HELLO};
 
 /// After this much time the remaining cases are not run (and fail), so the
 /// file stays bounded however broken moat is.
@@ -85,6 +90,7 @@ const CASES: &[Case<Daemon>] = &[
     Case { name: "--memory 64m: an app allocating past it is stopped", observe: case_memory },
     Case { name: "--pids-limit 10: forks past it fail", observe: case_pids },
     Case { name: "--cpus 0.5: the cgroup's CPU quota", observe: case_cpus },
+    Case { name: "-p 127.0.0.1:PORT:8000: the host reads a server in the container", observe: case_publish },
 ];
 
 #[test]
@@ -136,10 +142,21 @@ fn run(d: &Daemon, rt: Runtime, options: &[&str], command: &[&str]) -> Out {
 }
 
 fn run_args<'a>(rt: Runtime, options: &[&'a str], image: &'a str, command: &[&'a str]) -> Vec<String> {
+    network_run_args(rt, "none", options, image, command)
+}
+
+/// `docker run OPTIONS --runtime=RT --network=NETWORK IMAGE COMMAND...`.
+fn network_run_args<'a>(
+    rt: Runtime,
+    network: &str,
+    options: &[&'a str],
+    image: &'a str,
+    command: &[&'a str],
+) -> Vec<String> {
     let mut args = vec!["run".to_owned()];
     args.extend(options.iter().map(|s| (*s).to_owned()));
     args.push(format!("--runtime={}", rt.as_str()));
-    args.push("--network=none".to_owned());
+    args.push(format!("--network={network}"));
     args.push(image.to_owned());
     args.extend(command.iter().map(|s| (*s).to_owned()));
     args
@@ -644,6 +661,79 @@ fn case_cpus(d: &Daemon, rt: Runtime) -> String {
     format!("{quota}\n{}", remove(d, &name))
 }
 
+/// A server in the container, published on a port of the host's loopback
+/// that the test picked, read from the host with Python's urllib. dockerd
+/// runs with `--iptables=false`, so its userland proxy (docker-proxy, a host
+/// process) connects to the container's address on the test's bridge; the
+/// kernel the container runs on must answer there: the host's, in the
+/// container's network namespace, under runc; the Sentry under moat, where
+/// that namespace no longer holds the address (each is checked).
+fn case_publish(d: &Daemon, rt: Runtime) -> String {
+    let name = rt.own("publish");
+    let port = match free_loopback_port() {
+        Ok(port) => port,
+        Err(e) => return e,
+    };
+    let publish = format!("127.0.0.1:{port}:8000");
+    let script = "mkdir /www && echo published from the container > /www/index.html && exec httpd -f -p 8000 -h /www";
+    let args = network_run_args(rt, "bridge", &["-d", "--name", &name, "-p", &publish], IMAGE, &["sh", "-c", script]);
+    let start = d.docker(&strs(&args));
+    d.note_container(&name);
+    if start.status != 0 {
+        return format!("container {name} did not start: exit {}\n{}", start.status, clean(&start.stderr))
+            + &remove(d, &name);
+    }
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let mut fetched = Err(String::new());
+    // The server may take a moment to listen.
+    let _ = eventually(Duration::from_secs(20), || {
+        fetched = fetch_from_host(&url);
+        fetched.is_ok()
+    });
+    let fetched = fetched.unwrap_or_else(|e| format!("(failed: {e})"));
+    let ports = d.docker(&["port", &name]);
+    let address = d.inspect(&name, "{{.NetworkSettings.IPAddress}}");
+    let seen = d.docker(&["exec", &name, "ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    let sees = !address.is_empty() && seen.stdout.contains(&format!(" {address}/"));
+    let pid = d.inspect(&name, "{{.State.Pid}}");
+    let holder = match (rt, namespace_holds(&pid, &address)) {
+        (_, Err(e)) => e,
+        // The same words for different facts: the kernel differs by design.
+        (Runtime::Runc, Ok(held)) => format!("the container's kernel holds it: {held}"),
+        (Runtime::Moat, Ok(held)) => format!("the container's kernel holds it: {}", !held && sees),
+    };
+    format!(
+        "fetched from the host: {fetched}\ndocker port: exit {} {}the container sees its address on eth0: {sees}\n{holder}\n{}",
+        ports.status,
+        clean(&ports.stdout).replace(&format!(":{port}"), ":PORT"),
+        remove(d, &name)
+    )
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+fn free_loopback_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("fixture: no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| format!("fixture: no free port: {e}"))
+}
+
+/// GET `url` with Python's urllib, never through a proxy the environment
+/// names (nothing may leave the machine): the body, or what failed.
+fn fetch_from_host(url: &str) -> Result<String, String> {
+    const FETCH: &str = "import sys, urllib.request\n\
+                         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n\
+                         sys.stdout.write(opener.open(sys.argv[1], timeout=5).read().decode())\n";
+    let out = Command::new("timeout")
+        .args(["10", "/usr/bin/python3", "-c", FETCH, url])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!("{url}: {}", stderr.trim_end().lines().last().unwrap_or("no output")))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // moat only: Docker's bridge network reaches the container's namespace.
 
@@ -698,8 +788,8 @@ fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(),
     if address.is_empty() || !seen.stdout.contains(&format!(" {address}/")) {
         return Err(format!("want eth0 with {name}'s address {address:?} inside the container\n{}", seen.describe()));
     }
-    let server = HttpServer::start(&d.bridge.gateway)?;
-    let url = format!("http://{}:{}/hello.txt", d.bridge.gateway, server.port);
+    let server = HttpServer::start(&d.bridge.gateway, None)?;
+    let url = server.url();
     let fetched = d.docker(&["exec", name, "wget", "-q", "-O", "-", &url]);
     if fetched.stdout != HELLO {
         return Err(format!("want {url} fetched through the Sentry's stack\n{}", fetched.describe()));
@@ -714,43 +804,4 @@ fn bridged_container(d: &Daemon, name: &str, before: &HostNetwork) -> Result<(),
         ));
     }
     Ok(())
-}
-
-const HELLO: &str = "hello over the bridge\n";
-
-/// `python3 -m http.server` on the bridge's address (the test's own bridge:
-/// nothing leaves the machine), serving hello.txt; killed when dropped.
-struct HttpServer {
-    child: std::process::Child,
-    port: u16,
-    _dir: common::TempDir,
-}
-
-impl HttpServer {
-    fn start(address: &str) -> Result<HttpServer, String> {
-        let dir = common::TempDir::new("http");
-        fs::write(dir.path().join("hello.txt"), HELLO).map_err(|e| format!("cannot write hello.txt: {e}"))?;
-        let port = 20000 + (std::process::id() % 20000) as u16;
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "http.server", "--bind", address, "--directory"])
-            .arg(dir.path())
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start python3 -m http.server: {e}"))?;
-        let server = HttpServer { child, port, _dir: dir };
-        let up = eventually(Duration::from_secs(10), || std::net::TcpStream::connect((address, port)).is_ok());
-        if !up {
-            return Err(format!("python3 -m http.server on {address}:{port} did not come up"));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

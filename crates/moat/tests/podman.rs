@@ -1,26 +1,43 @@
 //! podman on moat behaves as podman on runc: a differential suite (a subset
 //! of the Docker one). One podman configuration of the test's own (its own
-//! storage, run and temporary directories, containers.conf and cgroup
-//! parent) runs every case once with `--runtime runc`, the oracle, and once
-//! with moat, through a wrapper that records moat's calls so that a podman
-//! that silently used runc fails the suite; `uname -r` shows moat's kernel
-//! under moat only.
+//! storage, run and temporary directories, containers.conf, network config
+//! directory and cgroup parent) runs every case once with `--runtime runc`,
+//! the oracle, and once with moat, through a wrapper that records moat's
+//! calls so that a podman that silently used runc fails the suite; `uname -r`
+//! shows moat's kernel under moat only.
+//!
+//! Every podman command runs in a network and a mount namespace of the
+//! test's own (`Namespaces`): what netavark makes for podman's default
+//! network (its bridge, firewall rules, IP forwarding, IPAM database in
+//! /run/containers/networks) and podman's network namespaces in /run/netns
+//! stay there, and go with them; no packet can leave the machine.
 
 mod common;
 #[path = "engines/differential.rs"]
 mod differential;
+#[path = "engines/host_state.rs"]
+mod host_state;
+#[path = "engines/http.rs"]
+mod http;
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{busybox, moat_binary, CgroupParent, TempDir};
 use differential::{clean, creates_in, moat_wrapper, run_all, Case, Engine, Runtime};
+use host_state::namespace_holds;
+use http::HttpServer;
 
 const IMAGE: &str = "localhost/moat-test-busybox:latest";
+
+/// podman's default network, in the test's own network namespace, and the
+/// address netavark gives its bridge there.
+const SUBNET: &str = "198.18.100.0/24";
+const GATEWAY: &str = "198.18.100.1";
 
 /// The limit for one podman command; a hang fails its case.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
@@ -45,6 +62,7 @@ const CASES: &[Case<Podman>] = &[
     Case { name: "exec, logs, diff, cp; stop runs the TERM trap", observe: case_detached },
     Case { name: "kill: exit code 137", observe: case_kill },
     Case { name: "top", observe: case_top },
+    Case { name: "--network=bridge: fetch from the bridge's address", observe: case_bridge_network },
 ];
 
 #[test]
@@ -180,8 +198,85 @@ fn case_kill(p: &Podman, rt: Runtime) -> String {
     format!("kill: exit {}\nwait: {}{}", kill.status, everything(&wait), p.remove(&name))
 }
 
+/// podman's default network (netavark's bridge): the container sees its
+/// address on eth0, which the kernel it runs on holds (the host's, in the
+/// container's network namespace, under runc; the Sentry under moat, where
+/// that namespace no longer does), and fetches from an HTTP server the test
+/// runs on the bridge's address.
+fn case_bridge_network(p: &Podman, rt: Runtime) -> String {
+    let name = rt.own("bridge");
+    let start = p.run(rt, &["-d", "--name", &name, "--network=bridge"], &["sleep", "1000"]);
+    if start.status != 0 {
+        return format!("{name} did not start\n{}{}", everything(&start), p.remove(&name));
+    }
+    let inspect = |format: &str| p.podman(&["inspect", "-f", format, &name]).stdout.trim().to_owned();
+    let address = inspect("{{.NetworkSettings.IPAddress}}");
+    let seen = p.podman(&["exec", &name, "ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    let sees = !address.is_empty() && seen.stdout.contains(&format!(" {address}/"));
+    let holder = match (rt, namespace_holds(&inspect("{{.State.Pid}}"), &address)) {
+        (_, Err(e)) => e,
+        // The same words for different facts: the kernel differs by design.
+        (Runtime::Runc, Ok(held)) => held.to_string(),
+        (Runtime::Moat, Ok(held)) => (!held && sees).to_string(),
+    };
+    // The bridge exists once a container is on it.
+    let fetched = match HttpServer::start(GATEWAY, Some(&p.namespaces.path("net"))) {
+        Ok(server) => everything(&p.podman(&["exec", &name, "wget", "-q", "-O", "-", &server.url()])),
+        Err(e) => format!("fixture: {e}"),
+    };
+    format!(
+        "address in {SUBNET}: {}\nthe container sees it on eth0: {sees}\nthe container's kernel holds it: {holder}\n\
+         fetched from {GATEWAY}: {fetched}{}",
+        address.starts_with(SUBNET.trim_end_matches("0/24")) && address != GATEWAY,
+        p.remove(&name)
+    )
+}
+
 // ---------------------------------------------------------------------------
 // podman of the test's own.
+
+/// A process holding a network namespace (with loopback up) and a mount
+/// namespace (with a tmpfs on /run) of the test's own, for podman and all it
+/// runs; killed when dropped, after which the namespaces go with the last
+/// process in them.
+struct Namespaces {
+    holder: Child,
+}
+
+impl Namespaces {
+    fn new() -> Namespaces {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--net", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run && ip link set lo up && echo ready && exec sleep 2147483647")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Gone with the test, should it die without dropping this.
+        host::sys::die_with_parent(&mut command, nix::sys::signal::Signal::SIGKILL as i32);
+        let mut holder = command.spawn().expect("fixture: run unshare (util-linux)");
+        let mut line = String::new();
+        let _ = BufReader::new(holder.stdout.take().expect("piped stdout")).read_line(&mut line);
+        if line.trim() != "ready" {
+            let _ = holder.kill();
+            let out = holder.wait_with_output().expect("fixture: wait for unshare");
+            panic!("fixture: cannot make the test's namespaces: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Namespaces { holder }
+    }
+
+    /// `/proc/PID/ns/KIND` of the holder.
+    fn path(&self, kind: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{kind}", self.holder.id()))
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
 
 struct Out {
     command: String,
@@ -200,6 +295,7 @@ impl Out {
 }
 
 struct Podman {
+    namespaces: Namespaces,
     dir: TempDir,
     conf: PathBuf,
     wrapper: PathBuf,
@@ -219,20 +315,31 @@ impl Podman {
         let conf = dir.path().join("containers.conf");
         // This machine's root may not raise podman's default open-files
         // limit; conmon stays in the test's own cgroup (no-conmon).
-        fs::write(
-            &conf,
+        let config = format!(
             "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\nnetns = \"none\"\n\
-             cgroups = \"no-conmon\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-        )
-        .expect("fixture: write containers.conf");
-        Podman { dir, conf, wrapper, calls, cgroup_parent: CgroupParent::new("moat-test-podman") }
+             cgroups = \"no-conmon\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             [network]\nnetwork_backend = \"netavark\"\nnetwork_config_dir = \"{}\"\ndefault_subnet = \"{SUBNET}\"\n",
+            dir.path().join("networks").display()
+        );
+        fs::write(&conf, config).expect("fixture: write containers.conf");
+        Podman {
+            namespaces: Namespaces::new(),
+            dir,
+            conf,
+            wrapper,
+            calls,
+            cgroup_parent: CgroupParent::new("moat-test-podman"),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut command = Command::new("timeout");
         command
-            .args(["-k", "5", &COMMAND_LIMIT.as_secs().to_string(), "podman"])
+            .args(["-k", "5", &COMMAND_LIMIT.as_secs().to_string(), "nsenter"])
+            .arg(format!("--mount={}", self.namespaces.path("mnt").display()))
+            .arg(format!("--net={}", self.namespaces.path("net").display()))
+            .arg("podman")
             .env("CONTAINERS_CONF", &self.conf)
             .arg("--root")
             .arg(d.join("root"))

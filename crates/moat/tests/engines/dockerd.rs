@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::bridge::Bridge;
 use crate::common::{busybox, moat_binary, CgroupParent, TempDir};
 use crate::differential::{creates_in, moat_wrapper, Engine};
-use crate::host_state::HostNetwork;
 
 /// The image the tests import and run.
 pub const IMAGE: &str = "moat-test-busybox";
@@ -449,59 +449,6 @@ pub fn shell_words(args: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-
-// ---------------------------------------------------------------------------
-// The host's network, before and after.
-
-/// dockerd's default bridge: made by the test with an address of a /24 in
-/// 198.18.0.0/15 that no host route covers, and deleted when dropped.
-pub struct Bridge {
-    pub name: String,
-    /// Its address, the containers' gateway (198.18.N.1).
-    pub gateway: String,
-}
-
-impl Bridge {
-    pub fn create() -> Bridge {
-        let seed = std::process::id();
-        let taken = HostNetwork::now();
-        let free = (0..256u32).map(|n| (seed.wrapping_add(n) & 0xffff, (seed.wrapping_add(n) & 0xff) as u8)).find(
-            |(tag, subnet)| {
-                let name = format!("moatbr{tag:04x}");
-                !taken.links.iter().any(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
-                    && !taken
-                        .routes
-                        .iter()
-                        .any(|r| r.contains(&format!(" 198.18.{subnet}.")) || r.contains(" 198.18.0.0/15"))
-            },
-        );
-        let (tag, subnet) = free.expect("fixture: no free bridge name and 198.18.N.0/24 subnet for dockerd");
-        let bridge = Bridge { name: format!("moatbr{tag:04x}"), gateway: format!("198.18.{subnet}.1") };
-        // A MAC of its own (locally administered): else the bridge takes
-        // its lowest port's, and changes with the veths Docker plugs in.
-        let mac = format!("02:6d:6f:61:{:02x}:{:02x}", tag >> 8, tag & 0xff);
-        ip(&["link", "add", &bridge.name, "address", &mac, "type", "bridge"]);
-        // Without IPv6 the bridge gets no link-local address of its own when
-        // a port comes up, so it looks the same before and after.
-        let _ = fs::write(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", bridge.name), "1");
-        ip(&["addr", "add", &format!("198.18.{subnet}.1/24"), "dev", &bridge.name]);
-        bridge
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.name]).status();
-    }
-}
-
-/// Runs `ip ARGS`, panicking (a fixture failure) if it fails.
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("fixture: run ip");
-    assert!(out.status.success(), "fixture: ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-impl Daemon {}
 
 impl Engine for Daemon {
     fn moat_creates(&self) -> usize {

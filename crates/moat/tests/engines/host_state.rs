@@ -148,3 +148,18 @@ impl HostState {
         text
     }
 }
+
+/// Whether the host kernel holds IPv4 `address` on eth0 in the network
+/// namespace of host process `pid`: under moat it must not (the Sentry
+/// holds it), under runc it must.
+pub fn namespace_holds(pid: &str, address: &str) -> Result<bool, String> {
+    let netns = format!("--net=/proc/{pid}/ns/net");
+    let out = Command::new("nsenter")
+        .args([netns.as_str(), "ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+        .output()
+        .map_err(|e| format!("cannot run nsenter: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nsenter {netns} ip addr failed: {}", String::from_utf8_lossy(&out.stderr).trim_end()));
+    }
+    Ok(!address.is_empty() && String::from_utf8_lossy(&out.stdout).contains(&format!(" {address}/")))
+}

@@ -209,6 +209,8 @@ fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), SandboxError> {
 /// A container between `create` and the end of its init.
 struct Prepared {
     config: Option<BootConfig>,
+    /// A Kubernetes pod's sandbox container: it leaves the network alone.
+    pod_sandbox: bool,
     _gofers: Gofers,
 }
 
@@ -240,5 +242,6 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
         .map_err(|source| SandboxError::Listen { socket: socket.clone(), source })?;
     gofers.wait_until_jailed().map_err(SandboxError::Gofer)?;
     namespaces::enter_root(&bundle.rootfs)?;
-    Ok((Prepared { config: Some(config), _gofers: gofers }, listener))
+    let pod_sandbox = network::is_pod_sandbox(&bundle.spec);
+    Ok((Prepared { config: Some(config), pod_sandbox, _gofers: gofers }, listener))
 }

@@ -203,6 +203,17 @@ pub(super) fn take_over() -> Result<NetConfig, NetworkError> {
     Ok(NetConfig { interfaces, routes, egress })
 }
 
+/// Whether the container is a Kubernetes pod's sandbox ("pause") container,
+/// by the annotation its CRI runtime gives it (containerd's or CRI-O's). It
+/// never uses the network, and must leave the pod's namespace to the pod's
+/// app containers: each is a sandbox of its own, and the first to start
+/// takes the addresses, which the host kernel must still hold then.
+pub(super) fn is_pod_sandbox(spec: &oci_spec::runtime::Spec) -> bool {
+    let annotations = spec.annotations().as_ref();
+    let is = |key: &str| annotations.and_then(|a| a.get(key)).is_some_and(|kind| kind == "sandbox");
+    is("io.kubernetes.cri.container-type") || is("io.kubernetes.cri-o.ContainerType")
+}
+
 /// An address attribute of `family`.
 fn ip(family: u8, val: &[u8]) -> Option<IpAddr> {
     match family {

@@ -71,12 +71,15 @@ impl Prepared {
         let Ok(started) = start_rx.recv() else { return 1 };
         let Some(mut config) = self.config.take() else { return 1 };
         // The namespace's links, as the engine's hooks left them, become the
-        // Sentry's; this thread still has the capabilities that takes.
-        match super::network::take_over() {
-            Ok(network) => config.network = Some(network),
-            Err(e) => {
-                let _ = started.send(Err(e.to_string()));
-                return 1;
+        // Sentry's (not a pod's sandbox container's: its app containers');
+        // this thread still has the capabilities that takes.
+        if !self.pod_sandbox {
+            match super::network::take_over() {
+                Ok(network) => config.network = Some(network),
+                Err(e) => {
+                    let _ = started.send(Err(e.to_string()));
+                    return 1;
+                }
             }
         }
         let sandbox = match Sandbox::start(config) {
