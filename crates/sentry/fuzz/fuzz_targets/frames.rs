@@ -12,15 +12,20 @@
 //! 10.0.0.2:8080, a UDP socket on port 53 and a TCP connect from port 40000
 //! to 10.0.0.1:443 in progress (made again whenever it ended).
 //!
-//! Each input is a sequence of frames (`sentry_fuzz::frames_of`). After them
-//! the harness sends an ARP request from a MAC that names the round and
-//! waits for the stack's reply: frames are taken in order, so the reply
-//! means every frame was handled (a stack that never answers is a hang).
-//! Then it accepts what the listeners took (and resets it), reads the UDP
-//! socket, and checks that the link's addresses and routes are still as given.
+//! Each input is a sequence of frames (`sentry_fuzz::frames_of`). To know
+//! that the stack has handled what it was sent, the harness sends an ARP
+//! request from a MAC that names it and waits for the stack's reply: frames
+//! are taken in order, so the reply means every frame before it was handled
+//! (a stack that never answers is a hang). It does so after the last frame,
+//! and before a frame whose flags ask the harness to act first: to accept
+//! what the listeners took and send on it (`ACT`), or to give the frame the
+//! sequence numbers of its connection (`SYNC`), so that inputs get past the
+//! handshakes. At the end it resets what it accepted, reads the UDP socket,
+//! and checks that the link's addresses and routes are still as given.
 #![no_main]
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -35,17 +40,24 @@ use sentry::net::{IfaceInfo, InetSocket, NetConfig, NetInterface, NetRoute, Prot
 use sentry::Errno;
 use sentry_fuzz::*;
 
-/// How long the stack may take to answer the round's ARP request: far
+/// How long the stack may take to answer the harness's ARP request: far
 /// beyond any honest handling of 64 frames, so only a hang reaches it.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 const OWNER: (u32, u32) = (0, 0);
+/// The most connections whose last segment the harness remembers.
+const MAX_REMEMBERED: usize = 4096;
+
+/// Two TCP endpoints: (from, to).
+type Route = ((IpAddr, u16), (IpAddr, u16));
 
 /// The harness's end of the link, and what the stack sent on it.
 struct Wire {
     out: Mutex<File>,
-    /// The last round whose ARP reply came back.
+    /// The last ARP request (by number) whose reply came back.
     answered: Mutex<u32>,
     came: Condvar,
+    /// The last segment the stack sent on each connection.
+    sent: Mutex<HashMap<Route, Segment>>,
 }
 
 struct Rig {
@@ -56,7 +68,8 @@ struct Rig {
     connecting: Mutex<Arc<InetSocket>>,
     /// The interfaces as the stack was given them.
     interfaces: Vec<IfaceInfo>,
-    round: Mutex<u32>,
+    /// The number of the last ARP request sent to settle the stack.
+    asked: Mutex<u32>,
 }
 
 fn v4(ip: std::net::Ipv4Addr, port: u16) -> Endpoint {
@@ -89,8 +102,12 @@ fn rig() -> &'static Rig {
         };
         let stack = Stack::with_network(config).expect("a stack with one link");
         let interfaces = stack.interfaces();
-        let wire =
-            Arc::new(Wire { out: Mutex::new(File::from(theirs)), answered: Mutex::new(0), came: Condvar::new() });
+        let wire = Arc::new(Wire {
+            out: Mutex::new(File::from(theirs)),
+            answered: Mutex::new(0),
+            came: Condvar::new(),
+            sent: Mutex::new(HashMap::new()),
+        });
         let reading = wire.out.lock().unwrap().try_clone().expect("dup the wire");
         let w = wire.clone();
         std::thread::Builder::new().name("wire".into()).spawn(move || drain(reading, &w)).expect("wire thread");
@@ -110,7 +127,7 @@ fn rig() -> &'static Rig {
             listeners: [dual, only4],
             udp,
             interfaces,
-            round: Mutex::new(0),
+            asked: Mutex::new(0),
         }
     })
 }
@@ -129,8 +146,8 @@ fn connect(stack: &Arc<Stack>) -> Arc<InetSocket> {
     s
 }
 
-/// Reads what the stack sends on the link, checks each frame, and notes
-/// the rounds answered.
+/// Reads what the stack sends on the link, checks each frame, remembers
+/// the last segment of each connection and notes the ARP requests answered.
 fn drain(mut wire: File, w: &Wire) {
     let mut buf = vec![0u8; 1 << 17];
     loop {
@@ -142,6 +159,13 @@ fn drain(mut wire: File, w: &Wire) {
         assert!(n >= 14, "the stack sent a frame of {n} bytes: {f:02x?}");
         assert!(n <= LINK_MTU as usize + 14, "the stack sent a frame of {n} bytes over an MTU of {LINK_MTU}");
         assert_eq!(f[6..12], OUR_MAC, "the stack sent a frame from another MAC: {f:02x?}");
+        if let Some(s) = segment(f) {
+            let mut sent = w.sent.lock().unwrap();
+            if sent.len() >= MAX_REMEMBERED {
+                sent.clear();
+            }
+            sent.insert((s.from, s.to), s);
+        }
         let mut answered = w.answered.lock().unwrap();
         if is_sentinel_reply(f, answered.wrapping_add(1)) {
             *answered = answered.wrapping_add(1);
@@ -155,56 +179,91 @@ fn send(w: &Wire, frame: &[u8]) {
     assert_eq!(sent, frame.len(), "a frame is one record");
 }
 
-/// Accepts and resets whatever a listener took; reads the UDP socket dry.
-fn tend(r: &Rig) {
+/// Returns once the stack has handled every frame sent so far.
+fn settle(r: &Rig) {
+    let mut asked = r.asked.lock().unwrap();
+    *asked = asked.wrapping_add(1);
+    send(&r.wire, &sentinel(*asked));
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    let mut answered = r.wire.answered.lock().unwrap();
+    while *answered != *asked {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the stack did not answer an ARP request within {ANSWER_WITHIN:?} (a hang)");
+        answered = r.wire.came.wait_timeout(answered, left).unwrap().0;
+    }
+}
+
+/// Resets a connection the harness made or accepted.
+fn reset(conn: &InetSocket) {
+    conn.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_LINGER, &[1, 0, 0, 0, 0, 0, 0, 0]).expect("SO_LINGER");
+    conn.close();
+}
+
+/// Accepts what the listeners took into `conns`; on each connection (and
+/// the connect) reads what came and sends a little.
+fn act(r: &Rig, conns: &mut Vec<Arc<InetSocket>>) {
     for l in &r.listeners {
         loop {
             match l.accept() {
-                Ok((conn, _)) => {
-                    let mut sink = |_: usize, _: &[u8]| Ok(());
-                    let _ = conn.recv(4096, false, &mut sink);
-                    conn.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_LINGER, &[1, 0, 0, 0, 0, 0, 0, 0])
-                        .expect("SO_LINGER");
-                    conn.close();
-                }
+                Ok((conn, _)) => conns.push(conn),
                 Err(e) => {
                     assert_eq!(e, Errno::EAGAIN, "accept on a listener");
                     break;
                 }
             }
         }
+    }
+    let c = r.connecting.lock().unwrap().clone();
+    for conn in conns.iter().chain(Some(&c)) {
+        let mut sink = |_: usize, _: &[u8]| Ok(());
+        let _ = conn.recv(4096, false, &mut sink);
+        let _ = conn.send(3000, None, &mut |_, n| Ok(vec![b'r'; n]));
+        let _ = conn.poll_mask();
+    }
+}
+
+/// Resets what the listeners took; reads the UDP socket dry; starts the
+/// connect again if it ended.
+fn tend(r: &Rig, conns: &mut Vec<Arc<InetSocket>>) {
+    act(r, conns);
+    conns.drain(..).for_each(|c| reset(&c));
+    for l in &r.listeners {
         let _ = l.poll_mask();
     }
     let mut sink = |_: usize, _: &[u8]| Ok(());
     while r.udp.recv(70_000, false, &mut sink).is_ok() {}
     let mut c = r.connecting.lock().unwrap();
     if !matches!(c.connect_result(), Err(e) if e == Errno::EAGAIN) {
-        c.close();
+        reset(&c);
         *c = connect(&r.stack);
     }
 }
 
 fuzz_target!(|input: &[u8]| {
     let r = rig();
-    let mut round = r.round.lock().unwrap();
-    *round = round.wrapping_add(1);
-    tend(r);
+    let mut conns = Vec::new();
+    tend(r, &mut conns);
     // The next hop of the connection in progress answers, so that its SYN
     // is out and frames for it find it waiting for the SYN-ACK.
     send(&r.wire, &arp(2, GATEWAY_MAC, GATEWAY_V4, OUR_MAC, OUR_V4));
-    for frame in frames_of(input) {
-        send(&r.wire, &frame);
+    for mut frame in frames_of(input) {
+        if frame.act || frame.sync {
+            settle(r);
+        }
+        if frame.act {
+            act(r, &mut conns);
+            settle(r);
+        }
+        if frame.sync {
+            let last = segment(&frame.bytes).and_then(|s| r.wire.sent.lock().unwrap().get(&(s.to, s.from)).copied());
+            if let Some(last) = last {
+                sync_to(&mut frame.bytes, &last);
+            }
+        }
+        send(&r.wire, &frame.bytes);
     }
-    send(&r.wire, &sentinel(*round));
-    let deadline = Instant::now() + ANSWER_WITHIN;
-    let mut answered = r.wire.answered.lock().unwrap();
-    while *answered != *round {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "the stack did not answer an ARP request within {ANSWER_WITHIN:?} (a hang)");
-        answered = r.wire.came.wait_timeout(answered, left).unwrap().0;
-    }
-    drop(answered);
-    tend(r);
+    settle(r);
+    tend(r, &mut conns);
     assert_eq!(r.stack.interfaces(), r.interfaces, "frames changed the stack's interfaces");
     let conns = r.stack.tcp_connections().len();
     assert!(conns <= MAX_SOCKETS, "{conns} TCP connections, past the stack's bound of {MAX_SOCKETS}");

@@ -7,9 +7,11 @@
 //! The socket belongs to a stack with a link (eth0, with IPv4 and IPv6
 //! addresses and default routes through a gateway) besides `lo`, so that
 //! dumps have more than loopback to say. The input's first byte sets the
-//! socket up (bits below); with `ADDRESS` the next 12 bytes are a
-//! `sockaddr_nl` given to bind, and the batch goes to the kernel's address
-//! by sendto rather than by send. The rest is the batch.
+//! socket up (bits below); with `OPTION` the next 12 bytes are a level, an
+//! option name and a value for setsockopt (then read back by getsockopt);
+//! with `ADDRESS` the next 12 bytes are a `sockaddr_nl` given to bind, and
+//! the batch goes to the kernel's address by sendto rather than by send.
+//! The rest is the batch.
 #![no_main]
 #![forbid(unsafe_code)]
 
@@ -33,12 +35,13 @@ const SMALL_RCVBUF: u8 = 0x08;
 /// The sender holds CAP_NET_ADMIN.
 const ADMIN: u8 = 0x10;
 const ADDRESS: u8 = 0x20;
+const OPTION: u8 = 0x40;
 
 const NETLINK_CAP_ACK: i32 = 10;
 const NETLINK_NO_ENOBUFS: i32 = 5;
 const NETLINK_GET_STRICT_CHK: i32 = 12;
-/// Linux's net.core.rmem_default: a socket's receive buffer unless set.
-const RCVBUF_DEFAULT: usize = 212_992;
+/// The most answer bytes a socket queues, whatever SO_RCVBUFFORCE set.
+const QUEUE_CAP: usize = 4 << 20;
 
 fn stack() -> &'static Arc<Stack> {
     static STACK: OnceLock<(Arc<Stack>, OwnedFd)> = OnceLock::new();
@@ -124,11 +127,25 @@ fuzz_target!(|input: &[u8]| {
             s.setsockopt(SOL_NETLINK, option, &1i32.to_ne_bytes(), admin).expect("a netlink flag option");
         }
     }
-    let mut rcvbuf = RCVBUF_DEFAULT;
     if setup & SMALL_RCVBUF != 0 {
         s.setsockopt(SOL_SOCKET, SO_RCVBUF, &1i32.to_ne_bytes(), admin).expect("SO_RCVBUF");
-        rcvbuf = 2304;
     }
+    let rest = match rest.split_at_checked(12) {
+        Some((opt, rest)) if setup & OPTION != 0 => {
+            let int = |at: usize| i32::from_ne_bytes(opt[at..at + 4].try_into().unwrap());
+            // Refused or not, nothing may break.
+            let _ = s.setsockopt(int(0), int(4), &opt[8..], admin);
+            let _ = s.getsockopt(int(0), int(4), 4);
+            rest
+        }
+        _ => rest,
+    };
+    let int_option = |level, name| {
+        let v = s.getsockopt(level, name, 4).expect("a buffer size");
+        i32::from_ne_bytes(v[..4].try_into().unwrap()).max(0) as usize
+    };
+    let rcvbuf = int_option(SOL_SOCKET, SO_RCVBUF).min(QUEUE_CAP);
+    let no_enobufs = int_option(SOL_NETLINK, NETLINK_NO_ENOBUFS) != 0;
     let (batch, to) = match rest.split_at_checked(12) {
         Some((addr, batch)) if setup & ADDRESS != 0 => {
             // A bad address is refused; what matters is that nothing breaks.
@@ -137,9 +154,11 @@ fuzz_target!(|input: &[u8]| {
         }
         _ => (rest, None),
     };
+    let max_send = s.max_send();
     match s.send(batch, to.as_deref(), admin) {
         Ok(n) => assert_eq!(n, batch.len(), "a send takes the whole batch"),
         Err(e) if batch.is_empty() => assert_eq!(e, Errno::ENODATA, "an empty send"),
+        Err(e) if batch.len() > max_send => assert_eq!(e, Errno::EMSGSIZE, "a batch past SO_SNDBUF"),
         Err(e) => panic!("a batch of {} bytes was refused: {e}", batch.len()),
     }
     let portid = u32::from_ne_bytes(s.local_address()[4..8].try_into().unwrap());
@@ -156,7 +175,7 @@ fuzz_target!(|input: &[u8]| {
                 check_datagram(&got, portid, &seqs);
                 total += got.len();
             }
-            Err(e) if e == Errno::ENOBUFS => assert!(setup & NO_ENOBUFS == 0, "ENOBUFS with NETLINK_NO_ENOBUFS"),
+            Err(e) if e == Errno::ENOBUFS => assert!(!no_enobufs, "ENOBUFS with NETLINK_NO_ENOBUFS"),
             Err(e) => {
                 assert_eq!(e, Errno::EAGAIN, "receiving answers");
                 break;

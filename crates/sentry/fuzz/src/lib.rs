@@ -3,7 +3,7 @@
 //! seeds), and the checks made on what the stack sends back.
 #![forbid(unsafe_code)]
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The stack's link: its MAC, addresses (with prefixes) and MTU.
 pub const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -31,12 +31,29 @@ pub const MAX_FRAMES: usize = 64;
 pub const FIX_CHECKSUMS: u8 = 0x01;
 /// A frame's flag: address it to the stack's MAC.
 pub const TO_US: u8 = 0x02;
+/// A frame's flag: once the frames before it are handled, give its TCP
+/// segment the sequence number the stack expects and acknowledge all the
+/// stack sent on that connection (then fill in checksums), so that inputs
+/// reach past the handshake whatever initial sequence numbers the stack drew.
+pub const SYNC: u8 = 0x04;
+/// A frame's flag: before it, the harness accepts what the listeners took,
+/// sends on each such connection and reads what came.
+pub const ACT: u8 = 0x08;
+
+/// One frame of an input, with what the harness does for it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub bytes: Vec<u8>,
+    pub sync: bool,
+    pub act: bool,
+}
 
 /// The frames an input for the `frames` target stands for: records of
 /// `flags[1] len[2, LE] bytes[len]` (the last one cut short by the input's
-/// end), at most `MAX_FRAMES`, with `flags` applied. Empty frames are left
-/// out: a zero-length read is how the link's reader sees its peer hang up.
-pub fn frames_of(input: &[u8]) -> Vec<Vec<u8>> {
+/// end), at most `MAX_FRAMES`, with `TO_US` and `FIX_CHECKSUMS` applied.
+/// Empty frames are left out: a zero-length read is how the link's reader
+/// sees its peer hang up.
+pub fn frames_of(input: &[u8]) -> Vec<Frame> {
     let mut out = Vec::new();
     let mut rest = input;
     while let [flags, lo, hi, tail @ ..] = rest {
@@ -44,19 +61,82 @@ pub fn frames_of(input: &[u8]) -> Vec<Vec<u8>> {
             break;
         }
         let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
-        let mut frame = tail[..len].to_vec();
+        let mut bytes = tail[..len].to_vec();
         rest = &tail[len..];
-        if flags & TO_US != 0 && frame.len() >= 6 {
-            frame[..6].copy_from_slice(&OUR_MAC);
+        if flags & TO_US != 0 && bytes.len() >= 6 {
+            bytes[..6].copy_from_slice(&OUR_MAC);
         }
         if flags & FIX_CHECKSUMS != 0 {
-            fix_checksums(&mut frame);
+            fix_checksums(&mut bytes);
         }
-        if !frame.is_empty() {
-            out.push(frame);
+        if !bytes.is_empty() {
+            out.push(Frame { bytes, sync: flags & SYNC != 0, act: flags & ACT != 0 });
         }
     }
     out
+}
+
+/// A TCP segment in an ethernet frame: where its header is, its endpoints
+/// and what orders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the TCP header in the frame.
+    pub at: usize,
+    pub from: (IpAddr, u16),
+    pub to: (IpAddr, u16),
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    /// The sequence space it takes: its payload, and one each for SYN and FIN.
+    pub len: u32,
+}
+
+/// The TCP segment of an IPv4 or IPv6 (no extension headers) frame, if the
+/// frame holds a whole TCP header.
+pub fn segment(f: &[u8]) -> Option<Segment> {
+    let ether = f.get(12..14)?;
+    let (at, end, from, to) = match ether {
+        [0x08, 0x00] => {
+            let ip = f.get(14..)?;
+            let ihl = usize::from(ip.first()? & 0xf) * 4;
+            if ihl < 20 || ip.len() < ihl || ip[9] != 6 {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).clamp(ihl, ip.len());
+            let addr = |at: usize| IpAddr::from(<[u8; 4]>::try_from(&ip[at..at + 4]).expect("four bytes"));
+            (14 + ihl, 14 + total, addr(12), addr(16))
+        }
+        [0x86, 0xdd] => {
+            let ip = f.get(14..54)?;
+            if ip[6] != 6 {
+                return None;
+            }
+            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]])).min(f.len() - 54);
+            let addr = |at: usize| IpAddr::from(<[u8; 16]>::try_from(&ip[at..at + 16]).expect("sixteen bytes"));
+            (54, 54 + payload, addr(8), addr(24))
+        }
+        _ => return None,
+    };
+    let tcp = f.get(at..end)?;
+    let offset = usize::from(tcp.get(12)? >> 4) * 4;
+    if tcp.len() < 20 || offset < 20 || offset > tcp.len() {
+        return None;
+    }
+    let word = |i: usize| u32::from_be_bytes([tcp[i], tcp[i + 1], tcp[i + 2], tcp[i + 3]]);
+    let port = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+    let flags = tcp[13];
+    let len = (tcp.len() - offset) as u32 + u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0);
+    Some(Segment { at, from: (from, port(0)), to: (to, port(2)), seq: word(4), ack: word(8), flags, len })
+}
+
+/// Gives the segment in `f` the sequence number `last` (the stack's latest
+/// segment the other way) expects next and an acknowledgement of all of
+/// it, and fills in checksums.
+pub fn sync_to(f: &mut [u8], last: &Segment) {
+    let Some(s) = segment(f) else { return };
+    f[s.at + 4..s.at + 8].copy_from_slice(&last.ack.to_be_bytes());
+    f[s.at + 8..s.at + 12].copy_from_slice(&last.seq.wrapping_add(last.len).to_be_bytes());
+    fix_checksums(f);
 }
 
 /// The input that stands for `frames`, each with `flags`.
@@ -303,7 +383,25 @@ pub fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let ns = ndp(135, OUR_V6);
     let na = ndp(136, GATEWAY_V6);
     let honest = FIX_CHECKSUMS;
+    // A client's whole exchange with the listener on :80: the handshake,
+    // a request (and the harness's answer, with ACT), and its close.
+    let to_80 = |flags: u8, payload: &[u8]| {
+        let t = Tcp { src_port: 51001, dst_port: LISTEN_PORT, seq: 0, ack: 0, flags, options: &[], payload };
+        ipv4(GATEWAY_V4, OUR_V4, 6, &t.bytes())
+    };
+    let mut exchange = input_of(&[arp(2, GATEWAY_MAC, GATEWAY_V4, OUR_MAC, OUR_V4), to_80(0x02, &[])], honest);
+    exchange.extend(input_of(&[to_80(0x10, &[])], honest | SYNC));
+    exchange.extend(input_of(&[to_80(0x18, b"GET / HTTP/1.0\r\n\r\n")], honest | SYNC | ACT));
+    exchange.extend(input_of(&[to_80(0x10, &[]), to_80(0x11, &[])], honest | SYNC));
+    // The peer of the connection in progress answers it, sends and resets.
+    let from_443 = |flags: u8, payload: &[u8]| {
+        let t = Tcp { src_port: CONNECT_TO, dst_port: CONNECT_FROM, seq: 0, ack: 0, flags, options: &mss, payload };
+        ipv4(GATEWAY_V4, OUR_V4, 6, &t.bytes())
+    };
+    let client = input_of(&[from_443(0x12, &[]), from_443(0x18, b"hello"), from_443(0x14, &[])], honest | SYNC);
     vec![
+        ("tcp-exchange-v4", exchange),
+        ("tcp-connect-completes", client),
         ("arp-reply", input_of(std::slice::from_ref(&arp_reply), 0)),
         ("arp-request", input_of(&[arp_request], 0)),
         ("tcp-syn-v4", input_of(&[arp_reply.clone(), syn_v4], honest)),
