@@ -12,6 +12,8 @@
 mod common;
 #[path = "engines/host_state.rs"]
 mod host_state;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::fs;
 use std::process::{Command, Stdio};
@@ -20,104 +22,10 @@ use std::time::{Duration, Instant};
 use common::oci::Runtime;
 use common::{unique_name, Rootfs, TempDir};
 use host_state::HostNetwork;
+use netns::Pair;
 use serde_json::Value;
 
 const PORT: u16 = 8000;
-
-/// Two network namespaces joined by a veth pair: the peer's end v0 has
-/// 198.18.N.1/24, the container's end eth0 198.18.N.2/24 (with a default
-/// route through the peer), as an engine's bridge leaves a container's.
-struct Pair {
-    peer: String,
-    ctr: String,
-    n: u32,
-    server: Option<std::process::Child>,
-}
-
-impl Pair {
-    /// `tag` tells apart the pairs of one test binary's tests.
-    fn new(tag: u32) -> Pair {
-        let pid = std::process::id();
-        let n = 20 + (pid % 50) * 4 + tag;
-        let pair =
-            Pair { peer: format!("moat-t-peer-{pid}-{tag}"), ctr: format!("moat-t-ctr-{pid}-{tag}"), n, server: None };
-        for ns in [&pair.peer, &pair.ctr] {
-            ip(&["netns", "add", ns]);
-        }
-        // Made inside the peer's namespace, its other end moved straight into
-        // the container's: the host's own namespace never has either.
-        ip(&["-n", &pair.peer, "link", "add", "v0", "type", "veth", "peer", "name", "eth0", "netns", &pair.ctr]);
-        ip(&["-n", &pair.peer, "addr", "add", &format!("{}/24", pair.addr(1)), "brd", "+", "dev", "v0"]);
-        for (ns, link) in [(&pair.peer, "v0"), (&pair.peer, "lo"), (&pair.ctr, "eth0")] {
-            ip(&["-n", ns, "link", "set", link, "up"]);
-        }
-        pair.address_container();
-        pair
-    }
-
-    fn addr(&self, host: u8) -> String {
-        format!("198.18.{}.{host}", self.n)
-    }
-
-    fn ctr_path(&self) -> String {
-        format!("/var/run/netns/{}", self.ctr)
-    }
-
-    /// Gives the container's eth0 its address and default route again: moat
-    /// takes them from the host kernel when its Sentry takes the link over.
-    fn address_container(&self) {
-        ip(&["-n", &self.ctr, "addr", "flush", "dev", "eth0"]);
-        ip(&["-n", &self.ctr, "addr", "add", &format!("{}/24", self.addr(2)), "brd", "+", "dev", "eth0"]);
-        ip(&["-n", &self.ctr, "route", "add", "default", "via", &self.addr(1)]);
-    }
-
-    /// `python3 -m http.server` in the peer's namespace serving `dir`; ready
-    /// once it answers from the container's namespace.
-    fn serve(&mut self, dir: &std::path::Path) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.peer, "python3", "-m", "http.server", "--bind", &self.addr(1)])
-            .arg(PORT.to_string())
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start python3 -m http.server");
-        self.server = Some(child);
-        let url = format!("http://{}:{PORT}/", self.addr(1));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let probe = Command::new("ip")
-                .args(["netns", "exec", &self.ctr, common::busybox().to_str().expect("utf-8"), "wget", "-q", "-O"])
-                .args(["/dev/null", &url])
-                .status()
-                .expect("run busybox wget");
-            if probe.success() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the peer's HTTP server never answered at {url}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        // Deleting a namespace deletes the veth end in it, and so the pair.
-        for ns in [&self.peer, &self.ctr] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
 
 /// A container deleted (with --force) when the test ends, however it ends.
 struct Container<'a> {
@@ -161,7 +69,7 @@ fn a_container_fetches_from_a_peer_and_sees_its_link_as_under_runc() {
     let www = TempDir::new("net-sandbox-www");
     let body = format!("served from the peer's namespace {}\n", pair.n);
     fs::write(www.path().join("file"), &body).expect("write the served file");
-    pair.serve(www.path());
+    pair.serve(www.path(), PORT);
     let peer = pair.addr(1);
     let script = format!(
         "wget -q -O - http://{peer}:{PORT}/file; echo wget=$?; ip addr | grep 'scope global'; ip route | grep default; \

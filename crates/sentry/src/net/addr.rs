@@ -152,6 +152,21 @@ fn v6(raw: &[u8]) -> SysResult<Endpoint> {
     Ok(Endpoint { ip, port })
 }
 
+/// `sin6_scope_id`: the interface an address is meant on, 0 for none (as
+/// for the older 24-byte `sockaddr_in6`, which has no such field).
+fn scope_id(raw: &[u8]) -> u32 {
+    raw.get(24..28).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Whether an address means nothing without an interface (Linux's
+/// __ipv6_addr_needs_scope_id): IPv6 link-local unicast, and interface- or
+/// link-local multicast.
+fn needs_scope(ip: Ip) -> bool {
+    let Ip::V6(a) = ip else { return false };
+    let first = a.segments()[0];
+    first & 0xffc0 == 0xfe80 || (first & 0xff00 == 0xff00 && matches!(first & 0xf, 1 | 2))
+}
+
 /// Parses the `raw` bytes an app passed to bind, connect or sendto on a socket of
 /// `family`, with the checks, in the order and with the errors of Linux's
 /// inet_bind/inet6_bind, inet_stream_connect and udp(v6)_sendmsg.
@@ -192,6 +207,13 @@ pub fn parse(family: Family, raw: &[u8], how: Use) -> SysResult<Parsed> {
             let e = v6(raw)?;
             if fam != AF_INET6 {
                 return Err(errno!(EAFNOSUPPORT));
+            }
+            // Such an address without its interface is EINVAL (no socket is
+            // bound to a device here: SO_BINDTODEVICE is refused); a TCP
+            // connect looks at multicast first, which no route reaches.
+            let multicast = matches!(e.ip, Ip::V6(a) if a.is_multicast());
+            if needs_scope(e.ip) && scope_id(raw) == 0 && !(how == Use::Connect && multicast) {
+                return Err(errno!(EINVAL));
             }
             Ok(Parsed::Addr(e))
         }
@@ -280,5 +302,25 @@ mod tests {
         let mut unspec_any = sin(80, [0, 0, 0, 0]);
         unspec_any[..2].copy_from_slice(&0u16.to_ne_bytes());
         assert!(matches!(parse(Family::V4, &unspec_any, Use::Bind), Ok(Parsed::Addr(_))));
+    }
+
+    #[test]
+    fn link_scoped_addresses_need_their_interface() {
+        let at = |ip: &str, scope: u32| {
+            let mut raw = encode(Family::V6, Endpoint { ip: Ip::V6(ip.parse().unwrap()), port: 9 });
+            raw[24..28].copy_from_slice(&scope.to_ne_bytes());
+            raw
+        };
+        for how in [Use::Bind, Use::Connect, Use::ConnectDgram] {
+            assert_eq!(parse(Family::V6, &at("fe80::1", 0), how), Err(errno!(EINVAL)), "{how:?} link-local");
+            assert_eq!(parse(Family::V6, &at("fe80::1", 0)[..24], how), Err(errno!(EINVAL)), "{how:?} no scope field");
+            assert!(parse(Family::V6, &at("fe80::1", 1), how).is_ok(), "{how:?} link-local on an interface");
+            assert!(parse(Family::V6, &at("ff05::1", 0), how).is_ok(), "{how:?} site-local multicast");
+            assert!(parse(Family::V6, &at("::1", 0), how).is_ok(), "{how:?} loopback");
+        }
+        assert_eq!(parse(Family::V6, &at("ff02::1", 0), Use::Bind), Err(errno!(EINVAL)));
+        assert_eq!(parse(Family::V6, &at("ff01::1", 0), Use::ConnectDgram), Err(errno!(EINVAL)));
+        assert!(parse(Family::V6, &at("ff02::1", 0), Use::Connect).is_ok(), "TCP: multicast is unreachable first");
+        assert!(parse(Family::V6, &at("fe80::1", 0), Use::SendTo).is_ok(), "sendto takes no interface from here");
     }
 }

@@ -150,6 +150,13 @@ fn reader(file: &File, frames: &Frames, stack: &Weak<Stack>) {
     let mut buf = vec![0u8; MAX_FRAME];
     loop {
         let n = match (&*file).read(&mut buf) {
+            // End of file: the link's other end is gone (a packet socket
+            // never reads an empty frame). Reading again would return at
+            // once, forever.
+            Ok(0) => {
+                tracing::warn!("the network interface's packet socket reached its end; it stops receiving");
+                return;
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -225,5 +232,49 @@ impl Device for PacketDevice {
         caps.checksum.tcp = Checksum::Tx;
         caps.checksum.udp = Checksum::Tx;
         caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    /// The threads of this process named `name`.
+    fn threads_named(name: &str) -> usize {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+        tasks
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+            .count()
+    }
+
+    /// A link whose other end hangs up: its reader thread ends instead of
+    /// spinning on reads that return nothing, while the stack lives on.
+    #[test]
+    fn a_link_whose_peer_hangs_up_stops_its_reader() {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let link = NetInterface {
+            name: "hup0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            addrs: vec![(IpAddr::from([10, 9, 0, 2]), 24)],
+            packet_fd: ours.into(),
+        };
+        let stack = Stack::with_network(NetConfig { interfaces: vec![link], routes: Vec::new() }).expect("a stack");
+        // Deadlines only bound the waits: the thread names itself as it
+        // starts, and ends as soon as it reads the end.
+        let wait_for = |count: usize, what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while threads_named("moat-net-hup0") != count {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        wait_for(1, "the link's reader never started");
+        drop(theirs);
+        wait_for(0, "the link's reader still runs after its peer hung up");
+        assert_eq!(stack.interfaces().len(), 2, "the stack lives on with lo and the link");
     }
 }

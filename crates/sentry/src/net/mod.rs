@@ -75,6 +75,11 @@ const NEIGHBOR_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_
 /// How long a connect waits for the peer's SYN-ACK once the next hop answered
 /// before failing with ETIMEDOUT (Linux's 6 SYN retries: 127 s).
 const SYN_TIMEOUT: Duration = Duration::from_secs(127);
+/// How long a connection a listener took may stay half-open (SYN received,
+/// our SYN-ACK unanswered) before its place in the pool listens again:
+/// Linux drops such a request after 5 SYN-ACK retransmissions
+/// (tcp_synack_retries), 63 s after the SYN.
+const SYN_RECV_TIMEOUT: Duration = Duration::from_secs(63);
 
 /// A smoltcp socket: the interface it belongs to, and its handle there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -239,6 +244,8 @@ struct Inner {
     connecting: Vec<Connecting>,
     /// How connects over links failed, when not with a reset.
     connect_errors: BTreeMap<Handle, crate::Error>,
+    /// TCP sockets in SYN-RECEIVED, with when a poll first saw them there.
+    half_open: BTreeMap<Handle, std::time::Instant>,
     /// Connections in TIME_WAIT, as Linux's timewait minisocks: only their
     /// port (port, owner) stays taken until the deadline; their smoltcp socket
     /// and its buffers are freed, so that closing many connections in a row
@@ -370,6 +377,7 @@ impl Stack {
                 orphans: Vec::new(),
                 connecting: Vec::new(),
                 connect_errors: BTreeMap::new(),
+                half_open: BTreeMap::new(),
                 time_wait: VecDeque::new(),
                 next_ephemeral: EPHEMERAL.start() + port_seed,
                 timer_at: None,
@@ -518,6 +526,7 @@ impl Inner {
             }
         }
         self.watch_connects();
+        self.expire_half_open();
         self.reap_orphans();
         if !self.dns.upstream.is_empty() {
             self.dns_poll();
@@ -563,6 +572,39 @@ impl Inner {
             }
             self.connecting.swap_remove(i);
         }
+    }
+
+    /// Puts back to listening the connections a listener took whose
+    /// handshake did not finish within SYN_RECV_TIMEOUT (a SYN from a spoofed
+    /// address, a client gone): else a SYN flood holds a listener's pool for
+    /// good. smoltcp never times them out, and does not always see the
+    /// client's RST either: a RST without ACK is taken by the first socket
+    /// that accepts it, which may be an idle listening socket of the same pool.
+    fn expire_half_open(&mut self) {
+        let now = std::time::Instant::now();
+        let mut seen = BTreeMap::new();
+        for (n, net) in self.nets.iter_mut().enumerate() {
+            for (h, s) in net.sockets.iter_mut() {
+                let smoltcp::socket::Socket::Tcp(t) = s else { continue };
+                if t.state() != tcp::State::SynReceived {
+                    continue;
+                }
+                let h = Handle { net: n, h };
+                let since = self.half_open.get(&h).copied().unwrap_or(now);
+                if now.duration_since(since) < SYN_RECV_TIMEOUT {
+                    seen.insert(h, since);
+                    continue;
+                }
+                // Dropped without a word, as Linux drops the request; a
+                // socket that was not a listener's stays closed.
+                let listen = t.listen_endpoint();
+                t.abort();
+                if listen.port != 0 {
+                    let _ = t.listen(listen);
+                }
+            }
+        }
+        self.half_open = seen;
     }
 
     fn reap_orphans(&mut self) {

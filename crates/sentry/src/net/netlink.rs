@@ -297,12 +297,13 @@ impl NetlinkSocket {
         }
     }
 
-    /// bind(2) with a `sockaddr_nl`.
+    /// bind(2) with a `sockaddr_nl`. A bound socket (autobound by a send
+    /// too) takes only its own port id again, not 0, as netlink_bind.
     pub fn bind(&self, raw: &[u8]) -> SysResult<()> {
         let (pid, groups) = parse_sockaddr(raw)?;
         let mut st = self.lock();
         match st.portid {
-            Some(id) if pid != 0 && pid != id => return Err(errno!(EINVAL)),
+            Some(id) if pid != id => return Err(errno!(EINVAL)),
             Some(_) => {}
             None => {
                 self.take_port(&mut st, pid)?;
@@ -348,7 +349,8 @@ impl NetlinkSocket {
         (self.lock().opts.sndbuf.max(0) as usize).saturating_sub(32)
     }
 
-    /// Sends one batch of requests to `to` (a `sockaddr_nl`) or the connected
+    /// Sends one batch of requests to `to` (a `sockaddr_nl`) or, when there
+    /// is none or it is empty (sendto's address length 0), the connected
     /// destination. `admin`: the sender holds CAP_NET_ADMIN.
     pub fn send(&self, data: &[u8], to: Option<&[u8]>, admin: bool) -> SysResult<usize> {
         let admin = admin && self.opener_admin;
@@ -359,8 +361,8 @@ impl NetlinkSocket {
         let (me, dst, ctx_flags) = {
             let mut st = self.lock();
             let dst = match to {
-                Some(raw) => parse_sockaddr(raw)?,
-                None => st.dst,
+                Some(raw) if !raw.is_empty() => parse_sockaddr(raw)?,
+                _ => st.dst,
             };
             if (dst.0 != 0 || dst.1 != 0) && !admin {
                 return Err(errno!(EPERM));

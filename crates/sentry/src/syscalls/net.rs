@@ -203,6 +203,12 @@ fn read_sockaddr(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
     t.read_vec(ptr, len as usize)
 }
 
+/// Copies in a sendmsg's msg_name: as copy_msghdr_from_user, a length past
+/// `sizeof(struct sockaddr_storage)` is cut to it (a negative one is EINVAL).
+fn read_msg_name(t: &CurrentTask, ptr: u64, len: u32) -> SysResult<Vec<u8>> {
+    read_sockaddr(t, ptr, if len as i32 > SOCKADDR_STORAGE_LEN as i32 { SOCKADDR_STORAGE_LEN as u32 } else { len })
+}
+
 /// Copies out an address the way Linux's move_addr_to_user does: as much as fits,
 /// and the full length into `*len_ptr`.
 fn write_sockaddr(t: &CurrentTask, ptr: u64, len_ptr: u64, addr: &[u8]) -> SysResult<()> {
@@ -608,7 +614,7 @@ fn sendmsg_one(t: &CurrentTask, f: &OpenFile, ep: &Arc<Endpoint>, msg: u64, flag
     if ctl_len > i32::MAX as u64 {
         return Err(errno!(ENOBUFS));
     }
-    let to = if name != 0 && name_len != 0 { Some(read_sockaddr(t, name, name_len)?) } else { None };
+    let to = if name != 0 && name_len != 0 { Some(read_msg_name(t, name, name_len)?) } else { None };
     let ctl = parse_control(t, ctl_ptr, ctl_len as usize)?;
     send_common(t, f, ep, &buf, to, ctl, flags)
 }
@@ -1197,7 +1203,7 @@ fn inet_sendmsg_one(t: &CurrentTask, f: &OpenFile, s: &InetSocket, msg: u64, fla
     if hdr.controllen > MAX_CONTROL as u64 {
         return Err(errno!(ENOBUFS));
     }
-    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_sockaddr(t, hdr.name, hdr.namelen)?) } else { None };
+    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_msg_name(t, hdr.name, hdr.namelen)?) } else { None };
     inet_send(t, f, s, &buf, to, flags)
 }
 
@@ -1316,7 +1322,7 @@ fn netlink_sendmsg_one(t: &CurrentTask, s: &NetlinkSocket, msg: u64) -> SysResul
     if hdr.controllen > MAX_CONTROL as u64 {
         return Err(errno!(ENOBUFS));
     }
-    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_sockaddr(t, hdr.name, hdr.namelen)?) } else { None };
+    let to = if hdr.name != 0 && hdr.namelen != 0 { Some(read_msg_name(t, hdr.name, hdr.namelen)?) } else { None };
     netlink_send(t, s, &buf, to)
 }
 
