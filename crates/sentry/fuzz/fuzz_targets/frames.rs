@@ -35,8 +35,11 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::net::addr::{Endpoint, Family, Ip, Parsed};
+use sentry::net::policy::Policy;
 use sentry::net::socket::Connect;
-use sentry::net::{IfaceInfo, InetSocket, NetConfig, NetInterface, NetRoute, Proto, Stack, MAX_SOCKETS};
+use sentry::net::{
+    EgressConfig, IfaceInfo, InetSocket, NetConfig, NetInterface, NetRoute, Origin, Proto, Stack, MAX_SOCKETS,
+};
 use sentry::Errno;
 use sentry_fuzz::*;
 
@@ -99,6 +102,8 @@ fn rig() -> &'static Rig {
                 route(std::net::Ipv4Addr::UNSPECIFIED.into(), GATEWAY_V4.into(), 0),
                 route(std::net::Ipv6Addr::UNSPECIFIED.into(), GATEWAY_V6.into(), 0),
             ],
+            // Everything may leave: the connect to the gateway must go out.
+            egress: EgressConfig { policy: Policy::allow_all(), ..EgressConfig::default() },
         };
         let stack = Stack::with_network(config).expect("a stack with one link");
         let interfaces = stack.interfaces();
@@ -135,13 +140,13 @@ fn rig() -> &'static Rig {
 /// A connect from CONNECT_FROM to the gateway, left in progress.
 fn connect(stack: &Arc<Stack>) -> Arc<InetSocket> {
     let s = InetSocket::new(stack.clone(), Family::V4, Proto::Tcp, OWNER);
-    s.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_REUSEADDR, &1i32.to_ne_bytes()).expect("SO_REUSEADDR");
+    s.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_REUSEADDR, &1i32.to_ne_bytes(), false).expect("SO_REUSEADDR");
     // The port may still be held by the last one's close finishing: then
     // an ephemeral one does as well.
     if s.bind(v4(OUR_V4, CONNECT_FROM), true).is_err() {
         s.bind(v4(OUR_V4, 0), true).expect("bind an ephemeral port");
     }
-    let started = s.connect(Parsed::Addr(v4(GATEWAY_V4, CONNECT_TO)), true);
+    let started = s.connect(Parsed::Addr(v4(GATEWAY_V4, CONNECT_TO)), true, &Origin::default());
     assert_eq!(started, Ok(Connect::InProgress), "a non-blocking connect over the link");
     s
 }
@@ -195,7 +200,7 @@ fn settle(r: &Rig) {
 
 /// Resets a connection the harness made or accepted.
 fn reset(conn: &InetSocket) {
-    conn.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_LINGER, &[1, 0, 0, 0, 0, 0, 0, 0]).expect("SO_LINGER");
+    conn.setsockopt(abi::net::SOL_SOCKET, abi::net::SO_LINGER, &[1, 0, 0, 0, 0, 0, 0, 0], false).expect("SO_LINGER");
     conn.close();
 }
 
@@ -217,7 +222,7 @@ fn act(r: &Rig, conns: &mut Vec<Arc<InetSocket>>) {
     for conn in conns.iter().chain(Some(&c)) {
         let mut sink = |_: usize, _: &[u8]| Ok(());
         let _ = conn.recv(4096, false, &mut sink);
-        let _ = conn.send(3000, None, &mut |_, n| Ok(vec![b'r'; n]));
+        let _ = conn.send(3000, None, &mut |_, n| Ok(vec![b'r'; n]), &Origin::default());
         let _ = conn.poll_mask();
     }
 }

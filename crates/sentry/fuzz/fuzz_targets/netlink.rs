@@ -23,7 +23,7 @@ use abi::net::{SOCK_RAW, SOL_SOCKET, SO_RCVBUF};
 use libfuzzer_sys::fuzz_target;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::net::netlink::{sockaddr, NetlinkSocket, SOL_NETLINK};
-use sentry::net::{NetConfig, NetInterface, NetRoute, Stack};
+use sentry::net::{EgressConfig, NetConfig, NetInterface, NetRoute, Stack};
 use sentry::Errno;
 use sentry_fuzz::*;
 
@@ -67,6 +67,7 @@ fn stack() -> &'static Arc<Stack> {
                 route(std::net::Ipv4Addr::UNSPECIFIED.into(), GATEWAY_V4.into()),
                 route(std::net::Ipv6Addr::UNSPECIFIED.into(), GATEWAY_V6.into()),
             ],
+            egress: EgressConfig::default(),
         };
         (Stack::with_network(config).expect("a stack with one link"), theirs)
     });
