@@ -22,7 +22,7 @@ mod capabilities;
 mod config;
 mod mounts;
 mod namespaces;
-mod network;
+pub(crate) mod network;
 mod serve;
 
 use std::io::Write;
@@ -114,6 +114,9 @@ pub enum SandboxError {
     /// A spec mount cannot be mounted.
     #[error("{0}")]
     Mount(#[from] MountError),
+    /// The container's egress policy or the audit log is refused.
+    #[error("{0}")]
+    Egress(#[from] crate::egress::EgressError),
     /// The sandbox process was started without stdin, stdout or stderr.
     #[error("the sandbox process needs stdin, stdout and stderr")]
     NoStdio,
@@ -209,6 +212,8 @@ fn join_cgroup(id: &str, bundle_dir: &Path) -> Result<(), SandboxError> {
 /// A container between `create` and the end of its init.
 struct Prepared {
     config: Option<BootConfig>,
+    /// The container's egress policy, audit log and resolvers, for its stack.
+    egress: Option<sentry::net::EgressConfig>,
     _gofers: Gofers,
 }
 
@@ -229,6 +234,9 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     join_cgroup(id, bundle_dir)?;
     let state_dir = StateDir::open(&flags.root, id)?;
     let bundle = Bundle::load(bundle_dir)?;
+    // Host paths (the policy file, the audit log, the engine's resolv.conf)
+    // are read now, before the container's root becomes this process's.
+    let egress = crate::egress::container_egress(flags, &bundle, id)?;
     namespaces::enter_namespaces(&bundle.spec)?;
     namespaces::mount_own_proc()?;
     let mut gofers = Gofers::default();
@@ -240,5 +248,5 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
         .map_err(|source| SandboxError::Listen { socket: socket.clone(), source })?;
     gofers.wait_until_jailed().map_err(SandboxError::Gofer)?;
     namespaces::enter_root(&bundle.rootfs)?;
-    Ok((Prepared { config: Some(config), _gofers: gofers }, listener))
+    Ok((Prepared { config: Some(config), egress: Some(egress), _gofers: gofers }, listener))
 }
