@@ -86,7 +86,7 @@ fn main() {
     }
     let g = &cli.global;
     let code = match cli.command {
-        Command::Do(a) => commands::run_do::run(a),
+        Command::Do(a) => commands::run_do::run(g, a),
         Command::Create(a) => oci::create::run(g, a),
         Command::Start(a) => oci::start::run(g, a),
         Command::State(a) => oci::state::run(g, a),
@@ -149,8 +149,15 @@ mod tests {
     /// binary parses, global flags included.
     #[test]
     fn boot_command_line_parses_as_rendered() {
-        let flags =
-            RuntimeFlags { root: "/r".into(), log: Some("/l".into()), log_format: LogFormat::Json, overlay: true };
+        let flags = RuntimeFlags {
+            root: "/r".into(),
+            log: Some("/l".into()),
+            log_format: LogFormat::Json,
+            overlay: true,
+            egress_default: Some(runtime::egress::DefaultVerdict::Deny),
+            egress_policy: Some("/p.json".into()),
+            audit_log: Some("/a.log".into()),
+        };
         let boot = BootCommand { id: "c1".into(), bundle: "/b".into(), ready_fd: 5 };
         let cli = parse(boot.command_line(&flags));
         assert_eq!(cli.global.runtime, flags);

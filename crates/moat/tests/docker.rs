@@ -91,6 +91,7 @@ const CASES: &[Case<Daemon>] = &[
     Case { name: "--pids-limit 10: forks past it fail", observe: case_pids },
     Case { name: "--cpus 0.5: the cgroup's CPU quota", observe: case_cpus },
     Case { name: "-p 127.0.0.1:PORT:8000: the host reads a server in the container", observe: case_publish },
+    Case { name: "a user-defined network: one container reaches another by name", observe: case_user_network },
 ];
 
 #[test]
@@ -707,6 +708,38 @@ fn case_publish(d: &Daemon, rt: Runtime) -> String {
         ports.status,
         clean(&ports.stdout).replace(&format!(":{port}"), ":PORT"),
         remove(d, &name)
+    )
+}
+
+/// Two containers on a network the case makes: the second fetches from the
+/// first by its name, which Docker's embedded DNS (127.0.0.11 in each
+/// container's namespace) resolves. The network's bridge and subnet
+/// (198.19.N.0/24, reserved for benchmarks) are removed with it.
+fn case_user_network(d: &Daemon, rt: Runtime) -> String {
+    let (net, server) = (rt.own("net"), rt.own("named"));
+    let subnet = format!("198.19.{}.0/24", std::process::id() % 250);
+    let made = d.docker(&["network", "create", "--driver", "bridge", "--subnet", &subnet, &net]);
+    if made.status != 0 {
+        return format!("docker network create failed: {}", clean(&made.stderr));
+    }
+    let script = "mkdir /www && echo served by name > /www/index.html && exec httpd -f -p 8000 -h /www";
+    let args = network_run_args(rt, &net, &["-d", "--name", &server], IMAGE, &["sh", "-c", script]);
+    let start = d.docker(&strs(&args));
+    d.note_container(&server);
+    // The server may take a moment to listen.
+    let fetch = format!(
+        "for i in $(seq 40); do wget -q -T 2 -O - http://{server}:8000/index.html && exit 0; sleep 0.25; done; \
+         nslookup {server} 127.0.0.11 >&2; exit 1"
+    );
+    let args = network_run_args(rt, &net, &["--rm"], IMAGE, &["sh", "-c", &fetch]);
+    let fetched = d.docker(&strs(&args));
+    let removed = remove(d, &server);
+    let net_removed = d.docker(&["network", "rm", &net]);
+    format!(
+        "server started: exit {}\nfetched by name: {}network removed: exit {}\n{removed}",
+        start.status,
+        status_and_stdout(&fetched),
+        net_removed.status
     )
 }
 

@@ -14,8 +14,11 @@ use std::path::Path;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
-/// Longest request line accepted; a request is a few hundred bytes.
-const MAX_LINE: usize = 1 << 20;
+/// Longest request line accepted: a request is a few hundred bytes, but
+/// an egress policy holds up to `egress::MAX_RULES` rules (a file of at most
+/// 1 MiB, which its normalized form does not outgrow by more than its
+/// rules' protocol lists).
+const MAX_LINE: usize = 4 << 20;
 /// Most fds one request may carry (stdin, stdout, stderr).
 const MAX_FDS: usize = 3;
 
@@ -34,6 +37,10 @@ pub enum Request {
     /// Start a process in the running sandbox, with the three fds sent
     /// along as its stdin, stdout and stderr.
     Exec(ExecProcess),
+    /// Replace the running sandbox's egress policy: connections made stay,
+    /// new ones are judged by this one. Without a default of its own, the
+    /// policy keeps the one the container started with.
+    EgressPolicy { policy: crate::egress::PolicyJson },
 }
 
 /// A process for `Request::Exec`.
@@ -212,6 +219,15 @@ impl ShortPath {
 /// How long a one-reply exchange may take: a sandbox that does not answer
 /// in this time (stuck, or frozen) is reported, not waited for forever.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Replaces the egress policy of the sandbox listening at `path` with
+/// `rules` (checked again by the sandbox, which trusts no client).
+pub fn replace_egress_policy(path: &Path, rules: &crate::egress::PolicyRules) -> Result<(), ControlError> {
+    match call(path, &Request::EgressPolicy { policy: rules.to_json() })? {
+        Reply::Ok => Ok(()),
+        reply => Err(ControlError::Protocol(format!("unexpected reply to an egress policy: {reply:?}"))),
+    }
+}
 
 /// One request, for a one-reply exchange.
 pub fn call(path: &Path, request: &Request) -> Result<Reply, ControlError> {

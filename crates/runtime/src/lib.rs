@@ -12,6 +12,7 @@ pub mod cgroups;
 pub mod container;
 pub mod control;
 pub mod do_command;
+pub mod egress;
 pub mod exec;
 pub mod gofers;
 mod lookpath;

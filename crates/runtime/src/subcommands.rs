@@ -29,6 +29,18 @@ pub struct RuntimeFlags {
     /// writing them through to the bundle's rootfs as runc does.
     #[arg(long, global = true)]
     pub overlay: bool,
+    /// What a container's egress policy does with traffic no rule covers,
+    /// when neither its annotations nor --egress-policy say (default: allow,
+    /// as under runc).
+    #[arg(long, value_enum, value_name = "allow|deny")]
+    pub egress_default: Option<crate::egress::DefaultVerdict>,
+    /// The egress policy file of containers whose annotations give no rules.
+    #[arg(long, value_name = "FILE")]
+    pub egress_policy: Option<PathBuf>,
+    /// Where refused connections are recorded, one JSON line each (default:
+    /// the sandbox process's stderr).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 }
 
 /// How the `--log` file is written.
@@ -54,7 +66,22 @@ impl RuntimeFlags {
         if self.overlay {
             args.push("--overlay".into());
         }
+        if let Some(d) = self.egress_default {
+            let name = crate::egress::verdict_name(d.into());
+            args.extend(["--egress-default".into(), name.into()]);
+        }
+        if let Some(file) = &self.egress_policy {
+            args.extend(["--egress-policy".into(), file.clone().into()]);
+        }
+        if let Some(file) = &self.audit_log {
+            args.extend(["--audit-log".into(), file.clone().into()]);
+        }
         args
+    }
+
+    /// Whether an egress flag is given (they concern containers only).
+    pub fn has_egress(&self) -> bool {
+        self.egress_default.is_some() || self.egress_policy.is_some() || self.audit_log.is_some()
     }
 }
 
@@ -177,23 +204,29 @@ impl ExecWaiter {
     }
 }
 
-/// `moat do --in-pid-namespace=CGROUP`: this `moat do` is pid 1 of the
-/// sandbox's own PID namespace, and joins the cgroup CGROUP first.
+/// `moat do --in-pid-namespace=CGROUP [--network-fd=FD]`: this `moat do`
+/// is pid 1 of the sandbox's own PID namespace, and joins the cgroup CGROUP
+/// first; with `--network sandbox`, FD is its socket to the first `moat do`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct DoInPidNamespace {
     /// Set by moat itself: this process is pid 1 of the sandbox's own
     /// namespace, and joins the cgroup CGROUP before anything else.
     #[arg(long, hide = true, value_name = "CGROUP")]
     pub in_pid_namespace: Option<String>,
+    /// Set by moat itself with --network sandbox: the inherited socket over
+    /// which the first moat do makes the sandbox's link and sends policies.
+    #[arg(long, hide = true, value_name = "FD")]
+    pub network_fd: Option<RawFd>,
 }
 
 impl DoInPidNamespace {
     /// The subcommand the flag belongs to.
     pub const SUBCOMMAND: &'static str = "do";
 
-    /// The flag as arguments (none if unset), as one `--flag=VALUE`.
+    /// The flags as arguments (none if unset), each as one `--flag=VALUE`.
     pub fn to_args(&self) -> Vec<OsString> {
-        self.in_pid_namespace.iter().map(|cgroup| format!("--in-pid-namespace={cgroup}").into()).collect()
+        let cgroup = self.in_pid_namespace.iter().map(|cgroup| format!("--in-pid-namespace={cgroup}").into());
+        cgroup.chain(self.network_fd.iter().map(|fd| format!("--network-fd={fd}").into())).collect()
     }
 }
 
@@ -251,10 +284,31 @@ mod tests {
     #[test]
     fn boot_round_trips_with_the_runtime_flags() {
         let boot = BootCommand { id: "c-1".into(), bundle: "/b dir/x".into(), ready_fd: 7 };
+        let plain = RuntimeFlags {
+            root: "/run/moat".into(),
+            log: None,
+            log_format: LogFormat::Text,
+            overlay: false,
+            egress_default: None,
+            egress_policy: None,
+            audit_log: None,
+        };
         let flag_sets = [
-            RuntimeFlags { root: "/run/moat".into(), log: None, log_format: LogFormat::Text, overlay: false },
-            RuntimeFlags { root: "/r".into(), log: Some("/l.log".into()), log_format: LogFormat::Text, overlay: false },
-            RuntimeFlags { root: "/r".into(), log: Some("/l.json".into()), log_format: LogFormat::Json, overlay: true },
+            plain.clone(),
+            RuntimeFlags { root: "/r".into(), log: Some("/l.log".into()), ..plain.clone() },
+            RuntimeFlags {
+                root: "/r".into(),
+                log: Some("/l.json".into()),
+                log_format: LogFormat::Json,
+                overlay: true,
+                ..plain.clone()
+            },
+            RuntimeFlags {
+                egress_default: Some(crate::egress::DefaultVerdict::Deny),
+                egress_policy: Some("/etc/moat/egress.json".into()),
+                audit_log: Some("/var/log/moat audit.log".into()),
+                ..plain
+            },
         ];
         for flags in flag_sets {
             let parsed = parse(boot.command_line(&flags));
@@ -266,7 +320,15 @@ mod tests {
     #[test]
     fn boot_command_line_names_its_container() {
         let boot = BootCommand { id: "abc".into(), bundle: "/b".into(), ready_fd: 3 };
-        let flags = RuntimeFlags { root: "/r".into(), log: None, log_format: LogFormat::Text, overlay: false };
+        let flags = RuntimeFlags {
+            root: "/r".into(),
+            log: None,
+            log_format: LogFormat::Text,
+            overlay: false,
+            egress_default: None,
+            egress_policy: None,
+            audit_log: None,
+        };
         let mut cmdline = Vec::new();
         for arg in std::iter::once(OsString::from("/usr/bin/moat")).chain(boot.command_line(&flags)) {
             cmdline.extend_from_slice(arg.as_bytes());
@@ -311,9 +373,9 @@ mod tests {
         let parsed = parse(args);
         assert!(matches!(parsed.command, Command::Exec { waiter: ref w, ref id } if *w == waiter && id == "c1"));
 
-        let inner = DoInPidNamespace { in_pid_namespace: Some("/moat/do-1-0a".into()) };
+        let inner = DoInPidNamespace { in_pid_namespace: Some("/moat/do-1-0a".into()), network_fd: Some(5) };
         let args = insert_after(["do", "--", "sh", "-c", "exit"].map(OsString::from).to_vec(), "do", &inner.to_args());
-        assert_eq!(args[1], "--in-pid-namespace=/moat/do-1-0a");
+        assert_eq!(args[1..3], ["--in-pid-namespace=/moat/do-1-0a", "--network-fd=5"]);
         let parsed = parse(args);
         assert!(
             matches!(parsed.command, Command::Do { inner: ref i, ref cmd } if *i == inner && cmd == &["sh", "-c", "exit"])

@@ -2,11 +2,15 @@
 //! bundle. The flags are parsed here; `runtime::do_command` does the rest.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
-use runtime::do_command::{parse_size, DoConfig, Tmpfs, Volume};
+use runtime::do_command::{parse_size, DoConfig, DoEgress, NetworkMode, Tmpfs, Volume};
+use runtime::egress::{DefaultVerdict, Rule};
 use runtime::subcommands::DoInPidNamespace;
 use sentry::FileAccess;
+
+use crate::commands::oci::Global;
 
 #[derive(Debug, clap::Args)]
 pub struct DoArgs {
@@ -59,6 +63,35 @@ pub struct DoArgs {
     /// no limit). Needs root.
     #[arg(long, value_name = "N")]
     cpus: Option<String>,
+    /// `none`: loopback only. `sandbox` (needs root): a network namespace
+    /// with a veth pair and NAT to the host, reached through the Sentry's
+    /// own stack under the egress policy (default deny).
+    #[arg(long, value_enum, default_value = "none")]
+    network: NetworkMode,
+    /// Allow traffic to RULE: an address, CIDR or domain name (`*.NAME` for
+    /// its subdomains), optionally `:PORTS` (e.g. 10.0.0.0/8, 192.0.2.7:443,
+    /// [2001:db8::/32]:53, example.com:80,443). May be repeated; added to
+    /// --egress-policy's allow rules. With --network sandbox.
+    #[arg(long = "allow", value_name = "RULE", value_parser = Rule::parse)]
+    allow: Vec<Rule>,
+    /// The egress policy file (JSON: {"default", "allow", "deny"}), read
+    /// again on SIGUSR1 to replace the running sandbox's policy. With
+    /// --network sandbox.
+    #[arg(long, value_name = "FILE")]
+    egress_policy: Option<PathBuf>,
+    /// What happens to traffic no rule covers, unless the policy file says
+    /// (default: deny). With --network sandbox.
+    #[arg(long, value_enum, value_name = "allow|deny")]
+    egress_default: Option<DefaultVerdict>,
+    /// A resolver the sandbox's DNS asks for allowed names (default: the
+    /// host's /etc/resolv.conf nameservers that are not loopback). May be
+    /// repeated. With --network sandbox.
+    #[arg(long = "dns", value_name = "ADDR")]
+    dns: Vec<IpAddr>,
+    /// Append refused connections here, one JSON line each (default:
+    /// stderr). With --network sandbox.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
     /// For the Sentry filter's tests: make a host call outside its allow-list.
     #[arg(long, hide = true)]
     selftest_forbidden_syscall: bool,
@@ -76,7 +109,15 @@ enum Access {
 }
 
 /// Runs `moat do`: the command's exit status, or 125 if moat could not run it.
-pub fn run(a: DoArgs) -> i32 {
+pub fn run(global: &Global, a: DoArgs) -> i32 {
+    if global.runtime.has_egress() {
+        // They would be ignored: say where they go instead.
+        eprintln!(
+            "moat: --egress-default, --egress-policy and --audit-log before `do` are the OCI runtime's; \
+             give moat do's own after `do`"
+        );
+        return 125;
+    }
     let config = DoConfig {
         rootfs: a.rootfs,
         file_access: match a.file_access {
@@ -94,6 +135,14 @@ pub fn run(a: DoArgs) -> i32 {
         memory: a.memory,
         pids: a.pids,
         cpus: a.cpus,
+        network: a.network,
+        egress: DoEgress {
+            default: a.egress_default.map(Into::into),
+            policy_file: a.egress_policy,
+            allow: a.allow,
+            dns: a.dns,
+            audit_log: a.audit_log,
+        },
         selftest_forbidden_syscall: a.selftest_forbidden_syscall,
         inner: a.inner,
         cmd: a.cmd,

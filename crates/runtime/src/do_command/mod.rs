@@ -8,10 +8,12 @@
 //! pid 1 of a new PID namespace (`--in-pid-namespace`), which joins the
 //! cgroup, makes its own mount, IPC and UTS namespaces and boots the Sentry.
 //! `options` parses mounts and sizes, `environment` the variables, `limits`
-//! the cgroup's resources.
+//! the cgroup's resources, `network` (with `nat`) `--network sandbox`.
 
 mod environment;
 mod limits;
+mod nat;
+mod network;
 mod options;
 mod terminal;
 
@@ -26,16 +28,22 @@ use std::time::Duration;
 
 use abi::Errno;
 use nix::sys::signal::{SigSet, Signal};
-use sentry::BootError;
+use sentry::net::NetConfig;
+use sentry::{BootError, Sandbox};
 use sentry::{FileAccess, MountConfig, MountKind, RootConfig};
 
 pub use environment::EnvError;
+pub use nat::NatError;
+pub use network::{DoEgress, NetworkMode};
 pub use options::{parse_size, OptionError, Tmpfs, Volume};
 
 use crate::cgroups::{Cgroup, CgroupError};
+use crate::egress::EgressError;
 use crate::gofers::{GoferError, Gofers, Serving};
+use crate::sandbox::network::NetworkError;
 use crate::sandbox::{exit_code, rerun_in_pid_namespace, NamespaceError};
 use crate::subcommands::DoInPidNamespace;
+use network::Updates;
 
 /// What `moat do` is asked to run, and how.
 #[derive(Debug, Clone)]
@@ -66,6 +74,10 @@ pub struct DoConfig {
     pub pids: Option<String>,
     /// `--cpus`, as given.
     pub cpus: Option<String>,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// The egress flags (`--allow`, `--egress-policy`, ...), for `--network sandbox`.
+    pub egress: DoEgress,
     /// For the Sentry filter's tests: make a host call outside its allow-list.
     pub selftest_forbidden_syscall: bool,
     /// Set when this is the inner `moat do`, pid 1 of the sandbox's namespace.
@@ -170,6 +182,33 @@ pub enum DoError {
     /// The Sentry could not boot the sandbox.
     #[error("{0}")]
     Boot(#[from] BootError),
+    /// Egress flags without the network they would apply to.
+    #[error(
+        "--allow, --egress-policy, --egress-default, --dns and --audit-log apply to --network sandbox; with \
+         --network none (the default) the sandbox has loopback only and they would do nothing"
+    )]
+    EgressWithoutNetwork,
+    /// `--network sandbox` without root.
+    #[error(
+        "--network sandbox needs root: moat do makes a network namespace, a veth pair and NAT for the sandbox \
+         (run as root, or use --network none)"
+    )]
+    NetworkNeedsRoot,
+    /// The egress policy or the audit log is refused.
+    #[error("{0}")]
+    Egress(#[from] EgressError),
+    /// The sandbox's link could not be made or handed to the Sentry.
+    #[error("{0}")]
+    Network(#[from] NetworkError),
+    /// The outer moat do could not make the sandbox's network; its words.
+    #[error("{0}")]
+    NetworkSetup(String),
+    /// The two moat do processes could not talk about the sandbox's network.
+    #[error("cannot set up the sandbox's network between moat do's processes: {0}")]
+    NetworkChannel(#[source] std::io::Error),
+    /// unshare of the sandbox's network namespace failed.
+    #[error("cannot make the sandbox's network namespace: {0}")]
+    NewNetwork(#[source] nix::errno::Errno),
 }
 
 /// The size of `moat do`'s /tmp (`--tmpfs /tmp:SIZE` replaces it).
@@ -179,6 +218,9 @@ const TMP_LIMIT: u64 = 1 << 30;
 pub fn run(c: &DoConfig) -> Result<i32, DoError> {
     if let Some(cgroup) = &c.inner.in_pid_namespace {
         return in_pid_namespace(c, cgroup);
+    }
+    if c.network == NetworkMode::None && c.egress.any() {
+        return Err(DoError::EgressWithoutNetwork);
     }
     // The Sentry's console puts the caller's terminal in raw mode; the
     // outermost moat do, the one the caller waits for, puts it back (on
@@ -200,7 +242,10 @@ fn unprivileged(c: &DoConfig) -> Result<i32, DoError> {
     if c.memory.is_some() || c.pids.is_some() || c.cpus.is_some() {
         return Err(DoError::LimitsNeedRoot);
     }
-    boot(c, None)
+    if c.network == NetworkMode::Sandbox {
+        return Err(DoError::NetworkNeedsRoot);
+    }
+    boot(c, None, None)
 }
 
 /// The second `moat do`, pid 1 of the sandbox's PID namespace.
@@ -212,16 +257,18 @@ fn in_pid_namespace(c: &DoConfig, cgroup: &str) -> Result<i32, DoError> {
         .and_then(|group| group.add(0))
         .map_err(|source| DoError::JoinCgroup { cgroup: cgroup.to_owned(), source })?;
     crate::sandbox::enter_private_namespaces()?;
-    boot(c, Some(limits::memory_limit(c)?))
+    let network = c.inner.network_fd.map(network::join).transpose()?;
+    boot(c, Some(limits::memory_limit(c)?), network)
 }
 
-/// Runs the sandbox; `memory_limit` is its cgroup's, if it has one.
-fn boot(c: &DoConfig, memory_limit: Option<u64>) -> Result<i32, DoError> {
+/// Runs the sandbox; `memory_limit` is its cgroup's, if it has one, and
+/// `network` its link (with `--network sandbox`).
+fn boot(c: &DoConfig, memory_limit: Option<u64>, network: Option<(NetConfig, Updates)>) -> Result<i32, DoError> {
     let tty = std::io::stdin().is_terminal() || std::io::stdout().is_terminal();
     let envp = environment::environment(&c.env_files, &c.env, tty, &environment::caller_variable)?;
     let max_tasks = limits::app_tasks(c)?;
     let mut gofers = Gofers::default();
-    sandbox(c, &mut gofers, envp, max_tasks, memory_limit)
+    sandbox(c, &mut gofers, envp, max_tasks, memory_limit, network)
 }
 
 /// The host signals that end `moat do` early: a terminal's ^C and ^\, a
@@ -239,6 +286,11 @@ const DO_CGROUP_PARENT: &str = "/moat";
 
 fn in_cgroup(c: &DoConfig, terminal: Option<&terminal::SavedMode>) -> Result<i32, DoError> {
     let resources = limits::host_resources(c)?;
+    // Before anything is made: a bad policy or audit log fails here.
+    let mut network = match c.network {
+        NetworkMode::Sandbox => Some(network::Network::prepare(c)?),
+        NetworkMode::None => None,
+    };
     // Blocked before the cgroup exists (and inherited by the thread that
     // waits for them), so that no stop signal ends this process between
     // making the cgroup and removing it. The sandbox process starts with
@@ -256,9 +308,15 @@ fn in_cgroup(c: &DoConfig, terminal: Option<&terminal::SavedMode>) -> Result<i32
     let watcher = Arc::clone(&stop);
     let watched = path.clone();
     std::thread::spawn(move || watcher.kill_on_signal(stop_signals, &watched));
-    let inner = DoInPidNamespace { in_pid_namespace: Some(path) };
+    if let Some(n) = &mut network {
+        n.start(c.egress.clone());
+    }
+    let inner = DoInPidNamespace { in_pid_namespace: Some(path), network_fd: network.as_ref().map(|n| n.inner_fd()) };
     let status = rerun_in_pid_namespace(DoInPidNamespace::SUBCOMMAND, &inner.to_args());
     stop.reaped.store(true, Ordering::SeqCst);
+    if let Some(n) = network {
+        n.finish();
+    }
     if cgroup.memory_oom_events() > 0 {
         let limit = c.memory.as_deref().map_or_else(|| "half the host's RAM".to_owned(), |m| format!("--memory {m}"));
         eprintln!("moat: the sandbox reached its memory limit ({limit}); the kernel killed a process of it");
@@ -320,7 +378,12 @@ fn sandbox(
     envp: Vec<Vec<u8>>,
     max_tasks: usize,
     memory_limit: Option<u64>,
+    network: Option<(NetConfig, Updates)>,
 ) -> Result<i32, DoError> {
+    let (network, updates) = match network {
+        Some((config, updates)) => (Some(config), Some(updates.start()?)),
+        None => (None, None),
+    };
     let root = c.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let access = c.file_access;
     let sock = gofers.start(&root, access == FileAccess::Exclusive).map_err(DoError::RootGofer)?;
@@ -367,11 +430,19 @@ fn sandbox(
         platform: c.platform,
         memory_limit,
         app_seccomp: None,
-        // `moat do` has loopback only until its --network (issue 12).
-        network: None,
+        network,
     };
-    match sentry::boot(cfg) {
-        Ok(status) => Ok(exit_code(status)),
+    match Sandbox::start(cfg) {
+        Ok(sandbox) => {
+            let sandbox = Arc::new(sandbox);
+            if let Some(updates) = updates {
+                // The policy thread ends with the process if this fails.
+                let _ = updates.send(Arc::clone(&sandbox));
+            }
+            let status = sandbox.wait(1);
+            sandbox.finish();
+            Ok(exit_code(status))
+        }
         Err(e) => match (&e, e.exec_status()) {
             (BootError::Exec { path, errno }, Some(code)) => {
                 eprintln!("moat: cannot execute {path}: {}", describe(*errno));

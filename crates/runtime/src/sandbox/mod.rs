@@ -22,7 +22,8 @@ mod capabilities;
 mod config;
 mod mounts;
 mod namespaces;
-mod network;
+pub(crate) mod network;
+mod resolvers;
 mod serve;
 
 use std::io::Write;
@@ -114,6 +115,9 @@ pub enum SandboxError {
     /// A spec mount cannot be mounted.
     #[error("{0}")]
     Mount(#[from] MountError),
+    /// The container's egress policy or the audit log is refused.
+    #[error("{0}")]
+    Egress(#[from] crate::egress::EgressError),
     /// The sandbox process was started without stdin, stdout or stderr.
     #[error("the sandbox process needs stdin, stdout and stderr")]
     NoStdio,
@@ -211,6 +215,8 @@ struct Prepared {
     config: Option<BootConfig>,
     /// A Kubernetes pod's sandbox container: it leaves the network alone.
     pod_sandbox: bool,
+    /// The container's egress policy, audit log and resolvers, for its stack.
+    egress: Option<sentry::net::EgressConfig>,
     _gofers: Gofers,
 }
 
@@ -231,7 +237,13 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     join_cgroup(id, bundle_dir)?;
     let state_dir = StateDir::open(&flags.root, id)?;
     let bundle = Bundle::load(bundle_dir)?;
+    // Host paths (the policy file, the audit log, the engine's resolv.conf)
+    // are read now, before the container's root becomes this process's.
+    let (mut egress, loopback_resolvers) = crate::egress::container_egress(flags, &bundle, id)?;
     namespaces::enter_namespaces(&bundle.spec)?;
+    // In the container's network namespace now, where the engine's rules
+    // lead to its resolver (Docker's embedded DNS).
+    egress.netns_resolvers = resolvers::connect_loopback_resolvers(&loopback_resolvers);
     namespaces::mount_own_proc()?;
     let mut gofers = Gofers::default();
     let config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
@@ -243,5 +255,5 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     gofers.wait_until_jailed().map_err(SandboxError::Gofer)?;
     namespaces::enter_root(&bundle.rootfs)?;
     let pod_sandbox = network::is_pod_sandbox(&bundle.spec);
-    Ok((Prepared { config: Some(config), pod_sandbox, _gofers: gofers }, listener))
+    Ok((Prepared { config: Some(config), pod_sandbox, egress: Some(egress), _gofers: gofers }, listener))
 }

@@ -8,9 +8,12 @@
 //! their routes with them, so that the host kernel no longer answers for them
 //! and the Sentry's stack is the only one on the link. Done at `start`, once
 //! the engine's hooks (Docker's, a CNI plugin's) have set the namespace up.
+//!
+//! `Links` is the same rtnetlink socket put to `moat do --network sandbox`'s
+//! use: making its veth pair and giving each end its address and route.
 
-use std::net::IpAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 use sentry::net::{NetConfig, NetInterface, NetRoute};
@@ -60,6 +63,14 @@ pub enum NetworkError {
         /// What the kernel said.
         source: nix::errno::Errno,
     },
+    /// A link, address or route of `moat do`'s own network could not be made.
+    #[error("cannot set up the sandbox's network: {step}: {source}")]
+    Setup {
+        /// What was being made.
+        step: String,
+        /// What the kernel said.
+        source: nix::errno::Errno,
+    },
 }
 
 const NLMSG_HDRLEN: usize = 16;
@@ -68,9 +79,15 @@ const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -79,6 +96,12 @@ const IFF_UP: u32 = 0x1;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const NLA_F_NESTED: u16 = 0x8000;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
@@ -87,6 +110,8 @@ const RTA_GATEWAY: u16 = 5;
 const RTA_TABLE: u16 = 15;
 const RT_TABLE_MAIN: u32 = 254;
 const RTN_UNICAST: u8 = 1;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
 
 /// The most links, addresses per link and routes taken (the Sentry's stack
 /// keeps at most 8 addresses per interface and 16 routes through gateways).
@@ -98,8 +123,9 @@ const MAX_DUMP: usize = 4 << 20;
 
 /// Reads the namespace this process is in, opens a packet socket on each of
 /// its links and takes their addresses from the host kernel. A namespace with
-/// only `lo` gives an empty configuration (loopback only).
-pub(super) fn take_over() -> Result<NetConfig, NetworkError> {
+/// only `lo` gives an empty configuration (loopback only). `egress` is what
+/// the stack enforces on traffic leaving by those links.
+pub(crate) fn take_over(egress: sentry::net::EgressConfig) -> Result<NetConfig, NetworkError> {
     let nl = Netlink::open()?;
     let mut links = Vec::new();
     for m in nl.dump(RTM_GETLINK, &[0; 16], "RTM_GETLINK")? {
@@ -198,8 +224,6 @@ pub(super) fn take_over() -> Result<NetConfig, NetworkError> {
         }
         interfaces.push(NetInterface { name, mac, mtu, addrs, packet_fd });
     }
-    // Until the runtime takes a policy (issue 12), its containers' egress is open, as runc's.
-    let egress = sentry::net::EgressConfig { policy: sentry::net::policy::Policy::allow_all(), ..Default::default() };
     Ok(NetConfig { interfaces, routes, egress })
 }
 
@@ -212,6 +236,146 @@ pub(super) fn is_pod_sandbox(spec: &oci_spec::runtime::Spec) -> bool {
     let annotations = spec.annotations().as_ref();
     let is = |key: &str| annotations.and_then(|a| a.get(key)).is_some_and(|kind| kind == "sandbox");
     is("io.kubernetes.cri.container-type") || is("io.kubernetes.cri-o.ContainerType")
+}
+
+/// An rtnetlink socket of the calling thread's network namespace, for the
+/// links `moat do --network sandbox` makes: each change is acked, and a
+/// refusal is an error naming what was being made.
+#[derive(Debug)]
+pub(crate) struct Links {
+    nl: Netlink,
+}
+
+impl Links {
+    pub(crate) fn open() -> Result<Links, NetworkError> {
+        Ok(Links { nl: Netlink::open()? })
+    }
+
+    /// A veth pair: `name` here, its peer `peer` made straight in the
+    /// network namespace `peer_netns` (so the pair lives and dies with it).
+    pub(crate) fn add_veth(&self, name: &str, peer: &str, peer_netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+        let mut body = ifinfomsg(0, 0, 0);
+        put_name(&mut body, name);
+        nest(&mut body, IFLA_LINKINFO, |b| {
+            put(b, IFLA_INFO_KIND, b"veth");
+            nest(b, IFLA_INFO_DATA, |b| {
+                nest(b, VETH_INFO_PEER, |b| {
+                    b.extend_from_slice(&ifinfomsg(0, 0, 0));
+                    put_name(b, peer);
+                    put(b, IFLA_NET_NS_FD, &peer_netns.as_raw_fd().to_ne_bytes());
+                })
+            })
+        });
+        self.change(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &body, || format!("making the veth pair {name}"))
+    }
+
+    /// The index of link `name`, if there is one.
+    pub(crate) fn index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
+        let mut body = ifinfomsg(0, 0, 0);
+        put_name(&mut body, name);
+        self.nl.send(RTM_GETLINK, NLM_F_ACK, &body, "RTM_GETLINK")?;
+        match self.nl.answer("RTM_GETLINK") {
+            Ok(answer) => {
+                let link = answer.iter().find(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16);
+                Ok(link.map(|m| u32::from_ne_bytes(m.body[4..8].try_into().expect("four bytes"))))
+            }
+            Err(NetworkError::Netlink { source: nix::errno::Errno::ENODEV, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets link `index` up.
+    pub(crate) fn set_up(&self, index: u32, name: &str) -> Result<(), NetworkError> {
+        let body = ifinfomsg(index, IFF_UP, IFF_UP);
+        self.change(RTM_NEWLINK, 0, &body, || format!("setting {name} up"))
+    }
+
+    /// Deletes link `index` (a veth's peer goes with it).
+    pub(crate) fn delete(&self, index: u32, name: &str) -> Result<(), NetworkError> {
+        self.change(RTM_DELLINK, 0, &ifinfomsg(index, 0, 0), || format!("deleting {name}"))
+    }
+
+    /// Gives link `index` the address `addr/prefix`.
+    pub(crate) fn add_address(&self, index: u32, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetworkError> {
+        let mut body = vec![AF_INET, prefix, 0, 0];
+        body.extend_from_slice(&index.to_ne_bytes());
+        put(&mut body, IFA_LOCAL, &addr.octets());
+        put(&mut body, IFA_ADDRESS, &addr.octets());
+        self.change(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &body, || format!("adding {addr}/{prefix} to {name}"))
+    }
+
+    /// A default route through `gateway` on link `index`.
+    pub(crate) fn add_default_route(&self, index: u32, gateway: Ipv4Addr) -> Result<(), NetworkError> {
+        let mut body = vec![AF_INET, 0, 0, 0, RT_TABLE_MAIN as u8, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST];
+        body.extend_from_slice(&0u32.to_ne_bytes());
+        put(&mut body, RTA_GATEWAY, &gateway.octets());
+        put(&mut body, RTA_OIF, &index.to_ne_bytes());
+        self.change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &body, || format!("adding a default route via {gateway}"))
+    }
+
+    /// Every IPv4 address of the namespace: its link's index, the address
+    /// and its prefix length.
+    pub(crate) fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>, NetworkError> {
+        let mut out = Vec::new();
+        for m in self.nl.dump(RTM_GETADDR, &[AF_INET, 0, 0, 0, 0, 0, 0, 0], "RTM_GETADDR")? {
+            if m.body.len() < 8 || m.body[0] != AF_INET {
+                continue;
+            }
+            let index = u32::from_ne_bytes(m.body[4..8].try_into().expect("four bytes"));
+            let attributes = attrs(&m.body[8..]).ok_or(NetworkError::Malformed { step: "RTM_GETADDR" })?;
+            let local = attributes
+                .iter()
+                .find(|(ty, _)| *ty == IFA_LOCAL)
+                .or(attributes.iter().find(|(ty, _)| *ty == IFA_ADDRESS));
+            if let Some(addr) = local.and_then(|(_, v)| <[u8; 4]>::try_from(*v).ok()) {
+                out.push((index, Ipv4Addr::from(addr), m.body[1]));
+            }
+        }
+        Ok(out)
+    }
+
+    fn change(&self, ty: u16, flags: u16, body: &[u8], what: impl Fn() -> String) -> Result<(), NetworkError> {
+        let failed = |e: NetworkError| match e {
+            NetworkError::Netlink { source, .. } => NetworkError::Setup { step: what(), source },
+            e => e,
+        };
+        self.nl.send(ty, flags | NLM_F_ACK, body, "change").map_err(failed)?;
+        self.nl.answer("change").map(drop).map_err(failed)
+    }
+}
+
+/// An `ifinfomsg` for link `index` (0: none yet) with `flags` of `change` set.
+fn ifinfomsg(index: u32, flags: u32, change: u32) -> Vec<u8> {
+    let mut m = vec![0u8; 4];
+    m.extend_from_slice(&index.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&change.to_ne_bytes());
+    m
+}
+
+/// Appends the attribute `ty` holding `val`, padded to four bytes.
+fn put(b: &mut Vec<u8>, ty: u16, val: &[u8]) {
+    b.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
+    b.extend_from_slice(&ty.to_ne_bytes());
+    b.extend_from_slice(val);
+    b.resize((b.len() + 3) & !3, 0);
+}
+
+/// Appends a link name attribute (NUL-terminated, as the kernel wants it).
+fn put_name(b: &mut Vec<u8>, name: &str) {
+    let mut val = name.as_bytes().to_vec();
+    val.push(0);
+    put(b, IFLA_IFNAME, &val);
+}
+
+/// Appends the nested attribute `ty` whose contents `inner` writes.
+fn nest(b: &mut Vec<u8>, ty: u16, inner: impl FnOnce(&mut Vec<u8>)) {
+    let start = b.len();
+    b.extend_from_slice(&[0; 4]);
+    inner(b);
+    let len = (b.len() - start) as u16;
+    b[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    b[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
 }
 
 /// An address attribute of `family`.
@@ -245,6 +409,7 @@ fn attrs(mut b: &[u8]) -> Option<Vec<(u16, &[u8])>> {
 }
 
 /// A NETLINK_ROUTE socket.
+#[derive(Debug)]
 struct Netlink {
     fd: OwnedFd,
 }

@@ -1,5 +1,6 @@
 //! The sandbox process's control server: one thread per connection answers
-//! `state`, `start`, `kill`, `ps` and `exec` while the main thread runs init.
+//! `state`, `start`, `kill`, `ps`, `exec` and egress policy replacements
+//! while the main thread runs init.
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -10,6 +11,7 @@ use sentry::{BootError, CapSets, HostStdio, ProcessConfig, Sandbox};
 
 use super::{exit_code, Prepared};
 use crate::control::{ExecProcess, Incoming, Phase, Process, Reply, Request};
+use crate::egress::{PolicyRules, Verdict};
 /// Shared between the control thread and the main thread.
 #[derive(Default)]
 struct Shared {
@@ -20,6 +22,9 @@ struct Shared {
     /// What an exec'd process gets when its request does not say: init's
     /// capabilities and no_new_privs, as the spec gives them (runc's way).
     exec_defaults: ExecDefaults,
+    /// The default verdict the container's policy started with, which a
+    /// replacement without one of its own keeps (unknown: deny, failing closed).
+    egress_default: Option<Verdict>,
 }
 
 #[derive(Default, Clone)]
@@ -38,7 +43,8 @@ impl Prepared {
             no_new_privileges: c.init.no_new_privileges,
             rlimits: c.init.rlimits.clone(),
         });
-        let shared = Arc::new(Shared { exec_defaults, ..Shared::default() });
+        let egress_default = self.egress.as_ref().map(|e| e.policy.default);
+        let shared = Arc::new(Shared { exec_defaults, egress_default, ..Shared::default() });
         // `start` hands over where to say how the start went.
         let (start_tx, start_rx) = mpsc::channel::<mpsc::Sender<Result<(), String>>>();
         let (dropped_tx, dropped_rx) = mpsc::channel::<std::io::Result<()>>();
@@ -74,7 +80,7 @@ impl Prepared {
         // Sentry's (not a pod's sandbox container's: its app containers');
         // this thread still has the capabilities that takes.
         if !self.pod_sandbox {
-            match super::network::take_over() {
+            match super::network::take_over(self.egress.take().unwrap_or_default()) {
                 Ok(network) => config.network = Some(network),
                 Err(e) => {
                     let _ = started.send(Err(e.to_string()));
@@ -147,7 +153,16 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<mpsc::Sender
                 .collect(),
         },
         (Request::Ps, None) => Reply::Processes { processes: Vec::new() },
-        (Request::Exec(_), None) => Reply::Error { message: "the container is not running".into() },
+        (Request::Exec(_), None) | (Request::EgressPolicy { .. }, None) => {
+            Reply::Error { message: "the container is not running".into() }
+        }
+        (Request::EgressPolicy { policy }, Some(s)) => match PolicyRules::check(policy, "from the control socket") {
+            Ok(rules) => {
+                s.set_egress_policy(rules.policy(shared.egress_default.unwrap_or(Verdict::Deny)));
+                Reply::Ok
+            }
+            Err(e) => Reply::Error { message: e.to_string() },
+        },
         (Request::Exec(p), Some(s)) => {
             let p = p.clone();
             let fds = std::mem::take(&mut incoming.fds);

@@ -262,7 +262,9 @@ mod tests {
             addrs: vec![(IpAddr::from([10, 9, 0, 2]), 24)],
             packet_fd: ours.into(),
         };
-        let stack = Stack::with_network(NetConfig { interfaces: vec![link], routes: Vec::new(), egress: Default::default() }).expect("a stack");
+        let stack =
+            Stack::with_network(NetConfig { interfaces: vec![link], routes: Vec::new(), egress: Default::default() })
+                .expect("a stack");
         // Deadlines only bound the waits: the thread names itself as it
         // starts, and ends as soon as it reads the end.
         let wait_for = |count: usize, what: &str| {
