@@ -434,23 +434,22 @@ pub fn container_policy(
 /// A container's egress configuration: its policy (`container_policy`
 /// over the runtime's `--egress-default` and `--egress-policy`), the
 /// runtime's `--audit-log`, its resolvers, and its id as the sandbox's name;
-/// and the loopback nameservers of its resolv.conf, whose sockets are made
-/// once this process is in the container's network namespace.
+/// and its resolv.conf, open, for `start` to read again.
 pub(crate) fn container_egress(
     flags: &RuntimeFlags,
     bundle: &Bundle,
     id: &str,
-) -> Result<(sentry::net::EgressConfig, Vec<IpAddr>), EgressError> {
+) -> Result<(sentry::net::EgressConfig, Option<std::fs::File>), EgressError> {
     let file = flags.egress_policy.as_deref().map(PolicyRules::read).transpose()?;
     let annotations = bundle.spec.annotations().clone().unwrap_or_default();
     let default = flags.egress_default.map_or(Verdict::Allow, Verdict::from);
     let policy = container_policy(&annotations, default, file.as_ref())?;
     let audit = flags.audit_log.as_deref().map(open_audit_log).transpose()?;
-    let resolv_conf = container_resolv_conf(&bundle.spec, &bundle.dir, &bundle.rootfs).unwrap_or_default();
-    let (resolvers, loopback) = (nameservers(&resolv_conf), loopback_nameservers(&resolv_conf));
+    let resolv_conf = container_resolv_conf(&bundle.spec, &bundle.dir, &bundle.rootfs);
+    let resolvers = resolv_conf.as_ref().and_then(read_resolv_conf).map_or_else(Vec::new, |text| nameservers(&text));
     let config =
         sentry::net::EgressConfig { policy, audit, sandbox: id.to_owned(), resolvers, netns_resolvers: Vec::new() };
-    Ok((config, loopback))
+    Ok((config, resolv_conf))
 }
 
 /// Opens the audit log for appending (created 0600 if missing), as every
@@ -493,7 +492,8 @@ fn nameserver_lines(resolv_conf: &str) -> impl Iterator<Item = IpAddr> + '_ {
 /// The resolvers of the host's /etc/resolv.conf (none if it cannot be read).
 pub fn host_resolvers() -> Vec<IpAddr> {
     let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/etc/resolv.conf");
-    file.ok().and_then(read_small_file).map_or_else(Vec::new, |text| nameservers(&text))
+    let file = file.ok().filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+    file.as_ref().and_then(read_resolv_conf).map_or_else(Vec::new, |text| nameservers(&text))
 }
 
 /// The resolvers of a container: the `nameserver` lines of the file the
@@ -502,11 +502,16 @@ pub fn host_resolvers() -> Vec<IpAddr> {
 /// so is opened inside the root without following any symlink. Each only if
 /// it is a regular file; none if neither is.
 pub fn container_resolvers(spec: &Spec, bundle_dir: &Path, rootfs: &Path) -> Vec<IpAddr> {
-    container_resolv_conf(spec, bundle_dir, rootfs).map_or_else(Vec::new, |text| nameservers(&text))
+    container_resolv_conf(spec, bundle_dir, rootfs)
+        .as_ref()
+        .and_then(read_resolv_conf)
+        .map_or_else(Vec::new, |text| nameservers(&text))
 }
 
-/// The text of a container's resolv.conf, found as `container_resolvers` says.
-fn container_resolv_conf(spec: &Spec, bundle_dir: &Path, rootfs: &Path) -> Option<String> {
+/// A container's resolv.conf, found as `container_resolvers` says, open to
+/// be read now and again later (engines rewrite it in place: it is
+/// bind-mounted into the container).
+fn container_resolv_conf(spec: &Spec, bundle_dir: &Path, rootfs: &Path) -> Option<std::fs::File> {
     let mounted = spec.mounts().iter().flatten().rev().find(|m| m.destination() == Path::new("/etc/resolv.conf"));
     let file = match mounted.and_then(|m| m.source().clone()) {
         Some(source) => std::fs::OpenOptions::new()
@@ -516,7 +521,23 @@ fn container_resolv_conf(spec: &Spec, bundle_dir: &Path, rootfs: &Path) -> Optio
             .ok(),
         None => open_in_root(rootfs, "etc/resolv.conf"),
     };
-    file.and_then(read_small_file)
+    file.filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+}
+
+/// The text of an open resolv.conf from its start, up to `MAX_RESOLV_CONF` bytes.
+pub(crate) fn read_resolv_conf(file: &std::fs::File) -> Option<String> {
+    let mut bytes = vec![0u8; MAX_RESOLV_CONF as usize];
+    let mut len = 0;
+    while len < bytes.len() {
+        match std::os::unix::fs::FileExt::read_at(file, &mut bytes[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    bytes.truncate(len);
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `path` under `rootfs`, resolved with no symlink at all (none of the
@@ -529,16 +550,6 @@ fn open_in_root(rootfs: &Path, path: &str) -> Option<std::fs::File> {
     let fd = nix::fcntl::openat2(std::os::fd::AsRawFd::as_raw_fd(&root), path, how).ok()?;
     // The fd openat2 just returned is ours alone.
     Some(std::fs::File::from(host::sys::take_inherited_fd(fd).ok()?))
-}
-
-/// A regular file's text, up to `MAX_RESOLV_CONF` bytes.
-fn read_small_file(file: std::fs::File) -> Option<String> {
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_RESOLV_CONF).read_to_end(&mut bytes).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]

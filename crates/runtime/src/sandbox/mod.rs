@@ -217,6 +217,10 @@ struct Prepared {
     pod_sandbox: bool,
     /// The container's egress policy, audit log and resolvers, for its stack.
     egress: Option<sentry::net::EgressConfig>,
+    /// Its resolv.conf, read again at `start`: the engine's hooks may have
+    /// rewritten it since `create` (Docker names its embedded DNS, 127.0.0.11,
+    /// only then), and the host path is out of reach by then.
+    resolv_conf: Option<std::fs::File>,
     _gofers: Gofers,
 }
 
@@ -239,11 +243,8 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     let bundle = Bundle::load(bundle_dir)?;
     // Host paths (the policy file, the audit log, the engine's resolv.conf)
     // are read now, before the container's root becomes this process's.
-    let (mut egress, loopback_resolvers) = crate::egress::container_egress(flags, &bundle, id)?;
+    let (egress, resolv_conf) = crate::egress::container_egress(flags, &bundle, id)?;
     namespaces::enter_namespaces(&bundle.spec)?;
-    // In the container's network namespace now, where the engine's rules
-    // lead to its resolver (Docker's embedded DNS).
-    egress.netns_resolvers = resolvers::connect_loopback_resolvers(&loopback_resolvers);
     namespaces::mount_own_proc()?;
     let mut gofers = Gofers::default();
     let config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
@@ -255,5 +256,6 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     gofers.wait_until_jailed().map_err(SandboxError::Gofer)?;
     namespaces::enter_root(&bundle.rootfs)?;
     let pod_sandbox = network::is_pod_sandbox(&bundle.spec);
-    Ok((Prepared { config: Some(config), pod_sandbox, egress: Some(egress), _gofers: gofers }, listener))
+    let prepared = Prepared { config: Some(config), pod_sandbox, egress: Some(egress), resolv_conf, _gofers: gofers };
+    Ok((prepared, listener))
 }

@@ -80,7 +80,13 @@ impl Prepared {
         // Sentry's (not a pod's sandbox container's: its app containers');
         // this thread still has the capabilities that takes.
         if !self.pod_sandbox {
-            match super::network::take_over(self.egress.take().unwrap_or_default()) {
+            let mut egress = self.egress.take().unwrap_or_default();
+            if let Some(text) = self.resolv_conf.as_ref().and_then(crate::egress::read_resolv_conf) {
+                egress.resolvers = crate::egress::nameservers(&text);
+                let loopback = crate::egress::loopback_nameservers(&text);
+                egress.netns_resolvers = super::resolvers::connect_loopback_resolvers(&loopback);
+            }
+            match super::network::take_over(egress) {
                 Ok(network) => config.network = Some(network),
                 Err(e) => {
                     let _ = started.send(Err(e.to_string()));

@@ -303,6 +303,18 @@ impl Stack {
             a.push(IpCidr::new(Ipv4Addr::LOCALHOST.into(), 8)).expect("room for two addresses");
             a.push(IpCidr::new(Ipv6Addr::LOCALHOST.into(), 128)).expect("room for two addresses");
         });
+        // The rest of 127/8 is this host too (Linux answers on all of it):
+        // packets to it are taken in, so that a connect there is refused
+        // (or finds a listener bound to that very address) rather than lost.
+        iface.set_any_ip(true);
+        iface.routes_mut().update(|table| {
+            let _ = table.push(smoltcp::iface::Route {
+                cidr: IpCidr::new(Ipv4Addr::new(127, 0, 0, 0).into(), 8),
+                via_router: Ipv4Addr::LOCALHOST.into(),
+                preferred_until: None,
+                expires_at: None,
+            });
+        });
         let lo = Net {
             iface,
             dev: Dev::Loopback(dev),
@@ -839,7 +851,11 @@ impl Inner {
     /// (A link's own address is reached by `lo` on Linux; here it is not yet
     /// reachable from inside the sandbox: issue 12.)
     fn net_for(&self, ip: Ip) -> Option<usize> {
-        if ip == ip.loopback_of() {
+        // All of 127/8 is loopback, as on Linux: nothing to it may leave by a
+        // link. Only 127.0.0.1 has sockets: a connect to the rest is refused,
+        // and a DNS question there (Docker's 127.0.0.11) goes to the
+        // sandbox's DNS.
+        if ip == ip.loopback_of() || matches!(ip, Ip::V4(a) if a.is_loopback()) {
             return Some(LO);
         }
         let a: IpAddress = ip.into();
