@@ -594,6 +594,45 @@ fn names_are_allowed_through_the_sandboxes_dns_and_other_names_and_addresses_ref
     assert!(packets.is_empty(), "packets reached B's wire: {packets:?}");
 }
 
+/// A deny rule by name holds under an open default too: every DNS question
+/// goes through the sandbox's DNS while rules name domains, so other.test is
+/// NXDOMAIN (and audited) though the resolver itself may be reached, and
+/// allowed.test is asked of that resolver as the app asked.
+#[test]
+fn a_name_denied_under_an_open_default_is_not_resolved() {
+    let _serial = serial();
+    let mut net = TestNet::new(4);
+    net.serve_dns();
+    let scripts = scripts(&net);
+    let audit = net.dir.join("audit.log");
+    let policy = net.dir.join("policy.json");
+    fs::write(&policy, r#"{"default": "allow", "deny": ["other.test"]}"#).expect("write the policy");
+    let (a, dns) = (net.a(), net.dns());
+    let probe = "import sys; sys.path.insert(0, sys.argv[1]); from dns_probe import query\n\
+                 for name in ('allowed.test', 'other.test'):\n    rcode, addrs = query(sys.argv[2], name); print(name + ':', rcode, *addrs, flush=True)";
+    let mut moat = MoatDo::start(&[
+        "--network",
+        "sandbox",
+        "--egress-policy",
+        policy.to_str().expect("utf-8"),
+        "--audit-log",
+        audit.to_str().expect("utf-8"),
+        "--",
+        PYTHON,
+        "-c",
+        probe,
+        scripts.to_str().expect("utf-8"),
+        &dns,
+    ]);
+    assert_eq!(moat.expect("allowed.test:"), format!("0 {a}"), "allowed.test resolves through the resolver asked");
+    assert_eq!(moat.expect("other.test:"), "3", "other.test is NXDOMAIN");
+    let (status, stderr) = moat.finish();
+    assert_eq!(status, 0, "moat do: {stderr}");
+    let lines = audit_lines(&audit);
+    let named = lines.iter().filter(|l| l["name"] == "other.test" && l["rule"] == "other.test").count();
+    assert_eq!(named, 1, "one audit line for the denied name, naming its rule: {lines:?}");
+}
+
 #[test]
 fn a_policy_replaced_on_sigusr1_keeps_a_download_and_refuses_new_connections() {
     let _serial = serial();

@@ -1045,10 +1045,13 @@ impl Inner {
                 .is_some_and(|uses| uses.iter().any(|u| u.ip.is_none_or(|ip| ip == dest.ip)))
     }
 
-    /// A DNS question the app sent to `asked` (an address the policy
-    /// refuses): answered NXDOMAIN if no rule allows the name, forwarded to
-    /// the first resolver otherwise (SERVFAIL if there is none, or it cannot
-    /// be reached). Garbage is dropped, as a resolver drops it.
+    /// A DNS question the app sent to `asked` (an address the policy refuses,
+    /// an unserved loopback one, or any while rules name domains): answered
+    /// NXDOMAIN if the policy refuses the name; else forwarded to the
+    /// container's loopback resolver at `asked`, to `asked` itself if the
+    /// policy lets it be reached, else to the first resolver the runtime
+    /// named (SERVFAIL if there is none, or it cannot be reached). Garbage is
+    /// dropped, as a resolver drops it.
     fn dns_ask(&mut self, owner: u64, wq: &Arc<WaitQueue>, data: &[u8], asked: addr::Endpoint, who: &Origin) {
         let Some(q) = dns::parse_query(data) else { return };
         if self.egress.check_name(&q.name, who) == policy::Verdict::Deny {
@@ -1069,7 +1072,11 @@ impl Inner {
                 sent.map(drop)
             })
         } else {
-            self.egress.resolvers.first().copied().and_then(|resolver| {
+            // The resolver the app asked, if the policy lets it be reached;
+            // else the first the runtime named.
+            let asked_ok = !asked_ip.is_loopback() && !self.egress_refuses_quietly(asked);
+            let resolver = if asked_ok { Some(asked_ip) } else { self.egress.resolvers.first().copied() };
+            resolver.and_then(|resolver| {
                 let (h, _) = self.dns_upstream(resolver)?;
                 let bytes = self.dns.forward((owner, wq), q.clone(), asked, resolver, self.seed)?;
                 let to = smoltcp::wire::IpEndpoint::new(resolver.into(), dns::DNS_PORT);

@@ -282,6 +282,12 @@ impl Policy {
         Decision { verdict: self.default, rule: None }
     }
 
+    /// Whether any rule names a domain: then every DNS question goes
+    /// through the sandbox's DNS, even one to a resolver the policy allows.
+    pub fn has_names(&self) -> bool {
+        self.allow.iter().chain(&self.deny).any(|r| matches!(r.target, Target::Name { .. }))
+    }
+
     /// Whether the sandbox's DNS may resolve `name` (any case, final dot or
     /// not): allowed when an allow rule covers it, refused when a deny rule
     /// does, else as the default says.

@@ -690,7 +690,9 @@ impl InetSocket {
                 // the sandbox's DNS answers in its place.
                 return (dest.port == dns::DNS_PORT && i.dns_unserved(dest)).then_some(true);
             }
-            if dest.port == dns::DNS_PORT && i.egress_refuses_quietly(dest) {
+            // A question to a resolver the policy refuses, or to any while
+            // rules name domains (their allow or deny must hold for it).
+            if dest.port == dns::DNS_PORT && (i.egress_refuses_quietly(dest) || i.egress.policy.has_names()) {
                 return Some(true);
             }
             (!i.egress_allows(dest, Proto::Udp, who)).then_some(false)
