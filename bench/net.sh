@@ -10,7 +10,10 @@
 # runsc get it in their bundle's spec, as from an engine); moat makes its
 # own with `moat do --network sandbox`. Each reaches `net serve` on the host
 # end of its pair, so nothing is forwarded or translated. A contender that
-# cannot run prints n/a, and why on stderr.
+# cannot run prints n/a, and why on stderr: Debian's runsc (0.0~20221219)
+# refuses every network namespace on Linux 6.x ("cannot run with network
+# enabled in root network namespace": its root-namespace test reads a sysctl
+# that newer kernels have in every namespace), so its veth lines are n/a.
 # Usage: bench/net.sh [path/to/moat]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
