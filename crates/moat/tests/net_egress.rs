@@ -875,6 +875,24 @@ fn a_containers_annotations_and_the_runtimes_flags_make_its_policy_and_update_re
     let lines = audit_lines(&audit);
     assert_eq!(lines.len(), 1, "one audit line, for B: {lines:?}");
     assert_eq!((lines[0]["sandbox"].as_str(), lines[0]["destination"].as_str()), (Some(id.as_str()), Some(b.as_str())));
+    // `events --stats` has the network's counters: eth0 carried the fetch,
+    // the stack made connections, and refused one.
+    let events = moat_oci(&root, &["events", "--stats", &id]);
+    let record: serde_json::Value = serde_json::from_slice(&events.stdout).unwrap_or_else(|e| {
+        panic!(
+            "events --stats: {e}: {}{}",
+            String::from_utf8_lossy(&events.stdout),
+            String::from_utf8_lossy(&events.stderr)
+        )
+    });
+    let data = &record["data"];
+    let eth0 = &data["network_interfaces"][0];
+    assert_eq!(eth0["name"], "eth0", "events --stats: {record}");
+    for counter in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"] {
+        assert!(eth0[counter].as_u64().is_some_and(|n| n > 0), "{counter} after a fetch: {record}");
+    }
+    assert!(data["network"]["tcp_connects"].as_u64().is_some_and(|n| n >= 1), "tcp_connects: {record}");
+    assert_eq!(data["network"]["egress_refusals"], 1, "one refusal so far: {record}");
 
     // A new policy from `moat update`: B only. Open connections would stay;
     // new ones to A are refused, B's allowed, and the default stays deny.

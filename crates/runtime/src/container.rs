@@ -479,6 +479,23 @@ impl Runtime {
         }
     }
 
+    /// The sandbox network's counters (`Reply::NetStats`), as runc's
+    /// `network_interfaces` and moat's own `network`, for `events --stats`.
+    pub fn net_stats_json(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        let dir = StateDir::open(self.root(), id)?;
+        match control::call(&dir.control_socket(), &Request::NetStats)? {
+            Reply::NetStats { interfaces, tcp_connects, tcp_accepts, egress_refusals } => Ok(serde_json::json!({
+                "network_interfaces": interfaces,
+                "network": {
+                    "tcp_connects": tcp_connects,
+                    "tcp_accepts": tcp_accepts,
+                    "egress_refusals": egress_refusals,
+                },
+            })),
+            reply => Err(RuntimeError::UnexpectedReply { what: "to network stats", reply }),
+        }
+    }
+
     /// Records a status the sandbox cannot know (paused by the freezer).
     pub fn set_status(&self, id: &str, status: Status) -> Result<(), RuntimeError> {
         let dir = StateDir::open(self.root(), id)?;

@@ -41,6 +41,8 @@ pub enum Request {
     /// new ones are judged by this one. Without a default of its own, the
     /// policy keeps the one the container started with.
     EgressPolicy { policy: crate::egress::PolicyJson },
+    /// What the sandbox's network moved and refused.
+    NetStats,
 }
 
 /// A process for `Request::Exec`.
@@ -105,6 +107,21 @@ pub struct Process {
     pub host_pid: Option<i32>,
 }
 
+/// One link's traffic, in the names runc's `events --stats` gives
+/// `network_interfaces` (the Sentry counts no errors and drops no sent frame).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InterfaceStats {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
 /// A sandbox's answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "reply", rename_all = "snake_case")]
@@ -115,6 +132,14 @@ pub enum Reply {
     },
     Processes {
         processes: Vec<Process>,
+    },
+    /// The network's counters: per link, and the stack's TCP connections
+    /// made and taken and egress refusals.
+    NetStats {
+        interfaces: Vec<InterfaceStats>,
+        tcp_connects: u64,
+        tcp_accepts: u64,
+        egress_refusals: u64,
     },
     /// An exec'd process runs with this sandbox pid.
     Started {

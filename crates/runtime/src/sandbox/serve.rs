@@ -159,6 +159,33 @@ fn handle(stream: UnixStream, shared: &Shared, start: &mpsc::Sender<mpsc::Sender
                 .collect(),
         },
         (Request::Ps, None) => Reply::Processes { processes: Vec::new() },
+        (Request::NetStats, Some(s)) => {
+            let n = s.net_stats();
+            let interfaces = n
+                .links
+                .into_iter()
+                .map(|l| crate::control::InterfaceStats {
+                    name: l.name,
+                    rx_bytes: l.rx_bytes,
+                    rx_packets: l.rx_packets,
+                    rx_errors: 0,
+                    rx_dropped: l.rx_dropped,
+                    tx_bytes: l.tx_bytes,
+                    tx_packets: l.tx_packets,
+                    tx_errors: 0,
+                    tx_dropped: 0,
+                })
+                .collect();
+            Reply::NetStats {
+                interfaces,
+                tcp_connects: n.tcp_connects,
+                tcp_accepts: n.tcp_accepts,
+                egress_refusals: n.refusals,
+            }
+        }
+        (Request::NetStats, None) => {
+            Reply::NetStats { interfaces: Vec::new(), tcp_connects: 0, tcp_accepts: 0, egress_refusals: 0 }
+        }
         (Request::Exec(_), None) | (Request::EgressPolicy { .. }, None) => {
             Reply::Error { message: "the container is not running".into() }
         }

@@ -404,6 +404,11 @@ impl Sandbox {
         self.spawn(process, false, console.transpose()?)
     }
 
+    /// What the sandbox's network moved and refused (`net::Stack::stats`).
+    pub fn net_stats(&self) -> crate::net::NetStats {
+        self.net.stats()
+    }
+
     /// Replaces the egress policy of the sandbox's network (see
     /// `net::Stack::set_egress_policy`).
     pub fn set_egress_policy(&self, policy: crate::net::policy::Policy) {
@@ -510,15 +515,16 @@ impl Sandbox {
             let round_trips: u64 = self.clients.iter().map(|c| c.round_trips()).sum();
             let rss = host::sys::max_rss_kib();
             let n = self.net.stats();
+            let t = n.total();
             crate::kernel::log_line(format_args!(
                 "moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss} \
                  net_rx_packets={} net_rx_bytes={} net_tx_packets={} net_tx_bytes={} net_rx_dropped={} \
                  tcp_connects={} tcp_accepts={} egress_refusals={}",
-                n.rx_packets,
-                n.rx_bytes,
-                n.tx_packets,
-                n.tx_bytes,
-                n.rx_dropped,
+                t.rx_packets,
+                t.rx_bytes,
+                t.tx_packets,
+                t.tx_bytes,
+                t.rx_dropped,
                 n.tcp_connects,
                 n.tcp_accepts,
                 n.refusals

@@ -435,23 +435,24 @@ impl Stack {
     /// What the stack moved over its links and refused.
     pub fn stats(&self) -> NetStats {
         let g = self.lock();
-        let mut st = NetStats {
-            tcp_connects: g.connects,
-            tcp_accepts: g.accepts,
-            refusals: g.egress.refused(),
-            ..NetStats::default()
-        };
-        for net in &g.nets {
-            let Dev::Ether(d) = &net.dev else { continue };
-            let c = &d.frames.counters;
-            let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-            st.rx_packets += get(&c.rx_packets);
-            st.rx_bytes += get(&c.rx_bytes);
-            st.tx_packets += get(&c.tx_packets);
-            st.tx_bytes += get(&c.tx_bytes);
-            st.rx_dropped += get(&c.rx_dropped);
-        }
-        st
+        let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        let links = g
+            .nets
+            .iter()
+            .filter_map(|net| {
+                let Dev::Ether(d) = &net.dev else { return None };
+                let c = &d.frames.counters;
+                Some(LinkStats {
+                    name: net.name.clone(),
+                    rx_packets: get(&c.rx_packets),
+                    rx_bytes: get(&c.rx_bytes),
+                    tx_packets: get(&c.tx_packets),
+                    tx_bytes: get(&c.tx_bytes),
+                    rx_dropped: get(&c.rx_dropped),
+                })
+            })
+            .collect();
+        NetStats { links, tcp_connects: g.connects, tcp_accepts: g.accepts, refusals: g.egress.refused() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -1157,19 +1158,40 @@ impl Inner {
 /// The owner the sandbox's DNS holds its upstream ports as (no socket's inode).
 const DNS_OWNER: u64 = u64::MAX;
 
-/// What a stack moved over its links (frames and their bytes, received
-/// frames dropped for a full queue), the TCP connections it made and took
+/// What a stack moved over each link, the TCP connections it made and took
 /// (on every interface), and the egress policy's refusals.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NetStats {
+    pub links: Vec<LinkStats>,
+    pub tcp_connects: u64,
+    pub tcp_accepts: u64,
+    pub refusals: u64,
+}
+
+/// One link's frames and their bytes each way, and received frames dropped
+/// for a full queue.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LinkStats {
+    pub name: String,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub rx_dropped: u64,
-    pub tcp_connects: u64,
-    pub tcp_accepts: u64,
-    pub refusals: u64,
+}
+
+impl NetStats {
+    /// The links' counters added up.
+    pub fn total(&self) -> LinkStats {
+        self.links.iter().fold(LinkStats::default(), |t, l| LinkStats {
+            name: String::new(),
+            rx_packets: t.rx_packets + l.rx_packets,
+            rx_bytes: t.rx_bytes + l.rx_bytes,
+            tx_packets: t.tx_packets + l.tx_packets,
+            tx_bytes: t.tx_bytes + l.tx_bytes,
+            rx_dropped: t.rx_dropped + l.rx_dropped,
+        })
+    }
 }
 
 /// An interface as netlink and /proc/net show it.

@@ -1,5 +1,5 @@
-//! `moat events`: a container's resource usage from its cgroup, once
-//! (--stats) or every --interval.
+//! `moat events`: a container's resource usage from its cgroup, and its
+//! network's counters from the sandbox, once (--stats) or every --interval.
 
 use std::time::Duration;
 
@@ -31,7 +31,16 @@ pub fn run(global: &Global, a: EventsArgs) -> i32 {
     with_runtime(global, |r| {
         let interval = parse_interval(&a.interval)?;
         loop {
-            println!("{}", r.cgroup(&a.id)?.events_json(&a.id)?);
+            let mut record = r.cgroup(&a.id)?.events_json(&a.id)?;
+            // The network's counters come from the Sentry (the host's veth
+            // counters see frames, not the sandbox's connections); a
+            // container that is not running has none to give.
+            if let Ok(serde_json::Value::Object(net)) = r.net_stats_json(&a.id) {
+                if let Some(serde_json::Value::Object(data)) = record.get_mut("data") {
+                    data.extend(net);
+                }
+            }
+            println!("{record}");
             if a.stats {
                 return Ok(0);
             }
