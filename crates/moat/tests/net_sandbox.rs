@@ -73,7 +73,8 @@ fn a_container_fetches_from_a_peer_and_sees_its_link_as_under_runc() {
     let peer = pair.addr(1);
     let script = format!(
         "wget -q -O - http://{peer}:{PORT}/file; echo wget=$?; ip addr | grep 'scope global'; ip route | grep default; \
-         wget -q -O - http://{peer}:1/ 2>&1; echo closed=$?"
+         wget -q -O - http://{peer}:1/ 2>&1; echo closed=$?; \
+         sed -n 's/^ *eth0: *//p' /proc/net/dev | awk '{{print \"eth0 counted its bytes both ways:\", ($1 > 0 && $9 > 0)}}'"
     );
     let mut outputs = Vec::new();
     for rt in &Runtime::both() {

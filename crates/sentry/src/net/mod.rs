@@ -120,6 +120,21 @@ impl Net {
         }
     }
 
+    /// The interface's traffic so far (zeros for loopback).
+    fn counters(&self) -> LinkStats {
+        let mut st = LinkStats { name: self.name.clone(), ..LinkStats::default() };
+        if let Dev::Ether(d) = &self.dev {
+            let c = &d.frames.counters;
+            let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+            st.rx_packets = get(&c.rx_packets);
+            st.rx_bytes = get(&c.rx_bytes);
+            st.tx_packets = get(&c.tx_packets);
+            st.tx_bytes = get(&c.tx_bytes);
+            st.rx_dropped = get(&c.rx_dropped);
+        }
+        st
+    }
+
     /// Whether `ip` is on one of this interface's networks.
     fn on_link(&self, ip: IpAddress) -> bool {
         self.iface.ip_addrs().iter().any(|c| c.contains_addr(&ip))
@@ -435,23 +450,7 @@ impl Stack {
     /// What the stack moved over its links and refused.
     pub fn stats(&self) -> NetStats {
         let g = self.lock();
-        let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-        let links = g
-            .nets
-            .iter()
-            .filter_map(|net| {
-                let Dev::Ether(d) = &net.dev else { return None };
-                let c = &d.frames.counters;
-                Some(LinkStats {
-                    name: net.name.clone(),
-                    rx_packets: get(&c.rx_packets),
-                    rx_bytes: get(&c.rx_bytes),
-                    tx_packets: get(&c.tx_packets),
-                    tx_bytes: get(&c.tx_bytes),
-                    rx_dropped: get(&c.rx_dropped),
-                })
-            })
-            .collect();
+        let links = g.nets.iter().filter(|n| matches!(n.dev, Dev::Ether(_))).map(Net::counters).collect();
         NetStats { links, tcp_connects: g.connects, tcp_accepts: g.accepts, refusals: g.egress.refused() }
     }
 
@@ -1207,6 +1206,9 @@ pub struct IfaceInfo {
     pub addrs: Vec<(std::net::IpAddr, u8)>,
     /// The routes through it the namespace had (its main table's).
     pub routes: Vec<NetRoute>,
+    /// A link's traffic; zeros for loopback (smoltcp's loopback device
+    /// counts nothing).
+    pub counters: LinkStats,
 }
 
 /// A TCP connection (not a listening socket) as /proc/net/tcp shows it.
@@ -1239,6 +1241,7 @@ impl Stack {
                     mac: n.mac,
                     addrs,
                     routes: n.routes.clone(),
+                    counters: n.counters(),
                 }
             })
             .collect()

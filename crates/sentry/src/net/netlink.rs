@@ -843,8 +843,18 @@ fn link_body(i: &IfaceInfo) -> Vec<u8> {
     put(&mut b, 39, &[0]); // IFLA_PROTO_DOWN
     put(&mut b, 1, &i.mac.unwrap_or_default()); // IFLA_ADDRESS
     put(&mut b, 2, &if i.mac.is_some() { [0xff; 6] } else { [0; 6] }); // IFLA_BROADCAST
-    put(&mut b, 23, &[0; 200]); // IFLA_STATS64
-    put(&mut b, 7, &[0; 96]); // IFLA_STATS
+                                                                       // rtnl_link_stats64 and rtnl_link_stats: rx/tx packets, rx/tx bytes,
+                                                                       // rx/tx errors, rx/tx dropped first; the rest stays 0.
+    let c = &i.counters;
+    let first = [c.rx_packets, c.tx_packets, c.rx_bytes, c.tx_bytes, 0, 0, c.rx_dropped, 0];
+    let mut stats64 = [0u8; 200];
+    let mut stats32 = [0u8; 96];
+    for (k, v) in first.iter().enumerate() {
+        stats64[k * 8..k * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+        stats32[k * 4..k * 4 + 4].copy_from_slice(&(*v as u32).to_ne_bytes());
+    }
+    put(&mut b, 23, &stats64); // IFLA_STATS64
+    put(&mut b, 7, &stats32); // IFLA_STATS
     let mut xdp = Vec::new();
     put(&mut xdp, 2, &[0]); // IFLA_XDP_ATTACHED: XDP_ATTACHED_NONE
     put(&mut b, 43, &xdp); // IFLA_XDP: nested, without NLA_F_NESTED, as Linux puts it
@@ -1068,6 +1078,7 @@ mod tests {
                 mac: None,
                 routes: Vec::new(),
                 addrs: vec![(IpAddr::V4(Ipv4Addr::LOCALHOST), 8), (IpAddr::V6(Ipv6Addr::LOCALHOST), 128)],
+                counters: Default::default(),
             }],
         }
     }

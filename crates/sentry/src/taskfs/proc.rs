@@ -1050,8 +1050,21 @@ fn net_dev_text(ifaces: &[IfaceInfo]) -> Vec<u8> {
 face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
         .to_vec();
     for i in ifaces {
-        put!(out, "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} ", i.name, 0, 0, 0, 0, 0, 0, 0, 0);
-        put!(out, "{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}\n", 0, 0, 0, 0, 0, 0, 0, 0);
+        let c = &i.counters;
+        put!(
+            out,
+            "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} ",
+            i.name,
+            c.rx_bytes,
+            c.rx_packets,
+            0,
+            c.rx_dropped,
+            0,
+            0,
+            0,
+            0
+        );
+        put!(out, "{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}\n", c.tx_bytes, c.tx_packets, 0, 0, 0, 0, 0, 0);
     }
     out
 }
