@@ -11,6 +11,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
+
+use crate::sandbox::network::{nest, put, put_str};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 
 /// Why the NAT table could not be made.
@@ -44,7 +46,6 @@ const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
-const NLA_F_NESTED: u16 = 0x8000;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -219,28 +220,6 @@ fn expression(list: &mut Vec<u8>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
         put_str(e, NFTA_EXPR_NAME, name);
         nest(e, NFTA_EXPR_DATA, data);
     });
-}
-
-fn put(b: &mut Vec<u8>, ty: u16, val: &[u8]) {
-    b.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
-    b.extend_from_slice(&ty.to_ne_bytes());
-    b.extend_from_slice(val);
-    b.resize((b.len() + 3) & !3, 0);
-}
-
-fn put_str(b: &mut Vec<u8>, ty: u16, s: &str) {
-    let mut val = s.as_bytes().to_vec();
-    val.push(0);
-    put(b, ty, &val);
-}
-
-fn nest(b: &mut Vec<u8>, ty: u16, inner: impl FnOnce(&mut Vec<u8>)) {
-    let start = b.len();
-    b.extend_from_slice(&[0; 4]);
-    inner(b);
-    let len = (b.len() - start) as u16;
-    b[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    b[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
 }
 
 #[cfg(test)]

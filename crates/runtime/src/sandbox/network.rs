@@ -255,13 +255,13 @@ impl Links {
     /// network namespace `peer_netns` (so the pair lives and dies with it).
     pub(crate) fn add_veth(&self, name: &str, peer: &str, peer_netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
         let mut body = ifinfomsg(0, 0, 0);
-        put_name(&mut body, name);
+        put_str(&mut body, IFLA_IFNAME, name);
         nest(&mut body, IFLA_LINKINFO, |b| {
             put(b, IFLA_INFO_KIND, b"veth");
             nest(b, IFLA_INFO_DATA, |b| {
                 nest(b, VETH_INFO_PEER, |b| {
                     b.extend_from_slice(&ifinfomsg(0, 0, 0));
-                    put_name(b, peer);
+                    put_str(b, IFLA_IFNAME, peer);
                     put(b, IFLA_NET_NS_FD, &peer_netns.as_raw_fd().to_ne_bytes());
                 })
             })
@@ -272,7 +272,7 @@ impl Links {
     /// The index of link `name`, if there is one.
     pub(crate) fn index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
         let mut body = ifinfomsg(0, 0, 0);
-        put_name(&mut body, name);
+        put_str(&mut body, IFLA_IFNAME, name);
         self.nl.send(RTM_GETLINK, NLM_F_ACK, &body, "RTM_GETLINK")?;
         match self.nl.answer("RTM_GETLINK") {
             Ok(answer) => {
@@ -353,23 +353,24 @@ fn ifinfomsg(index: u32, flags: u32, change: u32) -> Vec<u8> {
     m
 }
 
-/// Appends the attribute `ty` holding `val`, padded to four bytes.
-fn put(b: &mut Vec<u8>, ty: u16, val: &[u8]) {
+/// Appends the netlink attribute `ty` holding `val`, padded to four bytes
+/// (rtnetlink's here, nfnetlink's in `moat do`'s NAT table).
+pub(crate) fn put(b: &mut Vec<u8>, ty: u16, val: &[u8]) {
     b.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
     b.extend_from_slice(&ty.to_ne_bytes());
     b.extend_from_slice(val);
     b.resize((b.len() + 3) & !3, 0);
 }
 
-/// Appends a link name attribute (NUL-terminated, as the kernel wants it).
-fn put_name(b: &mut Vec<u8>, name: &str) {
-    let mut val = name.as_bytes().to_vec();
+/// Appends a string attribute, NUL-terminated as the kernel wants it.
+pub(crate) fn put_str(b: &mut Vec<u8>, ty: u16, s: &str) {
+    let mut val = s.as_bytes().to_vec();
     val.push(0);
-    put(b, IFLA_IFNAME, &val);
+    put(b, ty, &val);
 }
 
 /// Appends the nested attribute `ty` whose contents `inner` writes.
-fn nest(b: &mut Vec<u8>, ty: u16, inner: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn nest(b: &mut Vec<u8>, ty: u16, inner: impl FnOnce(&mut Vec<u8>)) {
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
     inner(b);

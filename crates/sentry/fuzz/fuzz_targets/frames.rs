@@ -33,13 +33,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::net::addr::{Endpoint, Family, Ip, Parsed};
-use sentry::net::policy::Policy;
 use sentry::net::socket::Connect;
-use sentry::net::{
-    EgressConfig, IfaceInfo, InetSocket, NetConfig, NetInterface, NetRoute, Origin, Proto, Stack, MAX_SOCKETS,
-};
+use sentry::net::{IfaceInfo, InetSocket, Origin, Proto, Stack, MAX_SOCKETS};
 use sentry::Errno;
 use sentry_fuzz::*;
 
@@ -82,30 +78,7 @@ fn v4(ip: std::net::Ipv4Addr, port: u16) -> Endpoint {
 fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
     RIG.get_or_init(|| {
-        let (ours, theirs) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair");
-        let route = |dst: IpAddr, gateway: IpAddr, prefix| NetRoute {
-            dst,
-            prefix,
-            gateway: Some(gateway),
-            interface: "eth0".into(),
-        };
-        let config = NetConfig {
-            interfaces: vec![NetInterface {
-                name: "eth0".into(),
-                mac: OUR_MAC,
-                mtu: LINK_MTU,
-                addrs: vec![(OUR_V4.into(), 24), (OUR_V6.into(), 64)],
-                packet_fd: ours,
-            }],
-            routes: vec![
-                route(std::net::Ipv4Addr::UNSPECIFIED.into(), GATEWAY_V4.into(), 0),
-                route(std::net::Ipv6Addr::UNSPECIFIED.into(), GATEWAY_V6.into(), 0),
-            ],
-            // Everything may leave: the connect to the gateway must go out.
-            egress: EgressConfig { policy: Policy::allow_all(), ..EgressConfig::default() },
-        };
-        let stack = Stack::with_network(config).expect("a stack with one link");
+        let (stack, theirs) = stack_on_a_wire();
         let interfaces = stack.interfaces();
         let wire = Arc::new(Wire {
             out: Mutex::new(File::from(theirs)),

@@ -15,15 +15,13 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 
 use abi::net::{SOCK_RAW, SOL_SOCKET, SO_RCVBUF};
 use libfuzzer_sys::fuzz_target;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::net::netlink::{sockaddr, NetlinkSocket, SOL_NETLINK};
-use sentry::net::{EgressConfig, NetConfig, NetInterface, NetRoute, Stack};
+use sentry::net::Stack;
 use sentry::Errno;
 use sentry_fuzz::*;
 
@@ -46,30 +44,8 @@ const QUEUE_CAP: usize = 4 << 20;
 fn stack() -> &'static Arc<Stack> {
     static STACK: OnceLock<(Arc<Stack>, OwnedFd)> = OnceLock::new();
     let (stack, _wire) = STACK.get_or_init(|| {
-        // The link is never read from: nothing is sent on it.
-        let (ours, theirs) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair");
-        let route = |dst: IpAddr, gateway: IpAddr| NetRoute {
-            dst,
-            prefix: 0,
-            gateway: Some(gateway),
-            interface: "eth0".into(),
-        };
-        let config = NetConfig {
-            interfaces: vec![NetInterface {
-                name: "eth0".into(),
-                mac: OUR_MAC,
-                mtu: LINK_MTU,
-                addrs: vec![(OUR_V4.into(), 24), (OUR_V6.into(), 64)],
-                packet_fd: ours,
-            }],
-            routes: vec![
-                route(std::net::Ipv4Addr::UNSPECIFIED.into(), GATEWAY_V4.into()),
-                route(std::net::Ipv6Addr::UNSPECIFIED.into(), GATEWAY_V6.into()),
-            ],
-            egress: EgressConfig::default(),
-        };
-        (Stack::with_network(config).expect("a stack with one link"), theirs)
+        // The wire is never read from: nothing is sent on it.
+        stack_on_a_wire()
     });
     stack
 }

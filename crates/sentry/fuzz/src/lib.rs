@@ -4,6 +4,12 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use sentry::net::policy::Policy;
+use sentry::net::{EgressConfig, NetConfig, NetInterface, NetRoute, Stack};
 
 /// The stack's link: its MAC, addresses (with prefixes) and MTU.
 pub const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -15,6 +21,33 @@ pub const LINK_MTU: u32 = 1500;
 pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+/// A stack with the link above (eth0, default routes through the gateway,
+/// everything allowed out), whose packet socket is one end of a
+/// socketpair(AF_UNIX, SOCK_SEQPACKET); the other end, returned with it, is
+/// the wire: a frame written there arrives as from the link.
+pub fn stack_on_a_wire() -> (Arc<Stack>, OwnedFd) {
+    let (ours, theirs) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair");
+    let route =
+        |dst: IpAddr, gateway: IpAddr| NetRoute { dst, prefix: 0, gateway: Some(gateway), interface: "eth0".into() };
+    let config = NetConfig {
+        interfaces: vec![NetInterface {
+            name: "eth0".into(),
+            mac: OUR_MAC,
+            mtu: LINK_MTU,
+            addrs: vec![(OUR_V4.into(), 24), (OUR_V6.into(), 64)],
+            packet_fd: ours,
+        }],
+        routes: vec![
+            route(Ipv4Addr::UNSPECIFIED.into(), GATEWAY_V4.into()),
+            route(Ipv6Addr::UNSPECIFIED.into(), GATEWAY_V6.into()),
+        ],
+        // Everything may leave: the frames target's connect to the gateway must go out.
+        egress: EgressConfig { policy: Policy::allow_all(), ..EgressConfig::default() },
+    };
+    (Stack::with_network(config).expect("a stack with one link"), theirs)
+}
+
 /// A dual-stack (AF_INET6, wildcard) listener's port, an AF_INET listener's
 /// on `OUR_V4`, the UDP socket's, and the connection in progress: from
 /// `CONNECT_FROM` to `GATEWAY_V4`:`CONNECT_TO`.

@@ -1313,6 +1313,24 @@ pub fn stack_of(id: usize) -> Option<Arc<Stack>> {
     STACKS.lock().unwrap_or_else(|e| e.into_inner()).get(&id).and_then(Weak::upgrade)
 }
 
+/// A socket's stat, for every family of the stack: an inode of the
+/// anonymous sockfs device, as Linux's, owned by its creator.
+fn socket_stat(ino: u64, owner: (u32, u32)) -> crate::vfs::Stat {
+    crate::vfs::Stat {
+        dev: SOCKFS_DEV,
+        ino,
+        mode: 0o140777,
+        nlink: 1,
+        uid: owner.0,
+        gid: owner.1,
+        blksize: 4096,
+        ..Default::default()
+    }
+}
+
+/// st_dev of socket inodes (an anonymous device, as Linux's sockfs).
+const SOCKFS_DEV: u64 = 0x8;
+
 /// SO_RCVTIMEO/SO_SNDTIMEO as getsockopt shows them: a `struct timeval`
 /// (zero for none). One form for every socket family.
 pub fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {

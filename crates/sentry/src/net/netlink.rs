@@ -564,16 +564,7 @@ impl FileOps for NetlinkSocket {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat {
-            dev: 0x8,
-            ino: self.ino,
-            mode: 0o140777,
-            nlink: 1,
-            uid: self.owner.0,
-            gid: self.owner.1,
-            blksize: 4096,
-            ..Default::default()
-        })
+        Ok(super::socket_stat(self.ino, self.owner))
     }
 
     fn release(&self, _f: &OpenFile) {

@@ -65,8 +65,6 @@ const UDP_BUF_DEFAULT: i32 = 212_992;
 /// SO_LINGER's time after a negative one was set: MAX_SCHEDULE_TIMEOUT / HZ
 /// as an int, with the HZ (250) of Debian's kernels.
 const LINGER_FOREVER: i32 = (i64::MAX / 250) as i32;
-/// st_dev of socket inodes (an anonymous device, as Linux's sockfs).
-const SOCKFS_DEV: u64 = 0x8;
 
 const RDNORM: PollMask = PollMask::from_bits_retain(POLLRDNORM);
 const WRNORM: PollMask = PollMask::from_bits_retain(POLLWRNORM);
@@ -1263,16 +1261,7 @@ impl FileOps for InetSocket {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat {
-            dev: SOCKFS_DEV,
-            ino: self.ino,
-            mode: 0o140777,
-            nlink: 1,
-            uid: self.owner.0,
-            gid: self.owner.1,
-            blksize: 4096,
-            ..Default::default()
-        })
+        Ok(super::socket_stat(self.ino, self.owner))
     }
 
     fn release(&self, _f: &OpenFile) {
