@@ -8,7 +8,8 @@ pub mod ptrace;
 pub mod seccomp;
 pub mod stub;
 pub mod sys;
+pub mod systrap;
 
 pub use memfile::MemoryFile;
-pub use ptrace::{user_mode, Mode, Regs, StopReason, ThreadSeed, Tracee};
-pub use stub::{StubFactory, APP_TOP, STUB_BASE};
+pub use ptrace::{user_mode, zeroed_regs, Mode, Regs, StopReason, ThreadSeed, Tracee};
+pub use stub::{Flavor, StubFactory, StubProcess, APP_TOP, STUB_BASE};

@@ -569,6 +569,54 @@ impl MemoryFile {
 }
 
 impl MemoryFile {
+    /// Loads the u32 at `off` through the Sentry's mapping (atomically): for
+    /// words of pages that exist (a stub's context page), where a pread
+    /// would cost a system call each time a hand-off is polled.
+    pub fn load_u32_mapped(&self, off: u64) -> io::Result<u32> {
+        Ok(self.atomic_u32(off)?.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Atomically swaps the u32 at `off` for `v`; returns the old value.
+    pub fn swap_u32(&self, off: u64, v: u32) -> io::Result<u32> {
+        Ok(self.atomic_u32(off)?.swap(v, std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Copies 8-byte words at `off` (8-aligned) into `buf` through the
+    /// mapping, each word read atomically: bytes another process may be
+    /// writing at the same time (a stub's signal frame) are read without a
+    /// system call and without a data race.
+    pub fn read_words(&self, off: u64, buf: &mut [u64]) -> io::Result<()> {
+        let p = self.words(off, buf.len())?;
+        for (i, w) in buf.iter_mut().enumerate() {
+            // SAFETY: `words` checked that the whole range lies in our live mapping and is
+            // 8-aligned; AtomicU64 tolerates concurrent access from other processes.
+            *w = unsafe { &*p.add(i) }.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        Ok(())
+    }
+
+    /// Writes 8-byte words at `off` (8-aligned) through the mapping, each atomically.
+    pub fn write_words(&self, off: u64, data: &[u64]) -> io::Result<()> {
+        let p = self.words(off, data.len())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        for (i, w) in data.iter().enumerate() {
+            // SAFETY: as in read_words.
+            unsafe { &*p.add(i) }.store(*w, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn words(&self, off: u64, n: usize) -> io::Result<*const std::sync::atomic::AtomicU64> {
+        if !off.is_multiple_of(8) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let len = n.checked_mul(8).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Ok(self.check(off, len)? as *const std::sync::atomic::AtomicU64)
+    }
+}
+
+impl MemoryFile {
     /// Atomic compare-and-swap of the u32 at `off` (futex WAKE_OP on app memory shared with
     /// running app threads); returns the value found.
     pub fn cas_u32(&self, off: u64, old: u32, new: u32) -> io::Result<u32> {

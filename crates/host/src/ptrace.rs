@@ -74,6 +74,12 @@ pub fn user_mode(regs: &Regs, mode: Mode) -> Regs {
     r.eflags = (regs.eflags & abi::x86::EFLAGS_USER) | abi::x86::EFLAGS_IF | abi::x86::EFLAGS_FIXED;
     r
 }
+/// A register set of zeros.
+pub fn zeroed_regs() -> Regs {
+    // SAFETY: user_regs_struct is plain integers; all zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Room for the largest XSAVE layout (AVX-512 with AMX tiles is under 12 KiB).
 const XSTATE_MAX: usize = 16384;
 
@@ -338,6 +344,19 @@ impl Tracee {
         // exit never returns, so inject reports the thread gone; reap whatever is left.
         let _ = self.inject(libc::SYS_exit, [0; 6]);
         self.reap();
+    }
+
+    /// Lets the thread go with registers `regs` (sanitised to 64-bit user
+    /// mode first): it runs on untraced, and the stub process lives on with
+    /// the returned handle (killed when the last holder drops it).
+    pub fn detach_with(self, regs: &Regs) -> io::Result<std::sync::Arc<crate::stub::StubProcess>> {
+        let mut r = user_mode(regs, Mode::Sixty4);
+        r.orig_rax = u64::MAX;
+        self.set_regs(&r)?;
+        ptrace(libc::PTRACE_DETACH, self.tid, 0, 0)?;
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again; the Arc is moved out exactly once.
+        Ok(unsafe { std::ptr::read(&me.process) })
     }
 
     /// Kills the whole stub process and reaps the traced thread.

@@ -212,6 +212,245 @@ std::arch::global_asm!(
     "test rax, rax",
     "jz .Lmoat_park",
     "int3",
+    // ---- The systrap platform (host::systrap). ----
+    // A systrap process's first stub thread serves address-space requests
+    // from its read-only request page (the Sentry writes it through the
+    // memory file): rbx = the page, r12d = the last sequence number served,
+    // r14 = the memory file, r15 = the ack pipe's write end. It uses no
+    // stack and reads nothing the app can write, so what it does is the
+    // Sentry's choice alone; its ack (one byte from this page) is the only
+    // thing the Sentry waits for.
+    ".globl moat_st_loop",
+    "moat_st_loop:",
+    "mov eax, dword ptr [rbx]",
+    "cmp eax, r12d",
+    "jne .Lmoat_st_work",
+    "mov eax, 202",
+    "mov rdi, rbx",
+    "xor esi, esi",
+    "mov edx, r12d",
+    "xor r10d, r10d",
+    "syscall",
+    ".globl moat_st_site_wait",
+    "moat_st_site_wait:",
+    "jmp moat_st_loop",
+    ".Lmoat_st_work:",
+    "mov r12d, eax",
+    "mov ebp, dword ptr [rbx + 4]",
+    "cmp ebp, 84",
+    "jbe .Lmoat_st_counted",
+    "mov ebp, 84",
+    ".Lmoat_st_counted:",
+    "lea r13, [rbx + 64]",
+    ".Lmoat_st_next:",
+    "test ebp, ebp",
+    "jz .Lmoat_st_ok",
+    "mov eax, dword ptr [r13]",
+    "cmp eax, 1",
+    "je .Lmoat_st_map",
+    "cmp eax, 2",
+    "je .Lmoat_st_unmap",
+    "cmp eax, 3",
+    "je .Lmoat_st_clone",
+    "jmp .Lmoat_st_fail",
+    ".Lmoat_st_map:",
+    "mov rdi, qword ptr [r13 + 8]",
+    "mov rsi, qword ptr [r13 + 16]",
+    "mov rdx, qword ptr [r13 + 24]",
+    "mov r10d, 0x11",
+    "mov r8, r14",
+    "mov r9, qword ptr [r13 + 32]",
+    "mov eax, 9",
+    "syscall",
+    ".globl moat_st_site_mmap",
+    "moat_st_site_mmap:",
+    "cmp rax, qword ptr [r13 + 8]",
+    "jne .Lmoat_st_fail",
+    "jmp .Lmoat_st_step",
+    ".Lmoat_st_unmap:",
+    "mov rdi, qword ptr [r13 + 8]",
+    "mov rsi, qword ptr [r13 + 16]",
+    "mov eax, 11",
+    "syscall",
+    ".globl moat_st_site_munmap",
+    "moat_st_site_munmap:",
+    "test rax, rax",
+    "jnz .Lmoat_st_fail",
+    "jmp .Lmoat_st_step",
+    // A new app thread in its slot (r9, kept by clone): the kernel zeroes
+    // the slot's state word when it exits (CLONE_CHILD_CLEARTID).
+    ".Lmoat_st_clone:",
+    "mov r9, qword ptr [r13 + 8]",
+    "mov edi, 0x250f00",
+    "xor esi, esi",
+    "xor edx, edx",
+    "mov r10, r9",
+    "xor r8d, r8d",
+    "mov eax, 56",
+    "syscall",
+    ".globl moat_st_site_clone",
+    "moat_st_site_clone:",
+    "test rax, rax",
+    "jz .Lmoat_st_child",
+    "js .Lmoat_st_fail",
+    "mov dword ptr [r9 + 12], eax",
+    ".Lmoat_st_step:",
+    "add r13, 48",
+    "dec ebp",
+    "jmp .Lmoat_st_next",
+    ".Lmoat_st_ok:",
+    "lea rsi, [rip + moat_st_ack_ok]",
+    "jmp .Lmoat_st_ack",
+    ".Lmoat_st_fail:",
+    "lea rsi, [rip + moat_st_ack_fail]",
+    ".Lmoat_st_ack:",
+    "mov rdi, r15",
+    "mov edx, 1",
+    "mov eax, 1",
+    "syscall",
+    ".globl moat_st_site_ack",
+    "moat_st_site_ack:",
+    "jmp moat_st_loop",
+    // The new thread: its own alternate stack in its slot, the app
+    // threads' filter, then it reports ready as if it had trapped, with a
+    // frame the Sentry fills before the first resume. Signals stay blocked
+    // (as the syscall thread's) until that frame's mask unblocks them.
+    ".Lmoat_st_child:",
+    "mov rbx, r9",
+    "lea rax, [rbx + 4096]",
+    "mov qword ptr [rbx + 48], rax",
+    "mov dword ptr [rbx + 56], 0",
+    "mov qword ptr [rbx + 64], 61440",
+    "mov eax, 131",
+    "lea rdi, [rbx + 48]",
+    "xor esi, esi",
+    "syscall",
+    ".globl moat_st_site_altstack",
+    "moat_st_site_altstack:",
+    "mov eax, 317",
+    "mov edi, 1",
+    "xor esi, esi",
+    "lea rdx, [rip + moat_st_app_fprog]",
+    "syscall",
+    ".globl moat_st_site_filter",
+    "moat_st_site_filter:",
+    "test rax, rax",
+    "jnz .Lmoat_st_die",
+    "lea rax, [rbx + 64512]",
+    "mov qword ptr [rbx + 24], rax",
+    "mov dword ptr [rbx + 8], 0",
+    "jmp .Lmoat_st_post",
+    // The signal handler of every app thread (SIGSYS from the filter, the
+    // faults, the Sentry's kick), on the thread's alternate stack in its
+    // slot: rdi = signo, rsi = siginfo, rdx = ucontext. It posts them in
+    // the slot's context page, waits for the Sentry, and returns into app
+    // code with the frame the Sentry left.
+    ".globl moat_st_handler",
+    "moat_st_handler:",
+    "mov rax, rsp",
+    "mov rcx, 0x7fffbff00000",
+    "sub rax, rcx",
+    "cmp rax, 0x40000000",
+    "jae .Lmoat_st_die",
+    "and rax, -65536",
+    "lea rbx, [rcx + rax]",
+    "mov dword ptr [rbx + 8], edi",
+    "mov qword ptr [rbx + 16], rsi",
+    "mov qword ptr [rbx + 24], rdx",
+    // Post: state 2; wake the Sentry only if it went to sleep (state 5).
+    ".Lmoat_st_post:",
+    "mov eax, 2",
+    "xchg dword ptr [rbx], eax",
+    "cmp eax, 5",
+    "jne .Lmoat_st_wait",
+    "mov eax, 202",
+    "mov rdi, rbx",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    ".globl moat_st_site_post",
+    "moat_st_site_post:",
+    // Wait for state 3: spin a while, then sleep as state 4 (which tells
+    // the Sentry to wake us).
+    ".Lmoat_st_wait:",
+    "mov ecx, 4000",
+    ".Lmoat_st_spin:",
+    "cmp dword ptr [rbx], 3",
+    "je .Lmoat_st_resume",
+    "pause",
+    "dec ecx",
+    "jnz .Lmoat_st_spin",
+    "mov eax, 2",
+    "mov ecx, 4",
+    "lock cmpxchg dword ptr [rbx], ecx",
+    "jne .Lmoat_st_wait",
+    "mov eax, 202",
+    "mov rdi, rbx",
+    "xor esi, esi",
+    "mov edx, 4",
+    "xor r10d, r10d",
+    "syscall",
+    ".globl moat_st_site_sleep",
+    "moat_st_site_sleep:",
+    "jmp .Lmoat_st_wait",
+    ".Lmoat_st_resume:",
+    "mov dword ptr [rbx], 1",
+    "mov r12d, dword ptr [rbx + 4]",
+    "mov dword ptr [rbx + 4], 0",
+    "test r12d, 4",
+    "jnz .Lmoat_st_exit",
+    "test r12d, 1",
+    "jz .Lmoat_st_fs_done",
+    "mov eax, 158",
+    "mov edi, 0x1002",
+    "mov rsi, qword ptr [rbx + 32]",
+    "syscall",
+    ".globl moat_st_site_setfs",
+    "moat_st_site_setfs:",
+    ".Lmoat_st_fs_done:",
+    "test r12d, 2",
+    "jz .Lmoat_st_gs_done",
+    "mov eax, 158",
+    "mov edi, 0x1001",
+    "mov rsi, qword ptr [rbx + 40]",
+    "syscall",
+    ".globl moat_st_site_setgs",
+    "moat_st_site_setgs:",
+    ".Lmoat_st_gs_done:",
+    "mov rsp, qword ptr [rbx + 24]",
+    "mov eax, 15",
+    "syscall",
+    ".globl moat_st_site_sigreturn",
+    "moat_st_site_sigreturn:",
+    "ud2",
+    ".Lmoat_st_exit:",
+    "xor edi, edi",
+    "mov eax, 60",
+    "syscall",
+    ".globl moat_st_site_exit",
+    "moat_st_site_exit:",
+    ".Lmoat_st_die:",
+    "ud2",
+    "moat_st_ack_ok:",
+    ".byte 1",
+    "moat_st_ack_fail:",
+    ".byte 2",
+    // Read-only data the Sentry writes into the page: the app threads'
+    // filter (sock_fprog, then the program), the handler's sigaction, and
+    // the all-blocked signal mask of the syscall thread.
+    ".p2align 3",
+    ".globl moat_st_app_fprog",
+    "moat_st_app_fprog:",
+    ".quad 0, 0",
+    ".globl moat_st_sigaction",
+    "moat_st_sigaction:",
+    ".quad 0, 0, 0, 0",
+    ".globl moat_st_full_mask",
+    "moat_st_full_mask:",
+    ".quad -1",
+    ".globl moat_st_app_filter",
+    "moat_st_app_filter:",
+    ".skip 1024",
     ".p2align 3",
     "moat_stub_park_word:",
     ".long 0",
@@ -286,7 +525,7 @@ fn first_to_die_of_memory() {
 }
 
 /// Where a label of the stub's code lies in every stub.
-fn in_stub(label: *const u8) -> u64 {
+pub(crate) fn in_stub(label: *const u8) -> u64 {
     STUB_BASE + label as u64 - std::ptr::addr_of!(moat_stub_code_start) as u64
 }
 
@@ -390,36 +629,55 @@ pub fn stub_sites(memfd: u32) -> Vec<Site> {
     ]
 }
 
+/// What a filter does with a system call its sites do not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The ptrace platform: app calls never reach the filter (SYSEMU stops
+    /// them first), so anything not listed kills the stub.
+    Ptrace,
+    /// The systrap platform: a call from app code (the wrong architecture,
+    /// or any address outside the stub's page) raises SIGSYS for the
+    /// stub's handler (`SECCOMP_RET_TRAP`); one from the stub's page that
+    /// no site names still kills the stub.
+    Systrap,
+}
+
 /// The stub's seccomp filter: a wrong architecture, a call from anywhere but
-/// its site, or with other arguments, kills the stub. The host kernel's
-/// vsyscall emulation (app code calling the vsyscall page) consults the
-/// filter too, with the vsyscall page as the instruction pointer: those calls
-/// are skipped with a SIGSYS (SECCOMP_RET_TRAP) after the host has returned
-/// to the caller, and the tracer answers them there, as the Sentry answers
-/// every app system call. (A SECCOMP_RET_TRACE stop would need the thread's
-/// rip left at the vsyscall entry until it ran on, which no signal delivery
-/// or injection in between may then touch.) seccompiler cannot compare the
-/// instruction pointer, hence this small program of our own.
-pub fn stub_filter(sites: &[Site]) -> Vec<u8> {
+/// its site, or with other arguments, kills the stub (under
+/// [`Flavor::Systrap`], a call from outside the stub's page traps instead).
+/// The host kernel's vsyscall emulation (app code calling the vsyscall
+/// page) consults the filter too, with the vsyscall page as the instruction
+/// pointer: those calls are skipped with a SIGSYS (SECCOMP_RET_TRAP) after
+/// the host has returned to the caller, and the Sentry answers them there,
+/// as it answers every app system call. (A SECCOMP_RET_TRACE stop would
+/// need the thread's rip left at the vsyscall entry until it ran on, which
+/// no signal delivery or injection in between may then touch.) seccompiler
+/// cannot compare the instruction pointer, hence this small program of our
+/// own.
+pub fn stub_filter(sites: &[Site], flavor: Flavor) -> Vec<u8> {
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x15;
+    const JGE_K: u16 = 0x35;
     const RET_K: u16 = 0x06;
     const KILL_PROCESS: u32 = 0x8000_0000;
     const TRAP: u32 = 0x0003_0000;
-    const ALLOW: u32 = 0x7fff_0000;
-    const NR: u32 = 0;
     const ARCH: u32 = 4;
     const IP_LO: u32 = 8;
     const IP_HI: u32 = 12;
     let ld = |k| sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k };
     let jeq = |k, jt, jf| sock_filter { code: JEQ_K, jt, jf, k };
+    let jge = |k, jt, jf| sock_filter { code: JGE_K, jt, jf, k };
     let ret = |k| sock_filter { code: RET_K, jt: 0, jf: 0, k };
+    let foreign = match flavor {
+        Flavor::Ptrace => KILL_PROCESS,
+        Flavor::Systrap => TRAP,
+    };
     let [vs0, vs1, vs2] = abi::x86::VSYSCALL_ENTRIES.map(|(addr, _)| addr as u32);
     let mut p = vec![
         ld(ARCH),
         jeq(abi::x86::AUDIT_ARCH_X86_64, 1, 0),
-        ret(KILL_PROCESS),
+        ret(foreign),
         ld(IP_HI),
         jeq((abi::x86::VSYSCALL_ADDR >> 32) as u32, 0, 6),
         ld(IP_LO),
@@ -428,26 +686,39 @@ pub fn stub_filter(sites: &[Site]) -> Vec<u8> {
         jeq(vs2, 1, 0),
         ret(KILL_PROCESS),
         ret(TRAP),
-        // Still the instruction pointer's high half: the stub's page, or death.
+        // Still the instruction pointer's high half: the stub's page, or
+        // app code (which the ptrace platform never lets get here).
         jeq((STUB_BASE >> 32) as u32, 1, 0),
-        ret(KILL_PROCESS),
+        ret(foreign),
+        ld(IP_LO),
+        jge(STUB_BASE as u32, 1, 0),
+        ret(foreign),
     ];
+    push_sites(&mut p, sites);
+    p.push(ret(KILL_PROCESS));
+    crate::seccomp::to_bytes(&p)
+}
+
+/// Appends one block per site: the call number, the instruction pointer's
+/// low half and the pinned arguments, each falling through to the next
+/// block on a mismatch, and ALLOW at its end.
+pub(crate) fn push_sites(p: &mut Vec<seccompiler::sock_filter>, sites: &[Site]) {
+    use seccompiler::sock_filter;
+    let ld = |k| sock_filter { code: 0x20, jt: 0, jf: 0, k };
+    let jeq = |k, jt, jf| sock_filter { code: 0x15, jt, jf, k };
     for site in sites {
-        // A block that falls through to the next one on any mismatch.
         let len = 5 + 2 * site.args.len();
         let skip = |at: usize| (len - at - 1) as u8;
-        p.push(ld(NR));
+        p.push(ld(0));
         p.push(jeq(site.nr as u32, 0, skip(1)));
-        p.push(ld(IP_LO));
+        p.push(ld(8));
         p.push(jeq(site.after as u32, 0, skip(3)));
         for (i, &(arg, value)) in site.args.iter().enumerate() {
             p.push(ld(16 + 8 * u32::from(arg)));
             p.push(jeq(value, 0, skip(5 + 2 * i)));
         }
-        p.push(ret(ALLOW));
+        p.push(sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 });
     }
-    p.push(ret(KILL_PROCESS));
-    crate::seccomp::to_bytes(&p)
 }
 
 fn stub_code() -> &'static [u8] {
@@ -459,7 +730,7 @@ fn stub_code() -> &'static [u8] {
 }
 
 /// Where in every stub the injection site (`syscall; int3`) lies.
-fn inject_ip() -> u64 {
+pub(crate) fn inject_ip() -> u64 {
     in_stub(std::ptr::addr_of!(moat_stub_inject))
 }
 
@@ -472,6 +743,13 @@ pub(crate) fn clone_thread_ip() -> u64 {
 #[derive(Debug)]
 pub struct StubProcess {
     pub(crate) pid: i32,
+}
+
+impl StubProcess {
+    /// The stub's host pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
 }
 
 impl Drop for StubProcess {
@@ -493,13 +771,25 @@ impl StubFactory {
     /// reserved by the caller) and starts the source stub. Call from a thread that lives as
     /// long as the sandbox: the source stub dies with it.
     pub fn new(mem: &MemoryFile, code_off: u64, data_off: u64) -> io::Result<StubFactory> {
+        Self::with_flavor(mem, code_off, data_off, Flavor::Ptrace)
+    }
+
+    /// [`StubFactory::new`] for either platform: the systrap flavour adds its
+    /// sites to the stub's filter, traps app calls instead of killing, and
+    /// writes the data the systrap code reads into the code page.
+    pub fn with_flavor(mem: &MemoryFile, code_off: u64, data_off: u64, flavor: Flavor) -> io::Result<StubFactory> {
         let code = stub_code();
         if code.len() as u64 > PAGE {
             return Err(io::Error::other("stub code exceeds one page"));
         }
         mem.write(code_off, code)?;
         let memfd = std::os::fd::AsRawFd::as_raw_fd(&mem.fd()) as u32;
-        let filter = stub_filter(&stub_sites(memfd));
+        let mut sites = stub_sites(memfd);
+        if flavor == Flavor::Systrap {
+            sites.extend(crate::systrap::base_sites(memfd));
+            crate::systrap::write_code_data(mem, code_off)?;
+        }
+        let filter = stub_filter(&sites, flavor);
         if FILTER + filter.len() as u64 > PAGE {
             return Err(io::Error::other("stub seccomp filter exceeds the data page"));
         }

@@ -2,6 +2,7 @@
 //! are ptrace'd host processes; the kernel sees contexts and events.
 
 pub mod ptrace;
+pub mod systrap;
 
 use std::io;
 
@@ -90,11 +91,15 @@ pub enum PlatformKind {
     /// App processes are ptrace'd stubs; every syscall is a ptrace stop.
     #[default]
     Ptrace,
+    /// App threads run untraced; every syscall traps (seccomp) to the
+    /// stub's handler, which hands the thread's frame to the Sentry.
+    Systrap,
 }
 
 impl PlatformKind {
     /// Every platform, by the name `--platform` takes.
-    pub const ALL: &'static [(&'static str, PlatformKind)] = &[("ptrace", PlatformKind::Ptrace)];
+    pub const ALL: &'static [(&'static str, PlatformKind)] =
+        &[("ptrace", PlatformKind::Ptrace), ("systrap", PlatformKind::Systrap)];
 }
 
 impl std::str::FromStr for PlatformKind {
@@ -115,5 +120,6 @@ impl std::str::FromStr for PlatformKind {
 pub fn new_platform(kind: PlatformKind, mem: std::sync::Arc<host::MemoryFile>) -> io::Result<Box<dyn Platform>> {
     match kind {
         PlatformKind::Ptrace => Ok(Box::new(ptrace::PtracePlatform::new(mem)?)),
+        PlatformKind::Systrap => Ok(Box::new(systrap::SystrapPlatform::new(mem)?)),
     }
 }
