@@ -356,7 +356,8 @@ pub fn set_up(tracee: Tracee, mem: &MemoryFile, req_off: u64) -> io::Result<(Arc
     check(tracee.inject(abi::sysno::PIPE2 as i64, [REQ_ADDR + 8, 0, 0, 0, 0, 0])?, "pipe2")?;
     let mut fds = [0u8; 8];
     mem.read(req_off + 8, &mut fds)?;
-    let got = (u32::from_ne_bytes([fds[0], fds[1], fds[2], fds[3]]), u32::from_ne_bytes([fds[4], fds[5], fds[6], fds[7]]));
+    let got =
+        (u32::from_ne_bytes([fds[0], fds[1], fds[2], fds[3]]), u32::from_ne_bytes([fds[4], fds[5], fds[6], fds[7]]));
     let (rfd, wfd) = pipe_fds(memfd as u32);
     if got != (rfd, wfd) {
         return Err(io::Error::other(format!("the stub's pipe is {got:?}, not {:?}", (rfd, wfd))));

@@ -41,6 +41,10 @@ pub struct RuntimeFlags {
     /// the sandbox process's stderr).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// How app code runs and traps to the Sentry: ptrace or systrap
+    /// (default: ptrace; MOAT_PLATFORM sets it for every container).
+    #[arg(long, global = true, value_name = "NAME", env = "MOAT_PLATFORM")]
+    pub platform: Option<sentry::PlatformKind>,
 }
 
 /// How the `--log` file is written.
@@ -75,6 +79,9 @@ impl RuntimeFlags {
         }
         if let Some(file) = &self.audit_log {
             args.extend(["--audit-log".into(), file.clone().into()]);
+        }
+        if let Some(p) = self.platform {
+            args.extend(["--platform".into(), p.name().into()]);
         }
         args
     }

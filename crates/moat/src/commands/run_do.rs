@@ -37,8 +37,10 @@ pub struct DoArgs {
     /// Log every syscall the app makes, with arguments and result, to stderr.
     #[arg(long)]
     strace: bool,
-    /// How app code runs and traps to the Sentry (`moat syscalls` lists what it serves).
-    #[arg(long, value_name = "NAME", default_value = "ptrace")]
+    /// How app code runs and traps to the Sentry: ptrace, or systrap
+    /// (seccomp traps handed over shared memory; faster). MOAT_PLATFORM sets
+    /// the default.
+    #[arg(long, value_name = "NAME", default_value = "ptrace", env = "MOAT_PLATFORM")]
     platform: sentry::PlatformKind,
     /// Print counters (Gofer round trips) on stderr when the sandbox ends.
     #[arg(long)]

@@ -247,7 +247,8 @@ fn prepare(flags: &RuntimeFlags, id: &str, bundle_dir: &Path) -> Result<(Prepare
     namespaces::enter_namespaces(&bundle.spec)?;
     namespaces::mount_own_proc()?;
     let mut gofers = Gofers::default();
-    let config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
+    let mut config = config::boot_config(&bundle, &mut gofers, flags.overlay)?;
+    config.platform = flags.platform.unwrap_or_default();
     let socket = state_dir.control_socket();
     let _ = std::fs::remove_file(&socket);
     let listener = crate::control::ShortPath::new(&socket)

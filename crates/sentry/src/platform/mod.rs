@@ -102,6 +102,13 @@ impl PlatformKind {
         &[("ptrace", PlatformKind::Ptrace), ("systrap", PlatformKind::Systrap)];
 }
 
+impl PlatformKind {
+    /// The name `--platform` takes for this platform.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, k)| *k == self).map_or("ptrace", |(n, _)| n)
+    }
+}
+
 impl std::str::FromStr for PlatformKind {
     type Err = String;
 

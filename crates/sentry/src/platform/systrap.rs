@@ -430,7 +430,15 @@ const UC_STRICT_RESTORE_SS: u64 = 4;
 impl SystrapContext {
     fn new(th: Thread) -> SystrapContext {
         let kicker = Arc::new(SystrapKicker { pid: th.process.pid(), tid: th.tid, pending: AtomicU32::new(0) });
-        SystrapContext { th, kicker, posted: false, fs: None, gs: None, pending_fp: None, _not_send: Default::default() }
+        SystrapContext {
+            th,
+            kicker,
+            posted: false,
+            fs: None,
+            gs: None,
+            pending_fp: None,
+            _not_send: Default::default(),
+        }
     }
 
     /// The memory-file offset of `addr` if `[addr, addr+len)` lies in this
@@ -520,12 +528,7 @@ impl SystrapContext {
         }
         uc.flags = (uc.flags & UC_FP_XSTATE) | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
         uc.link = 0;
-        uc.stack = abi::signal::SignalStack {
-            sp: self.th.addr() + st::STACK,
-            flags: 0,
-            pad: 0,
-            size: st::STACK_SIZE,
-        };
+        uc.stack = abi::signal::SignalStack { sp: self.th.addr() + st::STACK, flags: 0, pad: 0, size: st::STACK_SIZE };
         // Every host signal unblocked: the kick and the faults must reach the handler.
         uc.sigmask = 0;
         let off = self.in_stack(uc_addr, UC_SIZE).expect("checked above");
@@ -537,9 +540,9 @@ impl SystrapContext {
     /// The length of the FPU image at `addr` in the slot: 512 for an
     /// FXSAVE-only one, the XSAVE size its software bytes give otherwise.
     fn fp_image_len(&self, addr: u64) -> Option<usize> {
-        let off = self.in_stack(addr, 512).or_else(|| {
-            (addr == self.th.addr() + st::FP_AREA).then(|| self.th.off() + st::FP_AREA)
-        })?;
+        let off = self
+            .in_stack(addr, 512)
+            .or_else(|| (addr == self.th.addr() + st::FP_AREA).then(|| self.th.off() + st::FP_AREA))?;
         let mut sw = [0u8; 48];
         self.th.mem().read(off + 464, &mut sw).ok()?;
         let magic1 = u32::from_ne_bytes(sw[0..4].try_into().ok()?);
@@ -766,5 +769,5 @@ impl ContextSeed for SystrapSeed {
 }
 
 // The platform's reservations fit in the memory file, and the slots below the stub's pages.
-const _: () = assert!(FIRST_FREE_OFF < (1 << 40) && PROCS_OFF % PAGE == 0);
+const _: () = assert!(FIRST_FREE_OFF < (1 << 40) && PROCS_OFF.is_multiple_of(PAGE));
 const _: () = assert!(st::SLOT_AREA + st::SLOTS as u64 * st::SLOT_SIZE <= host::STUB_BASE);
