@@ -157,6 +157,7 @@ mod tests {
             egress_default: Some(runtime::egress::DefaultVerdict::Deny),
             egress_policy: Some("/p.json".into()),
             audit_log: Some("/a.log".into()),
+            platform: Some(sentry::PlatformKind::Systrap),
         };
         let boot = BootCommand { id: "c1".into(), bundle: "/b".into(), ready_fd: 5 };
         let cli = parse(boot.command_line(&flags));

@@ -233,6 +233,30 @@ fn iovec_amplification_is_capped_as_linux_caps_it() {
     differential_probe("adv_iovec", &[]);
 }
 
+// 8b. The systrap hand-off (MOAT_PLATFORM=systrap; the same probe runs,
+// with no slots to find, under ptrace): a forged rt_sigreturn at the stub's
+// own sigreturn site that blocks every host signal (the Sentry's kick) must
+// not keep a SIGKILL from ending the app process; a thread scribbling over
+// another thread's slot (its frames and hand-off words) while that one
+// makes system calls must not crash or wedge the Sentry.
+#[test]
+fn a_blocked_kick_or_a_scribbled_slot_ends_only_the_app_process() {
+    run_probe("adv_systrap", &["block"]).assert_exact(0, "block: ended by a signal\nblock: the parent runs on\n");
+    let run = run_probe("adv_systrap", &["scribble"]);
+    run.assert_contained(SENTRY_RSS_BOUND_KIB);
+    let first = if host_check::systrap() {
+        &["scribble: ended by a signal\n", "scribble: ended (exit 0)\n"][..]
+    } else {
+        &["scribble: no slot\nscribble: ended (exit 0)\n"][..]
+    };
+    assert!(
+        run.output.status == 0
+            && first.iter().any(|f| run.output.stdout == format!("{f}scribble: the parent runs on\n")),
+        "the scribbled child did not end as it may\n{}",
+        run.describe()
+    );
+}
+
 // 11. The mmap/munmap race between threads while another process reuses memory.
 #[test]
 fn mmap_munmap_race_never_loses_a_mapping_or_leaks_another_process_memory() {

@@ -299,6 +299,8 @@ mod tests {
             egress_default: None,
             egress_policy: None,
             audit_log: None,
+            // Rendered, so that MOAT_PLATFORM in the test's environment does not decide it.
+            platform: Some(sentry::PlatformKind::Ptrace),
         };
         let flag_sets = [
             plain.clone(),
@@ -314,6 +316,7 @@ mod tests {
                 egress_default: Some(crate::egress::DefaultVerdict::Deny),
                 egress_policy: Some("/etc/moat/egress.json".into()),
                 audit_log: Some("/var/log/moat audit.log".into()),
+                platform: Some(sentry::PlatformKind::Systrap),
                 ..plain
             },
         ];
@@ -335,6 +338,7 @@ mod tests {
             egress_default: None,
             egress_policy: None,
             audit_log: None,
+            platform: None,
         };
         let mut cmdline = Vec::new();
         for arg in std::iter::once(OsString::from("/usr/bin/moat")).chain(boot.command_line(&flags)) {

@@ -153,6 +153,12 @@ pub fn run_watched(options: &[&str], args: &[&str], limit: Duration) -> Watched 
     watch(running, &what, limit)
 }
 
+/// Whether the suite runs on the systrap platform (MOAT_PLATFORM), whose
+/// stubs are untraced.
+pub fn systrap() -> bool {
+    std::env::var("MOAT_PLATFORM").is_ok_and(|p| p == "systrap")
+}
+
 /// One process or thread of the host, as /proc shows it.
 #[derive(Debug, Clone)]
 struct HostTask {
@@ -161,6 +167,8 @@ struct HostTask {
     state: char,
     tgid: u32,
     tracer: u32,
+    /// Seccomp filters in force (`Seccomp_filters:`).
+    filters: u32,
     name: String,
 }
 
@@ -181,6 +189,7 @@ fn read_task(dir: &str) -> Option<HostTask> {
         state,
         tgid: field("Tgid:")?.parse().ok()?,
         tracer: field("TracerPid:")?.parse().ok()?,
+        filters: field("Seccomp_filters:").and_then(|v| v.parse().ok()).unwrap_or(0),
         name: field("Name:")?,
     })
 }
@@ -296,6 +305,25 @@ fn judge(top: u32, scan: &Scan) -> Findings {
         for tid in numeric_entries(&format!("/proc/{stub}/task")) {
             let Some(t) = read_task(&format!("/proc/{stub}/task/{tid}")) else { continue };
             if t.state == 'Z' || t.state == 'X' {
+                continue;
+            }
+            if systrap() {
+                // Untraced by design: every thread runs under the stub's
+                // filter, and app threads under the app threads' filter too
+                // (which traps every app call to the Sentry). The syscall
+                // thread (the stub's first) has the stub's filter alone.
+                let needed = if tid == stub { 1 } else { 2 };
+                if t.tracer != 0 || t.filters < needed {
+                    let parent = scan.below[&stub].ppid;
+                    f.untraced.push((
+                        (tid, t.start),
+                        format!(
+                            "host task {tid} ({:?}) of process {stub} (parent {parent}) has {} seccomp filters \
+                             (needs {needed}) and tracer {}",
+                            t.name, t.filters, t.tracer
+                        ),
+                    ));
+                }
                 continue;
             }
             let tracer_tgid = (t.tracer != 0).then(|| read_task(&format!("/proc/{}", t.tracer)).map(|tr| tr.tgid));

@@ -311,34 +311,37 @@ impl Thread {
         let off = self.off() + ctx::STATE;
         let mut kicked_since: Option<Instant> = None;
         loop {
-            let s = self.state();
+            let mut s = self.state();
             match s {
                 s if Self::is_posted(s) => return true,
                 st::STATE_GONE => return false,
-                // Not picked up yet: the thread is about to run.
-                st::STATE_RESUME => {
-                    std::thread::yield_now();
-                    continue;
+                st::STATE_RUNNING => {
+                    // Sleep as state 5, which the thread's post wakes.
+                    match self.mem().cas_u32(off, st::STATE_RUNNING, st::STATE_RUNNING_WATCHED) {
+                        Ok(st::STATE_RUNNING) => s = st::STATE_RUNNING_WATCHED,
+                        _ => continue,
+                    }
                 }
                 _ => {}
             }
-            // Sleep as state 5, which the thread's post wakes.
-            let watched = self.mem().cas_u32(off, st::STATE_RUNNING, st::STATE_RUNNING_WATCHED).ok();
-            if watched != Some(st::STATE_RUNNING) && watched != Some(st::STATE_RUNNING_WATCHED) {
+            // A resume not picked up yet is about to be (or the app wrote
+            // the word itself): look again soon. Every other wait is woken.
+            let ms = if s == st::STATE_RESUME { 1 } else { 200 };
+            let _ = self.mem().futex_wait(off, s, ms);
+            if self.state() != s {
                 continue;
             }
-            let _ = self.mem().futex_wait(off, st::STATE_RUNNING_WATCHED, 200);
-            if self.state() == st::STATE_RUNNING_WATCHED {
-                if self.process.dead() {
+            if self.process.dead() {
+                return false;
+            }
+            if kicker.pending.load(Ordering::Acquire) != 0 {
+                let since = *kicked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > KICK_GRACE {
+                    tracing::warn!(pid = self.process.pid(), "an app thread ignores the Sentry's kick; killing it");
+                    self.process.kill();
                     return false;
                 }
-                if kicker.pending.load(Ordering::Acquire) != 0 {
-                    let since = *kicked_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > KICK_GRACE {
-                        tracing::warn!(pid = self.process.pid(), "an app thread ignores the Sentry's kick; killing it");
-                        self.process.kill();
-                        return false;
-                    }
+                if ms > 1 {
                     kicker.kick();
                 }
             }
