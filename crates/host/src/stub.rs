@@ -373,7 +373,7 @@ std::arch::global_asm!(
     // Wait for state 3: spin a while, then sleep as state 4 (which tells
     // the Sentry to wake us).
     ".Lmoat_st_wait:",
-    "mov ecx, 4000",
+    "mov ecx, 1000",
     ".Lmoat_st_spin:",
     "cmp dword ptr [rbx], 3",
     "je .Lmoat_st_resume",

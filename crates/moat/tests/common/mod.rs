@@ -32,7 +32,8 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 const TEST_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/root"), ("LC_ALL", "C")];
 
 /// Host variables passed on to moat itself, for debugging a failing test.
-const FORWARDED_ENV: &[&str] = &["RUST_LOG", "RUST_BACKTRACE"];
+/// The platform the suite runs on (`MOAT_PLATFORM=systrap bash tests/run`) is among them.
+const FORWARDED_ENV: &[&str] = &["RUST_LOG", "RUST_BACKTRACE", "MOAT_PLATFORM"];
 
 /// What a finished program left behind.
 #[derive(Debug)]

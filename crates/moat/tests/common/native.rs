@@ -22,6 +22,11 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Runs `cmd` with no stdin and a minimal environment.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LC_ALL", "C");
+    // A run of moat gets the platform the suite runs on; a native run nothing more.
+    let is_moat = cmd.get_program() == moat() || cmd.get_args().any(|a| a == moat());
+    if let (true, Some(p)) = (is_moat, std::env::var_os("MOAT_PLATFORM")) {
+        cmd.env("MOAT_PLATFORM", p);
+    }
     cmd.output().expect("spawn")
 }
 

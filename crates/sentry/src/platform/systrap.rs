@@ -350,7 +350,7 @@ impl Thread {
 }
 
 /// How long the Sentry spins on a hand-off before it sleeps on the futex.
-const SPIN: u32 = 20_000;
+const SPIN: u32 = 2_000;
 /// How long a kicked thread may take to come back.
 const KICK_GRACE: Duration = Duration::from_secs(2);
 
