@@ -549,7 +549,7 @@ impl SystrapContext {
         let mut sw = [0u8; 48];
         self.th.mem().read(off + 464, &mut sw).ok()?;
         let magic1 = u32::from_ne_bytes(sw[0..4].try_into().ok()?);
-        let size = u32::from_ne_bytes(sw[20..24].try_into().ok()?) as u64;
+        let size = u32::from_ne_bytes(sw[16..20].try_into().ok()?) as u64;
         if magic1 != FP_XSTATE_MAGIC1 || size <= 512 || size > st::FP_MAX - 4 {
             return Some(512);
         }
@@ -720,7 +720,7 @@ impl Context for SystrapContext {
             let features = u64_at(464 + 8);
             let ok = len >= 576
                 && u32_at(464) == FP_XSTATE_MAGIC1
-                && u32_at(464 + 20) as usize == len
+                && u32_at(464 + 16) as usize == len
                 && u32_at(464 + 4) as usize == len + 4
                 && u64_at(512) & !features == 0
                 && u64_at(520) == 0
