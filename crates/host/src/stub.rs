@@ -21,6 +21,8 @@ const RESP: u64 = 8;
 const ZERO_MASK: u64 = 16;
 const FPROG: u64 = 24;
 const SA_IGN: u64 = 64;
+/// The request page (memory-file offset) of the next systrap stub; 0 under ptrace.
+const ST_REQ: u64 = 128;
 const FILTER: u64 = 256;
 
 std::arch::global_asm!(
@@ -146,6 +148,10 @@ std::arch::global_asm!(
     "moat_stub_site_serve:",
     "jmp .Lmoat_serve",
     ".Lmoat_clone:",
+    // A systrap stub's request page (its memory-file offset), or 0: read
+    // before the fork, while the Sentry holds the request, so that the
+    // child has the value of its own request in r13.
+    "mov r13, qword ptr [rbx + 128]",
     "mov eax, 56",
     "mov edi, 17",
     "xor esi, esi",
@@ -182,6 +188,8 @@ std::arch::global_asm!(
     "syscall",
     ".globl moat_stub_site_drop_data",
     "moat_stub_site_drop_data:",
+    "test r13, r13",
+    "jnz .Lmoat_st_setup",
     ".Lmoat_park:",
     "mov eax, 202",
     "lea rdi, [rip + moat_stub_park_word]",
@@ -311,6 +319,84 @@ std::arch::global_asm!(
     ".globl moat_st_site_ack",
     "moat_st_site_ack:",
     "jmp moat_st_loop",
+    // A new systrap stub sets itself up, untraced: its request page (read
+    // and write while the kernel writes the ack pipe's fds into it, then
+    // read-only), the ack pipe, the handler for the app threads' signals,
+    // every signal blocked in this thread; then it says it is ready (a word
+    // of the request page, then one ack byte) and serves requests as the
+    // syscall thread. r13 = the page's offset, r15 = the memory file.
+    ".Lmoat_st_setup:",
+    "mov eax, 9",
+    "mov rdi, 0x7ffffff02000",
+    "mov esi, 4096",
+    "mov edx, 3",
+    "mov r10d, 0x11",
+    "mov r8, r15",
+    "mov r9, r13",
+    "syscall",
+    ".globl moat_st_site_req_rw",
+    "moat_st_site_req_rw:",
+    "cmp rax, rdi",
+    "jne .Lmoat_st_die",
+    "mov eax, 293",
+    "add rdi, 8",
+    "xor esi, esi",
+    "syscall",
+    ".globl moat_st_site_pipe",
+    "moat_st_site_pipe:",
+    "test rax, rax",
+    "jnz .Lmoat_st_die",
+    "mov r12d, dword ptr [rdi + 4]",
+    "mov dword ptr [rdi + 8], 1",
+    "mov eax, 202",
+    "add rdi, 8",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    ".globl moat_st_site_ready",
+    "moat_st_site_ready:",
+    "mov eax, 9",
+    "mov rdi, 0x7ffffff02000",
+    "mov esi, 4096",
+    "mov edx, 1",
+    "mov r10d, 0x11",
+    "mov r8, r15",
+    "mov r9, r13",
+    "syscall",
+    ".globl moat_st_site_req_ro",
+    "moat_st_site_req_ro:",
+    "cmp rax, rdi",
+    "jne .Lmoat_st_die",
+    "lea r14, [rip + moat_st_handled]",
+    ".Lmoat_st_next_sig:",
+    "movzx edi, byte ptr [r14]",
+    "test edi, edi",
+    "jz .Lmoat_st_sigs_done",
+    "mov eax, 13",
+    "lea rsi, [rip + moat_st_sigaction]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    ".globl moat_st_site_sigaction",
+    "moat_st_site_sigaction:",
+    "test rax, rax",
+    "jnz .Lmoat_st_die",
+    "inc r14",
+    "jmp .Lmoat_st_next_sig",
+    ".Lmoat_st_sigs_done:",
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rip + moat_st_full_mask]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    ".globl moat_st_site_mask",
+    "moat_st_site_mask:",
+    "mov r14, r15",
+    "mov r15d, r12d",
+    "xor r12d, r12d",
+    "mov rbx, 0x7ffffff02000",
+    "jmp .Lmoat_st_ok",
     // The new thread: its own alternate stack in its slot, the app
     // threads' filter, then it reports ready as if it had trapped, with a
     // frame the Sentry fills before the first resume. Signals stay blocked
@@ -435,6 +521,10 @@ std::arch::global_asm!(
     ".byte 1",
     "moat_st_ack_fail:",
     ".byte 2",
+    // The host signals the handler takes: SIGSYS, SIGSEGV, SIGBUS, SIGFPE,
+    // SIGILL, SIGTRAP and the kick (SIGURG); 0 ends the list.
+    "moat_st_handled:",
+    ".byte 31, 11, 7, 8, 4, 5, 23, 0",
     // Read-only data the Sentry writes into the page: the app threads'
     // filter (sock_fprog, then the program), the handler's sigaction, and
     // the all-blocked signal mask of the syscall thread.
@@ -860,6 +950,31 @@ impl StubFactory {
         // The child unmaps the data page itself, but it may have been stopped before it did.
         t.inject(abi::sysno::MUNMAP as i64, [DATA, PAGE, 0, 0, 0, 0])?;
         Ok(t)
+    }
+
+    /// Clones a new stub that sets itself up as a systrap stub with its
+    /// request page at `req_off` (zeroed by the caller) and runs on
+    /// untraced: the caller waits for its ready word and ack
+    /// (`host::systrap::adopt`).
+    pub fn new_systrap_stub(&self, mem: &MemoryFile, req_off: u64) -> io::Result<std::sync::Arc<StubProcess>> {
+        if req_off == 0 || !req_off.is_multiple_of(PAGE) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let pid = {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            mem.write(self.data_off + ST_REQ, &req_off.to_ne_bytes())?;
+            let seen = mem.load_u32(self.data_off + DONE)?;
+            mem.store_u32(self.data_off + REQ, 1)?;
+            mem.futex_wake(self.data_off + REQ)?;
+            let done = self.wait_done(mem, seen);
+            mem.write(self.data_off + ST_REQ, &0u64.to_ne_bytes())?;
+            done?;
+            mem.load_u32(self.data_off + RESP)? as i32
+        };
+        if pid <= 0 {
+            return Err(io::Error::from_raw_os_error(-pid));
+        }
+        Ok(std::sync::Arc::new(StubProcess { pid }))
     }
 
     /// Host pid of the source stub.

@@ -13,15 +13,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 
 use crate::memfile::{MemoryFile, PAGE};
-use crate::ptrace::{Regs, Tracee};
-use crate::stub::{in_stub, Site, StubProcess, STUB_BASE};
+use crate::stub::{in_stub, Site, STUB_BASE};
 
 extern "C" {
     static moat_stub_code_start: u8;
-    static moat_st_loop: u8;
     static moat_st_site_wait: u8;
     static moat_st_site_mmap: u8;
     static moat_st_site_munmap: u8;
@@ -38,7 +35,12 @@ extern "C" {
     static moat_st_site_exit: u8;
     static moat_st_app_fprog: u8;
     static moat_st_sigaction: u8;
-    static moat_st_full_mask: u8;
+    static moat_st_site_req_rw: u8;
+    static moat_st_site_pipe: u8;
+    static moat_st_site_ready: u8;
+    static moat_st_site_req_ro: u8;
+    static moat_st_site_sigaction: u8;
+    static moat_st_site_mask: u8;
     static moat_st_app_filter: u8;
 }
 
@@ -209,7 +211,6 @@ fn app_sites() -> Vec<Site> {
 /// calls the Sentry injects while it sets a stub up. App threads add
 /// [`app_filter`] on top, which traps every one of these but their own.
 pub fn base_sites(memfd: u32) -> Vec<Site> {
-    let inject = crate::stub::inject_ip() + 2;
     let (_, wfd) = pipe_fds(memfd);
     let mut v = app_sites();
     v.extend([
@@ -256,22 +257,40 @@ pub fn base_sites(memfd: u32) -> Vec<Site> {
             why: "a new app thread adds the app threads' filter (from the read-only code page)",
         },
         Site {
+            nr: abi::sysno::MMAP,
+            after: at(std::ptr::addr_of!(moat_st_site_req_rw)),
+            args: vec![(1, PAGE as u32), (2, 3), (3, MAP_SHARED_FIXED), (4, memfd)],
+            why: "a new stub maps its request page read-write while the kernel writes its pipe's fds there",
+        },
+        Site {
             nr: abi::sysno::PIPE2,
-            after: inject,
+            after: at(std::ptr::addr_of!(moat_st_site_pipe)),
             args: vec![],
-            why: "the Sentry makes the syscall thread's ack pipe while it sets the stub up",
+            why: "a new stub makes its ack pipe (its only fds: the memory file and this pipe)",
+        },
+        Site {
+            nr: abi::sysno::FUTEX,
+            after: at(std::ptr::addr_of!(moat_st_site_ready)),
+            args: vec![(1, FUTEX_WAKE)],
+            why: "a new stub tells the Sentry its pipe is there",
+        },
+        Site {
+            nr: abi::sysno::MMAP,
+            after: at(std::ptr::addr_of!(moat_st_site_req_ro)),
+            args: vec![(1, PAGE as u32), (2, 1), (3, MAP_SHARED_FIXED), (4, memfd)],
+            why: "a new stub maps its request page read-only for good",
         },
         Site {
             nr: abi::sysno::RT_SIGACTION,
-            after: inject,
+            after: at(std::ptr::addr_of!(moat_st_site_sigaction)),
             args: vec![],
-            why: "the Sentry installs the handler while it sets the stub up",
+            why: "a new stub installs the handler (the sigaction in its read-only code page)",
         },
         Site {
             nr: abi::sysno::RT_SIGPROCMASK,
-            after: inject,
+            after: at(std::ptr::addr_of!(moat_st_site_mask)),
             args: vec![],
-            why: "the Sentry blocks every signal in the syscall thread while it sets the stub up",
+            why: "a new stub blocks every signal in its syscall thread",
         },
     ]);
     v
@@ -334,52 +353,35 @@ pub(crate) fn write_code_data(mem: &MemoryFile, code_off: u64) -> io::Result<()>
     Ok(())
 }
 
-fn check(r: i64, what: &str) -> io::Result<i64> {
-    if (-4095..0).contains(&r) {
-        return Err(io::Error::other(format!("{what}: {}", io::Error::from_raw_os_error(-r as i32))));
-    }
-    Ok(r)
-}
+/// Where in the request page a new stub says its pipe is there (u32, 1).
+pub const REQ_READY: u64 = 16;
 
-/// Turns a freshly cloned stub (its main thread traced by the caller) into
-/// a systrap process: maps its request page (at `req_off` of the memory
-/// file) read-only, makes the ack pipe and takes its read end, installs the
-/// handler, blocks every signal in the main thread and lets it go as the
-/// syscall thread. Returns the process and the ack pipe's read end.
-pub fn set_up(tracee: Tracee, mem: &MemoryFile, req_off: u64) -> io::Result<(Arc<StubProcess>, OwnedFd)> {
-    let memfd = mem.fd().as_raw_fd() as u64;
-    let map = |prot: u64| {
-        tracee.inject(abi::sysno::MMAP as i64, [REQ_ADDR, PAGE, prot, MAP_SHARED_FIXED as u64, memfd, req_off])
-    };
-    check(map(3)?, "mapping the request page")?;
-    mem.write(req_off, &[0u8; 16])?;
-    check(tracee.inject(abi::sysno::PIPE2 as i64, [REQ_ADDR + 8, 0, 0, 0, 0, 0])?, "pipe2")?;
-    let mut fds = [0u8; 8];
-    mem.read(req_off + 8, &mut fds)?;
-    let got =
-        (u32::from_ne_bytes([fds[0], fds[1], fds[2], fds[3]]), u32::from_ne_bytes([fds[4], fds[5], fds[6], fds[7]]));
-    let (rfd, wfd) = pipe_fds(memfd as u32);
-    if got != (rfd, wfd) {
-        return Err(io::Error::other(format!("the stub's pipe is {got:?}, not {:?}", (rfd, wfd))));
+/// Waits for a stub from [`crate::StubFactory::new_systrap_stub`] to set
+/// itself up: its ready word, then (through `pidfd`) the read end of its ack
+/// pipe, then its first ack. Returns that read end. A stub that dies or
+/// takes longer than 10 s is an error (the caller drops it, which kills it).
+pub fn adopt(mem: &MemoryFile, req_off: u64, pidfd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mem.load_u32_mapped(req_off + REQ_READY)? != 1 {
+        if wait_exit(pidfd, 0) {
+            return Err(io::Error::other("a new stub died while it set itself up"));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other("a new stub does not set itself up"));
+        }
+        mem.futex_wait(req_off + REQ_READY, 0, 50)?;
     }
-    mem.write(req_off, &[0u8; 16])?;
-    check(map(1)?, "mapping the request page read-only")?;
-    let sa = at(std::ptr::addr_of!(moat_st_sigaction));
-    for sig in HANDLED {
-        check(tracee.inject(abi::sysno::RT_SIGACTION as i64, [sig as u64, sa, 0, 8, 0, 0])?, "rt_sigaction")?;
+    let memfd = mem.fd().as_raw_fd() as u32;
+    let ack = pidfd_getfd(pidfd, pipe_fds(memfd).0 as i32)?;
+    let mut b = [0u8; 1];
+    loop {
+        match crate::sys::read(std::os::fd::AsFd::as_fd(&ack), &mut b) {
+            Ok(1) if b[0] == 1 => return Ok(ack),
+            Ok(_) => return Err(io::Error::other("a new stub failed to set itself up")),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
-    let full = at(std::ptr::addr_of!(moat_st_full_mask));
-    check(tracee.inject(abi::sysno::RT_SIGPROCMASK as i64, [2, full, 0, 8, 0, 0])?, "rt_sigprocmask")?;
-    let pidfd = crate::sys::pidfd_open(tracee.pid())?;
-    let ack = pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), rfd as i32)?;
-    let mut regs: Regs = tracee.get_regs()?;
-    regs.rip = at(std::ptr::addr_of!(moat_st_loop));
-    regs.rbx = REQ_ADDR;
-    regs.r12 = 0;
-    regs.r14 = memfd;
-    regs.r15 = wfd as u64;
-    let process = tracee.detach_with(&regs)?;
-    Ok((process, ack))
 }
 
 /// A copy of fd `fd` of the process `pidfd` names (pidfd_getfd(2)).

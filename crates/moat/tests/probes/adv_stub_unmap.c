@@ -5,7 +5,8 @@
  * range that straddles the boundary; then munmap what lies beyond: a
  * non-canonical address, the kernel half and the vsyscall page.
  *
- * Expected: moat's TASK_SIZE is 0x7ffffff00000, and the answers are those
+ * Expected: moat's TASK_SIZE is 0x7ffffff00000 (0x7fffbff00000 under
+ * systrap, given as the argument), and the answers are those
  * Linux gives above its TASK_SIZE: munmap EINVAL (natively too for the
  * addresses beyond the stub pages), MAP_FIXED ENOMEM, mprotect
  * ENOMEM, mremap EINVAL (moving) or ENOMEM (growing), and a plain mmap hint
@@ -16,7 +17,10 @@
 
 #include <errno.h>
 
-#define STUB_BASE 0x7ffffff00000UL
+/* The top of the app's address space: the stub's code page under ptrace;
+ * under systrap the first thread slot (an argument gives it). */
+static unsigned long stub_base = 0x7ffffff00000UL;
+#define STUB_BASE stub_base
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -33,7 +37,9 @@ static long map(unsigned long addr, unsigned long len, int flags) {
     return p == MAP_FAILED ? -1 : (long)p;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1)
+        stub_base = strtoul(argv[1], NULL, 16);
     result("munmap(code page)", munmap((void *)STUB_BASE, 4096));
     result("munmap(data page)", munmap((void *)(STUB_BASE + 4096), 4096));
     result("munmap(last app page and code page)", munmap((void *)(STUB_BASE - 4096), 8192));

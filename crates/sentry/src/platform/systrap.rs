@@ -41,7 +41,6 @@ const FIRST_FREE_OFF: u64 = PROCS_OFF + PROCS as u64 * PAGE;
 /// The host values the systrap platform's seccomp rules compare with.
 pub mod host_abi {
     pub use crate::platform::ptrace::host_abi::*;
-    pub const PTRACE_DETACH: u64 = 17;
     pub const SIGURG: u64 = abi::signal::SIGURG as u64;
 }
 
@@ -49,13 +48,7 @@ use host_abi::*;
 
 /// The host calls the systrap platform makes, for the Sentry's seccomp filter.
 pub static SECCOMP_RULES: &[Rule] = &[
-    allow!(PTRACE if When::OneOf { arg: 0, values: &[
-        PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_SETOPTIONS, PTRACE_CONT, PTRACE_GETSIGINFO,
-        PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_DETACH,
-    ] },
-        "setting a new stub up (its handler, request page and ack pipe), then letting it go; never on \
-         the syscall path"),
-    allow!(WAIT4, "waiting for a stub being set up"),
+    allow!(WAIT4, "whether the source stub still lives while it clones a stub"),
     allow!(TGKILL if When::Any(&[
         When::All(&[When::OnePid { arg: 0 }, When::OneOf { arg: 2, values: &[SIGURG] }]),
         When::OwnSignal { arg: 0, signal_arg: 2, signal: SIGABRT },
@@ -119,18 +112,18 @@ impl Platform for SystrapPlatform {
     }
 
     fn new_context(&self) -> io::Result<Box<dyn Context>> {
-        let tracee = self.factory.new_stub(&self.mem)?;
         let idx = Pool::take(&self.pool.procs)?;
         let req_off = PROCS_OFF + idx as u64 * PAGE;
-        let (stub, ack) = match st::set_up(tracee, &self.mem, req_off) {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.mem.zero(req_off, PAGE);
-                self.pool.procs.lock().unwrap().push(idx);
-                return Err(e);
-            }
+        let give_back = |e: io::Error| {
+            let _ = self.mem.zero(req_off, PAGE);
+            self.pool.procs.lock().unwrap().push(idx);
+            e
         };
-        let pidfd = host::sys::pidfd_open(stub.pid())?;
+        self.mem.zero(req_off, PAGE).map_err(give_back)?;
+        let stub = self.factory.new_systrap_stub(&self.mem, req_off).map_err(give_back)?;
+        // From here the stub dies with `stub` if anything fails.
+        let pidfd = host::sys::pidfd_open(stub.pid()).map_err(give_back)?;
+        let ack = st::adopt(&self.mem, req_off, pidfd.as_fd()).map_err(give_back)?;
         let process = Arc::new(Process {
             stub,
             pidfd,
