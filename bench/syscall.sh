@@ -1,37 +1,50 @@
 #!/usr/bin/env bash
 # System call cost and syscall-heavy workloads, side by side in one
-# invocation: native, runc, runsc (Debian's gVisor, its default platform),
+# invocation: native, runc, runsc (Debian's gVisor, its default ptrace platform),
 # moat on ptrace and moat on systrap; ratios of moat-systrap to native and
 # to runsc. Usage: bench/syscall.sh [path/to/moat]
 #
 # The micro rows are ns per call (bench/syscall.c: the median of 5 batches);
 # the workload rows are the median wall time in ms of 5 runs. Everything
-# runs on the host's own root (runc's bundle is / read-only), so every
-# runner executes the same binaries.
+# runs on the host's own root, so every runner executes the same binaries.
+# Run it on an otherwise idle host: the spinning hand-offs of systrap and
+# every ratio suffer from a second load on a 2-core machine.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 moat=${1:-$here/../target/release/moat}
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (runc)" >&2; exit 1; }
 work=$(mktemp -d -p /var/tmp)  # not /tmp: each sandbox gets its own tmpfs there
-trap 'rm -rf "$work"' EXIT
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs"
+cleanup() {
+  # Never remove anything while any part of the host's root is bound there.
+  if mountpoint -q "$bundle/rootfs"; then
+    umount -R "$bundle/rootfs"
+  fi
+  if mountpoint -q "$bundle/rootfs" || grep -q " $bundle/rootfs" /proc/self/mountinfo; then
+    echo "bench: $bundle/rootfs is still mounted; leaving $work alone" >&2
+    return
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 gcc -O2 -static -o "$work/sysb" "$here/syscall.c"
 printf 'int main(void) { return 0; }\n' >"$work/small.c"
 
-# runc on the host's root, read-only, with a tmpfs on /tmp.
-bundle=$work/bundle
-mkdir -p "$bundle"
+# runc on the host's root (a read-only recursive bind of /: runc cannot
+# pivot out of / itself), with a tmpfs on /tmp; unmounted on exit.
 have_runc=0
-if command -v runc >/dev/null; then
+if command -v runc >/dev/null && mount --rbind / "$bundle/rootfs" && mount -o remount,bind,ro "$bundle/rootfs"; then
   (cd "$bundle" && runc spec)
   python3 - "$bundle/config.json" "$work" <<'PY'
 import json, sys
 p, work = sys.argv[1], sys.argv[2]
 c = json.load(open(p))
-c["root"] = {"path": "/", "readonly": True}
+c["root"] = {"path": "rootfs", "readonly": True}
 c["process"]["terminal"] = False
 c["process"]["cwd"] = "/"
 c["process"]["env"] = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LC_ALL=C"]
-c["mounts"].append({"destination": work, "type": "bind", "source": work, "options": ["rbind", "rw"]})
+c["mounts"] = [m for m in c["mounts"] if not m["destination"].startswith("/sys")]
 c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
 c["linux"].pop("namespaces", None)
 c["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
