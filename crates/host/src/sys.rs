@@ -337,3 +337,28 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0) };
     check(r).map(|_| ())
 }
+
+/// The time-stamp counter, ordered after earlier loads (`lfence; rdtsc`), as
+/// moat's vDSO reads it.
+pub fn rdtsc() -> u64 {
+    // SAFETY: lfence and rdtsc read no memory and write only the returned
+    // value; every x86-64 CPU has both.
+    unsafe {
+        std::arch::x86_64::_mm_lfence();
+        std::arch::x86_64::_rdtsc()
+    }
+}
+
+/// Whether the CPU says its TSC runs at a constant rate through every
+/// power state (CPUID 0x8000_0007, EDX bit 8: "invariant TSC", which Linux
+/// shows as `constant_tsc` and `nonstop_tsc`). Only then may a clock be
+/// computed from it.
+#[allow(unused_unsafe)] // __cpuid is a safe function from Rust 1.87 on; moat builds with 1.80
+pub fn invariant_tsc() -> bool {
+    // SAFETY: cpuid only reads CPU identification; leaf 0x8000_0000 says
+    // which extended leaves exist before 0x8000_0007 is asked.
+    unsafe {
+        let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        max >= 0x8000_0007 && std::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0
+    }
+}

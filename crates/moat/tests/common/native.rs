@@ -50,9 +50,14 @@ pub fn differential(args: &[&str]) {
 /// can see it. Several tests may build the same probe at once, so each build goes to
 /// its own file and is renamed into place.
 pub fn probe_with(name: &str, cflags: &[&str]) -> PathBuf {
+    probe_as(name, name, cflags)
+}
+
+/// As `probe_with`, into a program named `bin` (one source built two ways).
+pub fn probe_as(name: &str, bin: &str, cflags: &[&str]) -> PathBuf {
     static BUILDS: AtomicUsize = AtomicUsize::new(0);
     let dir = scratch("probes");
-    let bin = dir.join(name);
+    let bin = dir.join(bin);
     let tmp = dir.join(format!("{name}.build{}", BUILDS.fetch_add(1, Ordering::Relaxed)));
     let src = format!("{}/tests/probes/{name}.c", env!("CARGO_MANIFEST_DIR"));
     let st =

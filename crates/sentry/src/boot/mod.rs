@@ -211,6 +211,8 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     // Read before the Sentry's seccomp filter is on (sysinfo is not on its list).
     let host_ram = host::sys::total_ram().unwrap_or(u64::MAX);
     let memory_total = cfg.memory_limit.map_or(host_ram, |limit| limit.min(host_ram));
+    let clock = crate::kernel::clock::Clock::new(&alloc)
+        .map_err(|e| BootError::Host(std::io::Error::from_raw_os_error(e.errno().0)))?;
     let k = Arc::new_cyclic(|weak: &Weak<Kernel>| {
         vfs.mounts.mount(b"/", root.clone(), root_fstype, "rootfs");
         vfs.mounts.mount(b"/proc", proc::new_procfs(weak.clone(), &sysctls), "proc", "proc");
@@ -248,6 +250,8 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             app_seccomp: cfg.app_seccomp,
             syscalls: crate::syscalls::TABLE,
             memory_total,
+            clock: clock.clone(),
+            syscalls_served: Default::default(),
         }
     });
 
@@ -309,6 +313,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
     crate::net::install(Arc::as_ptr(&k) as usize, &net);
     let filter = host::seccomp::compile_allow_list_with(&seccomp::allow_list(&*k.platform), seccomp::mismatch());
     host::seccomp::install_on_all_threads(&filter).map_err(BootError::Seccomp)?;
+    k.clock.start();
     if cfg.selftest_forbidden_syscall {
         // std's UDP bind starts with socket(2).
         let survived = std::net::UdpSocket::bind(("127.0.0.1", 0));
@@ -517,9 +522,10 @@ impl Sandbox {
             let n = self.net.stats();
             let t = n.total();
             crate::kernel::log_line(format_args!(
-                "moat: stats: gofer_round_trips={round_trips} sentry_max_rss_kib={rss} \
+                "moat: stats: syscalls={} gofer_round_trips={round_trips} sentry_max_rss_kib={rss} \
                  net_rx_packets={} net_rx_bytes={} net_tx_packets={} net_tx_bytes={} net_rx_dropped={} \
                  tcp_connects={} tcp_accepts={} egress_refusals={}",
+                self.k.syscalls_served.load(std::sync::atomic::Ordering::Relaxed),
                 t.rx_packets,
                 t.rx_bytes,
                 t.tx_packets,

@@ -9,6 +9,7 @@
 //! out while its queue is locked) and never with another kernel lock held.
 
 pub mod app_seccomp;
+pub mod clock;
 pub mod current;
 pub mod deliver;
 pub mod exit;
@@ -109,6 +110,10 @@ pub struct Kernel {
     /// The memory the sandbox may use, as /proc/meminfo and sysinfo report
     /// it: its limit, or the host's RAM.
     pub memory_total: u64,
+    /// The sandbox's clocks and the vDSO's time page.
+    pub clock: Arc<clock::Clock>,
+    /// System calls served (`--stats`).
+    pub syscalls_served: std::sync::atomic::AtomicU64,
 }
 
 /// The syscall layer as the run loop sees it. The kernel sits below the

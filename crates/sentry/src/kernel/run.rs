@@ -29,7 +29,10 @@ impl CurrentTask {
             let ev = self.ctx.switch(&mut self.regs);
             self.task.cpu_ns.fetch_add(host::sys::thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
             match ev {
-                Event::Syscall => (self.k.syscalls.handle)(&mut self),
+                Event::Syscall => {
+                    self.k.syscalls_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    (self.k.syscalls.handle)(&mut self)
+                }
                 Event::CompatSyscall => self.compat_syscall(),
                 Event::Vsyscall { nr, returned } => self.vsyscall(nr, returned),
                 Event::Fault { signo, code, addr } => {

@@ -16,6 +16,8 @@ use crate::vfs::permission::{self, MAY_EXEC};
 use crate::vfs::{Dentry, FileType, Follow, OpenFile, Stat};
 use crate::SysResult;
 
+pub mod vdso;
+
 const MAX_SCRIPT_DEPTH: u32 = 4;
 const PIE_BASE: u64 = 0x5555_5555_4000;
 const MAX_ARG_BYTES: usize = 2 << 20;
@@ -154,11 +156,12 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
     let (sbase, _) =
         mm.map(stack_top - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, false, true, false, None, VmaName::Stack)?;
     debug_assert_eq!(sbase, stack_top - STACK_SIZE);
+    let vdso = vdso::map(&mut mm, &cur.k.clock.page)?;
     let exe = f.dentry.path();
     // The executable's set-ID bits count, not a script's (this is the
     // interpreter when `path` was a script), as on Linux.
     let (creds, secure) = capability::exec_creds(&cur.creds(), f.stat.mode, f.stat.uid, f.stat.gid);
-    let sp = build_stack(&mut mm, path, &argv, &envp, &main, interp_base, &creds, secure)?;
+    let sp = build_stack(&mut mm, path, &argv, &envp, &main, interp_base, vdso, &creds, secure)?;
     Ok(Image { mm, entry, sp, exe, comm: basename(path), creds })
 }
 
@@ -307,6 +310,7 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 const AT_MINSIGSTKSZ: u64 = 51;
 
 #[allow(clippy::too_many_arguments)]
@@ -317,6 +321,7 @@ fn build_stack(
     envp: &[Vec<u8>],
     main: &Loaded,
     interp_base: u64,
+    vdso: u64,
     creds: &Creds,
     secure: bool,
 ) -> SysResult<u64> {
@@ -382,6 +387,7 @@ fn build_stack(
         (AT_PLATFORM, platform),
         (AT_EXECFN, execfn_addr),
         (AT_MINSIGSTKSZ, host::sys::auxval(AT_MINSIGSTKSZ).max(2048)),
+        (AT_SYSINFO_EHDR, vdso),
         (AT_NULL, 0),
     ];
     let mut words: Vec<u64> = vec![argv.len() as u64];

@@ -52,7 +52,16 @@ pub enum VmaName {
     Anon,
     Heap,
     Stack,
-    File { path: String, dev: u64, ino: u64, offset: u64 },
+    /// The vDSO's time page: read-only, shared by the sandbox, never writable.
+    Vvar,
+    /// moat's vDSO (loader/vdso.rs).
+    Vdso,
+    File {
+        path: String,
+        dev: u64,
+        ino: u64,
+        offset: u64,
+    },
 }
 
 /// One contiguous mapping.
@@ -281,6 +290,11 @@ impl MemoryManager {
         }
     }
 
+    /// A free range of `len` bytes where mmap would put one (the loader's vDSO).
+    pub fn free_range(&self, len: u64) -> SysResult<u64> {
+        self.find_gap(page_up(len).ok_or(errno!(ENOMEM))?)
+    }
+
     /// Removes `[start, end)` from the VMAs, splitting as needed.
     fn carve(&mut self, start: u64, end: u64) {
         let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
@@ -474,6 +488,10 @@ impl MemoryManager {
         }
         if cursor < end {
             return Err(errno!(ENOMEM));
+        }
+        // The time page may be read and nothing else, as on Linux.
+        if prot & !PROT_READ != 0 && self.vmas.range(..end).any(|(_, v)| v.end > addr && v.name == VmaName::Vvar) {
+            return Err(errno!(EACCES));
         }
         let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(&k, _)| k).collect();
         let mut ops = Vec::new();

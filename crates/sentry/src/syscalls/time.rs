@@ -15,7 +15,7 @@ fn read_ts(t: &CurrentTask, addr: u64) -> SysResult<Duration> {
     t.read_obj::<Timespec>(addr)?.duration().ok_or(errno!(EINVAL))
 }
 
-fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
+fn clock_now(t: &CurrentTask, clock: i32) -> SysResult<(i64, i64)> {
     // Both CPU-time clocks read the thread's: the Sentry's host thread runs
     // this task alone.
     let host = match clock {
@@ -28,17 +28,17 @@ fn clock_now(clock: i32) -> SysResult<(i64, i64)> {
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => CLOCK_THREAD_CPUTIME_ID,
         _ => return Err(errno!(EINVAL)),
     };
-    host::sys::clock_gettime(host).map_err(|_| errno!(EINVAL))
+    t.k.clock.gettime(host).map_err(|_| errno!(EINVAL))
 }
 
 pub fn sys_clock_gettime(t: &mut CurrentTask, clock: i32, tp: UserRef<Timespec>) -> SysResult<u64> {
-    let (sec, nsec) = clock_now(clock)?;
+    let (sec, nsec) = clock_now(t, clock)?;
     tp.write(t, &Timespec { sec, nsec })?;
     Ok(0)
 }
 
 pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, res: UserRef<Timespec>) -> SysResult<u64> {
-    clock_now(clock)?;
+    clock_now(t, clock)?;
     if !res.is_null() {
         res.write(t, &Timespec { sec: 0, nsec: 1 })?;
     }
@@ -47,14 +47,14 @@ pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, res: UserRef<Timespec>)
 
 pub fn sys_gettimeofday(t: &mut CurrentTask, tv: UserRef<Timeval>) -> SysResult<u64> {
     if !tv.is_null() {
-        let (sec, nsec) = clock_now(CLOCK_REALTIME)?;
+        let (sec, nsec) = clock_now(t, CLOCK_REALTIME)?;
         tv.write(t, &Timeval { sec, usec: nsec / 1000 })?;
     }
     Ok(0)
 }
 
 pub fn sys_time(t: &mut CurrentTask, tloc: UserRef<i64>) -> SysResult<u64> {
-    let (s, _) = clock_now(CLOCK_REALTIME)?;
+    let (s, _) = clock_now(t, CLOCK_REALTIME)?;
     if !tloc.is_null() {
         tloc.write(t, &s)?;
     }
@@ -87,7 +87,7 @@ pub fn sys_nanosleep(t: &mut CurrentTask, req: UserRef<Timespec>, rem: u64) -> S
 
 pub fn sys_clock_nanosleep(t: &mut CurrentTask, clock: i32, flags: u32, req: u64, rem: u64) -> SysResult<u64> {
     let d = read_ts(t, req)?;
-    let (s, n) = clock_now(clock)?;
+    let (s, n) = clock_now(t, clock)?;
     let deadline = if flags & TIMER_ABSTIME != 0 {
         let now = Duration::new(s as u64, n as u32);
         after(d.saturating_sub(now))
@@ -148,7 +148,7 @@ pub fn sys_alarm(t: &mut CurrentTask, secs: u32) -> SysResult<u64> {
 
 pub fn sys_timer_create(t: &mut CurrentTask, clock: i32, sevp: u64, id_out: u64) -> SysResult<u64> {
     use crate::kernel::posix_timer::Notify;
-    clock_now(clock)?;
+    clock_now(t, clock)?;
     let notify = if sevp == 0 {
         Notify::Process { signo: crate::kernel::signal::SIGALRM, value: 0 }
     } else {
@@ -185,7 +185,7 @@ pub fn sys_timer_settime(t: &mut CurrentTask, id: i32, flags: u32, new: u64, old
         None
     } else if flags & TIMER_ABSTIME != 0 {
         // A time of the timer's own clock (CLOCK_REALTIME: since the epoch).
-        let (s, n) = clock_now(timer.clock)?;
+        let (s, n) = clock_now(t, timer.clock)?;
         after(value.saturating_sub(Duration::new(s as u64, n as u32)))
     } else {
         after(value)

@@ -961,6 +961,8 @@ fn maps_line(start: u64, end: u64, prot: u32, shared: bool, name: &VmaName) -> V
         VmaName::Anon => (0, 0, 0, b""),
         VmaName::Heap => (0, 0, 0, b"[heap]"),
         VmaName::Stack => (0, 0, 0, b"[stack]"),
+        VmaName::Vvar => (0, 0, 0, b"[vvar]"),
+        VmaName::Vdso => (0, 0, 0, b"[vdso]"),
         VmaName::File { path, dev, ino, offset } => (*offset, *dev, *ino, path.as_bytes()),
     };
     let bit = |on: bool, c: char| if on { c } else { '-' };
@@ -969,7 +971,7 @@ fn maps_line(start: u64, end: u64, prot: u32, shared: bool, name: &VmaName) -> V
         bit(prot & PROT_READ != 0, 'r'),
         bit(prot & PROT_WRITE != 0, 'w'),
         bit(prot & PROT_EXEC != 0, 'x'),
-        if shared { 's' } else { 'p' },
+        if shared && *name != VmaName::Vvar { 's' } else { 'p' },
         major(dev),
         minor(dev),
     )
@@ -1576,6 +1578,7 @@ mod tests {
             let alloc = RangeAllocator::new(mem.clone(), 0);
             let root: InodeRef = TmpfsInode::new_fs(0o755, &alloc);
             let vfs = Arc::new(Vfs::new(root.clone()));
+            let clock = crate::kernel::clock::Clock::new(&alloc).unwrap();
             Arc::new_cyclic(|weak| {
                 vfs.mounts.mount(b"/", root, "tmpfs", "rootfs");
                 vfs.mounts.mount(b"/proc", new_procfs(weak.clone(), &Sysctls::default()), "proc", "proc");
@@ -1601,6 +1604,8 @@ mod tests {
                     app_seccomp: None,
                     syscalls: crate::syscalls::TABLE,
                     memory_total: 2 << 30,
+                    clock,
+                    syscalls_served: Default::default(),
                 }
             })
         }

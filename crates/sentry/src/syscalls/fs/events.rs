@@ -77,7 +77,7 @@ pub fn sys_timerfd_settime(t: &mut CurrentTask, fd: i32, flags: u32, new: u64, o
             9 => 7,
             c => c,
         };
-        let (s, n) = host::sys::clock_gettime(clock).map_err(|_| errno!(EINVAL))?;
+        let (s, n) = t.k.clock.gettime(clock).map_err(|_| errno!(EINVAL))?;
         Instant::now().checked_add(value.saturating_sub(Duration::new(s as u64, n as u32)))
     } else {
         Instant::now().checked_add(value)

@@ -15,7 +15,7 @@ pub fn sys_futex(t: &mut CurrentTask, a: [u64; 6]) -> SysResult<u64> {
         let d = t.read_obj::<Timespec>(timeout)?.duration().ok_or(errno!(EINVAL))?;
         let rel = if absolute {
             let clock = if op & FUTEX_CLOCK_REALTIME != 0 { CLOCK_REALTIME } else { CLOCK_MONOTONIC };
-            let (s, n) = host::sys::clock_gettime(clock).map_err(|_| errno!(EINVAL))?;
+            let (s, n) = t.k.clock.gettime(clock).map_err(|_| errno!(EINVAL))?;
             d.saturating_sub(std::time::Duration::new(s as u64, n as u32))
         } else {
             d
