@@ -26,7 +26,7 @@
 //!    syscall layer only through the table `boot` installs
 //!    (`kernel::SyscallTable`), as gVisor's kernel does.
 //! 10. `taskfs` — files whose contents are tasks: /proc, ptys, signalfd.
-//! 11. `loader` — ELF loading for execve.
+//! 11. `loader` — ELF loading for execve, and moat's vDSO.
 //! 12. `syscalls` — the syscall table: typed arguments, one function per call.
 //! 13. `boot` — the composition root: builds the kernel, mounts, the Sentry's
 //!     own seccomp filter, and starts init.
