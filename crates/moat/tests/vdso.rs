@@ -55,18 +55,29 @@ fn served(platform: &str, args: &[&str]) -> u64 {
         .unwrap_or_else(|| panic!("no syscall count in {stderr}"))
 }
 
+/// Whether the host's CPU has an invariant TSC (Linux's `nonstop_tsc`), which
+/// moat's vDSO computes the clocks from; without it every read is a system call.
+fn invariant_tsc() -> bool {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("read /proc/cpuinfo");
+    cpuinfo.lines().filter(|l| l.starts_with("flags")).all(|l| l.split_whitespace().any(|f| f == "nonstop_tsc"))
+}
+
 #[test]
 fn reading_the_clock_never_reaches_the_sentry() {
     let bin = probe_as("vdso_clock", "vdso_clock_loop", &["-static"]);
     let bin = bin.to_str().expect("utf-8 path");
+    let python = ["/usr/bin/python3", "-c", "import time\nfor _ in range(100000): time.monotonic(); time.time()"];
     for platform in PLATFORMS {
         // 100000 rounds of clock_gettime twice, gettimeofday and time.
-        let n = served(platform, &[bin, "loop", "100000"]);
-        assert!(n < 1000, "{n} system calls on {platform} for 400000 clock reads");
-        let n = served(
-            platform,
-            &["/usr/bin/python3", "-c", "import time\nfor _ in range(100000): time.monotonic(); time.time()"],
-        );
-        assert!(n < 5000, "{n} system calls on {platform} for python3's 200000 clock reads");
+        let loop_calls = served(platform, &[bin, "loop", "100000"]);
+        let python_calls = served(platform, &python);
+        if invariant_tsc() {
+            assert!(loop_calls < 1000, "{loop_calls} system calls on {platform} for 400000 clock reads");
+            assert!(python_calls < 5000, "{python_calls} system calls on {platform} for python3's 200000 clock reads");
+        } else {
+            // The vDSO falls back to the system call, every time.
+            assert!(loop_calls >= 400000, "{loop_calls} system calls on {platform} for 400000 clock reads");
+            assert!(python_calls >= 200000, "{python_calls} system calls on {platform} for 200000 clock reads");
+        }
     }
 }

@@ -12,7 +12,8 @@
  * first), and for every other clock, these functions make the system call,
  * which the Sentry serves like any other.
  *
- * Layout of the time page: see crates/sentry/src/kernel/clock.rs (`Vvar`).
+ * Layout of the time page: `struct vvar` here, the words W_* and
+ * `Params::words` in crates/sentry/src/kernel/clock.rs.
  */
 
 typedef unsigned long u64;
@@ -80,13 +81,16 @@ static inline u64 rdtsc_ordered(void)
 
 /*
  * The sandbox's CLOCK_MONOTONIC in ns, and the offsets of the other two
- * clocks; 0 if the page is not enabled yet.
+ * clocks; 0 if the page is not enabled, or the Sentry is in the middle of
+ * rewriting it for longer than a short wait (the system call then answers).
  */
 static int mono_now(u64 *ns, i64 *real_off, i64 *boot_off)
 {
 	u64 seq, tsc_base, mult, base, c;
 	i64 ro, bo;
-	for (;;) {
+	for (int tries = 0;; tries++) {
+		if (tries == 4096)
+			return 0;
 		seq = moat_vvar.seq;
 		if (seq & 1) {
 			__asm__ volatile("pause" ::: "memory");

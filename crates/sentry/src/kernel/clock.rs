@@ -12,13 +12,17 @@
 //!
 //! The parameters follow the host's clocks: `start` samples the TSC against
 //! them once boot has taken a millisecond, then after 10 ms, 100 ms and
-//! every second. The rate is measured over
-//! all the time since the first sample; each update keeps CLOCK_MONOTONIC
-//! continuous where it takes effect and steers the rate (at most 500 ppm)
-//! so that the clock meets the host's within the next second; a gap of over
-//! a millisecond (a host suspended) is closed at once, forward only. Until
-//! the first update, and on a CPU without an invariant TSC, the page stays
-//! disabled and the clocks are the host's (the vDSO makes the syscall).
+//! every second. The rate is measured over all the time since the first
+//! sample; each update takes effect at a TSC read just before it is
+//! published, keeps CLOCK_MONOTONIC continuous there and steers the rate
+//! (at most 500 ppm) so that the clock meets the host's within the next
+//! second. A jump of over a millisecond (a suspended host whose TSC ran on)
+//! is closed at once, forward only, and the rate is measured afresh from
+//! there; REALTIME and BOOTTIME are the host's at each update, as offsets
+//! from the sandbox's MONOTONIC. A TSC that went backwards turns the page
+//! off until the next update has measured it afresh. Until the first
+//! update, and on a CPU without an invariant TSC, the page stays disabled
+//! and the clocks are the host's (the vDSO makes the syscall).
 //!
 //! The Sentry never reads the page back: the app cannot make it write one
 //! (the mapping is read-only and mprotect refuses it write access), and if
@@ -57,7 +61,8 @@ struct Params {
 
 impl Params {
     fn mono(&self, tsc: u64) -> u64 {
-        let delta = if (tsc.wrapping_sub(self.tsc_base) as i64) > 0 { tsc - self.tsc_base } else { 0 };
+        let delta = tsc.wrapping_sub(self.tsc_base);
+        let delta = if (delta as i64) > 0 { delta } else { 0 };
         self.mono_base.wrapping_add(((u128::from(delta) * u128::from(self.mult)) >> 32) as u64)
     }
 
@@ -100,49 +105,79 @@ fn sample() -> Sample {
     Sample { tsc, mono, real, boot }
 }
 
-/// The next parameters, given the current ones, the first sample and a new one.
-fn next(old: &Params, first: &Sample, now: &Sample) -> Option<Params> {
-    let ticks = now.tsc.checked_sub(first.tsc).filter(|&t| t > 0)?;
+/// What an update makes of a new sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Run on with these parameters.
+    Run(Params),
+    /// The host's clock jumped (a suspend, a TSC reset): these parameters,
+    /// and the rate is measured afresh from this sample.
+    Step(Params),
+    /// The TSC cannot be used now: the host's clocks, and measure afresh.
+    Off,
+}
+
+/// The parameters that take effect at TSC `at` (read just before they are
+/// published, so that readers still on the old ones see no later time),
+/// given the current ones, the sample the rate is measured from, and a new one.
+fn next(old: &Params, first: &Sample, now: &Sample, at: u64) -> Next {
+    let Some(ticks) = now.tsc.checked_sub(first.tsc).filter(|&t| t > 0) else { return Next::Off };
     let ns = now.mono - first.mono;
-    if ns <= 0 {
-        return None;
+    let rate = if ns > 0 { (ns << 32) / i128::from(ticks) } else { 0 };
+    if rate <= 0 || rate > i128::from(u32::MAX) << 32 || at < now.tsc {
+        return Next::Off;
     }
-    let rate = (ns << 32) / i128::from(ticks);
-    if rate <= 0 || rate > i128::from(u32::MAX) << 32 {
-        return None;
-    }
-    let (base, mult) = if old.enabled {
-        let predicted = i128::from(old.mono(now.tsc));
-        let err = now.mono - predicted;
+    // The host's monotonic time at `at`.
+    let host_at = now.mono + ((i128::from(at - now.tsc) * rate) >> 32);
+    let (base, mult, step) = if old.enabled {
+        let predicted = i128::from(old.mono(at));
+        let err = host_at - predicted;
         if err.abs() > STEP_NS {
-            (predicted.max(now.mono), rate)
+            // Forward only; the old rate, measured before the jump, stays.
+            (predicted.max(host_at), i128::from(old.mult), true)
         } else {
             // Meet the host over the next period.
             let bound = rate * MAX_SLEW_PPM / 1_000_000;
             let adj = (rate * err / PERIOD.as_nanos() as i128).clamp(-bound, bound);
-            (predicted, rate + adj)
+            (predicted, rate + adj, false)
         }
     } else {
-        (now.mono, rate)
+        (host_at, rate, false)
     };
-    Some(Params {
-        enabled: true,
-        tsc_base: now.tsc,
-        mult: u64::try_from(mult).ok()?,
-        mono_base: u64::try_from(base).ok()?,
-        real_off: i64::try_from(now.real - now.mono).ok()?,
-        boot_off: i64::try_from(now.boot - now.mono).ok()?,
-    })
+    // REALTIME and BOOTTIME are the host's at `at`, as offsets from the
+    // sandbox's own MONOTONIC (which may run ahead of the host's after a jump).
+    let params = (|| {
+        Some(Params {
+            enabled: true,
+            tsc_base: at,
+            mult: u64::try_from(mult).ok().filter(|&m| m > 0)?,
+            mono_base: u64::try_from(base).ok()?,
+            real_off: i64::try_from(now.real - now.mono + host_at - base).ok()?,
+            boot_off: i64::try_from(now.boot - now.mono + host_at - base).ok()?,
+        })
+    })();
+    match params {
+        Some(p) if step => Next::Step(p),
+        Some(p) => Next::Run(p),
+        None => Next::Off,
+    }
 }
 
 /// The sandbox's clocks and its time page.
 #[derive(Debug)]
 pub struct Clock {
-    /// The parameters and the page's sequence count.
-    params: RwLock<(Params, u64)>,
+    params: RwLock<State>,
     mem: Arc<host::MemoryFile>,
     /// The time page, mapped read-only into every process.
     pub page: Arc<Backing>,
+}
+
+#[derive(Debug)]
+struct State {
+    params: Params,
+    /// The page's sequence count.
+    seq: u64,
+    /// The sample the rate is measured from.
     first: Sample,
 }
 
@@ -150,12 +185,8 @@ impl Clock {
     /// A clock whose page is disabled (the host's clocks) until `start`.
     pub fn new(alloc: &Arc<RangeAllocator>) -> crate::SysResult<Arc<Clock>> {
         let page = alloc.alloc(host::memfile::PAGE)?;
-        Ok(Arc::new(Clock {
-            params: RwLock::new((Params::default(), 0)),
-            mem: alloc.file.clone(),
-            page,
-            first: sample(),
-        }))
+        let state = State { params: Params::default(), seq: 0, first: sample() };
+        Ok(Arc::new(Clock { params: RwLock::new(state), mem: alloc.file.clone(), page }))
     }
 
     /// Enables the page, if the CPU's TSC may be used, with a rate measured
@@ -167,8 +198,8 @@ impl Clock {
         if !host::sys::invariant_tsc() {
             return;
         }
-        let since = host_ns(CLOCK_MONOTONIC) - self.first.mono;
-        if since < FIRST_NS {
+        let since = host_ns(CLOCK_MONOTONIC) - self.params.read().unwrap().first.mono;
+        if (0..FIRST_NS).contains(&since) {
             std::thread::sleep(Duration::from_nanos((FIRST_NS - since) as u64));
         }
         self.update();
@@ -190,15 +221,26 @@ impl Clock {
     }
 
     fn update(&self) {
+        let now = sample();
         let mut state = self.params.write().unwrap();
-        let (p, seq) = &mut *state;
-        let Some(new) = next(p, &self.first, &sample()) else { return };
-        *p = new;
+        let State { params, seq, first } = &mut *state;
         let (mem, off) = (&self.mem, self.page.off);
-        // Odd while the words change: a reader that saw it retries.
+        // Odd while the words change: a reader that sees it waits (or, after
+        // a while, makes the system call).
         let _ = mem.write_words(off + W_SEQ * 8, &[*seq + 1]);
-        let _ = mem.write_words(off + W_ENABLED * 8, &[1]);
-        let _ = mem.write_words(off + (W_ENABLED + 1) * 8, &new.words());
+        match next(params, first, &now, host::sys::rdtsc()) {
+            Next::Run(p) => *params = p,
+            Next::Step(p) => {
+                *params = p;
+                *first = now;
+            }
+            Next::Off => {
+                *params = Params::default();
+                *first = now;
+            }
+        }
+        let _ = mem.write_words(off + (W_ENABLED + 1) * 8, &params.words());
+        let _ = mem.write_words(off + W_ENABLED * 8, &[u64::from(params.enabled)]);
         *seq += 2;
         let _ = mem.write_words(off + W_SEQ * 8, &[*seq]);
     }
@@ -215,7 +257,7 @@ impl Clock {
     /// The sandbox's time on `clock`, or None for a clock it does not keep
     /// (the caller reads the host's).
     pub fn now(&self, clock: i32) -> Option<(i64, i64)> {
-        let p = self.params.read().unwrap().0;
+        let p = self.params.read().unwrap().params;
         if !p.enabled {
             return None;
         }
@@ -238,9 +280,16 @@ mod tests {
         Sample { tsc, mono, real: mono + 1_000 * NS, boot: mono + 5 }
     }
 
+    fn run(n: Next) -> Params {
+        match n {
+            Next::Run(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn the_first_update_takes_the_hosts_time_and_the_measured_rate() {
-        let p = next(&Params::default(), &s(1_000, 0), &s(3_000_001_000, 1_000_000_000)).unwrap();
+        let p = run(next(&Params::default(), &s(1_000, 0), &s(3_000_001_000, 1_000_000_000), 3_000_001_000));
         assert!(p.enabled);
         assert_eq!(p.mono_base, 1_000_000_000);
         // 3 ticks a ns: a third of a ns per tick.
@@ -248,34 +297,60 @@ mod tests {
         assert_eq!(p.real_off, 1_000 * NS as i64);
         assert_eq!(p.boot_off, 5);
         assert_eq!(p.mono(3_000_001_000 + 3_000), 1_000_001_000 - 1);
+        // Published a little after the sample: the host's time then.
+        let later = run(next(&Params::default(), &s(1_000, 0), &s(3_000_001_000, 1_000_000_000), 3_000_031_000));
+        assert_eq!(later.mono_base, 1_000_010_000 - 1);
+        assert_eq!(later.tsc_base, 3_000_031_000);
     }
 
     #[test]
     fn updates_keep_monotonic_continuous_and_steer_within_the_bound() {
         let first = s(0, 0);
-        let p1 = next(&Params::default(), &first, &s(1_000_000_000, 1_000_000_000)).unwrap();
+        let p1 = run(next(&Params::default(), &first, &s(1_000_000_000, 1_000_000_000), 1_000_000_000));
         // The host is 200 µs ahead a second later: the clock goes on from
-        // where it is, 200 ppm faster.
-        let at = 2_000_000_000;
-        let p2 = next(&p1, &first, &s(at, 2_000_200_000)).unwrap();
+        // where it is where the new values take effect, 200 ppm faster.
+        let at = 2_000_000_500;
+        let p2 = run(next(&p1, &first, &s(2_000_000_000, 2_000_200_000), at));
         assert_eq!(p2.mono_base, p1.mono(at));
         assert!(p2.mult > p1.mult);
-        // Far off (a suspended host): closed at once, and never backwards.
-        let p3 = next(&p2, &first, &s(3_000_000_000, 9_000_000_000)).unwrap();
-        assert_eq!(p3.mono_base, 9_000_000_000);
-        let p4 = next(&p3, &first, &s(4_000_000_000, 4_000_000_000)).unwrap();
-        assert!(p4.mono_base >= p3.mono(4_000_000_000));
         // The correction is bounded: a host 900 µs behind slows the rate by 500 ppm at most.
-        let p5 = next(&p4, &first, &s(5_000_000_000, i128::from(p4.mono(5_000_000_000)) - 900_000)).unwrap();
-        let rate =
-            ((5_000_000_000i128 - 900_000 + i128::from(p4.mono(5_000_000_000)) - 5_000_000_000) << 32) / 5_000_000_000;
-        assert!(i128::from(p5.mult) >= rate - rate * MAX_SLEW_PPM / 1_000_000 - 1);
+        let at = 3_000_000_000;
+        let host = i128::from(p2.mono(at)) - 900_000;
+        let p3 = run(next(&p2, &first, &s(at, host), at));
+        let rate = (host << 32) / i128::from(at);
+        assert!(i128::from(p3.mult) >= rate - rate * MAX_SLEW_PPM / 1_000_000 - 1);
+        assert_eq!(p3.mono_base, p2.mono(at));
     }
 
     #[test]
-    fn a_tsc_that_went_backwards_changes_nothing() {
-        assert_eq!(next(&Params::default(), &s(5_000, 0), &s(4_000, 10)), None);
-        assert_eq!(next(&Params::default(), &s(5_000, 10), &s(6_000, 10)), None);
+    fn a_jump_of_the_host_steps_forward_only_and_realtime_stays_the_hosts() {
+        let first = s(0, 0);
+        let p1 = run(next(&Params::default(), &first, &s(1_000_000_000, 1_000_000_000), 1_000_000_000));
+        // The TSC ran on through 5 s the host's monotonic clock did not count.
+        let at = 7_000_000_000;
+        let Next::Step(p2) = next(&p1, &first, &s(at, 2_000_000_000), at) else { panic!("no step") };
+        assert_eq!(p2.mono_base, p1.mono(at));
+        assert_eq!(p2.mult, p1.mult);
+        // REALTIME is the host's, however far MONOTONIC ran ahead.
+        assert_eq!(i128::from(p2.mono_base) + i128::from(p2.real_off), 2_000_000_000 + 1_000 * NS);
+        // A host far ahead: the clock steps up to it.
+        let Next::Step(p3) =
+            next(&p2, &s(at, 2_000_000_000), &s(at + 1_000_000_000, 9_000_000_000), at + 1_000_000_000)
+        else {
+            panic!("no step")
+        };
+        assert_eq!(p3.mono_base, 9_000_000_000);
+    }
+
+    #[test]
+    fn a_tsc_that_went_backwards_turns_the_page_off() {
+        assert_eq!(next(&Params::default(), &s(5_000, 0), &s(4_000, 10), 4_000), Next::Off);
+        assert_eq!(next(&Params::default(), &s(5_000, 10), &s(6_000, 10), 6_000), Next::Off);
+        assert_eq!(next(&Params::default(), &s(5_000, 0), &s(6_000, 10), 5_500), Next::Off);
+        // A TSC a hair behind the base (another CPU's) reads as the base.
+        let p = Params { enabled: true, tsc_base: 1_000, mult: 1 << 32, mono_base: 7, ..Default::default() };
+        assert_eq!(p.mono(3), 7);
+        assert_eq!(p.mono(1_010), 17);
     }
 
     #[test]
@@ -298,6 +373,6 @@ mod tests {
         mem.read_words(c.page.off, &mut words).unwrap();
         assert_eq!(words[0] % 2, 0);
         assert_eq!(words[1], 1);
-        assert_eq!(&words[2..], &c.params.read().unwrap().0.words());
+        assert_eq!(&words[2..], &c.params.read().unwrap().params.words());
     }
 }

@@ -391,7 +391,8 @@ impl MemoryManager {
             .filter(|v| v.end > old)
             .ok_or(errno!(EFAULT))?;
         let old_end = old.checked_add(old_len).ok_or(errno!(EINVAL))?;
-        if old_end > v.end || old_len == 0 {
+        // Nor is the time page moved or resized (the vDSO finds it a page below itself).
+        if old_end > v.end || old_len == 0 || v.name == VmaName::Vvar {
             return Err(errno!(EFAULT));
         }
         if fixed.is_none() && new_len <= old_len {

@@ -430,7 +430,7 @@ syscall_table! {
     CLOCK_GETTIME(clockid: i32, tp: UserRef<Timespec>) ok => time::sys_clock_gettime;
     CLOCK_GETRES(clockid: i32, res: UserRef<Timespec>) ok => time::sys_clock_getres;
     CLOCK_NANOSLEEP(clockid: i32, flags: u32, request: UserAddr, remain: UserAddr) ok => time::sys_clock_nanosleep;
-    GETTIMEOFDAY(tv: UserRef<Timeval>, tz: UserAddr) ok => |t, tv, _: UserAddr| time::sys_gettimeofday(t, tv);
+    GETTIMEOFDAY(tv: UserRef<Timeval>, tz: UserAddr) ok => time::sys_gettimeofday;
     TIME(tloc: UserRef<i64>) ok => time::sys_time;
     NANOSLEEP(request: UserRef<Timespec>, remain: UserAddr) ok => time::sys_nanosleep;
     SETITIMER(which: i32, new: UserAddr, old: UserAddr) partial("ITIMER_REAL only") => time::sys_setitimer;

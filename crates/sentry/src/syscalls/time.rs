@@ -45,10 +45,15 @@ pub fn sys_clock_getres(t: &mut CurrentTask, clock: i32, res: UserRef<Timespec>)
     Ok(0)
 }
 
-pub fn sys_gettimeofday(t: &mut CurrentTask, tv: UserRef<Timeval>) -> SysResult<u64> {
+/// The time zone reads as UTC with no DST (Linux's `sys_tz` as nobody set
+/// it), here and in the vDSO.
+pub fn sys_gettimeofday(t: &mut CurrentTask, tv: UserRef<Timeval>, tz: super::args::UserAddr) -> SysResult<u64> {
     if !tv.is_null() {
         let (sec, nsec) = clock_now(t, CLOCK_REALTIME)?;
         tv.write(t, &Timeval { sec, usec: nsec / 1000 })?;
+    }
+    if tz.0 != 0 {
+        t.write_obj(tz.0, &[0i32; 2])?;
     }
     Ok(0)
 }
