@@ -25,9 +25,14 @@ impl CurrentTask {
             if self.task.must_exit() {
                 break;
             }
-            let t0 = host::sys::thread_cpu_ns();
+            // The app's CPU time is the time it spends out of the Sentry,
+            // from one trap to the next: its stub thread ran (or waited to
+            // run) then. A monotonic read through the vDSO, not the host's
+            // thread CPU clock, which is a system call and measured the
+            // Sentry thread instead.
+            let t0 = std::time::Instant::now();
             let ev = self.ctx.switch(&mut self.regs);
-            self.task.cpu_ns.fetch_add(host::sys::thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+            self.task.cpu_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             match ev {
                 Event::Syscall => {
                     self.k.syscalls_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

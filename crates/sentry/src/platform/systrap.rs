@@ -539,8 +539,11 @@ impl SystrapContext {
         let off = self
             .in_stack(addr, 512)
             .or_else(|| (addr == self.th.addr() + st::FP_AREA).then(|| self.th.off() + st::FP_AREA))?;
-        let mut sw = [0u8; 48];
-        self.th.mem().read(off + 464, &mut sw).ok()?;
+        // Through the mapping (no system call): the image is 64-byte
+        // aligned wherever the host put it; one that is not is refused.
+        let mut words = [0u64; 6];
+        self.th.mem().read_words(off + 464, &mut words).ok()?;
+        let sw: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let magic1 = u32::from_ne_bytes(sw[0..4].try_into().ok()?);
         let size = u32::from_ne_bytes(sw[16..20].try_into().ok()?) as u64;
         if magic1 != FP_XSTATE_MAGIC1 || size <= 512 || size > st::FP_MAX - 4 {
