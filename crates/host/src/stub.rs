@@ -458,14 +458,26 @@ std::arch::global_asm!(
     "moat_st_site_post:",
     // Wait for state 3: spin a while, then sleep as state 4 (which tells
     // the Sentry to wake us).
+    // How long: the Sentry's hint in the context page, at most 16384
+    // (MAX_APP_SPIN); 0 looks once and sleeps. State 6 is a resume the
+    // Sentry sleeps on.
     ".Lmoat_st_wait:",
-    "mov ecx, 1000",
+    "mov ecx, dword ptr [rbx + 80]",
+    "cmp ecx, 16384",
+    "jbe .Lmoat_st_spin",
+    "mov ecx, 16384",
     ".Lmoat_st_spin:",
-    "cmp dword ptr [rbx], 3",
+    "mov eax, dword ptr [rbx]",
+    "cmp eax, 3",
     "je .Lmoat_st_resume",
+    "cmp eax, 6",
+    "je .Lmoat_st_resume",
+    "test ecx, ecx",
+    "jz .Lmoat_st_sleep",
     "pause",
     "dec ecx",
-    "jnz .Lmoat_st_spin",
+    "jmp .Lmoat_st_spin",
+    ".Lmoat_st_sleep:",
     "mov eax, 2",
     "mov ecx, 4",
     "lock cmpxchg dword ptr [rbx], ecx",
@@ -479,8 +491,15 @@ std::arch::global_asm!(
     ".globl moat_st_site_sleep",
     "moat_st_site_sleep:",
     "jmp .Lmoat_st_wait",
+    // Running again: state 1, or 5 if the Sentry sleeps on the word (it
+    // went to sleep on state 6), so that the next post wakes it.
     ".Lmoat_st_resume:",
-    "mov dword ptr [rbx], 1",
+    "mov eax, 1",
+    "xchg dword ptr [rbx], eax",
+    "cmp eax, 6",
+    "jne .Lmoat_st_running",
+    "mov dword ptr [rbx], 5",
+    ".Lmoat_st_running:",
     "mov r12d, dword ptr [rbx + 4]",
     "mov dword ptr [rbx + 4], 0",
     "test r12d, 4",

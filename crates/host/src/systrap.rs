@@ -76,7 +76,13 @@ pub mod ctx {
     pub const FS: u64 = 32;
     /// u64: the gs base to set (with `CMD_SET_GS`).
     pub const GS: u64 = 40;
+    /// (48..72: the new thread's `stack_t` for sigaltstack.)
+    /// u32: how many times the handler spins on the word before it sleeps
+    /// (the Sentry's hint; the handler takes at most `MAX_APP_SPIN`).
+    pub const SPIN: u64 = 80;
 }
+/// The most spins the handler makes, whatever the hint says.
+pub const MAX_APP_SPIN: u32 = 16384;
 /// The thread is gone (the kernel cleared the word: CLONE_CHILD_CLEARTID).
 pub const STATE_GONE: u32 = 0;
 /// The thread runs app code.
@@ -89,6 +95,9 @@ pub const STATE_RESUME: u32 = 3;
 pub const STATE_POSTED_ASLEEP: u32 = 4;
 /// Running, and the Sentry sleeps on the word: posting takes a futex wake.
 pub const STATE_RUNNING_WATCHED: u32 = 5;
+/// Resumed but not yet picked up, and the Sentry sleeps on the word: the
+/// thread, picking it up, makes it `STATE_RUNNING_WATCHED`.
+pub const STATE_RESUME_WATCHED: u32 = 6;
 pub const CMD_SET_FS: u32 = 1;
 pub const CMD_SET_GS: u32 = 2;
 pub const CMD_EXIT: u32 = 4;

@@ -234,6 +234,26 @@ struct Thread {
     process: Arc<Process>,
     slot: u32,
     tid: i32,
+    /// How long the Sentry spins for the thread's next post, and how long
+    /// the thread spins for the Sentry's answer (the hint in its slot):
+    /// each doubles when its last spin was answered and halves when it
+    /// ended in a sleep, so spinning pays where it is answered and stops
+    /// where it only takes a core from whoever has work (two cores, and a
+    /// pipeline of processes).
+    sentry_spin: AtomicU32,
+    app_spin: AtomicU32,
+}
+
+/// Bounds of the adaptive spins (iterations of a load and a pause).
+const SENTRY_SPIN: (u32, u32) = (32, 8_000);
+const APP_SPIN: (u32, u32) = (32, 4_000);
+
+/// `spin` doubled after an answered spin, halved after one that slept, within `bounds`.
+fn adapt(spin: &AtomicU32, answered: bool, bounds: (u32, u32)) -> u32 {
+    let old = spin.load(Ordering::Relaxed);
+    let new = if answered { old.saturating_mul(2) } else { old / 2 }.clamp(bounds.0, bounds.1);
+    spin.store(new, Ordering::Relaxed);
+    new
 }
 
 impl Thread {
@@ -251,7 +271,13 @@ impl Thread {
             process.mem.load_u32(off + ctx::TID)
         })();
         match made {
-            Ok(tid) => Ok(Thread { process: process.clone(), slot, tid: tid as i32 }),
+            Ok(tid) => Ok(Thread {
+                process: process.clone(),
+                slot,
+                tid: tid as i32,
+                sentry_spin: AtomicU32::new(2_000),
+                app_spin: AtomicU32::new(1_000),
+            }),
             Err(e) => {
                 let mapped = process.orphans.lock().unwrap().contains(&slot);
                 if !mapped {
@@ -281,9 +307,13 @@ impl Thread {
     /// Lets the posted thread go on (waking it if it sleeps).
     fn resume(&self) {
         let off = self.off() + ctx::STATE;
-        if self.mem().swap_u32(off, st::STATE_RESUME).ok() == Some(st::STATE_POSTED_ASLEEP) {
+        let was = self.mem().swap_u32(off, st::STATE_RESUME).ok();
+        if was == Some(st::STATE_POSTED_ASLEEP) {
             let _ = self.mem().futex_wake(off);
         }
+        // For the thread's next wait.
+        let hint = adapt(&self.app_spin, was == Some(st::STATE_POSTED), APP_SPIN);
+        let _ = self.mem().store_u32(self.off() + ctx::SPIN, hint);
     }
 
     fn is_posted(s: u32) -> bool {
@@ -294,13 +324,17 @@ impl Thread {
     /// thread that a kick does not bring back within `KICK_GRACE` (it
     /// blocked the host signal with a forged frame) dies with its process.
     fn wait_posted(&self, kicker: &SystrapKicker) -> bool {
-        for _ in 0..SPIN {
+        for _ in 0..self.sentry_spin.load(Ordering::Relaxed) {
             match self.state() {
-                s if Self::is_posted(s) => return true,
+                s if Self::is_posted(s) => {
+                    adapt(&self.sentry_spin, true, SENTRY_SPIN);
+                    return true;
+                }
                 st::STATE_GONE => return false,
                 _ => std::hint::spin_loop(),
             }
         }
+        adapt(&self.sentry_spin, false, SENTRY_SPIN);
         let off = self.off() + ctx::STATE;
         let mut kicked_since: Option<Instant> = None;
         loop {
@@ -315,12 +349,20 @@ impl Thread {
                         _ => continue,
                     }
                 }
+                st::STATE_RESUME => {
+                    // Not picked up yet (the thread is waking): sleep as
+                    // state 6, which the thread turns into 5 when it picks
+                    // the resume up, so that its next post wakes us.
+                    match self.mem().cas_u32(off, st::STATE_RESUME, st::STATE_RESUME_WATCHED) {
+                        Ok(st::STATE_RESUME) => s = st::STATE_RESUME_WATCHED,
+                        _ => continue,
+                    }
+                }
                 _ => {}
             }
-            // A resume not picked up yet is about to be (or the app wrote
-            // the word itself): look again soon. Every other wait is woken.
-            let ms = if s == st::STATE_RESUME { 1 } else { 200 };
-            let _ = self.mem().futex_wait(off, s, ms);
+            // Every wait is woken; the timeout only re-checks a word the
+            // app may have written itself, the process, and the kick.
+            let _ = self.mem().futex_wait(off, s, 200);
             if self.state() != s {
                 continue;
             }
@@ -334,7 +376,8 @@ impl Thread {
                     self.process.kill();
                     return false;
                 }
-                if ms > 1 {
+                // A thread still to pick up its resume is not in app code.
+                if s != st::STATE_RESUME_WATCHED {
                     kicker.kick();
                 }
             }
@@ -342,8 +385,6 @@ impl Thread {
     }
 }
 
-/// How long the Sentry spins on a hand-off before it sleeps on the futex.
-const SPIN: u32 = 2_000;
 /// How long a kicked thread may take to come back.
 const KICK_GRACE: Duration = Duration::from_secs(2);
 
