@@ -25,6 +25,19 @@ const SA_IGN: u64 = 64;
 const ST_REQ: u64 = 128;
 const FILTER: u64 = 256;
 
+// The systrap handler's assembly below spells these out: the spin hint's
+// place in the context page ([rbx + 80]), the cap it puts on the hint
+// (16384), and the hand-off states it compares with (3, 5, 6; 2, 4, 1).
+const _: () = assert!(crate::systrap::ctx::SPIN == 80 && crate::systrap::MAX_APP_SPIN == 16384);
+const _: () = assert!(
+    crate::systrap::STATE_RUNNING == 1
+        && crate::systrap::STATE_POSTED == 2
+        && crate::systrap::STATE_RESUME == 3
+        && crate::systrap::STATE_POSTED_ASLEEP == 4
+        && crate::systrap::STATE_RUNNING_WATCHED == 5
+        && crate::systrap::STATE_RESUME_WATCHED == 6
+);
+
 std::arch::global_asm!(
     ".pushsection .text.moat_stub_boot,\"ax\",@progbits",
     ".globl moat_stub_bootstrap",
@@ -448,7 +461,10 @@ std::arch::global_asm!(
     "mov eax, 2",
     "xchg dword ptr [rbx], eax",
     "cmp eax, 5",
+    "je .Lmoat_st_post_wake",
+    "cmp eax, 6",
     "jne .Lmoat_st_wait",
+    ".Lmoat_st_post_wake:",
     "mov eax, 202",
     "mov rdi, rbx",
     "mov esi, 1",

@@ -248,7 +248,8 @@ fn iovec_amplification_is_capped_as_linux_caps_it() {
 // own sigreturn site that blocks every host signal (the Sentry's kick) must
 // not keep a SIGKILL from ending the app process; a thread scribbling over
 // another thread's slot (its frames and hand-off words) while that one
-// makes system calls must not crash or wedge the Sentry.
+// makes system calls must not crash or wedge the Sentry; a thread churning
+// its own hand-off word must still die by SIGKILL.
 #[test]
 fn a_blocked_kick_or_a_scribbled_slot_ends_only_the_app_process() {
     run_probe("adv_systrap", &["block"]).assert_exact(0, "block: ended by a signal\nblock: the parent runs on\n");
@@ -266,6 +267,15 @@ fn a_blocked_kick_or_a_scribbled_slot_ends_only_the_app_process() {
         "the scribbled child did not end as it may\n{}",
         run.describe()
     );
+    // A thread churning its own hand-off word still dies by SIGKILL (the
+    // Sentry waiting for it used to loop on the word, checking neither its
+    // kick nor the process).
+    let churn = run_probe("adv_systrap", &["churn", platform]);
+    if host_check::systrap() {
+        churn.assert_exact(0, "churn: ended by a signal\nchurn: the parent runs on\n");
+    } else {
+        churn.assert_exact(0, "churn: no slot\nchurn: ended (exit 0)\nchurn: the parent runs on\n");
+    }
 }
 
 // 11. The mmap/munmap race between threads while another process reuses memory.

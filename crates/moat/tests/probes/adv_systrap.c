@@ -16,6 +16,11 @@
  * makes system calls. The child may die or run on; the Sentry must do
  * neither crash nor hang, and the parent ends the child after a while.
  *
+ * churn: the thread writes its own state word over and over, never a
+ * value that means "posted" (the Sentry, waiting for it, sees the word
+ * change without end). A SIGKILL from the parent must still end it: the
+ * Sentry keeps checking its kick and the process, and does not spin.
+ *
  * Under ptrace there are no slots (the app's own stack lies where they
  * would), so the test says which platform it runs on: `scribble ptrace`
  * says so and does nothing. */
@@ -153,6 +158,17 @@ static void scribble_child(void) {
     _exit(0);
 }
 
+static void churn_child(void) {
+    uint64_t slot = on_ptrace ? 0 : find_slot();
+    if (!slot) {
+        printf("churn: no slot\n");
+        _exit(0);
+    }
+    volatile uint32_t *state = (volatile uint32_t *)slot;
+    for (uint32_t v = 0;; v++)
+        *state = 7 + v % 1000; /* past every state the hand-off knows */
+}
+
 static void report(const char *what, pid_t pid, int kill_after_ms) {
     if (kill_after_ms) {
         usleep(kill_after_ms * 1000);
@@ -174,11 +190,13 @@ int main(int argc, char **argv) {
     if (pid == 0) {
         if (strcmp(mode, "block") == 0)
             block_child();
+        else if (strcmp(mode, "churn") == 0)
+            churn_child();
         else
             scribble_child();
         _exit(0);
     }
-    report(mode, pid, strcmp(mode, "block") == 0 ? 500 : 3000);
+    report(mode, pid, strcmp(mode, "scribble") == 0 ? 3000 : 500);
     printf("%s: the parent runs on\n", mode);
     return 0;
 }

@@ -244,9 +244,12 @@ struct Thread {
     app_spin: AtomicU32,
 }
 
-/// Bounds of the adaptive spins (iterations of a load and a pause).
+/// Bounds of the adaptive spins (iterations of a load and a pause); the
+/// stub caps what the thread takes from its hint at `MAX_APP_SPIN`, above
+/// anything the Sentry writes.
 const SENTRY_SPIN: (u32, u32) = (32, 8_000);
 const APP_SPIN: (u32, u32) = (32, 4_000);
+const INITIAL_APP_SPIN: u32 = 1_000;
 
 /// `spin` doubled after an answered spin, halved after one that slept, within `bounds`.
 fn adapt(spin: &AtomicU32, answered: bool, bounds: (u32, u32)) -> u32 {
@@ -265,6 +268,7 @@ impl Thread {
         let made = (|| {
             process.mem.zero(off, st::SLOT_SIZE)?;
             process.mem.store_u32(off + ctx::STATE, st::STATE_RUNNING)?;
+            process.mem.store_u32(off + ctx::SPIN, INITIAL_APP_SPIN)?;
             process.request(&[Op::Map { addr, len: st::SLOT_SIZE, prot: 3, off }])?;
             process.orphans.lock().unwrap().push(slot);
             process.request(&[Op::Clone { slot: addr }])?;
@@ -276,7 +280,7 @@ impl Thread {
                 slot,
                 tid: tid as i32,
                 sentry_spin: AtomicU32::new(2_000),
-                app_spin: AtomicU32::new(1_000),
+                app_spin: AtomicU32::new(INITIAL_APP_SPIN),
             }),
             Err(e) => {
                 let mapped = process.orphans.lock().unwrap().contains(&slot);
@@ -307,13 +311,13 @@ impl Thread {
     /// Lets the posted thread go on (waking it if it sleeps).
     fn resume(&self) {
         let off = self.off() + ctx::STATE;
-        let was = self.mem().swap_u32(off, st::STATE_RESUME).ok();
-        if was == Some(st::STATE_POSTED_ASLEEP) {
+        // The hint for the thread's next wait, published by the swap: did
+        // its spin this time last until the answer?
+        let hint = adapt(&self.app_spin, self.state() == st::STATE_POSTED, APP_SPIN);
+        let _ = self.mem().store_u32(self.off() + ctx::SPIN, hint);
+        if self.mem().swap_u32(off, st::STATE_RESUME).ok() == Some(st::STATE_POSTED_ASLEEP) {
             let _ = self.mem().futex_wake(off);
         }
-        // For the thread's next wait.
-        let hint = adapt(&self.app_spin, was == Some(st::STATE_POSTED), APP_SPIN);
-        let _ = self.mem().store_u32(self.off() + ctx::SPIN, hint);
     }
 
     fn is_posted(s: u32) -> bool {
@@ -337,34 +341,43 @@ impl Thread {
         adapt(&self.sentry_spin, false, SENTRY_SPIN);
         let off = self.off() + ctx::STATE;
         let mut kicked_since: Option<Instant> = None;
+        // Rounds in a row that ended without a post: only an app writing
+        // its own word makes many, and past CHURN each costs a millisecond
+        // of sleep, so that it cannot keep a Sentry thread on a core.
+        let mut rounds = 0u32;
         loop {
             let mut s = self.state();
             match s {
                 s if Self::is_posted(s) => return true,
                 st::STATE_GONE => return false,
-                st::STATE_RUNNING => {
-                    // Sleep as state 5, which the thread's post wakes.
-                    match self.mem().cas_u32(off, st::STATE_RUNNING, st::STATE_RUNNING_WATCHED) {
-                        Ok(st::STATE_RUNNING) => s = st::STATE_RUNNING_WATCHED,
-                        _ => continue,
-                    }
+                // Sleep as state 5, which the thread's post wakes.
+                st::STATE_RUNNING
+                    if self.mem().cas_u32(off, st::STATE_RUNNING, st::STATE_RUNNING_WATCHED).ok()
+                        == Some(st::STATE_RUNNING) =>
+                {
+                    s = st::STATE_RUNNING_WATCHED;
                 }
-                st::STATE_RESUME => {
-                    // Not picked up yet (the thread is waking): sleep as
-                    // state 6, which the thread turns into 5 when it picks
-                    // the resume up, so that its next post wakes us.
-                    match self.mem().cas_u32(off, st::STATE_RESUME, st::STATE_RESUME_WATCHED) {
-                        Ok(st::STATE_RESUME) => s = st::STATE_RESUME_WATCHED,
-                        _ => continue,
-                    }
+                // Not picked up yet (the thread is waking): sleep as state
+                // 6, which the thread turns into 5 when it picks the resume
+                // up, so that its next post wakes us.
+                st::STATE_RESUME
+                    if self.mem().cas_u32(off, st::STATE_RESUME, st::STATE_RESUME_WATCHED).ok()
+                        == Some(st::STATE_RESUME) =>
+                {
+                    s = st::STATE_RESUME_WATCHED;
                 }
                 _ => {}
             }
-            // Every wait is woken; the timeout only re-checks a word the
-            // app may have written itself, the process, and the kick.
+            // Every wait is woken; the timeout re-checks a word the app may
+            // have written itself, the process, and the kick. (A word that
+            // changed before the call returns at once.)
             let _ = self.mem().futex_wait(off, s, 200);
-            if self.state() != s {
+            if Self::is_posted(self.state()) {
                 continue;
+            }
+            rounds += 1;
+            if rounds > CHURN {
+                std::thread::sleep(Duration::from_millis(1));
             }
             if self.process.dead() {
                 return false;
@@ -376,8 +389,9 @@ impl Thread {
                     self.process.kill();
                     return false;
                 }
-                // A thread still to pick up its resume is not in app code.
-                if s != st::STATE_RESUME_WATCHED {
+                // A thread still to pick up its resume is not in app code
+                // (unless it wrote the word itself: then the grace ends it).
+                if self.state() != st::STATE_RESUME_WATCHED {
                     kicker.kick();
                 }
             }
@@ -385,6 +399,8 @@ impl Thread {
     }
 }
 
+/// Rounds of the Sentry's wait without a post before each costs a sleep.
+const CHURN: u32 = 64;
 /// How long a kicked thread may take to come back.
 const KICK_GRACE: Duration = Duration::from_secs(2);
 
