@@ -598,11 +598,12 @@ impl SystrapContext {
             .or_else(|| (addr == self.th.addr() + st::FP_AREA).then(|| self.th.off() + st::FP_AREA))?;
         // Through the mapping (no system call): the image is 64-byte
         // aligned wherever the host put it; one that is not is refused.
-        let mut words = [0u64; 6];
+        // The software bytes' magic1 is bytes 0..4 and xstate_size bytes
+        // 16..20: the low halves of words 0 and 2 (x86-64 is little-endian).
+        let mut words = [0u64; 3];
         self.th.mem().read_words(off + 464, &mut words).ok()?;
-        let sw: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let magic1 = u32::from_ne_bytes(sw[0..4].try_into().ok()?);
-        let size = u32::from_ne_bytes(sw[16..20].try_into().ok()?) as u64;
+        let magic1 = words[0] as u32;
+        let size = u64::from(words[2] as u32);
         if magic1 != FP_XSTATE_MAGIC1 || size <= 512 || size > st::FP_MAX - 4 {
             return Some(512);
         }
