@@ -97,12 +97,35 @@ fn sample() -> Sample {
         }
     }
     let (_, tsc, mono) = best.unwrap_or((0, host::sys::rdtsc(), host_ns(CLOCK_MONOTONIC)));
-    // The offsets of the other clocks, each read right beside a monotonic one.
-    let m = host_ns(CLOCK_MONOTONIC);
-    let real = host_ns(CLOCK_REALTIME) - m + mono;
-    let m = host_ns(CLOCK_MONOTONIC);
-    let boot = host_ns(CLOCK_BOOTTIME) - m + mono;
-    Sample { tsc, mono, real, boot }
+    Sample { tsc, mono, real: offset(CLOCK_REALTIME) + mono, boot: offset(CLOCK_BOOTTIME) + mono }
+}
+
+/// `clock` less the host's CLOCK_MONOTONIC, from the tightest of a few
+/// brackets of monotonic readings around it (a thread preempted between
+/// two readings would otherwise see the offset move by the time it slept).
+fn offset(clock: i32) -> i128 {
+    let mut best: Option<(i128, i128)> = None;
+    for _ in 0..3 {
+        let m1 = host_ns(CLOCK_MONOTONIC);
+        let c = host_ns(clock);
+        let m2 = host_ns(CLOCK_MONOTONIC);
+        if best.is_none_or(|(width, _)| m2 - m1 < width) {
+            best = Some((m2 - m1, c - (m1 + (m2 - m1) / 2)));
+        }
+    }
+    best.map_or(0, |(_, off)| off)
+}
+
+/// The offset an update publishes for REALTIME or BOOTTIME: the host's,
+/// except that a small move back is not taken (the host's offset moves only
+/// by steps; a small one is noise, or the sandbox's MONOTONIC a hair ahead
+/// of the host's, and taking it would run the clock backwards).
+fn steady(old: i64, new: i64) -> i64 {
+    if new >= old || i128::from(old) - i128::from(new) > STEP_NS {
+        new
+    } else {
+        old
+    }
 }
 
 /// What an update makes of a new sample.
@@ -158,6 +181,11 @@ fn next(old: &Params, first: &Sample, now: &Sample, at: u64) -> Next {
     })();
     match params {
         Some(p) if step => Next::Step(p),
+        Some(p) if old.enabled => Next::Run(Params {
+            real_off: steady(old.real_off, p.real_off),
+            boot_off: steady(old.boot_off, p.boot_off),
+            ..p
+        }),
         Some(p) => Next::Run(p),
         None => Next::Off,
     }
@@ -320,6 +348,31 @@ mod tests {
         let rate = (host << 32) / i128::from(at);
         assert!(i128::from(p3.mult) >= rate - rate * MAX_SLEW_PPM / 1_000_000 - 1);
         assert_eq!(p3.mono_base, p2.mono(at));
+    }
+
+    #[test]
+    fn realtime_does_not_run_back_by_a_hair_but_follows_a_step_of_the_host() {
+        let first = s(0, 0);
+        let p1 = run(next(&Params::default(), &first, &s(1_000_000_000, 1_000_000_000), 1_000_000_000));
+        let real = |p: &Params, at: u64| i128::from(p.mono(at)) + i128::from(p.real_off);
+        // The sandbox's MONOTONIC is 300 µs ahead of the host's: REALTIME
+        // as the host has it would be 300 µs back; the offset stays.
+        let at = 2_000_000_000;
+        let host = i128::from(p1.mono(at)) - 300_000;
+        let p2 = run(next(&p1, &first, &s(at, host), at));
+        assert_eq!(p2.real_off, p1.real_off);
+        assert!(real(&p2, at) >= real(&p1, at));
+        // A host 200 µs ahead: REALTIME moves up to it.
+        let at = 3_000_000_000;
+        let host = i128::from(p2.mono(at)) + 200_000;
+        let p3 = run(next(&p2, &first, &s(at, host), at));
+        assert_eq!(real(&p3, at), host + 1_000 * NS);
+        // The host's realtime set back by a minute: the sandbox's follows.
+        let at = 4_000_000_000;
+        let host = i128::from(p3.mono(at));
+        let set_back = Sample { real: host + 940 * NS, ..s(at, host) };
+        let p4 = run(next(&p3, &first, &set_back, at));
+        assert_eq!(real(&p4, at), host + 940 * NS);
     }
 
     #[test]
