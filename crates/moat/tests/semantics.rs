@@ -192,3 +192,11 @@ fn kcmp_compares_as_linux_does() {
 fn sched_rr_get_interval_answers_as_linux_does() {
     differential_probe("sched_rr", &[]);
 }
+
+// Read-only private file mappings share one copy of the file in the
+// sandbox: a fork, mprotect to writable, MADV_DONTNEED and patching libc's
+// text each leave every other mapping, process and exec with the file's bytes.
+#[test]
+fn shared_file_pages_are_never_written_through() {
+    differential_probe("frozen_pages", &[]);
+}

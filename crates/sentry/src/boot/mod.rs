@@ -232,6 +232,7 @@ fn start(cfg: BootConfig) -> Result<Sandbox, BootError> {
             platform,
             mem: mem.clone(),
             alloc: alloc.clone(),
+            frozen: Default::default(),
             vfs: vfs.clone(),
             pids: Mutex::new(PidTable::default()),
             boot_time: Instant::now(),

@@ -540,6 +540,26 @@ impl Inode for OverlayInode {
         self.copy_up()?.shared_pages(alloc, want)
     }
 
+    fn frozen(&self) -> Option<(crate::vfs::FrozenKey, InodeRef)> {
+        if self.upper().is_some() {
+            return None;
+        }
+        let lower = self.lower.clone()?;
+        let st = lower.stat().ok()?;
+        if st.file_type() != FileType::Regular || (self.fs.any_linked_copies() && self.fs.linked_copy(&st).is_some()) {
+            return None;
+        }
+        let key = crate::vfs::FrozenKey {
+            fs: self.fs.id,
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: (st.mtime.sec, st.mtime.nsec),
+        };
+        // Copied up since the first look: its bytes may change now.
+        self.upper().is_none().then_some((key, lower))
+    }
+
     /// The upper tmpfs's space, as Linux's overlayfs reports its upper
     /// filesystem's (the mount's type gives the magic number).
     fn statfs(&self) -> SysResult<crate::vfs::FsSpace> {

@@ -80,6 +80,8 @@ pub struct Kernel {
     pub platform: Box<dyn Platform>,
     pub mem: Arc<MemoryFile>,
     pub alloc: Arc<RangeAllocator>,
+    /// One copy of each unchanging file that read-only mappings share.
+    pub frozen: crate::mm::FrozenFiles,
     pub vfs: Arc<Vfs>,
     pub pids: Mutex<PidTable>,
     pub boot_time: Instant,

@@ -11,7 +11,7 @@ use object::Endianness;
 use crate::auth::capability;
 use crate::auth::Creds;
 use crate::kernel::CurrentTask;
-use crate::mm::{page_down, page_up, MemoryManager, VmaName, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE};
+use crate::mm::{page_down, page_up, MemoryManager, VmaName, FROZEN_MAX, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE};
 use crate::vfs::permission::{self, MAY_EXEC};
 use crate::vfs::{Dentry, FileType, Follow, OpenFile, Stat};
 use crate::SysResult;
@@ -139,12 +139,12 @@ struct Loaded {
 
 fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<Image> {
     let mut mm = MemoryManager::new(cur.k.alloc.clone(), cur.k.platform.layout());
-    let main = map_elf(&mut mm, &f, true)?;
+    let main = map_elf(cur, &mut mm, &f, true)?;
     let mut interp_base = 0;
     let mut entry = main.entry;
     if let Some(ipath) = &main.interp {
         let fi = open_exec(cur, ipath).map_err(|e| if e == Errno::EACCES { errno!(ELIBBAD) } else { e })?;
-        let li = map_elf(&mut mm, &fi, false)?;
+        let li = map_elf(cur, &mut mm, &fi, false)?;
         if li.interp.is_some() {
             return Err(errno!(ELIBBAD));
         }
@@ -165,7 +165,7 @@ fn load_elf(cur: &CurrentTask, f: Opened, path: &[u8], argv: Vec<Vec<u8>>, envp:
     Ok(Image { mm, entry, sp, exe, comm: basename(path), creds })
 }
 
-fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> {
+fn map_elf(cur: &CurrentTask, mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> {
     let mut hdr = vec![0u8; 64];
     if read_at(f, 0, &mut hdr)? < 64 {
         return Err(errno!(ENOEXEC));
@@ -253,6 +253,16 @@ fn map_elf(mm: &mut MemoryManager, f: &Opened, main: bool) -> SysResult<Loaded> 
         let start = page_down(va);
         let end = page_up(va + memsz).ok_or(errno!(ENOEXEC))?;
         let name = VmaName::File { path: path.clone(), dev: st.dev, ino: st.ino, offset: page_down(off) };
+        // A segment nobody writes shows the file's pages, as Linux's does:
+        // the sandbox's one copy of them, if the file cannot change.
+        if prot & PROT_WRITE == 0 && memsz == filesz {
+            if let Some(pages) =
+                crate::mm::frozen::pages(&cur.k, &f.dentry.inode, page_down(off), end - start, FROZEN_MAX)
+            {
+                mm.map(start + bias, end - start, prot, false, true, false, Some((pages, page_down(off))), name)?;
+                continue;
+            }
+        }
         mm.map(start + bias, end - start, prot, false, true, false, Some((backing.clone(), start - lo)), name)?;
         let mut data = vec![0u8; filesz as usize];
         if read_at(f, off, &mut data)? != data.len() {

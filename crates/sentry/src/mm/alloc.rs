@@ -42,7 +42,7 @@ impl RangeAllocator {
             free.insert(start + len, flen - len);
         }
         drop(free);
-        Ok(Arc::new(Backing { off: start, len, fill: fill(len), alloc: self.clone() }))
+        Ok(Arc::new(Backing { off: start, len, fill: fill(len), frozen: false, alloc: self.clone() }))
     }
 
     fn release(&self, off: u64, len: u64) {
@@ -75,6 +75,11 @@ pub struct Backing {
     /// Where its pages come from until first used, for a private file
     /// mapping; None: they start as zeros.
     pub fill: Option<Fill>,
+    /// The bytes of an unchanging file, shared by every read-only private
+    /// mapping of it in the sandbox (`mm::frozen`): nothing writes them
+    /// after they are read in, fork shares them, and a mapping that becomes
+    /// writable takes a copy of its own first.
+    pub frozen: bool,
     alloc: Arc<RangeAllocator>,
 }
 
@@ -84,6 +89,14 @@ impl Backing {
             Some(end) if end <= self.len => Ok(self.off + off),
             _ => Err(errno!(EFAULT)),
         }
+    }
+
+    /// As `check`, for a write: a frozen file's bytes are never written.
+    fn check_writable(&self, off: u64, len: u64) -> SysResult<u64> {
+        if self.frozen {
+            return Err(errno!(EFAULT));
+        }
+        self.check(off, len)
     }
 
     /// The memory-file offset of `len` bytes at `off` within this range
@@ -109,7 +122,7 @@ impl Backing {
     /// Writes bytes at `off` within this range: ENOMEM (or ENOSPC) when the
     /// pages cannot be had, at the sandbox's memory limit.
     pub fn write(&self, off: u64, data: &[u8]) -> SysResult<()> {
-        let at = self.check(off, data.len() as u64)?;
+        let at = self.check_writable(off, data.len() as u64)?;
         self.alloc.file.write(at, data).map_err(|e| match e.raw_os_error() {
             Some(errno) if errno == abi::Errno::ENOSPC.0 => errno!(ENOSPC),
             _ => errno!(ENOMEM),
@@ -118,7 +131,7 @@ impl Backing {
 
     /// Zeroes `len` bytes at `off` (returning whole pages to the host).
     pub fn zero(&self, off: u64, len: u64) -> SysResult<()> {
-        let at = self.check(off, len)?;
+        let at = self.check_writable(off, len)?;
         // Partial pages at the edges are cleared by writing zeros; whole pages are punched.
         let first = (at + 4095) & !4095;
         let last = (at + len) & !4095;

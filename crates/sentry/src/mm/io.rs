@@ -313,12 +313,25 @@ pub struct AppIo {
     len: usize,
     /// Bytes before the first one without access (`len` if none).
     resolved: usize,
+    /// Resolved for writing: only then is it a destination.
+    writable: bool,
 }
 
 impl AppIo {
-    /// An empty sequence; `push` adds ranges, `fault` ends it.
-    pub(super) fn new(file: Arc<MemoryFile>) -> AppIo {
-        AppIo { file, ranges: Vec::new(), len: 0, resolved: 0 }
+    /// An empty sequence; `push` adds ranges, `fault` ends it. Only one
+    /// resolved for writing may be written.
+    pub(super) fn new(file: Arc<MemoryFile>, writable: bool) -> AppIo {
+        AppIo { file, ranges: Vec::new(), len: 0, resolved: 0, writable }
+    }
+
+    /// EFAULT unless resolved for writing: bytes checked only for reading
+    /// (a file's shared read-only pages, say) are never written.
+    fn check_writable(&self) -> SysResult<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(errno!(EFAULT))
+        }
     }
 
     /// Whether it has room for another range.
@@ -414,6 +427,7 @@ impl IoDst for AppIo {
     }
 
     fn copy_out(&mut self, at: usize, data: &[u8]) -> SysResult<usize> {
+        self.check_writable()?;
         self.walk(at, data.len(), |done, off, n| {
             self.file.write(off, &data[done..done + n]).map_err(app_fault)?;
             Ok(n)
@@ -421,6 +435,7 @@ impl IoDst for AppIo {
     }
 
     fn read_file(&mut self, at: usize, file: &File, off: u64, len: usize) -> SysResult<usize> {
+        self.check_writable()?;
         self.walk(at, len, |done, mem, n| match self.file.read_fd(file.as_fd(), off + done as u64, mem, n) {
             Ok(got) => Ok(got),
             Err(CopyError::File(e)) => Err(crate::Error::from(e)),
@@ -429,6 +444,7 @@ impl IoDst for AppIo {
     }
 
     fn copy_from(&mut self, at: usize, from: &Backing, off: u64, len: usize) -> SysResult<usize> {
+        self.check_writable()?;
         let src = from.range(off, len as u64)?;
         self.walk(at, len, |done, mem, n| {
             self.copy_within(src + done as u64, mem, n).map_err(app_fault)?;
@@ -458,6 +474,9 @@ impl IoSrc for AppIo {
     }
 
     fn copy_to(&self, at: usize, to: &Backing, off: u64, len: usize) -> SysResult<usize> {
+        if to.frozen {
+            return Err(errno!(EFAULT));
+        }
         let dst = to.range(off, len as u64)?;
         self.walk(at, len, |done, mem, n| {
             // The destination is file data, whose pages running out is ENOMEM

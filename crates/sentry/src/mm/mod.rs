@@ -12,6 +12,7 @@
 
 pub mod alloc;
 pub mod fill;
+pub mod frozen;
 pub mod io;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use host::memfile::PAGE;
 
 pub use alloc::{Backing, RangeAllocator};
 pub use fill::{copy_data, Fill, PageSource, PIECE};
+pub use frozen::{FrozenFiles, FROZEN_MAX};
 pub use io::{AppIo, IoDst, IoSrc, Part};
 
 use crate::SysResult;
@@ -508,6 +510,15 @@ impl MemoryManager {
                 self.vmas.insert(hi.start, hi);
                 v = lo;
             }
+            if prot & PROT_WRITE != 0 && v.backing.frozen {
+                // A file's shared bytes about to be writable: this VMA takes
+                // a copy of its own (holes stay holes).
+                let len = v.end - v.start;
+                let own = self.alloc.alloc(len)?;
+                self.alloc.file.copy(v.memoff(v.start), own.off, len).map_err(|_| errno!(ENOMEM))?;
+                self.retired.push(std::mem::replace(&mut v.backing, own));
+                v.offset = 0;
+            }
             v.prot = prot;
             v.map_ops(&mut ops);
             self.vmas.insert(v.start, v);
@@ -592,7 +603,7 @@ impl MemoryManager {
         };
         for v in self.vmas.values() {
             let mut nv = v.clone();
-            if !v.shared {
+            if !v.shared && !v.backing.frozen {
                 let key = Arc::as_ptr(&v.backing);
                 let existing = copied.iter().find(|(k, _)| *k == key).map(|(_, b)| b.clone());
                 nv.backing = match existing {
@@ -647,7 +658,7 @@ impl MemoryManager {
     /// sequence faults, and at most `io::MAX_RANGES` ranges, where it ends
     /// short (the rest is for another call).
     pub fn io(&self, pieces: &[(u64, usize)], want: u32) -> AppIo {
-        let mut io = AppIo::new(self.alloc.file.clone());
+        let mut io = AppIo::new(self.alloc.file.clone(), want & PROT_WRITE != 0);
         let asked = pieces.iter().fold(0usize, |sum, p| sum.saturating_add(p.1));
         for &(addr, len) in pieces {
             let Some(end) = addr.checked_add(len as u64) else {
@@ -722,7 +733,8 @@ impl MemoryManager {
         while cur < end {
             let v =
                 self.vmas.range(..=cur).next_back().map(|(_, v)| v).filter(|v| v.end > cur).ok_or(errno!(EFAULT))?;
-            if !v.fits() {
+            // Forced writes too leave a frozen file's shared bytes alone.
+            if !v.fits() || v.backing.frozen {
                 return Err(errno!(EFAULT));
             }
             let n = (v.end.min(end) - cur) as usize;
@@ -774,7 +786,8 @@ impl MemoryManager {
         for v in self.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > addr) {
             gap |= v.start > cursor;
             let (from, to) = (v.start.max(addr), v.end.min(end));
-            if !v.shared {
+            // A frozen file's pages read as the file's already.
+            if !v.shared && !v.backing.frozen {
                 v.backing.zero(v.offset + (from - v.start), to - from)?;
             }
             cursor = to;

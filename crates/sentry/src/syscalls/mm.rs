@@ -78,6 +78,19 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
             Err(_) => {}
         }
     }
+    // A read-only private mapping of a file the sandbox cannot change
+    // shares the one copy of its bytes.
+    if prot & 2 == 0 {
+        if let Some(backing) = crate::mm::frozen::pages(&t.k, &d.inode, off, len, FILL_AT_MAP) {
+            let name = VmaName::File {
+                path: String::from_utf8_lossy(&d.path()).into_owned(),
+                dev: st.dev,
+                ino: st.ino,
+                offset: off,
+            };
+            return t.change_mm(|mm| mm.map(addr, len, prot, false, fixed, noreplace, Some((backing, off)), name));
+        }
+    }
     // Private (or read-only shared) mapping: fresh pages that take the
     // file's bytes as they are first used. A small mapping (a library, say)
     // takes them now, sparing its first touches a fault each.

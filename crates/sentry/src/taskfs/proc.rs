@@ -1586,6 +1586,7 @@ mod tests {
                     platform: Box::new(NoPlatform),
                     mem,
                     alloc,
+                    frozen: Default::default(),
                     vfs,
                     pids: Mutex::new(PidTable::default()),
                     boot_time: Instant::now(),

@@ -157,6 +157,18 @@ pub struct SetAttr {
     pub mtime: Option<Timespec>,
 }
 
+/// Names bytes of a file that cannot change while they are named so: the
+/// filesystem, the file and its size and modification time (see
+/// [`Inode::frozen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrozenKey {
+    pub fs: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
 /// A file-system object. Directory operations default to ENOTDIR, the rest to EPERM/EINVAL.
 pub trait Inode: Send + Sync + Any + std::fmt::Debug {
     fn stat(&self) -> SysResult<Stat>;
@@ -197,6 +209,14 @@ pub trait Inode: Send + Sync + Any + std::fmt::Debug {
         _want: u64,
     ) -> SysResult<std::sync::Arc<crate::mm::Backing>> {
         Err(errno!(ENODEV))
+    }
+    /// For a regular file whose bytes the sandbox cannot change in place
+    /// (an overlay's lower file: a write copies it up first), their name
+    /// and an inode that reads exactly them, so that every read-only
+    /// private mapping of them may share one copy (`mm::frozen`). None for
+    /// a file the sandbox may write where it is.
+    fn frozen(&self) -> Option<(FrozenKey, InodeRef)> {
+        None
     }
     /// What statfs(2) says of this inode's filesystem. `magic` None: the
     /// mount's type decides it (`Mounts::magic_of`). By default an empty

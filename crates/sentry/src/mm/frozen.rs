@@ -1,0 +1,167 @@
+//! One copy of an unchanging file's bytes for the whole sandbox: every
+//! read-only private mapping of it (a program's text, a library's) maps
+//! the same memory-file pages, so an exec reads a library that another
+//! process already maps from nowhere, and a fork copies none of it.
+//!
+//! Invariants: a frozen backing holds the file's bytes from offset 0 and
+//! nothing writes it once they are in. Only VMAs without `PROT_WRITE` map
+//! it: `mprotect` to writable first gives the VMA a copy of its own
+//! (`MemoryManager::protect`), `MADV_DONTNEED` leaves it (its pages already
+//! read as the file's, which is what Linux gives back), and the Sentry's
+//! forced writes refuse it. A key names the bytes by file, size and
+//! modification time, and only filesystems that copy a file elsewhere
+//! before any write give keys (`Inode::frozen`), so a key never names two
+//! contents.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use super::{copy_data, page_up, Backing, PageSource, RangeAllocator};
+use crate::kernel::Kernel;
+use crate::vfs::{FileSource, FrozenKey, InodeRef, OpenFile};
+use crate::SysResult;
+
+/// The largest file kept this way: a bigger one is read in per mapping,
+/// a piece at a time as it is used.
+pub const FROZEN_MAX: u64 = 256 << 20;
+
+/// Room past a file's last page, where a mapping longer than the file
+/// reads zeros (the dynamic loader maps a library's whole span, its bss
+/// included, before it maps the segments): holes, which cost nothing.
+const TAIL: u64 = 16 << 20;
+
+/// Slots past this many are swept of files no one maps any more.
+const SWEEP_AT: usize = 256;
+
+type Slot = Arc<Mutex<Weak<Backing>>>;
+
+/// The sandbox's frozen files, each held only while something maps it.
+#[derive(Debug, Default)]
+pub struct FrozenFiles {
+    slots: Mutex<HashMap<FrozenKey, Slot>>,
+}
+
+impl FrozenFiles {
+    /// The pages of the file `key` names, read from what `source` opens
+    /// (which must read exactly those bytes) if no mapping holds them now. An error
+    /// (the file turned out shorter, memory ran out) caches nothing.
+    pub fn get(
+        &self,
+        alloc: &Arc<RangeAllocator>,
+        key: FrozenKey,
+        source: impl FnOnce() -> SysResult<Box<dyn PageSource>>,
+    ) -> SysResult<Arc<Backing>> {
+        if key.size == 0 || key.size > FROZEN_MAX {
+            return Err(errno!(EFBIG));
+        }
+        let slot = {
+            let mut slots = self.slots.lock().unwrap();
+            if slots.len() >= SWEEP_AT {
+                // A slot being filled is locked, and kept.
+                slots.retain(|_, s| s.try_lock().map_or(true, |w| w.strong_count() > 0));
+            }
+            slots.entry(key).or_default().clone()
+        };
+        let mut held = slot.lock().unwrap();
+        if let Some(b) = held.upgrade() {
+            return Ok(b);
+        }
+        let mut b = alloc.alloc(key.size + TAIL)?;
+        if copy_data(&*source()?, 0, key.size, |at, data| b.write(at, data))? < key.size {
+            return Err(errno!(EIO));
+        }
+        // From here on nothing writes it (`Backing::write` refuses).
+        Arc::get_mut(&mut b).expect("a backing no one else holds").frozen = true;
+        *held = Arc::downgrade(&b);
+        Ok(b)
+    }
+}
+
+/// The sandbox's one copy of `inode`'s bytes, if the sandbox cannot change
+/// them, the file is at most `max` bytes long and `[off, off + len)` ends
+/// at most `TAIL` past its last page.
+pub fn pages(k: &Kernel, inode: &InodeRef, off: u64, len: u64, max: u64) -> Option<Arc<Backing>> {
+    let (key, lower) = inode.frozen()?;
+    if key.size > max || off.checked_add(len)? > page_up(key.size)? + TAIL {
+        return None;
+    }
+    let open =
+        || -> SysResult<Box<dyn PageSource>> { Ok(Box::new(FileSource(OpenFile::new(lower.open(0)?, None, 0)))) };
+    k.frozen.get(&k.alloc, key, open).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Bytes(Arc<(Vec<u8>, std::sync::atomic::AtomicUsize)>);
+
+    impl PageSource for Bytes {
+        fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+            let (bytes, reads) = &*self.0;
+            reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let from = (off as usize).min(bytes.len());
+            let n = buf.len().min(bytes.len() - from);
+            buf[..n].copy_from_slice(&bytes[from..from + n]);
+            Ok(n)
+        }
+        fn data_extent(&self, off: u64) -> SysResult<Option<(u64, u64)>> {
+            // All data up to the end of any file: a shorter one ends in a short read.
+            Ok((off < self.0 .0.len() as u64).then_some((off, u64::MAX)))
+        }
+    }
+
+    fn source(bytes: Vec<u8>) -> Arc<(Vec<u8>, std::sync::atomic::AtomicUsize)> {
+        Arc::new((bytes, Default::default()))
+    }
+
+    fn open(src: &Arc<(Vec<u8>, std::sync::atomic::AtomicUsize)>) -> impl FnOnce() -> SysResult<Box<dyn PageSource>> {
+        let src = src.clone();
+        move || Ok(Box::new(Bytes(src)) as Box<dyn PageSource>)
+    }
+
+    fn reads(src: &Arc<(Vec<u8>, std::sync::atomic::AtomicUsize)>) -> usize {
+        src.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn key(size: u64) -> FrozenKey {
+        FrozenKey { fs: 1, dev: 2, ino: 3, size, mtime: (4, 5) }
+    }
+
+    #[test]
+    fn one_copy_while_mapped_and_a_fresh_read_after() {
+        let mem = Arc::new(host::MemoryFile::new(64 << 20).unwrap());
+        let alloc = RangeAllocator::new(mem, 0);
+        let files = FrozenFiles::default();
+        let src = source((0..10_000u32).map(|i| i as u8 | 1).collect());
+        let a = files.get(&alloc, key(10_000), open(&src)).unwrap();
+        assert!(a.frozen);
+        let n = reads(&src);
+        let b = files.get(&alloc, key(10_000), open(&src)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(reads(&src), n, "the second mapping read the file again");
+        let mut got = vec![0u8; 10_000];
+        a.read(0, &mut got).unwrap();
+        assert_eq!(got, src.0);
+        // Another modification time is other bytes.
+        let other = files.get(&alloc, FrozenKey { mtime: (4, 6), ..key(10_000) }, open(&src)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        drop((a, b));
+        let c = files.get(&alloc, key(10_000), open(&src)).unwrap();
+        assert!(reads(&src) > n);
+        assert!(c.frozen);
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_key_is_not_kept() {
+        let mem = Arc::new(host::MemoryFile::new(16 << 20).unwrap());
+        let alloc = RangeAllocator::new(mem, 0);
+        let files = FrozenFiles::default();
+        let src = source(vec![7; 100]);
+        assert!(files.get(&alloc, key(5000), open(&src)).is_err());
+        assert!(files.get(&alloc, key(0), open(&src)).is_err());
+        assert!(files.get(&alloc, key(FROZEN_MAX + 1), open(&src)).is_err());
+        assert!(files.get(&alloc, key(100), open(&src)).is_ok());
+    }
+}
