@@ -155,13 +155,19 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_its_key_is_not_kept() {
-        let mem = Arc::new(host::MemoryFile::new(16 << 20).unwrap());
+        let mem = Arc::new(host::MemoryFile::new(64 << 20).unwrap());
         let alloc = RangeAllocator::new(mem, 0);
         let files = FrozenFiles::default();
         let src = source(vec![7; 100]);
-        assert!(files.get(&alloc, key(5000), open(&src)).is_err());
-        assert!(files.get(&alloc, key(0), open(&src)).is_err());
-        assert!(files.get(&alloc, key(FROZEN_MAX + 1), open(&src)).is_err());
-        assert!(files.get(&alloc, key(100), open(&src)).is_ok());
+        let refused = |size, want: abi::Errno| matches!(files.get(&alloc, key(size), open(&src)), Err(e) if e == want);
+        assert!(refused(5000, abi::Errno::EIO));
+        assert!(refused(0, abi::Errno::EFBIG));
+        assert!(refused(FROZEN_MAX + 1, abi::Errno::EFBIG));
+        let b = files.get(&alloc, key(100), open(&src)).unwrap();
+        // Past the file, as far as a mapping may reach, zeros.
+        let mut tail = vec![1u8; 4096];
+        b.read(b.len - 4096, &mut tail).unwrap();
+        assert!(tail.iter().all(|&x| x == 0));
+        assert!(b.len >= page_up(100).unwrap() + TAIL);
     }
 }
