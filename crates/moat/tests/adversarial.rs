@@ -293,6 +293,18 @@ fn mmap_munmap_race_never_loses_a_mapping_or_leaks_another_process_memory() {
     );
 }
 
+// A mapping of pages shared between processes (a root file's) made writable
+// when no room is left for its own copy: the change fails whole, or succeeds.
+#[test]
+fn a_failed_mprotect_of_shared_file_pages_leaves_the_mapping_whole() {
+    let w = run_probe("adv_frozen_protect", &["/etc/passwd"]);
+    w.assert_contained(SENTRY_RSS_BOUND_KIB);
+    let out = &w.output.stdout;
+    assert!(out.contains("the mapping is still there: yes\n"), "{}", w.describe());
+    assert!(out.contains("it shows the file: yes\n"), "{}", w.describe());
+    assert!(out.contains("it shows the other process's memory: no\n"), "{}", w.describe());
+}
+
 // 12. Many processes alive at once.
 #[test]
 fn five_hundred_processes_alive_at_once() {

@@ -5,10 +5,12 @@
  * as it does on Linux. Run with "child OFF" it reports whether its own
  * libc's text at file offset OFF is the file's. */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +71,23 @@ int main(int argc, char **argv) {
   unsigned char *a = mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
   unsigned char *b = mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
   printf("a read-only mapping shows the file: %s\n", yes(memcmp(a, first, 4096) == 0));
+
+  /* The first page of the writable segment shows the file before the
+   * segment's start too (the end of the segment before it). */
+  Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
+  unsigned long phn = getauxval(AT_PHNUM), bias = 0;
+  for (unsigned long i = 0; i < phn; i++)
+    if (ph[i].p_type == PT_PHDR)
+      bias = (unsigned long)ph - ph[i].p_vaddr;
+  for (unsigned long i = 0; i < phn; i++) {
+    if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_W))
+      continue;
+    unsigned long head = ph[i].p_vaddr & 4095;
+    unsigned char before[4096];
+    pread(fd, before, head, ph[i].p_offset - head);
+    printf("the writable segment's first page is the file's before it: %s\n",
+           yes(head > 0 && memcmp((void *)(bias + ph[i].p_vaddr - head), before, head) == 0));
+  }
 
   /* A forked child makes its mapping writable and writes. */
   pid_t pid = fork();

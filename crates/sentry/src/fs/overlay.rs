@@ -555,6 +555,7 @@ impl Inode for OverlayInode {
             ino: st.ino,
             size: st.size,
             mtime: (st.mtime.sec, st.mtime.nsec),
+            ctime: (st.ctime.sec, st.ctime.nsec),
         };
         // Copied up since the first look: its bytes may change now.
         self.upper().is_none().then_some((key, lower))

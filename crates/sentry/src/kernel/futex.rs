@@ -29,8 +29,11 @@ pub struct Futexes {
 /// (memory-file offset, private op).
 type Key = (u64, bool);
 
-fn key(t: &CurrentTask, addr: u64, want: u32, private: bool) -> SysResult<Key> {
-    Ok((t.tg().mm().lock().unwrap().translate_u32(addr, want)?, private))
+/// The key of the word at `addr`, and its pages, held while the word is
+/// read or written (see `MemoryManager::translate_u32`).
+fn key(t: &CurrentTask, addr: u64, want: u32, private: bool) -> SysResult<(Key, Arc<crate::mm::Backing>)> {
+    let (off, pages) = t.tg().mm().lock().unwrap().translate_u32(addr, want)?;
+    Ok(((off, private), pages))
 }
 
 impl Futexes {
@@ -47,7 +50,7 @@ impl Futexes {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
-        let k = key(t, addr, PROT_READ, private)?;
+        let (k, _pages) = key(t, addr, PROT_READ, private)?;
         let fw = Arc::new(FutexWaiter { waiter: t.task.waiter.clone(), woken: AtomicBool::new(false), bitset });
         {
             let mut q = self.queues.lock().unwrap();
@@ -95,7 +98,7 @@ impl Futexes {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
-        let k = key(t, addr, PROT_READ, private)?;
+        let (k, _) = key(t, addr, PROT_READ, private)?;
         Ok(Self::wake_key(&mut self.queues.lock().unwrap(), k, n, bitset) as u64)
     }
 
@@ -117,8 +120,8 @@ impl Futexes {
         cmp: Option<u32>,
         private: bool,
     ) -> SysResult<u64> {
-        let k = key(t, addr, PROT_READ, private)?;
-        let k2 = key(t, addr2, PROT_READ, private)?;
+        let (k, _pages) = key(t, addr, PROT_READ, private)?;
+        let (k2, _) = key(t, addr2, PROT_READ, private)?;
         let mut q = self.queues.lock().unwrap();
         if let Some(v) = cmp {
             if t.k.mem.load_u32(k.0).map_err(|_| errno!(EFAULT))? != v {
@@ -156,8 +159,8 @@ impl Futexes {
         op: u32,
         private: bool,
     ) -> SysResult<u64> {
-        let k = key(t, addr, PROT_READ, private)?;
-        let k2 = key(t, addr2, PROT_READ | PROT_WRITE, private)?;
+        let (k, _) = key(t, addr, PROT_READ, private)?;
+        let (k2, _pages2) = key(t, addr2, PROT_READ | PROT_WRITE, private)?;
         let mut q = self.queues.lock().unwrap();
         let opcode = (op >> 28) & 7;
         let shift = op & (8 << 28) != 0;

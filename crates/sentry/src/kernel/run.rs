@@ -86,7 +86,8 @@ impl CurrentTask {
         for entry in entries {
             // Bit 0 of an entry marks a PI futex; the word is at entry + offset either way.
             let addr = (entry & !1).wrapping_add(offset as u64);
-            let off = match self
+            // The word's pages are held until its update is done.
+            let (off, _pages) = match self
                 .tg()
                 .mm()
                 .lock()
@@ -126,7 +127,7 @@ impl CurrentTask {
             }
             mm.translate_u32(addr, crate::mm::PROT_READ)
         };
-        if let Ok(off) = off {
+        if let Ok((off, _pages)) = off {
             self.k.futexes.wake_offset(off);
         }
     }

@@ -264,11 +264,15 @@ fn map_elf(cur: &CurrentTask, mm: &mut MemoryManager, f: &Opened, main: bool) ->
             }
         }
         mm.map(start + bias, end - start, prot, false, true, false, Some((backing.clone(), start - lo)), name)?;
-        let mut data = vec![0u8; filesz as usize];
-        if read_at(f, off, &mut data)? != data.len() {
+        // The file's page from its start, as Linux maps it: the bytes before
+        // the segment in its first page are the file's too (the end of the
+        // segment before it, which may have been mapped from elsewhere).
+        let head = if filesz > 0 { va - start } else { 0 };
+        let mut data = vec![0u8; (head + filesz) as usize];
+        if read_at(f, off - head, &mut data)? != data.len() {
             return Err(errno!(ENOEXEC));
         }
-        mm.write_force(va + bias, &data)?;
+        mm.write_force(start + bias, &data)?;
     }
     let mut interp = None;
     let mut phdr_addr = 0;

@@ -8,12 +8,12 @@
 //! it: `mprotect` to writable first gives the VMA a copy of its own
 //! (`MemoryManager::protect`), `MADV_DONTNEED` leaves it (its pages already
 //! read as the file's, which is what Linux gives back), and the Sentry's
-//! forced writes refuse it. A key names the bytes by file, size and
-//! modification time, and only filesystems that copy a file elsewhere
+//! forced writes refuse it. A key names the bytes by file, size,
+//! modification and change time, and only filesystems that copy a file elsewhere
 //! before any write give keys (`Inode::frozen`), so a key never names two
 //! contents.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::{copy_data, page_up, Backing, PageSource, RangeAllocator};
@@ -35,10 +35,18 @@ const SWEEP_AT: usize = 256;
 
 type Slot = Arc<Mutex<Weak<Backing>>>;
 
-/// The sandbox's frozen files, each held only while something maps it.
+/// The most recently mapped files are kept after their last mapping goes
+/// (a shell loop execs the same program again and again), up to this many
+/// and this many bytes.
+const RECENT_FILES: usize = 16;
+const RECENT_BYTES: u64 = 32 << 20;
+
+/// The sandbox's frozen files, each held while something maps it, and the
+/// most recent few a while longer.
 #[derive(Debug, Default)]
 pub struct FrozenFiles {
     slots: Mutex<HashMap<FrozenKey, Slot>>,
+    recent: Mutex<VecDeque<Arc<Backing>>>,
 }
 
 impl FrozenFiles {
@@ -64,6 +72,7 @@ impl FrozenFiles {
         };
         let mut held = slot.lock().unwrap();
         if let Some(b) = held.upgrade() {
+            self.keep(&b);
             return Ok(b);
         }
         let mut b = alloc.alloc(key.size + TAIL)?;
@@ -73,7 +82,26 @@ impl FrozenFiles {
         // From here on nothing writes it (`Backing::write` refuses).
         Arc::get_mut(&mut b).expect("a backing no one else holds").frozen = true;
         *held = Arc::downgrade(&b);
+        self.keep(&b);
         Ok(b)
+    }
+
+    /// Makes `b` the most recent file kept, letting the oldest go past the bounds.
+    fn keep(&self, b: &Arc<Backing>) {
+        let file_len = |b: &Arc<Backing>| b.len - TAIL;
+        if file_len(b) > RECENT_BYTES {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap();
+        recent.retain(|r| !Arc::ptr_eq(r, b));
+        recent.push_front(b.clone());
+        let mut total = 0;
+        let keep = recent.iter().take(RECENT_FILES).take_while(|r| {
+            total += file_len(r);
+            total <= RECENT_BYTES
+        });
+        let n = keep.count();
+        recent.truncate(n);
     }
 }
 
@@ -126,12 +154,12 @@ mod tests {
     }
 
     fn key(size: u64) -> FrozenKey {
-        FrozenKey { fs: 1, dev: 2, ino: 3, size, mtime: (4, 5) }
+        FrozenKey { fs: 1, dev: 2, ino: 3, size, mtime: (4, 5), ctime: (6, 7) }
     }
 
     #[test]
     fn one_copy_while_mapped_and_a_fresh_read_after() {
-        let mem = Arc::new(host::MemoryFile::new(64 << 20).unwrap());
+        let mem = Arc::new(host::MemoryFile::new(1 << 30).unwrap());
         let alloc = RangeAllocator::new(mem, 0);
         let files = FrozenFiles::default();
         let src = source((0..10_000u32).map(|i| i as u8 | 1).collect());
@@ -147,15 +175,27 @@ mod tests {
         // Another modification time is other bytes.
         let other = files.get(&alloc, FrozenKey { mtime: (4, 6), ..key(10_000) }, open(&src)).unwrap();
         assert!(!Arc::ptr_eq(&a, &other));
+        // The last mapping gone, the file is kept among the recent ones...
+        let weak = Arc::downgrade(&a);
+        let n = reads(&src);
         drop((a, b));
         let c = files.get(&alloc, key(10_000), open(&src)).unwrap();
-        assert!(reads(&src) > n);
+        assert_eq!(reads(&src), n);
         assert!(c.frozen);
+        drop(c);
+        // ...until RECENT_FILES others push it out; then it is read afresh.
+        for i in 0..RECENT_FILES as u64 {
+            files.get(&alloc, FrozenKey { ino: 100 + i, ..key(10_000) }, open(&src)).unwrap();
+        }
+        assert_eq!(weak.strong_count(), 0, "an old file is still held");
+        let before = reads(&src);
+        files.get(&alloc, key(10_000), open(&src)).unwrap();
+        assert!(reads(&src) > before);
     }
 
     #[test]
     fn a_file_shorter_than_its_key_is_not_kept() {
-        let mem = Arc::new(host::MemoryFile::new(64 << 20).unwrap());
+        let mem = Arc::new(host::MemoryFile::new(1 << 30).unwrap());
         let alloc = RangeAllocator::new(mem, 0);
         let files = FrozenFiles::default();
         let src = source(vec![7; 100]);

@@ -497,6 +497,18 @@ impl MemoryManager {
             return Err(errno!(EACCES));
         }
         let keys: Vec<u64> = self.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(&k, _)| k).collect();
+        // A file's shared bytes about to be writable: each such part takes
+        // a copy of its own (holes stay holes), all made before anything
+        // changes, so that a failure leaves the address space as it was.
+        let mut copies = Vec::new();
+        if prot & PROT_WRITE != 0 {
+            for v in keys.iter().map(|k| &self.vmas[k]).filter(|v| v.backing.frozen) {
+                let (lo, hi) = (v.start.max(addr), v.end.min(end));
+                let own = self.alloc.alloc(hi - lo)?;
+                self.alloc.file.copy(v.memoff(lo), own.off, hi - lo).map_err(|_| errno!(ENOMEM))?;
+                copies.push((v.start, own));
+            }
+        }
         let mut ops = Vec::new();
         for k in keys {
             let mut v = self.vmas.remove(&k).expect("key from range");
@@ -510,13 +522,8 @@ impl MemoryManager {
                 self.vmas.insert(hi.start, hi);
                 v = lo;
             }
-            if prot & PROT_WRITE != 0 && v.backing.frozen {
-                // A file's shared bytes about to be writable: this VMA takes
-                // a copy of its own (holes stay holes).
-                let len = v.end - v.start;
-                let own = self.alloc.alloc(len)?;
-                self.alloc.file.copy(v.memoff(v.start), own.off, len).map_err(|_| errno!(ENOMEM))?;
-                self.retired.push(std::mem::replace(&mut v.backing, own));
+            if let Some(i) = copies.iter().position(|(start, _)| *start == k) {
+                self.retired.push(std::mem::replace(&mut v.backing, copies.swap_remove(i).1));
                 v.offset = 0;
             }
             v.prot = prot;
@@ -689,11 +696,20 @@ impl MemoryManager {
 
     /// The memory-file offset behind the aligned u32 at `addr` (futex keys): the same for
     /// every process sharing the page, distinct for private copies.
-    pub fn translate_u32(&self, addr: u64, want: u32) -> SysResult<u64> {
+    ///
+    /// With the word's pages, which the caller holds while it reads or
+    /// writes the word after letting go of the address space's lock: an
+    /// unmap in between then frees nothing the word could be reused as.
+    pub fn translate_u32(&self, addr: u64, want: u32) -> SysResult<(u64, Arc<Backing>)> {
         if !addr.is_multiple_of(4) {
             return Err(errno!(EINVAL));
         }
-        Ok(self.extents(addr, 4, want)?[0].0)
+        let off = self.extents(addr, 4, want)?[0].0;
+        let v = self.vmas.range(..=addr).next_back().map(|(_, v)| v).ok_or(errno!(EFAULT))?;
+        if want & PROT_WRITE != 0 && v.backing.frozen {
+            return Err(errno!(EFAULT));
+        }
+        Ok((off, v.backing.clone()))
     }
 
     /// Copies app memory at `addr` into `buf` (EFAULT if any byte is unmapped or unreadable).

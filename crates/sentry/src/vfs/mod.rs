@@ -158,8 +158,10 @@ pub struct SetAttr {
 }
 
 /// Names bytes of a file that cannot change while they are named so: the
-/// filesystem, the file and its size and modification time (see
-/// [`Inode::frozen`]).
+/// filesystem, the file, its size and its modification and change times
+/// (the last, which no one sets at will, tells apart two files a host
+/// filesystem gives one inode number, an overlayfs without `xino` say);
+/// see [`Inode::frozen`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FrozenKey {
     pub fs: u64,
@@ -167,6 +169,7 @@ pub struct FrozenKey {
     pub ino: u64,
     pub size: u64,
     pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
 }
 
 /// A file-system object. Directory operations default to ENOTDIR, the rest to EPERM/EINVAL.
