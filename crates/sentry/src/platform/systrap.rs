@@ -14,7 +14,7 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use abi::signal::{SigContext, UContext, FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2};
@@ -82,9 +82,43 @@ fn libc_eagain() -> i32 {
 
 #[derive(Debug)]
 pub struct SystrapPlatform {
+    maker: Arc<Maker>,
+    warm: Arc<Warm>,
+}
+
+/// Makes stub processes: a fresh process with its first thread in a slot.
+#[derive(Debug)]
+struct Maker {
     mem: Arc<MemoryFile>,
     factory: StubFactory,
     pool: Arc<Pool>,
+}
+
+/// How many fresh stub processes are kept made ahead of a fork.
+const WARM: usize = 2;
+
+/// Stub processes made ahead of need by the `moat-stubs` thread, so that
+/// a fork takes one instead of waiting for a host fork, the stub's own
+/// set-up and its first thread (about half a millisecond). Refilled after
+/// each fork, from the second process of the sandbox on (a sandbox that
+/// never forks makes none); a failure (the pids limit) stops the refill
+/// until the next fork. The thread sleeps on the condition variable
+/// between refills and ends with the platform.
+#[derive(Debug, Default)]
+struct Warm {
+    state: Mutex<WarmState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WarmState {
+    ready: Vec<Thread>,
+    /// A refill is asked for.
+    wanted: bool,
+    started: bool,
+    stop: bool,
+    /// Processes made so far.
+    processes: u32,
 }
 
 impl SystrapPlatform {
@@ -94,7 +128,74 @@ impl SystrapPlatform {
             slots: Mutex::new((0..st::SLOTS).rev().collect()),
             procs: Mutex::new((0..PROCS).rev().collect()),
         });
-        Ok(SystrapPlatform { mem, factory, pool })
+        Ok(SystrapPlatform { maker: Arc::new(Maker { mem, factory, pool }), warm: Arc::default() })
+    }
+
+    /// A made process still alive, if one is ready; from the sandbox's
+    /// second process on, asks for a refill (starting the thread that makes
+    /// them the first time).
+    fn take_warm(&self) -> Option<Thread> {
+        let mut st = self.warm.state.lock().unwrap();
+        st.processes = st.processes.saturating_add(1);
+        let mut taken = None;
+        while let Some(th) = st.ready.pop() {
+            if !th.process.dead() {
+                taken = Some(th);
+                break;
+            }
+        }
+        if st.processes < 2 {
+            return taken;
+        }
+        st.wanted = true;
+        if !st.started {
+            let (maker, warm) = (self.maker.clone(), self.warm.clone());
+            st.started =
+                std::thread::Builder::new().name("moat-stubs".into()).spawn(move || warm.serve(&maker)).is_ok();
+        }
+        self.warm.wake.notify_one();
+        taken
+    }
+}
+
+impl Warm {
+    /// The `moat-stubs` thread: refills to `WARM` when asked, until stopped.
+    fn serve(&self, maker: &Maker) {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            while !st.stop && !(st.wanted && st.ready.len() < WARM) {
+                st = self.wake.wait(st).unwrap();
+            }
+            if st.stop {
+                return;
+            }
+            drop(st);
+            let made = maker.make();
+            st = self.state.lock().unwrap();
+            match made {
+                Ok(th) if !st.stop => st.ready.push(th),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("no stub made ahead: {e}");
+                    st.wanted = false;
+                }
+            }
+            if st.ready.len() >= WARM {
+                st.wanted = false;
+            }
+        }
+    }
+}
+
+impl Drop for SystrapPlatform {
+    fn drop(&mut self) {
+        let ready = {
+            let mut st = self.warm.state.lock().unwrap();
+            st.stop = true;
+            std::mem::take(&mut st.ready)
+        };
+        self.warm.wake.notify_all();
+        drop(ready);
     }
 }
 
@@ -112,6 +213,16 @@ impl Platform for SystrapPlatform {
     }
 
     fn new_context(&self) -> io::Result<Box<dyn Context>> {
+        let th = match self.take_warm() {
+            Some(th) => th,
+            None => self.maker.make()?,
+        };
+        Ok(Box::new(SystrapContext::new(th)))
+    }
+}
+
+impl Maker {
+    fn make(&self) -> io::Result<Thread> {
         let idx = Pool::take(&self.pool.procs)?;
         let req_off = PROCS_OFF + idx as u64 * PAGE;
         let give_back = |e: io::Error| {
@@ -135,7 +246,7 @@ impl Platform for SystrapPlatform {
             pool: self.pool.clone(),
             orphans: Mutex::new(Vec::new()),
         });
-        Ok(Box::new(SystrapContext::new(Thread::start(&process)?)))
+        Thread::start(&process)
     }
 }
 
