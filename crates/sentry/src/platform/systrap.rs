@@ -163,7 +163,7 @@ impl Warm {
     fn serve(&self, maker: &Maker) {
         let mut st = self.state.lock().unwrap();
         loop {
-            while !st.stop && !(st.wanted && st.ready.len() < WARM) {
+            while !(st.stop || st.wanted && st.ready.len() < WARM) {
                 st = self.wake.wait(st).unwrap();
             }
             if st.stop {
