@@ -137,14 +137,14 @@ impl SystrapPlatform {
     fn take_warm(&self) -> Option<Thread> {
         let mut st = self.warm.state.lock().unwrap();
         st.processes = st.processes.saturating_add(1);
-        let mut taken = None;
-        while let Some(th) = st.ready.pop() {
-            if !th.process.dead() {
-                taken = Some(th);
-                break;
-            }
-        }
+        // A made stub that died (the OOM killer) goes now, not at the end.
+        let (live, dead): (Vec<Thread>, Vec<Thread>) =
+            std::mem::take(&mut st.ready).into_iter().partition(|th| !th.process.dead());
+        st.ready = live;
+        let taken = st.ready.pop();
         if st.processes < 2 {
+            drop(st);
+            drop(dead);
             return taken;
         }
         st.wanted = true;
@@ -154,7 +154,20 @@ impl SystrapPlatform {
                 std::thread::Builder::new().name("moat-stubs".into()).spawn(move || warm.serve(&maker)).is_ok();
         }
         self.warm.wake.notify_one();
+        drop(st);
+        drop(dead);
         taken
+    }
+
+    /// Lets every made stub go and stops the refill until the next fork:
+    /// what they hold (pids, slots) goes to a fork that found none left.
+    fn drop_warm(&self) {
+        let ready = {
+            let mut st = self.warm.state.lock().unwrap();
+            st.wanted = false;
+            std::mem::take(&mut st.ready)
+        };
+        drop(ready);
     }
 }
 
@@ -215,7 +228,13 @@ impl Platform for SystrapPlatform {
     fn new_context(&self) -> io::Result<Box<dyn Context>> {
         let th = match self.take_warm() {
             Some(th) => th,
-            None => self.maker.make()?,
+            None => match self.maker.make() {
+                Ok(th) => th,
+                Err(_) => {
+                    self.drop_warm();
+                    self.maker.make()?
+                }
+            },
         };
         Ok(Box::new(SystrapContext::new(th)))
     }
@@ -307,7 +326,10 @@ impl Process {
     }
 
     fn kill(&self) {
-        let _ = host::sys::kill(self.pid(), 9);
+        // A stub long dead may have left its pid to another process.
+        if !self.dead() {
+            let _ = host::sys::kill(self.pid(), 9);
+        }
     }
 
     fn slot_off(slot: u32) -> u64 {
