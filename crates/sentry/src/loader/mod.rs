@@ -10,10 +10,13 @@ use object::Endianness;
 
 use crate::auth::capability;
 use crate::auth::Creds;
-use crate::kernel::CurrentTask;
-use crate::mm::{page_down, page_up, MemoryManager, VmaName, FROZEN_MAX, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE};
+use crate::kernel::{CurrentTask, Kernel};
+use crate::mm::{
+    page_down, page_up, Backing, MemoryManager, PageSource, VmaName, FROZEN_MAX, PROT_EXEC, PROT_READ, PROT_WRITE,
+    STACK_SIZE,
+};
 use crate::vfs::permission::{self, MAY_EXEC};
-use crate::vfs::{Dentry, FileType, Follow, OpenFile, Stat};
+use crate::vfs::{Dentry, FileSource, FileType, Follow, InodeRef, OpenFile, Stat};
 use crate::SysResult;
 
 pub mod vdso;
@@ -256,9 +259,7 @@ fn map_elf(cur: &CurrentTask, mm: &mut MemoryManager, f: &Opened, main: bool) ->
         // A segment nobody writes shows the file's pages, as Linux's does:
         // the sandbox's one copy of them, if the file cannot change.
         if prot & PROT_WRITE == 0 && memsz == filesz {
-            if let Some(pages) =
-                crate::mm::frozen::pages(&cur.k, &f.dentry.inode, page_down(off), end - start, FROZEN_MAX)
-            {
+            if let Some(pages) = frozen_pages(&cur.k, &f.dentry.inode, page_down(off), end - start, FROZEN_MAX) {
                 mm.map(start + bias, end - start, prot, false, true, false, Some((pages, page_down(off))), name)?;
                 continue;
             }
@@ -422,4 +423,17 @@ fn build_stack(
     mm.env_range = (env_start, env_end);
     mm.auxv = auxv;
     Ok(sp)
+}
+
+/// The sandbox's one copy of `inode`'s bytes, if the sandbox cannot change
+/// them, the file is at most `max` bytes long and `[off, off + len)` ends
+/// at most `mm::frozen::TAIL` past its last page.
+pub fn frozen_pages(k: &Kernel, inode: &InodeRef, off: u64, len: u64, max: u64) -> Option<Arc<Backing>> {
+    let (key, lower) = inode.frozen()?;
+    if key.size > max || off.checked_add(len)? > page_up(key.size)? + crate::mm::frozen::TAIL {
+        return None;
+    }
+    let open =
+        || -> SysResult<Box<dyn PageSource>> { Ok(Box::new(FileSource(OpenFile::new(lower.open(0)?, None, 0)))) };
+    k.frozen.get(&k.alloc, key, open).ok()
 }

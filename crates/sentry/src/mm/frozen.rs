@@ -16,10 +16,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::{copy_data, page_up, Backing, PageSource, RangeAllocator};
-use crate::kernel::Kernel;
-use crate::vfs::{FileSource, FrozenKey, InodeRef, OpenFile};
+use super::{copy_data, Backing, PageSource, RangeAllocator};
 use crate::SysResult;
+
+/// Names bytes of a file that cannot change while they are named so: the
+/// filesystem, the file, its size and its modification and change times
+/// (the last, which no one sets at will, tells apart two files a host
+/// filesystem gives one inode number, an overlayfs without `xino` say);
+/// see `vfs::Inode::frozen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrozenKey {
+    pub fs: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
 
 /// The largest file kept this way: a bigger one is read in per mapping,
 /// a piece at a time as it is used.
@@ -28,7 +41,7 @@ pub const FROZEN_MAX: u64 = 256 << 20;
 /// Room past a file's last page, where a mapping longer than the file
 /// reads zeros (the dynamic loader maps a library's whole span, its bss
 /// included, before it maps the segments): holes, which cost nothing.
-const TAIL: u64 = 16 << 20;
+pub const TAIL: u64 = 16 << 20;
 
 /// Slots past this many are swept of files no one maps any more.
 const SWEEP_AT: usize = 256;
@@ -103,19 +116,6 @@ impl FrozenFiles {
         let n = keep.count();
         recent.truncate(n);
     }
-}
-
-/// The sandbox's one copy of `inode`'s bytes, if the sandbox cannot change
-/// them, the file is at most `max` bytes long and `[off, off + len)` ends
-/// at most `TAIL` past its last page.
-pub fn pages(k: &Kernel, inode: &InodeRef, off: u64, len: u64, max: u64) -> Option<Arc<Backing>> {
-    let (key, lower) = inode.frozen()?;
-    if key.size > max || off.checked_add(len)? > page_up(key.size)? + TAIL {
-        return None;
-    }
-    let open =
-        || -> SysResult<Box<dyn PageSource>> { Ok(Box::new(FileSource(OpenFile::new(lower.open(0)?, None, 0)))) };
-    k.frozen.get(&k.alloc, key, open).ok()
 }
 
 #[cfg(test)]
@@ -208,6 +208,6 @@ mod tests {
         let mut tail = vec![1u8; 4096];
         b.read(b.len - 4096, &mut tail).unwrap();
         assert!(tail.iter().all(|&x| x == 0));
-        assert!(b.len >= page_up(100).unwrap() + TAIL);
+        assert!(b.len >= super::super::page_up(100).unwrap() + TAIL);
     }
 }

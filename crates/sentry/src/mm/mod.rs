@@ -23,7 +23,7 @@ use host::memfile::PAGE;
 
 pub use alloc::{Backing, RangeAllocator};
 pub use fill::{copy_data, Fill, PageSource, PIECE};
-pub use frozen::{FrozenFiles, FROZEN_MAX};
+pub use frozen::{FrozenFiles, FrozenKey, FROZEN_MAX};
 pub use io::{AppIo, IoDst, IoSrc, Part};
 
 use crate::SysResult;

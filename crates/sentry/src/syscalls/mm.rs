@@ -81,7 +81,7 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     // A read-only private mapping of a file the sandbox cannot change
     // shares the one copy of its bytes.
     if prot & 2 == 0 {
-        if let Some(backing) = crate::mm::frozen::pages(&t.k, &d.inode, off, len, FILL_AT_MAP) {
+        if let Some(backing) = crate::loader::frozen_pages(&t.k, &d.inode, off, len, FILL_AT_MAP) {
             let name = VmaName::File {
                 path: String::from_utf8_lossy(&d.path()).into_owned(),
                 dev: st.dev,

@@ -157,20 +157,7 @@ pub struct SetAttr {
     pub mtime: Option<Timespec>,
 }
 
-/// Names bytes of a file that cannot change while they are named so: the
-/// filesystem, the file, its size and its modification and change times
-/// (the last, which no one sets at will, tells apart two files a host
-/// filesystem gives one inode number, an overlayfs without `xino` say);
-/// see [`Inode::frozen`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FrozenKey {
-    pub fs: u64,
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
-}
+pub use crate::mm::FrozenKey;
 
 /// A file-system object. Directory operations default to ENOTDIR, the rest to EPERM/EINVAL.
 pub trait Inode: Send + Sync + Any + std::fmt::Debug {
