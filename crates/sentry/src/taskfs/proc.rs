@@ -622,14 +622,14 @@ fn run_state(v: &View, info: &ProcInfo) -> (char, &'static str) {
     // thread of it reading /proc/PID/stat sees the main thread asleep, as
     // LTP's TST_PROCESS_STATE_WAIT waits to see.
     let (_, cur_tid) = current();
-    let running = v.id == cur_tid;
     if info.zombie.is_some() {
         ('Z', "zombie")
-    } else if running {
-        // Only the thread reading its own /proc is known to be on a CPU.
-        ('R', "running")
-    } else {
+    } else if v.id != cur_tid && v.task.as_ref().is_none_or(|t| t.waiter.is_sleeping()) {
+        // Asleep in the Sentry (a futex, a pipe, a child, a timer).
         ('S', "sleeping")
+    } else {
+        // Running app code, or a system call that does not sleep.
+        ('R', "running")
     }
 }
 
@@ -1677,6 +1677,16 @@ mod tests {
             assert_eq!(walk(&k, "/proc/thread-self").unwrap().path(), b"/proc/1/task/1");
 
             assert!(read(&k, "/proc/self/stat").unwrap().starts_with("1 (prog) R 0 1 1 0 -1 "));
+            // Another task is running until it sleeps in the Sentry.
+            assert!(read(&k, "/proc/2/stat").unwrap().starts_with("2 (prog) R 1 2 2 0 -1 "));
+            let waiter = child.threads()[0].waiter.clone();
+            let sleeper = std::thread::spawn({
+                let waiter = waiter.clone();
+                move || waiter.wait(None)
+            });
+            while !waiter.is_sleeping() {
+                std::thread::yield_now();
+            }
             assert!(read(&k, "/proc/2/stat").unwrap().starts_with("2 (prog) S 1 2 2 0 -1 "));
             assert!(read(&k, "/proc/2/task/2/stat").unwrap().starts_with("2 (prog) S 1 "));
             assert_eq!(read(&k, "/proc/1/cmdline").unwrap(), "init\0--flag\0");
@@ -1686,6 +1696,8 @@ mod tests {
             {
                 assert!(status.contains(line), "{line:?} not in {status}");
             }
+            waiter.notify();
+            sleeper.join().unwrap();
             assert!(read(&k, "/proc/1/maps").unwrap().ends_with(" [stack]\n"));
             assert_eq!(
                 walk(&k, "/proc/1/exe").err().map(|e| e.errno()),

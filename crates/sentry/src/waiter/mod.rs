@@ -2,6 +2,7 @@
 //! can block on (pipes, children, futexes). Wake-ups are never lost: a waiter
 //! is registered before the condition is re-checked.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
@@ -10,6 +11,8 @@ use std::time::Instant;
 pub struct Waiter {
     woken: Mutex<bool>,
     cv: Condvar,
+    /// In `wait` now: what /proc shows as the task's state.
+    sleeping: AtomicBool,
 }
 
 impl Waiter {
@@ -25,6 +28,7 @@ impl Waiter {
     /// Sleeps until notified or `deadline`; consumes the notification.
     pub fn wait(&self, deadline: Option<Instant>) {
         let mut w = self.woken.lock().unwrap();
+        self.sleeping.store(true, Ordering::Relaxed);
         while !*w {
             match deadline {
                 None => w = self.cv.wait(w).unwrap(),
@@ -38,6 +42,12 @@ impl Waiter {
             }
         }
         *w = false;
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the task sleeps in `wait` now.
+    pub fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
     }
 
     /// Clears a pending notification before re-checking conditions.
