@@ -567,7 +567,15 @@ impl MemoryManager {
                 {
                     self.vmas.remove(&v.start);
                     v.end = new_end;
-                    ops.push(v.map_op());
+                    // The stub maps the new pages only: mapping the whole heap
+                    // again would drop the host's page tables of every page
+                    // already in, each of which the app would fault in again.
+                    ops.push(match v.map_op() {
+                        MapOp::Map { prot, .. } => {
+                            MapOp::Map { addr: old_end, len: new_end - old_end, prot, off: v.memoff(old_end) }
+                        }
+                        unmap => unmap,
+                    });
                     self.vmas.insert(v.start, v);
                 }
                 _ => {
