@@ -56,6 +56,8 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     if st.file_type() != FileType::Regular {
         return Err(errno!(ENODEV));
     }
+    let name =
+        VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
     if shared && (prot & 2 != 0 || f.writable()) {
         // The mapping and the file share pages in the memory file (tmpfs files, and files
         // copied up into the overlay). A read-only shared mapping of a file that cannot
@@ -66,12 +68,6 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
                 if prot & 2 != 0 && !f.writable() {
                     return Err(errno!(EACCES));
                 }
-                let name = VmaName::File {
-                    path: String::from_utf8_lossy(&d.path()).into_owned(),
-                    dev: st.dev,
-                    ino: st.ino,
-                    offset: off,
-                };
                 return t.change_mm(|mm| mm.map(addr, len, prot, true, fixed, noreplace, Some((backing, off)), name));
             }
             Err(e) if prot & 2 != 0 => return Err(e),
@@ -82,12 +78,6 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     // shares the one copy of its bytes.
     if prot & 2 == 0 {
         if let Some(backing) = crate::loader::frozen_pages(&t.k, &d.inode, off, len, FILL_AT_MAP) {
-            let name = VmaName::File {
-                path: String::from_utf8_lossy(&d.path()).into_owned(),
-                dev: st.dev,
-                ino: st.ino,
-                offset: off,
-            };
             return t.change_mm(|mm| mm.map(addr, len, prot, false, fixed, noreplace, Some((backing, off)), name));
         }
     }
@@ -100,8 +90,6 @@ pub fn sys_mmap(t: &mut CurrentTask, addr: u64, len: u64, prot: u32, flags: u32,
     if len <= FILL_AT_MAP {
         backing.fill_range(0, len)?;
     }
-    let name =
-        VmaName::File { path: String::from_utf8_lossy(&d.path()).into_owned(), dev: st.dev, ino: st.ino, offset: off };
     t.change_mm(|mm| mm.map(addr, len, prot, false, fixed, noreplace, Some((backing, 0)), name))
 }
 
